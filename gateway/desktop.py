@@ -1,0 +1,337 @@
+"""One desktop session: browser WebSocket ⇄ gateway ⇄ VNC target.
+
+The gateway terminates RFB on both sides. It first reads the browser's protocol
+version, then connects to the target and runs the client handshake there (with the
+target's password, which the browser never sees), and only then completes the
+server handshake towards the browser — so a refusal reaches noVNC as a security
+failure with a readable reason. After that, one task per direction cuts each stream
+into whole messages (:mod:`gateway.rfb.framing`), applies the policy (encodings the
+gateway can frame, clipboard direction) and forwards the exact bytes.
+
+Backpressure: each pump awaits its write before reading more, so a browser that
+stops reading stops the reads from the target; buffers are bounded by the read size
+and the framers' limits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import TypeVar
+
+from aiohttp import WSMsgType, web
+
+from gateway.errors import ProtocolViolation, TargetAuthFailed, TargetUnavailable
+from gateway.metrics import Metrics
+from gateway.policy import Policy
+from gateway.rfb.framing import (
+    ClientMessageFramer,
+    ClientMessageReceived,
+    ProtocolFailed,
+    ServerMessageFramer,
+    ServerMessageReceived,
+    filter_encodings,
+)
+from gateway.rfb.handshake import (
+    ClientHandshake,
+    ClientVersionReceived,
+    HandshakeComplete,
+    HandshakeFailed,
+    ServerHandshake,
+)
+from gateway.rfb.messages import (
+    ClientCutText,
+    KeyEvent,
+    PointerEvent,
+    QEMUExtendedKeyEvent,
+    ServerCutText,
+    ServerInit,
+    SetEncodings,
+    SetPixelFormat,
+)
+from gateway.sessions import LiveSession
+
+log = logging.getLogger(__name__)
+
+READ_SIZE = 64 * 1024
+
+E = TypeVar("E")
+
+
+class CloseCode:
+    """WebSocket close codes the desktop page explains to the operator."""
+
+    NORMAL = 1000
+    PROTOCOL_ERROR = 1008
+    INTERNAL_ERROR = 1011
+    TARGET_UNAVAILABLE = 4004
+    TARGET_CLOSED = 4005
+    IDLE_TIMEOUT = 4008
+    MAX_SESSION = 4009
+    TERMINATED = 4010
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Bounds on every network wait of a desktop session (seconds)."""
+
+    connect: float = 10.0
+    handshake: float = 15.0
+
+
+class SessionEnded(Exception):
+    """Raised by a pump to end the session with a close code and a reason for people."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class TargetEndpoint:
+    """Where and how the gateway reaches a VNC target."""
+
+    name: str
+    host: str
+    port: int
+    password: bytes | None
+
+
+class DesktopSession:
+    """Proxy one browser WebSocket to one VNC target until either side ends it."""
+
+    def __init__(
+        self,
+        ws: web.WebSocketResponse,
+        target: TargetEndpoint,
+        policy: Policy,
+        live: LiveSession,
+        metrics: Metrics,
+        timeouts: Timeouts = Timeouts(),
+    ) -> None:
+        self._ws = ws
+        self._target = target
+        self._policy = policy
+        self._live = live
+        self._metrics = metrics
+        self._timeouts = timeouts
+        self._loop = asyncio.get_running_loop()
+        self._last_input = self._loop.time()
+        self._terminated: asyncio.Future[str] = self._loop.create_future()
+        self._writer: asyncio.StreamWriter | None = None
+        live.terminate = self._request_termination
+        self._to_target = metrics.proxy_bytes_total.labels(protocol="vnc", direction="to_target")
+        self._to_client = metrics.proxy_bytes_total.labels(protocol="vnc", direction="to_client")
+
+    def _request_termination(self, reason: str) -> None:
+        if not self._terminated.done():
+            self._terminated.set_result(reason)
+
+    async def run(self) -> SessionEnded:
+        """Run the session to its end; returns how it ended (the socket is closed)."""
+        try:
+            ended = await self._run()
+        except SessionEnded as exc:
+            ended = exc
+        except Exception:
+            log.exception("desktop session failed", extra={"ctx": self._context()})
+            ended = SessionEnded(CloseCode.INTERNAL_ERROR, "internal gateway error; the session was ended")
+        finally:
+            if self._writer is not None:
+                self._writer.close()
+        await self._ws.close(code=ended.code, message=ended.reason.encode()[:120])
+        return ended
+
+    async def _run(self) -> SessionEnded:
+        browser = ServerHandshake()
+        browser.initiate()
+        await self._send_to_browser(browser.data_to_send())
+        await self._until_event(browser, ClientVersionReceived)
+
+        try:
+            reader, writer, server_init, trailing_from_target = await self._connect_target()
+        except (TargetUnavailable, TargetAuthFailed, ProtocolViolation) as exc:
+            browser.reject(str(exc))
+            await self._send_to_browser(browser.data_to_send())
+            raise SessionEnded(CloseCode.TARGET_UNAVAILABLE, str(exc)) from exc
+        self._writer = writer
+
+        # The browser sees the target's geometry and pixel format, but the admin's name for it:
+        # the server's own desktop name is untrusted text (HTML injection into the page title).
+        browser.accept(ServerInit(server_init.width, server_init.height, server_init.pixel_format,
+                                  self._target.name.encode()))
+        await self._send_to_browser(browser.data_to_send())
+        complete = await self._until_event(browser, HandshakeComplete)
+
+        client_framer = ClientMessageFramer()
+        server_framer = ServerMessageFramer(server_init.pixel_format, server_init.width, server_init.height)
+        log.info("desktop session open", extra={"ctx": self._context()})
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(self._pump_browser_to_target(client_framer, server_framer, writer,
+                                                               complete.trailing_data))
+                tasks.create_task(self._pump_target_to_browser(server_framer, reader, trailing_from_target))
+                tasks.create_task(self._watchdog())
+        except* SessionEnded as group:
+            first = group.exceptions[0]
+            assert isinstance(first, SessionEnded)
+            return first
+        raise AssertionError("session tasks ended without a reason")  # pragma: no cover
+
+    def _context(self) -> dict[str, str]:
+        live = self._live
+        return {"session": live.id, "user": live.username, "source": live.source, "target": live.target}
+
+    async def _send_to_browser(self, data: bytes) -> None:
+        if data:
+            await self._ws.send_bytes(data)
+
+    async def _receive_from_browser(self) -> bytes:
+        msg = await self._ws.receive()
+        if msg.type == WSMsgType.BINARY:
+            return bytes(msg.data)
+        if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
+            raise SessionEnded(CloseCode.NORMAL, "the browser closed the session")
+        if msg.type == WSMsgType.ERROR:
+            raise SessionEnded(CloseCode.PROTOCOL_ERROR, f"browser connection failed: {self._ws.exception()}")
+        raise SessionEnded(CloseCode.PROTOCOL_ERROR, "the browser sent a text frame; RFB is binary")
+
+    async def _until_event(self, handshake: ServerHandshake, kind: type[E]) -> E:
+        """Feed browser bytes to the server handshake until it emits ``kind``."""
+        async with asyncio.timeout(self._timeouts.handshake):
+            while True:
+                for event in handshake.events_received():
+                    if isinstance(event, HandshakeFailed):
+                        raise SessionEnded(CloseCode.PROTOCOL_ERROR, f"browser handshake failed: {event.error}")
+                    if isinstance(event, kind):
+                        await self._send_to_browser(handshake.data_to_send())
+                        return event
+                await self._send_to_browser(handshake.data_to_send())
+                handshake.receive_data(await self._receive_from_browser())
+
+    async def _connect_target(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, ServerInit, bytes]:
+        target = self._target
+        try:
+            async with asyncio.timeout(self._timeouts.connect):
+                reader, writer = await asyncio.open_connection(target.host, target.port)
+        except (OSError, TimeoutError) as exc:
+            raise TargetUnavailable(
+                f"desktop {target.name} is unreachable ({exc.__class__.__name__}: {exc}); "
+                "try again later or tell your administrator"
+            ) from exc
+        handshake = ClientHandshake(password=target.password)
+        try:
+            async with asyncio.timeout(self._timeouts.handshake):
+                while True:
+                    for event in handshake.events_received():
+                        if isinstance(event, HandshakeFailed):
+                            raise event.error
+                        if isinstance(event, HandshakeComplete):
+                            writer.write(handshake.data_to_send())
+                            return reader, writer, event.server_init, event.trailing_data
+                    writer.write(handshake.data_to_send())
+                    data = await reader.read(READ_SIZE)
+                    if not data:
+                        raise TargetUnavailable(f"desktop {target.name} closed the connection during the handshake")
+                    handshake.receive_data(data)
+        except TimeoutError as exc:
+            writer.close()
+            raise TargetUnavailable(f"desktop {target.name} did not complete the RFB handshake in time") from exc
+        except BaseException:
+            writer.close()
+            raise
+
+    async def _pump_browser_to_target(
+        self,
+        framer: ClientMessageFramer,
+        server_framer: ServerMessageFramer,
+        writer: asyncio.StreamWriter,
+        data: bytes,
+    ) -> None:
+        clipboard_to_remote = self._policy.clipboard.allows_to_remote
+        while True:
+            framer.receive_data(data)
+            out: list[bytes] = []
+            for event in framer.events_received():
+                if isinstance(event, ProtocolFailed):
+                    raise SessionEnded(CloseCode.PROTOCOL_ERROR, f"the browser broke the protocol: {event.error}")
+                assert isinstance(event, ClientMessageReceived)
+                message = event.message
+                if isinstance(message, (KeyEvent, PointerEvent, QEMUExtendedKeyEvent)):
+                    self._last_input = self._loop.time()
+                elif isinstance(message, SetEncodings):
+                    allowed = filter_encodings(message.encodings)
+                    server_framer.set_encodings(allowed)
+                    if allowed != message.encodings:
+                        out.append(SetEncodings(allowed).encode())
+                        continue
+                elif isinstance(message, SetPixelFormat):
+                    server_framer.set_pixel_format(message.pixel_format)
+                elif isinstance(message, ClientCutText) and not clipboard_to_remote:
+                    continue
+                out.append(event.raw)
+            if out:
+                payload = b"".join(out)
+                writer.write(payload)
+                await writer.drain()
+                self._to_target.inc(len(payload))
+            data = await self._receive_from_browser()
+
+    async def _pump_target_to_browser(
+        self, framer: ServerMessageFramer, reader: asyncio.StreamReader, data: bytes
+    ) -> None:
+        clipboard_to_local = self._policy.clipboard.allows_to_local
+        while True:
+            framer.receive_data(data)
+            out: list[bytes] = []
+            for event in framer.events_received():
+                if isinstance(event, ProtocolFailed):
+                    raise SessionEnded(
+                        CloseCode.PROTOCOL_ERROR,
+                        f"desktop {self._target.name} sent data the gateway cannot forward: {event.error}",
+                    )
+                if (
+                    isinstance(event, ServerMessageReceived)
+                    and isinstance(event.message, ServerCutText)
+                    and not clipboard_to_local
+                ):
+                    continue
+                out.append(event.raw)
+            if out:
+                payload = b"".join(out)
+                await self._ws.send_bytes(payload)
+                self._to_client.inc(len(payload))
+            try:
+                data = await reader.read(READ_SIZE)
+            except OSError as exc:
+                raise SessionEnded(CloseCode.TARGET_CLOSED, f"connection to desktop {self._target.name} failed: {exc}")
+            if not data:
+                raise SessionEnded(CloseCode.TARGET_CLOSED, f"desktop {self._target.name} closed the session")
+
+    async def _watchdog(self) -> None:
+        """End the session on idle timeout, maximum duration or an explicit termination."""
+        policy = self._policy
+        started = self._loop.time()
+        while True:
+            now = self._loop.time()
+            deadlines = []
+            if policy.idle_timeout is not None:
+                idle_deadline = self._last_input + policy.idle_timeout
+                if now >= idle_deadline:
+                    raise SessionEnded(CloseCode.IDLE_TIMEOUT,
+                                       f"no input for {policy.idle_timeout:.0f} s: session ended for safety")
+                deadlines.append(idle_deadline)
+            if policy.max_session is not None:
+                max_deadline = started + policy.max_session
+                if now >= max_deadline:
+                    raise SessionEnded(CloseCode.MAX_SESSION,
+                                       f"maximum session length of {policy.max_session:.0f} s reached")
+                deadlines.append(max_deadline)
+            wait = min(deadlines) - now if deadlines else None
+            try:
+                reason = await asyncio.wait_for(asyncio.shield(self._terminated), wait)
+            except TimeoutError:
+                continue
+            raise SessionEnded(CloseCode.TERMINATED, reason)

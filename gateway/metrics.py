@@ -1,0 +1,53 @@
+"""Every Prometheus metric of the gateway, defined in one place.
+
+Each gateway owns a :class:`Metrics` with its own registry, so that tests can run
+several gateways in one process; the metrics listener serves that registry.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Info, generate_latest
+
+from gateway import __version__
+
+PREFIX = "deskgate"
+
+
+class Metrics:
+    """The gateway's metrics (names as in DESIGN.md §3)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.sessions_active = Gauge(
+            f"{PREFIX}_sessions_active", "Proxied sessions open now.", ["protocol"], registry=r
+        )
+        self.sessions_total = Counter(
+            f"{PREFIX}_sessions_total",
+            "Proxied sessions by how they ended (or were refused).",
+            ["protocol", "outcome"],
+            registry=r,
+        )
+        self.proxy_bytes_total = Counter(
+            f"{PREFIX}_proxy_bytes_total",
+            "Bytes forwarded by the proxy; direction is to_target or to_client.",
+            ["protocol", "direction"],
+            registry=r,
+        )
+        self.auth_attempts_total = Counter(
+            f"{PREFIX}_auth_attempts_total", "Login attempts by method and result.", ["method", "result"], registry=r
+        )
+        self.ip_denied_total = Counter(
+            f"{PREFIX}_ip_denied_total", "Requests refused because the source network is not allowed.", registry=r
+        )
+        self.policy_denied_total = Counter(
+            f"{PREFIX}_policy_denied_total", "Session requests refused by access policy.", registry=r
+        )
+        self.build_info = Info(f"{PREFIX}_build", "Version of the running gateway.", registry=r)
+        self.build_info.info({"version": __version__})
+        for protocol in ("vnc",):
+            self.sessions_active.labels(protocol=protocol).set(0)
+
+    def exposition(self) -> bytes:
+        """The registry in Prometheus text format."""
+        return generate_latest(self.registry)

@@ -1,0 +1,166 @@
+"""The aiohttp application: factory, lifecycle, and the two listeners (web and metrics)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import ssl
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from auth.local import LocalUserStore
+from auth.login import LoginService
+from auth.netacl import NetworkACL
+from auth.totp import TOTPVerifier
+from auth.websession import WebSessionStore
+from gateway.config import Config
+from gateway.desktop import TargetEndpoint
+from gateway.errors import ConfigError
+from gateway.metrics import Metrics
+from gateway.policy import PolicySet
+from gateway.sessions import SessionRegistry
+from gateway.web import auth_routes, desktop_routes, portal_routes
+from gateway.web.keys import (
+    CONFIG,
+    LIVE_SESSIONS,
+    LOGIN,
+    METRICS,
+    NETACL,
+    POLICIES,
+    VNC_ENDPOINTS,
+    WEB_SESSIONS,
+)
+from gateway.web.pages import STATIC
+from gateway.web.security import network_allow_list, security_headers
+
+log = logging.getLogger(__name__)
+
+
+def load_vnc_endpoints(config: Config) -> dict[str, TargetEndpoint]:
+    """Every VNC target with its password read once, at start-up (a missing file is a config error)."""
+    endpoints = {}
+    for name, target in config.targets.items():
+        if target.protocol != "vnc":
+            continue
+        password = None
+        if target.password_file is not None:
+            try:
+                password = target.password_file.read_bytes().rstrip(b"\r\n")
+            except OSError as exc:
+                raise ConfigError(config.path, None, f"targets.{name}.password_file",
+                                  f"cannot read {target.password_file}: {exc.strerror}") from exc
+        endpoints[name] = TargetEndpoint(name, target.host, target.port, password)
+    return endpoints
+
+
+def create_app(config: Config, metrics: Metrics | None = None) -> web.Application:
+    """The gateway's web application, with all state built from ``config``."""
+    app = web.Application(middlewares=[security_headers, network_allow_list], client_max_size=64 * 1024)
+    metrics = metrics or Metrics()
+    app[CONFIG] = config
+    app[METRICS] = metrics
+    app[NETACL] = NetworkACL(config.network.allow, config.network.trusted_proxies)
+    if config.auth.local is None:
+        raise ConfigError(config.path, None, "auth.local", "no user backend is configured")
+    app[LOGIN] = LoginService(LocalUserStore(config.auth.local.users_file), TOTPVerifier(), config.auth.totp)
+    app[WEB_SESSIONS] = WebSessionStore(config.auth.web_session.idle_timeout,
+                                        config.auth.web_session.absolute_timeout)
+    app[POLICIES] = PolicySet(config.policies)
+    app[LIVE_SESSIONS] = SessionRegistry(metrics)
+    app[VNC_ENDPOINTS] = load_vnc_endpoints(config)
+    app.add_routes(auth_routes.routes)
+    app.add_routes(portal_routes.routes)
+    app.add_routes(desktop_routes.routes)
+    app.router.add_static("/static/", STATIC, follow_symlinks=False)
+    app.on_shutdown.append(_end_live_sessions)
+    return app
+
+
+async def _end_live_sessions(app: web.Application) -> None:
+    for session in app[LIVE_SESSIONS]:
+        session.terminate("the gateway is shutting down")
+
+
+def create_metrics_app(metrics: Metrics) -> web.Application:
+    """The metrics listener: ``GET /metrics`` only."""
+
+    async def serve_metrics(request: web.Request) -> web.Response:
+        return web.Response(body=metrics.exposition(), content_type="text/plain", charset="utf-8",
+                            headers={"X-Content-Type-Options": "nosniff"})
+
+    app = web.Application()
+    app.router.add_get("/metrics", serve_metrics)
+    return app
+
+
+@dataclass(slots=True)
+class RunningGateway:
+    """A started gateway: its application, runners and bound addresses."""
+
+    app: web.Application
+    runners: tuple[web.AppRunner, ...]
+    url: str
+    metrics_url: str
+
+    async def stop(self) -> None:
+        for runner in self.runners:
+            await runner.cleanup()
+
+
+def _ssl_context(config: Config) -> ssl.SSLContext | None:
+    if not config.tls.enabled:
+        return None
+    assert config.tls.cert is not None and config.tls.key is not None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(config.tls.cert, config.tls.key)
+    return context
+
+
+async def _start_site(app: web.Application, host: str, port: int,
+                      ssl_context: ssl.SSLContext | None = None) -> tuple[web.AppRunner, int]:
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, ssl_context=ssl_context, reuse_address=True)
+    await site.start()
+    bound_port: int = runner.addresses[0][1]
+    return runner, bound_port
+
+
+def _url(scheme: str, host: str, port: int) -> str:
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
+
+
+async def start_gateway(config: Config, metrics: Metrics | None = None) -> RunningGateway:
+    """Start both listeners (port 0 picks a free port) and return the running gateway."""
+    app = create_app(config, metrics)
+    http, bound_http = await _start_site(app, config.listen.http.host, config.listen.http.port,
+                                         _ssl_context(config))
+    listen_metrics = config.listen.metrics
+    metrics_runner, bound_metrics = await _start_site(create_metrics_app(app[METRICS]),
+                                                      listen_metrics.host, listen_metrics.port)
+    scheme = "https" if config.tls.enabled else "http"
+    return RunningGateway(app, (http, metrics_runner), _url(scheme, config.listen.http.host, bound_http),
+                          _url("http", listen_metrics.host, bound_metrics) + "/metrics")
+
+
+async def serve_until_signalled(config: Config) -> None:
+    gateway = await start_gateway(config)
+    log.info("gateway listening", extra={"ctx": {"url": gateway.url, "metrics": gateway.metrics_url}})
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        log.info("gateway stopping")
+        await gateway.stop()
+
+
+def run_gateway(config: Config) -> None:
+    """Run the gateway in the foreground until SIGINT or SIGTERM."""
+    asyncio.run(serve_until_signalled(config))

@@ -1,0 +1,72 @@
+"""``GET /ws/vnc/{target}``: the WebSocket that carries one desktop session."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from gateway.desktop import CloseCode, DesktopSession
+from gateway.sessions import LiveSession
+from gateway.web.keys import CONFIG, LIVE_SESSIONS, METRICS, POLICIES, VNC_ENDPOINTS
+from gateway.web.security import client_address, current_session, error_json, origin_allowed
+
+log = logging.getLogger(__name__)
+routes = web.RouteTableDef()
+
+MAX_BROWSER_FRAME = 4 << 20
+
+OUTCOMES = {
+    CloseCode.NORMAL: "closed",
+    CloseCode.TARGET_CLOSED: "target_closed",
+    CloseCode.TARGET_UNAVAILABLE: "target_unavailable",
+    CloseCode.PROTOCOL_ERROR: "protocol_error",
+    CloseCode.IDLE_TIMEOUT: "idle_timeout",
+    CloseCode.MAX_SESSION: "max_session",
+    CloseCode.TERMINATED: "terminated",
+    CloseCode.INTERNAL_ERROR: "error",
+}
+
+
+@routes.get("/ws/vnc/{target}")
+async def desktop_socket(request: web.Request) -> web.StreamResponse:
+    app = request.app
+    metrics = app[METRICS]
+    name = request.match_info["target"]
+    session = current_session(request)
+    if session is None:
+        return error_json(401, "log in first")
+    if not origin_allowed(request):
+        log.warning("foreign origin refused", extra={"ctx": {"origin": request.headers.get("Origin"),
+                                                             "user": session.identity.username}})
+        return error_json(403, "this WebSocket may only be opened from the gateway's own pages")
+    target = app[CONFIG].targets.get(name)
+    endpoint = app[VNC_ENDPOINTS].get(name)
+    if target is None or endpoint is None:
+        return error_json(404, f"there is no desktop called {name!r}")
+    source = client_address(request)
+    decision = app[POLICIES].decide(session.identity, source, name)
+    if not decision.allowed or decision.policy is None:
+        metrics.policy_denied_total.inc()
+        metrics.sessions_total.labels(protocol="vnc", outcome="denied").inc()
+        log.warning("desktop refused", extra={"ctx": {"user": session.identity.username, "source": source,
+                                                      "target": name, "reason": decision.reason}})
+        return error_json(403, f"you may not open {name} from here")
+
+    ws = web.WebSocketResponse(protocols=("binary",), max_msg_size=MAX_BROWSER_FRAME, heartbeat=30.0)
+    if not ws.can_prepare(request).ok:
+        return error_json(400, "expected a WebSocket upgrade")
+    await ws.prepare(request)
+
+    registry = app[LIVE_SESSIONS]
+    live = LiveSession(id=registry.new_id(), protocol="vnc", username=session.identity.username,
+                       source=str(source), target=name, web_session_id=session.id)
+    registry.add(live)
+    try:
+        ended = await DesktopSession(ws, endpoint, decision.policy, live, metrics).run()
+    finally:
+        registry.remove(live)
+    metrics.sessions_total.labels(protocol="vnc", outcome=OUTCOMES.get(ended.code, "error")).inc()
+    log.info("desktop session closed", extra={"ctx": {"session": live.id, "user": live.username,
+                                                      "target": name, "reason": ended.reason}})
+    return ws

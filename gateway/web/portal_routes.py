@@ -1,0 +1,50 @@
+"""The operator's portal: the targets they may open now, and the desktop page."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway.web.keys import CONFIG, POLICIES
+from gateway.web.pages import page, redirect_to_login
+from gateway.web.security import client_address, current_session, error_json
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/")
+async def portal_page(request: web.Request) -> web.StreamResponse:
+    if current_session(request) is None:
+        raise redirect_to_login()
+    return page("portal.html")
+
+
+@routes.get("/desktop/{target}")
+async def desktop_page(request: web.Request) -> web.StreamResponse:
+    if current_session(request) is None:
+        raise redirect_to_login()
+    return page("desktop.html")
+
+
+@routes.get("/api/v1/targets")
+async def list_targets(request: web.Request) -> web.Response:
+    session = current_session(request)
+    if session is None:
+        return error_json(401, "log in first")
+    config = request.app[CONFIG]
+    names = request.app[POLICIES].allowed_targets(session.identity, client_address(request), config.targets)
+    return web.json_response(
+        {
+            "user": session.identity.username,
+            "targets": [{"name": name, "protocol": config.targets[name].protocol} for name in names],
+        }
+    )
+
+
+@routes.get("/healthz")
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+@routes.get("/readyz")
+async def readyz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ready"})

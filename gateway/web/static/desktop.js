@@ -1,0 +1,52 @@
+// The desktop page: noVNC over the gateway's WebSocket. The gateway has already
+// authenticated the user (cookie) and holds the target's password; RFB security here is None.
+import RFB from "/static/novnc/core/rfb.js";
+
+const target = decodeURIComponent(location.pathname.split("/").pop());
+const status = document.getElementById("status");
+const ended = document.getElementById("ended");
+const endedReason = document.getElementById("ended-reason");
+document.getElementById("desktop-name").textContent = target;
+document.getElementById("reconnect").href = location.pathname;
+document.title = `deskgate — ${target}`;
+
+const scheme = location.protocol === "https:" ? "wss" : "ws";
+const socket = new WebSocket(`${scheme}://${location.host}/ws/vnc/${encodeURIComponent(target)}`, ["binary"]);
+socket.binaryType = "arraybuffer";
+
+let endReason = "";
+socket.addEventListener("close", (event) => {
+  endReason = event.reason || (event.code === 1006 ? "the connection to the gateway was lost" : "");
+  showEnded();
+});
+
+const rfb = new RFB(document.getElementById("screen"), socket, { shared: true });
+rfb.scaleViewport = true;        // fit the remote screen to the window
+rfb.resizeSession = false;       // never resize the operator's remote desktop
+rfb.clipViewport = false;
+rfb.focusOnClick = true;
+window.deskgateRFB = rfb;        // for diagnostics and end-to-end tests
+
+rfb.addEventListener("connect", () => {
+  status.textContent = `Connected to ${target}`;
+  rfb.focus();
+});
+rfb.addEventListener("securityfailure", (event) => {
+  endReason = event.detail.reason || "the gateway refused the session";
+  showEnded();
+});
+rfb.addEventListener("disconnect", () => showEnded());
+// Clipboard stays on the server: nothing received is written to the local clipboard.
+rfb.addEventListener("clipboard", () => {});
+
+document.getElementById("disconnect").addEventListener("click", () => {
+  endReason = "you disconnected";
+  rfb.disconnect();
+});
+
+function showEnded() {
+  status.textContent = "Disconnected";
+  endedReason.textContent = endReason || "The session has ended.";
+  endedReason.dataset.reason = endReason;
+  ended.hidden = false;
+}

@@ -1,0 +1,124 @@
+"""Shared fixtures: a real TigerVNC desktop, a gateway on free loopback ports, users with TOTP."""
+
+from __future__ import annotations
+
+import subprocess
+import textwrap
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+import pyotp
+import pytest
+
+from auth.local import LocalUserStore
+from gateway.config import load_config
+from gateway.demo import XvncDesktop
+from gateway.web.app import RunningGateway, start_gateway
+
+DESKTOP_PASSWORD = "s3cret-vnc"
+
+
+@dataclass
+class User:
+    name: str
+    password: str
+    totp_secret: str
+    groups: tuple[str, ...]
+
+    def code(self, at: float | None = None) -> str:
+        totp = pyotp.TOTP(self.totp_secret)
+        return totp.at(at) if at is not None else totp.now()
+
+
+@dataclass
+class GatewayUnderTest:
+    """A running in-process gateway with its config directory and users."""
+
+    gateway: RunningGateway
+    workdir: Path
+    users: dict[str, User] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return self.gateway.url
+
+    @property
+    def ws_url(self) -> str:
+        return self.url.replace("http", "ws", 1)
+
+    async def login(self, http: aiohttp.ClientSession, name: str) -> aiohttp.ClientResponse:
+        user = self.users[name]
+        return await http.post(f"{self.url}/api/v1/login",
+                               json={"username": user.name, "password": user.password, "totp": user.code()})
+
+
+def _run_quiet(args: list[str], env: dict[str, str]) -> None:
+    subprocess.run(args, env=env, check=True, timeout=10, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+@pytest.fixture(scope="session")
+def desktop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[XvncDesktop]:
+    """A TigerVNC desktop with an xterm on a plaid background (known, static content)."""
+    with XvncDesktop(tmp_path_factory.mktemp("xvnc"), width=1024, height=768, password=DESKTOP_PASSWORD) as xvnc:
+        _run_quiet(["xsetroot", "-mod", "16", "16", "-fg", "#c03030", "-bg", "#2040a0"], xvnc.env)
+        yield xvnc
+
+
+def write_gateway_config(workdir: Path, desktop_port: int, **overrides: str) -> Path:
+    """A config with two desktops and policies: operators may open desk-*, auditors nothing."""
+    (workdir / "desk-01.pass").write_text(DESKTOP_PASSWORD + "\n")
+    (workdir / "desk-01.pass").chmod(0o600)
+    settings = {
+        "idle_timeout": "15m",
+        "clipboard": "off",
+        **overrides,
+    }
+    config = workdir / "deskgate.yaml"
+    config.write_text(textwrap.dedent(f"""\
+        listen: {{http: "127.0.0.1:0", metrics: "127.0.0.1:0"}}
+        auth:
+          local: {{users_file: users.yaml}}
+        storage: {{recordings: recordings, database: "sqlite:///deskgate.db"}}
+        targets:
+          desk-01: {{protocol: vnc, host: 127.0.0.1, port: {desktop_port}, password_file: desk-01.pass}}
+          desk-02: {{protocol: vnc, host: 127.0.0.1, port: 1}}
+          secret-desk: {{protocol: vnc, host: 127.0.0.1, port: 1}}
+        policies:
+          - name: operators
+            groups: [operators]
+            from: ["127.0.0.0/8", "::1/128"]
+            targets: ["desk-*"]
+            clipboard: "{settings['clipboard']}"
+            idle_timeout: "{settings['idle_timeout']}"
+        """))
+    return config
+
+
+async def start_test_gateway(workdir: Path, desktop_port: int, **overrides: str) -> GatewayUnderTest:
+    config_path = write_gateway_config(workdir, desktop_port, **overrides)
+    store = LocalUserStore(workdir / "users.yaml")
+    users = {}
+    for name, groups in (("alice", ("operators",)), ("mallory", ("contractors",))):
+        password = f"{name}-correct-horse-battery"
+        secret = store.add_user(name, password, list(groups), False)
+        users[name] = User(name, password, secret, groups)
+    gateway = await start_gateway(load_config(config_path))
+    return GatewayUnderTest(gateway, workdir, users)
+
+
+@pytest.fixture
+async def gateway(tmp_path: Path, desktop: XvncDesktop) -> AsyncIterator[GatewayUnderTest]:
+    under_test = await start_test_gateway(tmp_path, desktop.port)
+    try:
+        yield under_test
+    finally:
+        await under_test.gateway.stop()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    # unsafe=True: keep cookies set by an IP-address host (the gateway listens on 127.0.0.1)
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+        yield session
