@@ -1,0 +1,581 @@
+"""The configuration: one YAML file, validated once into frozen objects.
+
+The file is composed (not constructed) with PyYAML's safe loader, so every node
+keeps its line number; validation walks the nodes and raises
+:class:`~gateway.errors.ConfigError` naming the file, line and dotted key
+(``policies[0].idle_timeout``, ``targets.desk-01.port``). Every key has a safe
+default: loopback listeners, a loopback allow list, TOTP required, no targets and
+no policies (deny everything). Relative paths are resolved against the directory
+of the configuration file.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from ipaddress import ip_address, ip_network
+from pathlib import Path
+from types import MappingProxyType
+
+import yaml
+from yaml.constructor import SafeConstructor
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from gateway.errors import ConfigError
+from gateway.policy import Clipboard, IPNetwork, Policy
+
+TARGET_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
+PROTOCOL_DEFAULT_PORTS = {"vnc": 5900, "ssh": 22}
+HOSTNAME = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9_-]{1,63}(?<!-))*\.?")
+DURATION_UNITS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+DURATION_TOKEN = re.compile(r"(\d+)(ms|d|h|m|s)")
+DURATION_HINT = "use e.g. 90s, 10m, 1h30m, 2d or a number of seconds"
+DATABASE_URL = re.compile(r"(sqlite|postgresql)(\+\w+)?://")
+NULL_TAG = "tag:yaml.org,2002:null"
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    """A listening address; port 0 asks the system for a free port."""
+
+    host: str
+    port: int
+
+    @property
+    def is_loopback(self) -> bool:
+        if self.host == "localhost":
+            return True
+        try:
+            return ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class ListenConfig:
+    http: Address
+    metrics: Address
+
+
+@dataclass(frozen=True, slots=True)
+class TLSConfig:
+    cert: Path | None
+    key: Path | None
+
+    @property
+    def enabled(self) -> bool:
+        return self.cert is not None and self.key is not None
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkConfig:
+    allow: tuple[IPNetwork, ...]
+    trusted_proxies: tuple[IPNetwork, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class LocalAuthConfig:
+    users_file: Path
+
+
+@dataclass(frozen=True, slots=True)
+class LDAPConfig:
+    url: str
+    start_tls: bool
+    bind_dn: str | None
+    bind_password_file: Path | None
+    user_base: str
+    user_filter: str
+    group_base: str | None
+    group_filter: str | None
+    timeout: float
+
+
+@dataclass(frozen=True, slots=True)
+class TOTPConfig:
+    required: bool
+    issuer: str
+
+
+@dataclass(frozen=True, slots=True)
+class WebSessionConfig:
+    idle_timeout: float
+    absolute_timeout: float
+
+
+@dataclass(frozen=True, slots=True)
+class AuthConfig:
+    local: LocalAuthConfig | None
+    ldap: LDAPConfig | None
+    totp: TOTPConfig
+    web_session: WebSessionConfig
+
+
+@dataclass(frozen=True, slots=True)
+class StorageConfig:
+    recordings: Path
+    database: str
+    fsync_interval: float
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    name: str
+    protocol: str
+    host: str
+    port: int
+    password_file: Path | None
+    username: str | None
+    key_file: Path | None
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    path: Path
+    listen: ListenConfig
+    tls: TLSConfig
+    network: NetworkConfig
+    auth: AuthConfig
+    storage: StorageConfig
+    targets: Mapping[str, Target]
+    policies: tuple[Policy, ...]
+
+
+def parse_duration(text: str | int | float) -> float:
+    """Seconds in ``"90s"``, ``"10m"``, ``"1h30m"``, ``"2d"``, ``"250ms"`` or a bare number; > 0."""
+    if isinstance(text, bool):
+        raise ValueError(f"{text!r} is not a duration; {DURATION_HINT}")
+    if isinstance(text, (int, float)):
+        seconds = float(text)
+    else:
+        compact = text.strip().lower()
+        if re.fullmatch(r"\d+(\.\d+)?", compact):
+            seconds = float(compact)
+        else:
+            seconds = _parse_units(text, compact)
+    if not seconds > 0 or seconds == float("inf"):
+        raise ValueError(f"{text!r} is not a positive duration; {DURATION_HINT}")
+    return seconds
+
+
+def _parse_units(original: str, compact: str) -> float:
+    tokens = list(DURATION_TOKEN.finditer(compact))
+    order = list(DURATION_UNITS)
+    units = [token.group(2) for token in tokens]
+    well_formed = (
+        tokens
+        and "".join(token.group(0) for token in tokens) == compact
+        and units == sorted(set(units), key=order.index)  # each unit once, largest first
+    )
+    if not well_formed:
+        raise ValueError(f"{original!r} is not a duration; {DURATION_HINT}")
+    return sum(int(token.group(1)) * DURATION_UNITS[token.group(2)] for token in tokens)
+
+
+def load_config(path: Path | str) -> Config:
+    """Read and validate a configuration file; an empty file means all defaults."""
+    root = compose_yaml_file(Path(path))
+    return _ConfigReader(NodeReader(Path(path)), Path(path).absolute().parent).config(root)
+
+
+class _ConfigReader:
+    """Walks the composed document section by section; every method returns a frozen object."""
+
+    def __init__(self, reader: NodeReader, base: Path) -> None:
+        self.r = reader
+        self.base = base
+
+    def config(self, root: Node | None) -> Config:
+        top = self.r.mapping(root, "", ["listen", "tls", "network", "auth", "storage", "targets", "policies"])
+        tls = self.tls(top.get("tls"))
+        targets = self.targets(top.get("targets"))
+        return Config(
+            path=self.r.path.absolute(),
+            listen=self.listen(top.get("listen"), tls),
+            tls=tls,
+            network=self.network(top.get("network")),
+            auth=self.auth(top.get("auth")),
+            storage=self.storage(top.get("storage")),
+            targets=MappingProxyType(targets),
+            policies=self.policies(top.get("policies"), targets),
+        )
+
+    def path(self, node: Node | None, key: str, default: str) -> Path:
+        return self.base / Path(self.r.string(node, key, default)).expanduser()
+
+    def optional_path(self, node: Node | None, key: str) -> Path | None:
+        text = self.r.optional_string(node, key)
+        return None if text is None else self.base / Path(text).expanduser()
+
+    def duration(self, node: Node | None, key: str, default: float) -> float:
+        value = self.optional_duration(node, key)
+        return default if value is None else value
+
+    def optional_duration(self, node: Node | None, key: str) -> float | None:
+        if node is None or self.r.is_null(node):
+            return None
+        value = self.r.scalar(node, key, (str, int, float), "a duration")
+        assert isinstance(value, (str, int, float))
+        try:
+            return parse_duration(value)
+        except ValueError as error:
+            raise self.r.error(node, key, str(error)) from None
+
+    def address(self, node: Node | None, key: str, default: str) -> Address:
+        text = self.r.string(node, key, default)
+        match = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\]:(\d{1,5})|([^:\[\]]*):(\d{1,5})", text)
+        if not match:
+            raise self.r.error(node, key, f"{text!r} is not HOST:PORT; use e.g. 127.0.0.1:8080 or [::1]:8080")
+        port = int(match.group(2) or match.group(4))
+        if port > 65535:
+            raise self.r.error(node, key, f"port {port} is out of range; use 1-65535 (0 picks a free port)")
+        return Address(match.group(1) or match.group(3), port)
+
+    def listen(self, node: Node | None, tls: TLSConfig) -> ListenConfig:
+        section = self.r.mapping(node, "listen", ["http", "metrics"])
+        http = self.address(section.get("http"), "listen.http", "127.0.0.1:8080")
+        if not http.is_loopback and not tls.enabled:
+            raise self.r.error(section.get("http"), "listen.http", f"{http} is not a loopback address: "
+                               "exposing the gateway without TLS; set tls.cert and tls.key")
+        return ListenConfig(http, self.address(section.get("metrics"), "listen.metrics", "127.0.0.1:9108"))
+
+    def tls(self, node: Node | None) -> TLSConfig:
+        section = self.r.mapping(node, "tls", ["cert", "key"])
+        cert = self.optional_path(section.get("cert"), "tls.cert")
+        key = self.optional_path(section.get("key"), "tls.key")
+        if (cert is None) != (key is None):
+            missing = "tls.key" if key is None else "tls.cert"
+            raise self.r.error(node, missing, "tls.cert and tls.key go together; set both or neither")
+        return TLSConfig(cert, key)
+
+    def networks(self, node: Node | None, key: str, default: tuple[str, ...] = ()) -> tuple[IPNetwork, ...]:
+        if node is None:
+            return tuple(ip_network(text, strict=True) for text in default)
+        return tuple(self.r.network(item, item_key) for item, item_key in self.r.sequence(node, key))
+
+    def network(self, node: Node | None) -> NetworkConfig:
+        section = self.r.mapping(node, "network", ["allow", "trusted_proxies"])
+        return NetworkConfig(
+            allow=self.networks(section.get("allow"), "network.allow", ("127.0.0.0/8", "::1/128")),
+            trusted_proxies=self.networks(section.get("trusted_proxies"), "network.trusted_proxies"),
+        )
+
+    def auth(self, node: Node | None) -> AuthConfig:
+        r = self.r
+        section = r.mapping(node, "auth", ["local", "ldap", "totp", "web_session"])
+        local = None
+        if not r.is_null(section.get("local")):  # absent means the default; null switches it off
+            local_section = r.mapping(section.get("local"), "auth.local", ["users_file"])
+            local = LocalAuthConfig(self.path(local_section.get("users_file"), "auth.local.users_file", "var/users.yaml"))
+        ldap_node = section.get("ldap")
+        ldap = None if ldap_node is None or r.is_null(ldap_node) else self.ldap(ldap_node)
+        if local is None and ldap is None:
+            raise r.error(node, "auth", "no way to log in; configure auth.local or auth.ldap")
+        totp = r.mapping(section.get("totp"), "auth.totp", ["required", "issuer"])
+        web = r.mapping(section.get("web_session"), "auth.web_session", ["idle_timeout", "absolute_timeout"])
+        idle = self.duration(web.get("idle_timeout"), "auth.web_session.idle_timeout", 15 * 60.0)
+        absolute = self.duration(web.get("absolute_timeout"), "auth.web_session.absolute_timeout", 12 * 3600.0)
+        if idle > absolute:
+            raise r.error(web.get("idle_timeout"), "auth.web_session.idle_timeout",
+                          "is longer than auth.web_session.absolute_timeout; make it shorter")
+        return AuthConfig(
+            local=local,
+            ldap=ldap,
+            totp=TOTPConfig(
+                required=r.boolean(totp.get("required"), "auth.totp.required", True),
+                issuer=r.string(totp.get("issuer"), "auth.totp.issuer", "deskgate"),
+            ),
+            web_session=WebSessionConfig(idle, absolute),
+        )
+
+    def ldap(self, node: Node) -> LDAPConfig:
+        r = self.r
+        keys = ["url", "start_tls", "bind_dn", "bind_password_file", "user_base", "user_filter",
+                "group_base", "group_filter", "timeout"]
+        section = r.mapping(node, "auth.ldap", keys, required=["url", "user_base"])
+        url = r.string(section["url"], "auth.ldap.url")
+        start_tls = r.boolean(section.get("start_tls"), "auth.ldap.start_tls", False)
+        if not url.startswith(("ldap://", "ldaps://")):
+            raise r.error(section["url"], "auth.ldap.url", f"{url!r} is not an LDAP URL; use ldaps://HOST or ldap://HOST")
+        if url.startswith("ldap://") and not start_tls:
+            raise r.error(section["url"], "auth.ldap.url",
+                          "ldap:// without start_tls sends passwords in clear; use ldaps:// or set start_tls: true")
+        if url.startswith("ldaps://") and start_tls:
+            raise r.error(section["start_tls"], "auth.ldap.start_tls", "ldaps:// is already TLS; remove start_tls")
+        bind_dn = r.optional_string(section.get("bind_dn"), "auth.ldap.bind_dn")
+        password_file = self.optional_path(section.get("bind_password_file"), "auth.ldap.bind_password_file")
+        if (bind_dn is None) != (password_file is None):
+            raise r.error(node, "auth.ldap.bind_dn", "bind_dn and bind_password_file go together; set both or neither")
+        user_filter = r.string(section.get("user_filter"), "auth.ldap.user_filter", "(uid={username})")
+        if "{username}" not in user_filter:
+            raise r.error(section.get("user_filter"), "auth.ldap.user_filter",
+                          "must contain {username}, e.g. (uid={username})")
+        return LDAPConfig(
+            url=url,
+            start_tls=start_tls,
+            bind_dn=bind_dn,
+            bind_password_file=password_file,
+            user_base=r.string(section["user_base"], "auth.ldap.user_base"),
+            user_filter=user_filter,
+            group_base=r.optional_string(section.get("group_base"), "auth.ldap.group_base"),
+            group_filter=r.optional_string(section.get("group_filter"), "auth.ldap.group_filter"),
+            timeout=self.duration(section.get("timeout"), "auth.ldap.timeout", 5.0),
+        )
+
+    def storage(self, node: Node | None) -> StorageConfig:
+        section = self.r.mapping(node, "storage", ["recordings", "database", "fsync_interval"])
+        database = self.r.string(section.get("database"), "storage.database", "sqlite:///var/deskgate.db")
+        if not DATABASE_URL.match(database):
+            raise self.r.error(section.get("database"), "storage.database",
+                               f"{database!r} is not a database URL; use sqlite:///PATH or postgresql://HOST/DB")
+        scheme, _, sqlite_path = database.partition(":///")
+        if scheme.startswith("sqlite") and sqlite_path and not sqlite_path.startswith(("/", ":memory:")):
+            database = f"{scheme}:///{self.base / sqlite_path}"  # relative to the config file, like other paths
+        return StorageConfig(
+            recordings=self.path(section.get("recordings"), "storage.recordings", "var/recordings"),
+            database=database,
+            fsync_interval=self.duration(section.get("fsync_interval"), "storage.fsync_interval", 1.0),
+        )
+
+    def targets(self, node: Node | None) -> dict[str, Target]:
+        targets = {}
+        for name, target_node in self.r.mapping(node, "targets", None).items():
+            key = join_key("targets", name)
+            if not TARGET_NAME.fullmatch(name):
+                raise self.r.error(self.r.key_node(node, name), key, "is not a valid target name; "
+                                   "use lowercase letters, digits, '.', '_' and '-' (at most 63)")
+            targets[name] = self.target(name, target_node, key)
+        return targets
+
+    def target(self, name: str, node: Node, key: str) -> Target:
+        r = self.r
+        keys = ["protocol", "host", "port", "password_file", "username", "key_file"]
+        section = r.mapping(node, key, keys, required=["protocol", "host"])
+        protocol = r.choice(section["protocol"], f"{key}.protocol", list(PROTOCOL_DEFAULT_PORTS))
+        host = r.string(section["host"], f"{key}.host")
+        if not HOSTNAME.fullmatch(host) and not _is_ip(host):
+            raise r.error(section["host"], f"{key}.host", f"{host!r} is not a host name or IP address")
+        port_node = section.get("port")
+        port = PROTOCOL_DEFAULT_PORTS[protocol] if port_node is None else r.integer(port_node, f"{key}.port")
+        if not 1 <= port <= 65535:
+            raise r.error(port_node, f"{key}.port", f"port {port} is out of range; use 1-65535")
+        for option, wanted in {"password_file": "vnc", "username": "ssh", "key_file": "ssh"}.items():
+            if option in section and protocol != wanted:
+                raise r.error(section[option], f"{key}.{option}", f"applies only to {wanted} targets, not {protocol}")
+        if protocol == "ssh" and "username" not in section:
+            raise r.error(node, f"{key}.username", "is required for ssh targets")
+        return Target(
+            name=name,
+            protocol=protocol,
+            host=host,
+            port=port,
+            password_file=self.optional_path(section.get("password_file"), f"{key}.password_file"),
+            username=r.optional_string(section.get("username"), f"{key}.username"),
+            key_file=self.optional_path(section.get("key_file"), f"{key}.key_file"),
+        )
+
+    def policies(self, node: Node | None, targets: Mapping[str, Target]) -> tuple[Policy, ...]:
+        policies: dict[str, Policy] = {}
+        for item, key in self.r.sequence(node, "policies"):
+            policy = self.policy(item, key, targets)
+            if policy.name in policies:
+                name_node = self.r.mapping(item, key, None)["name"]
+                raise self.r.error(name_node, f"{key}.name", f"policy name {policy.name!r} is used twice; rename one")
+            policies[policy.name] = policy
+        return tuple(policies.values())
+
+    def policy(self, node: Node, key: str, targets: Mapping[str, Target]) -> Policy:
+        r = self.r
+        keys = ["name", "groups", "from", "targets", "clipboard", "idle_timeout", "max_session"]
+        section = r.mapping(node, key, keys, required=["name", "groups", "targets"])
+        groups = tuple(r.string(item, item_key) for item, item_key in r.sequence(section["groups"], f"{key}.groups"))
+        if not groups:
+            raise r.error(section["groups"], f"{key}.groups", 'is empty; list at least one group, or "*" for everyone')
+        patterns = []
+        for item, item_key in r.sequence(section["targets"], f"{key}.targets"):
+            pattern = r.string(item, item_key)
+            if not any(fnmatchcase(name, pattern) for name in targets):
+                raise r.error(item, item_key, f"{pattern!r} matches no target defined under targets")
+            patterns.append(pattern)
+        if not patterns:
+            raise r.error(section["targets"], f"{key}.targets", "is empty; list target names or patterns like desk-*")
+        return Policy(
+            name=r.string(section["name"], f"{key}.name"),
+            groups=groups,
+            from_networks=self.networks(section.get("from"), f"{key}.from"),
+            targets=tuple(patterns),
+            clipboard=self.clipboard(section.get("clipboard"), f"{key}.clipboard"),
+            idle_timeout=self.optional_duration(section.get("idle_timeout"), f"{key}.idle_timeout"),
+            max_session=self.optional_duration(section.get("max_session"), f"{key}.max_session"),
+        )
+
+    def clipboard(self, node: Node | None, key: str) -> Clipboard:
+        if node is None:
+            return Clipboard.OFF
+        value = self.r.scalar(node, key, (str, bool), "a clipboard mode")
+        if value is False:  # YAML 1.1 reads a bare `off` (or `no`) as false
+            return Clipboard.OFF
+        choices = ", ".join(mode.value for mode in Clipboard)
+        if value is True:
+            raise self.r.error(node, key, f"YAML reads {node.value!r} as true, not a mode; use one of {choices}")
+        try:
+            return Clipboard(str(value))
+        except ValueError:
+            raise self.r.error(node, key, f"{value!r} is not a clipboard mode; use one of {choices}") from None
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+# ---------------------------------------------------------------------------
+# Reading YAML nodes with line numbers (also used by auth.local for the users file)
+
+
+def compose_yaml_file(path: Path) -> Node | None:
+    """Parse ``path`` into a YAML node tree (safe loader, no objects built); ``None`` if empty."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except OSError as error:
+        raise ConfigError(path, None, "(file)", f"cannot read: {error.strerror or error}") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(path, None, "(file)", f"is not UTF-8 text ({error.reason} at byte {error.start})") from None
+    try:
+        return yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        problem = "; ".join(part for part in (error.context, error.problem) if part)
+        raise ConfigError(path, mark.line + 1 if mark else None, "(yaml)", f"invalid YAML: {problem}") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(path, None, "(yaml)", f"invalid YAML: {error}") from None
+
+
+def join_key(parent: str, child: str) -> str:
+    return f"{parent}.{child}" if parent else child
+
+
+def describe(node: Node) -> str:
+    if isinstance(node, MappingNode):
+        return "a mapping"
+    if isinstance(node, SequenceNode):
+        return "a list"
+    return repr(node.value) if node.tag != NULL_TAG else "nothing (null)"
+
+
+class NodeReader:
+    """Typed accessors over composed YAML nodes; every failure is a ConfigError with a line."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._constructor = SafeConstructor()
+
+    def error(self, node: Node | None, key: str, message: str) -> ConfigError:
+        line = node.start_mark.line + 1 if node is not None else None
+        return ConfigError(self.path, line, key or "(top level)", message)
+
+    @staticmethod
+    def is_null(node: Node | None) -> bool:
+        return isinstance(node, ScalarNode) and node.tag == NULL_TAG
+
+    def mapping(
+        self, node: Node | None, key: str, known: Sequence[str] | None, required: Sequence[str] = ()
+    ) -> dict[str, Node]:
+        """Keys to value nodes; absent or null is empty. ``known=None`` accepts any key."""
+        if node is None or self.is_null(node):
+            values: dict[str, Node] = {}
+        elif not isinstance(node, MappingNode):
+            raise self.error(node, key, f"expected a mapping of settings, got {describe(node)}")
+        else:
+            values = {}
+            lines: dict[str, int] = {}
+            for key_node, value_node in node.value:
+                if not isinstance(key_node, ScalarNode):
+                    raise self.error(key_node, key, f"keys must be plain names, got {describe(key_node)}")
+                name = key_node.value
+                child = join_key(key, name)
+                if name in values:
+                    raise self.error(key_node, child, f"duplicate key (first at line {lines[name]}); keep one")
+                if known is not None and name not in known:
+                    close = difflib.get_close_matches(name, known, n=1)
+                    hint = f"did you mean {close[0]!r}?" if close else f"expected one of: {', '.join(known)}"
+                    raise self.error(key_node, child, f"unknown key; {hint}")
+                values[name] = value_node
+                lines[name] = key_node.start_mark.line + 1
+        for name in required:
+            if name not in values:
+                raise self.error(node, join_key(key, name), "is required but missing")
+        return values
+
+    @staticmethod
+    def key_node(node: Node | None, name: str) -> Node | None:
+        """The node of key ``name`` in a mapping node (to point errors at the key's own line)."""
+        if isinstance(node, MappingNode):
+            return next((key for key, _ in node.value if isinstance(key, ScalarNode) and key.value == name), None)
+        return None
+
+    def sequence(self, node: Node | None, key: str) -> list[tuple[Node, str]]:
+        """Items with their dotted keys (``key[0]``); absent or null is empty."""
+        if node is None or self.is_null(node):
+            return []
+        if not isinstance(node, SequenceNode):
+            raise self.error(node, key, f"expected a list, got {describe(node)}")
+        return [(item, f"{key}[{index}]") for index, item in enumerate(node.value)]
+
+    def scalar(self, node: Node, key: str, types: tuple[type, ...], what: str) -> object:
+        if not isinstance(node, ScalarNode):
+            raise self.error(node, key, f"expected {what}, got {describe(node)}")
+        try:
+            value = self._constructor.construct_object(node, deep=True)
+        except yaml.YAMLError as error:
+            raise self.error(node, key, f"cannot read {node.value!r}: {error}") from None
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            raise self.error(node, key, f"expected {what}, got {describe(node)}")
+        return value
+
+    def string(self, node: Node | None, key: str, default: str | None = None) -> str:
+        if node is None and default is not None:
+            return default
+        if node is None:
+            raise self.error(node, key, "is required but missing")
+        value = self.scalar(node, key, (str,), "a string")
+        assert isinstance(value, str)
+        if not value.strip():
+            raise self.error(node, key, "is empty; give a value or remove the key")
+        return value
+
+    def optional_string(self, node: Node | None, key: str) -> str | None:
+        return None if node is None or self.is_null(node) else self.string(node, key)
+
+    def boolean(self, node: Node | None, key: str, default: bool) -> bool:
+        return default if node is None else bool(self.scalar(node, key, (bool,), "true or false"))
+
+    def integer(self, node: Node, key: str) -> int:
+        value = self.scalar(node, key, (int,), "a whole number")
+        assert isinstance(value, int)
+        return value
+
+    def choice(self, node: Node, key: str, choices: Sequence[str]) -> str:
+        value = self.scalar(node, key, (str,), f"one of {', '.join(choices)}")
+        if value not in choices:
+            raise self.error(node, key, f"{value!r} is not one of {', '.join(choices)}")
+        return str(value)
+
+    def network(self, node: Node, key: str) -> IPNetwork:
+        text = self.string(node, key)
+        try:
+            return ip_network(text, strict=True)
+        except ValueError as error:
+            if "host bits set" in str(error):
+                suggestion = ip_network(text, strict=False)
+                raise self.error(node, key, f"{text!r} has host bits set; did you mean {suggestion}?") from None
+            raise self.error(node, key, f"{text!r} is not a network; use CIDR like 10.0.0.0/8 or fd00::/8") from None

@@ -1,0 +1,323 @@
+from __future__ import annotations
+
+import textwrap
+from ipaddress import ip_network
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gateway.config import Address, load_config, parse_duration
+from gateway.errors import ConfigError
+from gateway.policy import Clipboard
+
+DESIGN_EXAMPLE = """\
+listen: {http: "127.0.0.1:8080", metrics: "127.0.0.1:9108"}
+tls: {cert: null, key: null}
+network: {allow: ["127.0.0.0/8", "::1/128"], trusted_proxies: []}
+auth:
+  local: {users_file: "var/users.yaml"}
+  ldap: null          # {url, start_tls, bind_dn, bind_password_file, user_base, user_filter, group_base, group_filter, timeout}
+  totp: {required: true, issuer: "deskgate"}
+  web_session: {idle_timeout: "15m", absolute_timeout: "12h"}
+storage: {recordings: "var/recordings", database: "sqlite:///var/deskgate.db", fsync_interval: "1s"}
+targets:
+  desk-01: {protocol: vnc, host: 127.0.0.1, port: 5901, password_file: "var/desk-01.pass"}
+  shell-01: {protocol: ssh, host: 127.0.0.1, port: 22, username: ops, key_file: "var/id_ed25519"}
+policies:             # first match wins; no match means deny
+  - name: operators
+    groups: [operators]
+    from: ["127.0.0.0/8"]
+    targets: ["desk-*"]
+    clipboard: off    # off | to-remote | to-local | both
+    idle_timeout: "10m"
+    max_session: "9h"
+"""
+
+TARGETS = """\
+targets:
+  desk-01: {protocol: vnc, host: 127.0.0.1, port: 5901}
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "deskgate.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_design_example_loads_into_typed_objects(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, DESIGN_EXAMPLE))
+    assert config.path == tmp_path / "deskgate.yaml"
+    assert config.listen.http == Address("127.0.0.1", 8080)
+    assert config.listen.metrics == Address("127.0.0.1", 9108)
+    assert not config.tls.enabled
+    assert config.network.allow == (ip_network("127.0.0.0/8"), ip_network("::1/128"))
+    assert config.auth.local is not None and config.auth.local.users_file == tmp_path / "var/users.yaml"
+    assert config.auth.ldap is None
+    assert config.auth.totp.required and config.auth.totp.issuer == "deskgate"
+    assert (config.auth.web_session.idle_timeout, config.auth.web_session.absolute_timeout) == (900, 43200)
+    assert config.storage.recordings == tmp_path / "var/recordings"
+    assert config.storage.database == f"sqlite:///{tmp_path}/var/deskgate.db"
+    assert config.storage.fsync_interval == 1.0
+    assert list(config.targets) == ["desk-01", "shell-01"]
+    desk, shell = config.targets["desk-01"], config.targets["shell-01"]
+    assert (desk.protocol, desk.host, desk.port, desk.password_file) == ("vnc", "127.0.0.1", 5901, tmp_path / "var/desk-01.pass")
+    assert (shell.protocol, shell.username, shell.key_file) == ("ssh", "ops", tmp_path / "var/id_ed25519")
+    (policy,) = config.policies
+    assert policy.name == "operators" and policy.groups == ("operators",) and policy.targets == ("desk-*",)
+    assert policy.from_networks == (ip_network("127.0.0.0/8"),)
+    assert policy.clipboard is Clipboard.OFF  # bare `off` is YAML false
+    assert (policy.idle_timeout, policy.max_session) == (600, 9 * 3600)
+
+
+def test_empty_file_means_safe_defaults(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, ""))
+    assert config.listen.http == Address("127.0.0.1", 8080) and config.listen.http.is_loopback
+    assert config.listen.metrics == Address("127.0.0.1", 9108)
+    assert config.network.allow == (ip_network("127.0.0.0/8"), ip_network("::1/128"))
+    assert config.network.trusted_proxies == ()
+    assert config.auth.totp.required
+    assert config.auth.local is not None and config.auth.local.users_file == tmp_path / "var/users.yaml"
+    assert config.storage.recordings == tmp_path / "var/recordings"
+    assert dict(config.targets) == {} and config.policies == ()
+
+
+def test_config_objects_are_frozen(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, DESIGN_EXAMPLE))
+    with pytest.raises(AttributeError):
+        config.listen = config.listen  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        config.targets["x"] = config.targets["desk-01"]  # type: ignore[index]
+
+
+def test_relative_paths_resolve_against_the_config_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "etc").mkdir()
+    path = write(tmp_path / "etc", """\
+        tls: {cert: tls/cert.pem, key: /abs/key.pem}
+        listen: {http: "0.0.0.0:443"}
+        auth: {local: {users_file: users.yaml}}
+        storage: {recordings: ../rec, database: "sqlite:///db/x.db"}
+        """)
+    monkeypatch.chdir("/")
+    config = load_config(path)
+    assert config.tls.cert == tmp_path / "etc/tls/cert.pem"
+    assert config.tls.key == Path("/abs/key.pem") and config.tls.enabled
+    assert config.listen.http == Address("0.0.0.0", 443)  # allowed: TLS is on
+    assert config.auth.local is not None and config.auth.local.users_file == tmp_path / "etc/users.yaml"
+    assert config.storage.recordings == tmp_path / "etc/../rec"
+    assert config.storage.database == f"sqlite:///{tmp_path}/etc/db/x.db"
+
+
+def test_relative_config_path_is_resolved_from_the_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write(tmp_path, "auth: {local: {users_file: u.yaml}}\n")
+    monkeypatch.chdir(tmp_path)
+    config = load_config("deskgate.yaml")
+    assert config.path == tmp_path / "deskgate.yaml"
+    assert config.auth.local is not None and config.auth.local.users_file == tmp_path / "u.yaml"
+
+
+def test_ipv6_listen_address_and_absolute_sqlite_and_postgres(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, """\
+        listen: {http: "[::1]:8443", metrics: "[::]:9108"}
+        storage: {database: "postgresql+asyncpg://db.example/deskgate"}
+        """))
+    assert config.listen.http == Address("::1", 8443) and config.listen.http.is_loopback
+    assert str(config.listen.http) == "[::1]:8443"
+    assert config.listen.metrics == Address("::", 9108)
+    assert config.storage.database == "postgresql+asyncpg://db.example/deskgate"
+
+
+def test_ldap_section_is_validated(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, """\
+        auth:
+          local: null
+          ldap:
+            url: ldaps://ldap.example
+            bind_dn: cn=gateway,dc=example
+            bind_password_file: ldap.pass
+            user_base: ou=people,dc=example
+            timeout: 3s
+        """))
+    assert config.auth.local is None
+    ldap = config.auth.ldap
+    assert ldap is not None
+    assert (ldap.url, ldap.start_tls, ldap.bind_dn) == ("ldaps://ldap.example", False, "cn=gateway,dc=example")
+    assert ldap.bind_password_file == tmp_path / "ldap.pass"
+    assert (ldap.user_filter, ldap.group_base, ldap.timeout) == ("(uid={username})", None, 3.0)
+
+
+def test_clipboard_modes(tmp_path: Path) -> None:
+    for text, mode in [("both", Clipboard.BOTH), ('"to-remote"', Clipboard.TO_REMOTE), ("to-local", Clipboard.TO_LOCAL),
+                       ('"off"', Clipboard.OFF), ("no", Clipboard.OFF)]:
+        path = write(tmp_path, TARGETS + f"policies:\n  - {{name: p, groups: ['*'], targets: [desk-01], clipboard: {text}}}\n")
+        assert load_config(path).policies[0].clipboard is mode
+
+
+# (file text, line, dotted key, part of the message)
+BAD_FILES = [
+    pytest.param(TARGETS + """\
+policies:
+  - name: ops
+    idle_timeout: banana
+    groups: [ops]
+    targets: [desk-*]
+""", 5, "policies[0].idle_timeout", "'banana' is not a duration; use e.g. 90s, 10m, 1h30m", id="duration"),
+    pytest.param("listen:\n  http: 127.0.0.1:8080\n  metrics: 127.0.0.1:99999\n", 3, "listen.metrics",
+                 "port 99999 is out of range", id="listen-port-range"),
+    pytest.param("listen:\n  http: localhost\n", 2, "listen.http", "is not HOST:PORT", id="listen-no-port"),
+    pytest.param("listen:\n  http: ::1:80\n", 2, "listen.http", "is not HOST:PORT; use e.g. 127.0.0.1:8080 or [::1]:8080",
+                 id="ipv6-without-brackets"),
+    pytest.param("\n\nlisten: {http: '0.0.0.0:8080'}\n", 3, "listen.http",
+                 "exposing the gateway without TLS; set tls.cert and tls.key", id="exposed-without-tls"),
+    pytest.param("tls:\n  cert: cert.pem\n", 2, "tls.key", "set both or neither", id="tls-half"),
+    pytest.param("network:\n  allow:\n    - 10.0.0.0/8\n    - 192.168.1.1/24\n", 4, "network.allow[1]",
+                 "'192.168.1.1/24' has host bits set; did you mean 192.168.1.0/24?", id="cidr-host-bits"),
+    pytest.param("network:\n  trusted_proxies: [banana]\n", 2, "network.trusted_proxies[0]", "is not a network",
+                 id="cidr-garbage"),
+    pytest.param("network:\n  allow: 10.0.0.0/8\n", 2, "network.allow", "expected a list, got '10.0.0.0/8'",
+                 id="allow-not-a-list"),
+    pytest.param("auth:\n  totp:\n    requird: false\n", 3, "auth.totp.requird", "unknown key; did you mean 'required'?",
+                 id="typo"),
+    pytest.param("listen: {}\nrecordings: x\n", 2, "recordings", "unknown key; expected one of: listen, tls",
+                 id="unknown-top-level"),
+    pytest.param("auth:\n  totp:\n    required: 'yes please'\n", 3, "auth.totp.required", "expected true or false",
+                 id="wrong-type-bool"),
+    pytest.param("auth:\n  web_session: {idle_timeout: 0}\n", 2, "auth.web_session.idle_timeout",
+                 "is not a positive duration", id="duration-zero"),
+    pytest.param("auth:\n  web_session: {idle_timeout: 2h, absolute_timeout: 1h}\n", 2, "auth.web_session.idle_timeout",
+                 "longer than auth.web_session.absolute_timeout", id="idle-over-absolute"),
+    pytest.param("auth:\n  local: null\n", 2, "auth", "no way to log in", id="no-backend"),
+    pytest.param("auth:\n  ldap: {url: ldap://x, user_base: dc=x}\n", 2, "auth.ldap.url", "sends passwords in clear",
+                 id="ldap-cleartext"),
+    pytest.param("auth:\n  ldap: {url: ldaps://x}\n", 2, "auth.ldap.user_base", "is required but missing",
+                 id="ldap-missing-key"),
+    pytest.param("storage:\n  database: mysql://x/y\n", 2, "storage.database", "is not a database URL", id="database"),
+    pytest.param("tls:\n  cert: a\n  key: b\n  cert: c\n", 4, "tls.cert", "duplicate key (first at line 2)",
+                 id="duplicate-key"),
+    pytest.param("listen:\n  http: [1, 2\n", 3, "(yaml)", "invalid YAML", id="yaml-syntax"),
+    pytest.param("- listen\n", 1, "(top level)", "expected a mapping of settings, got a list", id="top-level-list"),
+    pytest.param("targets:\n  desk-01: {protocol: rdp, host: h}\n", 2, "targets.desk-01.protocol",
+                 "'rdp' is not one of vnc, ssh", id="protocol"),
+    pytest.param("targets:\n  desk-01:\n    protocol: vnc\n    host: h\n    port: 0\n", 5, "targets.desk-01.port",
+                 "out of range; use 1-65535", id="target-port-zero"),
+    pytest.param("targets:\n  desk-01: {protocol: vnc, host: h, port: '5900'}\n", 2, "targets.desk-01.port",
+                 "expected a whole number, got '5900'", id="port-string"),
+    pytest.param("targets:\n  desk-01:\n    protocol: vnc\n", 3, "targets.desk-01.host", "is required but missing",
+                 id="target-missing-host"),
+    pytest.param("targets:\n  desk-01: {protocol: vnc, host: 'a b'}\n", 2, "targets.desk-01.host",
+                 "is not a host name or IP address", id="target-host"),
+    pytest.param("targets:\n  ok: {protocol: vnc, host: h}\n  Desk_01:\n    protocol: vnc\n", 3, "targets.Desk_01",
+                 "is not a valid target name", id="target-name"),
+    pytest.param("targets:\n  shell: {protocol: ssh, host: h, password_file: p}\n", 2, "targets.shell.password_file",
+                 "applies only to vnc targets", id="option-for-other-protocol"),
+    pytest.param("targets:\n  shell: {protocol: ssh, host: h}\n", 2, "targets.shell.username", "is required for ssh",
+                 id="ssh-username"),
+    pytest.param(TARGETS + "policies:\n  - {name: p, groups: [], targets: [desk-01]}\n", 4, "policies[0].groups",
+                 "is empty", id="groups-empty"),
+    pytest.param(TARGETS + "policies:\n  - name: p\n    groups: [ops]\n    targets: [desk-01, 'web-*']\n", 6,
+                 "policies[0].targets[1]", "'web-*' matches no target defined under targets", id="pattern-matches-nothing"),
+    pytest.param(TARGETS + "policies:\n  - {name: p, groups: [ops], targets: [desk-01], clipboard: on}\n", 4,
+                 "policies[0].clipboard", "YAML reads 'on' as true, not a mode; use one of off, to-remote, to-local, both",
+                 id="clipboard-true"),
+    pytest.param(TARGETS + "policies:\n  - {name: p, groups: [ops], targets: [desk-01], clipboard: sideways}\n", 4,
+                 "policies[0].clipboard", "'sideways' is not a clipboard mode", id="clipboard-unknown"),
+    pytest.param(TARGETS + "policies:\n  - {name: p, groups: [ops], targets: [desk-01], from: ['10.0.0.1/8']}\n", 4,
+                 "policies[0].from[0]", "has host bits set", id="policy-from"),
+    pytest.param(TARGETS + "policies:\n  - {groups: [ops], targets: [desk-01]}\n", 4, "policies[0].name",
+                 "is required but missing", id="policy-name-missing"),
+    pytest.param(TARGETS + "policies:\n  - {name: p, groups: [ops], targets: [desk-01]}\n"
+                 "  - {name: p, groups: [x], targets: [desk-01]}\n", 5, "policies[1].name", "is used twice",
+                 id="policy-name-twice"),
+    pytest.param(TARGETS + "policies:\n  - {name: p, groups: [ops], target: [desk-01]}\n", 4, "policies[0].target",
+                 "did you mean 'targets'?", id="policy-typo"),
+    pytest.param(TARGETS + "policies:\n  - name: p\n    groups: [ops]\n    targets: [desk-01]\n    max_session: 1.5h\n", 7,
+                 "policies[0].max_session", "is not a duration", id="policy-max-session"),
+]
+
+
+@pytest.mark.parametrize(("text", "line", "key", "message"), BAD_FILES)
+def test_bad_files_name_file_line_and_key(tmp_path: Path, text: str, line: int, key: str, message: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    error = caught.value
+    assert (error.line, error.key) == (line, key)
+    assert message in error.message
+    assert str(error).startswith(f"{path}:{line}: {key}: ")
+
+
+def test_idle_timeout_banana_message_in_full(tmp_path: Path) -> None:
+    path = write(tmp_path, "auth:\n  web_session:\n    idle_timeout: 15m\n    absolute_timeout: 12h\n"
+                 "    idle_timeout: banana\n")
+    with pytest.raises(ConfigError, match="duplicate key"):
+        load_config(path)
+    path = write(tmp_path, "auth:\n  totp: {required: true}\n  web_session:\n\n    idle_timeout: banana\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(caught.value) == (f"{path}:5: auth.web_session.idle_timeout: 'banana' is not a duration; "
+                                 "use e.g. 90s, 10m, 1h30m, 2d or a number of seconds")
+
+
+def test_missing_and_undecodable_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read: No such file or directory") as caught:
+        load_config(tmp_path / "absent.yaml")
+    assert caught.value.line is None
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes(b"tls: {cert: caf\xe9}\n")
+    with pytest.raises(ConfigError, match="is not UTF-8 text"):
+        load_config(path)
+
+
+def test_python_tags_are_refused_not_executed(tmp_path: Path) -> None:
+    path = write(tmp_path, "auth:\n  totp:\n    issuer: !!python/object/apply:os.getcwd []\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert (caught.value.line, caught.value.key) == (3, "auth.totp.issuer")
+
+
+@pytest.mark.parametrize(("text", "seconds"), [
+    ("90s", 90), ("10m", 600), ("1h30m", 5400), ("2d", 172800), ("1d2h3m4s", 93784), ("250ms", 0.25),
+    ("45", 45), (45, 45), (0.5, 0.5), (" 10M ", 600),
+])
+def test_parse_duration(text: str | int, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "banana", "0", "0s", "-5s", "1.5h", "30m1h", "1m1m", "10 m", "h", "1h 30m"])
+def test_parse_duration_refuses(text: str) -> None:
+    with pytest.raises(ValueError, match="use e.g. 90s, 10m, 1h30m"):
+        parse_duration(text)
+
+
+def test_parse_duration_refuses_booleans_and_negative_numbers() -> None:
+    for value in (True, False, -1, 0, float("inf"), float("nan")):
+        with pytest.raises(ValueError):
+            parse_duration(value)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 9), st.integers(0, 23), st.integers(0, 59), st.integers(0, 59))
+def test_parse_duration_round_trips_units(days: int, hours: int, minutes: int, seconds: int) -> None:
+    parts = [(days, "d"), (hours, "h"), (minutes, "m"), (seconds, "s")]
+    text = "".join(f"{value}{unit}" for value, unit in parts if value)
+    total = days * 86400 + hours * 3600 + minutes * 60 + seconds
+    if total == 0:
+        with pytest.raises(ValueError):
+            parse_duration(text or "0s")
+    else:
+        assert parse_duration(text) == total
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, len(DESIGN_EXAMPLE)), st.integers(0, 40), st.text(max_size=20))
+def test_mangled_files_either_load_or_raise_config_error(
+    tmp_path_factory: pytest.TempPathFactory, start: int, length: int, junk: str
+) -> None:
+    path = tmp_path_factory.mktemp("fuzz") / "deskgate.yaml"
+    path.write_text(DESIGN_EXAMPLE[:start] + junk + DESIGN_EXAMPLE[start + length:], encoding="utf-8")
+    try:
+        load_config(path)
+    except ConfigError as error:
+        assert str(error).startswith(str(path))
