@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import time
 import textwrap
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from gateway.demo import XvncDesktop
 from gateway.web.app import RunningGateway, start_gateway
 
 DESKTOP_PASSWORD = "s3cret-vnc"
+DESKTOP_WIDTH, DESKTOP_HEIGHT = 1024, 768
 
 
 @dataclass
@@ -30,6 +32,13 @@ class User:
     def code(self, at: float | None = None) -> str:
         totp = pyotp.TOTP(self.totp_secret)
         return totp.at(at) if at is not None else totp.now()
+
+    def wrong_code(self) -> str:
+        """A six-digit code valid at no step of the current ±1 drift window."""
+        totp = pyotp.TOTP(self.totp_secret)
+        now = time.time()
+        valid = {totp.at(now + drift) for drift in (-60, -30, 0, 30, 60)}
+        return next(f"{n:06d}" for n in range(0, 10) if f"{n:06d}" not in valid)
 
 
 @dataclass
@@ -61,12 +70,13 @@ def _run_quiet(args: list[str], env: dict[str, str]) -> None:
 @pytest.fixture(scope="session")
 def desktop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[XvncDesktop]:
     """A TigerVNC desktop with an xterm on a plaid background (known, static content)."""
-    with XvncDesktop(tmp_path_factory.mktemp("xvnc"), width=1024, height=768, password=DESKTOP_PASSWORD) as xvnc:
+    with XvncDesktop(tmp_path_factory.mktemp("xvnc"), width=DESKTOP_WIDTH, height=DESKTOP_HEIGHT, password=DESKTOP_PASSWORD) as xvnc:
         _run_quiet(["xsetroot", "-mod", "16", "16", "-fg", "#c03030", "-bg", "#2040a0"], xvnc.env)
         yield xvnc
 
 
-def write_gateway_config(workdir: Path, desktop_port: int, **overrides: str) -> Path:
+def write_gateway_config(workdir: Path, desktop_port: int, extra_targets: dict[str, int] | None = None,
+                         **overrides: str) -> Path:
     """A config with two desktops and policies: operators may open desk-*, auditors nothing."""
     (workdir / "desk-01.pass").write_text(DESKTOP_PASSWORD + "\n")
     (workdir / "desk-01.pass").chmod(0o600)
@@ -75,6 +85,8 @@ def write_gateway_config(workdir: Path, desktop_port: int, **overrides: str) -> 
         "clipboard": "off",
         **overrides,
     }
+    extra = "".join(f"\n{' ' * 10}{name}: {{protocol: vnc, host: 127.0.0.1, port: {port}}}"  # dedented below
+                    for name, port in (extra_targets or {}).items())
     config = workdir / "deskgate.yaml"
     config.write_text(textwrap.dedent(f"""\
         listen: {{http: "127.0.0.1:0", metrics: "127.0.0.1:0"}}
@@ -84,7 +96,7 @@ def write_gateway_config(workdir: Path, desktop_port: int, **overrides: str) -> 
         targets:
           desk-01: {{protocol: vnc, host: 127.0.0.1, port: {desktop_port}, password_file: desk-01.pass}}
           desk-02: {{protocol: vnc, host: 127.0.0.1, port: 1}}
-          secret-desk: {{protocol: vnc, host: 127.0.0.1, port: 1}}
+          secret-desk: {{protocol: vnc, host: 127.0.0.1, port: 1}}{extra}
         policies:
           - name: operators
             groups: [operators]
@@ -96,8 +108,9 @@ def write_gateway_config(workdir: Path, desktop_port: int, **overrides: str) -> 
     return config
 
 
-async def start_test_gateway(workdir: Path, desktop_port: int, **overrides: str) -> GatewayUnderTest:
-    config_path = write_gateway_config(workdir, desktop_port, **overrides)
+async def start_test_gateway(workdir: Path, desktop_port: int, extra_targets: dict[str, int] | None = None,
+                             **overrides: str) -> GatewayUnderTest:
+    config_path = write_gateway_config(workdir, desktop_port, extra_targets, **overrides)
     store = LocalUserStore(workdir / "users.yaml")
     users = {}
     for name, groups in (("alice", ("operators",)), ("mallory", ("contractors",))):

@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-CLIENT_ADDRESS = "deskgate.client_address"
+CLIENT_ADDRESS = web.RequestKey("client_address", IPv4Address | IPv6Address)  # type: ignore[arg-type]
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'"
@@ -28,9 +28,7 @@ def cookie_name(app: web.Application) -> str:
 
 
 def client_address(request: web.Request) -> IPv4Address | IPv6Address:
-    address = request[CLIENT_ADDRESS]
-    assert isinstance(address, (IPv4Address, IPv6Address))
-    return address
+    return request[CLIENT_ADDRESS]
 
 
 def current_session(request: web.Request) -> WebSession | None:
@@ -59,7 +57,7 @@ async def network_allow_list(request: web.Request, handler: Handler) -> web.Stre
     """Refuse every request, WebSocket upgrades included, from a network not in ``network.allow``."""
     acl = request.app[NETACL]
     address = acl.client_address(request.remote, request.headers)
-    if not acl.is_allowed(address):
+    if address is None or not acl.is_allowed(address):
         request.app[METRICS].ip_denied_total.inc()
         log.warning("network not allowed", extra={"ctx": {"source": address, "peer": request.remote,
                                                           "path": request.path}})

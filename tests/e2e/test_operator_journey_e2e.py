@@ -1,0 +1,97 @@
+"""An operator's day, in a real browser: sign in with TOTP, open the desktop, work in the terminal."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import numpy as np
+import pytest
+from playwright.async_api import Browser, Page, expect
+
+from gateway.demo import XvncDesktop
+from tests.conftest import GatewayUnderTest
+from tests.xwd import read_xwd
+
+pytestmark = pytest.mark.e2e
+
+# xterm's colour 2 (ANSI green background) is rgb(0, 205, 0).
+COUNT_GREEN_PIXELS = """() => {
+  const canvas = document.querySelector('#screen canvas');
+  const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+  let green = 0, lit = 0;
+  for (let i = 0; i < data.length; i += 4) {
+    if (data[i] < 40 && data[i + 1] > 180 && data[i + 2] < 40) green++;
+    if (data[i] + data[i + 1] + data[i + 2] > 60) lit++;
+  }
+  return [green, lit, canvas.width, canvas.height];
+}"""
+
+
+async def sign_in(page: Page, gateway: GatewayUnderTest, name: str) -> None:
+    user = gateway.users[name]
+    await page.goto(f"{gateway.url}/")
+    await expect(page).to_have_url(f"{gateway.url}/login")
+    await page.fill("#username", user.name)
+    await page.fill("#password", user.password)
+    await page.fill("#totp", user.code())
+    await page.click("#sign-in")
+    await expect(page).to_have_url(f"{gateway.url}/")
+
+
+async def test_operator_signs_in_and_works_on_the_remote_desktop(
+    browser: Browser, gateway: GatewayUnderTest, desktop: XvncDesktop, tmp_path: Path
+) -> None:
+    page = await browser.new_page(viewport={"width": 1280, "height": 900})
+    await sign_in(page, gateway, "alice")
+
+    await page.click('a[data-target="desk-01"]')
+    await expect(page).to_have_url(f"{gateway.url}/desktop/desk-01")
+    await expect(page.locator("#status")).to_have_text("Connected to desk-01", timeout=15000)
+
+    canvas = page.locator("#screen canvas")
+    await expect(canvas).to_be_visible()
+    green, lit, width, height = await page.evaluate(COUNT_GREEN_PIXELS)
+    assert (width, height) == (1024, 768)
+    assert lit > width * height // 2  # the remote screen (plaid background, xterm) is drawn
+    assert green == 0
+
+    # Click into the xterm (top-left of the remote screen) to focus it, then type a command.
+    box = await canvas.bounding_box()
+    assert box is not None
+    scale = box["width"] / width
+    await page.mouse.click(box["x"] + 200 * scale, box["y"] + 120 * scale)
+    marker = tmp_path / "typed-through-the-gateway"
+    command = f"echo deskgate-$((6*7)) > {marker}; printf '\\033[42m%900s\\033[0m\\n' ''"
+    await page.keyboard.type(command, delay=5)
+    await page.keyboard.press("Enter")
+
+    async with asyncio.timeout(15):
+        while not (marker.exists() and marker.read_text() == "deskgate-42\n"):
+            await asyncio.sleep(0.1)
+    # The command's output appears on the remote display, and the browser shows it.
+    screenshot = read_xwd(desktop.screenshot())
+    remote_green = int(np.count_nonzero((screenshot[..., 0] < 40) & (screenshot[..., 1] > 180)
+                                        & (screenshot[..., 2] < 40)))
+    assert remote_green > 900 * 20
+    async with asyncio.timeout(10):
+        while (await page.evaluate(COUNT_GREEN_PIXELS))[0] < remote_green * 0.9:
+            await asyncio.sleep(0.1)
+
+    await page.click("#disconnect")
+    await expect(page.locator("#ended")).to_be_visible()
+    await expect(page.locator("#ended-reason")).to_contain_text("disconnected")
+    await page.close()
+
+
+async def test_wrong_totp_is_shown_on_the_login_page(browser: Browser, gateway: GatewayUnderTest) -> None:
+    page = await browser.new_page()
+    user = gateway.users["alice"]
+    await page.goto(f"{gateway.url}/login")
+    await page.fill("#username", user.name)
+    await page.fill("#password", user.password)
+    await page.fill("#totp", user.wrong_code())
+    await page.click("#sign-in")
+    await expect(page.locator("#login-error")).to_contain_text("code")
+    await expect(page).to_have_url(f"{gateway.url}/login")
+    await page.close()
