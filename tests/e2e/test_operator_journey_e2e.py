@@ -95,3 +95,14 @@ async def test_wrong_totp_is_shown_on_the_login_page(browser: Browser, gateway: 
     await expect(page.locator("#login-error")).to_contain_text("code")
     await expect(page).to_have_url(f"{gateway.url}/login")
     await page.close()
+
+
+async def test_the_operator_is_told_why_a_desktop_cannot_be_opened(
+    browser: Browser, gateway: GatewayUnderTest
+) -> None:
+    page = await browser.new_page()
+    await sign_in(page, gateway, "alice")
+    await page.click('a[data-target="desk-02"]')  # defined, allowed, but nothing listens there
+    await expect(page.locator("#ended")).to_be_visible(timeout=15000)
+    await expect(page.locator("#ended-reason")).to_contain_text("desk-02 is unreachable")
+    await page.close()

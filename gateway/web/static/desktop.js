@@ -16,7 +16,8 @@ socket.binaryType = "arraybuffer";
 
 let endReason = "";
 socket.addEventListener("close", (event) => {
-  endReason = event.reason || (event.code === 1006 ? "the connection to the gateway was lost" : "");
+  // The gateway's reason wins; otherwise keep what we already know (e.g. "you disconnected").
+  endReason = event.reason || endReason || (event.code === 1006 ? "the connection to the gateway was lost" : "");
   showEnded();
 });
 
