@@ -15,6 +15,7 @@ import difflib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from fnmatch import fnmatchcase
 from ipaddress import ip_address, ip_network
 from pathlib import Path
@@ -25,7 +26,7 @@ from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from gateway.errors import ConfigError
-from gateway.policy import Clipboard, IPNetwork, Policy
+from gateway.policy import Clipboard, InputRecording, IPNetwork, Policy, RecordingAccess
 
 TARGET_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
 PROTOCOL_DEFAULT_PORTS = {"vnc": 5900, "ssh": 22}
@@ -122,6 +123,7 @@ class StorageConfig:
     recordings: Path
     database: str
     fsync_interval: float
+    recording_key_file: Path  # HMAC key that seals finished recordings; created (0600) if missing
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,7 +331,7 @@ class _ConfigReader:
         )
 
     def storage(self, node: Node | None) -> StorageConfig:
-        section = self.r.mapping(node, "storage", ["recordings", "database", "fsync_interval"])
+        section = self.r.mapping(node, "storage", ["recordings", "database", "fsync_interval", "recording_key_file"])
         database = self.r.string(section.get("database"), "storage.database", "sqlite:///var/deskgate.db")
         if not DATABASE_URL.match(database):
             raise self.r.error(section.get("database"), "storage.database",
@@ -341,6 +343,8 @@ class _ConfigReader:
             recordings=self.path(section.get("recordings"), "storage.recordings", "var/recordings"),
             database=database,
             fsync_interval=self.duration(section.get("fsync_interval"), "storage.fsync_interval", 1.0),
+            recording_key_file=self.path(section.get("recording_key_file"), "storage.recording_key_file",
+                                         "var/recording.key"),
         )
 
     def targets(self, node: Node | None) -> dict[str, Target]:
@@ -392,7 +396,8 @@ class _ConfigReader:
 
     def policy(self, node: Node, key: str, targets: Mapping[str, Target]) -> Policy:
         r = self.r
-        keys = ["name", "groups", "from", "targets", "clipboard", "idle_timeout", "max_session"]
+        keys = ["name", "groups", "from", "targets", "clipboard", "idle_timeout", "max_session", "recordings",
+                "record_input"]
         section = r.mapping(node, key, keys, required=["name", "groups", "targets"])
         groups = tuple(r.string(item, item_key) for item, item_key in r.sequence(section["groups"], f"{key}.groups"))
         if not groups:
@@ -413,7 +418,16 @@ class _ConfigReader:
             clipboard=self.clipboard(section.get("clipboard"), f"{key}.clipboard"),
             idle_timeout=self.optional_duration(section.get("idle_timeout"), f"{key}.idle_timeout"),
             max_session=self.optional_duration(section.get("max_session"), f"{key}.max_session"),
+            recordings=RecordingAccess(self.choice_or(section.get("recordings"), f"{key}.recordings",
+                                                      RecordingAccess, RecordingAccess.NONE)),
+            record_input=InputRecording(self.choice_or(section.get("record_input"), f"{key}.record_input",
+                                                       InputRecording, InputRecording.FULL)),
         )
+
+    def choice_or(self, node: Node | None, key: str, choices: type[StrEnum], default: StrEnum) -> str:
+        if node is None:
+            return default.value
+        return self.r.choice(node, key, [choice.value for choice in choices])
 
     def clipboard(self, node: Node | None, key: str) -> Clipboard:
         if node is None:

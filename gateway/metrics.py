@@ -6,7 +6,7 @@ several gateways in one process; the metrics listener serves that registry.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Info, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
 
 from gateway import __version__
 
@@ -42,6 +42,24 @@ class Metrics:
         )
         self.policy_denied_total = Counter(
             f"{PREFIX}_policy_denied_total", "Session requests refused by access policy.", registry=r
+        )
+        self.recording_bytes_total = Counter(
+            f"{PREFIX}_recording_bytes_total", "Bytes written to session recordings (journals).", registry=r
+        )
+        self.recording_failures_total = Counter(
+            f"{PREFIX}_recording_failures_total",
+            "Sessions refused or ended because their recording could not be written.",
+            ["reason"],
+            registry=r,
+        )
+        self.render_queue_length = Gauge(
+            f"{PREFIX}_render_queue_length", "Recordings waiting for, or being, rendered to video.", registry=r
+        )
+        self.render_seconds = Histogram(
+            f"{PREFIX}_render_seconds",
+            "Wall-clock time to render one recording to video.",
+            buckets=(1, 5, 15, 60, 300, 900, 3600),
+            registry=r,
         )
         self.build_info = Info(f"{PREFIX}_build", "Version of the running gateway.", registry=r)
         self.build_info.info({"version": __version__})

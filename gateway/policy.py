@@ -44,6 +44,21 @@ class Clipboard(StrEnum):
         return self in (Clipboard.TO_LOCAL, Clipboard.BOTH)
 
 
+class RecordingAccess(StrEnum):
+    """Which recordings the users of a policy may find and play back."""
+
+    NONE = "none"
+    OWN = "own"
+    ALL = "all"
+
+
+class InputRecording(StrEnum):
+    """How much of the operator's input a recording keeps."""
+
+    FULL = "full"  # every key, pointer and clipboard message, as forwarded
+    COUNTS = "counts"  # only how many of each, for privacy-sensitive desks
+
+
 @dataclass(frozen=True, slots=True)
 class Policy:
     """One access rule; durations are in seconds, ``None`` meaning no policy-specific limit."""
@@ -55,6 +70,8 @@ class Policy:
     clipboard: Clipboard = Clipboard.OFF
     idle_timeout: float | None = None
     max_session: float | None = None
+    recordings: RecordingAccess = RecordingAccess.NONE
+    record_input: InputRecording = InputRecording.FULL
 
     def group_matches(self, identity: Identity) -> bool:
         return ANY_GROUP in self.groups or not identity.groups.isdisjoint(self.groups)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Any, TypeAlias
 
 from gateway.errors import ProtocolViolation
 
@@ -153,3 +154,368 @@ class Rectangle:
     @classmethod
     def parse(cls, data: bytes) -> Rectangle:
         return cls(*cls._STRUCT.unpack(data))
+
+
+_U8 = range(1 << 8)
+_U16 = range(1 << 16)
+_U32 = range(1 << 32)
+_S32 = range(-(1 << 31), 1 << 31)
+
+
+def _check(name: str, value: int, valid: range) -> None:
+    # Compare bounds: ``in range`` is a linear scan for int subclasses such as IntEnum members.
+    if not valid.start <= value < valid.stop:
+        raise ProtocolViolation(f"{name} {value} is outside {valid.start}..{valid.stop - 1}")
+
+
+def _unpack(layout: struct.Struct, data: bytes, what: str) -> tuple[Any, ...]:
+    """Unpack a fixed-size wire form, checking its length first."""
+    if len(data) != layout.size:
+        raise ProtocolViolation(f"{what} is {layout.size} bytes, got {len(data)}")
+    return layout.unpack(data)
+
+
+def _split(layout: struct.Struct, data: bytes, item_size: int, what: str) -> tuple[tuple[Any, ...], bytes]:
+    """Unpack the header of a variable-length message whose last field counts the items that follow."""
+    if len(data) < layout.size:
+        raise ProtocolViolation(f"{what} is at least {layout.size} bytes, got {len(data)}")
+    header = layout.unpack_from(data)
+    if len(data) != layout.size + header[-1] * item_size:
+        raise ProtocolViolation(f"{what} announces {header[-1]} items but is {len(data)} bytes")
+    return header, data[layout.size :]
+
+
+# ---------------------------------------------------------------- client → server
+#
+# Each message class describes its wire layout for the framers: ``LAYOUT`` for a
+# fixed-size message, or ``HEADER`` (whose last field counts the items that follow)
+# and ``ITEM_SIZE`` for a variable-length one. ``parse`` takes the whole message.
+
+
+@dataclass(frozen=True, slots=True)
+class SetPixelFormat:
+    """The pixel format for later updates (RFC 6143 §7.5.1)."""
+
+    pixel_format: PixelFormat
+
+    LAYOUT = struct.Struct(">B3x16s")
+
+    def encode(self) -> bytes:
+        return self.LAYOUT.pack(ClientMessageType.SET_PIXEL_FORMAT, self.pixel_format.encode())
+
+    @classmethod
+    def parse(cls, data: bytes) -> SetPixelFormat:
+        _, pixel_format = _unpack(cls.LAYOUT, data, "SetPixelFormat")
+        return cls(PixelFormat.parse(pixel_format))
+
+
+@dataclass(frozen=True, slots=True)
+class SetEncodings:
+    """The encodings and pseudo-encodings the client accepts, most preferred first (§7.5.2)."""
+
+    encodings: tuple[int, ...]
+
+    HEADER = struct.Struct(">BxH")
+    ITEM_SIZE = 4
+
+    def __post_init__(self) -> None:
+        _check("number of encodings", len(self.encodings), _U16)
+        for encoding in self.encodings:
+            _check("encoding", encoding, _S32)
+
+    def encode(self) -> bytes:
+        count = len(self.encodings)
+        return self.HEADER.pack(ClientMessageType.SET_ENCODINGS, count) + struct.pack(f">{count}i", *self.encodings)
+
+    @classmethod
+    def parse(cls, data: bytes) -> SetEncodings:
+        (_, count), body = _split(cls.HEADER, data, cls.ITEM_SIZE, "SetEncodings")
+        return cls(struct.unpack(f">{count}i", body))
+
+
+@dataclass(frozen=True, slots=True)
+class FramebufferUpdateRequest:
+    """Asks for an update of an area, whole or only what changed (§7.5.3)."""
+
+    incremental: bool
+    x: int
+    y: int
+    width: int
+    height: int
+
+    LAYOUT = struct.Struct(">BBHHHH")
+
+    def __post_init__(self) -> None:
+        for name in ("x", "y", "width", "height"):
+            _check(name, getattr(self, name), _U16)
+
+    def encode(self) -> bytes:
+        return self.LAYOUT.pack(
+            ClientMessageType.FRAMEBUFFER_UPDATE_REQUEST, self.incremental, self.x, self.y, self.width, self.height
+        )
+
+    @classmethod
+    def parse(cls, data: bytes) -> FramebufferUpdateRequest:
+        _, incremental, x, y, width, height = _unpack(cls.LAYOUT, data, "FramebufferUpdateRequest")
+        return cls(bool(incremental), x, y, width, height)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyEvent:
+    """A key press or release, as an X keysym (§7.5.4)."""
+
+    down: bool
+    key: int
+
+    LAYOUT = struct.Struct(">BB2xI")
+
+    def __post_init__(self) -> None:
+        _check("keysym", self.key, _U32)
+
+    def encode(self) -> bytes:
+        return self.LAYOUT.pack(ClientMessageType.KEY_EVENT, self.down, self.key)
+
+    @classmethod
+    def parse(cls, data: bytes) -> KeyEvent:
+        _, down, key = _unpack(cls.LAYOUT, data, "KeyEvent")
+        return cls(bool(down), key)
+
+
+@dataclass(frozen=True, slots=True)
+class PointerEvent:
+    """Pointer position and buttons 1–8 as bits 0–7 (§7.5.5)."""
+
+    button_mask: int
+    x: int
+    y: int
+
+    LAYOUT = struct.Struct(">BBHH")
+
+    def __post_init__(self) -> None:
+        _check("button mask", self.button_mask, _U8)
+        _check("x", self.x, _U16)
+        _check("y", self.y, _U16)
+
+    def encode(self) -> bytes:
+        return self.LAYOUT.pack(ClientMessageType.POINTER_EVENT, self.button_mask, self.x, self.y)
+
+    @classmethod
+    def parse(cls, data: bytes) -> PointerEvent:
+        _, button_mask, x, y = _unpack(cls.LAYOUT, data, "PointerEvent")
+        return cls(button_mask, x, y)
+
+
+# Cut-text lengths with the top bit set mean the Extended Clipboard format instead.
+_CUT_TEXT_LENGTH = range(1 << 31)
+_CUT_TEXT_HEADER = struct.Struct(">B3xI")
+
+
+@dataclass(frozen=True, slots=True)
+class ClientCutText:
+    """The client's clipboard, Latin-1 (§7.5.6)."""
+
+    text: bytes
+
+    HEADER = _CUT_TEXT_HEADER
+    ITEM_SIZE = 1
+
+    def __post_init__(self) -> None:
+        _check("cut text length", len(self.text), _CUT_TEXT_LENGTH)
+
+    def encode(self) -> bytes:
+        return self.HEADER.pack(ClientMessageType.CLIENT_CUT_TEXT, len(self.text)) + self.text
+
+    @classmethod
+    def parse(cls, data: bytes) -> ClientCutText:
+        return cls(_split(cls.HEADER, data, cls.ITEM_SIZE, "ClientCutText")[1])
+
+
+@dataclass(frozen=True, slots=True)
+class Screen:
+    """One screen of a multi-head layout (ExtendedDesktopSize and SetDesktopSize)."""
+
+    id: int
+    x: int
+    y: int
+    width: int
+    height: int
+    flags: int
+
+    LAYOUT = struct.Struct(">IHHHHI")
+
+    def __post_init__(self) -> None:
+        _check("screen id", self.id, _U32)
+        for name in ("x", "y", "width", "height"):
+            _check(f"screen {name}", getattr(self, name), _U16)
+        _check("screen flags", self.flags, _U32)
+
+    def encode(self) -> bytes:
+        return self.LAYOUT.pack(self.id, self.x, self.y, self.width, self.height, self.flags)
+
+
+@dataclass(frozen=True, slots=True)
+class SetDesktopSize:
+    """Asks the server for a new framebuffer size and screen layout (rfbproto, ExtendedDesktopSize)."""
+
+    width: int
+    height: int
+    screens: tuple[Screen, ...]
+
+    HEADER = struct.Struct(">BxHHBx")
+    ITEM_SIZE = Screen.LAYOUT.size
+
+    def __post_init__(self) -> None:
+        _check("width", self.width, _U16)
+        _check("height", self.height, _U16)
+        _check("number of screens", len(self.screens), _U8)
+
+    def encode(self) -> bytes:
+        header = self.HEADER.pack(ClientMessageType.SET_DESKTOP_SIZE, self.width, self.height, len(self.screens))
+        return header + b"".join(screen.encode() for screen in self.screens)
+
+    @classmethod
+    def parse(cls, data: bytes) -> SetDesktopSize:
+        (_, width, height, _), body = _split(cls.HEADER, data, cls.ITEM_SIZE, "SetDesktopSize")
+        return cls(width, height, tuple(Screen(*fields) for fields in Screen.LAYOUT.iter_unpack(body)))
+
+
+#: Sub-type of QEMU client message 255 that carries a key event with its scancode.
+QEMU_EXTENDED_KEY_EVENT_SUBTYPE = 0
+
+
+@dataclass(frozen=True, slots=True)
+class QEMUExtendedKeyEvent:
+    """A key event with its XT scancode (QEMU client message 255, sub-type 0)."""
+
+    down: bool
+    keysym: int
+    keycode: int
+
+    LAYOUT = struct.Struct(">BBHII")
+
+    def __post_init__(self) -> None:
+        _check("keysym", self.keysym, _U32)
+        _check("keycode", self.keycode, _U32)
+
+    def encode(self) -> bytes:
+        return self.LAYOUT.pack(
+            ClientMessageType.QEMU, QEMU_EXTENDED_KEY_EVENT_SUBTYPE, self.down, self.keysym, self.keycode
+        )
+
+    @classmethod
+    def parse(cls, data: bytes) -> QEMUExtendedKeyEvent:
+        _, subtype, down, keysym, keycode = _unpack(cls.LAYOUT, data, "QEMUExtendedKeyEvent")
+        if subtype != QEMU_EXTENDED_KEY_EVENT_SUBTYPE:
+            raise ProtocolViolation(f"QEMU client message sub-type {subtype} is not an extended key event")
+        return cls(bool(down), keysym, keycode)
+
+
+ClientMessage: TypeAlias = (
+    SetPixelFormat
+    | SetEncodings
+    | FramebufferUpdateRequest
+    | KeyEvent
+    | PointerEvent
+    | ClientCutText
+    | SetDesktopSize
+    | QEMUExtendedKeyEvent
+)
+
+
+# ---------------------------------------------------------------- server → client
+
+
+@dataclass(frozen=True, slots=True)
+class ServerInit:
+    """The last handshake message: framebuffer size, pixel format and desktop name (§7.3.2)."""
+
+    width: int
+    height: int
+    pixel_format: PixelFormat
+    name: bytes
+
+    HEADER = struct.Struct(">HH16sI")
+    ITEM_SIZE = 1
+
+    def __post_init__(self) -> None:
+        _check("framebuffer width", self.width, _U16)
+        _check("framebuffer height", self.height, _U16)
+        _check("name length", len(self.name), _U32)
+
+    def encode(self) -> bytes:
+        return self.HEADER.pack(self.width, self.height, self.pixel_format.encode(), len(self.name)) + self.name
+
+    @classmethod
+    def parse(cls, data: bytes) -> ServerInit:
+        (width, height, pixel_format, _), name = _split(cls.HEADER, data, cls.ITEM_SIZE, "ServerInit")
+        return cls(width, height, PixelFormat.parse(pixel_format), name)
+
+
+@dataclass(frozen=True, slots=True)
+class SetColourMapEntries:
+    """Colour-map entries from ``first_colour`` on, 16 bits per channel (§7.6.2)."""
+
+    first_colour: int
+    colours: tuple[tuple[int, int, int], ...]
+
+    HEADER = struct.Struct(">BxHH")
+    _COLOUR = struct.Struct(">HHH")
+    ITEM_SIZE = _COLOUR.size
+
+    def __post_init__(self) -> None:
+        _check("first colour", self.first_colour, _U16)
+        _check("last colour", self.first_colour + len(self.colours), range((1 << 16) + 1))
+        for colour in self.colours:
+            for channel in colour:
+                _check("colour intensity", channel, _U16)
+
+    def encode(self) -> bytes:
+        header = self.HEADER.pack(ServerMessageType.SET_COLOUR_MAP_ENTRIES, self.first_colour, len(self.colours))
+        return header + b"".join(self._COLOUR.pack(*colour) for colour in self.colours)
+
+    @classmethod
+    def parse(cls, data: bytes) -> SetColourMapEntries:
+        (_, first_colour, _), body = _split(cls.HEADER, data, cls.ITEM_SIZE, "SetColourMapEntries")
+        return cls(first_colour, tuple(cls._COLOUR.iter_unpack(body)))
+
+
+@dataclass(frozen=True, slots=True)
+class Bell:
+    """Ring the bell (§7.6.3)."""
+
+    LAYOUT = struct.Struct(">B")
+
+    def encode(self) -> bytes:
+        return self.LAYOUT.pack(ServerMessageType.BELL)
+
+
+@dataclass(frozen=True, slots=True)
+class ServerCutText:
+    """The server's clipboard, Latin-1 (§7.6.4)."""
+
+    text: bytes
+
+    HEADER = _CUT_TEXT_HEADER
+    ITEM_SIZE = 1
+
+    def __post_init__(self) -> None:
+        _check("cut text length", len(self.text), _CUT_TEXT_LENGTH)
+
+    def encode(self) -> bytes:
+        return self.HEADER.pack(ServerMessageType.SERVER_CUT_TEXT, len(self.text)) + self.text
+
+    @classmethod
+    def parse(cls, data: bytes) -> ServerCutText:
+        return cls(_split(cls.HEADER, data, cls.ITEM_SIZE, "ServerCutText")[1])
+
+
+ServerMessage: TypeAlias = SetColourMapEntries | Bell | ServerCutText
+
+#: A FramebufferUpdate starts with this header; its rectangles follow it.
+UPDATE_HEADER = struct.Struct(">BxH")
+
+
+def encode_update_header(rect_count: int) -> bytes:
+    """The 4-byte FramebufferUpdate header announcing ``rect_count`` rectangles (0xFFFF with LastRect)."""
+    _check("rectangle count", rect_count, _U16)
+    return UPDATE_HEADER.pack(ServerMessageType.FRAMEBUFFER_UPDATE, rect_count)
