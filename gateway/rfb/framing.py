@@ -1,0 +1,546 @@
+"""Cut each RFB byte stream into whole messages, without decoding a pixel.
+
+The parsers are generators in the style of python-websockets: they read from a
+:class:`StreamReader` with ``yield from reader.read_exact(n)`` and resume when more
+bytes arrive, so a message split at any byte parses the same. They never raise into
+the caller: on a violation the parser stops and emits a final :class:`ProtocolFailed`
+carrying the exception; later data is ignored and freed.
+
+Every event carries ``raw``, the exact wire bytes it covers: the concatenation of
+``raw`` over all events is the stream itself (up to a failure). The proxy forwards
+``raw`` of the events it allows and the recorder journals it, byte for byte.
+
+Every length field is checked against its limit before anything waits for, or
+allocates, the bytes it announces.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Generator, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Generic, TypeAlias, TypeVar
+
+from gateway.errors import LimitExceeded, ProtocolViolation, UnsupportedEncoding
+from gateway.rfb.messages import (
+    COMPRESS_LEVELS,
+    JPEG_QUALITY_LEVELS,
+    UPDATE_HEADER,
+    Bell,
+    ClientCutText,
+    ClientMessage,
+    ClientMessageType,
+    Encoding,
+    FramebufferUpdateRequest,
+    KeyEvent,
+    PixelFormat,
+    PointerEvent,
+    QEMUExtendedKeyEvent,
+    Rectangle,
+    ServerCutText,
+    ServerMessage,
+    ServerMessageType,
+    SetColourMapEntries,
+    SetDesktopSize,
+    SetEncodings,
+    SetPixelFormat,
+)
+
+Parser: TypeAlias = Generator[None, None, None]
+
+
+class StreamReader:
+    """Bytes received and not yet consumed; parsers peek at ``buffer`` in place."""
+
+    __slots__ = ("buffer",)
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+
+    def feed_data(self, data: bytes) -> None:
+        self.buffer += data
+
+    def wait_for(self, size: int) -> Generator[None, None, None]:
+        """Wait until at least ``size`` bytes are buffered."""
+        while len(self.buffer) < size:
+            yield
+
+    def read_exact(self, size: int) -> Generator[None, None, bytes]:
+        """Wait for ``size`` bytes, then consume and return them."""
+        while len(self.buffer) < size:  # wait_for() inlined: this runs for every message
+            yield
+        with memoryview(self.buffer) as view:  # one copy, not two as with bytes(buffer[:size])
+            data = bytes(view[:size])
+        del self.buffer[:size]
+        return data
+
+
+# ---------------------------------------------------------------- events
+
+
+@dataclass(frozen=True, slots=True)
+class ProtocolFailed:
+    """The stream broke the protocol or a limit; nothing after this is parsed."""
+
+    error: ProtocolViolation
+    raw: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class ClientMessageReceived:
+    message: ClientMessage
+    raw: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateBegin:
+    """A FramebufferUpdate header; its rectangles follow, then :class:`UpdateEnd`."""
+
+    rect_count: int
+    raw: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class RectangleReceived:
+    """One rectangle: ``raw`` is its 12-byte header followed by ``payload``."""
+
+    rect: Rectangle
+    payload: bytes
+    raw: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateEnd:
+    """The update is complete: its last rectangle, or a LastRect, was received."""
+
+    raw: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class DesktopResized:
+    """The framebuffer now has this size (right after the DesktopSize/ExtendedDesktopSize rectangle)."""
+
+    width: int
+    height: int
+    raw: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class ServerMessageReceived:
+    message: ServerMessage
+    raw: bytes
+
+
+ClientEvent: TypeAlias = ClientMessageReceived | ProtocolFailed
+ServerEvent: TypeAlias = (
+    UpdateBegin | RectangleReceived | UpdateEnd | ServerMessageReceived | DesktopResized | ProtocolFailed
+)
+EventT = TypeVar("EventT", ClientEvent, ServerEvent)
+
+
+class _Framer(Generic[EventT]):
+    """Feeds a parser generator and collects its events; see the module docstring."""
+
+    def __init__(self) -> None:
+        self._reader = StreamReader()
+        self._events: list[EventT] = []
+        self._failed = False
+        self._parser = self._parse()
+        next(self._parser)
+
+    def receive_data(self, data: bytes) -> None:
+        """Feed bytes received from the peer; parse as far as they go."""
+        if self._failed:
+            return
+        self._reader.feed_data(data)
+        next(self._parser)
+
+    def events_received(self) -> list[EventT]:
+        """Return the events parsed since the last call, and forget them."""
+        events, self._events = self._events, []
+        return events
+
+    def _parse(self) -> Parser:
+        try:
+            yield from self._parse_messages()
+        except ProtocolViolation as exc:
+            self._failed = True
+            self._reader.buffer.clear()
+            self._events.append(ProtocolFailed(exc))
+        yield  # so that this next() returns; receive_data feeds nothing after a failure
+
+    def _parse_messages(self) -> Parser:
+        raise NotImplementedError
+
+    def _read_counted(
+        self,
+        message: type[ClientCutText | ServerCutText | SetEncodings | SetDesktopSize | SetColourMapEntries],
+        limit: int,
+        items: str,
+    ) -> Generator[None, None, bytes]:
+        """Read a message whose header counts the items that follow, refusing a count over ``limit`` first."""
+        header = message.HEADER
+        yield from self._reader.wait_for(header.size)
+        count: int = header.unpack_from(self._reader.buffer)[-1]
+        if count > limit:
+            raise LimitExceeded(f"{message.__name__} announces {count} {items}; the limit is {limit}")
+        return (yield from self._reader.read_exact(header.size + count * message.ITEM_SIZE))
+
+
+# ---------------------------------------------------------------- browser → gateway
+
+_FIXED_SIZE_CLIENT_MESSAGES: dict[int, type[SetPixelFormat | FramebufferUpdateRequest | KeyEvent | PointerEvent]] = {
+    ClientMessageType.SET_PIXEL_FORMAT: SetPixelFormat,
+    ClientMessageType.FRAMEBUFFER_UPDATE_REQUEST: FramebufferUpdateRequest,
+    ClientMessageType.KEY_EVENT: KeyEvent,
+    ClientMessageType.POINTER_EVENT: PointerEvent,
+}
+
+
+class ClientMessageFramer(_Framer[ClientEvent]):
+    """Cuts the browser's stream (after the handshake) into :class:`ClientMessageReceived` events."""
+
+    def __init__(self, *, max_cut_text: int = 1 << 20, max_encodings: int = 64, max_screens: int = 16) -> None:
+        self._max_cut_text = max_cut_text
+        self._max_encodings = max_encodings
+        self._max_screens = max_screens
+        super().__init__()
+
+    def _parse_messages(self) -> Parser:
+        reader = self._reader
+        while True:
+            yield from reader.wait_for(1)
+            message_type = reader.buffer[0]
+            message: type[ClientMessage]
+            if message_type in _FIXED_SIZE_CLIENT_MESSAGES:
+                message = _FIXED_SIZE_CLIENT_MESSAGES[message_type]
+                raw = yield from reader.read_exact(message.LAYOUT.size)
+            elif message_type == ClientMessageType.SET_ENCODINGS:
+                message = SetEncodings
+                raw = yield from self._read_counted(message, self._max_encodings, "encodings")
+            elif message_type == ClientMessageType.CLIENT_CUT_TEXT:
+                message = ClientCutText
+                # Lengths with the top bit set (Extended Clipboard) are over any limit too.
+                raw = yield from self._read_counted(message, self._max_cut_text, "bytes")
+            elif message_type == ClientMessageType.SET_DESKTOP_SIZE:
+                message = SetDesktopSize
+                raw = yield from self._read_counted(message, self._max_screens, "screens")
+            elif message_type == ClientMessageType.QEMU:
+                message = QEMUExtendedKeyEvent
+                yield from reader.wait_for(2)
+                if reader.buffer[1] != 0:
+                    raise UnsupportedEncoding(f"QEMU client message sub-type {reader.buffer[1]} is not supported")
+                raw = yield from reader.read_exact(message.LAYOUT.size)
+            else:
+                raise UnsupportedEncoding(f"client message type {message_type} is not supported")
+            self._events.append(ClientMessageReceived(message.parse(raw), raw))
+
+
+# ---------------------------------------------------------------- target → gateway
+
+#: Everything :class:`ServerMessageFramer` can frame, plus the tuning pseudo-encodings.
+FRAMEABLE_ENCODINGS = frozenset(Encoding) | frozenset(JPEG_QUALITY_LEVELS) | frozenset(COMPRESS_LEVELS)
+
+
+def check_framebuffer_size(width: int, height: int, limit: tuple[int, int]) -> None:
+    """Raise :class:`LimitExceeded` unless the desktop is at least 1x1 and at most ``limit``."""
+    max_width, max_height = limit
+    if not (0 < width <= max_width and 0 < height <= max_height):
+        raise LimitExceeded(f"a desktop of {width}x{height} is outside the limits 1x1 to {max_width}x{max_height}")
+
+
+def filter_encodings(requested: Iterable[int]) -> tuple[int, ...]:
+    """The client's encodings, in its order, without those the server framer cannot frame."""
+    return tuple(encoding for encoding in requested if encoding in FRAMEABLE_ENCODINGS)
+
+
+_RECT_HEADER_SIZE = 12  # x, y, width, height: U16; encoding: S32
+_U32 = struct.Struct(">I")
+_RESIZE_ENCODINGS = (Encoding.DESKTOP_SIZE, Encoding.EXTENDED_DESKTOP_SIZE)
+_NO_PAYLOAD_ENCODINGS = (Encoding.DESKTOP_SIZE, Encoding.LAST_RECT, Encoding.QEMU_EXTENDED_KEY_EVENT)
+
+# Hextile sub-encoding mask bits (RFC 6143 §7.7.4); higher bits are undefined.
+_HEXTILE_RAW = 1
+_HEXTILE_BACKGROUND = 2
+_HEXTILE_FOREGROUND = 4
+_HEXTILE_ANY_SUBRECTS = 8
+_HEXTILE_SUBRECTS_COLOURED = 16
+_HEXTILE_MASK_MAX = 31
+
+# Tight compression-control high nibble: 0xxx basic (bit 6 = filter byte follows), 1000 fill, 1001 JPEG.
+_TIGHT_FILL = 0x8
+_TIGHT_JPEG = 0x9
+_TIGHT_EXPLICIT_FILTER = 0x4
+_TIGHT_FILTER_COPY, _TIGHT_FILTER_PALETTE, _TIGHT_FILTER_GRADIENT = 0, 1, 2
+_TIGHT_MIN_TO_COMPRESS = 12  # smaller data is sent as is, without zlib or a length
+
+
+class ServerMessageFramer(_Framer[ServerEvent]):
+    """Cuts the target's stream (after the handshake) into updates, rectangles and messages."""
+
+    def __init__(
+        self,
+        pixel_format: PixelFormat,
+        width: int,
+        height: int,
+        *,
+        encodings: Iterable[int] = (Encoding.RAW,),
+        max_framebuffer: tuple[int, int] = (16384, 16384),
+        max_cut_text: int = 1 << 20,
+        max_name: int = 1024,
+        max_payload: int = 64 << 20,
+    ) -> None:
+        self._pixel_format = pixel_format
+        self._width = width
+        self._height = height
+        self.set_encodings(encodings)
+        self._max_framebuffer = max_framebuffer
+        self._max_cut_text = max_cut_text
+        self._max_name = max_name
+        self._max_payload = max_payload
+        super().__init__()
+
+    @property
+    def width(self) -> int:
+        return self._width
+
+    @property
+    def height(self) -> int:
+        return self._height
+
+    @property
+    def pixel_format(self) -> PixelFormat:
+        return self._pixel_format
+
+    def set_pixel_format(self, pixel_format: PixelFormat) -> None:
+        """Frame later rectangles in ``pixel_format`` (the client's SetPixelFormat was forwarded)."""
+        self._pixel_format = pixel_format
+
+    def set_encodings(self, encodings: Iterable[int]) -> None:
+        """Accept rectangles only in ``encodings`` (the client's forwarded SetEncodings) and Raw."""
+        self._encodings = frozenset(encodings) | {Encoding.RAW}
+
+    def _parse_messages(self) -> Parser:
+        reader = self._reader
+        while True:
+            yield from reader.wait_for(1)
+            message_type = reader.buffer[0]
+            message: ServerMessage
+            if message_type == ServerMessageType.FRAMEBUFFER_UPDATE:
+                yield from self._parse_update()
+                continue
+            if message_type == ServerMessageType.SET_COLOUR_MAP_ENTRIES:
+                # 65535 colours are at most 393 KB; parse() checks they fit the 65536-entry map.
+                raw = yield from self._read_counted(SetColourMapEntries, 0xFFFF, "colours")
+                message = SetColourMapEntries.parse(raw)
+            elif message_type == ServerMessageType.BELL:
+                raw = yield from reader.read_exact(Bell.LAYOUT.size)
+                message = Bell()
+            elif message_type == ServerMessageType.SERVER_CUT_TEXT:
+                raw = yield from self._read_counted(ServerCutText, self._max_cut_text, "bytes")
+                message = ServerCutText.parse(raw)
+            else:
+                raise UnsupportedEncoding(f"server message type {message_type} is not supported")
+            self._events.append(ServerMessageReceived(message, raw))
+
+    def _parse_update(self) -> Parser:
+        reader = self._reader
+        header = yield from reader.read_exact(UPDATE_HEADER.size)
+        (_, rect_count) = UPDATE_HEADER.unpack(header)
+        self._events.append(UpdateBegin(rect_count, header))
+        for _ in range(rect_count):
+            yield from reader.wait_for(_RECT_HEADER_SIZE)
+            rect = Rectangle.parse(bytes(reader.buffer[:_RECT_HEADER_SIZE]))
+            new_size = self._new_size(rect)
+            length = yield from self._payload_length(rect)
+            if length > self._max_payload:
+                raise LimitExceeded(f"a rectangle of {length} bytes is over the limit of {self._max_payload} bytes")
+            raw = yield from reader.read_exact(_RECT_HEADER_SIZE + length)
+            self._events.append(RectangleReceived(rect, raw[_RECT_HEADER_SIZE:], raw))
+            if new_size is not None:
+                self._width, self._height = new_size
+                self._events.append(DesktopResized(*new_size))
+            elif rect.encoding == Encoding.LAST_RECT:
+                break
+        self._events.append(UpdateEnd())
+
+    def _new_size(self, rect: Rectangle) -> tuple[int, int] | None:
+        """The framebuffer size a DesktopSize/ExtendedDesktopSize rectangle sets, checked against the limits."""
+        if rect.encoding not in _RESIZE_ENCODINGS:
+            return None
+        # x = 1 with a non-zero y answers our SetDesktopSize with an error: the size stays.
+        if rect.encoding == Encoding.EXTENDED_DESKTOP_SIZE and rect.x == 1 and rect.y != 0:
+            return None
+        check_framebuffer_size(rect.width, rect.height, self._max_framebuffer)
+        return rect.width, rect.height
+
+    def _payload_length(self, rect: Rectangle) -> Generator[None, None, int]:
+        """How many bytes follow the rectangle's header (RFC 6143 §7.7 and the community registry)."""
+        encoding, width, height = rect.encoding, rect.width, rect.height
+        if encoding not in self._encodings:
+            raise ProtocolViolation(
+                f"the target sent a rectangle in encoding {encoding}, which the client did not request"
+            )
+        if encoding >= 0:
+            self._check_inside(rect.x, rect.y, width, height, "rectangle")
+        bytes_per_pixel = self._pixel_format.bytes_per_pixel
+        if encoding == Encoding.RAW:
+            return width * height * bytes_per_pixel
+        if encoding == Encoding.COPY_RECT:
+            yield from self._reader.wait_for(_RECT_HEADER_SIZE + 4)
+            source_x, source_y = struct.unpack_from(">HH", self._reader.buffer, _RECT_HEADER_SIZE)
+            self._check_inside(source_x, source_y, width, height, "CopyRect source")
+            return 4
+        if encoding == Encoding.RRE:
+            return (yield from self._rre_length(rect, bytes_per_pixel))
+        if encoding == Encoding.HEXTILE:
+            return (yield from self._hextile_length(rect, bytes_per_pixel))
+        if encoding == Encoding.ZRLE:
+            return (yield from self._prefixed_length(self._max_payload, "ZRLE data"))
+        if encoding == Encoding.TIGHT:
+            return (yield from self._tight_length(rect))
+        if encoding == Encoding.CURSOR:
+            return width * height * bytes_per_pixel + (width + 7) // 8 * height
+        if encoding in _NO_PAYLOAD_ENCODINGS:
+            return 0
+        if encoding == Encoding.EXTENDED_DESKTOP_SIZE:
+            yield from self._reader.wait_for(_RECT_HEADER_SIZE + 1)
+            return 4 + 16 * self._reader.buffer[_RECT_HEADER_SIZE]
+        if encoding == Encoding.DESKTOP_NAME:
+            return (yield from self._prefixed_length(self._max_name, "desktop name"))
+        raise UnsupportedEncoding(f"encoding {encoding} is not supported")
+
+    def _check_inside(self, x: int, y: int, width: int, height: int, what: str) -> None:
+        if x + width > self._width or y + height > self._height:
+            raise ProtocolViolation(
+                f"{what} {width}x{height} at ({x}, {y}) lies outside the {self._width}x{self._height} framebuffer"
+            )
+
+    def _prefixed_length(self, limit: int, what: str) -> Generator[None, None, int]:
+        """A U32 length followed by that many bytes."""
+        yield from self._reader.wait_for(_RECT_HEADER_SIZE + 4)
+        length: int = _U32.unpack_from(self._reader.buffer, _RECT_HEADER_SIZE)[0]
+        if length > limit:
+            raise LimitExceeded(f"{what} of {length} bytes is over the limit of {limit} bytes")
+        return 4 + length
+
+    def _rre_length(self, rect: Rectangle, bytes_per_pixel: int) -> Generator[None, None, int]:
+        """U32 count, background pixel, then count × (pixel, x, y, w, h), each inside the rectangle."""
+        reader = self._reader
+        subrects_at = _RECT_HEADER_SIZE + 4 + bytes_per_pixel
+        yield from reader.wait_for(subrects_at)
+        count: int = _U32.unpack_from(reader.buffer, _RECT_HEADER_SIZE)[0]
+        if count > rect.width * rect.height:
+            raise ProtocolViolation(f"RRE announces {count} sub-rectangles in a {rect.width}x{rect.height} rectangle")
+        length = subrects_at - _RECT_HEADER_SIZE + count * (bytes_per_pixel + 8)
+        if length > self._max_payload:
+            raise LimitExceeded(f"an RRE rectangle of {length} bytes is over the limit of {self._max_payload} bytes")
+        yield from reader.wait_for(_RECT_HEADER_SIZE + length)
+        subrect = struct.Struct(f">{bytes_per_pixel}xHHHH")
+        for x, y, width, height in subrect.iter_unpack(reader.buffer[subrects_at : _RECT_HEADER_SIZE + length]):
+            if x + width > rect.width or y + height > rect.height:
+                raise ProtocolViolation(f"RRE sub-rectangle {width}x{height} at ({x}, {y}) lies outside its rectangle")
+        return length
+
+    def _hextile_length(self, rect: Rectangle, bytes_per_pixel: int) -> Generator[None, None, int]:
+        """Walk the 16x16 tiles in place; only sub-rectangle bounds are looked at, never pixels."""
+        buffer = self._reader.buffer
+        end_limit = _RECT_HEADER_SIZE + self._max_payload
+        position = _RECT_HEADER_SIZE
+        for tile_width, tile_height in _hextile_tiles(rect.width, rect.height):
+            while len(buffer) <= position:
+                yield
+            mask = buffer[position]
+            position += 1
+            if mask > _HEXTILE_MASK_MAX:
+                raise ProtocolViolation(f"Hextile sub-encoding mask {mask:#x} has undefined bits set")
+            if mask & _HEXTILE_RAW:
+                position += tile_width * tile_height * bytes_per_pixel
+                continue
+            if mask & _HEXTILE_BACKGROUND:
+                position += bytes_per_pixel
+            if mask & _HEXTILE_FOREGROUND:
+                position += bytes_per_pixel
+            if mask & _HEXTILE_ANY_SUBRECTS:
+                while len(buffer) <= position:
+                    yield
+                stride = 2 + bytes_per_pixel if mask & _HEXTILE_SUBRECTS_COLOURED else 2
+                end = position + 1 + buffer[position] * stride
+                while len(buffer) < end:
+                    yield
+                _check_hextile_subrects(buffer[position + 1 : end], stride, tile_width, tile_height)
+                position = end
+            if position > end_limit:
+                raise LimitExceeded(f"a Hextile rectangle is over the limit of {self._max_payload} bytes")
+        return position - _RECT_HEADER_SIZE
+
+    def _tight_length(self, rect: Rectangle) -> Generator[None, None, int]:
+        """Compression control, then fill pixel, JPEG data, or (filtered) basic data (TightVNC's rfbproto.h)."""
+        reader = self._reader
+        pixel_size = self._pixel_format.tight_pixel_size
+        position = _RECT_HEADER_SIZE + 1
+        yield from reader.wait_for(position)
+        compression = reader.buffer[_RECT_HEADER_SIZE] >> 4
+        if compression == _TIGHT_FILL:
+            return 1 + pixel_size
+        if compression == _TIGHT_JPEG:
+            return (yield from self._tight_compressed_length(position))
+        if compression > _TIGHT_JPEG:
+            raise UnsupportedEncoding(f"Tight compression {compression:#x} is not supported (PNG is for TightPNG)")
+        filter_id = _TIGHT_FILTER_COPY
+        if compression & _TIGHT_EXPLICIT_FILTER:
+            yield from reader.wait_for(position + 1)
+            filter_id = reader.buffer[position]
+            position += 1
+        if filter_id == _TIGHT_FILTER_PALETTE:
+            yield from reader.wait_for(position + 1)
+            colours = reader.buffer[position] + 1
+            if colours < 2:
+                raise ProtocolViolation("a Tight palette needs at least 2 colours")
+            position += 1 + colours * pixel_size
+            row_size = (rect.width + 7) // 8 if colours == 2 else rect.width
+            data_size = row_size * rect.height
+        elif filter_id in (_TIGHT_FILTER_COPY, _TIGHT_FILTER_GRADIENT):
+            data_size = rect.width * rect.height * pixel_size
+        else:
+            raise ProtocolViolation(f"Tight filter {filter_id} does not exist")
+        if data_size < _TIGHT_MIN_TO_COMPRESS:
+            return position + data_size - _RECT_HEADER_SIZE
+        return (yield from self._tight_compressed_length(position))
+
+    def _tight_compressed_length(self, position: int) -> Generator[None, None, int]:
+        """Payload length up to the end of a compact length (7+7+8 bits, little end first) and its data."""
+        reader = self._reader
+        length = 0
+        for shift in (0, 7):
+            yield from reader.wait_for(position + 1)
+            byte = reader.buffer[position]
+            position += 1
+            length |= (byte & 0x7F) << shift
+            if not byte & 0x80:
+                break
+        else:
+            yield from reader.wait_for(position + 1)
+            length |= reader.buffer[position] << 14
+            position += 1
+        if length > self._max_payload:
+            raise LimitExceeded(f"Tight data of {length} bytes is over the limit of {self._max_payload} bytes")
+        return position + length - _RECT_HEADER_SIZE
+
+
+def _hextile_tiles(width: int, height: int) -> Iterator[tuple[int, int]]:
+    """Tile sizes, left to right then top to bottom; the last column and row may be smaller."""
+    for tile_y in range(0, height, 16):
+        for tile_x in range(0, width, 16):
+            yield min(16, width - tile_x), min(16, height - tile_y)
+
+
+def _check_hextile_subrects(subrects: bytearray, stride: int, tile_width: int, tile_height: int) -> None:
+    """Each sub-rectangle ends with x<<4|y and (w-1)<<4|(h-1); it must fit its tile."""
+    for at in range(stride - 2, len(subrects), stride):
+        xy, wh = subrects[at], subrects[at + 1]
+        if (xy >> 4) + (wh >> 4) >= tile_width or (xy & 15) + (wh & 15) >= tile_height:
+            raise ProtocolViolation(
+                f"Hextile sub-rectangle {(wh >> 4) + 1}x{(wh & 15) + 1} at ({xy >> 4}, {xy & 15}) "
+                f"lies outside its {tile_width}x{tile_height} tile"
+            )
