@@ -1,0 +1,42 @@
+# syntax=docker/dockerfile:1
+# The deskgate gateway. Build from the repository root:   docker build -t deskgate .
+# Run with a config whose listeners bind 0.0.0.0 and whose paths point into /var/lib/deskgate:
+#   docker run -p 8080:8080 -v "$PWD/deskgate.yaml:/etc/deskgate/deskgate.yaml:ro" \
+#              -v deskgate-data:/var/lib/deskgate deskgate
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+
+FROM ${PYTHON_IMAGE} AS build
+RUN apt-get update \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nodejs npm \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY . .
+# The same noVNC copy as `make deps`: the web app serves it at /static/novnc/.
+RUN novnc=gateway/web/static/novnc \
+    && rm -rf "$novnc" && mkdir -p "$novnc/docs" \
+    && cp -R node_modules/@novnc/novnc/core node_modules/@novnc/novnc/vendor \
+             node_modules/@novnc/novnc/AUTHORS node_modules/@novnc/novnc/LICENSE.txt "$novnc/" \
+    && cp node_modules/@novnc/novnc/docs/LICENSE.* "$novnc/docs/" \
+    && python -m pip wheel --no-cache-dir --no-deps --wheel-dir /dist .
+
+FROM ${PYTHON_IMAGE}
+RUN useradd --system --user-group --home-dir /var/lib/deskgate --shell /usr/sbin/nologin deskgate \
+    && install -d -o deskgate -g deskgate -m 0750 /var/lib/deskgate \
+    && install -d -m 0755 /etc/deskgate
+COPY --from=build /dist/ /tmp/dist/
+RUN python -m venv /opt/deskgate \
+    && /opt/deskgate/bin/pip install --no-cache-dir /tmp/dist/*.whl \
+    && rm -rf /tmp/dist
+ENV PATH=/opt/deskgate/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1
+WORKDIR /var/lib/deskgate
+USER deskgate
+VOLUME ["/var/lib/deskgate"]
+EXPOSE 8080 9108
+HEALTHCHECK --interval=30s --timeout=5s --start-period=15s --retries=3 \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=4)"]
+ENTRYPOINT ["deskgate"]
+CMD ["serve", "--config", "/etc/deskgate/deskgate.yaml"]

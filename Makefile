@@ -1,0 +1,66 @@
+# deskgate developer entry points. Every target installs what is missing first (see `deps`)
+# and is a quick no-op for what is already in place.
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DELETE_ON_ERROR:
+MAKEFLAGS += --no-builtin-rules
+
+# The venv's interpreter: python3.11, else python3 when it is 3.11 or newer (checked below).
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3 2>/dev/null || echo python3)
+VENV := .venv
+VENV_STAMP := $(VENV)/.deskgate-installed
+NPM_STAMP := node_modules/.deskgate-installed
+NOVNC_SOURCE := node_modules/@novnc/novnc
+NOVNC_DIR := gateway/web/static/novnc
+# The noVNC copy is complete once its LICENSE.txt is there: it is copied last.
+NOVNC_STAMP := $(NOVNC_DIR)/LICENSE.txt
+PYTEST_ARGS ?=
+
+.PHONY: deps system-deps test demo bench clean distclean
+
+deps: system-deps $(VENV_STAMP) $(NOVNC_STAMP)
+
+system-deps:
+	@PYTHON='$(PYTHON)' deploy/install-system-deps.sh
+
+# Order-only on system-deps: it must run first (python3-venv, npm) without forcing a rebuild.
+$(VENV_STAMP): setup.cfg pyproject.toml | system-deps
+	@'$(PYTHON)' -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+		|| { echo "deskgate: $(PYTHON) is older than 3.11; run make PYTHON=/path/to/python3.11" >&2; exit 1; }
+	@if ! $(VENV)/bin/python -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then \
+		echo "deskgate: creating $(VENV) with $(PYTHON)"; \
+		rm -rf $(VENV); \
+		'$(PYTHON)' -m venv $(VENV); \
+	fi
+	$(VENV)/bin/python -m pip install --disable-pip-version-check --quiet -e '.[test]'
+	@touch $@
+
+$(NPM_STAMP): package.json package-lock.json | system-deps
+	npm ci --no-audit --no-fund
+	@touch $@
+
+$(NOVNC_STAMP): $(NPM_STAMP)
+	rm -rf $(NOVNC_DIR)
+	mkdir -p $(NOVNC_DIR)/docs
+	cp -R $(NOVNC_SOURCE)/core $(NOVNC_SOURCE)/vendor $(NOVNC_SOURCE)/AUTHORS $(NOVNC_DIR)/
+	cp $(NOVNC_SOURCE)/docs/LICENSE.* $(NOVNC_DIR)/docs/
+	cp $(NOVNC_SOURCE)/LICENSE.txt $@
+
+test: deps
+	$(VENV)/bin/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+demo: deps
+	$(VENV)/bin/deskgate demo
+
+bench: deps
+	$(VENV)/bin/python -m bench
+
+# Build outputs and caches; keeps .venv, node_modules and var/ (demo users and recordings).
+clean:
+	rm -rf build dist *.egg-info .pytest_cache .mypy_cache .hypothesis $(NOVNC_DIR)
+	find . -path ./$(VENV) -prune -o -path ./node_modules -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# Also the installed dependencies; the next target re-creates them.
+distclean: clean
+	rm -rf $(VENV) node_modules

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Install the Debian packages deskgate's demo, tests and build need, and only those missing.
+#
+# Idempotent and quiet when everything is present: it asks dpkg first, and runs
+# `apt-get update` + `apt-get install` only for what is missing. As non-root it prints
+# the exact command to run and fails.
+#
+# Environment:
+#   PYTHON  the interpreter the venv will be built from (default python3); when it
+#           cannot create a venv (Debian splits ensurepip out), python3-venv is added.
+set -euo pipefail
+
+packages=(
+    ca-certificates
+    tigervnc-standalone-server   # Xvnc: the demo desktop and the functional tests' VNC target
+    tigervnc-tools               # vncpasswd
+    x11-apps                     # xwd: screenshots
+    x11-utils
+    x11-xserver-utils
+    xterm
+    openbox
+    xdotool
+    chromium                     # end-to-end browser tests
+    fonts-dejavu-core
+    slapd                        # OpenLDAP server: the LDAP backend's functional tests
+    ldap-utils
+    libldap2-dev                 # python-ldap builds against libldap and libsasl
+    libsasl2-dev
+    gcc libc6-dev                # python-ldap ships no wheel: pip compiles it
+    python3-dev
+    prometheus                   # functional test: a real Prometheus scrapes /metrics
+)
+
+# A node/npm already on PATH (e.g. from NodeSource, whose nodejs conflicts with Debian's
+# npm) is used as it is.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    packages+=(nodejs npm)
+fi
+
+python="${PYTHON:-python3}"
+if ! "$python" -c 'import ensurepip, venv' >/dev/null 2>&1; then
+    packages+=(python3-venv)
+fi
+
+missing=()
+for package in "${packages[@]}"; do
+    # grep without -q reads all of dpkg's output: no SIGPIPE to trip pipefail.
+    if ! dpkg -s "$package" 2>/dev/null | grep -x 'Status: install ok installed' >/dev/null; then
+        missing+=("$package")
+    fi
+done
+
+if [ "${#missing[@]}" -eq 0 ]; then
+    exit 0
+fi
+
+install_command="apt-get install -y --no-install-recommends ${missing[*]}"
+if [ "$(id -u)" -ne 0 ]; then
+    echo "deskgate: missing Debian packages: ${missing[*]}" >&2
+    echo "deskgate: run as root, then re-run make:" >&2
+    echo "    apt-get update && DEBIAN_FRONTEND=noninteractive $install_command" >&2
+    exit 1
+fi
+
+echo "deskgate: installing missing Debian packages: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends "${missing[@]}"
