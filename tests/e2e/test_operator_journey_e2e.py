@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +30,12 @@ COUNT_GREEN_PIXELS = """() => {
 }"""
 
 
+def focused_window_name(desktop: XvncDesktop) -> str:
+    focused = subprocess.run(["xdotool", "getwindowfocus", "getwindowname"], env={**os.environ, **desktop.env},
+                             capture_output=True, text=True, timeout=10)
+    return focused.stdout.strip()
+
+
 async def sign_in(page: Page, gateway: GatewayUnderTest, name: str) -> None:
     user = gateway.users[name]
     await page.goto(f"{gateway.url}/")
@@ -51,22 +59,31 @@ async def test_operator_signs_in_and_works_on_the_remote_desktop(
 
     canvas = page.locator("#screen canvas")
     await expect(canvas).to_be_visible()
-    green, lit, width, height = await page.evaluate(COUNT_GREEN_PIXELS)
+    async with asyncio.timeout(15):  # the remote screen (plaid background, xterm) is drawn
+        while True:
+            green, lit, width, height = await page.evaluate(COUNT_GREEN_PIXELS)
+            if lit > width * height // 2:
+                break
+            await asyncio.sleep(0.1)
     assert (width, height) == (1024, 768)
-    assert lit > width * height // 2  # the remote screen (plaid background, xterm) is drawn
     assert green == 0
 
     # Click into the xterm (top-left of the remote screen) to focus it, then type a command.
     box = await canvas.bounding_box()
     assert box is not None
     scale = box["width"] / width
-    await page.mouse.click(box["x"] + 200 * scale, box["y"] + 120 * scale)
+    async with asyncio.timeout(20):  # click until the window manager has given the xterm the focus
+        while True:
+            await page.mouse.click(box["x"] + 200 * scale, box["y"] + 120 * scale)
+            await asyncio.sleep(0.3)
+            if focused_window_name(desktop) == "deskgate demo":  # the xterm's title
+                break
     marker = tmp_path / "typed-through-the-gateway"
     command = f"echo deskgate-$((6*7)) > {marker}; printf '\\033[42m%900s\\033[0m\\n' ''"
     await page.keyboard.type(command, delay=5)
     await page.keyboard.press("Enter")
 
-    async with asyncio.timeout(15):
+    async with asyncio.timeout(30):
         while not (marker.exists() and marker.read_text() == "deskgate-42\n"):
             await asyncio.sleep(0.1)
     # The command's output appears on the remote display, and the browser shows it.
