@@ -20,6 +20,7 @@ from gateway.config import Config, load_config
 from gateway.errors import ConfigError, GatewayError
 from gateway.logfmt import setup_logging
 from gateway.policy import PolicySet, normalize_source
+from recorder.errors import RecordingError
 
 MIN_PASSWORD_LENGTH = 12
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -69,6 +70,32 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--from", dest="source", required=True, metavar="IP", help="source address")
     explain.add_argument("--target", required=True, metavar="NAME", help="target name")
     explain.set_defaults(handler=cmd_policy_explain)
+
+    recordings = commands.add_parser("recordings", help="session recordings").add_subparsers(
+        dest="recordings_command", required=True, metavar="COMMAND")
+    listing = recordings.add_parser("list", parents=[common], help="search recordings, newest first")
+    listing.add_argument("--user", metavar="U", help="only this user's sessions")
+    listing.add_argument("--target", metavar="T", help="only sessions to this target")
+    listing.add_argument("--since", metavar="ISO", help="only sessions started at or after this time or date")
+    listing.add_argument("--json", action="store_true", help="one JSON object per recording and line")
+    listing.set_defaults(handler=cmd_recordings_list)
+    render = recordings.add_parser("render", parents=[common], help="render one recording to an MP4 video")
+    render.add_argument("id", metavar="ID")
+    render.add_argument("-o", "--output", type=Path, required=True, metavar="FILE.mp4")
+    render.set_defaults(handler=cmd_recordings_render)
+    verify = recordings.add_parser("verify", parents=[common], help="check a recording against its seal")
+    verify.add_argument("id", metavar="ID")
+    verify.set_defaults(handler=cmd_recordings_verify)
+
+    audit = commands.add_parser("audit", help="the audit log").add_subparsers(
+        dest="audit_command", required=True, metavar="COMMAND")
+    audit_list = audit.add_parser("list", parents=[common], help="audit events, oldest first")
+    audit_list.add_argument("--user", metavar="U", help="only this user's events")
+    audit_list.add_argument("--since", metavar="ISO", help="only events at or after this time or date")
+    audit_list.add_argument("--json", action="store_true", help="one JSON object per event and line")
+    audit_list.set_defaults(handler=cmd_audit_list)
+    audit_verify = audit.add_parser("verify", parents=[common], help="check the audit log's hash chain")
+    audit_verify.set_defaults(handler=cmd_audit_verify)
     return parser
 
 
@@ -78,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(args.log_level)
     try:
         status: int = args.handler(args)
-    except (ConfigError, AuthError, GatewayError, OSError) as error:
+    except (ConfigError, AuthError, GatewayError, RecordingError, OSError) as error:
         print(str(error) if isinstance(error, ConfigError) else f"deskgate: {_one_line(error)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -182,6 +209,36 @@ def cmd_policy_explain(args: argparse.Namespace) -> int:
     for line in policies.explain(identity, source, args.target):
         print(f"  {line}")
     return 0 if allowed else 1
+
+
+def cmd_recordings_list(args: argparse.Namespace) -> int:
+    from recorder.index import recordings_list_command
+
+    return recordings_list_command(load_config(args.config), args.user, args.target, args.since, args.json)
+
+
+def cmd_recordings_render(args: argparse.Namespace) -> int:
+    from gateway.recordings_cli import render_command
+
+    return render_command(load_config(args.config), args.id, args.output)
+
+
+def cmd_recordings_verify(args: argparse.Namespace) -> int:
+    from gateway.recordings_cli import verify_command
+
+    return verify_command(load_config(args.config), args.id)
+
+
+def cmd_audit_list(args: argparse.Namespace) -> int:
+    from gateway.audit import audit_list_command
+
+    return audit_list_command(load_config(args.config), args.user, args.since, args.json)
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from gateway.audit import audit_verify_command
+
+    return audit_verify_command(load_config(args.config))
 
 
 if __name__ == "__main__":

@@ -8,9 +8,15 @@ failure with a readable reason. After that, one task per direction cuts each str
 into whole messages (:mod:`gateway.rfb.framing`), applies the policy (encodings the
 gateway can frame, clipboard direction) and forwards the exact bytes.
 
-Backpressure: each pump awaits its write before reading more, so a browser that
-stops reading stops the reads from the target; buffers are bounded by the read size
-and the framers' limits.
+Recording, fail-closed: the session's journal is created before the browser's
+handshake completes (no journal, no session). Each pump journals what it forwards —
+the target's bytes exactly, the browser's after the policy filter (or only counts of
+the operator's input where the policy says so) — and a failed journal write ends the
+session within one flush interval.
+
+Backpressure: each pump awaits its write (and the journal's buffer) before reading
+more, so a browser that stops reading stops the reads from the target; buffers are
+bounded by the read size, the framers' limits and the recorder's high-water mark.
 """
 
 from __future__ import annotations
@@ -24,10 +30,13 @@ from aiohttp import WSMsgType, web
 
 from gateway.errors import ProtocolViolation, TargetAuthFailed, TargetUnavailable
 from gateway.metrics import Metrics
-from gateway.policy import Policy
+from gateway.policy import InputRecording, Policy
+from gateway.recording import SessionRecorder
+from gateway.recording_service import RecordingService
 from gateway.rfb.framing import (
     ClientMessageFramer,
     ClientMessageReceived,
+    DesktopResized,
     ProtocolFailed,
     ServerMessageFramer,
     ServerMessageReceived,
@@ -51,6 +60,7 @@ from gateway.rfb.messages import (
     SetPixelFormat,
 )
 from gateway.sessions import LiveSession
+from recorder.errors import RecordingUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +80,7 @@ class CloseCode:
     IDLE_TIMEOUT = 4008
     MAX_SESSION = 4009
     TERMINATED = 4010
+    RECORDING_FAILED = 4011
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +120,7 @@ class DesktopSession:
         policy: Policy,
         live: LiveSession,
         metrics: Metrics,
+        recordings: RecordingService,
         timeouts: Timeouts = Timeouts(),
     ) -> None:
         self._ws = ws
@@ -116,6 +128,8 @@ class DesktopSession:
         self._policy = policy
         self._live = live
         self._metrics = metrics
+        self._recordings = recordings
+        self._recorder: SessionRecorder | None = None
         self._timeouts = timeouts
         self._loop = asyncio.get_running_loop()
         self._last_input = self._loop.time()
@@ -141,7 +155,12 @@ class DesktopSession:
         finally:
             if self._writer is not None:
                 self._writer.close()
-        await self._ws.close(code=ended.code, message=ended.reason.encode()[:120])
+        try:
+            await self._ws.close(code=ended.code, message=ended.reason.encode()[:120])
+        finally:
+            if self._recorder is not None:
+                sealed = await self._recorder.close(ended.reason)
+                await self._recordings.finished(self._live, sealed)
         return ended
 
     async def _run(self) -> SessionEnded:
@@ -158,6 +177,13 @@ class DesktopSession:
             raise SessionEnded(CloseCode.TARGET_UNAVAILABLE, str(exc)) from exc
         self._writer = writer
 
+        try:
+            recorder = self._recorder = await self._recordings.start(self._live, server_init, self._policy)
+        except RecordingUnavailable as exc:
+            browser.reject(f"{exc} Tell your administrator.")
+            await self._send_to_browser(browser.data_to_send())
+            raise SessionEnded(CloseCode.RECORDING_FAILED, str(exc)) from exc
+
         # The browser sees the target's geometry and pixel format, but the admin's name for it:
         # the server's own desktop name is untrusted text (HTML injection into the page title).
         browser.accept(ServerInit(server_init.width, server_init.height, server_init.pixel_format,
@@ -171,10 +197,11 @@ class DesktopSession:
         ended: list[SessionEnded] = []
         try:
             async with asyncio.TaskGroup() as tasks:
-                tasks.create_task(self._pump_browser_to_target(client_framer, server_framer, writer,
+                tasks.create_task(self._pump_browser_to_target(client_framer, server_framer, writer, recorder,
                                                                complete.trailing_data))
-                tasks.create_task(self._pump_target_to_browser(server_framer, reader, trailing_from_target))
-                tasks.create_task(self._watchdog())
+                tasks.create_task(self._pump_target_to_browser(server_framer, reader, recorder,
+                                                               trailing_from_target))
+                tasks.create_task(self._watchdog(recorder))
         except* SessionEnded as group:
             ended.extend(e for e in group.exceptions if isinstance(e, SessionEnded))
         return ended[0]  # the tasks only ever end by raising SessionEnded
@@ -247,39 +274,60 @@ class DesktopSession:
         framer: ClientMessageFramer,
         server_framer: ServerMessageFramer,
         writer: asyncio.StreamWriter,
+        recorder: SessionRecorder,
         data: bytes,
     ) -> None:
         clipboard_to_remote = self._policy.clipboard.allows_to_remote
+        full_input = self._policy.record_input == InputRecording.FULL
+        buttons = 0
         while True:
             framer.receive_data(data)
-            out: list[bytes] = []
+            forwarded: list[bytes] = []  # to the target, in order
+            journaled: list[bytes] = []  # to the journal: all of it, or all but the operator's input
             for event in framer.events_received():
                 if isinstance(event, ProtocolFailed):
                     raise SessionEnded(CloseCode.PROTOCOL_ERROR, f"the browser broke the protocol: {event.error}")
                 assert isinstance(event, ClientMessageReceived)
-                message = event.message
+                message, raw = event.message, event.raw
+                journal = True
                 if isinstance(message, (KeyEvent, PointerEvent, QEMUExtendedKeyEvent)):
                     self._last_input = self._loop.time()
+                    if not full_input:
+                        journal = False
+                        if isinstance(message, PointerEvent):
+                            recorder.input_counted("pointer")
+                            if message.button_mask & ~buttons:
+                                recorder.input_counted("clicks")
+                            buttons = message.button_mask
+                        elif message.down:
+                            recorder.input_counted("keys")
                 elif isinstance(message, SetEncodings):
                     allowed = filter_encodings(message.encodings)
                     server_framer.set_encodings(allowed)
                     if allowed != message.encodings:
-                        out.append(SetEncodings(allowed).encode())
-                        continue
+                        raw = SetEncodings(allowed).encode()
                 elif isinstance(message, SetPixelFormat):
                     server_framer.set_pixel_format(message.pixel_format)
-                elif isinstance(message, ClientCutText) and not clipboard_to_remote:
-                    continue
-                out.append(event.raw)
-            if out:
-                payload = b"".join(out)
+                elif isinstance(message, ClientCutText):
+                    if not clipboard_to_remote:
+                        self._clipboard_blocked(recorder, "to_remote", len(message.text))
+                        continue
+                    if not full_input:
+                        journal = False
+                        recorder.input_counted("cut_text")
+                forwarded.append(raw)
+                if journal:
+                    journaled.append(raw)
+            if forwarded:
+                payload = b"".join(forwarded)
+                recorder.client_data(payload if len(journaled) == len(forwarded) else b"".join(journaled))
                 writer.write(payload)
                 await writer.drain()
                 self._to_target.inc(len(payload))
             data = await self._receive_from_browser()
 
     async def _pump_target_to_browser(
-        self, framer: ServerMessageFramer, reader: asyncio.StreamReader, data: bytes
+        self, framer: ServerMessageFramer, reader: asyncio.StreamReader, recorder: SessionRecorder, data: bytes
     ) -> None:
         clipboard_to_local = self._policy.clipboard.allows_to_local
         while True:
@@ -291,17 +339,22 @@ class DesktopSession:
                         CloseCode.PROTOCOL_ERROR,
                         f"desktop {self._target.name} sent data the gateway cannot forward: {event.error}",
                     )
-                if (
+                if isinstance(event, DesktopResized):
+                    recorder.event("resize", width=event.width, height=event.height)
+                elif (
                     isinstance(event, ServerMessageReceived)
                     and isinstance(event.message, ServerCutText)
                     and not clipboard_to_local
                 ):
+                    self._clipboard_blocked(recorder, "to_local", len(event.message.text))
                     continue
                 out.append(event.raw)
             if out:
                 payload = b"".join(out)
+                recorder.server_data(payload)
                 await self._ws.send_bytes(payload)
                 self._to_client.inc(len(payload))
+                await recorder.backpressure()
             try:
                 data = await reader.read(READ_SIZE)
             except OSError as exc:
@@ -309,8 +362,12 @@ class DesktopSession:
             if not data:
                 raise SessionEnded(CloseCode.TARGET_CLOSED, f"desktop {self._target.name} closed the session")
 
-    async def _watchdog(self) -> None:
-        """End the session on idle timeout, maximum duration or an explicit termination."""
+    def _clipboard_blocked(self, recorder: SessionRecorder, direction: str, size: int) -> None:
+        self._metrics.clipboard_blocked_total.labels(direction=direction).inc()
+        recorder.event("clipboard_blocked", direction=direction, bytes=size)
+
+    async def _watchdog(self, recorder: SessionRecorder) -> None:
+        """End the session on idle timeout, maximum duration, a recording failure or a termination."""
         policy = self._policy
         started = self._loop.time()
         while True:
@@ -319,6 +376,7 @@ class DesktopSession:
             if policy.idle_timeout is not None:
                 idle_deadline = self._last_input + policy.idle_timeout
                 if now >= idle_deadline:
+                    self._metrics.idle_logouts_total.inc()
                     raise SessionEnded(CloseCode.IDLE_TIMEOUT,
                                        f"no input for {policy.idle_timeout:.0f} s: session ended for safety")
                 deadlines.append(idle_deadline)
@@ -329,8 +387,9 @@ class DesktopSession:
                                        f"maximum session length of {policy.max_session:.0f} s reached")
                 deadlines.append(max_deadline)
             wait = min(deadlines) - now if deadlines else None
-            try:
-                reason = await asyncio.wait_for(asyncio.shield(self._terminated), wait)
-            except TimeoutError:
-                continue
-            raise SessionEnded(CloseCode.TERMINATED, reason)
+            done, _ = await asyncio.wait((self._terminated, recorder.failure), timeout=wait,
+                                         return_when=asyncio.FIRST_COMPLETED)
+            if recorder.failure in done:
+                raise SessionEnded(CloseCode.RECORDING_FAILED, str(recorder.failure.result()))
+            if self._terminated in done:
+                raise SessionEnded(CloseCode.TERMINATED, self._terminated.result())

@@ -28,6 +28,22 @@ class Metrics:
             ["protocol", "outcome"],
             registry=r,
         )
+        self.session_duration_seconds = Histogram(
+            f"{PREFIX}_session_duration_seconds",
+            "How long proxied sessions lasted.",
+            buckets=(10, 60, 300, 900, 1800, 3600, 7200, 14400, 28800, 43200),
+            registry=r,
+        )
+        self.idle_logouts_total = Counter(
+            f"{PREFIX}_idle_logouts_total", "Sessions ended because the operator gave no input for too long.",
+            registry=r,
+        )
+        self.clipboard_blocked_total = Counter(
+            f"{PREFIX}_clipboard_blocked_total",
+            "Clipboard transfers dropped by policy; direction is to_remote or to_local.",
+            ["direction"],
+            registry=r,
+        )
         self.proxy_bytes_total = Counter(
             f"{PREFIX}_proxy_bytes_total",
             "Bytes forwarded by the proxy; direction is to_target or to_client.",
@@ -36,6 +52,16 @@ class Metrics:
         )
         self.auth_attempts_total = Counter(
             f"{PREFIX}_auth_attempts_total", "Login attempts by method and result.", ["method", "result"], registry=r
+        )
+        self.auth_duration_seconds = Histogram(
+            f"{PREFIX}_auth_duration_seconds",
+            "Time a password backend took to accept or refuse a login.",
+            ["backend"],
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=r,
+        )
+        self.ldap_up = Gauge(
+            f"{PREFIX}_ldap_up", "1 when the last LDAP login could use the directory, 0 when it could not.", registry=r
         )
         self.ip_denied_total = Counter(
             f"{PREFIX}_ip_denied_total", "Requests refused because the source network is not allowed.", registry=r

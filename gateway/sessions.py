@@ -21,6 +21,7 @@ class LiveSession:
     target: str
     web_session_id: str
     started: float = field(default_factory=time.time)
+    recording_id: str | None = None  # set once the session's journal exists
     terminate: Callable[[str], None] = lambda reason: None
 
 

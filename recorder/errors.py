@@ -1,14 +1,20 @@
 """The recorder's exception tree.
 
     RecordingError
-     └── DecodeError            a rectangle's data is malformed, or over a decoding limit
-          └── CodecUnavailable  well-formed data that needs a library which is not installed
+     ├── DecodeError            a rectangle's data is malformed, or over a decoding limit
+     │    └── CodecUnavailable  well-formed data that needs a library which is not installed
+     ├── JournalCorrupt         a file is not a readable journal (bad magic or HEADER)
+     ├── RecordingUnavailable   a session's journal cannot be created: the session must not start
+     ├── RecordingWriteFailed   a journal write or fsync failed: the session must end
+     └── IntegrityError         a sealed journal does not match its seal, or is torn
 
 Decoders raise only these for anything a server (or a corrupt recording) can send:
 never IndexError, ValueError, zlib.error or MemoryError.
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 
 class RecordingError(Exception):
@@ -21,3 +27,23 @@ class DecodeError(RecordingError):
 
 class CodecUnavailable(DecodeError):
     """The data looks valid but decoding it needs an optional library (e.g. JPEG)."""
+
+
+class JournalCorrupt(RecordingError):
+    """The file is not a readable journal: its magic or HEADER record is missing or garbled."""
+
+
+class RecordingUnavailable(RecordingError):
+    """A session's journal cannot be created (or the recording key is unusable): refuse the session."""
+
+
+class RecordingWriteFailed(RecordingError):
+    """Writing or fsyncing a session's journal failed; ``reason`` is the metric label."""
+
+    def __init__(self, reason: Literal["disk_full", "io_error", "file_too_large", "permission"], message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class IntegrityError(RecordingError):
+    """A journal does not match its seal (changed, truncated, other key) or is torn."""

@@ -22,7 +22,7 @@ from gateway.errors import ConfigError
 from gateway.metrics import Metrics
 from gateway.policy import PolicySet
 from gateway.sessions import SessionRegistry
-from gateway.web import auth_routes, desktop_routes, portal_routes
+from gateway.web import auth_routes, desktop_routes, portal_routes, recording_routes
 from gateway.web.keys import (
     CONFIG,
     LIVE_SESSIONS,
@@ -34,6 +34,7 @@ from gateway.web.keys import (
     WEB_SESSIONS,
 )
 from gateway.web.pages import STATIC
+from gateway.web.recording_keys import database_context, recordings_context
 from gateway.web.security import network_allow_list, security_headers
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,9 @@ def create_app(config: Config, metrics: Metrics | None = None) -> web.Applicatio
     app.add_routes(auth_routes.routes)
     app.add_routes(portal_routes.routes)
     app.add_routes(desktop_routes.routes)
+    app.add_routes(recording_routes.routes)
+    app.cleanup_ctx.append(database_context)
+    app.cleanup_ctx.append(recordings_context)
     app.router.add_static("/static/", STATIC, follow_symlinks=False)
     app.on_shutdown.append(_end_live_sessions)
     return app

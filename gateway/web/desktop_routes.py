@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from aiohttp import web
 
 from gateway.desktop import CloseCode, DesktopSession
 from gateway.sessions import LiveSession
 from gateway.web.keys import CONFIG, LIVE_SESSIONS, METRICS, POLICIES, VNC_ENDPOINTS
+from gateway.web.recording_keys import AUDIT, RECORDINGS
 from gateway.web.security import client_address, current_session, error_json, origin_allowed
 
 log = logging.getLogger(__name__)
@@ -24,6 +26,7 @@ OUTCOMES = {
     CloseCode.IDLE_TIMEOUT: "idle_timeout",
     CloseCode.MAX_SESSION: "max_session",
     CloseCode.TERMINATED: "terminated",
+    CloseCode.RECORDING_FAILED: "recording_failed",
     CloseCode.INTERNAL_ERROR: "error",
 }
 
@@ -45,12 +48,14 @@ async def desktop_socket(request: web.Request) -> web.StreamResponse:
     if target is None or endpoint is None:
         return error_json(404, f"there is no desktop called {name!r}")
     source = client_address(request)
+    user = session.identity.username
+    audit = app[AUDIT]
     decision = app[POLICIES].decide(session.identity, source, name)
     if not decision.allowed or decision.policy is None:
         metrics.policy_denied_total.inc()
         metrics.sessions_total.labels(protocol="vnc", outcome="denied").inc()
-        log.warning("desktop refused", extra={"ctx": {"user": session.identity.username, "source": source,
-                                                      "target": name, "reason": decision.reason}})
+        await audit.record("session.open", user=user, source=source, target=name, outcome="denied",
+                           reason=decision.reason, protocol="vnc")
         return error_json(403, f"you may not open {name} from here")
 
     ws = web.WebSocketResponse(protocols=("binary",), max_msg_size=MAX_BROWSER_FRAME, heartbeat=30.0)
@@ -59,14 +64,22 @@ async def desktop_socket(request: web.Request) -> web.StreamResponse:
     await ws.prepare(request)
 
     registry = app[LIVE_SESSIONS]
-    live = LiveSession(id=registry.new_id(), protocol="vnc", username=session.identity.username,
-                       source=str(source), target=name, web_session_id=session.id)
+    live = LiveSession(id=registry.new_id(), protocol="vnc", username=user, source=str(source), target=name,
+                       web_session_id=session.id)
+    # Audited before any byte reaches the target: a session the audit log cannot hold does not start.
+    await audit.record("session.open", user=user, source=source, target=name, outcome="allowed",
+                       reason=f"policy {decision.policy.name}", protocol="vnc", session=live.id)
     registry.add(live)
+    started = time.monotonic()
     try:
-        ended = await DesktopSession(ws, endpoint, decision.policy, live, metrics).run()
+        ended = await DesktopSession(ws, endpoint, decision.policy, live, metrics, app[RECORDINGS]).run()
     finally:
         registry.remove(live)
-    metrics.sessions_total.labels(protocol="vnc", outcome=OUTCOMES.get(ended.code, "error")).inc()
-    log.info("desktop session closed", extra={"ctx": {"session": live.id, "user": live.username,
-                                                      "target": name, "reason": ended.reason}})
+    duration = time.monotonic() - started
+    outcome = OUTCOMES.get(ended.code, "error")
+    metrics.sessions_total.labels(protocol="vnc", outcome=outcome).inc()
+    metrics.session_duration_seconds.observe(duration)
+    await audit.record("session.close", user=user, source=source, target=name, outcome=outcome,
+                       reason=ended.reason, protocol="vnc", session=live.id, recording=live.recording_id,
+                       duration=round(duration, 3))
     return ws

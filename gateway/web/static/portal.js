@@ -11,6 +11,7 @@ if (status === 401) {
   message.textContent = data.error || `Could not load your desktops (HTTP ${status}).`;
 } else {
   document.getElementById("whoami").textContent = `Signed in as ${data.user}`;
+  showRecordingsLinkIfAllowed();
   message.textContent = data.targets.length
     ? "Choose a desktop to open."
     : "No desktop is available to you from this network. Ask your administrator.";
@@ -23,4 +24,10 @@ if (status === 401) {
     item.append(link);
     list.append(item);
   }
+}
+
+// Supervisors and admins (a policy with `recordings: own|all`) get a link to the recordings.
+async function showRecordingsLinkIfAllowed() {
+  const { status } = await api("GET", "/api/v1/recordings?limit=1");
+  document.getElementById("recordings-link").hidden = status !== 200;
 }

@@ -1,0 +1,89 @@
+"""A gateway deployment for the benchmarks: config, local users with TOTP, and logging in.
+
+The config is the documented one (DESIGN.md §3) with every listener on a free loopback
+port, one policy letting the ``operators`` group open every ``bench-*`` target, and the
+recordings in the work directory.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import pyotp
+import yaml
+
+from auth.local import LocalUserStore
+from auth.totp import STEP_SECONDS, new_secret
+
+GROUP = "operators"
+
+
+@dataclass(frozen=True, slots=True)
+class BenchUser:
+    name: str
+    password: str
+    totp_secret: str
+
+    def code(self, step_offset: int = 0) -> str:
+        """The TOTP code of the current time step plus ``step_offset`` (the gateway accepts ±1)."""
+        step = int(time.time()) // STEP_SECONDS + step_offset
+        return pyotp.TOTP(self.totp_secret, interval=STEP_SECONDS).at(step * STEP_SECONDS)
+
+
+def write_config(workdir: Path, targets: Mapping[str, int]) -> Path:
+    """A deskgate.yaml in ``workdir`` proxying each ``bench-*`` name to a port on 127.0.0.1."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    config = {
+        "listen": {"http": "127.0.0.1:0", "metrics": "127.0.0.1:0"},
+        "network": {"allow": ["127.0.0.0/8"], "trusted_proxies": []},
+        "auth": {"local": {"users_file": str(workdir / "users.yaml")}, "totp": {"required": True}},
+        "storage": {"recordings": str(workdir / "recordings"), "database": f"sqlite:///{workdir / 'deskgate.db'}",
+                    "recording_key_file": str(workdir / "recording.key")},
+        "targets": {name: {"protocol": "vnc", "host": "127.0.0.1", "port": port} for name, port in targets.items()},
+        "policies": [{"name": "operators", "groups": [GROUP], "from": ["127.0.0.0/8"], "targets": ["bench-*"],
+                      "clipboard": "off", "idle_timeout": "1h"}],
+    }
+    path = workdir / "deskgate.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def add_users(workdir: Path, count: int, prefix: str = "operator") -> list[BenchUser]:
+    """``count`` operators, each with a TOTP secret of their own, sharing one password.
+
+    The first is added by the store itself; the others copy its entry (same argon2id hash,
+    new secret) into the file in one write — adding each through the store would cost an
+    argon2id hash and an fsync'd rewrite of the whole file apiece. Logins still verify one
+    argon2id hash each.
+    """
+    path = workdir / "users.yaml"
+    password = "operator-correct-horse-battery"
+    first = f"{prefix}000"
+    users = [BenchUser(first, password, LocalUserStore(path).add_user(first, password, [GROUP]))]
+    document = yaml.safe_load(path.read_text())
+    template = document["users"][first]
+    for index in range(1, count):
+        user = BenchUser(f"{prefix}{index:03d}", password, new_secret())
+        document["users"][user.name] = {**template, "totp_secret": user.totp_secret}
+        users.append(user)
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    path.chmod(0o600)
+    return users
+
+
+def http_session() -> aiohttp.ClientSession:
+    """A client session that keeps the gateway's cookie for 127.0.0.1 and opens any number of sockets."""
+    return aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True),
+                                 connector=aiohttp.TCPConnector(limit=0, force_close=False))
+
+
+async def log_in(http: aiohttp.ClientSession, url: str, user: BenchUser, step_offset: int = 0) -> None:
+    """``POST /api/v1/login``; raises if the gateway refuses."""
+    body = {"username": user.name, "password": user.password, "totp": user.code(step_offset)}
+    async with http.post(f"{url}/api/v1/login", json=body) as response:
+        if response.status != 200:
+            raise PermissionError(f"login of {user.name} refused: {response.status} {await response.text()}")

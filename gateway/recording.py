@@ -1,0 +1,395 @@
+"""Recording one desktop session, fail-closed, without slowing the proxy.
+
+The pumps append records to an in-memory buffer on the event loop (one ``bytearray``
+extend per message, no objects kept). A flush task hands the buffer to a worker
+thread that writes it and, every ``fsync_interval``, fsyncs it; a buffer over
+``early_write`` bytes is written sooner, and over ``high_water`` bytes the pumps'
+``await recorder.backpressure()`` waits for the disk. When a write or fsync fails the
+``failure`` future completes (the session must end) and later appends are dropped; the
+journal is kept, readable up to the last good write. ``close`` writes END and seals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Literal
+
+from gateway import __version__
+from gateway.metrics import Metrics
+from gateway.rfb.messages import PixelFormat
+from recorder.errors import RecordingError, RecordingUnavailable, RecordingWriteFailed
+from recorder.journal import (
+    JOURNAL_FORMAT,
+    JOURNAL_SUFFIX,
+    MAX_RECORD,
+    Bytes,
+    JournalFile,
+    RecordKind,
+    append_record,
+    complete_records_end,
+    encode_json,
+    encode_record,
+    is_session_id,
+    iso_utc,
+)
+from recorder.seal import seal_journal
+
+log = logging.getLogger(__name__)
+
+#: A buffer this large is written before the fsync interval is up.
+EARLY_WRITE = 4 << 20
+#: Over this many buffered bytes, ``backpressure()`` waits for the disk.
+HIGH_WATER = 32 << 20
+
+InputKind = Literal["keys", "pointer", "clicks", "cut_text"]
+FailureReason = Literal["disk_full", "io_error", "file_too_large", "permission"]
+
+_FAILURE_MESSAGES: dict[FailureReason, str] = {
+    "disk_full": "the recording storage is full",
+    "file_too_large": "the recording reached the largest file the gateway may write",
+    "permission": "the recording storage refused the write",
+    "io_error": "the recording storage failed",
+}
+
+
+def failure_reason(error: OSError) -> FailureReason:
+    """The ``recording_failures_total`` reason of a failed write or fsync."""
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "disk_full"
+    if error.errno == errno.EFBIG:
+        return "file_too_large"
+    if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return "permission"
+    return "io_error"
+
+
+def session_header(
+    *,
+    session_id: str,
+    user: str,
+    source: str,
+    target: str,
+    started_epoch: float,
+    width: int,
+    height: int,
+    pixel_format: PixelFormat,
+    desktop_name: bytes,
+    policy: str,
+    record_input: Literal["full", "counts"],
+    clipboard: str,
+) -> dict[str, Any]:
+    """The HEADER record of a VNC session's journal (recording-spec.md)."""
+    return {
+        "format": JOURNAL_FORMAT,
+        "session_id": session_id,
+        "user": user,
+        "source": source,
+        "target": target,
+        "protocol": "vnc",
+        "started": iso_utc(started_epoch),
+        "started_epoch": started_epoch,
+        "width": width,
+        "height": height,
+        "pixel_format": {field.name: getattr(pixel_format, field.name) for field in fields(pixel_format)},
+        "desktop_name": desktop_name.decode("utf-8", "replace"),
+        "gateway_version": __version__,
+        "node": platform.node(),
+        "policy": policy,
+        "record_input": record_input,
+        "clipboard": clipboard,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class SealedRecording:
+    """How a recording ended: ``sealed`` is False when END or the seal could not be written."""
+
+    path: Path
+    session_id: str
+    size: int
+    end_reason: str
+    sealed: bool
+    failure: RecordingWriteFailed | None
+
+
+class SessionRecorder:
+    """The journal of one live session; create it with :meth:`open`, end it with :meth:`close`."""
+
+    def __init__(
+        self,
+        journal: JournalFile,
+        header: dict[str, Any],
+        *,
+        key: bytes,
+        fsync_interval: float,
+        metrics: Metrics,
+        clock: Callable[[], float],
+        started_at: float,
+        early_write: int,
+        high_water: int,
+        max_record: int,
+    ) -> None:
+        self._journal = journal
+        self.path = journal.path
+        self.session_id: str = header["session_id"]
+        self._started_epoch: float = header["started_epoch"]
+        self._key = key
+        self._interval = fsync_interval
+        self._metrics = metrics
+        self._clock = clock
+        self._started_at = started_at
+        self._early_write = early_write
+        self._high_water = high_water
+        self._max_record = max_record
+        self._last_offset_us = 0
+        self._buffer = bytearray()
+        self._in_flight = 0
+        self._good_size = journal.size  # end of the last write that fully succeeded
+        self.synced_size = journal.size  # end of the last successful fsync
+        self._counts: dict[str, int] = {"keys": 0, "pointer": 0, "clicks": 0, "cut_text": 0}
+        self._counted = False
+        self._accepting = True
+        self._closing = False
+        self._error: RecordingWriteFailed | None = None
+        self._close_task: asyncio.Task[SealedRecording] | None = None
+        loop = asyncio.get_running_loop()
+        self.failure: asyncio.Future[RecordingWriteFailed] = loop.create_future()
+        self._wake = asyncio.Event()
+        self._drained = asyncio.Event()
+        self._flusher = loop.create_task(self._flush_loop())
+
+    @classmethod
+    async def open(
+        cls,
+        path: Path,
+        header: dict[str, Any],
+        *,
+        key: bytes,
+        fsync_interval: float,
+        metrics: Metrics,
+        clock: Callable[[], float] = time.monotonic,
+        early_write: int = EARLY_WRITE,
+        high_water: int = HIGH_WATER,
+        max_record: int = MAX_RECORD,
+    ) -> SessionRecorder:
+        """Create the session's journal and start flushing; RecordingUnavailable if it cannot be created."""
+        session_id = header.get("session_id")
+        if not is_session_id(session_id) or path.name != f"{session_id}{JOURNAL_SUFFIX}":
+            raise ValueError(f"the journal {path.name} does not match the header's session_id {session_id!r}")
+        if not isinstance(header.get("started_epoch"), (int, float)):
+            raise ValueError("the header needs started_epoch (seconds since the epoch)")
+        started_at = clock()
+        creating = asyncio.ensure_future(asyncio.to_thread(JournalFile.create, path, header))
+        try:
+            journal = await asyncio.shield(creating)
+        except OSError as exc:
+            metrics.recording_failures_total.labels(reason="create_failed").inc()
+            log.error("cannot create a recording", extra={"ctx": {"path": str(path), "error": exc}})
+            raise RecordingUnavailable(
+                f"recording storage is not writable ({exc.strerror or exc}); the session cannot start unrecorded"
+            ) from exc
+        except asyncio.CancelledError:
+            creating.add_done_callback(_close_abandoned)
+            raise
+        metrics.recording_bytes_total.inc(journal.size)
+        recorder = cls(
+            journal, header, key=key, fsync_interval=fsync_interval, metrics=metrics, clock=clock,
+            started_at=started_at, early_write=early_write, high_water=high_water, max_record=max_record,
+        )
+        recorder.event("session_start")
+        return recorder
+
+    # -- appends: on the event loop, O(size of data) -------------------------------------------
+
+    def server_data(self, data: Bytes) -> None:
+        """Target→browser bytes exactly as forwarded."""
+        if self._accepting and data:
+            self._append(RecordKind.SERVER_DATA, data)
+
+    def client_data(self, data: Bytes) -> None:
+        """Browser→target bytes exactly as forwarded (after the policy filter)."""
+        if self._accepting and data:
+            self._append(RecordKind.CLIENT_DATA, data)
+
+    def input_counted(self, kind: InputKind, count: int = 1) -> None:
+        """Count input left out of CLIENT_DATA (``record_input: counts``); written before the next flush."""
+        self._counts[kind] += count
+        self._counted = True
+
+    def event(self, type: str, **fields: Any) -> None:
+        """An EVENT record ``{"type": type, **fields}``."""
+        if self._accepting:
+            self._append(RecordKind.EVENT, encode_json({"type": type, **fields}))
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes held in memory: buffered plus being written."""
+        return len(self._buffer) + self._in_flight
+
+    async def backpressure(self) -> None:
+        """Wait while more than ``high_water`` bytes are held in memory (returns at once after a failure)."""
+        while self._accepting and self.buffered_bytes > self._high_water:
+            self._wake.set()
+            self._drained.clear()
+            await self._drained.wait()
+
+    def _offset_us(self) -> int:
+        offset = round((self._clock() - self._started_at) * 1_000_000)
+        if offset > self._last_offset_us:  # never decreasing, whatever the clock does
+            self._last_offset_us = offset
+        return self._last_offset_us
+
+    def _append(self, kind: RecordKind, data: Bytes, offset: int | None = None) -> None:
+        if offset is None:
+            offset = self._offset_us()
+        buffer = self._buffer
+        if len(data) <= self._max_record:
+            append_record(buffer, kind, offset, data)
+        else:  # the data kinds are byte streams: cutting them into records loses nothing
+            with memoryview(data) as view:
+                for start in range(0, len(view), self._max_record):
+                    append_record(buffer, kind, offset, view[start : start + self._max_record])
+        if len(buffer) >= self._early_write:
+            self._wake.set()
+
+    def _append_input_counts(self) -> None:
+        if self._counted and self._accepting:
+            self._append(RecordKind.INPUT_COUNTS, encode_json(self._counts))
+            self._counts = {"keys": 0, "pointer": 0, "clicks": 0, "cut_text": 0}
+            self._counted = False
+
+    # -- flushing: a worker thread writes, the loop only swaps buffers ------------------------
+
+    async def _flush_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_sync = loop.time() + self._interval
+        unsynced = False
+        try:
+            while True:
+                if not self._wake.is_set():
+                    try:
+                        async with asyncio.timeout_at(next_sync):
+                            await self._wake.wait()
+                    except TimeoutError:
+                        pass
+                self._wake.clear()
+                final = self._closing
+                sync = final or loop.time() >= next_sync
+                self._append_input_counts()
+                data, self._buffer = self._buffer, bytearray()
+                self._in_flight = len(data)
+                if data or (sync and unsynced):
+                    error = await asyncio.to_thread(self._write, data, sync)
+                    if error is not None:
+                        self._fail(failure_reason(error), error)
+                        return
+                    self._metrics.recording_bytes_total.inc(len(data))
+                    self._good_size = self._journal.size
+                    unsynced = not sync
+                    if sync:
+                        self.synced_size = self._journal.size
+                self._in_flight = 0
+                if sync:
+                    next_sync = loop.time() + self._interval
+                self._drained.set()
+                if final:
+                    return
+        except Exception as exc:  # a bug here must still end the session, not leave it unrecorded
+            log.exception("the recording flusher failed", extra={"ctx": {"session": self.session_id}})
+            self._fail("io_error", exc)
+
+    def _write(self, data: bytearray, sync: bool) -> OSError | None:
+        try:
+            if data:
+                self._journal.write(data)
+            if sync:
+                self._journal.fsync()
+        except OSError as exc:
+            return exc
+        return None
+
+    def _fail(self, reason: FailureReason, cause: BaseException) -> None:
+        detail = f" ({cause.strerror})" if isinstance(cause, OSError) and cause.strerror else ""
+        error = RecordingWriteFailed(
+            reason, f"{_FAILURE_MESSAGES[reason]}{detail}; the session was ended because it can no longer be recorded"
+        )
+        error.__cause__ = cause
+        self._error = error
+        self._accepting = False
+        self._buffer = bytearray()  # the session is ending: free the memory now
+        self._in_flight = 0
+        self._metrics.recording_failures_total.labels(reason=reason).inc()
+        log.error("recording write failed", extra={"ctx": {"session": self.session_id, "reason": reason,
+                                                          "error": cause}})
+        if not self.failure.done():
+            self.failure.set_result(error)
+        self._drained.set()
+
+    # -- closing ------------------------------------------------------------------------------
+
+    async def close(self, reason: str) -> SealedRecording:
+        """Write END with ``reason``, fsync and seal; idempotent, never raises for I/O (see ``sealed``)."""
+        if self._close_task is None:
+            self._close_task = asyncio.get_running_loop().create_task(self._close(reason))
+        return await asyncio.shield(self._close_task)
+
+    async def _close(self, reason: str) -> SealedRecording:
+        self._append_input_counts()
+        offset = self._offset_us()
+        if self._accepting:
+            self._append(RecordKind.EVENT, encode_json({"type": "session_end", "reason": reason}), offset)
+            self._append(RecordKind.END, encode_json(self._end_json(reason, offset, torn_at=None)), offset)
+            self._accepting = False
+        self._closing = True
+        self._wake.set()
+        self._drained.set()
+        await self._flusher
+        if self._error is None:
+            sealed = await asyncio.to_thread(self._seal)
+        else:
+            sealed = await asyncio.to_thread(self._finish_failed, reason, offset)
+        return SealedRecording(self.path, self.session_id, self._journal.size, reason, sealed, self._error)
+
+    def _end_json(self, reason: str, offset_us: int, torn_at: int | None) -> dict[str, Any]:
+        ended_epoch = self._started_epoch + offset_us / 1e6
+        return {"ended": iso_utc(ended_epoch), "ended_epoch": ended_epoch, "reason": reason,
+                "crashed": False, "torn_at": torn_at}
+
+    def _seal(self) -> bool:
+        try:
+            seal_journal(self.path, self._key)
+            return True
+        except (OSError, RecordingError) as exc:
+            log.error("cannot seal a recording", extra={"ctx": {"session": self.session_id, "error": exc}})
+            return False
+        finally:
+            self._journal.close()
+
+    def _finish_failed(self, reason: str, offset: int) -> bool:
+        """After a failed write: cut the partial tail, then try END and the seal (the disk may have room again)."""
+        try:
+            keep = complete_records_end(self.path, self._good_size, max_record=self._max_record)
+            self._journal.truncate(keep)
+            end = encode_record(RecordKind.END, offset, encode_json(self._end_json(reason, offset, torn_at=keep)))
+            self._journal.write(end)
+            self._journal.fsync()
+            self._metrics.recording_bytes_total.inc(len(end))
+        except (OSError, RecordingError) as exc:
+            log.error("cannot finish a failed recording; it is kept as it is",
+                      extra={"ctx": {"session": self.session_id, "error": exc}})
+            self._journal.close()
+            return False
+        return self._seal()
+
+
+def _close_abandoned(creating: asyncio.Future[JournalFile]) -> None:
+    """The session went away while its journal was being created: release it (recovery finishes it)."""
+    if not creating.cancelled() and creating.exception() is None:
+        creating.result().close()

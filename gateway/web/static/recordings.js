@@ -1,0 +1,138 @@
+// The supervisors' recordings search. The filters live in the page's query string, so a
+// search can be bookmarked and shared; the page turns them into an API query.
+import { api, logout } from "/static/api.js";
+
+const LIMIT = 500;
+const VIDEO_STATES = { ready: "ready", pending: "rendering", failed: "failed", none: "none" };
+
+const form = document.getElementById("search");
+const message = document.getElementById("message");
+const table = document.getElementById("results");
+const body = table.tBodies[0];
+const reasons = document.getElementById("end-reasons");
+
+document.getElementById("logout").addEventListener("click", logout);
+form.addEventListener("submit", (event) => {
+  event.preventDefault();
+  const filters = new URLSearchParams();
+  for (const [name, value] of new FormData(form)) {
+    if (value.trim()) filters.set(name, value.trim());
+  }
+  const query = filters.toString();
+  history.pushState(null, "", query ? `/recordings?${query}` : "/recordings");
+  search();
+});
+window.addEventListener("popstate", search);
+search();
+
+async function search() {
+  const filters = new URLSearchParams(location.search);
+  for (const field of form.elements) {
+    if (field.name) field.value = filters.get(field.name) ?? "";
+  }
+  let query;
+  try {
+    query = apiQuery(filters);
+  } catch (error) {
+    return showMessage(error.message, true);
+  }
+  showMessage("Searching…");
+  const { status, data } = await api("GET", `/api/v1/recordings?${query}`);
+  if (status === 401) return location.assign("/login");
+  if (status !== 200) return showMessage(data.error || `The search failed (HTTP ${status}).`, true);
+  showResults(data.recordings);
+}
+
+// Page filters (local dates, minutes) → API filters (UTC instants, seconds).
+function apiQuery(filters) {
+  const query = new URLSearchParams({ limit: String(LIMIT) });
+  for (const name of ["user", "target", "end_reason"]) {
+    if (filters.get(name)) query.set(name, filters.get(name));
+  }
+  if (filters.get("from")) query.set("since", isoUTC(localDay(filters.get("from"), "From")));
+  if (filters.get("to")) {
+    const dayAfter = localDay(filters.get("to"), "To");
+    dayAfter.setDate(dayAfter.getDate() + 1);  // "to" includes the whole day
+    query.set("until", isoUTC(dayAfter));
+  }
+  if (filters.get("min_minutes")) query.set("min_duration", seconds(filters.get("min_minutes"), "Min. minutes"));
+  if (filters.get("max_minutes")) query.set("max_duration", seconds(filters.get("max_minutes"), "Max. minutes"));
+  return query.toString();
+}
+
+function localDay(value, label) {
+  const day = /^\d{4}-\d{2}-\d{2}$/.test(value) ? new Date(`${value}T00:00`) : new Date(NaN);
+  if (Number.isNaN(day.getTime())) throw new Error(`${label}: "${value}" is not a date (YYYY-MM-DD).`);
+  return day;
+}
+
+function isoUTC(date) {
+  return date.toISOString().replace(/\.\d{3}Z$/, "Z");
+}
+
+function seconds(minutes, label) {
+  const value = Number(minutes);
+  if (!Number.isFinite(value) || value < 0) throw new Error(`${label}: "${minutes}" is not a number of minutes.`);
+  return String(Math.round(value * 60));
+}
+
+function showMessage(text, isError = false) {
+  message.textContent = text;
+  message.className = isError ? "error" : "muted";
+  table.hidden = true;
+}
+
+function showResults(recordings) {
+  body.replaceChildren(...recordings.map(resultRow));
+  rememberReasons(recordings);
+  if (!recordings.length) return showMessage("No recordings match.");
+  const count = recordings.length === 1 ? "1 recording" : `${recordings.length} recordings`;
+  message.textContent = recordings.length >= LIMIT
+    ? `Showing the newest ${LIMIT}; narrow the search to see older ones.` : `${count}, newest first.`;
+  message.className = "muted";
+  table.hidden = false;
+}
+
+function resultRow(recording) {
+  const row = document.createElement("tr");
+  row.dataset.id = recording.id;
+  const link = document.createElement("a");
+  link.href = `/recordings/${encodeURIComponent(recording.id)}${location.search}`;  // keeps the search for "back"
+  link.textContent = localTime(recording.started);
+  link.title = recording.started;
+  const video = VIDEO_STATES[recording.video] ?? recording.video;
+  const cells = [link, recording.user, recording.source, recording.target, duration(recording.duration),
+    recording.end_reason ?? "", recording.keys, recording.clicks, video];
+  for (const content of cells) {
+    const cell = document.createElement("td");
+    cell.append(content ?? "");
+    row.append(cell);
+  }
+  for (const index of [4, 6, 7]) row.cells[index].className = "number";
+  row.cells[8].dataset.video = recording.video;
+  // The whole row opens the player, not just the time.
+  row.addEventListener("click", (event) => { if (!event.target.closest("a")) link.click(); });
+  return row;
+}
+
+// Offer the end reasons seen so far as suggestions (reasons are free text).
+function rememberReasons(recordings) {
+  const known = new Set([...reasons.options].map((option) => option.value));
+  for (const { end_reason: reason } of recordings) {
+    if (reason && !known.has(reason)) {
+      known.add(reason);
+      reasons.append(new Option(reason));
+    }
+  }
+}
+
+function localTime(iso) {
+  return iso ? new Date(iso).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "medium" }) : "";
+}
+
+function duration(totalSeconds) {
+  if (totalSeconds == null) return "";
+  const s = Math.round(totalSeconds);
+  const clock = `${Math.floor(s / 60) % 60}:${String(s % 60).padStart(2, "0")}`;
+  return s >= 3600 ? `${Math.floor(s / 3600)}:${clock.padStart(5, "0")}` : clock;
+}

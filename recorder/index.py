@@ -1,0 +1,403 @@
+"""Recording metadata for search and playback: summarize a journal, keep it in the database.
+
+:func:`summarize_journal` reads one journal (blocking; run it in a thread) into a
+:class:`RecordingSummary`: who, from where, to what, when, how long, why it ended, its size,
+input counts, events, and input *activity* — keys and clicks per 5-second bucket, which the
+player's timeline draws. Activity is computed here, from the journal's client data (each
+KeyEvent press and each PointerEvent button press, at its record's time) or, for recordings
+that keep only input counts, from each INPUT_COUNTS record at its time (so at flush
+granularity). Only non-empty buckets are kept.
+
+:class:`RecordingIndex` stores summaries in the ``recordings`` and ``recording_events`` tables
+of :mod:`gateway.store` and answers searches, newest first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from collections import Counter
+from contextlib import suppress
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.engine import RowMapping
+
+from gateway.config import Config
+from gateway.rfb.framing import ClientMessageFramer, ClientMessageReceived
+from gateway.rfb.messages import KeyEvent, PointerEvent, QEMUExtendedKeyEvent
+from gateway.store import Store, isoformat_utc, parse_time, recording_events, recordings
+from recorder.errors import JournalCorrupt
+from recorder.journal import MAX_RECORD, JournalReader, RecordKind, is_session_id
+
+log = logging.getLogger(__name__)
+
+ACTIVITY_BUCKET_SECONDS = 5
+MAX_SEARCH_LIMIT = 1000
+MAX_COUNT_PER_RECORD = 1 << 20  # more input events than this in one flush interval is garbage
+_HEADER_TEXT_FIELDS = ("session_id", "user", "source", "target", "protocol", "started")
+
+
+class VideoState(StrEnum):
+    """Whether a recording's video exists."""
+
+    NONE = "none"  # not asked for yet
+    PENDING = "pending"  # queued or rendering
+    READY = "ready"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityBucket:
+    """Input in the ``ACTIVITY_BUCKET_SECONDS`` starting ``t`` seconds into the recording."""
+
+    t: float
+    keys: int
+    clicks: int
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingSummary:
+    """What a journal says about its session; ``ended`` is None while it has no END record."""
+
+    id: str
+    user: str
+    source: str
+    target: str
+    protocol: str
+    started: datetime
+    ended: datetime | None
+    duration: float
+    end_reason: str | None
+    bytes: int
+    keys: int
+    clicks: int
+    path: str
+    events: list[dict[str, Any]] = field(default_factory=list)  # {"t": seconds, "type": str, ...}
+    activity: list[ActivityBucket] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingRow:
+    """One indexed recording (without its events and activity, which are loaded on demand)."""
+
+    id: str
+    user: str
+    source: str
+    target: str
+    protocol: str
+    started: datetime
+    ended: datetime | None
+    duration: float
+    end_reason: str | None
+    bytes: int
+    keys: int
+    clicks: int
+    path: str
+    sha256: str | None
+    video_state: VideoState
+    video_path: str | None
+    node: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The fields of ``GET /api/v1/recordings``."""
+        return {
+            "id": self.id, "user": self.user, "source": self.source, "target": self.target,
+            "protocol": self.protocol, "started": isoformat_utc(self.started),
+            "ended": isoformat_utc(self.ended) if self.ended else None, "duration": self.duration,
+            "end_reason": self.end_reason, "bytes": self.bytes, "keys": self.keys, "clicks": self.clicks,
+            "video": self.video_state.value,
+        }
+
+
+# ---------------------------------------------------------------- journal → summary
+
+
+class _InputTally:
+    """Key presses and button presses, in total and per activity bucket."""
+
+    def __init__(self, max_record: int) -> None:
+        # The journal holds what the proxy forwarded, so its own limits were already applied:
+        # these only bound memory while reading a hostile file.
+        self._framer = ClientMessageFramer(max_cut_text=max_record, max_encodings=1024, max_screens=256)
+        self._buttons = 0
+        self._failed = False
+        self.keys: Counter[int] = Counter()
+        self.clicks: Counter[int] = Counter()
+
+    def client_data(self, t: float, data: bytes, path: Path) -> None:
+        if self._failed:
+            return
+        self._framer.receive_data(data)
+        bucket = _bucket(t)
+        for event in self._framer.events_received():
+            if not isinstance(event, ClientMessageReceived):
+                self._failed = True
+                log.warning("client data unreadable; input counts stop here",
+                            extra={"ctx": {"path": path, "t": t, "error": event.error}})
+                return
+            message = event.message
+            if isinstance(message, (KeyEvent, QEMUExtendedKeyEvent)) and message.down:
+                self.keys[bucket] += 1
+            elif isinstance(message, PointerEvent):
+                pressed = message.button_mask & ~self._buttons
+                self._buttons = message.button_mask
+                if pressed:
+                    self.clicks[bucket] += pressed.bit_count()
+
+    def counted(self, t: float, counts: dict[str, Any]) -> None:
+        bucket = _bucket(t)
+        self.keys[bucket] += _count(counts.get("keys"))
+        self.clicks[bucket] += _count(counts.get("clicks"))
+
+    def buckets(self) -> list[ActivityBucket]:
+        starts = sorted(start for start in self.keys.keys() | self.clicks.keys()
+                        if self.keys[start] or self.clicks[start])
+        return [ActivityBucket(float(start), self.keys[start], self.clicks[start]) for start in starts]
+
+
+def _bucket(t: float) -> int:
+    return int(t // ACTIVITY_BUCKET_SECONDS) * ACTIVITY_BUCKET_SECONDS
+
+
+def _count(value: object) -> int:
+    """A count from an INPUT_COUNTS record; anything but a sane positive integer counts as 0."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_COUNT_PER_RECORD:
+        return 0
+    return value
+
+
+def _json_object(payload: bytes, what: str, path: Path, position: int) -> dict[str, Any] | None:
+    """A JSON record's object; a CRC-valid record that is not one is skipped, not fatal to the index."""
+    try:
+        value = json.loads(payload)
+    except (ValueError, RecursionError):
+        value = None
+    if not isinstance(value, dict):
+        log.warning("journal record skipped: not a JSON object",
+                    extra={"ctx": {"path": path, "kind": what, "position": position}})
+        return None
+    return value
+
+
+def _header_time(header: dict[str, Any], key: str, path: Path) -> datetime:
+    try:
+        return parse_time(header[key])
+    except ValueError as exc:
+        raise JournalCorrupt(f"{path}: {key}: {exc}") from exc
+
+
+def _end_time(end: dict[str, Any]) -> datetime | None:
+    """The END record's ``ended``, else its ``ended_epoch``; None if neither is usable."""
+    with suppress(ValueError):
+        if isinstance(end.get("ended"), str):
+            return parse_time(end["ended"])
+    with suppress(ValueError, OverflowError, OSError):
+        if isinstance(end.get("ended_epoch"), (int, float)):
+            return datetime.fromtimestamp(end["ended_epoch"], UTC)
+    return None
+
+
+def summarize_journal(path: Path, *, max_events: int = 10_000, max_record: int = MAX_RECORD) -> RecordingSummary:
+    """Read the journal at ``path`` into a summary; blocking, so call it in a worker thread.
+
+    A torn or unfinished journal is summarized up to its last whole record (``ended`` None).
+    Raises JournalCorrupt when the magic or header is unusable; a (CRC-valid) EVENT or
+    INPUT_COUNTS record that is not a JSON object is skipped with a warning. Events past
+    ``max_events`` are dropped (a resize flood must not bloat the index).
+    """
+    reader = JournalReader(path, max_record=max_record)
+    header = reader.header
+    for key in _HEADER_TEXT_FIELDS:
+        if not isinstance(header.get(key), str):
+            raise JournalCorrupt(f"{path}: the header has no text field {key!r}")
+    if not is_session_id(header["session_id"]):
+        raise JournalCorrupt(f"{path}: the header's session id {header['session_id']!r} is malformed")
+    started = _header_time(header, "started", path)
+    tally = _InputTally(max_record)
+    events: list[dict[str, Any]] = []
+    for record in reader:
+        t = record.offset_us / 1e6
+        if record.kind == RecordKind.CLIENT_DATA:
+            tally.client_data(t, record.payload, path)
+        elif record.kind == RecordKind.INPUT_COUNTS:
+            counts = _json_object(record.payload, "INPUT_COUNTS", path, record.position)
+            if counts is not None:
+                tally.counted(t, counts)
+        elif record.kind == RecordKind.EVENT and len(events) < max_events:
+            fields = _json_object(record.payload, "EVENT", path, record.position)
+            if fields is not None and isinstance(fields.get("type"), str):
+                events.append({**fields, "t": t})
+    ended, end_reason, duration = None, None, reader.last_offset_us / 1e6
+    if reader.end is not None:
+        end_reason = str(reader.end.get("reason", ""))
+        ended = _end_time(reader.end) or started + timedelta(microseconds=reader.last_offset_us)
+        duration = max(0.0, (ended - started).total_seconds())
+    activity = tally.buckets()
+    return RecordingSummary(
+        id=header["session_id"], user=header["user"], source=header["source"], target=header["target"],
+        protocol=header["protocol"], started=started, ended=ended, duration=duration, end_reason=end_reason,
+        bytes=path.stat().st_size, keys=sum(bucket.keys for bucket in activity),
+        clicks=sum(bucket.clicks for bucket in activity), path=str(path), events=events, activity=activity,
+    )
+
+
+# ---------------------------------------------------------------- the index
+
+
+def _row(mapping: RowMapping) -> RecordingRow:
+    values = {name: mapping[name] for name in RecordingRow.__dataclass_fields__}
+    values["video_state"] = VideoState(values["video_state"])
+    return RecordingRow(**values)
+
+
+_ROW_COLUMNS = [recordings.c[name] for name in RecordingRow.__dataclass_fields__]
+
+
+class RecordingIndex:
+    """Recording summaries in the database: add, mark rendered, search, fetch."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def add(self, summary: RecordingSummary, sha256: str | None, node: str) -> None:
+        """Index ``summary`` (replacing an earlier summary of the same id, but keeping its video state)."""
+        row = {
+            "id": summary.id, "user": summary.user, "source": summary.source, "target": summary.target,
+            "protocol": summary.protocol, "started": summary.started, "ended": summary.ended,
+            "duration": summary.duration, "end_reason": summary.end_reason, "bytes": summary.bytes,
+            "keys": summary.keys, "clicks": summary.clicks, "path": summary.path,
+            "activity": json.dumps([[bucket.t, bucket.keys, bucket.clicks] for bucket in summary.activity]),
+            "sha256": sha256, "node": node,
+        }
+        events = [
+            {"recording_id": summary.id, "t": event["t"], "type": event["type"],
+             "detail": json.dumps({k: v for k, v in event.items() if k not in ("t", "type")}, default=str)}
+            for event in summary.events
+        ]
+        async with self.store.transaction() as connection:
+            await connection.execute(self.store.upsert(recordings, row, keep=("video_state", "video_path")))
+            await connection.execute(delete(recording_events).where(recording_events.c.recording_id == summary.id))
+            if events:
+                await connection.execute(insert(recording_events), events)
+
+    async def add_journal(self, path: Path, sha256: str | None, node: str) -> RecordingSummary:
+        """Summarize the journal at ``path`` in a worker thread, and index it."""
+        summary = await asyncio.to_thread(summarize_journal, path)
+        await self.add(summary, sha256, node)
+        return summary
+
+    async def set_video(self, recording_id: str, state: VideoState, path: Path | str | None = None) -> bool:
+        """Record the video's state (and file, once ready); False if no such recording is indexed."""
+        async with self.store.transaction() as connection:
+            result = await connection.execute(
+                update(recordings).where(recordings.c.id == recording_id)
+                .values(video_state=VideoState(state).value, video_path=str(path) if path is not None else None))
+        return result.rowcount > 0
+
+    async def search(
+        self,
+        user: str | None = None,
+        target: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        min_duration: float | None = None,
+        max_duration: float | None = None,
+        end_reason: str | None = None,
+        limit: int = 100,
+    ) -> list[RecordingRow]:
+        """Recordings matching every given filter, newest first; ``since <= started < until``."""
+        if not 1 <= limit <= MAX_SEARCH_LIMIT:
+            raise ValueError(f"limit must be between 1 and {MAX_SEARCH_LIMIT}")
+        query = select(*_ROW_COLUMNS)
+        c = recordings.c
+        if user is not None:
+            query = query.where(c.user == user)
+        if target is not None:
+            query = query.where(c.target == target)
+        if since is not None:
+            query = query.where(c.started >= since)
+        if until is not None:
+            query = query.where(c.started < until)
+        if min_duration is not None:
+            query = query.where(c.duration >= min_duration)
+        if max_duration is not None:
+            query = query.where(c.duration <= max_duration)
+        if end_reason is not None:
+            query = query.where(c.end_reason == end_reason)
+        query = query.order_by(c.started.desc(), c.id.desc()).limit(limit)
+        async with self.store.read() as connection:
+            result = await connection.execute(query)
+            return [_row(mapping) for mapping in result.mappings()]
+
+    async def get(self, recording_id: str) -> RecordingRow | None:
+        async with self.store.read() as connection:
+            result = await connection.execute(select(*_ROW_COLUMNS).where(recordings.c.id == recording_id))
+            mapping = result.mappings().first()
+        return _row(mapping) if mapping is not None else None
+
+    async def events(self, recording_id: str) -> list[dict[str, Any]]:
+        """The recording's events in time order: ``{"t": seconds, "type": str, ...}``."""
+        query = (select(recording_events.c.t, recording_events.c.type, recording_events.c.detail)
+                 .where(recording_events.c.recording_id == recording_id)
+                 .order_by(recording_events.c.t, recording_events.c.id))
+        async with self.store.read() as connection:
+            rows = (await connection.execute(query)).mappings().all()
+        return [{**json.loads(row["detail"]), "t": row["t"], "type": row["type"]} for row in rows]
+
+    async def activity(self, recording_id: str) -> list[ActivityBucket]:
+        """Keys and clicks per 5-second bucket (non-empty buckets only, in time order)."""
+        async with self.store.read() as connection:
+            stored: str | None = await connection.scalar(
+                select(recordings.c.activity).where(recordings.c.id == recording_id))
+        return [ActivityBucket(t, keys, clicks) for t, keys, clicks in json.loads(stored or "[]")]
+
+
+# ---------------------------------------------------------------- deskgate recordings list
+
+
+def _human_duration(seconds: float) -> str:
+    whole = int(seconds)
+    hours, rest = divmod(whole, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
+
+
+async def _list_recordings(config: Config, user: str | None, target: str | None,
+                           since: datetime | None) -> list[RecordingRow]:
+    store = await Store.open(config.storage.database)
+    try:
+        return await RecordingIndex(store).search(user=user, target=target, since=since, limit=MAX_SEARCH_LIMIT)
+    finally:
+        await store.close()
+
+
+def recordings_list_command(config: Config, user: str | None, target: str | None, since: str | None,
+                            as_json: bool) -> int:
+    """``deskgate recordings list``: newest first; one JSON object per line with ``--json``."""
+    try:
+        since_time = parse_time(since) if since else None
+    except ValueError as exc:
+        print(f"deskgate: --since: {exc}", file=sys.stderr)
+        return 1
+    rows = asyncio.run(_list_recordings(config, user, target, since_time))
+    if as_json:
+        for row in rows:
+            print(json.dumps({**row.to_json(), "path": row.path, "sha256": row.sha256, "node": row.node}))
+        return 0
+    if not rows:
+        print("no recordings match")
+        return 0
+    table = [("ID", "STARTED", "DURATION", "USER", "SOURCE", "TARGET", "BYTES", "VIDEO", "END")]
+    table += [(row.id, row.started.strftime("%Y-%m-%d %H:%M:%SZ"), _human_duration(row.duration), row.user,
+               row.source, row.target, str(row.bytes), row.video_state.value,
+               row.end_reason if row.end_reason is not None else "(live or torn)") for row in rows]
+    widths = [max(len(line[column]) for line in table) for column in range(len(table[0]) - 1)]
+    for line in table:
+        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths)) + "  " + line[-1])
+    return 0

@@ -1,0 +1,82 @@
+"""Crash recovery: finish the journals a gateway left open when it died.
+
+A journal without a seal whose ``flock`` can be taken has no writer any more. Its
+torn tail (the part after the last complete record) is cut, an END record with the
+reason "gateway crashed" is appended, dated at the last record, and it is sealed —
+so it shows up in search and renders like any other recording. A journal another
+process still holds is a live session and is left alone.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from recorder.errors import RecordingError
+from recorder.journal import (
+    JOURNAL_SUFFIX,
+    MAX_RECORD,
+    JournalFile,
+    JournalReader,
+    RecordKind,
+    encode_json,
+    encode_record,
+    iso_utc,
+)
+from recorder.seal import seal_journal, seal_path
+
+log = logging.getLogger(__name__)
+
+CRASHED_REASON = "gateway crashed"
+
+
+def finalize_orphans(root: Path, key: bytes, *, max_record: int = MAX_RECORD) -> list[Path]:
+    """Finalize and seal every orphaned journal under ``root``; returns the journals changed.
+
+    Sealed journals are skipped without being read. A journal that cannot be finalized
+    (no readable HEADER, I/O error) is logged and left as it is: never deleted.
+    """
+    finalized: list[Path] = []
+    for path in sorted(root.rglob(f"*{JOURNAL_SUFFIX}")):
+        if not path.is_file() or seal_path(path).exists():
+            continue
+        try:
+            if _finalize(path, key, max_record):
+                finalized.append(path)
+        except (OSError, RecordingError) as exc:
+            log.warning("cannot finalize an orphaned recording", extra={"ctx": {"path": str(path), "error": exc}})
+    return finalized
+
+
+def _finalize(path: Path, key: bytes, max_record: int) -> bool:
+    journal = JournalFile.reopen(path)
+    if journal is None:
+        return False  # a live gateway process is still writing it
+    with journal:
+        reader = JournalReader(path, max_record=max_record)
+        for _ in reader:
+            pass
+        if reader.end is None:
+            started = reader.header.get("started_epoch")
+            if isinstance(started, (int, float)) and not isinstance(started, bool):
+                ended_epoch = started + reader.last_offset_us / 1e6
+            else:  # a HEADER not written by the gateway: the last write is the best guess
+                ended_epoch = path.stat().st_mtime
+            journal.truncate(reader.valid_size())
+            end = {
+                "ended": iso_utc(ended_epoch),
+                "ended_epoch": ended_epoch,
+                "reason": CRASHED_REASON,
+                "crashed": True,
+                "torn_at": reader.torn_at,
+            }
+            journal.write(encode_record(RecordKind.END, reader.last_offset_us, encode_json(end)))
+            log.warning(
+                "finalized a recording left open by a crash",
+                extra={"ctx": {"path": str(path), "torn_at": reader.torn_at}},
+            )
+        elif reader.torn_at is not None:
+            journal.truncate(reader.torn_at)  # bytes after END: not part of the recording
+        journal.fsync()
+        seal_journal(path, key)
+    return True

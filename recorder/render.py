@@ -1,0 +1,278 @@
+"""Journal → video: replay a session's RFB streams into a framebuffer and encode what the browser saw.
+
+The server's bytes go through the same framer as in the proxy, then through the
+decoders; the client's bytes are followed for what changes the server's stream
+(SetPixelFormat, SetEncodings) and for the pointer, where the Cursor
+pseudo-encoding's shape is drawn. A frame is emitted when an update is complete,
+at the journal's time for it: variable frame rate, so an idle minute costs no
+frame, and updates closer than ``1 / max_fps`` are coalesced into the latest.
+
+H.264 in MP4 keeps one size for the whole video: after a resize the desktop is
+letterboxed into the size it started with (scaled down if it grew, centred on black).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gateway.errors import GatewayError
+from gateway.rfb.framing import (
+    ClientMessageFramer,
+    ClientMessageReceived,
+    DesktopResized,
+    ProtocolFailed,
+    RectangleReceived,
+    ServerMessageFramer,
+    ServerMessageReceived,
+    UpdateBegin,
+    UpdateEnd,
+    check_framebuffer_size,
+)
+from gateway.rfb.messages import Encoding, PixelFormat, PointerEvent, SetColourMapEntries, SetEncodings, SetPixelFormat
+from recorder.decoders import DecoderState, composite_cursor, decode_rectangle
+from recorder.errors import DecodeError
+from recorder.framebuffer import Framebuffer, RGBArray
+from recorder.journal import JournalReader, JournalRecord, RecordKind
+from recorder.video import VideoEncoder
+
+#: The largest desktop a recording may declare, as the proxy's framer allows.
+MAX_DESKTOP = (16384, 16384)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class RenderResult:
+    """What a render produced; ``error`` says why decoding stopped early (the video is still playable)."""
+
+    frames: int
+    duration: float  # seconds of session the video covers
+    wall_seconds: float
+    realtime_factor: float  # duration / wall_seconds
+    output: Path
+    last_frame: RGBArray  # the last frame encoded, at the desktop's size, cursor drawn
+    error: str | None = None
+
+
+class SessionReplay:
+    """A session's desktop rebuilt from its journal records, in order."""
+
+    def __init__(self, header: Mapping[str, Any]) -> None:
+        """Start from the journal header's size and pixel format; DecodeError if they are unusable."""
+        try:
+            width, height = int(header["width"]), int(header["height"])
+            pixel_format = PixelFormat(**header["pixel_format"])
+            check_framebuffer_size(width, height, MAX_DESKTOP)
+        except (KeyError, TypeError, ValueError, GatewayError) as exc:
+            raise DecodeError(f"the journal header has no usable desktop size and pixel format: {exc}") from exc
+        self.framebuffer = Framebuffer(width, height)
+        self.decoder_state = DecoderState(pixel_format)
+        self.pointer: tuple[int, int] | None = None
+        self.updating = False  # between an UpdateBegin and its UpdateEnd: the picture is half painted
+        # Pixels repainted since the last frame; CopyRect only moves pixels, which H.264 predicts well.
+        self.damage = 0
+        self._server = ServerMessageFramer(pixel_format, width, height, max_framebuffer=MAX_DESKTOP)
+        self._client = ClientMessageFramer()
+
+    def apply(self, record: JournalRecord) -> bool:
+        """Replay one record; True if the picture changed (an update completed, or the drawn cursor moved)."""
+        if record.kind == RecordKind.SERVER_DATA:
+            return self._apply_server_data(record.payload)
+        if record.kind == RecordKind.CLIENT_DATA:
+            return self._apply_client_data(record.payload)
+        return False
+
+    def frame(self) -> RGBArray:
+        """The picture now: the framebuffer with the cursor drawn at the pointer, if both are known."""
+        if self.pointer is None or self.decoder_state.cursor is None:
+            return self.framebuffer.pixels
+        return composite_cursor(self.framebuffer.pixels, self.decoder_state, *self.pointer)
+
+    def _apply_server_data(self, data: bytes) -> bool:
+        self._server.receive_data(data)
+        changed = False
+        for event in self._server.events_received():
+            if isinstance(event, RectangleReceived):
+                rect = event.rect
+                decode_rectangle(self.decoder_state, self.framebuffer, rect, event.payload)
+                if rect.encoding >= 0 and rect.encoding != Encoding.COPY_RECT:
+                    self.damage += rect.width * rect.height
+            elif isinstance(event, UpdateBegin):
+                self.updating = True
+            elif isinstance(event, UpdateEnd):
+                self.updating = False
+                changed = True
+            elif isinstance(event, ServerMessageReceived):
+                if isinstance(event.message, SetColourMapEntries):
+                    self.decoder_state.set_colour_map_entries(event.message.first_colour, event.message.colours)
+            elif isinstance(event, ProtocolFailed):
+                raise DecodeError(f"the desktop's stream breaks the protocol: {event.error}")
+            else:
+                assert isinstance(event, DesktopResized)  # the decoder resized the framebuffer already
+                self.damage += event.width * event.height
+        return changed
+
+    def _apply_client_data(self, data: bytes) -> bool:
+        self._client.receive_data(data)
+        changed = False
+        for event in self._client.events_received():
+            if isinstance(event, ProtocolFailed):
+                raise DecodeError(f"the browser's stream breaks the protocol: {event.error}")
+            assert isinstance(event, ClientMessageReceived)
+            message = event.message
+            # The proxy switches its server framer as it reads these: do the same, in the same order.
+            if isinstance(message, SetPixelFormat):
+                self._server.set_pixel_format(message.pixel_format)
+                self.decoder_state.pixel_format = message.pixel_format
+            elif isinstance(message, SetEncodings):
+                self._server.set_encodings(message.encodings)
+            elif isinstance(message, PointerEvent) and (message.x, message.y) != self.pointer:
+                self.pointer = (message.x, message.y)
+                changed = changed or self.decoder_state.cursor is not None
+        return changed
+
+
+#: A picture that stays still this long is encoded once more: H.264 refines a static picture in a
+#: cheap repeat (a few KB, +2 to 4 dB), and a still screen is what a reviewer looks at longest.
+SETTLE_DELAY = 0.5
+#: A frame that repaints at least this share of the desktop is a keyframe (a scene cut): coded as a
+#: P-frame it costs about as much and looks much worse (about 29 dB instead of 38 on a desktop).
+SCENE_CUT_SHARE = 0.5
+#: Scene cuts come at most this often, so a fast-changing screen does not become all keyframes.
+SCENE_CUT_SPACING = 1.0
+
+
+class _FrameClock:
+    """Emits frames at variable rate, never closer than ``min_interval``: the latest picture wins."""
+
+    def __init__(self, encoder: VideoEncoder, replay: SessionReplay, min_interval: float) -> None:
+        self._encoder = encoder
+        self._replay = replay
+        self._min_interval = min_interval
+        self._pending = False
+        self._last_scene_cut = float("-inf")
+        self.last_frame: RGBArray = replay.frame()
+        self._emit(0.0)  # the video starts with the session, so video time is journal time
+        self._unsettled = False
+
+    def changed(self, t: float) -> None:
+        """The picture changed at ``t``: show it now, or as soon as the interval allows."""
+        if self._next_slot() <= t:
+            self._emit(t)
+        else:
+            self._pending = True
+
+    def advance(self, t: float) -> None:
+        """Time is now ``t``: show a coalesced picture whose slot has come, or settle a still one."""
+        if self._pending and self._next_slot() <= t and not self._replay.updating:
+            self._emit(self._next_slot())
+        if not self._pending and self._unsettled and self._settle_time() <= t:
+            self._settle()
+
+    def finish(self, end: float) -> None:
+        """Show the last coalesced picture, and hold the last frame until ``end``."""
+        if self._pending:
+            self._emit(self._next_slot())
+        if self._unsettled and self._settle_time() < end:
+            self._settle()
+        if self._last_time() + 0.001 <= end:
+            self._encoder.add_frame(self.last_frame, end)
+
+    def _last_time(self) -> float:
+        assert self._encoder.last_time is not None
+        return self._encoder.last_time
+
+    def _next_slot(self) -> float:
+        return self._last_time() + self._min_interval
+
+    def _settle_time(self) -> float:
+        return self._last_time() + SETTLE_DELAY
+
+    def _settle(self) -> None:
+        self._unsettled = False
+        self._encoder.add_frame(self.last_frame, self._settle_time())
+
+    def _emit(self, t: float) -> None:
+        replay = self._replay
+        repainted = replay.damage / (replay.framebuffer.width * replay.framebuffer.height)
+        scene_cut = repainted >= SCENE_CUT_SHARE and t - self._last_scene_cut >= SCENE_CUT_SPACING
+        if scene_cut:
+            self._last_scene_cut = t
+        replay.damage = 0
+        self._pending = False
+        self._unsettled = True
+        self.last_frame = replay.frame()
+        self._encoder.add_frame(self.last_frame, t, keyframe=scene_cut)
+
+
+def render_journal(
+    journal: Path,
+    output: Path,
+    *,
+    progress: Callable[[float], None] | None = None,
+    max_fps: float = 30.0,
+    keyframe_interval: float = 2.0,
+) -> RenderResult:
+    """Render a journal to an H.264 MP4 at ``output``; ``progress`` gets the fraction of journal bytes read.
+
+    Malformed data (a protocol violation, an undecodable rectangle) ends decoding:
+    the video made so far is finished cleanly and ``RenderResult.error`` says what
+    and where. A journal that cannot be opened (JournalCorrupt, OSError) or whose
+    header is unusable (DecodeError) raises before any video is written.
+    """
+    if not 0 < max_fps <= 1000:
+        raise ValueError(f"max_fps must be in (0, 1000], not {max_fps}")
+    started = time.perf_counter()
+    reader = JournalReader(journal)
+    journal_size = journal.stat().st_size
+    replay = SessionReplay(reader.header)
+    report = _ProgressReporter(progress, journal_size)
+    error: str | None = None
+    t = 0.0
+    with VideoEncoder(
+        output, replay.framebuffer.width, replay.framebuffer.height, keyframe_interval=keyframe_interval
+    ) as encoder:
+        clock = _FrameClock(encoder, replay, 1.0 / max_fps)
+        try:
+            for record in reader:
+                t = record.offset_us / 1e6
+                clock.advance(t)
+                if replay.apply(record):
+                    clock.changed(t)
+                report(record.position)
+            end = max(t, reader.last_offset_us / 1e6)
+        except DecodeError as exc:
+            error = f"{journal.name}: decoding stopped at {t:.3f} s (journal byte {record.position}): {exc}"
+            end = t
+        clock.finish(end)
+    report(journal_size)
+    wall_seconds = time.perf_counter() - started
+    duration = encoder.last_time or 0.0
+    return RenderResult(
+        frames=encoder.frames,
+        duration=duration,
+        wall_seconds=wall_seconds,
+        realtime_factor=duration / wall_seconds if wall_seconds > 0 else float("inf"),
+        output=output,
+        last_frame=clock.last_frame,
+        error=error,
+    )
+
+
+class _ProgressReporter:
+    """Calls ``progress(fraction)`` when the fraction read grows by a thousandth or more."""
+
+    def __init__(self, progress: Callable[[float], None] | None, total: int) -> None:
+        self._progress = progress
+        self._total = max(total, 1)
+        self._reported = -1
+
+    def __call__(self, position: int) -> None:
+        if self._progress is None:
+            return
+        permille = min(1000, position * 1000 // self._total)
+        if permille > self._reported:
+            self._reported = permille
+            self._progress(permille / 1000)

@@ -1,0 +1,318 @@
+"""A supervisor reviews a recording in a real browser: search, open, speed up, jump to an event, play.
+
+The gateway is the real web application (``create_app``) with the real recording routes and
+index; the recordings are index rows with a real H.264 MP4, so the browser's own decoder, seeking
+over HTTP Range, and playback rate are what is tested.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import textwrap
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from aiohttp import web
+from playwright.async_api import Browser, BrowserContext, Page, expect
+
+from auth.local import LocalUserStore
+from gateway.config import load_config
+from gateway.web import recording_routes
+from gateway.web.app import create_app
+from gateway.web.pages import page
+from gateway.web.recording_keys import RECORDING_INDEX, database_context
+from recorder.index import ActivityBucket, RecordingIndex, RecordingSummary, VideoState
+from tests.conftest import User
+
+pytestmark = pytest.mark.e2e
+
+VIDEO_SECONDS = 20
+# The browser runs in New York: 03:30 UTC on the 25th is 22:30 on the 24th there, so searching
+# the 24th only finds this recording if the page turns local dates into UTC instants.
+TIMEZONE = "America/New_York"
+STARTED = datetime(2026, 11, 25, 3, 30, tzinfo=UTC)
+LOCAL_DAY = "2026-11-24"
+RECORDING_ID = "20261125T033000Z-5e551011"
+EVENTS = [
+    {"t": 0.0, "type": "session_start"},
+    {"t": 6.0, "type": "clipboard_blocked", "direction": "to_remote", "length": 42},
+    {"t": 12.5, "type": "resize", "width": 1280, "height": 800},
+    {"t": 20.0, "type": "session_end", "reason": "user disconnected"},
+]
+# Plays from where the video is until 4 s later; returns [video seconds advanced, wall seconds taken].
+PLAY_FOUR_SECONDS = """async () => {
+  const video = document.getElementById('video');
+  const [start, wallStart] = [video.currentTime, performance.now()];
+  await video.play();
+  while (video.currentTime < start + 4) await new Promise((resolve) => setTimeout(resolve, 20));
+  return [video.currentTime - start, (performance.now() - wallStart) / 1000];
+}"""
+ACTIVITY_PIXELS = """() => {
+  const canvas = document.getElementById('activity');
+  const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+  let drawn = 0;
+  for (let i = 3; i < data.length; i += 4) if (data[i] > 0) drawn++;
+  return drawn;
+}"""
+ACTIVITY = [ActivityBucket(0.0, 12, 1), ActivityBucket(5.0, 30, 0), ActivityBucket(10.0, 3, 4)]
+
+
+@dataclass
+class RecordingsGateway:
+    url: str
+    users: dict[str, User]
+
+
+def write_test_video(path: Path, seconds: int = VIDEO_SECONDS, fps: int = 5) -> None:
+    """A small H.264 MP4 (yuv420p, keyframe every second, ``+faststart``): a bar sweeping left to right."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    width, height = 320, 240
+    with av.open(str(path), "w", options={"movflags": "+faststart"}) as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"g": str(fps), "preset": "ultrafast"}
+        for index in range(seconds * fps):
+            image = np.full((height, width, 3), (32, 64, 160), np.uint8)
+            x = index * (width - 16) // (seconds * fps)
+            image[100:140, x:x + 16] = 255
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def summary(recording_id: str, user: str, started: datetime, duration: float, end_reason: str,
+            recordings: Path, events: list[dict[str, object]] | None = None,
+            activity: list[ActivityBucket] | None = None) -> RecordingSummary:
+    activity = activity or []
+    return RecordingSummary(
+        id=recording_id, user=user, source="127.0.0.1", target="desk-01", protocol="vnc", started=started,
+        ended=started + timedelta(seconds=duration), duration=duration, end_reason=end_reason, bytes=4096,
+        keys=sum(bucket.keys for bucket in activity), clicks=sum(bucket.clicks for bucket in activity),
+        path=str(recordings / started.strftime("%Y/%m/%d") / f"{recording_id}.dgj"),
+        events=events or [], activity=activity,
+    )
+
+
+def write_config(workdir: Path) -> Path:
+    config = workdir / "deskgate.yaml"
+    config.write_text(textwrap.dedent("""\
+        listen: {http: "127.0.0.1:0", metrics: "127.0.0.1:0"}
+        auth:
+          local: {users_file: users.yaml}
+        storage: {recordings: recordings, database: "sqlite:///deskgate.db"}
+        targets:
+          desk-01: {protocol: vnc, host: 127.0.0.1, port: 1}
+        policies:
+          - name: supervisors
+            groups: [supervisors]
+            from: ["127.0.0.0/8"]
+            targets: ["desk-*"]
+            recordings: all
+          - name: operators
+            groups: [operators]
+            from: ["127.0.0.0/8"]
+            targets: ["desk-*"]
+        """))
+    return config
+
+
+async def index_recordings(index: RecordingIndex, recordings: Path) -> None:
+    """The recording under test, plus neighbours the search must leave out."""
+    await index.add(summary(RECORDING_ID, "alice", STARTED, VIDEO_SECONDS, "user disconnected", recordings,
+                            EVENTS, ACTIVITY), sha256=None, node="test")
+    video = recordings / STARTED.strftime("%Y/%m/%d") / f"{RECORDING_ID}.mp4"
+    write_test_video(video)
+    assert await index.set_video(RECORDING_ID, VideoState.READY, video)
+    # Same user, the local days before and after; another user, same local day (video still rendering).
+    await index.add(summary("20261124T020000Z-0000d0d0", "alice", STARTED - timedelta(hours=25.5), 120,
+                            "user disconnected", recordings), sha256=None, node="test")
+    await index.add(summary("20261125T150000Z-0000a11c", "alice", STARTED + timedelta(hours=11.5), 300,
+                            "idle timeout", recordings), sha256=None, node="test")
+    await index.add(summary("20261125T040000Z-00000b0b", "bob", STARTED + timedelta(minutes=30), 60,
+                            "user disconnected", recordings), sha256=None, node="test")
+    assert await index.set_video("20261125T040000Z-00000b0b", VideoState.PENDING)
+
+
+def wire_recordings(app: web.Application) -> None:
+    """Add the recording routes and the database to ``app`` where ``create_app`` does not (yet)."""
+    if "/api/v1/recordings" not in {resource.canonical for resource in app.router.resources()}:
+        app.add_routes(recording_routes.routes)
+    if database_context not in app.cleanup_ctx:
+        app.cleanup_ctx.append(database_context)
+    if "/recordings" not in {resource.canonical for resource in app.router.resources()}:
+        async def search_page(request: web.Request) -> web.StreamResponse:
+            return page("recordings.html")
+
+        async def player_page(request: web.Request) -> web.StreamResponse:
+            return page("player.html")
+
+        app.router.add_get("/recordings", search_page)
+        app.router.add_get("/recordings/{id}", player_page)
+
+
+@pytest.fixture
+async def recordings_gateway(tmp_path: Path) -> AsyncIterator[RecordingsGateway]:
+    config = load_config(write_config(tmp_path))
+    store = LocalUserStore(tmp_path / "users.yaml")
+    users = {}
+    for name, groups in (("sam", ("supervisors",)), ("alice", ("operators",))):
+        password = f"{name}-correct-horse-battery"
+        users[name] = User(name, password, store.add_user(name, password, list(groups)), groups)
+    app = create_app(config)
+    wire_recordings(app)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
+    await runner.setup()  # opens the database
+    try:
+        await index_recordings(app[RECORDING_INDEX], config.storage.recordings)
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        yield RecordingsGateway(f"http://127.0.0.1:{runner.addresses[0][1]}", users)
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def context(browser: Browser) -> AsyncIterator[BrowserContext]:
+    context = await browser.new_context(viewport={"width": 1280, "height": 900}, timezone_id=TIMEZONE,
+                                        locale="en-US")
+    try:
+        yield context
+    finally:
+        await context.close()
+
+
+async def sign_in(page: Page, gateway: RecordingsGateway, name: str) -> None:
+    user = gateway.users[name]
+    await page.goto(f"{gateway.url}/login")
+    await page.fill("#username", user.name)
+    await page.fill("#password", user.password)
+    await page.fill("#totp", user.code())
+    await page.click("#sign-in")
+    await expect(page).to_have_url(f"{gateway.url}/")
+
+
+async def wait_for_time_near(page: Page, seconds: float) -> None:
+    await page.wait_for_function(
+        "(t) => { const v = document.getElementById('video'); return !v.seeking && Math.abs(v.currentTime - t) < 0.3; }",
+        arg=seconds, timeout=5000)
+
+
+async def test_supervisor_finds_a_session_and_jumps_to_an_event_while_it_plays(
+    context: BrowserContext, recordings_gateway: RecordingsGateway
+) -> None:
+    gateway = recordings_gateway
+    page = await context.new_page()
+    problems: list[str] = []  # script errors and CSP violations (e.g. an inline style)
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    page.on("console", lambda message: problems.append(message.text)
+            if "Content Security Policy" in message.text else None)
+    video_statuses: list[int] = []
+    page.on("response", lambda response: video_statuses.append(response.status)
+            if response.url.endswith(f"/{RECORDING_ID}/video") else None)
+    await sign_in(page, gateway, "sam")
+    await page.click("#recordings-link")
+    await expect(page).to_have_url(f"{gateway.url}/recordings")
+    await expect(page.locator("#results tbody tr")).to_have_count(4)
+
+    await page.fill("#f-user", "alice")
+    await page.fill("#f-from", LOCAL_DAY)
+    await page.fill("#f-to", LOCAL_DAY)
+    await page.click("#search-button")
+    # The search is in the address, to share; it finds the 22:30 (local) session and nothing else.
+    await expect(page).to_have_url(f"{gateway.url}/recordings?user=alice&from={LOCAL_DAY}&to={LOCAL_DAY}")
+    rows = page.locator("#results tbody tr")
+    await expect(rows).to_have_count(1)
+    row = page.locator(f'#results tr[data-id="{RECORDING_ID}"]')
+    await expect(row).to_contain_text("Nov 24, 2026, 10:30:00 PM")
+    await expect(row).to_contain_text("0:20")
+    await expect(row.locator("td").nth(6)).to_have_text("45")  # keys: 12 + 30 + 3
+    await expect(row.locator("td").nth(7)).to_have_text("5")  # clicks: 1 + 0 + 4
+    await row.locator("a").click()
+    await expect(page).to_have_url(f"{gateway.url}/recordings/{RECORDING_ID}?user=alice&from={LOCAL_DAY}&to={LOCAL_DAY}")
+
+    await expect(page.locator("#meta-user")).to_have_text("alice")
+    await expect(page.locator("#meta-end-reason")).to_have_text("user disconnected")
+    await expect(page.locator("#events .event")).to_have_count(len(EVENTS))
+    await expect(page.locator("#timeline .event")).to_have_count(len(EVENTS))
+    assert await page.evaluate(ACTIVITY_PIXELS) > 0
+    await page.wait_for_function("() => document.getElementById('video').readyState >= 1", timeout=10000)
+    assert abs(float(await page.evaluate("document.getElementById('video').duration")) - VIDEO_SECONDS) < 0.5
+
+    await page.click("#speed-4")
+    await expect(page.locator("#speed-4")).to_have_attribute("aria-pressed", "true")
+    await expect(page.locator("#speed-1")).to_have_attribute("aria-pressed", "false")
+    assert await page.evaluate("document.getElementById('video').playbackRate") == 4
+
+    # A marker on the timeline jumps to its event; so does a row of the event list.
+    await page.click('#timeline .event[data-type="resize"]')
+    await wait_for_time_near(page, 12.5)
+    await page.click('#events .event[data-type="clipboard_blocked"] button')
+    await wait_for_time_near(page, 6.0)
+    # Anywhere else on the timeline jumps to that point of the session (a quarter: 5 s).
+    box = await page.locator("#timeline").bounding_box()
+    assert box is not None
+    await page.mouse.click(box["x"] + box["width"] / 4, box["y"] + box["height"] / 2)
+    await wait_for_time_near(page, 5.0)
+
+    # It plays, at 4×: the video's clock runs well ahead of the wall clock.
+    async with asyncio.timeout(10):
+        advanced, wall = await page.evaluate(PLAY_FOUR_SECONDS)
+    assert advanced >= 4 and wall < advanced / 2, (advanced, wall)
+    assert await page.evaluate("document.getElementById('video').playbackRate") == 4
+    assert 206 in video_statuses  # the browser fetched the video in byte ranges
+
+    await page.click("#back")  # back to the same search
+    await expect(page).to_have_url(f"{gateway.url}/recordings?user=alice&from={LOCAL_DAY}&to={LOCAL_DAY}")
+    await expect(page.locator("#f-user")).to_have_value("alice")
+    await expect(rows).to_have_count(1)
+    assert problems == []
+
+
+async def test_a_video_still_rendering_says_so(
+    context: BrowserContext, recordings_gateway: RecordingsGateway
+) -> None:
+    page = await context.new_page()
+    await sign_in(page, recordings_gateway, "sam")
+    await page.goto(f"{recordings_gateway.url}/recordings?user=bob")
+    row = page.locator('#results tr[data-id="20261125T040000Z-00000b0b"]')
+    await expect(row).to_contain_text("rendering")
+    await row.locator("a").click()
+    await expect(page.locator("#video-state")).to_have_text("The video is being rendered — reload in a moment.")
+    await expect(page.locator("#video")).to_be_hidden()
+    await expect(page.locator("#speed-4")).to_be_disabled()
+
+
+async def test_search_says_when_nothing_matches_and_what_is_wrong_with_a_filter(
+    context: BrowserContext, recordings_gateway: RecordingsGateway
+) -> None:
+    page = await context.new_page()
+    await sign_in(page, recordings_gateway, "sam")
+    await page.goto(f"{recordings_gateway.url}/recordings?user=nobody")
+    await expect(page.locator("#message")).to_have_text("No recordings match.")
+    await expect(page.locator("#results")).to_be_hidden()
+    await page.goto(f"{recordings_gateway.url}/recordings?min_minutes=-1")  # caught in the page
+    await expect(page.locator("#message")).to_have_text('Min. minutes: "-1" is not a number of minutes.')
+    await page.goto(f"{recordings_gateway.url}/recordings?end_reason={'x' * 300}")  # refused by the API
+    await expect(page.locator("#message")).to_have_text("end_reason is longer than 255 characters")
+    await expect(page.locator("#results")).to_be_hidden()
+
+
+async def test_an_operator_gets_no_recordings_link_and_the_page_says_why(
+    context: BrowserContext, recordings_gateway: RecordingsGateway
+) -> None:
+    page = await context.new_page()
+    async with page.expect_response(lambda response: "/api/v1/recordings" in response.url) as probe:
+        await sign_in(page, recordings_gateway, "alice")
+    assert (await probe.value).status == 403
+    await expect(page.locator("#portal-message")).to_have_text("Choose a desktop to open.")
+    await expect(page.locator("#recordings-link")).to_be_hidden()
+    await page.goto(f"{recordings_gateway.url}/recordings")
+    await expect(page.locator("#message")).to_have_text("you may not see recordings")  # the API's own words
+    await expect(page.locator("#message")).to_have_class("error")
+    await expect(page.locator("#results")).to_be_hidden()

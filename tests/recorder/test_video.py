@@ -1,0 +1,104 @@
+"""VideoEncoder: H.264 MP4, VFR millisecond timestamps, keyframes when due, letterboxing, a finished file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from recorder.video import VideoEncoder
+from tests.recorder.test_render import desktop_image, psnr, read_video
+
+
+def still(width: int, height: int, colour: tuple[int, int, int]) -> np.ndarray:
+    frame = np.empty((height, width, 3), np.uint8)
+    frame[:] = colour
+    return frame
+
+
+def test_frames_keep_their_times_to_the_millisecond(tmp_path: Path) -> None:
+    times = [0.0, 0.001, 0.5, 0.533, 100.0, 3600.25]
+    with VideoEncoder(tmp_path / "v.mp4", 64, 48) as encoder:
+        for index, t in enumerate(times):
+            encoder.add_frame(still(64, 48, (index * 40, 80, 200)), t)
+    video = read_video(tmp_path / "v.mp4")
+    assert video.times == pytest.approx(times, abs=1e-6)
+    assert encoder.frames == 6 and encoder.last_time == 3600.25
+
+
+def test_a_still_desktop_keeps_its_quality(tmp_path: Path) -> None:
+    image = desktop_image(640, 400, seed=3)
+    with VideoEncoder(tmp_path / "v.mp4", 640, 400) as encoder:
+        encoder.add_frame(image, 0.0)
+    video = read_video(tmp_path / "v.mp4")
+    assert psnr(video.frames[0], image) >= 38
+
+
+def test_a_keyframe_comes_with_the_first_frame_once_the_interval_has_passed(tmp_path: Path) -> None:
+    times = [0.0, 0.3, 0.6, 0.9, 1.2, 1.5, 1.8, 2.1, 2.4, 60.0, 60.1]
+    with VideoEncoder(tmp_path / "v.mp4", 64, 48, keyframe_interval=1.0) as encoder:
+        for index, t in enumerate(times):
+            encoder.add_frame(still(64, 48, (index * 20, 0, 0)), t)
+    assert read_video(tmp_path / "v.mp4").keyframe_times == pytest.approx([0.0, 1.2, 2.4, 60.0])
+
+
+def test_odd_sizes_are_padded_to_even(tmp_path: Path) -> None:
+    with VideoEncoder(tmp_path / "v.mp4", 101, 61) as encoder:
+        encoder.add_frame(still(101, 61, (240, 240, 240)), 0.0)
+    video = read_video(tmp_path / "v.mp4")
+    assert (video.width, video.height) == (102, 62)
+    frame = video.frames[0].astype(int)
+    assert np.abs(frame[:59, :99] - 240).max() <= 3
+    assert frame[:, 101].mean() < 40 and frame[61, :].mean() < 40  # the padding is black
+
+
+def test_a_frame_of_another_shape_is_letterboxed(tmp_path: Path) -> None:
+    wide = still(400, 50, (250, 250, 250))  # scaled down to 200x25, centred vertically
+    with VideoEncoder(tmp_path / "v.mp4", 200, 100) as encoder:
+        encoder.add_frame(wide, 0.0)
+        encoder.add_frame(still(50, 20, (250, 250, 250)), 1.0)  # smaller: centred as is
+    first, second = (frame.astype(int) for frame in read_video(tmp_path / "v.mp4").frames)
+    assert np.abs(first[40:60, 2:198] - 250).max() <= 4
+    assert first[:34].max() < 24 and first[66:].max() < 24
+    assert np.abs(second[42:58, 77:123] - 250).max() <= 4
+    assert second[:, :70].max() < 24 and second[:36].max() < 24
+
+
+def test_times_must_increase(tmp_path: Path) -> None:
+    with VideoEncoder(tmp_path / "v.mp4", 64, 48) as encoder:
+        encoder.add_frame(still(64, 48, (0, 0, 0)), 1.0)
+        with pytest.raises(ValueError, match="does not come after"):
+            encoder.add_frame(still(64, 48, (0, 0, 0)), 1.0004)  # the same millisecond
+
+
+def test_an_exception_still_leaves_a_playable_file(tmp_path: Path) -> None:
+    image = desktop_image(160, 120, seed=4)
+    with pytest.raises(RuntimeError), VideoEncoder(tmp_path / "v.mp4", 160, 120) as encoder:
+        encoder.add_frame(image, 0.0)
+        encoder.add_frame(image, 0.5)
+        raise RuntimeError("the renderer failed")
+    video = read_video(tmp_path / "v.mp4")
+    assert video.times == pytest.approx([0.0, 0.5])
+    data = (tmp_path / "v.mp4").read_bytes()
+    assert data.index(b"moov") < data.index(b"mdat")
+    encoder.close()  # idempotent
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "interval"), [(0, 10, 2.0), (10, -1, 2.0), (10, 10, 0.0)]
+)
+def test_impossible_settings_are_refused(tmp_path: Path, width: int, height: int, interval: float) -> None:
+    with pytest.raises(ValueError):
+        VideoEncoder(tmp_path / "v.mp4", width, height, keyframe_interval=interval)
+    assert not (tmp_path / "v.mp4").exists()
+
+
+def test_the_stream_is_h264_yuv420p_tagged_bt709(tmp_path: Path) -> None:
+    with VideoEncoder(tmp_path / "v.mp4", 64, 48) as encoder:
+        encoder.add_frame(still(64, 48, (10, 20, 30)), 0.0)
+    with av.open(str(tmp_path / "v.mp4")) as container:
+        stream = container.streams.video[0]
+        assert (stream.codec_context.name, stream.codec_context.pix_fmt) == ("h264", "yuv420p")
+        assert (stream.codec_context.colorspace, stream.codec_context.color_range) == (1, 1)
