@@ -364,7 +364,7 @@ class DesktopSession:
 
     def _clipboard_blocked(self, recorder: SessionRecorder, direction: str, size: int) -> None:
         self._metrics.clipboard_blocked_total.labels(direction=direction).inc()
-        recorder.event("clipboard_blocked", direction=direction, bytes=size)
+        recorder.event("clipboard_blocked", direction=direction, length=size)
 
     async def _watchdog(self, recorder: SessionRecorder) -> None:
         """End the session on idle timeout, maximum duration, a recording failure or a termination."""

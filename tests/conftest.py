@@ -104,6 +104,11 @@ def write_gateway_config(workdir: Path, desktop_port: int, extra_targets: dict[s
             targets: ["desk-*"]
             clipboard: "{settings['clipboard']}"
             idle_timeout: "{settings['idle_timeout']}"
+          - name: supervisors
+            groups: [supervisors]
+            from: ["127.0.0.0/8", "::1/128"]
+            targets: ["desk-01"]
+            recordings: all
         """))
     return config
 
@@ -113,7 +118,7 @@ async def start_test_gateway(workdir: Path, desktop_port: int, extra_targets: di
     config_path = write_gateway_config(workdir, desktop_port, extra_targets, **overrides)
     store = LocalUserStore(workdir / "users.yaml")
     users = {}
-    for name, groups in (("alice", ("operators",)), ("mallory", ("contractors",))):
+    for name, groups in (("alice", ("operators",)), ("mallory", ("contractors",)), ("sam", ("supervisors",))):
         password = f"{name}-correct-horse-battery"
         secret = store.add_user(name, password, list(groups), False)
         users[name] = User(name, password, secret, groups)

@@ -3,8 +3,8 @@
 ``decode_rectangle(state, framebuffer, rect, payload)`` takes one rectangle as
 the framer cut it (header and the bytes after it) and paints it, or updates
 the per-connection :class:`DecoderState` (zlib streams, cursor, size). Pure:
-no I/O. Anything malformed raises :class:`~recorder.errors.DecodeError`; a
-Tight JPEG rectangle raises its subclass ``CodecUnavailable`` (no JPEG library).
+no I/O. Anything malformed raises :class:`~recorder.errors.DecodeError` (its
+subclass ``CodecUnavailable`` when PyAV lacks the MJPEG decoder Tight JPEG needs).
 """
 
 from __future__ import annotations

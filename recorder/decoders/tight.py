@@ -17,7 +17,8 @@ import numpy.typing as npt
 from gateway.rfb.messages import PixelFormat, Rectangle
 from recorder.decoders.reader import PayloadReader
 from recorder.decoders.state import DecoderState, InflateStream
-from recorder.errors import CodecUnavailable, DecodeError
+from recorder.decoders.jpeg import decode_jpeg
+from recorder.errors import DecodeError
 from recorder.framebuffer import Framebuffer, RGBArray, scale_channels, tpixels_to_rgb, wire_dtype
 
 MIN_TO_COMPRESS = 12
@@ -35,7 +36,7 @@ class TightFilter(IntEnum):
 
 
 def decode_tight(state: DecoderState, framebuffer: Framebuffer, rect: Rectangle, payload: bytes) -> None:
-    """Paint a Tight rectangle (JPEG raises CodecUnavailable: no JPEG library is installed)."""
+    """Paint a Tight rectangle (fill, JPEG, or basic with a filter)."""
     framebuffer.check_rect(rect.x, rect.y, rect.width, rect.height)
     reader = PayloadReader(payload, "Tight")
     control = reader.u8()
@@ -50,12 +51,10 @@ def decode_tight(state: DecoderState, framebuffer: Framebuffer, rect: Rectangle,
         framebuffer.fill(rect.x, rect.y, rect.width, rect.height, colour[0])
         return
     if compression == _JPEG:
-        reader.take(read_compact_length(reader))
+        image = reader.take(read_compact_length(reader))
         reader.expect_end()
-        raise CodecUnavailable(
-            f"Tight JPEG rectangle {rect.width}x{rect.height} at ({rect.x}, {rect.y}): "
-            "decoding JPEG needs an image library (Pillow), which is not installed"
-        )
+        framebuffer.blit(rect.x, rect.y, decode_jpeg(image, rect.width, rect.height))
+        return
     if compression > _JPEG:
         raise DecodeError(f"Tight: unknown compression type {compression} in control byte {control:#04x}")
     filter_id = reader.u8() if compression & _EXPLICIT_FILTER else TightFilter.COPY

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -98,6 +99,51 @@ async def test_operator_signs_in_and_works_on_the_remote_desktop(
     await page.click("#disconnect")
     await expect(page.locator("#ended")).to_be_visible()
     await expect(page.locator("#ended-reason")).to_contain_text("disconnected")
+    await page.close()
+
+    await supervisor_reviews_the_session(browser, gateway)
+
+
+async def supervisor_reviews_the_session(browser: Browser, gateway: GatewayUnderTest) -> None:
+    """The supervisor finds alice's session by user and day, plays it, and jumps to its events."""
+    page = await browser.new_page(viewport={"width": 1280, "height": 900})
+    await sign_in(page, gateway, "sam")
+    await page.click("#recordings-link")
+    today = date.today().isoformat()  # the browser and the machine share the time zone
+    await page.fill("#f-user", "alice")
+    await page.fill("#f-from", today)
+    await page.fill("#f-to", today)
+    await page.click("#search-button")
+    rows = page.locator("#results tbody tr")
+    await expect(rows).to_have_count(1)
+    await expect(rows.first).to_contain_text("alice")
+    await rows.first.locator("a").click()
+    await expect(page.locator("#meta-user")).to_have_text("alice")
+    await expect(page.locator("#meta-end-reason")).to_contain_text("closed")
+
+    video = page.locator("#video")
+    async with asyncio.timeout(90):  # the video is rendered in a worker process after the session
+        while not await video.is_visible():
+            await asyncio.sleep(0.5)
+            await page.reload()
+    await page.wait_for_function("() => document.getElementById('video').readyState >= 1", timeout=10000)
+    duration = float(await page.evaluate("document.getElementById('video').duration"))
+    assert duration > 1  # the operator worked for seconds, not a single frame
+    types = await page.locator("#timeline .event").evaluate_all("(markers) => markers.map((m) => m.dataset.type)")
+    assert types[0] == "session_start" and types[-1] == "session_end", types
+
+    end_marker = page.locator('#timeline .event[data-type="session_end"]')
+    end_t = float(await end_marker.get_attribute("data-t") or "nan")
+    await end_marker.click()
+    await page.wait_for_function(
+        "(t) => { const v = document.getElementById('video'); return !v.seeking && Math.abs(v.currentTime - t) < 0.5; }",
+        arg=min(end_t, duration), timeout=5000)
+    await page.click('#timeline .event[data-type="session_start"]')
+    await page.wait_for_function("() => { const v = document.getElementById('video'); return !v.seeking && v.currentTime < 0.5; }",
+                                 timeout=5000)
+    await page.click("#speed-8")
+    await page.evaluate("document.getElementById('video').play()")
+    await page.wait_for_function("() => document.getElementById('video').currentTime > 1", timeout=10000)
     await page.close()
 
 

@@ -22,10 +22,8 @@ from playwright.async_api import Browser, BrowserContext, Page, expect
 
 from auth.local import LocalUserStore
 from gateway.config import load_config
-from gateway.web import recording_routes
 from gateway.web.app import create_app
-from gateway.web.pages import page
-from gateway.web.recording_keys import RECORDING_INDEX, database_context
+from gateway.web.recording_keys import RECORDING_INDEX
 from recorder.index import ActivityBucket, RecordingIndex, RecordingSummary, VideoState
 from tests.conftest import User
 
@@ -139,23 +137,6 @@ async def index_recordings(index: RecordingIndex, recordings: Path) -> None:
     assert await index.set_video("20261125T040000Z-00000b0b", VideoState.PENDING)
 
 
-def wire_recordings(app: web.Application) -> None:
-    """Add the recording routes and the database to ``app`` where ``create_app`` does not (yet)."""
-    if "/api/v1/recordings" not in {resource.canonical for resource in app.router.resources()}:
-        app.add_routes(recording_routes.routes)
-    if database_context not in app.cleanup_ctx:
-        app.cleanup_ctx.append(database_context)
-    if "/recordings" not in {resource.canonical for resource in app.router.resources()}:
-        async def search_page(request: web.Request) -> web.StreamResponse:
-            return page("recordings.html")
-
-        async def player_page(request: web.Request) -> web.StreamResponse:
-            return page("player.html")
-
-        app.router.add_get("/recordings", search_page)
-        app.router.add_get("/recordings/{id}", player_page)
-
-
 @pytest.fixture
 async def recordings_gateway(tmp_path: Path) -> AsyncIterator[RecordingsGateway]:
     config = load_config(write_config(tmp_path))
@@ -165,7 +146,6 @@ async def recordings_gateway(tmp_path: Path) -> AsyncIterator[RecordingsGateway]
         password = f"{name}-correct-horse-battery"
         users[name] = User(name, password, store.add_user(name, password, list(groups)), groups)
     app = create_app(config)
-    wire_recordings(app)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
     await runner.setup()  # opens the database
     try:
