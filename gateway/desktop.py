@@ -69,6 +69,15 @@ READ_SIZE = 64 * 1024
 E = TypeVar("E")
 
 
+#: The idle warning comes this long before an idle logout, or after four fifths of a shorter timeout.
+IDLE_WARNING_LEAD = 60.0
+
+
+def idle_warning_lead(idle_timeout: float) -> float:
+    """How many seconds before the idle logout the operator is warned (page) and the journal says so."""
+    return min(IDLE_WARNING_LEAD, idle_timeout / 5)
+
+
 class CloseCode:
     """WebSocket close codes the desktop page explains to the operator."""
 
@@ -370,6 +379,7 @@ class DesktopSession:
         """End the session on idle timeout, maximum duration, a recording failure or a termination."""
         policy = self._policy
         started = self._loop.time()
+        warned_for: float | None = None  # the last input time an idle warning was journaled for
         while True:
             now = self._loop.time()
             deadlines = []
@@ -379,6 +389,12 @@ class DesktopSession:
                     self._metrics.idle_logouts_total.inc()
                     raise SessionEnded(CloseCode.IDLE_TIMEOUT,
                                        f"no input for {policy.idle_timeout:.0f} s: session ended for safety")
+                warning_at = idle_deadline - idle_warning_lead(policy.idle_timeout)
+                if now < warning_at:
+                    deadlines.append(warning_at)
+                elif warned_for != self._last_input:  # once per idle stretch; the page shows its own countdown
+                    warned_for = self._last_input
+                    recorder.event("idle_warning", seconds_left=round(idle_deadline - now, 1))
                 deadlines.append(idle_deadline)
             if policy.max_session is not None:
                 max_deadline = started + policy.max_session

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from gateway.desktop import idle_warning_lead
 from gateway.web.keys import CONFIG, POLICIES
 from gateway.web.pages import page, redirect_to_login
 from gateway.web.security import client_address, current_session, error_json
@@ -31,13 +32,20 @@ async def list_targets(request: web.Request) -> web.Response:
     if session is None:
         return error_json(401, "log in first")
     config = request.app[CONFIG]
-    names = request.app[POLICIES].allowed_targets(session.identity, client_address(request), config.targets)
-    return web.json_response(
-        {
-            "user": session.identity.username,
-            "targets": [{"name": name, "protocol": config.targets[name].protocol} for name in names],
-        }
-    )
+    source = client_address(request)
+    targets = []
+    for name in config.targets:
+        decision = request.app[POLICIES].decide(session.identity, source, name)
+        if decision.policy is None:
+            continue
+        idle_timeout = decision.policy.idle_timeout
+        targets.append({
+            "name": name,
+            "protocol": config.targets[name].protocol,
+            "idle_timeout": idle_timeout,
+            "idle_warning": idle_warning_lead(idle_timeout) if idle_timeout is not None else None,
+        })
+    return web.json_response({"user": session.identity.username, "targets": targets})
 
 
 @routes.get("/healthz")

@@ -13,7 +13,7 @@ import pytest
 from playwright.async_api import Browser, Page, expect
 
 from gateway.demo import XvncDesktop
-from tests.conftest import GatewayUnderTest
+from tests.conftest import GatewayUnderTest, start_test_gateway
 from tests.xwd import read_xwd
 
 pytestmark = pytest.mark.e2e
@@ -169,3 +169,27 @@ async def test_the_operator_is_told_why_a_desktop_cannot_be_opened(
     await expect(page.locator("#ended")).to_be_visible(timeout=15000)
     await expect(page.locator("#ended-reason")).to_contain_text("desk-02 is unreachable")
     await page.close()
+
+
+async def test_an_idle_operator_is_warned_then_logged_out(
+    browser: Browser, desktop: XvncDesktop, tmp_path: Path
+) -> None:
+    gateway = await start_test_gateway(tmp_path, desktop.port, idle_timeout="5s")  # warned 1 s before
+    try:
+        page = await browser.new_page(viewport={"width": 1280, "height": 900})
+        await sign_in(page, gateway, "alice")
+        await page.goto(f"{gateway.url}/desktop/desk-01")
+        await expect(page.locator("#status")).to_have_text("Connected to desk-01", timeout=15000)
+        warning = page.locator("#idle-warning")
+        await expect(warning).to_be_visible(timeout=8000)
+        await expect(warning).to_contain_text("this session ends in")
+        await page.mouse.move(400, 400)  # input: the warning goes, and the gateway's clock restarts too
+        await page.mouse.move(420, 410)
+        await expect(warning).to_be_hidden()
+        await expect(page.locator("#status")).to_have_text("Connected to desk-01")
+        await expect(page.locator("#ended")).to_be_visible(timeout=10000)
+        await expect(page.locator("#ended-reason")).to_contain_text("no input for 5 s")
+        await expect(warning).to_be_hidden()
+        await page.close()
+    finally:
+        await gateway.gateway.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import aiohttp
 import pytest
 
 from gateway.rfb.messages import FramebufferUpdateRequest
+from recorder.journal import JournalReader, RecordKind
 from tests.conftest import GatewayUnderTest, start_test_gateway
 from tests.fake_vnc import StreamingVNCServer
 from tests.functional.test_desktop_functional import open_desktop
@@ -84,7 +86,7 @@ async def test_target_closing_ends_the_session_with_a_reason(
 async def test_idle_session_is_ended(
     tmp_path: Path, http: aiohttp.ClientSession, streaming_target: StreamingVNCServer
 ) -> None:
-    gateway, client = await start_streaming_session(tmp_path, http, streaming_target, idle_timeout="1s")
+    gateway, client = await start_streaming_session(tmp_path, http, streaming_target, idle_timeout="2s")
     try:
         with pytest.raises(RFBClosed) as closed:
             async with asyncio.timeout(10):
@@ -92,5 +94,14 @@ async def test_idle_session_is_ended(
                     await client.next_event()
         assert closed.value.code == 4008
         assert "no input" in closed.value.reason
+        metrics = await (await http.get(gateway.gateway.metrics_url)).text()
+        assert "deskgate_idle_logouts_total 1.0" in metrics
     finally:
         await gateway.gateway.stop()
+    # The journal says the operator was warned (after four fifths of the timeout), then why it ended.
+    (journal,) = (tmp_path / "recordings").rglob("*.dgj")
+    events = [(record.offset_us / 1e6, json.loads(record.payload)) for record in JournalReader(journal)
+              if record.kind == RecordKind.EVENT]
+    warnings = [t for t, event in events if event["type"] == "idle_warning"]
+    assert len(warnings) == 1 and 1.2 <= warnings[0] < 2.0
+    assert events[-1][1] == {"type": "session_end", "reason": closed.value.reason}

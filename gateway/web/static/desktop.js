@@ -1,6 +1,7 @@
 // The desktop page: noVNC over the gateway's WebSocket. The gateway has already
 // authenticated the user (cookie) and holds the target's password; RFB security here is None.
 import RFB from "/static/novnc/core/rfb.js";
+import { api } from "/static/api.js";
 
 const target = decodeURIComponent(location.pathname.split("/").pop());
 const status = document.getElementById("status");
@@ -45,7 +46,31 @@ document.getElementById("disconnect").addEventListener("click", () => {
   rfb.disconnect();
 });
 
+// Idle warning: the gateway ends a session after the policy's idle timeout without keyboard or
+// mouse input, and journals a warning shortly before; this page mirrors that clock so the
+// operator sees the warning too. Capture phase: noVNC stops the events it handles.
+const idleBanner = document.getElementById("idle-warning");
+const idleSeconds = document.getElementById("idle-seconds");
+let lastInput = performance.now();
+for (const type of ["keydown", "pointerdown", "pointermove", "wheel", "touchstart"]) {
+  window.addEventListener(type, () => { lastInput = performance.now(); }, { capture: true, passive: true });
+}
+
+async function watchIdle() {
+  const { ok, data } = await api("GET", "/api/v1/targets");
+  const entry = ok ? data.targets.find((t) => t.name === target) : undefined;
+  if (!entry || entry.idle_timeout === null) return;
+  setInterval(() => {
+    const left = entry.idle_timeout - (performance.now() - lastInput) / 1000;
+    const warn = ended.hidden && left <= entry.idle_warning && left > 0;
+    idleSeconds.textContent = String(Math.ceil(left));
+    idleBanner.hidden = !warn;
+  }, 250);
+}
+watchIdle();
+
 function showEnded() {
+  idleBanner.hidden = true;
   status.textContent = "Disconnected";
   endedReason.textContent = endReason || "The session has ended.";
   endedReason.dataset.reason = endReason;
