@@ -64,6 +64,16 @@ async def recording_when_rendered(gateway: GatewayUnderTest, user: str) -> Recor
             await asyncio.sleep(0.1)
 
 
+async def record_a_session(gateway: GatewayUnderTest, http: aiohttp.ClientSession, encoding: Encoding) -> RecordingRow:
+    """alice opens desk-01, receives one whole screen in ``encoding`` and leaves; her recording, rendered."""
+    await gateway.login(http, "alice")
+    client = await open_desktop(http, gateway)
+    await client.handshake()
+    await client.capture([encoding])
+    await client.ws.close()
+    return await recording_when_rendered(gateway, "alice")
+
+
 def replayed_framebuffer(journal: Path) -> np.ndarray:
     """The desktop as the journal rebuilds it, without the locally drawn cursor."""
     reader = JournalReader(journal)
@@ -118,12 +128,7 @@ async def test_a_session_is_recorded_and_its_video_ends_on_the_desktop(
 async def test_the_journal_holds_no_secret_and_the_session_is_audited(
     gateway: GatewayUnderTest, http: aiohttp.ClientSession
 ) -> None:
-    await gateway.login(http, "alice")
-    client = await open_desktop(http, gateway)
-    await client.handshake()
-    await client.capture([Encoding.ZRLE])
-    await client.ws.close()
-    row = await recording_when_rendered(gateway, "alice")
+    row = await record_a_session(gateway, http, Encoding.ZRLE)
 
     journal = Path(row.path)
     data = journal.read_bytes()
@@ -143,12 +148,7 @@ async def test_the_journal_holds_no_secret_and_the_session_is_audited(
 async def test_recordings_are_listed_and_verified_by_the_cli(
     gateway: GatewayUnderTest, http: aiohttp.ClientSession
 ) -> None:
-    await gateway.login(http, "alice")
-    client = await open_desktop(http, gateway)
-    await client.handshake()
-    await client.capture([Encoding.ZRLE])
-    await client.ws.close()
-    row = await recording_when_rendered(gateway, "alice")
+    row = await record_a_session(gateway, http, Encoding.ZRLE)
     config = gateway.workdir / "deskgate.yaml"
 
     listed = deskgate("recordings", "list", "--user", "alice", "--json", config=config)
@@ -176,12 +176,7 @@ async def test_recordings_are_listed_and_verified_by_the_cli(
 async def test_render_on_demand_prints_the_realtime_factor(
     gateway: GatewayUnderTest, http: aiohttp.ClientSession, tmp_path: Path
 ) -> None:
-    await gateway.login(http, "alice")
-    client = await open_desktop(http, gateway)
-    await client.handshake()
-    await client.capture([Encoding.HEXTILE])
-    await client.ws.close()
-    row = await recording_when_rendered(gateway, "alice")
+    row = await record_a_session(gateway, http, Encoding.HEXTILE)
     output = tmp_path / "out.mp4"
     rendered = deskgate("recordings", "render", row.id, "-o", str(output), config=gateway.workdir / "deskgate.yaml")
     assert rendered.returncode == 0, rendered.stderr
