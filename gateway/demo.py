@@ -50,6 +50,7 @@ _PR_GET_CHILD_SUBREAPER = 37
 _LOGIN_BANNER = """
 deskgate demo: desktop {target} is Xvnc {display}
   URL:          http://127.0.0.1:{port}/
+  recordings:   http://127.0.0.1:{port}/recordings (every session is recorded; you may replay your own)
   username:     {user}
   password:     {password}
   TOTP secret:  {secret}
@@ -483,7 +484,8 @@ def demo_config(
         },
         "policies": [
             {"name": "operators", "groups": [DEMO_GROUP], "from": ["127.0.0.0/8", "::1/128"],
-             "targets": ["desk-*"], "clipboard": "off", "idle_timeout": "15m"},
+             "targets": ["desk-*"], "clipboard": "off", "idle_timeout": "15m",
+             "recordings": "own"},  # the demo user may play back their own sessions
         ],
     }  # fmt: skip
 
