@@ -31,7 +31,7 @@ from recorder.errors import RecordingError, RecordingUnavailable
 from recorder.index import RecordingIndex, VideoState
 from recorder.journal import new_session_id, recording_path
 from recorder.recovery import finalize_orphans
-from recorder.seal import load_or_create_key, read_seal, seal_path
+from recorder.seal import load_or_create_key, read_seal
 from recorder.worker import RenderPool
 
 log = logging.getLogger(__name__)
@@ -157,6 +157,6 @@ class RecordingService:
 def _sealed_sha256(journal: Path) -> str | None:
     """The SHA-256 the journal was sealed with, or None when it has no readable seal."""
     try:
-        return read_seal(seal_path(journal)).sha256
+        return read_seal(journal).sha256
     except (OSError, RecordingError):
         return None

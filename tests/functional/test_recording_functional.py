@@ -114,6 +114,7 @@ async def test_a_session_is_recorded_and_its_video_ends_on_the_desktop(
     assert (row.user, row.target, row.protocol, row.source) == ("alice", "desk-01", "vnc", "127.0.0.1")
     assert row.end_reason == "the browser closed the session"
     assert row.keys == 1 and row.duration > 0 and row.bytes > DESKTOP_WIDTH * DESKTOP_HEIGHT // 100
+    assert row.sha256 is not None and len(row.sha256) == 64  # the seal's digest, indexed
 
     journal = Path(row.path)
     assert journal.is_relative_to(gateway.workdir / "recordings")
