@@ -32,7 +32,7 @@ from gateway.rfb.framing import (
     UpdateEnd,
     check_framebuffer_size,
 )
-from gateway.rfb.messages import Encoding, PixelFormat, PointerEvent, SetColourMapEntries, SetEncodings, SetPixelFormat
+from gateway.rfb.messages import PixelFormat, PointerEvent, SetColourMapEntries, SetEncodings, SetPixelFormat
 from recorder.decoders import DecoderState, composite_cursor, decode_rectangle
 from recorder.errors import DecodeError
 from recorder.framebuffer import Framebuffer, RGBArray
@@ -71,8 +71,6 @@ class SessionReplay:
         self.decoder_state = DecoderState(pixel_format)
         self.pointer: tuple[int, int] | None = None
         self.updating = False  # between an UpdateBegin and its UpdateEnd: the picture is half painted
-        # Pixels repainted since the last frame; CopyRect only moves pixels, which H.264 predicts well.
-        self.damage = 0
         self._server = ServerMessageFramer(pixel_format, width, height, max_framebuffer=MAX_DESKTOP)
         self._client = ClientMessageFramer()
 
@@ -95,10 +93,7 @@ class SessionReplay:
         changed = False
         for event in self._server.events_received():
             if isinstance(event, RectangleReceived):
-                rect = event.rect
-                decode_rectangle(self.decoder_state, self.framebuffer, rect, event.payload)
-                if rect.encoding >= 0 and rect.encoding != Encoding.COPY_RECT:
-                    self.damage += rect.width * rect.height
+                decode_rectangle(self.decoder_state, self.framebuffer, event.rect, event.payload)
             elif isinstance(event, UpdateBegin):
                 self.updating = True
             elif isinstance(event, UpdateEnd):
@@ -111,7 +106,6 @@ class SessionReplay:
                 raise DecodeError(f"the desktop's stream breaks the protocol: {event.error}")
             else:
                 assert isinstance(event, DesktopResized)  # the decoder resized the framebuffer already
-                self.damage += event.width * event.height
         return changed
 
     def _apply_client_data(self, data: bytes) -> bool:
@@ -134,16 +128,6 @@ class SessionReplay:
         return changed
 
 
-#: A picture that stays still this long is encoded once more: H.264 refines a static picture in a
-#: cheap repeat (a few KB, +2 to 4 dB), and a still screen is what a reviewer looks at longest.
-SETTLE_DELAY = 0.5
-#: A frame that repaints at least this share of the desktop is a keyframe (a scene cut): coded as a
-#: P-frame it costs about as much and looks much worse (about 29 dB instead of 38 on a desktop).
-SCENE_CUT_SHARE = 0.5
-#: Scene cuts come at most this often, so a fast-changing screen does not become all keyframes.
-SCENE_CUT_SPACING = 1.0
-
-
 class _FrameClock:
     """Emits frames at variable rate, never closer than ``min_interval``: the latest picture wins."""
 
@@ -152,10 +136,8 @@ class _FrameClock:
         self._replay = replay
         self._min_interval = min_interval
         self._pending = False
-        self._last_scene_cut = float("-inf")
         self.last_frame: RGBArray = replay.frame()
         self._emit(0.0)  # the video starts with the session, so video time is journal time
-        self._unsettled = False
 
     def changed(self, t: float) -> None:
         """The picture changed at ``t``: show it now, or as soon as the interval allows."""
@@ -165,18 +147,14 @@ class _FrameClock:
             self._pending = True
 
     def advance(self, t: float) -> None:
-        """Time is now ``t``: show a coalesced picture whose slot has come, or settle a still one."""
+        """Time is now ``t``: show a coalesced picture whose slot has come, unless it is half painted."""
         if self._pending and self._next_slot() <= t and not self._replay.updating:
             self._emit(self._next_slot())
-        if not self._pending and self._unsettled and self._settle_time() <= t:
-            self._settle()
 
     def finish(self, end: float) -> None:
         """Show the last coalesced picture, and hold the last frame until ``end``."""
         if self._pending:
             self._emit(self._next_slot())
-        if self._unsettled and self._settle_time() < end:
-            self._settle()
         if self._last_time() + 0.001 <= end:
             self._encoder.add_frame(self.last_frame, end)
 
@@ -187,24 +165,10 @@ class _FrameClock:
     def _next_slot(self) -> float:
         return self._last_time() + self._min_interval
 
-    def _settle_time(self) -> float:
-        return self._last_time() + SETTLE_DELAY
-
-    def _settle(self) -> None:
-        self._unsettled = False
-        self._encoder.add_frame(self.last_frame, self._settle_time())
-
     def _emit(self, t: float) -> None:
-        replay = self._replay
-        repainted = replay.damage / (replay.framebuffer.width * replay.framebuffer.height)
-        scene_cut = repainted >= SCENE_CUT_SHARE and t - self._last_scene_cut >= SCENE_CUT_SPACING
-        if scene_cut:
-            self._last_scene_cut = t
-        replay.damage = 0
         self._pending = False
-        self._unsettled = True
-        self.last_frame = replay.frame()
-        self._encoder.add_frame(self.last_frame, t, keyframe=scene_cut)
+        self.last_frame = self._replay.frame()
+        self._encoder.add_frame(self.last_frame, t)
 
 
 def render_journal(

@@ -51,20 +51,41 @@ def jpeg_size(data: bytes | memoryview) -> tuple[int, int]:
     raise DecodeError("Tight JPEG: no frame header (SOF) before the image data")
 
 
-def decode_jpeg(data: bytes | memoryview, width: int, height: int) -> RGBArray:
-    """The (height, width, 3) RGB pixels of a JPEG that must be exactly ``width`` x ``height``."""
-    declared = jpeg_size(data)
-    if declared != (width, height):
-        raise DecodeError(f"Tight JPEG: the image is {declared[0]}x{declared[1]}, the rectangle {width}x{height}")
-    try:
-        context = av.CodecContext.create("mjpeg", "r")
-    except (av.FFmpegError, ValueError) as exc:
-        raise CodecUnavailable(f"Tight JPEG: PyAV has no MJPEG decoder ({exc})") from exc
-    try:
-        frames = [*context.decode(av.Packet(bytes(data))), *context.decode(None)]
-    except (av.FFmpegError, ValueError) as exc:
-        raise DecodeError(f"Tight JPEG: the image cannot be decoded ({exc})") from exc
-    if len(frames) != 1 or (frames[0].width, frames[0].height) != (width, height):
-        raise DecodeError(f"Tight JPEG: the decoder did not return one {width}x{height} image")
-    rgb: RGBArray = np.ascontiguousarray(frames[0].to_ndarray(format="rgb24"), dtype=np.uint8)
-    return rgb
+class JpegDecoder:
+    """A connection's MJPEG decoder, opened on first use and kept: opening one per rectangle costs more
+    than decoding it. Single-threaded, so each image comes out as soon as it goes in."""
+
+    __slots__ = ("_context",)
+
+    def __init__(self) -> None:
+        self._context: av.VideoCodecContext | None = None
+
+    def decode(self, data: bytes | memoryview, width: int, height: int) -> RGBArray:
+        """The (height, width, 3) RGB pixels of a JPEG that must be exactly ``width`` x ``height``."""
+        declared = jpeg_size(data)
+        if declared != (width, height):
+            raise DecodeError(
+                f"Tight JPEG: the image is {declared[0]}x{declared[1]}, the rectangle {width}x{height}"
+            )
+        context = self._open()
+        try:
+            frames = context.decode(av.Packet(bytes(data)))
+        except (av.FFmpegError, ValueError) as exc:
+            self._context = None  # start the next image on a fresh decoder
+            raise DecodeError(f"Tight JPEG: the image cannot be decoded ({exc})") from exc
+        if len(frames) != 1 or (frames[0].width, frames[0].height) != (width, height):
+            self._context = None
+            raise DecodeError(f"Tight JPEG: the decoder did not return one {width}x{height} image")
+        rgb: RGBArray = np.ascontiguousarray(frames[0].to_ndarray(format="rgb24"), dtype=np.uint8)
+        return rgb
+
+    def _open(self) -> av.VideoCodecContext:
+        if self._context is None:
+            try:
+                context = av.CodecContext.create("mjpeg", "r")
+            except (av.FFmpegError, ValueError) as exc:
+                raise CodecUnavailable(f"Tight JPEG: PyAV has no MJPEG decoder ({exc})") from exc
+            assert isinstance(context, av.VideoCodecContext)
+            context.thread_count = 1
+            self._context = context
+        return self._context

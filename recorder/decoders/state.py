@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from gateway.rfb.messages import PixelFormat
+from recorder.decoders.jpeg import JpegDecoder
 from recorder.errors import DecodeError
 from recorder.framebuffer import RGBArray, pixels_to_rgb
 
@@ -63,7 +64,7 @@ class CursorShape:
 class DecoderState:
     """Per-connection decoding state: pixel format, colour map, zlib streams, cursor, limits."""
 
-    __slots__ = ("colour_map", "cursor", "max_decompressed", "pixel_format", "tight_streams", "zrle_stream")
+    __slots__ = ("colour_map", "cursor", "jpeg", "max_decompressed", "pixel_format", "tight_streams", "zrle_stream")
 
     def __init__(self, pixel_format: PixelFormat, *, max_decompressed: int = DEFAULT_MAX_DECOMPRESSED) -> None:
         self.pixel_format = pixel_format
@@ -72,6 +73,7 @@ class DecoderState:
         self.zrle_stream = InflateStream("ZRLE zlib stream")
         self.tight_streams = tuple(InflateStream(f"Tight zlib stream {index}") for index in range(4))
         self.cursor: CursorShape | None = None
+        self.jpeg = JpegDecoder()
 
     def set_colour_map_entries(self, first_colour: int, colours: Sequence[tuple[int, int, int]]) -> None:
         """Apply a SetColourMapEntries message (16-bit channels, kept as their high bytes)."""

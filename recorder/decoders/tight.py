@@ -17,7 +17,6 @@ import numpy.typing as npt
 from gateway.rfb.messages import PixelFormat, Rectangle
 from recorder.decoders.reader import PayloadReader
 from recorder.decoders.state import DecoderState, InflateStream
-from recorder.decoders.jpeg import decode_jpeg
 from recorder.errors import DecodeError
 from recorder.framebuffer import Framebuffer, RGBArray, scale_channels, tpixels_to_rgb, wire_dtype
 
@@ -53,7 +52,7 @@ def decode_tight(state: DecoderState, framebuffer: Framebuffer, rect: Rectangle,
     if compression == _JPEG:
         image = reader.take(read_compact_length(reader))
         reader.expect_end()
-        framebuffer.blit(rect.x, rect.y, decode_jpeg(image, rect.width, rect.height))
+        framebuffer.blit(rect.x, rect.y, state.jpeg.decode(image, rect.width, rect.height))
         return
     if compression > _JPEG:
         raise DecodeError(f"Tight: unknown compression type {compression} in control byte {control:#04x}")

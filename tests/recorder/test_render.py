@@ -331,6 +331,19 @@ def test_frame_times_are_the_journal_times(tmp_path: Path) -> None:
     assert result.duration == pytest.approx(70.0)
 
 
+def test_every_repaint_of_the_whole_desktop_stays_legible(tmp_path: Path) -> None:
+    session = Session(RawEncoder())
+    session.start()
+    desktops = [desktop_image(WIDTH, HEIGHT, seed=index) for index in range(4)]
+    for t, desktop in zip([0.1, 0.5, 1.25, 1.5], desktops):  # new windows, one after the other
+        session.paint(t, 0, 0, desktop)
+    _, video = render(tmp_path, session, end=1.9)
+    assert video.keyframe_times == [0.0]  # every repaint is a predicted frame, the hardest case
+    assert video.times == pytest.approx([0.0, 0.1, 0.5, 1.25, 1.5, 1.9], abs=0.0005)
+    for frame, desktop in zip(video.frames[1:], [*desktops, desktops[-1]]):
+        assert psnr(frame, desktop) >= 35  # not only the last: a reviewer pauses anywhere
+
+
 def test_an_idle_minute_costs_no_frames(tmp_path: Path) -> None:
     session = typing_session(RawEncoder(), updates=20, interval=0.1)
     busy_until = session.last_us / 1e6
