@@ -6,8 +6,10 @@
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
+# python-ldap ships no wheel: it is compiled here against libldap and libsasl.
 RUN apt-get update \
-    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nodejs npm \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+        nodejs npm gcc libc6-dev libldap2-dev libsasl2-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY package.json package-lock.json ./
@@ -19,15 +21,18 @@ RUN novnc=gateway/web/static/novnc \
     && cp -R node_modules/@novnc/novnc/core node_modules/@novnc/novnc/vendor \
              node_modules/@novnc/novnc/AUTHORS node_modules/@novnc/novnc/LICENSE.txt "$novnc/" \
     && cp node_modules/@novnc/novnc/docs/LICENSE.* "$novnc/docs/" \
-    && python -m pip wheel --no-cache-dir --no-deps --wheel-dir /dist .
+    && python -m pip wheel --no-cache-dir --wheel-dir /dist .
 
 FROM ${PYTHON_IMAGE}
-RUN useradd --system --user-group --home-dir /var/lib/deskgate --shell /usr/sbin/nologin deskgate \
+RUN apt-get update \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libldap-2.5-0 libsasl2-2 \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --user-group --home-dir /var/lib/deskgate --shell /usr/sbin/nologin deskgate \
     && install -d -o deskgate -g deskgate -m 0750 /var/lib/deskgate \
     && install -d -m 0755 /etc/deskgate
 COPY --from=build /dist/ /tmp/dist/
 RUN python -m venv /opt/deskgate \
-    && /opt/deskgate/bin/pip install --no-cache-dir /tmp/dist/*.whl \
+    && /opt/deskgate/bin/pip install --no-cache-dir --no-index --find-links /tmp/dist deskgate \
     && rm -rf /tmp/dist
 ENV PATH=/opt/deskgate/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
