@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 
@@ -13,3 +14,13 @@ class Identity:
     groups: frozenset[str]
     admin: bool
     backend: str
+
+    def attributes_json(self) -> str:
+        """Everything but the name, as stored beside it in the database."""
+        return json.dumps({"groups": sorted(self.groups), "admin": self.admin, "backend": self.backend},
+                          separators=(",", ":"))
+
+    @classmethod
+    def from_attributes_json(cls, username: str, text: str) -> Identity:
+        attributes = json.loads(text)
+        return cls(username, frozenset(attributes["groups"]), bool(attributes["admin"]), str(attributes["backend"]))

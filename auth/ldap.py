@@ -28,12 +28,14 @@ resolved by asking the same filter again with the groups just found as ``{dn}``,
 Every python-ldap call runs in a worker thread with libldap's connect and operation
 timeouts set to what is left of ``timeout``, under an ``asyncio.timeout`` of the same
 length; the thread's own deadline ends it soon after a cancelled caller stops waiting.
-TLS (StartTLS or ldaps://) always demands a valid certificate; the trusted CAs are
-libldap's (``TLS_CACERT`` in ldap.conf or ``LDAPTLS_CACERT`` at process start; Debian's
-default is the system store) because ``LDAPConfig`` has no CA-file key.
+TLS (StartTLS or ldaps://) always demands a valid certificate; the trusted CAs are those
+of ``ca_file`` when set, else libldap's (``TLS_CACERT`` in ldap.conf or ``LDAPTLS_CACERT``
+at process start; Debian's default is the system store).
 
 Unreachable, slow, TLS-broken or misconfigured directory: :class:`DirectoryUnavailable`
-and ``deskgate_ldap_up`` 0. Unknown user or wrong password: :class:`InvalidCredentials`,
+and ``deskgate_ldap_up`` 0. Between logins, :meth:`LDAPBackend.probe` keeps the gauge
+current (the gateway calls it periodically), so that an outage alerts before anyone
+tries to log in. Unknown user or wrong password: :class:`InvalidCredentials`,
 the same for both. Nothing here ever answers with an identity it did not bind for.
 """
 
@@ -151,7 +153,76 @@ class LDAPBackend:
                 self._metrics.ldap_up.set(1 if reachable else 0)
                 self._metrics.auth_duration_seconds.labels(backend=BACKEND).observe(self._clock() - started)
 
+    async def probe(self) -> bool:
+        """Whether the directory answers over TLS (and accepts the service account); sets ``ldap_up``."""
+        deadline = self._clock() + self._config.timeout
+        try:
+            async with asyncio.timeout(self._config.timeout):
+                await asyncio.to_thread(self._probe, deadline)
+            up = True
+        except (TimeoutError, _DeadlineExceeded, ldap.SERVER_DOWN, ldap.CONNECT_ERROR, ldap.TIMEOUT,
+                ldap.INVALID_CREDENTIALS) as error:
+            logger.warning("LDAP directory %s is down: %s", self._config.url,
+                           _describe(error) if isinstance(error, ldap.LDAPError) else "no answer in time")
+            up = False
+        except ldap.LDAPError:
+            up = True  # it answered, if only to refuse the question
+        if self._metrics is not None:
+            self._metrics.ldap_up.set(1 if up else 0)
+        return up
+
+    async def canonical_name(self, username: str) -> str | None:
+        """The directory's name for ``username`` (for administrators' commands), None if it has none.
+
+        Needs the service account (``bind_dn``): with a DN template nothing can be looked up
+        before the user binds, and the name is returned as typed.
+        """
+        if self._config.bind_dn is None:
+            return username
+        if not _acceptable(username) or len(username) > self._max_username_length:
+            return None
+        deadline = self._clock() + self._config.timeout
+        try:
+            async with asyncio.timeout(self._config.timeout):
+                return await asyncio.to_thread(self._lookup, username, deadline)
+        except (TimeoutError, _DeadlineExceeded, _Refused, ldap.LDAPError) as error:
+            logger.warning("LDAP lookup of %r failed: %s", username,
+                           _describe(error) if isinstance(error, ldap.LDAPError) else error or "no answer in time")
+            raise DirectoryUnavailable(UNAVAILABLE_MESSAGE) from None
+
     # -- worker thread -----------------------------------------------------------------------
+
+    def _lookup(self, username: str, deadline: float) -> str | None:
+        connection = self._connection()
+        try:
+            if self._config.start_tls:
+                self._arm(connection, deadline)
+                connection.start_tls_s()
+            self._bind_service(connection, deadline)
+            found = self._search(connection, self._config.user_base, ldap.SCOPE_SUBTREE,
+                                 _fill(self._config.user_filter, username=username), [self._login_attribute], 2,
+                                 deadline)
+            if len(found) != 1:
+                return None
+            return self._canonical_username(found[0][0], found[0][1])
+        finally:
+            with contextlib.suppress(ldap.LDAPError):
+                connection.unbind_s()
+
+    def _probe(self, deadline: float) -> None:
+        connection = self._connection()
+        try:
+            if self._config.start_tls:
+                self._arm(connection, deadline)
+                connection.start_tls_s()
+            if self._config.bind_dn is not None:
+                self._bind_service(connection, deadline)
+            else:
+                self._arm(connection, deadline)
+                connection.whoami_s()
+        finally:
+            with contextlib.suppress(ldap.LDAPError):
+                connection.unbind_s()
 
     def _authenticate(self, username: str, password: str, deadline: float) -> Identity:
         connection = self._connection()
@@ -174,12 +245,15 @@ class LDAPBackend:
         connection = ldap.initialize(self._config.url)  # no I/O until the first operation
         connection.set_option(ldap.OPT_PROTOCOL_VERSION, ldap.VERSION3)
         connection.set_option(ldap.OPT_REFERRALS, 0)  # never follow a referral to another server
-        # A connection's new TLS context starts empty: carry over libldap's trusted CAs
-        # (ldap.conf / LDAPTLS_CACERT), and demand a valid certificate whatever ldap.conf says.
-        for option in (ldap.OPT_X_TLS_CACERTFILE, ldap.OPT_X_TLS_CACERTDIR):
-            value = ldap.get_option(option)
-            if value:
-                connection.set_option(option, value)
+        # A connection's new TLS context starts empty: give it ca_file, or carry over libldap's
+        # trusted CAs (ldap.conf / LDAPTLS_CACERT); demand a valid certificate whatever ldap.conf says.
+        if self._config.ca_file is not None:
+            connection.set_option(ldap.OPT_X_TLS_CACERTFILE, str(self._config.ca_file))
+        else:
+            for option in (ldap.OPT_X_TLS_CACERTFILE, ldap.OPT_X_TLS_CACERTDIR):
+                value = ldap.get_option(option)
+                if value:
+                    connection.set_option(option, value)
         connection.set_option(ldap.OPT_X_TLS_REQUIRE_CERT, ldap.OPT_X_TLS_DEMAND)
         connection.set_option(ldap.OPT_X_TLS_NEWCTX, 0)
         return connection

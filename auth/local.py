@@ -1,7 +1,12 @@
-"""Local users: a YAML file of argon2id password hashes, TOTP secrets and groups.
+"""Local users: a YAML file of argon2id password hashes, groups and flags.
 
     users:
-      alice: {password: "$argon2id$...", totp_secret: "BASE32...", groups: [operators], admin: false, disabled: false}
+      alice: {password: "$argon2id$...", groups: [operators], admin: false, disabled: false}
+
+A ``totp_secret: BASE32...`` written by :meth:`LocalUserStore.add_user` (or by hand) is how
+a secret is handed over: the gateway moves it into its database, sealed, at the user's
+next login or right away from ``deskgate user add`` (see ``auth.login.adopt_local_secret``),
+and removes it from the file.
 
 The file is written atomically (temporary file in the same directory, fsync, rename)
 with mode 0600, under an advisory lock so that the CLI and a running gateway do not
@@ -137,17 +142,14 @@ class LocalUserStore:
         self._modify(add)
         return secret
 
-    def reset_totp(self, name: str) -> str:
-        """Give ``name`` a new TOTP secret (the old authenticator stops working); return it."""
-        secret = new_secret()
+    def clear_totp(self, name: str, secret: str) -> None:
+        """Remove ``name``'s TOTP secret from the file if it is still ``secret`` (it moved to the database)."""
 
-        def reset(users: dict[str, LocalUser]) -> None:
-            if name not in users:
-                raise UserAdminError(f"no user {name!r} in {self.path}")
-            users[name] = replace(users[name], totp_secret=secret)
+        def clear(users: dict[str, LocalUser]) -> None:
+            if name in users and users[name].totp_secret == secret:
+                users[name] = replace(users[name], totp_secret=None)
 
-        self._modify(reset)
-        return secret
+        self._modify(clear)
 
     # -- internals
 

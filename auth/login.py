@@ -1,71 +1,279 @@
-"""The login sequence: password against each backend in turn, then the second factor.
+"""The login sequence, with its throttle, audit events and metrics.
 
-Password hashing (argon2id) and directory lookups are slow and blocking, so they run
-in a worker thread, never on the event loop. TOTP secrets are kept in the local
-users file whatever backend checked the password.
+1. The attempt is reserved with the :class:`~auth.ratelimit.LoginThrottle` (429 if it must wait).
+2. The password is tried against each backend in the configured order; ``InvalidCredentials``
+   moves on to the next, anything else stops the chain. A directory that cannot be asked
+   fails the login closed, even when a later backend might know the name: it must not
+   decide whose account a name is.
+3. The account must not be disabled (in the database, or in the users file), and a directory
+   user must be in one of ``auth.ldap.allowed_groups``.
+4. The second factor: the user's TOTP secret from the database (a local user's secret found in
+   the users file is moved there first, replacing any older one). None enrolled: with TOTP required, an enrollment
+   starts (:class:`EnrollmentRequired`) and is confirmed by :meth:`LoginService.confirm_enrollment`.
+
+Every attempt ends in one ``login`` audit event and one ``auth_attempts_total`` sample.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv6Address
 from typing import Protocol
 
-from auth.errors import DirectoryUnavailable, InvalidCredentials, TOTPNotEnrolled
+from auth.accounts import DisabledAccounts
+from auth.errors import (
+    AccessNotGranted,
+    AccountDisabled,
+    AlreadyEnrolled,
+    AuthError,
+    DirectoryUnavailable,
+    EnrollmentExpired,
+    EnrollmentRequired,
+    InvalidCredentials,
+    InvalidTOTP,
+    RateLimited,
+    SecretKeyError,
+    TOTPUnavailable,
+)
 from auth.identity import Identity
 from auth.local import LocalUserStore
-from auth.totp import TOTPVerifier
-from gateway.config import TOTPConfig
+from auth.ratelimit import LoginThrottle
+from auth.totp import REPLAYED, TOTPVerifier
+from auth.totp_store import Enrollments, PendingEnrollment, TOTPSecrets
+from gateway.audit import AuditLog
 from gateway.errors import ConfigError
+from gateway.metrics import Metrics
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
+
+MAX_USERNAME = 255
+MAX_PASSWORD = 1024
+#: Failures that count against the throttle; any other refusal is withdrawn from it.
+COUNTED = (InvalidCredentials, InvalidTOTP, AccountDisabled, AccessNotGranted)
+RESULTS: dict[type[AuthError], str] = {
+    InvalidCredentials: "bad_password", InvalidTOTP: "bad_totp", AccountDisabled: "disabled",
+    AccessNotGranted: "not_granted", DirectoryUnavailable: "directory_unavailable", TOTPUnavailable: "error",
+    EnrollmentRequired: "enroll", EnrollmentExpired: "enroll_expired", AlreadyEnrolled: "bad_totp",
+}
+IPAddress = IPv4Address | IPv6Address
 
 
 class PasswordBackend(Protocol):
-    """Anything that can check a username and password (local file now, LDAP later)."""
+    """Anything that can check a username and password (the local file, LDAP)."""
 
-    def authenticate(self, username: str, password: str) -> Identity:
-        """Return the identity, or raise an :class:`~auth.errors.AuthError`; may block."""
+    name: str
+
+    async def authenticate(self, username: str, password: str) -> Identity:
+        """Return the identity, or raise an :class:`~auth.errors.AuthError`."""
         ...
 
 
-class LoginService:
-    """Runs a full login and returns the identity, or raises an AuthError subclass."""
+class LocalBackend:
+    """The users file as a :class:`PasswordBackend`: argon2id in a worker thread."""
 
-    def __init__(
-        self,
-        users: LocalUserStore,
-        totp: TOTPVerifier,
-        totp_config: TOTPConfig,
-        backends: Sequence[PasswordBackend] | None = None,
-    ) -> None:
+    name = "local"
+
+    def __init__(self, users: LocalUserStore, metrics: Metrics | None = None) -> None:
         self.users = users
-        self.totp = totp
-        self.totp_config = totp_config
-        # Tried in order; InvalidCredentials from one moves on to the next.
-        self.backends: tuple[PasswordBackend, ...] = tuple(backends) if backends is not None else (users,)
+        self._metrics = metrics
 
-    async def login(self, username: str, password: str, totp_code: str) -> Identity:
-        """Check password, then (when required, or when the user is enrolled) the TOTP code."""
-        identity, secret = await asyncio.to_thread(self._check_password, username, password)
-        if secret is None:
-            if self.totp_config.required:
-                raise TOTPNotEnrolled()
+    async def authenticate(self, username: str, password: str) -> Identity:
+        started = time.monotonic()
+        try:
+            return await asyncio.to_thread(self.users.authenticate, username, password)
+        except ConfigError as error:  # a broken users file: refuse everyone, tell the operator why
+            log.error("cannot read the users file: %s", error)
+            raise DirectoryUnavailable() from error
+        finally:
+            if self._metrics is not None:
+                self._metrics.auth_duration_seconds.labels(backend=self.name).observe(time.monotonic() - started)
+
+
+@dataclass(frozen=True, slots=True)
+class LoginPolicy:
+    """What a login demands beyond a password."""
+
+    totp_required: bool = True
+    ldap_allowed_groups: frozenset[str] | None = None  # None: any directory user
+
+
+class LoginService:
+    """Runs logins and enrollments; see the module docstring."""
+
+    def __init__(self, backends: Sequence[PasswordBackend], *, local_users: LocalUserStore | None,
+                 totp_secrets: TOTPSecrets, verifier: TOTPVerifier, enrollments: Enrollments,
+                 throttle: LoginThrottle, disabled: DisabledAccounts, audit: AuditLog, metrics: Metrics,
+                 policy: LoginPolicy) -> None:
+        if not backends:
+            raise ValueError("at least one password backend is needed")
+        self.backends = tuple(backends)
+        self.local_users = local_users
+        self.totp_secrets = totp_secrets
+        self.verifier = verifier
+        self.enrollments = enrollments
+        self.throttle = throttle
+        self.disabled = disabled
+        self.audit = audit
+        self.metrics = metrics
+        self.policy = policy
+
+    async def login(self, username: str, password: str, totp_code: str, source: IPAddress) -> Identity:
+        """The identity of a full login; raises an AuthError subclass (audited, counted) otherwise."""
+        known: list[Identity] = []
+
+        async def attempt() -> Identity:
+            if not username or len(username) > MAX_USERNAME or not password or len(password) > MAX_PASSWORD:
+                raise InvalidCredentials()
+            identity = await self._check_password(username, password)
+            known.append(identity)
+            await self._check_account(identity)
+            secret = await self._secret(identity)
+            if secret is None:
+                if self.policy.totp_required:
+                    pending = await self.enrollments.start(identity, str(source))
+                    await self.audit.record("totp.enroll", user=identity.username, source=source,
+                                            outcome="started", reason="first login without an authenticator")
+                    raise EnrollmentRequired(identity, pending.token)
+                return identity
+            await self.verifier.verify(identity.username, secret, totp_code)
             return identity
-        self.totp.verify(identity.username, secret, totp_code)
+
+        return await self._settle("login", username, source, attempt, known)
+
+    async def confirm_enrollment(self, token: str, totp_code: str, source: IPAddress) -> Identity:
+        """Save a pending enrollment's secret once a code from it checks out; the identity logs in."""
+        try:
+            pending = await self._pending(token)
+        except AuthError as error:
+            await self._refused("totp.enroll", "totp_enroll", None, source, error)
+            raise
+        known = [pending.identity]
+
+        async def attempt() -> Identity:
+            await self._check_account(pending.identity)
+            username = pending.identity.username
+            step = self.verifier.matching_step(pending.secret, totp_code)
+            if step is None:
+                if not await self.enrollments.record_failure(pending):  # used up: the next try is told to start over
+                    raise InvalidTOTP(reason="wrong authenticator code; enrollment used up")
+                raise InvalidTOTP()
+            if not await self.verifier.used_codes.check_and_mark(username, step):
+                raise InvalidTOTP(reason=REPLAYED)
+            await self.enrollments.finish(pending)
+            if not await self.totp_secrets.add_if_absent(username, pending.secret):
+                raise AlreadyEnrolled()
+            await self.audit.record("totp.enroll", user=username, source=source, outcome="success",
+                                    reason="confirmed with a code", backend=pending.identity.backend)
+            return pending.identity
+
+        return await self._settle("totp.enroll", pending.identity.username, source, attempt, known)
+
+    async def pending_enrollment(self, token: str) -> PendingEnrollment:
+        """The enrollment a browser holds the token of; raises EnrollmentExpired."""
+        return await self._pending(token)
+
+    # -- steps -----------------------------------------------------------------------------
+
+    async def _settle(self, action: str, username: str, source: IPAddress,
+                      attempt: Callable[[], Awaitable[Identity]], known: list[Identity]) -> Identity:
+        """Run ``attempt`` between the throttle's reservation and verdict; audit and count the outcome."""
+        method = "password+totp" if action == "login" else "totp_enroll"
+        username = username[:MAX_USERNAME]  # as counted and audited; a longer name is refused anyway
+        try:
+            reservation = await self.throttle.reserve(username, source)
+        except AuthError as error:
+            await self._refused(action, method, username, source, error)
+            raise
+        try:
+            identity = await attempt()
+        except AuthError as error:
+            if not isinstance(error, COUNTED):
+                await self.throttle.withdraw(reservation)
+            await self._refused(action, method, known[-1].username if known else username, source, error)
+            raise
+        except BaseException:
+            await self.throttle.withdraw(reservation)
+            raise
+        await self.throttle.succeeded(reservation)
+        self.metrics.auth_attempts_total.labels(method=method, result="ok").inc()
+        await self.audit.record("login", user=identity.username, source=source, outcome="success",
+                                backend=identity.backend, method=method, groups=sorted(identity.groups))
         return identity
 
-    def _check_password(self, username: str, password: str) -> tuple[Identity, str | None]:
-        """Worker-thread part: the first backend that accepts the password, and the user's TOTP secret."""
-        try:
-            for backend in self.backends:
-                try:
-                    identity = backend.authenticate(username, password)
-                except InvalidCredentials:
-                    continue
-                return identity, self.users.totp_secret(identity.username)
-        except ConfigError as error:  # a broken users file: refuse everyone, tell the operator why
-            logger.error("cannot read the users file: %s", error)
-            raise DirectoryUnavailable() from error
+    async def _refused(self, action: str, method: str, username: str | None, source: IPAddress,
+                       error: AuthError) -> None:
+        result = "rate_limited" if isinstance(error, RateLimited) else RESULTS.get(type(error), "error")
+        if isinstance(error, InvalidTOTP) and error.reason == REPLAYED:
+            result = "replayed_totp"
+        self.metrics.auth_attempts_total.labels(method=method, result=result).inc()
+        if isinstance(error, EnrollmentRequired):
+            outcome = "pending"
+        elif isinstance(error, (InvalidCredentials, InvalidTOTP)):
+            outcome = "failure"
+        elif isinstance(error, (DirectoryUnavailable, TOTPUnavailable)):
+            outcome = "error"
+        else:
+            outcome = "denied"
+        await self.audit.record("login", user=username, source=source, outcome=outcome, reason=error.reason,
+                                method=method, step=action)
+
+    async def _check_password(self, username: str, password: str) -> Identity:
+        for backend in self.backends:
+            try:
+                return await backend.authenticate(username, password)
+            except InvalidCredentials:
+                continue
         raise InvalidCredentials()
+
+    async def _check_account(self, identity: Identity) -> None:
+        if await self.disabled.is_disabled(identity.username):
+            raise AccountDisabled()
+        allowed = self.policy.ldap_allowed_groups
+        if identity.backend == "ldap" and allowed is not None and identity.groups.isdisjoint(allowed):
+            raise AccessNotGranted()
+
+    async def _secret(self, identity: Identity) -> str | None:
+        """The user's TOTP secret from the database, moving a local user's from the users file first."""
+        try:
+            secret = None
+            if identity.backend == "local" and self.local_users is not None:
+                secret = await adopt_local_secret(self.local_users, self.totp_secrets, identity.username)
+            if secret is None:
+                secret = await self.totp_secrets.get(identity.username)
+        except SecretKeyError as error:
+            log.error("cannot open the TOTP secret of %s: %s", identity.username, error)
+            raise TOTPUnavailable() from None
+        return secret
+
+    async def _pending(self, token: str) -> PendingEnrollment:
+        try:
+            pending = await self.enrollments.get(token) if token else None
+        except SecretKeyError as error:
+            log.error("cannot open a pending enrollment: %s", error)
+            raise TOTPUnavailable() from None
+        if pending is None:
+            raise EnrollmentExpired()
+        return pending
+
+
+async def adopt_local_secret(users: LocalUserStore, totp_secrets: TOTPSecrets, username: str) -> str | None:
+    """Move ``username``'s secret, if the users file has one, into the database (sealed); return it.
+
+    A secret in the file is newer than any in the database (moving it removes it from the
+    file), so it replaces that one: writing ``totp_secret`` into the file is how a secret is
+    handed over. A file that cannot be rewritten (a read-only mount) keeps it, logged.
+    """
+    secret = await asyncio.to_thread(users.totp_secret, username)
+    if secret is None:
+        return None
+    await totp_secrets.set(username, secret)
+    try:
+        await asyncio.to_thread(users.clear_totp, username, secret)
+    except (OSError, ConfigError) as error:
+        log.warning("moved a TOTP secret into the database but could not remove it from the users file: %s",
+                    error, extra={"ctx": {"user": username}})
+    return secret

@@ -3,7 +3,8 @@
 Codes are 6 digits over 30-second steps. A code is accepted for the current step
 and ``drift_steps`` steps either side (clocks of phones drift); once a step has
 been accepted for a user, that step and every earlier one are refused for that
-user, so an intercepted code cannot be replayed.
+user, so an intercepted code cannot be replayed. Which step was accepted last is
+kept by a :class:`UsedCodes` (the database, so that it holds across restarts and nodes).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from auth.errors import InvalidTOTP
 DIGITS = 6
 STEP_SECONDS = 30
 CODE = re.compile(r"[0-9]{6}")
+REPLAYED = "authenticator code already used"  # the audit reason of a replay
 
 
 def new_secret() -> str:
@@ -44,47 +46,34 @@ def terminal_qr(uri: str) -> str:
     return buffer.getvalue()
 
 
-class UsedCodes(Protocol):
-    """Remembers which time step was last accepted per user (in memory now; a database later)."""
+def svg_data_uri(uri: str) -> str:
+    """The QR code of ``uri`` as an SVG ``data:`` URI, for an ``<img>`` (no markup lands in the page)."""
+    return str(segno.make(uri, error="m").svg_data_uri(scale=5, border=4))
 
-    def check_and_mark(self, username: str, step: int) -> bool:
+
+class UsedCodes(Protocol):
+    """Remembers which time step was last accepted per user (the database: see auth.totp_store)."""
+
+    async def check_and_mark(self, username: str, step: int) -> bool:
         """True, and remember ``step``, when it is later than any accepted for ``username``."""
         ...
 
 
-class InMemoryUsedCodes:
-    """:class:`UsedCodes` for one process: the last accepted step per user."""
-
-    def __init__(self) -> None:
-        self._last_step: dict[str, int] = {}
-
-    def check_and_mark(self, username: str, step: int) -> bool:
-        if step <= self._last_step.get(username, -1):
-            return False
-        self._last_step[username] = step
-        return True
-
-
 class TOTPVerifier:
-    """Checks codes against the injected clock, within ``drift_steps`` steps, each step once."""
+    """Checks codes against the injected clock, within ``drift_steps`` steps, each step once per user."""
 
-    def __init__(
-        self,
-        clock: Callable[[], float] = time.time,
-        drift_steps: int = 1,
-        used_codes: UsedCodes | None = None,
-    ) -> None:
+    def __init__(self, used_codes: UsedCodes, clock: Callable[[], float] = time.time, drift_steps: int = 1) -> None:
         if drift_steps < 0:
             raise ValueError("drift_steps must be 0 or more")
+        self.used_codes = used_codes
         self.clock = clock
         self.drift_steps = drift_steps
-        self.used_codes: UsedCodes = used_codes if used_codes is not None else InMemoryUsedCodes()
 
-    def verify(self, username: str, secret: str, code: str) -> None:
-        """Return if ``code`` is valid and unused for ``username``; raise :class:`InvalidTOTP` if not."""
+    def matching_step(self, secret: str, code: str) -> int | None:
+        """The time step within the drift window whose code is ``code``, or None."""
         code = code.replace(" ", "")  # apps show "123 456"; people type it that way
         if not CODE.fullmatch(code):
-            raise InvalidTOTP()
+            return None
         totp = pyotp.TOTP(secret, digits=DIGITS, interval=STEP_SECONDS)
         current_step = int(self.clock()) // STEP_SECONDS
         matched_step = None
@@ -92,5 +81,12 @@ class TOTPVerifier:
             # compare_digest: the comparison takes the same time however many digits match
             if hmac.compare_digest(totp.generate_otp(step), code):
                 matched_step = step
-        if matched_step is None or not self.used_codes.check_and_mark(username, matched_step):
+        return matched_step
+
+    async def verify(self, username: str, secret: str, code: str) -> None:
+        """Return if ``code`` is valid and unused for ``username``; raise :class:`InvalidTOTP` if not."""
+        step = self.matching_step(secret, code)
+        if step is None:
             raise InvalidTOTP()
+        if not await self.used_codes.check_and_mark(username, step):
+            raise InvalidTOTP(reason=REPLAYED)

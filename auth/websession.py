@@ -1,98 +1,166 @@
-"""Server-side web sessions: an unguessable id in a cookie, everything else on the server.
+"""Server-side web sessions: an unguessable id in a cookie, everything else in the database.
 
 A session ends when it has been idle for ``idle_timeout`` seconds, when it is
-``absolute_timeout`` seconds old however busy it is, or when revoked. Every login
-creates a new session (a new id), so an id planted before login is worthless.
-Sessions live in memory for now: a restart logs everyone out.
+``absolute_timeout`` seconds old however busy it is, or when ended on purpose (logout,
+user disabled) — which is kept with its reason, so that every node can close that
+session's desktops saying why. Every login creates a new session (a new id), so an id
+planted before login is worthless. The database holds the SHA-256 of each id, never the
+id itself, and the CSRF token is derived from the id, so it needs no storage at all.
+
+Reading a session marks it as seen at most every ``touch_interval`` seconds, so that a
+busy page does not turn every request into a database write; idle expiry is therefore
+exact to within that interval.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import secrets
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, delete, or_, select, update
+from sqlalchemy.engine import Row
 
 from auth.identity import Identity
+from auth.totp_store import token_hash
+from gateway.store import Store, web_sessions
+
+EXPIRED_IDLE = "your sign-in expired after a period of inactivity"
+EXPIRED_ABSOLUTE = "your sign-in reached its maximum lifetime; sign in again"
+ENDED_UNKNOWN = "your sign-in ended"
+
+
+def csrf_token_for(session_id: str) -> str:
+    """The CSRF token that goes with a session (or enrollment) id."""
+    digest = hmac.new(session_id.encode(), b"deskgate csrf", hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
 @dataclass(frozen=True, slots=True)
 class WebSession:
-    """One logged-in browser; times are readings of the store's clock."""
+    """One logged-in browser; times are readings of the store's clock (epoch seconds)."""
 
     id: str
     identity: Identity
     source: str
     created: float
     last_seen: float
-    csrf_token: str
+
+    @property
+    def csrf_token(self) -> str:
+        return csrf_token_for(self.id)
 
 
 class WebSessionStore:
-    """Creates, looks up (touching), expires and revokes web sessions."""
+    """Creates, looks up (touching), expires and ends web sessions."""
 
-    def __init__(
-        self,
-        idle_timeout: float,
-        absolute_timeout: float,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
+    def __init__(self, store: Store, idle_timeout: float, absolute_timeout: float,
+                 clock: Callable[[], float] = time.time, touch_interval: float | None = None) -> None:
         if not 0 < idle_timeout <= absolute_timeout:
             raise ValueError("need 0 < idle_timeout <= absolute_timeout")
+        self.store = store
         self.idle_timeout = idle_timeout
         self.absolute_timeout = absolute_timeout
         self.clock = clock
-        self._sessions: dict[str, WebSession] = {}
+        self.touch_interval = min(30.0, idle_timeout / 30) if touch_interval is None else touch_interval
 
-    def __len__(self) -> int:
-        return len(self._sessions)
-
-    def create(self, identity: Identity, source: str) -> WebSession:
+    async def create(self, identity: Identity, source: str) -> WebSession:
         """A new session for ``identity`` logging in from ``source``."""
-        self.purge_expired()
         now = self.clock()
-        session = WebSession(
-            id=secrets.token_urlsafe(32),
-            identity=identity,
-            source=source,
-            created=now,
-            last_seen=now,
-            csrf_token=secrets.token_urlsafe(32),
-        )
-        self._sessions[session.id] = session
+        session = WebSession(secrets.token_urlsafe(32), identity, source, now, now)
+        async with self.store.transaction() as connection:
+            await connection.execute(web_sessions.insert().values(
+                id_hash=token_hash(session.id), username=identity.username, identity=identity.attributes_json(),
+                source=source, created=_time(now), last_seen=_time(now)))
         return session
 
-    def get(self, session_id: str) -> WebSession | None:
-        """The live session with this id, marked as seen now; ``None`` if unknown or expired."""
-        session = self._sessions.get(session_id)
-        if session is None:
-            return None
+    async def get(self, session_id: str) -> WebSession | None:
+        """The live session with this id, marked as seen now; ``None`` if unknown, ended or expired."""
+        key = token_hash(session_id)
+        async with self.store.read() as connection:
+            row = (await connection.execute(select(web_sessions).where(web_sessions.c.id_hash == key))).first()
         now = self.clock()
-        if self._expired(session, now):
-            del self._sessions[session_id]
+        if row is None or row.ended is not None or self._expiry_reason(row, now) is not None:
             return None
-        session = replace(session, last_seen=now)
-        self._sessions[session_id] = session
-        return session
+        last_seen = row.last_seen.timestamp()
+        if (_time(now) - row.last_seen).total_seconds() >= self.touch_interval:
+            async with self.store.transaction() as connection:
+                await connection.execute(update(web_sessions).where(web_sessions.c.id_hash == key,
+                                                                    web_sessions.c.ended.is_(None))
+                                         .values(last_seen=_time(now)))
+            last_seen = now
+        identity = Identity.from_attributes_json(row.username, row.identity)
+        return WebSession(session_id, identity, row.source, row.created.timestamp(), last_seen)
 
-    def revoke(self, session_id: str) -> bool:
-        """End one session (logout); True if it existed."""
-        return self._sessions.pop(session_id, None) is not None
+    async def end(self, session_id: str, reason: str) -> bool:
+        """End one session; True if it was live."""
+        return await self._end(web_sessions.c.id_hash == token_hash(session_id), reason) > 0
 
-    def revoke_user(self, username: str) -> list[str]:
-        """End every session of ``username``; return their ids."""
-        revoked = [id_ for id_, session in self._sessions.items() if session.identity.username == username]
-        for session_id in revoked:
-            del self._sessions[session_id]
-        return revoked
+    async def end_user(self, username: str, reason: str) -> int:
+        """End every live session of ``username`` (logout everywhere, user disabled); return how many."""
+        return await self._end(web_sessions.c.username == username, reason)
 
-    def purge_expired(self) -> int:
-        """Drop every expired session (they are also dropped lazily by :meth:`get`); return how many."""
+    async def why_ended(self, session_ids: Iterable[str]) -> dict[str, str]:
+        """For each of ``session_ids`` that is no longer live, why; live ones are left out."""
+        by_hash = {token_hash(session_id): session_id for session_id in session_ids}
+        if not by_hash:
+            return {}
+        async with self.store.read() as connection:
+            rows = (await connection.execute(select(web_sessions).where(web_sessions.c.id_hash.in_(by_hash)))).all()
         now = self.clock()
-        expired = [id_ for id_, session in self._sessions.items() if self._expired(session, now)]
-        for session_id in expired:
-            del self._sessions[session_id]
-        return len(expired)
+        reasons = dict.fromkeys(by_hash.values(), ENDED_UNKNOWN)
+        for row in rows:
+            reason = (row.end_reason or ENDED_UNKNOWN) if row.ended is not None else self._expiry_reason(row, now)
+            if reason is None:
+                del reasons[by_hash[row.id_hash]]
+            else:
+                reasons[by_hash[row.id_hash]] = reason
+        return reasons
 
-    def _expired(self, session: WebSession, now: float) -> bool:
-        return now - session.last_seen >= self.idle_timeout or now - session.created >= self.absolute_timeout
+    async def keep_alive(self, session_ids: Iterable[str]) -> None:
+        """Mark sessions as seen now: an open desktop is activity, though the page makes no requests."""
+        hashes = [token_hash(session_id) for session_id in session_ids]
+        if hashes:
+            async with self.store.transaction() as connection:
+                await connection.execute(update(web_sessions).where(web_sessions.c.id_hash.in_(hashes),
+                                                                    web_sessions.c.ended.is_(None))
+                                         .values(last_seen=_time(self.clock())))
+
+    async def purge(self, keep_ended: float = 86400.0) -> int:
+        """Delete sessions expired or ended more than ``keep_ended`` seconds ago; return how many."""
+        now = self.clock()
+        cutoff = _time(now - keep_ended)
+        async with self.store.transaction() as connection:
+            result = await connection.execute(delete(web_sessions).where(or_(
+                web_sessions.c.ended < cutoff,
+                web_sessions.c.last_seen < _time(now - self.idle_timeout - keep_ended),
+                web_sessions.c.created < _time(now - self.absolute_timeout - keep_ended))))
+        return int(result.rowcount)
+
+    async def _end(self, which: ColumnElement[bool], reason: str) -> int:
+        now = self.clock()
+        live = [web_sessions.c.ended.is_(None),
+                web_sessions.c.last_seen > _time(now - self.idle_timeout),
+                web_sessions.c.created > _time(now - self.absolute_timeout)]
+        async with self.store.transaction() as connection:
+            result = await connection.execute(update(web_sessions).where(which, *live)
+                                              .values(ended=_time(now), end_reason=reason))
+        return int(result.rowcount)
+
+    def _expiry_reason(self, row: Row[Any], now: float) -> str | None:
+        moment = _time(now)  # compared as stored: to the microsecond, so that no rounding tips the balance
+        if (moment - row.created).total_seconds() >= self.absolute_timeout:
+            return EXPIRED_ABSOLUTE
+        if (moment - row.last_seen).total_seconds() >= self.idle_timeout:
+            return EXPIRED_IDLE
+        return None
+
+
+def _time(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)

@@ -29,6 +29,9 @@ packages=(
     gcc libc6-dev                # python-ldap ships no wheel: pip compiles it
     python3-dev
     prometheus                   # functional test: a real Prometheus scrapes /metrics
+    postgresql                   # the many-node mode's database: functional tests start a throwaway cluster
+    zbar-tools                   # zbarimg: the enrollment e2e test scans the QR code the browser shows
+    websockify                   # the benchmarks' peer (bench/), with numpy, outside deskgate's venv
 )
 
 # A node/npm already on PATH (e.g. from NodeSource, whose nodejs conflicts with Debian's

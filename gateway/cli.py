@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from ipaddress import ip_address
 from pathlib import Path
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from auth.errors import AuthError
 from auth.local import LocalUserStore
 from auth.netacl import NetworkACL
@@ -20,6 +22,7 @@ from gateway.config import Config, load_config
 from gateway.errors import ConfigError, GatewayError
 from gateway.logfmt import setup_logging
 from gateway.policy import PolicySet, normalize_source
+from gateway.users_cli import run_user_admin
 from recorder.errors import RecordingError
 
 MIN_PASSWORD_LENGTH = 12
@@ -59,9 +62,17 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--admin", action="store_true", help="may supervise and administer")
     add.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
     add.set_defaults(handler=cmd_user_add)
-    totp_reset = user.add_parser("totp-reset", parents=[common], help="give a user a new TOTP secret")
+    totp_reset = user.add_parser("totp-reset", parents=[common],
+                                 help="give a user (local or directory) a new TOTP secret")
     totp_reset.add_argument("name", metavar="NAME")
     totp_reset.set_defaults(handler=cmd_user_totp_reset)
+    disable = user.add_parser("disable", parents=[common], help="refuse a user's logins and end their sessions")
+    disable.add_argument("name", metavar="NAME")
+    disable.add_argument("--reason", metavar="TEXT", help="why, for the audit log")
+    disable.set_defaults(handler=cmd_user_disable)
+    enable = user.add_parser("enable", parents=[common], help="let a disabled user log in again")
+    enable.add_argument("name", metavar="NAME")
+    enable.set_defaults(handler=cmd_user_enable)
 
     policy = commands.add_parser("policy", help="access policies").add_subparsers(
         dest="policy_command", required=True, metavar="COMMAND")
@@ -105,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(args.log_level)
     try:
         status: int = args.handler(args)
-    except (ConfigError, AuthError, GatewayError, RecordingError, OSError) as error:
+    except (ConfigError, AuthError, GatewayError, RecordingError, OSError, SQLAlchemyError) as error:
         print(str(error) if isinstance(error, ConfigError) else f"deskgate: {_one_line(error)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -164,18 +175,32 @@ def cmd_user_add(args: argparse.Namespace) -> int:
         print(f"deskgate: the password is too short; use at least {MIN_PASSWORD_LENGTH} characters", file=sys.stderr)
         return 1
     config = load_config(args.config)
-    store = _user_store(config)
-    secret = store.add_user(args.name, password, args.group, args.admin)
-    print(f"added user {args.name} to {store.path}")
+    secret = run_user_admin(config, lambda admin: admin.add_local(args.name, password, args.group, args.admin))
+    assert config.auth.local is not None  # add_local refuses otherwise
+    print(f"added user {args.name} to {config.auth.local.users_file}")
     _print_enrollment(config, args.name, secret)
     return 0
 
 
 def cmd_user_totp_reset(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    secret = _user_store(config).reset_totp(args.name)
-    print(f"new TOTP secret for {args.name}; the previous authenticator no longer works")
-    _print_enrollment(config, args.name, secret)
+    name, secret = run_user_admin(config, lambda admin: admin.reset_totp(args.name))
+    print(f"new TOTP secret for {name}; the previous authenticator no longer works and their sessions have ended")
+    _print_enrollment(config, name, secret)
+    return 0
+
+
+def cmd_user_disable(args: argparse.Namespace) -> int:
+    name, changed = run_user_admin(load_config(args.config),
+                                   lambda admin: admin.set_disabled(args.name, True, args.reason))
+    print(f"disabled {name}; every session of theirs is ending" if changed
+          else f"{name} was already disabled; any session left is ending")
+    return 0
+
+
+def cmd_user_enable(args: argparse.Namespace) -> int:
+    name, changed = run_user_admin(load_config(args.config), lambda admin: admin.set_disabled(args.name, False, None))
+    print(f"enabled {name}" if changed else f"{name} was not disabled")
     return 0
 
 

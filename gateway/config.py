@@ -25,8 +25,9 @@ import yaml
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from auth.netacl import ProxyHeader
 from gateway.errors import ConfigError
-from gateway.policy import Clipboard, InputRecording, IPNetwork, Policy, RecordingAccess
+from gateway.policy import ANY_GROUP, Clipboard, InputRecording, IPNetwork, Policy, RecordingAccess
 
 TARGET_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
 PROTOCOL_DEFAULT_PORTS = {"vnc": 5900, "ssh": 22}
@@ -78,6 +79,7 @@ class TLSConfig:
 class NetworkConfig:
     allow: tuple[IPNetwork, ...]
     trusted_proxies: tuple[IPNetwork, ...]
+    proxy_header: ProxyHeader = ProxyHeader.X_FORWARDED_FOR  # believed only from trusted_proxies
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,12 +98,16 @@ class LDAPConfig:
     group_base: str | None
     group_filter: str | None
     timeout: float
+    ca_file: Path | None = None  # CAs to trust for the directory's certificate; None: libldap's (ldap.conf)
+    # Directory users must be in one of these groups to log in (or enroll); None: anyone the directory knows.
+    allowed_groups: frozenset[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class TOTPConfig:
     required: bool
     issuer: str
+    secret_key_file: Path  # AES key sealing TOTP secrets in the database; created (0600) if missing
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +122,7 @@ class AuthConfig:
     ldap: LDAPConfig | None
     totp: TOTPConfig
     web_session: WebSessionConfig
+    order: tuple[str, ...] = ("local", "ldap")  # password backends, tried in this order (configured ones only)
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,15 +204,16 @@ class _ConfigReader:
         top = self.r.mapping(root, "", ["listen", "tls", "network", "auth", "storage", "targets", "policies"])
         tls = self.tls(top.get("tls"))
         targets = self.targets(top.get("targets"))
+        policies = self.policies(top.get("policies"), targets)
         return Config(
             path=self.r.path.absolute(),
             listen=self.listen(top.get("listen"), tls),
             tls=tls,
             network=self.network(top.get("network")),
-            auth=self.auth(top.get("auth")),
+            auth=self.auth(top.get("auth"), policies),
             storage=self.storage(top.get("storage")),
             targets=MappingProxyType(targets),
-            policies=self.policies(top.get("policies"), targets),
+            policies=policies,
         )
 
     def path(self, node: Node | None, key: str, default: str) -> Path:
@@ -262,24 +270,27 @@ class _ConfigReader:
         return tuple(self.r.network(item, item_key) for item, item_key in self.r.sequence(node, key))
 
     def network(self, node: Node | None) -> NetworkConfig:
-        section = self.r.mapping(node, "network", ["allow", "trusted_proxies"])
+        section = self.r.mapping(node, "network", ["allow", "trusted_proxies", "proxy_header"])
+        header = section.get("proxy_header")
         return NetworkConfig(
             allow=self.networks(section.get("allow"), "network.allow", ("127.0.0.0/8", "::1/128")),
             trusted_proxies=self.networks(section.get("trusted_proxies"), "network.trusted_proxies"),
+            proxy_header=ProxyHeader(self.r.choice(header, "network.proxy_header", list(ProxyHeader)))
+            if header is not None else ProxyHeader.X_FORWARDED_FOR,
         )
 
-    def auth(self, node: Node | None) -> AuthConfig:
+    def auth(self, node: Node | None, policies: tuple[Policy, ...]) -> AuthConfig:
         r = self.r
-        section = r.mapping(node, "auth", ["local", "ldap", "totp", "web_session"])
+        section = r.mapping(node, "auth", ["local", "ldap", "totp", "web_session", "order"])
         local = None
         if not r.is_null(section.get("local")):  # absent means the default; null switches it off
             local_section = r.mapping(section.get("local"), "auth.local", ["users_file"])
             local = LocalAuthConfig(self.path(local_section.get("users_file"), "auth.local.users_file", "var/users.yaml"))
         ldap_node = section.get("ldap")
-        ldap = None if ldap_node is None or r.is_null(ldap_node) else self.ldap(ldap_node)
+        ldap = None if ldap_node is None or r.is_null(ldap_node) else self.ldap(ldap_node, policies)
         if local is None and ldap is None:
             raise r.error(node, "auth", "no way to log in; configure auth.local or auth.ldap")
-        totp = r.mapping(section.get("totp"), "auth.totp", ["required", "issuer"])
+        totp = r.mapping(section.get("totp"), "auth.totp", ["required", "issuer", "secret_key_file"])
         web = r.mapping(section.get("web_session"), "auth.web_session", ["idle_timeout", "absolute_timeout"])
         idle = self.duration(web.get("idle_timeout"), "auth.web_session.idle_timeout", 15 * 60.0)
         absolute = self.duration(web.get("absolute_timeout"), "auth.web_session.absolute_timeout", 12 * 3600.0)
@@ -292,14 +303,32 @@ class _ConfigReader:
             totp=TOTPConfig(
                 required=r.boolean(totp.get("required"), "auth.totp.required", True),
                 issuer=r.string(totp.get("issuer"), "auth.totp.issuer", "deskgate"),
+                secret_key_file=self.path(totp.get("secret_key_file"), "auth.totp.secret_key_file", "var/totp.key"),
             ),
             web_session=WebSessionConfig(idle, absolute),
+            order=self.backend_order(section.get("order"), {"local": local, "ldap": ldap}),
         )
 
-    def ldap(self, node: Node) -> LDAPConfig:
+    def backend_order(self, node: Node | None, configured: Mapping[str, object]) -> tuple[str, ...]:
+        if node is None:
+            return tuple(name for name, backend in configured.items() if backend is not None)
+        order = []
+        for item, key in self.r.sequence(node, "auth.order"):
+            name = self.r.choice(item, key, list(configured))
+            if configured[name] is None:
+                raise self.r.error(item, key, f"auth.{name} is not configured; configure it or remove it here")
+            if name in order:
+                raise self.r.error(item, key, f"{name} is listed twice; keep one")
+            order.append(name)
+        missing = [name for name, backend in configured.items() if backend is not None and name not in order]
+        if missing:
+            raise self.r.error(node, "auth.order", f"auth.{missing[0]} is configured but not listed; add it")
+        return tuple(order)
+
+    def ldap(self, node: Node, policies: tuple[Policy, ...]) -> LDAPConfig:
         r = self.r
         keys = ["url", "start_tls", "bind_dn", "bind_password_file", "user_base", "user_filter",
-                "group_base", "group_filter", "timeout"]
+                "group_base", "group_filter", "timeout", "ca_file", "allowed_groups"]
         section = r.mapping(node, "auth.ldap", keys, required=["url", "user_base"])
         url = r.string(section["url"], "auth.ldap.url")
         start_tls = r.boolean(section.get("start_tls"), "auth.ldap.start_tls", False)
@@ -328,7 +357,21 @@ class _ConfigReader:
             group_base=r.optional_string(section.get("group_base"), "auth.ldap.group_base"),
             group_filter=r.optional_string(section.get("group_filter"), "auth.ldap.group_filter"),
             timeout=self.duration(section.get("timeout"), "auth.ldap.timeout", 5.0),
+            ca_file=self.optional_path(section.get("ca_file"), "auth.ldap.ca_file"),
+            allowed_groups=self.allowed_groups(section.get("allowed_groups"), policies),
         )
+
+    def allowed_groups(self, node: Node | None, policies: tuple[Policy, ...]) -> frozenset[str] | None:
+        """The listed groups; absent: the groups the policies name; ``"*"`` anywhere: no restriction (None)."""
+        if node is None:
+            groups = {group for policy in policies for group in policy.groups}
+        else:
+            items = self.r.sequence(node, "auth.ldap.allowed_groups")
+            groups = {self.r.string(item, key) for item, key in items}
+            if not groups:
+                raise self.r.error(node, "auth.ldap.allowed_groups",
+                                   'is empty, which would let no directory user in; list groups, or "*" for all')
+        return None if ANY_GROUP in groups else frozenset(groups)
 
     def storage(self, node: Node | None) -> StorageConfig:
         section = self.r.mapping(node, "storage", ["recordings", "database", "fsync_interval", "recording_key_file"])

@@ -50,9 +50,9 @@ class SessionRegistry:
     def __len__(self) -> int:
         return len(self._sessions)
 
-    def terminate_web_session(self, web_session_id: str, reason: str) -> int:
-        """End every live session opened from one web session (logout); returns how many."""
-        ended = [s for s in self if s.web_session_id == web_session_id]
+    def terminate_user(self, username: str, reason: str) -> int:
+        """End every live session of one user (logout everywhere, user disabled); returns how many."""
+        ended = [s for s in self if s.username == username]
         for session in ended:
             session.terminate(reason)
         return len(ended)

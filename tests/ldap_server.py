@@ -113,9 +113,10 @@ def write_ca(directory: Path, common_name: str) -> tuple[Path, ec.EllipticCurveP
     return path, key, certificate
 
 
-def _write_server_certificate(
+def write_server_certificate(
     directory: Path, ca_key: ec.EllipticCurvePrivateKey, ca_certificate: x509.Certificate
 ) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and localhost signed by the CA; returns the certificate and key paths."""
     key = ec.generate_private_key(ec.SECP256R1())
     now = datetime.datetime.now(datetime.timezone.utc)
     certificate = (
@@ -274,7 +275,7 @@ class SlapdServer:
         for directory in (config_dir, data_dir):
             directory.mkdir(parents=True, mode=0o700)
         _, ca_key, ca_certificate = write_ca(self.workdir, "test-ca")
-        certificate, key = _write_server_certificate(self.workdir, ca_key, ca_certificate)
+        certificate, key = write_server_certificate(self.workdir, ca_key, ca_certificate)
         config = self.workdir / "config.ldif"
         config.write_text(_config_ldif(data_dir, certificate, key, self.ca_file))
         _run(["slapadd", "-n0", "-F", str(config_dir), "-l", str(config)])

@@ -6,16 +6,13 @@ import asyncio
 import logging
 import signal
 import ssl
-from collections.abc import AsyncIterator
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from aiohttp import web
 
-from auth.local import LocalUserStore
-from auth.login import LoginService
 from auth.netacl import NetworkACL
-from auth.totp import TOTPVerifier
-from auth.websession import WebSessionStore
 from gateway.config import Config
 from gateway.desktop import TargetEndpoint
 from gateway.errors import ConfigError
@@ -23,19 +20,18 @@ from gateway.metrics import Metrics
 from gateway.policy import PolicySet
 from gateway.sessions import SessionRegistry
 from gateway.web import auth_routes, desktop_routes, portal_routes, recording_routes
-from gateway.web.keys import (
-    CONFIG,
-    LIVE_SESSIONS,
-    LOGIN,
-    METRICS,
-    NETACL,
-    POLICIES,
-    VNC_ENDPOINTS,
-    WEB_SESSIONS,
-)
+from gateway.web.auth_context import auth_context
+from gateway.web.keys import CLOCK, CONFIG, LIVE_SESSIONS, METRICS, NETACL, POLICIES, VNC_ENDPOINTS
 from gateway.web.pages import STATIC
 from gateway.web.recording_keys import database_context, recordings_context
-from gateway.web.security import network_allow_list, security_headers
+from gateway.web.security import (
+    DENIAL_AUDITOR,
+    DenialAuditor,
+    csrf_protection,
+    network_allow_list,
+    security_headers,
+    web_session,
+)
 
 log = logging.getLogger(__name__)
 
@@ -57,18 +53,17 @@ def load_vnc_endpoints(config: Config) -> dict[str, TargetEndpoint]:
     return endpoints
 
 
-def create_app(config: Config, metrics: Metrics | None = None) -> web.Application:
-    """The gateway's web application, with all state built from ``config``."""
-    app = web.Application(middlewares=[security_headers, network_allow_list], client_max_size=64 * 1024)
+def create_app(config: Config, metrics: Metrics | None = None,
+               clock: Callable[[], float] = time.time) -> web.Application:
+    """The gateway's web application, with all state built from ``config``; ``clock`` times authentication."""
+    app = web.Application(middlewares=[security_headers, network_allow_list, web_session, csrf_protection],
+                          client_max_size=64 * 1024)
     metrics = metrics or Metrics()
     app[CONFIG] = config
     app[METRICS] = metrics
-    app[NETACL] = NetworkACL(config.network.allow, config.network.trusted_proxies)
-    if config.auth.local is None:
-        raise ConfigError(config.path, None, "auth.local", "no user backend is configured")
-    app[LOGIN] = LoginService(LocalUserStore(config.auth.local.users_file), TOTPVerifier(), config.auth.totp)
-    app[WEB_SESSIONS] = WebSessionStore(config.auth.web_session.idle_timeout,
-                                        config.auth.web_session.absolute_timeout)
+    app[CLOCK] = clock
+    app[NETACL] = NetworkACL(config.network.allow, config.network.trusted_proxies, config.network.proxy_header)
+    app[DENIAL_AUDITOR] = DenialAuditor()
     app[POLICIES] = PolicySet(config.policies)
     app[LIVE_SESSIONS] = SessionRegistry(metrics)
     app[VNC_ENDPOINTS] = load_vnc_endpoints(config)
@@ -77,6 +72,7 @@ def create_app(config: Config, metrics: Metrics | None = None) -> web.Applicatio
     app.add_routes(desktop_routes.routes)
     app.add_routes(recording_routes.routes)
     app.cleanup_ctx.append(database_context)
+    app.cleanup_ctx.append(auth_context)
     app.cleanup_ctx.append(recordings_context)
     app.router.add_static("/static/", STATIC, follow_symlinks=False)
     app.on_shutdown.append(_end_live_sessions)
@@ -138,9 +134,10 @@ def _url(scheme: str, host: str, port: int) -> str:
     return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
 
 
-async def start_gateway(config: Config, metrics: Metrics | None = None) -> RunningGateway:
+async def start_gateway(config: Config, metrics: Metrics | None = None,
+                        clock: Callable[[], float] = time.time) -> RunningGateway:
     """Start both listeners (port 0 picks a free port) and return the running gateway."""
-    app = create_app(config, metrics)
+    app = create_app(config, metrics, clock)
     http, bound_http = await _start_site(app, config.listen.http.host, config.listen.http.port,
                                          _ssl_context(config))
     listen_metrics = config.listen.metrics

@@ -1,4 +1,11 @@
-"""Login and logout: ``POST /api/v1/login``, ``POST /api/v1/logout`` and the login page."""
+"""Signing in and out: the login API and page, logout, the caller's session, TOTP enrollment.
+
+``POST /api/v1/login`` answers 200 with a new session cookie (a new id every time: no
+fixation), 401 for wrong credentials or code, 403 for a refused account or a needed
+enrollment (``{"enroll": "/enroll"}``, with an enrollment cookie), 429 with ``Retry-After``
+when throttled, 503 when the directory or the database cannot be asked.
+Logout ends every web session of the user and, with them, every desktop they have open.
+"""
 
 from __future__ import annotations
 
@@ -6,91 +13,183 @@ import logging
 from typing import Any
 
 from aiohttp import web
+from sqlalchemy.exc import SQLAlchemyError
 
-from auth.errors import AccountDisabled, AuthError, DirectoryUnavailable, InvalidTOTP, TOTPNotEnrolled
-from gateway.web.keys import CONFIG, LIVE_SESSIONS, LOGIN, METRICS, WEB_SESSIONS
-from gateway.web.pages import page
-from gateway.web.security import client_address, cookie_name, current_session, error_json, origin_allowed
+from auth.errors import (
+    AccessNotGranted,
+    AccountDisabled,
+    AlreadyEnrolled,
+    AuthError,
+    DirectoryUnavailable,
+    EnrollmentRequired,
+    RateLimited,
+    TOTPUnavailable,
+)
+from auth.identity import Identity
+from auth.totp import provisioning_uri, svg_data_uri
+from auth.totp_store import ENROLLMENT_LIFETIME
+from auth.websession import csrf_token_for
+from gateway.web.keys import CONFIG, LIVE_SESSIONS, LOGIN, WEB_SESSIONS
+from gateway.web.pages import page, redirect_to_login
+from gateway.web.recording_keys import AUDIT
+from gateway.web.security import (
+    DATABASE_DOWN,
+    client_address,
+    cookie_name,
+    current_session,
+    enroll_cookie_name,
+    error_json,
+    set_cookie,
+)
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 
 MAX_FIELD = 1024
+SIGNED_OUT = "you signed out"
 
 
-def _outcome(exc: AuthError) -> tuple[int, str]:
-    """HTTP status and metric result for a refused login."""
-    if isinstance(exc, InvalidTOTP):
-        return 401, "bad_totp"
-    if isinstance(exc, (AccountDisabled, TOTPNotEnrolled)):
-        return 403, exc.__class__.__name__.lower()
-    if isinstance(exc, DirectoryUnavailable):
-        return 503, "directory_unavailable"
-    return 401, "bad_password"
+def refusal(error: AuthError) -> web.Response:
+    """The HTTP answer to a refused login or enrollment."""
+    if isinstance(error, RateLimited):
+        return error_json(429, str(error), **{"Retry-After": str(error.retry_after)})
+    if isinstance(error, (DirectoryUnavailable, TOTPUnavailable)):
+        return error_json(503, str(error))
+    if isinstance(error, (AccountDisabled, AccessNotGranted, AlreadyEnrolled)):
+        return error_json(403, str(error))
+    return error_json(401, str(error))
 
 
-async def _credentials(request: web.Request) -> tuple[str, str, str]:
-    """The three login fields from a JSON body, or an HTTP error that says what is wrong."""
+async def json_fields(request: web.Request, names: tuple[str, ...]) -> list[str] | web.Response:
+    """String fields from a JSON object body, or the HTTP error that says what is wrong with it.
+
+    Only ``application/json`` is read: a cross-site HTML form cannot send it.
+    """
     if request.content_type != "application/json":
-        raise error_json(415, "send the login as JSON: {\"username\", \"password\", \"totp\"}")
+        return error_json(415, "send JSON: {" + ", ".join(f'"{name}"' for name in names) + "}")
     try:
         body: Any = await request.json()
     except ValueError:
-        raise error_json(400, "the request body is not valid JSON") from None
+        return error_json(400, "the request body is not valid JSON")
     if not isinstance(body, dict):
-        raise error_json(400, "the request body must be a JSON object")
+        return error_json(400, "the request body must be a JSON object")
     fields = []
-    for name in ("username", "password", "totp"):
+    for name in names:
         value = body.get(name, "")
         if not isinstance(value, str) or len(value) > MAX_FIELD:
-            raise error_json(400, f"{name} must be a string of at most {MAX_FIELD} characters")
+            return error_json(400, f"{name} must be a string of at most {MAX_FIELD} characters")
         fields.append(value)
-    return fields[0].strip(), fields[1], fields[2].strip()
+    return fields
+
+
+async def start_web_session(request: web.Request, identity: Identity) -> web.Response:
+    """A new session for ``identity`` (the caller's old one, if any, ends: no fixation), as a 200 response."""
+    sessions = request.app[WEB_SESSIONS]
+    old = current_session(request)
+    if old is not None:
+        await sessions.end(old.id, "replaced by a new sign-in")
+    session = await sessions.create(identity, str(client_address(request)))
+    log.info("login", extra={"ctx": {"user": identity.username, "source": session.source,
+                                     "groups": ",".join(sorted(identity.groups))}})
+    response = web.json_response({"username": identity.username, "groups": sorted(identity.groups),
+                                  "admin": identity.admin, "csrf_token": session.csrf_token})
+    set_cookie(response, request.app, cookie_name(request.app), session.id)
+    return response
 
 
 @routes.post("/api/v1/login")
 async def login(request: web.Request) -> web.Response:
-    app = request.app
-    if "Origin" in request.headers and not origin_allowed(request):
-        return error_json(403, "cross-site login refused")
-    username, password, totp_code = await _credentials(request)
-    source = client_address(request)
-    ctx = {"user": username, "source": source}
+    fields = await json_fields(request, ("username", "password", "totp"))
+    if isinstance(fields, web.Response):
+        return fields
+    username, password, totp_code = fields
     try:
-        identity = await app[LOGIN].login(username, password, totp_code)
-    except AuthError as exc:
-        status, result = _outcome(exc)
-        app[METRICS].auth_attempts_total.labels(method="password+totp", result=result).inc()
-        log.warning("login refused", extra={"ctx": {**ctx, "reason": result}})
-        return error_json(status, str(exc))
-    app[METRICS].auth_attempts_total.labels(method="password+totp", result="ok").inc()
-    old = current_session(request)
-    if old is not None:  # a new id at every login: no session fixation
-        app[WEB_SESSIONS].revoke(old.id)
-    session = app[WEB_SESSIONS].create(identity, str(source))
-    log.info("login", extra={"ctx": {**ctx, "groups": ",".join(sorted(identity.groups))}})
-    response = web.json_response(
-        {"username": identity.username, "groups": sorted(identity.groups), "admin": identity.admin}
-    )
-    tls = app[CONFIG].tls.enabled
-    response.set_cookie(cookie_name(app), session.id, httponly=True, samesite="Strict", secure=tls, path="/")
-    return response
+        identity = await request.app[LOGIN].login(username.strip(), password, totp_code.strip(),
+                                                  client_address(request))
+        return await start_web_session(request, identity)
+    except EnrollmentRequired as needed:
+        response = web.json_response({"error": str(needed), "enroll": "/enroll"}, status=403)
+        set_cookie(response, request.app, enroll_cookie_name(request.app), needed.token,
+                   max_age=int(ENROLLMENT_LIFETIME))
+        return response
+    except AuthError as error:
+        return refusal(error)
+    except SQLAlchemyError as error:
+        log.error("login failed on the database: %s", error)
+        return error_json(503, DATABASE_DOWN)
 
 
 @routes.post("/api/v1/logout")
 async def logout(request: web.Request) -> web.Response:
-    if not origin_allowed(request):
-        return error_json(403, "cross-site logout refused")
     session = current_session(request)
     response = web.json_response({"ok": True})
     if session is not None:
-        ended = request.app[LIVE_SESSIONS].terminate_web_session(session.id, "you logged out")
-        request.app[WEB_SESSIONS].revoke(session.id)
-        log.info("logout", extra={"ctx": {"user": session.identity.username, "sessions_ended": ended}})
+        user = session.identity.username
+        sessions_ended = await request.app[WEB_SESSIONS].end_user(user, SIGNED_OUT)
+        desktops_ended = request.app[LIVE_SESSIONS].terminate_user(user, SIGNED_OUT)
+        await request.app[AUDIT].record("logout", user=user, source=client_address(request), outcome="success",
+                                        web_sessions=sessions_ended, desktops=desktops_ended)
     response.del_cookie(cookie_name(request.app), path="/")
     return response
+
+
+@routes.get("/api/v1/session")
+async def whoami(request: web.Request) -> web.Response:
+    """The caller's session: who, and the CSRF token the pages send with every state change."""
+    session = current_session(request)
+    if session is None:
+        return error_json(401, "log in first")
+    settings = request.app[CONFIG].auth.web_session
+    return web.json_response({
+        "username": session.identity.username, "groups": sorted(session.identity.groups),
+        "admin": session.identity.admin, "csrf_token": session.csrf_token,
+        "idle_timeout": settings.idle_timeout, "expires": session.created + settings.absolute_timeout,
+    })
 
 
 @routes.get("/login")
 async def login_page(request: web.Request) -> web.StreamResponse:
     return page("login.html")
+
+
+# -- enrollment of an authenticator at the first login ------------------------------------------
+
+
+@routes.get("/enroll")
+async def enroll_page(request: web.Request) -> web.StreamResponse:
+    if not request.cookies.get(enroll_cookie_name(request.app)):
+        raise redirect_to_login()
+    return page("enroll.html")
+
+
+@routes.get("/api/v1/totp/enrollment")
+async def enrollment(request: web.Request) -> web.Response:
+    """The pending enrollment's secret, as a QR code (SVG) and as text, for the authenticator app."""
+    token = request.cookies.get(enroll_cookie_name(request.app), "")
+    try:
+        pending = await request.app[LOGIN].pending_enrollment(token)
+    except AuthError as error:
+        return refusal(error)
+    uri = provisioning_uri(pending.secret, pending.identity.username, request.app[CONFIG].auth.totp.issuer)
+    return web.json_response({"username": pending.identity.username, "secret": pending.secret, "uri": uri,
+                              "qr": svg_data_uri(uri), "csrf_token": csrf_token_for(token)})
+
+
+@routes.post("/api/v1/totp/enrollment")
+async def confirm_enrollment(request: web.Request) -> web.Response:
+    """Confirm with a code from the app: the secret is saved and the user is signed in."""
+    fields = await json_fields(request, ("totp",))
+    if isinstance(fields, web.Response):
+        return fields
+    (totp_code,) = fields
+    token = request.cookies.get(enroll_cookie_name(request.app), "")
+    try:
+        identity = await request.app[LOGIN].confirm_enrollment(token, totp_code.strip(), client_address(request))
+        response = await start_web_session(request, identity)
+    except AuthError as error:
+        return refusal(error)
+    except SQLAlchemyError as error:
+        log.error("enrollment failed on the database: %s", error)
+        return error_json(503, DATABASE_DOWN)
+    response.del_cookie(enroll_cookie_name(request.app), path="/")
+    return response

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from aiohttp import web
 
+from auth.ldap import LDAPBackend
 from auth.login import LoginService
 from auth.netacl import NetworkACL
 from auth.websession import WebSessionStore
@@ -16,7 +19,10 @@ from gateway.sessions import SessionRegistry
 CONFIG = web.AppKey("config", Config)
 METRICS = web.AppKey("metrics", Metrics)
 NETACL = web.AppKey("netacl", NetworkACL)
+#: The wall clock of everything time-bound in authentication (TOTP, web sessions, throttle); tests inject one.
+CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")
 LOGIN = web.AppKey("login", LoginService)
+LDAP = web.AppKey("ldap", LDAPBackend)  # present only when auth.ldap is configured
 WEB_SESSIONS = web.AppKey("web_sessions", WebSessionStore)
 POLICIES = web.AppKey("policies", PolicySet)
 LIVE_SESSIONS = web.AppKey("live_sessions", SessionRegistry)

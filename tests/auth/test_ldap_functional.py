@@ -321,3 +321,45 @@ def test_configurations_that_cannot_work_safely_are_refused(
 ) -> None:
     with pytest.raises(ValueError, match=re.escape(message)):
         LDAPBackend(replace(config, **changes))  # type: ignore[arg-type]
+
+
+# -- ca_file, the health probe and administrators' lookups ----------------------------------------
+
+
+async def test_ca_file_trusts_the_directory_without_ldap_conf(config: LDAPConfig, server: SlapdServer,
+                                                             libldap_default: LibldapDefault, tmp_path: Path) -> None:
+    other_ca, _, _ = write_ca(tmp_path, "someone-else")
+    libldap_default(ldap.OPT_X_TLS_CACERTFILE, str(other_ca))  # what ldap.conf says no longer matters
+    backend = LDAPBackend(replace(config, ca_file=server.ca_file))
+
+    assert (await backend.authenticate("alice", USERS["alice"])).username == "alice"
+    assert (await LDAPBackend(replace(config, url=server.ldaps_url, start_tls=False, ca_file=server.ca_file))
+            .authenticate("bob", USERS["bob"])).username == "bob"
+    with pytest.raises(DirectoryUnavailable):
+        await LDAPBackend(replace(config, ca_file=other_ca)).authenticate("alice", USERS["alice"])
+
+
+async def test_the_probe_keeps_ldap_up_current_between_logins(
+    backend: LDAPBackend, server: SlapdServer, metrics: Metrics, config: LDAPConfig, tmp_path: Path
+) -> None:
+    assert await backend.probe() and ldap_up(metrics) == 1
+    server.stop()
+    started = time.monotonic()
+    assert not await backend.probe() and ldap_up(metrics) == 0
+    assert time.monotonic() - started < TIMEOUT + MARGIN
+    server.start()
+    assert await backend.probe() and ldap_up(metrics) == 1
+    wrong = tmp_path / "wrong.pass"
+    wrong.write_text("not-the-service-password")
+    assert not await LDAPBackend(replace(config, bind_password_file=wrong), metrics=metrics).probe()
+    template = replace(config, bind_dn=None, bind_password_file=None, user_base=f"uid={{username}},{PEOPLE}")
+    assert await LDAPBackend(template).probe()
+
+
+async def test_canonical_name_finds_the_directorys_spelling(backend: LDAPBackend, server: SlapdServer) -> None:
+    assert await backend.canonical_name("ALICE") == "alice"
+    assert await backend.canonical_name("nobody") is None
+    assert await backend.canonical_name("*") is None
+    server.stop()
+    with pytest.raises(DirectoryUnavailable):
+        await backend.canonical_name("alice")

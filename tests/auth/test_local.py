@@ -127,13 +127,14 @@ def test_invalid_group_names(store: LocalUserStore) -> None:
         store.add_user("alice", PASSWORD, ["ops team"])
 
 
-def test_reset_totp(store: LocalUserStore) -> None:
+def test_clear_totp_only_removes_the_secret_it_was_given(store: LocalUserStore) -> None:
     old = store.add_user("alice", PASSWORD)
-    new = store.reset_totp("alice")
-    assert new != old and store.totp_secret("alice") == new
+    store.clear_totp("alice", "AAAAAAAAAAAAAAAA")  # not alice's (any more): left alone
+    assert store.totp_secret("alice") == old
+    store.clear_totp("alice", old)
+    assert store.totp_secret("alice") is None
     assert store.authenticate("alice", PASSWORD).username == "alice"  # password untouched
-    with pytest.raises(UserAdminError, match="no user 'bob'"):
-        store.reset_totp("bob")
+    store.clear_totp("bob", old)  # no such user: nothing to do
 
 
 def test_missing_file_is_an_empty_store(store: LocalUserStore) -> None:
@@ -149,8 +150,8 @@ def test_reloads_when_another_process_changes_the_file(users_file: Path) -> None
     cli.add_user("alice", PASSWORD, ["operators"])
     assert gateway.authenticate("alice", PASSWORD).groups == frozenset({"operators"})
     cli.add_user("bob", PASSWORD)
-    secret = cli.reset_totp("alice")
-    assert gateway.totp_secret("alice") == secret and gateway.get("bob") is not None
+    cli.clear_totp("alice", cli.totp_secret("alice") or "")
+    assert gateway.totp_secret("alice") is None and gateway.get("bob") is not None
 
 
 def test_concurrent_writers_lose_nothing(users_file: Path) -> None:

@@ -1,12 +1,14 @@
+"""TOTP verification (RFC 6238): the drift window, one use per step, enrollment URI and QR codes."""
+
 from __future__ import annotations
 
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, unquote, urlparse
 
 import pyotp
 import pytest
 
 from auth.errors import InvalidTOTP
-from auth.totp import InMemoryUsedCodes, TOTPVerifier, new_secret, provisioning_uri, terminal_qr
+from auth.totp import REPLAYED, TOTPVerifier, new_secret, provisioning_uri, svg_data_uri, terminal_qr
 
 # RFC 6238 appendix B: the SHA-1 test secret "12345678901234567890", base32-encoded.
 RFC_SECRET = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
@@ -14,100 +16,103 @@ NOW = 1_111_111_109.0  # RFC 6238 test time; 8-digit code 07081804, so 6-digit c
 STEP = 30
 
 
+class LastStep:
+    """:class:`~auth.totp.UsedCodes` in a dict (the database one is tested in test_totp_store)."""
+
+    def __init__(self) -> None:
+        self.last: dict[str, int] = {}
+        self.calls: list[tuple[str, int]] = []
+
+    async def check_and_mark(self, username: str, step: int) -> bool:
+        self.calls.append((username, step))
+        if step <= self.last.get(username, -1):
+            return False
+        self.last[username] = step
+        return True
+
+
 def code_at(offset_steps: int, secret: str = RFC_SECRET) -> str:
     return pyotp.TOTP(secret).at(NOW + offset_steps * STEP)
 
 
-def verifier() -> TOTPVerifier:
-    return TOTPVerifier(clock=lambda: NOW)
+def verifier(now: float = NOW, drift_steps: int = 1) -> TOTPVerifier:
+    return TOTPVerifier(LastStep(), clock=lambda: now, drift_steps=drift_steps)
 
 
-def test_rfc_6238_vector() -> None:
-    verifier().verify("alice", RFC_SECRET, "081804")
+async def test_rfc_6238_vector() -> None:
+    await verifier().verify("alice", RFC_SECRET, "081804")
 
 
 @pytest.mark.parametrize("offset", [-1, 0, 1])
-def test_current_and_neighbouring_steps_are_accepted(offset: int) -> None:
-    verifier().verify("alice", RFC_SECRET, code_at(offset))
+async def test_current_and_neighbouring_steps_are_accepted(offset: int) -> None:
+    await verifier().verify("alice", RFC_SECRET, code_at(offset))
 
 
 @pytest.mark.parametrize("offset", [-3, -2, 2, 3])
-def test_codes_two_steps_away_are_refused(offset: int) -> None:
-    with pytest.raises(InvalidTOTP, match="wrong or expired authenticator code"):
-        verifier().verify("alice", RFC_SECRET, code_at(offset))
+async def test_codes_two_steps_away_are_refused(offset: int) -> None:
+    with pytest.raises(InvalidTOTP, match="wrong or expired authenticator code") as refused:
+        await verifier().verify("alice", RFC_SECRET, code_at(offset))
+    assert refused.value.reason == "wrong authenticator code"
 
 
-def test_drift_window_is_configurable() -> None:
-    strict = TOTPVerifier(clock=lambda: NOW, drift_steps=0)
+async def test_drift_window_is_configurable() -> None:
     with pytest.raises(InvalidTOTP):
-        strict.verify("alice", RFC_SECRET, code_at(1))
-    TOTPVerifier(clock=lambda: NOW, drift_steps=2).verify("alice", RFC_SECRET, code_at(2))
+        await verifier(drift_steps=0).verify("alice", RFC_SECRET, code_at(1))
+    await verifier(drift_steps=2).verify("alice", RFC_SECRET, code_at(2))
+    with pytest.raises(ValueError):
+        verifier(drift_steps=-1)
 
 
-def test_a_code_is_accepted_once_per_user() -> None:
+async def test_a_code_is_accepted_once_per_user_and_a_replay_says_so() -> None:
     totp = verifier()
     code = code_at(0)
-    totp.verify("alice", RFC_SECRET, code)
-    with pytest.raises(InvalidTOTP):
-        totp.verify("alice", RFC_SECRET, code)
-    totp.verify("bob", RFC_SECRET, code)  # another user's counter is separate
+    await totp.verify("alice", RFC_SECRET, code)
+    with pytest.raises(InvalidTOTP) as replayed:
+        await totp.verify("alice", RFC_SECRET, code)
+    assert replayed.value.reason == REPLAYED
+    assert str(replayed.value) == "wrong or expired authenticator code"  # the person is told no more
+    await totp.verify("bob", RFC_SECRET, code)  # another user's counter is separate
 
 
-def test_after_a_newer_step_older_steps_are_refused() -> None:
+async def test_after_a_newer_step_older_steps_are_refused() -> None:
     totp = verifier()
-    totp.verify("alice", RFC_SECRET, code_at(1))
+    await totp.verify("alice", RFC_SECRET, code_at(1))
     for offset in (0, -1):
         with pytest.raises(InvalidTOTP):
-            totp.verify("alice", RFC_SECRET, code_at(offset))
+            await totp.verify("alice", RFC_SECRET, code_at(offset))
 
 
-def test_next_step_is_accepted_after_time_moves_on() -> None:
+async def test_next_step_is_accepted_after_time_moves_on() -> None:
     now = [NOW]
-    totp = TOTPVerifier(clock=lambda: now[0])
-    totp.verify("alice", RFC_SECRET, code_at(0))
+    totp = TOTPVerifier(LastStep(), clock=lambda: now[0])
+    await totp.verify("alice", RFC_SECRET, code_at(0))
     now[0] += STEP
-    totp.verify("alice", RFC_SECRET, code_at(1))
+    await totp.verify("alice", RFC_SECRET, code_at(1))
 
 
-def test_a_refused_code_does_not_use_up_the_step() -> None:
-    totp = verifier()
+async def test_a_wrong_code_does_not_use_up_a_step() -> None:
+    used = LastStep()
+    totp = TOTPVerifier(used, clock=lambda: NOW)
     with pytest.raises(InvalidTOTP):
-        totp.verify("alice", RFC_SECRET, code_at(5))
-    totp.verify("alice", RFC_SECRET, code_at(0))
-
-
-@pytest.mark.parametrize("code", ["", "81804", "0081804", "08180a", "081804\n0", "٠٨١٨٠٤", "+81804"])
-def test_codes_must_be_six_ascii_digits(code: str) -> None:
-    with pytest.raises(InvalidTOTP):
-        verifier().verify("alice", RFC_SECRET, code)
-
-
-def test_a_space_in_the_middle_is_tolerated() -> None:
-    verifier().verify("alice", RFC_SECRET, "081 804")
-
-
-def test_used_codes_storage_is_pluggable() -> None:
-    class Recording:
-        def __init__(self) -> None:
-            self.calls: list[tuple[str, int]] = []
-
-        def check_and_mark(self, username: str, step: int) -> bool:
-            self.calls.append((username, step))
-            return False
-
-    used = Recording()
-    with pytest.raises(InvalidTOTP):
-        TOTPVerifier(clock=lambda: NOW, used_codes=used).verify("alice", RFC_SECRET, code_at(0))
+        await totp.verify("alice", RFC_SECRET, code_at(5))
+    assert used.calls == []
+    await totp.verify("alice", RFC_SECRET, code_at(0))
     assert used.calls == [("alice", int(NOW) // STEP)]
 
 
-def test_in_memory_used_codes() -> None:
-    used = InMemoryUsedCodes()
-    assert used.check_and_mark("a", 10)
-    assert not used.check_and_mark("a", 10)
-    assert not used.check_and_mark("a", 9)
-    assert used.check_and_mark("a", 11)
-    assert used.check_and_mark("b", 10)
+@pytest.mark.parametrize("code", ["", "81804", "0081804", "08180a", "081804\n0", "٠٨١٨٠٤", "+81804"])
+async def test_codes_must_be_six_ascii_digits(code: str) -> None:
+    with pytest.raises(InvalidTOTP):
+        await verifier().verify("alice", RFC_SECRET, code)
+
+
+async def test_a_space_in_the_middle_is_tolerated() -> None:
+    await verifier().verify("alice", RFC_SECRET, "081 804")
+
+
+def test_matching_step_names_the_step() -> None:
+    assert verifier().matching_step(RFC_SECRET, code_at(-1)) == int(NOW) // STEP - 1
+    assert verifier().matching_step(RFC_SECRET, code_at(2)) is None
 
 
 def test_enrollment_uri_and_qr() -> None:
@@ -121,3 +126,12 @@ def test_enrollment_uri_and_qr() -> None:
     lines = qr.splitlines()
     assert len(lines) > 20 and set("".join(lines)) <= {" ", "█", "▀", "▄"}
     assert len({len(line) for line in lines}) == 1  # a square block of characters
+
+
+def test_svg_qr_is_an_image_data_uri_without_the_secret_in_text() -> None:
+    secret = new_secret()
+    svg = svg_data_uri(provisioning_uri(secret, "alice<script>", "deskgate"))
+    assert svg.startswith("data:image/svg+xml")
+    text = unquote(svg)
+    assert "<svg" in text and "<path" in text
+    assert secret not in text and "<script>" not in text

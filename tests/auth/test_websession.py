@@ -1,91 +1,110 @@
+"""Web sessions in the database: new id per login, idle and absolute expiry, ending with a reason."""
+
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select
 
 from auth.identity import Identity
-from auth.websession import WebSessionStore
+from auth.totp_store import token_hash
+from auth.websession import EXPIRED_ABSOLUTE, EXPIRED_IDLE, WebSessionStore, csrf_token_for
+from gateway.store import Store, web_sessions
+from tests.auth.conftest import Clock
 
 ALICE = Identity("alice", frozenset({"operators"}), admin=False, backend="local")
-BOB = Identity("bob", frozenset(), admin=True, backend="local")
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+BOB = Identity("bob", frozenset(), admin=True, backend="ldap")
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def sessions(store: Store, clock: Clock) -> WebSessionStore:
+    return WebSessionStore(store, idle_timeout=600, absolute_timeout=3600, clock=clock, touch_interval=10)
 
 
-@pytest.fixture
-def store(clock: Clock) -> WebSessionStore:
-    return WebSessionStore(idle_timeout=600, absolute_timeout=3600, clock=clock)
+async def test_create_and_get(sessions: WebSessionStore, clock: Clock) -> None:
+    session = await sessions.create(ALICE, "10.0.0.5")
+    found = await sessions.get(session.id)
+    assert found is not None
+    assert (found.identity, found.source, found.created) == (ALICE, "10.0.0.5", clock.now)
+    assert (await sessions.get(session.id[:-1] + "x")) is None
 
 
-def test_create_and_get(store: WebSessionStore, clock: Clock) -> None:
-    session = store.create(ALICE, "127.0.0.1")
-    assert (session.identity, session.source, session.created, session.last_seen) == (ALICE, "127.0.0.1", 1000, 1000)
-    assert len(session.id) >= 43 and len(session.csrf_token) >= 43 and session.id != session.csrf_token
-    clock.now += 10
-    found = store.get(session.id)
-    assert found is not None and found.id == session.id and found.last_seen == 1010 and found.created == 1000
-    assert store.get("no-such-id") is None
-    assert len(store) == 1
+async def test_every_login_gets_a_new_unguessable_id(sessions: WebSessionStore) -> None:
+    ids = {(await sessions.create(ALICE, "10.0.0.5")).id for _ in range(5)}
+    assert len(ids) == 5 and all(len(session_id) >= 43 for session_id in ids)  # 256 bits
 
 
-def test_every_login_gets_a_new_id(store: WebSessionStore) -> None:
-    ids = {store.create(ALICE, "127.0.0.1").id for _ in range(50)}
-    assert len(ids) == 50 and len(store) == 50
+async def test_the_database_keeps_only_a_hash_of_the_id(sessions: WebSessionStore, store: Store) -> None:
+    session = await sessions.create(ALICE, "10.0.0.5")
+    async with store.read() as connection:
+        row = (await connection.execute(select(web_sessions))).one()
+    assert row.id_hash == token_hash(session.id) and session.id not in [str(value) for value in row]
 
 
-def test_idle_expiry_and_touching(store: WebSessionStore, clock: Clock) -> None:
-    session = store.create(ALICE, "127.0.0.1")
-    clock.now += 599
-    assert store.get(session.id) is not None  # touched: idle clock restarts
-    clock.now += 599
-    assert store.get(session.id) is not None
-    clock.now += 600
-    assert store.get(session.id) is None
-    assert len(store) == 0  # removed, not just hidden
+async def test_the_csrf_token_is_derived_from_the_id(sessions: WebSessionStore) -> None:
+    first, second = await sessions.create(ALICE, "a"), await sessions.create(ALICE, "a")
+    assert first.csrf_token == csrf_token_for(first.id) != second.csrf_token
+    assert first.csrf_token not in first.id
 
 
-def test_absolute_expiry_even_when_busy(store: WebSessionStore, clock: Clock) -> None:
-    session = store.create(ALICE, "127.0.0.1")
+async def test_idle_expiry_and_touching(sessions: WebSessionStore, clock: Clock) -> None:
+    session = await sessions.create(ALICE, "10.0.0.5")
+    clock.advance(599)
+    assert await sessions.get(session.id) is not None  # touched: idle starts again
+    clock.advance(599)
+    assert await sessions.get(session.id) is not None
+    clock.advance(600)
+    assert await sessions.get(session.id) is None
+    assert await sessions.why_ended([session.id]) == {session.id: EXPIRED_IDLE}
+
+
+async def test_touches_are_written_at_most_every_touch_interval(sessions: WebSessionStore, clock: Clock) -> None:
+    session = await sessions.create(ALICE, "10.0.0.5")
+    clock.advance(5)
+    assert (await sessions.get(session.id)).last_seen == clock.now - 5  # type: ignore[union-attr]
+    clock.advance(5)
+    assert (await sessions.get(session.id)).last_seen == clock.now  # type: ignore[union-attr]
+
+
+async def test_absolute_expiry_even_when_busy(sessions: WebSessionStore, clock: Clock) -> None:
+    session = await sessions.create(ALICE, "10.0.0.5")
     for _ in range(11):
-        clock.now += 300
-        assert store.get(session.id) is not None
-    clock.now += 299  # 3599 s old
-    assert store.get(session.id) is not None
-    clock.now += 1
-    assert store.get(session.id) is None
+        clock.advance(300)
+        assert await sessions.get(session.id) is not None
+    clock.advance(300)  # 3600 s after login
+    assert await sessions.get(session.id) is None
+    assert await sessions.why_ended([session.id]) == {session.id: EXPIRED_ABSOLUTE}
 
 
-def test_revoke_and_revoke_user(store: WebSessionStore) -> None:
-    first, second = store.create(ALICE, "127.0.0.1"), store.create(ALICE, "::1")
-    other = store.create(BOB, "127.0.0.1")
-    assert store.revoke(first.id) and not store.revoke(first.id)
-    assert store.get(first.id) is None
-    third = store.create(ALICE, "127.0.0.2")
-    assert sorted(store.revoke_user("alice")) == sorted([second.id, third.id])
-    assert store.revoke_user("alice") == []
-    assert store.get(other.id) is not None and len(store) == 1
+async def test_ending_one_or_all_of_a_users_sessions_keeps_the_reason(sessions: WebSessionStore) -> None:
+    first, second = await sessions.create(ALICE, "a"), await sessions.create(ALICE, "b")
+    other = await sessions.create(BOB, "c")
+    assert await sessions.end(first.id, "you signed out")
+    assert not await sessions.end(first.id, "again")
+    assert await sessions.get(first.id) is None and await sessions.get(second.id) is not None
+    assert await sessions.end_user("alice", "your account was disabled") == 1
+    assert await sessions.get(second.id) is None and await sessions.get(other.id) is not None
+    assert await sessions.why_ended([first.id, second.id, other.id, "never-issued"]) == {
+        first.id: "you signed out", second.id: "your account was disabled", "never-issued": "your sign-in ended"}
 
 
-def test_create_purges_expired_sessions(store: WebSessionStore, clock: Clock) -> None:
-    for _ in range(3):
-        store.create(ALICE, "127.0.0.1")
-    clock.now += 600
-    store.create(BOB, "127.0.0.1")
-    assert len(store) == 1
+async def test_keep_alive_counts_as_activity(sessions: WebSessionStore, clock: Clock) -> None:
+    session = await sessions.create(ALICE, "a")
+    clock.advance(500)
+    await sessions.keep_alive([session.id])
+    clock.advance(500)
+    assert await sessions.why_ended([session.id]) == {}
 
 
-def test_timeouts_must_make_sense() -> None:
-    with pytest.raises(ValueError):
-        WebSessionStore(idle_timeout=0, absolute_timeout=10)
-    with pytest.raises(ValueError):
-        WebSessionStore(idle_timeout=20, absolute_timeout=10)
+async def test_purge_drops_long_dead_sessions(sessions: WebSessionStore, clock: Clock) -> None:
+    ended, idle = await sessions.create(ALICE, "a"), await sessions.create(BOB, "b")
+    await sessions.end(ended.id, "you signed out")
+    assert await sessions.purge(keep_ended=100) == 0
+    clock.advance(800)
+    assert await sessions.purge(keep_ended=100) == 2
+    assert await sessions.why_ended([ended.id, idle.id]) == {ended.id: "your sign-in ended", idle.id: "your sign-in ended"}
+
+
+def test_timeouts_must_make_sense(store: Store) -> None:
+    for idle, absolute in ((0, 10), (20, 10), (-1, 10)):
+        with pytest.raises(ValueError):
+            WebSessionStore(store, idle, absolute)

@@ -168,14 +168,15 @@ async def test_broken_browser_message_ends_only_that_session(
 
 
 async def test_logout_closes_the_live_desktop(gateway: GatewayUnderTest, http: aiohttp.ClientSession) -> None:
-    await gateway.login(http, "alice")
+    token = (await (await gateway.login(http, "alice")).json())["csrf_token"]
     client = await open_desktop(http, gateway)
     await client.handshake()
     await client.send(KeyEvent(True, 0xFFE1), KeyEvent(False, 0xFFE1))  # shift: harmless input
-    logout = await http.post(f"{gateway.url}/api/v1/logout", headers={"Origin": gateway.url})
+    logout = await http.post(f"{gateway.url}/api/v1/logout", headers={"Origin": gateway.url, "X-CSRF-Token": token})
     assert logout.status == 200
     with pytest.raises(RFBClosed) as closed:
         while True:
             await client._receive()
     assert closed.value.code == 4010
+    assert "you signed out" in closed.value.reason
     assert (await http.get(f"{gateway.url}/api/v1/targets")).status == 401

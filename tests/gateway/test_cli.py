@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import getpass
 import io
 import logging
 import sys
@@ -14,8 +16,12 @@ import pyotp
 import pytest
 import yaml
 
+from auth.secretbox import SecretBox
+from auth.totp_store import TOTPSecrets
+from gateway.audit import AuditLog
 from gateway.cli import main
-from gateway.config import Config
+from gateway.config import Config, load_config
+from gateway.store import Store
 
 CONFIG = """\
 auth:
@@ -97,8 +103,10 @@ def test_user_add_prints_uri_and_qr(config_file: Path, monkeypatch: pytest.Monke
     assert "▀" in out or "▄" in out  # the QR code
     users = yaml.safe_load((config_file.parent / "users.yaml").read_text())["users"]
     assert users["alice"]["groups"] == ["operators", "viewers"] and users["alice"]["admin"] is False
-    assert users["alice"]["totp_secret"] == query["secret"][0]
+    assert users["alice"]["totp_secret"] is None  # not in the file: sealed in the database
+    assert stored_secret(config_file, "alice") == query["secret"][0]
     assert PASSWORD not in out
+    assert audit_actions(config_file) == [(getpass.getuser(), "user.add", "alice")]
 
 
 def test_user_add_admin_and_password_without_newline(config_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -150,8 +158,62 @@ def test_user_totp_reset(config_file: Path, monkeypatch: pytest.MonkeyPatch, cap
     uri = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("otpauth://"))
     second = parse_qs(urlparse(uri).query)["secret"][0]
     assert second != first and len(pyotp.TOTP(second).now()) == 6
+    assert stored_secret(config_file, "alice") == second
     assert main(["user", "totp-reset", "bob", "--config", str(config_file)]) == 1
-    assert "no user 'bob'" in capsys.readouterr().err
+    assert "no user 'bob' in the users file" in capsys.readouterr().err
+    assert [action for _, action, _ in audit_actions(config_file)] == ["user.add", "user.totp_reset"]
+
+
+def test_user_totp_reset_also_clears_a_secret_handed_over_in_the_users_file(
+        config_file: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    add_user(config_file, monkeypatch, "alice")
+    users_file = config_file.parent / "users.yaml"
+    users_file.write_text(users_file.read_text().replace("totp_secret: null", "totp_secret: AAAAAAAAAAAAAAAA"))
+    assert main(["user", "totp-reset", "alice", "--config", str(config_file)]) == 0
+    assert yaml.safe_load(users_file.read_text())["users"]["alice"]["totp_secret"] is None
+
+
+def test_user_disable_and_enable(config_file: Path, monkeypatch: pytest.MonkeyPatch,
+                                 capsys: pytest.CaptureFixture[str]) -> None:
+    add_user(config_file, monkeypatch, "alice")
+    capsys.readouterr()
+    argv = ["--config", str(config_file)]
+    assert main(["user", "disable", "alice", "--reason", "left the company", *argv]) == 0
+    assert "disabled alice" in capsys.readouterr().out
+    assert main(["user", "disable", "alice", *argv]) == 0
+    assert "already disabled" in capsys.readouterr().out
+    assert main(["user", "enable", "alice", *argv]) == 0
+    assert "enabled alice" in capsys.readouterr().out
+    assert main(["user", "disable", "nobody", *argv]) == 1
+    assert "no user 'nobody'" in capsys.readouterr().err
+    assert [action for _, action, _ in audit_actions(config_file)] == [
+        "user.add", "user.disable", "user.disable", "user.enable"]
+
+
+def stored_secret(config_file: Path, name: str) -> str | None:
+    config = load_config(config_file)
+
+    async def read() -> str | None:
+        store = await Store.open(config.storage.database)
+        try:
+            return await TOTPSecrets(store, SecretBox.from_file(config.auth.totp.secret_key_file)).get(name)
+        finally:
+            await store.close()
+
+    return asyncio.run(read())
+
+
+def audit_actions(config_file: Path) -> list[tuple[str | None, str, str | None]]:
+    config = load_config(config_file)
+
+    async def read() -> list[tuple[str | None, str, str | None]]:
+        store = await Store.open(config.storage.database)
+        try:
+            return [(event.user, event.action, event.target) for event in await AuditLog(store).list()]
+        finally:
+            await store.close()
+
+    return asyncio.run(read())
 
 
 def test_policy_explain_allowed(config_file: Path, monkeypatch: pytest.MonkeyPatch,

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from auth.netacl import ProxyHeader
 from gateway.config import Address, load_config, parse_duration
 from gateway.errors import ConfigError
 from gateway.policy import Clipboard
@@ -148,6 +149,38 @@ def test_ldap_section_is_validated(tmp_path: Path) -> None:
     assert (ldap.user_filter, ldap.group_base, ldap.timeout) == ("(uid={username})", None, 3.0)
 
 
+def test_auth_defaults_order_key_file_and_proxy_header(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, ""))
+    assert config.auth.order == ("local",)
+    assert config.auth.totp.secret_key_file == tmp_path / "var/totp.key"
+    assert config.network.proxy_header is ProxyHeader.X_FORWARDED_FOR
+    config = load_config(write(tmp_path, """\
+        network: {trusted_proxies: ["10.0.0.0/24"], proxy_header: Forwarded}
+        auth:
+          order: [ldap, local]
+          ldap: {url: "ldaps://ldap.example", user_base: "ou=people,dc=example", ca_file: ca.pem}
+          totp: {secret_key_file: /etc/deskgate/totp.key}
+        """))
+    assert config.network.proxy_header is ProxyHeader.FORWARDED
+    assert config.auth.order == ("ldap", "local")
+    assert config.auth.ldap is not None and config.auth.ldap.ca_file == tmp_path / "ca.pem"
+    assert config.auth.totp.secret_key_file == Path("/etc/deskgate/totp.key")
+
+
+def test_ldap_allowed_groups_default_to_the_groups_policies_name(tmp_path: Path) -> None:
+    ldap = "auth:\n  ldap: {url: 'ldaps://l', user_base: 'ou=p,dc=e'%s}\n"
+    policies = TARGETS + ("policies:\n  - {name: a, groups: [ops, staff], targets: [desk-01]}\n"
+                          "  - {name: b, groups: [auditors], targets: [desk-01]}\n")
+    config = load_config(write(tmp_path, ldap % "" + policies))
+    assert config.auth.ldap is not None and config.auth.ldap.allowed_groups == frozenset({"ops", "staff", "auditors"})
+    config = load_config(write(tmp_path, ldap % ", allowed_groups: [ops]" + policies))
+    assert config.auth.ldap is not None and config.auth.ldap.allowed_groups == frozenset({"ops"})
+    config = load_config(write(tmp_path, ldap % ", allowed_groups: ['*']" + policies))
+    assert config.auth.ldap is not None and config.auth.ldap.allowed_groups is None
+    no_policies = load_config(write(tmp_path, ldap % ""))
+    assert no_policies.auth.ldap is not None and no_policies.auth.ldap.allowed_groups == frozenset()
+
+
 def test_clipboard_modes(tmp_path: Path) -> None:
     for text, mode in [("both", Clipboard.BOTH), ('"to-remote"', Clipboard.TO_REMOTE), ("to-local", Clipboard.TO_LOCAL),
                        ('"off"', Clipboard.OFF), ("no", Clipboard.OFF)]:
@@ -234,6 +267,16 @@ policies:
                  "did you mean 'targets'?", id="policy-typo"),
     pytest.param(TARGETS + "policies:\n  - name: p\n    groups: [ops]\n    targets: [desk-01]\n    max_session: 1.5h\n", 7,
                  "policies[0].max_session", "is not a duration", id="policy-max-session"),
+    pytest.param("auth:\n  order: [ldap]\n", 2, "auth.order[0]", "auth.ldap is not configured", id="order-unconfigured"),
+    pytest.param("auth:\n  order: [local, local]\n", 2, "auth.order[1]", "listed twice", id="order-twice"),
+    pytest.param("auth:\n  order: [radius]\n", 2, "auth.order[0]", "'radius' is not one of local, ldap",
+                 id="order-unknown"),
+    pytest.param("auth:\n  ldap: {url: 'ldaps://l', user_base: 'ou=p'}\n  order: [ldap]\n", 3, "auth.order",
+                 "auth.local is configured but not listed", id="order-missing"),
+    pytest.param("auth:\n  ldap: {url: 'ldaps://l', user_base: 'ou=p', allowed_groups: []}\n", 2,
+                 "auth.ldap.allowed_groups", "would let no directory user in", id="allowed-groups-empty"),
+    pytest.param("network: {proxy_header: X-Real-IP}\n", 1, "network.proxy_header",
+                 "'X-Real-IP' is not one of X-Forwarded-For, Forwarded", id="proxy-header"),
 ]
 
 

@@ -28,9 +28,9 @@ from gateway.metrics import Metrics
 from gateway.policy import PolicySet, RecordingAccess
 from gateway.web import recording_routes
 from gateway.web.keys import CONFIG, METRICS, NETACL, POLICIES, WEB_SESSIONS
-from gateway.web.recording_keys import AUDIT, RECORDING_INDEX, database_context
+from gateway.web.recording_keys import AUDIT, RECORDING_INDEX, STORE, database_context
 from gateway.web.recording_routes import LIST_PARAMETERS, parse_list_filters, recording_access
-from gateway.web.security import network_allow_list
+from gateway.web.security import DENIAL_AUDITOR, DenialAuditor, network_allow_list, web_session
 from recorder.index import VideoState
 from tests.recorder.test_index import end_record, event, full_session, journal_header, write_journal
 
@@ -72,14 +72,20 @@ def write_mp4(path: Path, frames: int = 48) -> None:
             container.mux(packet)
 
 
+async def web_sessions_context(app: web.Application) -> AsyncIterator[None]:
+    app[WEB_SESSIONS] = WebSessionStore(app[STORE], 900, 3600)
+    yield
+
+
 def build_app(config: Config) -> web.Application:
-    app = web.Application(middlewares=[network_allow_list])
+    app = web.Application(middlewares=[network_allow_list, web_session])
     app[CONFIG] = config
     app[METRICS] = Metrics()
     app[NETACL] = NetworkACL(config.network.allow, config.network.trusted_proxies)
-    app[WEB_SESSIONS] = WebSessionStore(900, 3600)
+    app[DENIAL_AUDITOR] = DenialAuditor()
     app[POLICIES] = PolicySet(config.policies)
     app.cleanup_ctx.append(database_context)
+    app.cleanup_ctx.append(web_sessions_context)
     app.add_routes(recording_routes.routes)
     return app
 
@@ -109,10 +115,10 @@ async def client(config: Config, aiohttp_client: ClientFactory) -> AsyncIterator
     yield client
 
 
-def login(client: Client, username: str, *groups: str, admin: bool = False) -> dict[str, str]:
+async def login(client: Client, username: str, *groups: str, admin: bool = False) -> dict[str, str]:
     """Request headers carrying a fresh web session's cookie."""
     identity = Identity(username, frozenset(groups), admin, "local")
-    session = client.app[WEB_SESSIONS].create(identity, "127.0.0.1")
+    session = await client.app[WEB_SESSIONS].create(identity, "127.0.0.1")
     return {"Cookie": f"deskgate={session.id}"}
 
 
@@ -158,7 +164,7 @@ async def test_without_a_session_everything_is_401(client: Client, path: str) ->
 
 
 async def test_operators_without_recording_access_get_403_and_are_audited(client: Client) -> None:
-    headers = login(client, "alice", "operators")
+    headers = await login(client, "alice", "operators")
     for path in ("/api/v1/recordings", f"/api/v1/recordings/{ALICE_ID}/events",
                  f"/api/v1/recordings/{ALICE_ID}/video"):
         response = await client.get(path, headers=headers)
@@ -170,7 +176,7 @@ async def test_operators_without_recording_access_get_403_and_are_audited(client
 
 
 async def test_own_access_sees_only_ones_own_recordings(client: Client) -> None:
-    headers = login(client, "tina", "trainees")
+    headers = await login(client, "tina", "trainees")
     assert await listed(client, headers) == [TINA_ID]
     assert await listed(client, headers, "?user=tina") == [TINA_ID]
     response = await client.get("/api/v1/recordings?user=alice", headers=headers)
@@ -190,12 +196,12 @@ async def test_own_access_sees_only_ones_own_recordings(client: Client) -> None:
 
 
 async def test_supervisors_and_admins_see_everything(client: Client) -> None:
-    assert await listed(client, login(client, "sue", "supervisors")) == [TINA_ID, BOB_ID, ALICE_ID]
-    assert await listed(client, login(client, "root", admin=True)) == [TINA_ID, BOB_ID, ALICE_ID]
+    assert await listed(client, await login(client, "sue", "supervisors")) == [TINA_ID, BOB_ID, ALICE_ID]
+    assert await listed(client, await login(client, "root", admin=True)) == [TINA_ID, BOB_ID, ALICE_ID]
 
 
 async def test_access_depends_on_the_source_address(client: Client) -> None:
-    headers = login(client, "rita", "reviewers")
+    headers = await login(client, "rita", "reviewers")
     assert (await client.get("/api/v1/recordings", headers=headers)).status == 403
     from_review_network = {**headers, "X-Forwarded-For": "10.9.1.1"}  # through the trusted proxy
     assert await listed(client, from_review_network) == [TINA_ID, BOB_ID, ALICE_ID]
@@ -207,7 +213,7 @@ async def test_access_depends_on_the_source_address(client: Client) -> None:
 
 
 async def test_list_fields(client: Client) -> None:
-    response = await client.get("/api/v1/recordings?user=alice", headers=login(client, "sue", "supervisors"))
+    response = await client.get("/api/v1/recordings?user=alice", headers=await login(client, "sue", "supervisors"))
     (alice,) = (await response.json())["recordings"]
     assert alice == {
         "id": ALICE_ID, "user": "alice", "source": "10.0.0.5", "target": "desk-01", "protocol": "vnc",
@@ -233,7 +239,7 @@ async def test_list_fields(client: Client) -> None:
     ("?user=&target=&since=", [TINA_ID, BOB_ID, ALICE_ID]),  # empty form fields mean "any"
 ])
 async def test_list_filters(client: Client, query: str, expected: list[str]) -> None:
-    assert await listed(client, login(client, "sue", "supervisors"), query) == expected
+    assert await listed(client, await login(client, "sue", "supervisors"), query) == expected
 
 
 @pytest.mark.parametrize(("query", "message"), [
@@ -254,7 +260,7 @@ async def test_list_filters(client: Client, query: str, expected: list[str]) -> 
     ("?user=" + "x" * 256, "user is longer than 255 characters"),
 ])
 async def test_bad_filters_are_400_with_a_clear_message(client: Client, query: str, message: str) -> None:
-    response = await client.get(f"/api/v1/recordings{query}", headers=login(client, "sue", "supervisors"))
+    response = await client.get(f"/api/v1/recordings{query}", headers=await login(client, "sue", "supervisors"))
     assert response.status == 400
     assert message in (await response.json())["error"]
 
@@ -283,7 +289,7 @@ def test_parse_list_filters_raises_only_value_error(pairs: list[tuple[str, str]]
 
 async def test_video_is_served_whole_with_accept_ranges(client: Client, config: Config) -> None:
     video = next(config.storage.recordings.rglob("*.mp4")).read_bytes()
-    response = await client.get(f"/api/v1/recordings/{ALICE_ID}/video", headers=login(client, "sue", "supervisors"))
+    response = await client.get(f"/api/v1/recordings/{ALICE_ID}/video", headers=await login(client, "sue", "supervisors"))
     assert response.status == 200
     assert response.headers["Content-Type"] == "video/mp4"
     assert response.headers["Accept-Ranges"] == "bytes"
@@ -298,7 +304,7 @@ async def test_video_ranges_are_206_with_content_range(client: Client, config: C
                                                        stop: int | None) -> None:
     video = next(config.storage.recordings.rglob("*.mp4")).read_bytes()
     expected = video[start:stop]
-    headers = {**login(client, "sue", "supervisors"), "Range": range_}
+    headers = {**await login(client, "sue", "supervisors"), "Range": range_}
     response = await client.get(f"/api/v1/recordings/{ALICE_ID}/video", headers=headers)
     assert response.status == 206
     first = start % len(video)
@@ -310,13 +316,13 @@ async def test_video_ranges_are_206_with_content_range(client: Client, config: C
 
 
 async def test_an_unsatisfiable_range_is_416(client: Client) -> None:
-    headers = {**login(client, "sue", "supervisors"), "Range": "bytes=99999999-"}
+    headers = {**await login(client, "sue", "supervisors"), "Range": "bytes=99999999-"}
     response = await client.get(f"/api/v1/recordings/{ALICE_ID}/video", headers=headers)
     assert response.status == 416
 
 
 async def test_a_video_not_rendered_yet_is_404(client: Client) -> None:
-    response = await client.get(f"/api/v1/recordings/{BOB_ID}/video", headers=login(client, "sue", "supervisors"))
+    response = await client.get(f"/api/v1/recordings/{BOB_ID}/video", headers=await login(client, "sue", "supervisors"))
     assert response.status == 404
     assert await response.json() == {"error": f"the video of {BOB_ID} is not rendered yet (state: none)"}
 
@@ -326,7 +332,7 @@ async def test_a_video_path_outside_the_recordings_directory_is_never_served(cli
     outside.write_bytes(b"not for you")
     link = client.app[CONFIG].storage.recordings / "link.mp4"
     link.symlink_to(outside)
-    headers = login(client, "sue", "supervisors")
+    headers = await login(client, "sue", "supervisors")
     for path in (outside, link, client.app[CONFIG].storage.recordings / ".." / "secret.mp4", Path("/etc/passwd")):
         await client.app[RECORDING_INDEX].set_video(BOB_ID, VideoState.READY, path)
         response = await client.get(f"/api/v1/recordings/{BOB_ID}/video", headers=headers)
@@ -345,7 +351,7 @@ async def test_a_video_path_outside_the_recordings_directory_is_never_served(cli
     "/api/v1/recordings/%EF%BC%92%EF%BC%90261125T080000Z-0000a11c/video",  # fullwidth digits
 ])
 async def test_ids_that_are_not_session_ids_are_refused(client: Client, raw_path: str) -> None:
-    response = await client.get(URL(raw_path, encoded=True), headers=login(client, "sue", "supervisors"))
+    response = await client.get(URL(raw_path, encoded=True), headers=await login(client, "sue", "supervisors"))
     assert response.status in (400, 404)
     body = await response.read()
     assert b"root:" not in body and b"ftyp" not in body
@@ -353,7 +359,7 @@ async def test_ids_that_are_not_session_ids_are_refused(client: Client, raw_path
 
 
 async def test_an_unknown_recording_is_404(client: Client) -> None:
-    headers = login(client, "sue", "supervisors")
+    headers = await login(client, "sue", "supervisors")
     for suffix in ("video", "events"):
         response = await client.get(f"/api/v1/recordings/20261125T080000Z-ffffffff/{suffix}", headers=headers)
         assert response.status == 404
@@ -364,7 +370,7 @@ async def test_an_unknown_recording_is_404(client: Client) -> None:
 
 
 async def test_events_and_activity_for_the_timeline(client: Client) -> None:
-    response = await client.get(f"/api/v1/recordings/{ALICE_ID}/events", headers=login(client, "sue", "supervisors"))
+    response = await client.get(f"/api/v1/recordings/{ALICE_ID}/events", headers=await login(client, "sue", "supervisors"))
     assert response.status == 200
     body = await response.json()
     assert body["recording"]["id"] == ALICE_ID and body["recording"]["video"] == "ready"
@@ -387,7 +393,7 @@ async def test_nothing_is_served_when_the_access_cannot_be_audited(client: Clien
         raise OSError("disk full")
 
     monkeypatch.setattr(client.app[AUDIT], "record", broken_record)
-    headers = login(client, "sue", "supervisors")
+    headers = await login(client, "sue", "supervisors")
     for path in ("/api/v1/recordings", f"/api/v1/recordings/{ALICE_ID}/events",
                  f"/api/v1/recordings/{ALICE_ID}/video"):
         response = await client.get(path, headers=headers)

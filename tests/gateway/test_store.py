@@ -88,7 +88,9 @@ async def test_open_creates_the_directory_the_tables_and_wal_mode(tmp_path: Path
             tables = await connection.run_sync(lambda sync: set(inspect(sync).get_table_names()))
             journal_mode = await connection.scalar(text("PRAGMA journal_mode"))
             busy_timeout = await connection.scalar(text("PRAGMA busy_timeout"))
-        assert tables == {"recordings", "recording_events", "audit_events"}
+        assert tables == {"recordings", "recording_events", "audit_events", "web_sessions", "totp_secrets",
+                          "totp_used_steps", "totp_enrollments", "auth_failures", "auth_known_sources",
+                          "disabled_accounts"}
         assert journal_mode == "wal"
         assert busy_timeout >= 5000
     finally:

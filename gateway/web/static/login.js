@@ -11,9 +11,13 @@ form.addEventListener("submit", async (event) => {
     username: fields.get("username"),
     password: fields.get("password"),
     totp: fields.get("totp"),
-  });
+  }, null);
   if (ok) {
     location.assign("/");
+    return;
+  }
+  if (data.enroll) {  // the password was right; this account has no authenticator yet
+    location.assign(data.enroll);
     return;
   }
   error.textContent = data.error || `Sign-in failed (HTTP ${status}).`;
