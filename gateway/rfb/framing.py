@@ -6,6 +6,9 @@ bytes arrive, so a message split at any byte parses the same. They never raise i
 the caller: on a violation the parser stops and emits a final :class:`ProtocolFailed`
 carrying the exception; later data is ignored and freed.
 
+The target's stream is the proxy's hot path: rectangles are measured in place by plain
+methods, and the update's generator only yields when the buffer ends inside one.
+
 Every event carries ``raw``, the exact wire bytes it covers: the concatenation of
 ``raw`` over all events is the stream itself (up to a failure). The proxy forwards
 ``raw`` of the events it allows and the recorder journals it, byte for byte.
@@ -17,11 +20,12 @@ allocates, the bytes it announces.
 from __future__ import annotations
 
 import struct
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Generator, Iterable
 from dataclasses import dataclass
 from typing import Generic, TypeAlias, TypeVar
 
 from gateway.errors import LimitExceeded, ProtocolViolation, UnsupportedEncoding
+from gateway.rfb.hextile import check_hextile_subrects
 from gateway.rfb.messages import (
     COMPRESS_LEVELS,
     JPEG_QUALITY_LEVELS,
@@ -69,6 +73,10 @@ class StreamReader:
         """Wait for ``size`` bytes, then consume and return them."""
         while len(self.buffer) < size:  # wait_for() inlined: this runs for every message
             yield
+        return self.take(size)
+
+    def take(self, size: int) -> bytes:
+        """Consume and return ``size`` bytes, which must be buffered already."""
         with memoryview(self.buffer) as view:  # one copy, not two as with bytes(buffer[:size])
             data = bytes(view[:size])
         del self.buffer[:size]
@@ -254,10 +262,13 @@ def filter_encodings(requested: Iterable[int]) -> tuple[int, ...]:
     return tuple(encoding for encoding in requested if encoding in FRAMEABLE_ENCODINGS)
 
 
-_RECT_HEADER_SIZE = 12  # x, y, width, height: U16; encoding: S32
+_RECT_HEADER = Rectangle.LAYOUT  # x, y, width, height: U16; encoding: S32
+_RECT_HEADER_SIZE = _RECT_HEADER.size
 _U32 = struct.Struct(">I")
+_COPY_RECT_SOURCE = struct.Struct(">HH")
 _RESIZE_ENCODINGS = (Encoding.DESKTOP_SIZE, Encoding.EXTENDED_DESKTOP_SIZE)
 _NO_PAYLOAD_ENCODINGS = (Encoding.DESKTOP_SIZE, Encoding.LAST_RECT, Encoding.QEMU_EXTENDED_KEY_EVENT)
+_LAST_RECT = int(Encoding.LAST_RECT)  # a plain int: looking up an enum member costs more than comparing
 
 # Hextile sub-encoding mask bits (RFC 6143 §7.7.4); higher bits are undefined.
 _HEXTILE_RAW = 1
@@ -290,7 +301,7 @@ class ServerMessageFramer(_Framer[ServerEvent]):
         max_name: int = 1024,
         max_payload: int = 64 << 20,
     ) -> None:
-        self._pixel_format = pixel_format
+        self.set_pixel_format(pixel_format)
         self._width = width
         self._height = height
         self.set_encodings(encodings)
@@ -298,6 +309,7 @@ class ServerMessageFramer(_Framer[ServerEvent]):
         self._max_cut_text = max_cut_text
         self._max_name = max_name
         self._max_payload = max_payload
+        self._hextile_at = (0, 0, _RECT_HEADER_SIZE)  # where a Hextile walk resumes: tile y, tile x, offset
         super().__init__()
 
     @property
@@ -315,6 +327,8 @@ class ServerMessageFramer(_Framer[ServerEvent]):
     def set_pixel_format(self, pixel_format: PixelFormat) -> None:
         """Frame later rectangles in ``pixel_format`` (the client's SetPixelFormat was forwarded)."""
         self._pixel_format = pixel_format
+        self._bytes_per_pixel = pixel_format.bytes_per_pixel  # looked up once: used for every rectangle
+        self._tight_pixel_size = pixel_format.tight_pixel_size
 
     def set_encodings(self, encodings: Iterable[int]) -> None:
         """Accept rectangles only in ``encodings`` (the client's forwarded SetEncodings) and Raw."""
@@ -345,36 +359,56 @@ class ServerMessageFramer(_Framer[ServerEvent]):
 
     def _parse_update(self) -> Parser:
         reader = self._reader
-        header = yield from reader.read_exact(UPDATE_HEADER.size)
+        buffer = reader.buffer
+        # Fast path: while whole rectangles are buffered, this loop neither enters nor resumes a
+        # generator; it yields only when the buffer ends inside a rectangle.
+        if len(buffer) < UPDATE_HEADER.size:
+            yield from reader.wait_for(UPDATE_HEADER.size)
+        header = reader.take(UPDATE_HEADER.size)
         (_, rect_count) = UPDATE_HEADER.unpack(header)
         self._events.append(UpdateBegin(rect_count, header))
         for _ in range(rect_count):
-            yield from reader.wait_for(_RECT_HEADER_SIZE)
-            rect = Rectangle.parse(bytes(reader.buffer[:_RECT_HEADER_SIZE]))
-            new_size = self._new_size(rect)
-            length = yield from self._payload_length(rect)
+            if len(buffer) < _RECT_HEADER_SIZE:
+                yield from reader.wait_for(_RECT_HEADER_SIZE)
+            rect = Rectangle(*_RECT_HEADER.unpack_from(buffer))
+            encoding = rect.encoding
+            new_size = self._new_size(rect) if encoding in _RESIZE_ENCODINGS else None
+            self._hextile_at = (0, 0, _RECT_HEADER_SIZE)
+            while True:
+                try:
+                    length = self._payload_length(rect)
+                except _Incomplete as incomplete:
+                    needed = incomplete.size
+                else:
+                    break
+                yield from reader.wait_for(needed)
             if length > self._max_payload:
                 raise LimitExceeded(f"a rectangle of {length} bytes is over the limit of {self._max_payload} bytes")
-            raw = yield from reader.read_exact(_RECT_HEADER_SIZE + length)
+            size = _RECT_HEADER_SIZE + length
+            if len(buffer) < size:
+                yield from reader.wait_for(size)
+            raw = reader.take(size)
             self._events.append(RectangleReceived(rect, raw[_RECT_HEADER_SIZE:], raw))
             if new_size is not None:
                 self._width, self._height = new_size
                 self._events.append(DesktopResized(*new_size))
-            elif rect.encoding == Encoding.LAST_RECT:
+            elif encoding == _LAST_RECT:
                 break
         self._events.append(UpdateEnd())
 
     def _new_size(self, rect: Rectangle) -> tuple[int, int] | None:
         """The framebuffer size a DesktopSize/ExtendedDesktopSize rectangle sets, checked against the limits."""
-        if rect.encoding not in _RESIZE_ENCODINGS:
-            return None
         # x = 1 with a non-zero y answers our SetDesktopSize with an error: the size stays.
         if rect.encoding == Encoding.EXTENDED_DESKTOP_SIZE and rect.x == 1 and rect.y != 0:
             return None
         check_framebuffer_size(rect.width, rect.height, self._max_framebuffer)
         return rect.width, rect.height
 
-    def _payload_length(self, rect: Rectangle) -> Generator[None, None, int]:
+    # The payload-length methods read the fields they need in place, after the rectangle's header at
+    # the start of the buffer. If the buffer ends before a field, they raise _Incomplete and are run
+    # again once it holds that many bytes: they must check things in the order the bytes come.
+
+    def _payload_length(self, rect: Rectangle) -> int:
         """How many bytes follow the rectangle's header (RFC 6143 §7.7 and the community registry)."""
         encoding, width, height = rect.encoding, rect.width, rect.height
         if encoding not in self._encodings:
@@ -383,31 +417,32 @@ class ServerMessageFramer(_Framer[ServerEvent]):
             )
         if encoding >= 0:
             self._check_inside(rect.x, rect.y, width, height, "rectangle")
-        bytes_per_pixel = self._pixel_format.bytes_per_pixel
+        buffer = self._reader.buffer
+        # The encodings are disjoint: the busiest come first.
+        if encoding == Encoding.TIGHT:
+            return self._tight_length(rect)
+        if encoding == Encoding.ZRLE:
+            return self._prefixed_length(self._max_payload, "ZRLE data")
+        if encoding == Encoding.HEXTILE:
+            return self._hextile_length(rect)
         if encoding == Encoding.RAW:
-            return width * height * bytes_per_pixel
+            return width * height * self._bytes_per_pixel
         if encoding == Encoding.COPY_RECT:
-            yield from self._reader.wait_for(_RECT_HEADER_SIZE + 4)
-            source_x, source_y = struct.unpack_from(">HH", self._reader.buffer, _RECT_HEADER_SIZE)
+            _need(buffer, _RECT_HEADER_SIZE + 4)
+            source_x, source_y = _COPY_RECT_SOURCE.unpack_from(buffer, _RECT_HEADER_SIZE)
             self._check_inside(source_x, source_y, width, height, "CopyRect source")
             return 4
         if encoding == Encoding.RRE:
-            return (yield from self._rre_length(rect, bytes_per_pixel))
-        if encoding == Encoding.HEXTILE:
-            return (yield from self._hextile_length(rect, bytes_per_pixel))
-        if encoding == Encoding.ZRLE:
-            return (yield from self._prefixed_length(self._max_payload, "ZRLE data"))
-        if encoding == Encoding.TIGHT:
-            return (yield from self._tight_length(rect))
+            return self._rre_length(rect)
         if encoding == Encoding.CURSOR:
-            return width * height * bytes_per_pixel + (width + 7) // 8 * height
+            return width * height * self._bytes_per_pixel + (width + 7) // 8 * height
         if encoding in _NO_PAYLOAD_ENCODINGS:
             return 0
         if encoding == Encoding.EXTENDED_DESKTOP_SIZE:
-            yield from self._reader.wait_for(_RECT_HEADER_SIZE + 1)
-            return 4 + 16 * self._reader.buffer[_RECT_HEADER_SIZE]
+            _need(buffer, _RECT_HEADER_SIZE + 1)
+            return 4 + 16 * buffer[_RECT_HEADER_SIZE]
         if encoding == Encoding.DESKTOP_NAME:
-            return (yield from self._prefixed_length(self._max_name, "desktop name"))
+            return self._prefixed_length(self._max_name, "desktop name")
         raise UnsupportedEncoding(f"encoding {encoding} is not supported")
 
     def _check_inside(self, x: int, y: int, width: int, height: int, what: str) -> None:
@@ -416,85 +451,100 @@ class ServerMessageFramer(_Framer[ServerEvent]):
                 f"{what} {width}x{height} at ({x}, {y}) lies outside the {self._width}x{self._height} framebuffer"
             )
 
-    def _prefixed_length(self, limit: int, what: str) -> Generator[None, None, int]:
+    def _prefixed_length(self, limit: int, what: str) -> int:
         """A U32 length followed by that many bytes."""
-        yield from self._reader.wait_for(_RECT_HEADER_SIZE + 4)
-        length: int = _U32.unpack_from(self._reader.buffer, _RECT_HEADER_SIZE)[0]
+        buffer = self._reader.buffer
+        _need(buffer, _RECT_HEADER_SIZE + 4)
+        length: int = _U32.unpack_from(buffer, _RECT_HEADER_SIZE)[0]
         if length > limit:
             raise LimitExceeded(f"{what} of {length} bytes is over the limit of {limit} bytes")
         return 4 + length
 
-    def _rre_length(self, rect: Rectangle, bytes_per_pixel: int) -> Generator[None, None, int]:
+    def _rre_length(self, rect: Rectangle) -> int:
         """U32 count, background pixel, then count × (pixel, x, y, w, h), each inside the rectangle."""
-        reader = self._reader
+        buffer = self._reader.buffer
+        bytes_per_pixel = self._bytes_per_pixel
         subrects_at = _RECT_HEADER_SIZE + 4 + bytes_per_pixel
-        yield from reader.wait_for(subrects_at)
-        count: int = _U32.unpack_from(reader.buffer, _RECT_HEADER_SIZE)[0]
+        _need(buffer, subrects_at)
+        count: int = _U32.unpack_from(buffer, _RECT_HEADER_SIZE)[0]
         if count > rect.width * rect.height:
             raise ProtocolViolation(f"RRE announces {count} sub-rectangles in a {rect.width}x{rect.height} rectangle")
         length = subrects_at - _RECT_HEADER_SIZE + count * (bytes_per_pixel + 8)
         if length > self._max_payload:
             raise LimitExceeded(f"an RRE rectangle of {length} bytes is over the limit of {self._max_payload} bytes")
-        yield from reader.wait_for(_RECT_HEADER_SIZE + length)
+        _need(buffer, _RECT_HEADER_SIZE + length)
         subrect = struct.Struct(f">{bytes_per_pixel}xHHHH")
-        for x, y, width, height in subrect.iter_unpack(reader.buffer[subrects_at : _RECT_HEADER_SIZE + length]):
+        for x, y, width, height in subrect.iter_unpack(buffer[subrects_at : _RECT_HEADER_SIZE + length]):
             if x + width > rect.width or y + height > rect.height:
                 raise ProtocolViolation(f"RRE sub-rectangle {width}x{height} at ({x}, {y}) lies outside its rectangle")
         return length
 
-    def _hextile_length(self, rect: Rectangle, bytes_per_pixel: int) -> Generator[None, None, int]:
-        """Walk the 16x16 tiles in place; only sub-rectangle bounds are looked at, never pixels."""
+    def _hextile_length(self, rect: Rectangle) -> int:
+        """Walk the 16x16 tiles in place; only sub-rectangle bounds are looked at, never pixels.
+
+        When the buffer ends inside a tile, the next run resumes at that tile (``_hextile_at``):
+        a rectangle arriving in many pieces is still walked about once.
+        """
         buffer = self._reader.buffer
+        available = len(buffer)
+        bytes_per_pixel = self._bytes_per_pixel
+        width, height = rect.width, rect.height
         end_limit = _RECT_HEADER_SIZE + self._max_payload
-        position = _RECT_HEADER_SIZE
-        for tile_width, tile_height in _hextile_tiles(rect.width, rect.height):
-            while len(buffer) <= position:
-                yield
-            mask = buffer[position]
-            position += 1
-            if mask > _HEXTILE_MASK_MAX:
-                raise ProtocolViolation(f"Hextile sub-encoding mask {mask:#x} has undefined bits set")
-            if mask & _HEXTILE_RAW:
-                position += tile_width * tile_height * bytes_per_pixel
-                continue
-            if mask & _HEXTILE_BACKGROUND:
-                position += bytes_per_pixel
-            if mask & _HEXTILE_FOREGROUND:
-                position += bytes_per_pixel
-            if mask & _HEXTILE_ANY_SUBRECTS:
-                while len(buffer) <= position:
-                    yield
-                stride = 2 + bytes_per_pixel if mask & _HEXTILE_SUBRECTS_COLOURED else 2
-                end = position + 1 + buffer[position] * stride
-                while len(buffer) < end:
-                    yield
-                _check_hextile_subrects(buffer[position + 1 : end], stride, tile_width, tile_height)
-                position = end
-            if position > end_limit:
-                raise LimitExceeded(f"a Hextile rectangle is over the limit of {self._max_payload} bytes")
+        first_y, first_x, position = self._hextile_at
+        # Tiles run left to right then top to bottom; the last column and row may be smaller.
+        for tile_y in range(first_y, height, 16):
+            tile_height = 16 if tile_y + 16 <= height else height - tile_y
+            for tile_x in range(first_x, width, 16):
+                tile_width = 16 if tile_x + 16 <= width else width - tile_x
+                self._hextile_at = (tile_y, tile_x, position)  # where to resume if the tile is incomplete
+                if position >= available:
+                    raise _Incomplete(position + 1)
+                mask = buffer[position]
+                position += 1
+                if mask > _HEXTILE_MASK_MAX:
+                    raise ProtocolViolation(f"Hextile sub-encoding mask {mask:#x} has undefined bits set")
+                if mask & _HEXTILE_RAW:
+                    position += tile_width * tile_height * bytes_per_pixel
+                    continue
+                if mask & _HEXTILE_BACKGROUND:
+                    position += bytes_per_pixel
+                if mask & _HEXTILE_FOREGROUND:
+                    position += bytes_per_pixel
+                if mask & _HEXTILE_ANY_SUBRECTS:
+                    if position >= available:
+                        raise _Incomplete(position + 1)
+                    stride = 2 + bytes_per_pixel if mask & _HEXTILE_SUBRECTS_COLOURED else 2
+                    end = position + 1 + buffer[position] * stride
+                    if end > available:
+                        raise _Incomplete(end)
+                    check_hextile_subrects(buffer, position + 1, end, stride, tile_width, tile_height)
+                    position = end
+                if position > end_limit:
+                    raise LimitExceeded(f"a Hextile rectangle is over the limit of {self._max_payload} bytes")
+            first_x = 0
         return position - _RECT_HEADER_SIZE
 
-    def _tight_length(self, rect: Rectangle) -> Generator[None, None, int]:
+    def _tight_length(self, rect: Rectangle) -> int:
         """Compression control, then fill pixel, JPEG data, or (filtered) basic data (TightVNC's rfbproto.h)."""
-        reader = self._reader
-        pixel_size = self._pixel_format.tight_pixel_size
+        buffer = self._reader.buffer
+        pixel_size = self._tight_pixel_size
         position = _RECT_HEADER_SIZE + 1
-        yield from reader.wait_for(position)
-        compression = reader.buffer[_RECT_HEADER_SIZE] >> 4
+        _need(buffer, position)
+        compression = buffer[_RECT_HEADER_SIZE] >> 4
         if compression == _TIGHT_FILL:
             return 1 + pixel_size
         if compression == _TIGHT_JPEG:
-            return (yield from self._tight_compressed_length(position))
+            return self._tight_compressed_length(position)
         if compression > _TIGHT_JPEG:
             raise UnsupportedEncoding(f"Tight compression {compression:#x} is not supported (PNG is for TightPNG)")
         filter_id = _TIGHT_FILTER_COPY
         if compression & _TIGHT_EXPLICIT_FILTER:
-            yield from reader.wait_for(position + 1)
-            filter_id = reader.buffer[position]
+            _need(buffer, position + 1)
+            filter_id = buffer[position]
             position += 1
         if filter_id == _TIGHT_FILTER_PALETTE:
-            yield from reader.wait_for(position + 1)
-            colours = reader.buffer[position] + 1
+            _need(buffer, position + 1)
+            colours = buffer[position] + 1
             if colours < 2:
                 raise ProtocolViolation("a Tight palette needs at least 2 colours")
             position += 1 + colours * pixel_size
@@ -506,41 +556,36 @@ class ServerMessageFramer(_Framer[ServerEvent]):
             raise ProtocolViolation(f"Tight filter {filter_id} does not exist")
         if data_size < _TIGHT_MIN_TO_COMPRESS:
             return position + data_size - _RECT_HEADER_SIZE
-        return (yield from self._tight_compressed_length(position))
+        return self._tight_compressed_length(position)
 
-    def _tight_compressed_length(self, position: int) -> Generator[None, None, int]:
+    def _tight_compressed_length(self, position: int) -> int:
         """Payload length up to the end of a compact length (7+7+8 bits, little end first) and its data."""
-        reader = self._reader
+        buffer = self._reader.buffer
         length = 0
         for shift in (0, 7):
-            yield from reader.wait_for(position + 1)
-            byte = reader.buffer[position]
+            _need(buffer, position + 1)
+            byte = buffer[position]
             position += 1
             length |= (byte & 0x7F) << shift
             if not byte & 0x80:
                 break
         else:
-            yield from reader.wait_for(position + 1)
-            length |= reader.buffer[position] << 14
+            _need(buffer, position + 1)
+            length |= buffer[position] << 14
             position += 1
         if length > self._max_payload:
             raise LimitExceeded(f"Tight data of {length} bytes is over the limit of {self._max_payload} bytes")
         return position + length - _RECT_HEADER_SIZE
 
 
-def _hextile_tiles(width: int, height: int) -> Iterator[tuple[int, int]]:
-    """Tile sizes, left to right then top to bottom; the last column and row may be smaller."""
-    for tile_y in range(0, height, 16):
-        for tile_x in range(0, width, 16):
-            yield min(16, width - tile_x), min(16, height - tile_y)
+class _Incomplete(Exception):
+    """The buffer ends before a field that a rectangle's length depends on (never escapes the framer)."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(size)
+        self.size = size  # bytes the buffer must hold before the length is worked out again
 
 
-def _check_hextile_subrects(subrects: bytearray, stride: int, tile_width: int, tile_height: int) -> None:
-    """Each sub-rectangle ends with x<<4|y and (w-1)<<4|(h-1); it must fit its tile."""
-    for at in range(stride - 2, len(subrects), stride):
-        xy, wh = subrects[at], subrects[at + 1]
-        if (xy >> 4) + (wh >> 4) >= tile_width or (xy & 15) + (wh & 15) >= tile_height:
-            raise ProtocolViolation(
-                f"Hextile sub-rectangle {(wh >> 4) + 1}x{(wh & 15) + 1} at ({xy >> 4}, {xy & 15}) "
-                f"lies outside its {tile_width}x{tile_height} tile"
-            )
+def _need(buffer: bytearray, size: int) -> None:
+    if len(buffer) < size:
+        raise _Incomplete(size)

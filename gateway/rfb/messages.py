@@ -146,14 +146,14 @@ class Rectangle:
     height: int
     encoding: int
 
-    _STRUCT = struct.Struct(">HHHHi")
+    LAYOUT = struct.Struct(">HHHHi")
 
     def encode(self) -> bytes:
-        return self._STRUCT.pack(self.x, self.y, self.width, self.height, self.encoding)
+        return self.LAYOUT.pack(self.x, self.y, self.width, self.height, self.encoding)
 
     @classmethod
     def parse(cls, data: bytes) -> Rectangle:
-        return cls(*cls._STRUCT.unpack(data))
+        return cls(*cls.LAYOUT.unpack(data))
 
 
 _U8 = range(1 << 8)

@@ -142,6 +142,70 @@ def test_hextile_tiles_run_left_to_right_then_down_with_smaller_edge_tiles() -> 
     assert events == single_rect_events(rect, payload)
 
 
+def busy_hextile_tile(width: int, height: int, pixel: bytes = b"") -> bytes:
+    """255 sub-rectangles (coloured when ``pixel`` is given), the last ones touching the right and bottom edges."""
+    mask = b"\x18" if pixel else b"\x08"
+    subrects = [hextile_subrect(i % width, i % height, 1, 1, pixel) for i in range(253)]
+    subrects += [hextile_subrect(0, height - 1, width, 1, pixel), hextile_subrect(width - 1, 0, 1, height, pixel)]
+    return mask + b"\xff" + b"".join(subrects)
+
+
+@pytest.mark.parametrize("pixel", [b"", PIXEL])
+def test_hextile_tiles_full_of_sub_rectangles_frame_the_same_in_every_split(pixel: bytes) -> None:
+    rect = Rectangle(0, 0, 17, 17, Encoding.HEXTILE)  # tiles of 16x16, 1x16, 16x1 and 1x1
+    payload = b"".join(busy_hextile_tile(w, h, pixel) for w, h in [(16, 16), (1, 16), (16, 1), (1, 1)])
+    assert events_for_every_split(make_framer, update((rect, payload))) == single_rect_events(rect, payload)
+
+
+@pytest.mark.parametrize("pixel", [b"", PIXEL])
+@pytest.mark.parametrize(
+    ("x", "y", "width", "height"),
+    [(15, 0, 2, 1), (0, 15, 1, 2), (8, 8, 9, 9), (0, 0, 16, 16)],
+)
+def test_the_first_hextile_sub_rectangle_outside_its_tile_is_named(
+    pixel: bytes, x: int, y: int, width: int, height: int
+) -> None:
+    # The sub-rectangles of a tile are checked all at once: the error must still name the first culprit.
+    tile_height = 16 if (x, y, width, height) != (0, 0, 16, 16) else 15
+    subrects = [hextile_subrect(1, 1, 2, 2, pixel)] * 40 + [hextile_subrect(x, y, width, height, pixel)]
+    subrects += [hextile_subrect(9, 9, 8, 8, pixel)] * 3  # outside too, but later
+    tile = (b"\x18" if pixel else b"\x08") + bytes((len(subrects),)) + b"".join(subrects)
+    error = failure(make_framer(), update((Rectangle(0, 0, 16, tile_height, Encoding.HEXTILE), tile)))
+    assert type(error) is ProtocolViolation
+    assert str(error) == (
+        f"Hextile sub-rectangle {width}x{height} at ({x}, {y}) lies outside its 16x{tile_height} tile"
+    )
+
+
+def test_a_stream_frames_the_same_whole_in_large_chunks_and_byte_by_byte() -> None:
+    # Whole rectangles are framed straight from the buffer; a split one waits and resumes.
+    rectangles = [
+        (Rectangle(0, 0, 40, 33, Encoding.HEXTILE), hextile_payload_for(40, 33)),
+        (Rectangle(1, 2, 3, 2, Encoding.RAW), bytes(range(24))),
+        (Rectangle(0, 0, 4, 4, Encoding.TIGHT), b"\x90" + compact_length(16384) + bytes(16384)),
+        (Rectangle(0, 0, 64, 64, Encoding.ZRLE), u32(5) + b"zlib!"),
+        (Rectangle(10, 10, 8, 8, Encoding.COPY_RECT), bytes.fromhex("0038 0000")),
+    ]
+    stream = (
+        update(*rectangles)
+        + update(rectangles[0], (Rectangle(0, 0, 0, 0, Encoding.LAST_RECT), b""), count=0xFFFF)
+        + Bell().encode()
+        + update(*reversed(rectangles))
+    )
+    whole = feed(make_framer(), [stream])
+    assert [type(event) for event in whole].count(RectangleReceived) == 2 * len(rectangles) + 2
+    for size in (1, 7, 1000, 65536):
+        assert feed(make_framer(), [stream[i : i + size] for i in range(0, len(stream), size)]) == whole
+
+
+def hextile_payload_for(width: int, height: int) -> bytes:
+    """A tile of every mask in turn, left to right then down."""
+    tiles = []
+    for index, (tile_y, tile_x) in enumerate((y, x) for y in range(0, height, 16) for x in range(0, width, 16)):
+        tiles.append(hextile_tile(index % 32, min(16, width - tile_x), min(16, height - tile_y)))
+    return b"".join(tiles)
+
+
 def test_server_messages_frame_the_same_in_every_split() -> None:
     colours = SetColourMapEntries(0, ((0, 0, 0), (65535, 32768, 1)))
     messages: list[ServerMessage] = [colours, Bell(), ServerCutText(b"copied"), ServerCutText(b"")]
