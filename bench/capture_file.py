@@ -68,18 +68,9 @@ class Capture:
             raise CaptureFormatError("a capture needs the first full-screen update and at least one more message")
 
     @property
-    def duration(self) -> float:
-        """Seconds from the first request to the last message."""
-        return self.messages[-1].at
-
-    @property
     def loop_duration(self) -> float:
         """Seconds one pass of the looped part (messages 1..n-1) lasts."""
         return self.messages[-1].at - self.messages[1].at
-
-    @property
-    def server_bytes(self) -> int:
-        return sum(len(message.data) for message in self.messages)
 
     @property
     def width(self) -> int:
@@ -146,7 +137,8 @@ def read_capture(path: Path) -> Capture:
     capture = Capture(header["encoding"], tuple(header["encodings"]), init, tuple(messages), header.get("script", ""))
     prefix = capture.echo_prefix
     if any(message.data.startswith(prefix) for message in messages):
-        raise CaptureFormatError(f"{path}: a captured message looks like an echo update; the replay cannot tell them apart")
+        raise CaptureFormatError(f"{path}: a captured message looks like an echo update; "
+                                 "the replay cannot tell them apart")
     return capture
 
 

@@ -17,6 +17,7 @@ capture's encodings, a full update request — and then either
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 import time
 from collections.abc import Callable
@@ -102,13 +103,17 @@ async def connect_tcp(port: int) -> TCPTransport:
 
 @dataclass(slots=True)
 class FollowResult:
-    """What one viewer saw while following a recorded-pace replay."""
+    """What one viewer saw while following a recorded-pace replay; callers may read and clear it any time."""
 
     received_bytes: int = 0
-    sent_bytes: int = 0
     updates: int = 0
     round_trips: list[float] = field(default_factory=list)  # seconds, one per echoed key press
-    lost_echoes: int = 0
+    pending: dict[int, float] = field(default_factory=dict)  # key -> perf_counter() when it was pressed
+
+    def lost_echoes(self, older_than: float = 1.0) -> int:
+        """Key presses still unanswered after ``older_than`` seconds."""
+        limit = time.perf_counter() - older_than
+        return sum(1 for sent in self.pending.values() if sent < limit)
 
 
 class ReplayViewer:
@@ -117,7 +122,8 @@ class ReplayViewer:
     def __init__(self, transport: Transport, capture: Capture) -> None:
         self.transport = transport
         self.capture = capture
-        self.sent_bytes = 0
+        self.sent_bytes = 0  # RFB bytes sent after the handshake
+        self._start_index = 1
         self._trailing = b""
         self._incremental = FramebufferUpdateRequest(True, 0, 0, capture.width, capture.height).encode()
 
@@ -126,7 +132,7 @@ class ReplayViewer:
         await self.transport.send(data)
 
     async def open(self, start_index: int = 1) -> ServerInit:
-        """Handshake, then ask for the capture's encodings and a full update (starting the replay at ``start_index``)."""
+        """Handshake, then ask for the capture's encodings and a full update; the replay starts at ``start_index``."""
         handshake = ClientHandshake(password=None)
         async with asyncio.timeout(_HANDSHAKE_TIMEOUT):
             while True:
@@ -134,8 +140,9 @@ class ReplayViewer:
                     if isinstance(event, HandshakeFailed):
                         raise event.error
                     if isinstance(event, HandshakeComplete):
-                        await self._send(handshake.data_to_send())
+                        await self.transport.send(handshake.data_to_send())
                         self._trailing = event.trailing_data
+                        self._start_index = start_index
                         init = event.server_init
                         if (init.width, init.height) != (self.capture.width, self.capture.height):
                             raise Desync(f"the server is {init.width}x{init.height}, the capture "
@@ -148,7 +155,7 @@ class ReplayViewer:
                             + FramebufferUpdateRequest(False, 0, 0, capture.width, capture.height).encode()
                         )
                         return init
-                await self._send(handshake.data_to_send())
+                await self.transport.send(handshake.data_to_send())
                 data = await self.transport.receive()
                 if not data:
                     raise ConnectionError("the server closed the connection during the handshake")
@@ -184,52 +191,38 @@ class ReplayViewer:
             if not data:
                 raise ConnectionError("the stream ended during a flat-out run")
 
-    async def follow(self, duration: float, probe_interval: float | None, start_index: int = 1) -> FollowResult:
-        """Follow the replay for ``duration`` seconds, timing key echoes; see the module docstring."""
-        result = FollowResult()
-        walker = StreamWalker(self.capture, start_index)
-        sent_at: dict[int, float] = {}
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + duration
+    async def follow(self, result: FollowResult, probe_interval: float | None = None) -> None:
+        """Follow the replay into ``result`` until the stream ends or the task is cancelled.
 
-        async def probe() -> None:
-            assert probe_interval is not None
-            await asyncio.sleep(random.uniform(0, probe_interval))
-            key = 0
-            while True:
-                key += 1
-                sent_at[key] = time.perf_counter()
-                await self._send(KeyEvent(True, key).encode())
-                await asyncio.sleep(probe_interval)
-
-        prober = asyncio.create_task(probe()) if probe_interval else None
+        With ``probe_interval``, a key is pressed every so many seconds (from a random phase,
+        so that many viewers do not press together) and the round trip of its echo is kept.
+        """
+        walker = StreamWalker(self.capture, self._start_index)
+        prober = asyncio.create_task(self._probe(result, probe_interval)) if probe_interval else None
         try:
             data = self._trailing
             while True:
                 updates, echoes = walker.feed(data)
                 now = time.perf_counter()
                 for key in echoes:
-                    result.round_trips.append(now - sent_at.pop(key))
+                    result.round_trips.append(now - result.pending.pop(key))
                 result.received_bytes += len(data)
                 result.updates += updates
                 for _ in range(updates):
                     await self._send(self._incremental)
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    break
-                try:
-                    async with asyncio.timeout(remaining):
-                        data = await self.transport.receive()
-                except TimeoutError:
-                    break
+                data = await self.transport.receive()
                 if not data:
-                    raise ConnectionError("the stream ended while following the replay")
+                    return
         finally:
             if prober is not None:
                 prober.cancel()
-        result.lost_echoes = len(sent_at)
-        result.sent_bytes = self.sent_bytes
-        return result
+
+    async def _probe(self, result: FollowResult, interval: float) -> None:
+        await asyncio.sleep(random.uniform(0, interval))
+        for key in itertools.count(1):
+            result.pending[key] = time.perf_counter()
+            await self._send(KeyEvent(True, key).encode())
+            await asyncio.sleep(interval)
 
 
 class StreamWalker:

@@ -7,6 +7,8 @@ recordings in the work directory.
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,25 +24,36 @@ from auth.totp import STEP_SECONDS, new_secret
 GROUP = "operators"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class BenchUser:
+    """An operator; the gateway accepts each TOTP time step once per user, so the last one used is kept."""
+
     name: str
     password: str
     totp_secret: str
+    last_step: int = -1
 
-    def code(self, step_offset: int = 0) -> str:
-        """The TOTP code of the current time step plus ``step_offset`` (the gateway accepts ±1)."""
-        step = int(time.time()) // STEP_SECONDS + step_offset
+    def next_code(self) -> str | None:
+        """An unused code the gateway accepts now (it allows one step of drift either way), or None."""
+        now = time.time()
+        # Two seconds of margin on either side: the request must not cross a step boundary unawares.
+        step = max(self.last_step + 1, int(now + 2) // STEP_SECONDS - 1)
+        if step > int(now - 2) // STEP_SECONDS + 1:
+            return None
+        self.last_step = step
         return pyotp.TOTP(self.totp_secret, interval=STEP_SECONDS).at(step * STEP_SECONDS)
 
 
-def write_config(workdir: Path, targets: Mapping[str, int]) -> Path:
-    """A deskgate.yaml in ``workdir`` proxying each ``bench-*`` name to a port on 127.0.0.1."""
+def write_config(workdir: Path, targets: Mapping[str, int], auth: Mapping[str, object] | None = None) -> Path:
+    """A deskgate.yaml in ``workdir`` proxying each ``bench-*`` name to a port on 127.0.0.1.
+
+    ``auth`` replaces the default: local users in ``workdir/users.yaml``, TOTP required.
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     config = {
         "listen": {"http": "127.0.0.1:0", "metrics": "127.0.0.1:0"},
         "network": {"allow": ["127.0.0.0/8"], "trusted_proxies": []},
-        "auth": {"local": {"users_file": str(workdir / "users.yaml")}, "totp": {"required": True}},
+        "auth": auth or {"local": {"users_file": str(workdir / "users.yaml")}, "totp": {"required": True}},
         "storage": {"recordings": str(workdir / "recordings"), "database": f"sqlite:///{workdir / 'deskgate.db'}",
                     "recording_key_file": str(workdir / "recording.key")},
         "targets": {name: {"protocol": "vnc", "host": "127.0.0.1", "port": port} for name, port in targets.items()},
@@ -81,9 +94,26 @@ def http_session() -> aiohttp.ClientSession:
                                  connector=aiohttp.TCPConnector(limit=0, force_close=False))
 
 
-async def log_in(http: aiohttp.ClientSession, url: str, user: BenchUser, step_offset: int = 0) -> None:
-    """``POST /api/v1/login``; raises if the gateway refuses."""
-    body = {"username": user.name, "password": user.password, "totp": user.code(step_offset)}
+class UserPool:
+    """Hands out users who can log in now, with their code, in turn; waits for the next time step if none can."""
+
+    def __init__(self, users: list[BenchUser]) -> None:
+        self._users = collections.deque(users)
+
+    async def take(self) -> tuple[BenchUser, str]:
+        while True:
+            for _ in range(len(self._users)):
+                user = self._users[0]
+                self._users.rotate(-1)
+                code = user.next_code()
+                if code is not None:
+                    return user, code
+            await asyncio.sleep(1.0)
+
+
+async def log_in(http: aiohttp.ClientSession, url: str, user: BenchUser, code: str) -> None:
+    """``POST /api/v1/login`` with ``code`` (from :meth:`BenchUser.next_code`); raises if the gateway refuses."""
+    body = {"username": user.name, "password": user.password, "totp": code}
     async with http.post(f"{url}/api/v1/login", json=body) as response:
         if response.status != 200:
             raise PermissionError(f"login of {user.name} refused: {response.status} {await response.text()}")

@@ -1,15 +1,19 @@
 """What every figure stands on: the replay servers, the proxies in front of them, and the ways in.
 
 A :class:`Route` is how the viewer reaches a replay server: through deskgate (a gateway
-process, after logging in), through websockify, or directly over TCP. The
-:class:`Harness` owns every server and process of a run and stops them all on exit,
-also on Ctrl-C.
+process, after logging in), through websockify, or directly over TCP. A :class:`Harness`
+owns every server and process it started and stops them all on exit, also on Ctrl-C;
+each figure runs in a harness of its own, so nothing idles in the background of the next.
+
+The proxy under measurement runs on one core (:data:`PROXY_CPUS`), the load — replay
+servers and viewers, all in the benchmark's own process — on the others (:data:`LOAD_CPUS`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import tempfile
+import os
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +26,15 @@ from bench.client import ReplayViewer, Transport, connect_tcp, connect_websocket
 from bench.deployment import BenchUser, add_users, http_session, log_in, write_config
 from bench.processes import ManagedProcess, start_gateway_process, start_websockify
 from bench.replay import Pace, ReplayServer
+from recorder.journal import JOURNAL_SUFFIX
+from recorder.seal import seal_path
+
+_CPUS = sorted(os.sched_getaffinity(0))
+#: One core for the proxy under measurement; None (no pinning) on a single-core machine.
+PROXY_CPUS: list[int] | None = _CPUS[-1:] if len(_CPUS) > 1 else None
+#: The cores left for the benchmark's own process (replay servers and viewers).
+LOAD_CPUS: list[int] | None = _CPUS[:-1] if len(_CPUS) > 1 else None
+_SEAL_TIMEOUT = 60.0
 
 
 class Route(Protocol):
@@ -94,68 +107,86 @@ class GatewayDeployment:
     process: ManagedProcess
     url: str
     workdir: Path
-    recording: bool
-    recording_switch: bool
     http: aiohttp.ClientSession
     users: list[BenchUser]
 
     def route(self, target: str, name: str = "deskgate") -> GatewayRoute:
         return GatewayRoute(name, self.process, self.url, target)
 
-    @property
-    def recordings(self) -> Path:
-        return self.workdir / "recordings"
+    def journals(self) -> list[Path]:
+        return sorted((self.workdir / "recordings").rglob(f"*{JOURNAL_SUFFIX}"))
+
+    async def sealed_journals(self, count: int) -> list[Path]:
+        """Wait (bounded) until ``count`` journals exist and every one is sealed; return them."""
+        async with asyncio.timeout(_SEAL_TIMEOUT):
+            while True:
+                self.process.check_alive()
+                journals = self.journals()
+                if len(journals) >= count and all(seal_path(journal).exists() for journal in journals):
+                    return journals
+                await asyncio.sleep(0.05)
+
+    async def discard_recordings(self, count: int) -> None:
+        """Wait until the ``count`` sessions so far are sealed (no work left in the gateway), then delete them."""
+        for journal in await self.sealed_journals(count):
+            journal.unlink()
+            seal_path(journal).unlink()
 
 
 class Harness:
-    """Owns the replay servers, processes and sessions of one benchmark run."""
+    """Owns the replay servers, processes and sessions of one figure; see the module docstring."""
 
-    def __init__(self, workdir: Path | None = None) -> None:
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
         self._stack = contextlib.AsyncExitStack()
-        self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        self._workdir = workdir
-
-    @property
-    def workdir(self) -> Path:
-        assert self._workdir is not None
-        return self._workdir
 
     async def __aenter__(self) -> Harness:
-        if self._workdir is None:
-            self._tmp = tempfile.TemporaryDirectory(prefix="deskgate-bench-")
-            self._stack.callback(self._tmp.cleanup)
-            self._workdir = Path(self._tmp.name)
+        self.workdir.mkdir(parents=True, exist_ok=True)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self._stack.aclose()
 
-    async def replay(self, capture: Capture, pace: Pace, *, speed: float = 1.0,
-                     passes: int | None = None) -> ReplayServer:
-        server = ReplayServer(capture, pace, speed=speed, passes=passes)
+    async def replay(self, capture: Capture, pace: Pace, *, passes: int | None = None) -> ReplayServer:
+        server = ReplayServer(capture, pace, passes=passes)
         await server.start()
         self._stack.push_async_callback(server.stop)
         return server
 
-    async def gateway(self, name: str, targets: dict[str, int], *, record: bool = True,
-                      cpus: Sequence[int] | None = None, user_count: int = 1) -> GatewayDeployment:
-        """A gateway process proxying ``targets`` (``bench-*`` names), logged in as the first operator."""
+    async def gateway(self, name: str, targets: dict[str, int], *, recording: bool = True,
+                      user_count: int = 1) -> GatewayDeployment:
+        """A gateway process on :data:`PROXY_CPUS` proxying ``targets`` (``bench-*`` names), logged in."""
         workdir = self.workdir / name
         config = write_config(workdir, targets)
         users = add_users(workdir, user_count)
-        process, url, switch = await start_gateway_process(config, workdir / "gateway.log", record=record, cpus=cpus)
-        self._stack.push_async_callback(process.stop)
+        process, url = await self.serve(config, recording=recording)
         http = http_session()
         self._stack.push_async_callback(http.close)
-        await log_in(http, url, users[0])
-        return GatewayDeployment(process, url, workdir, record, switch, http, users)
+        code = users[0].next_code()
+        assert code is not None  # a new user can always log in
+        await log_in(http, url, users[0], code)
+        return GatewayDeployment(process, url, workdir, http, users)
 
-    async def websockify(self, target_port: int, name: str = "websockify", *, cpus: Sequence[int] | None = None,
+    async def serve(self, config: Path, *, recording: bool = True) -> tuple[ManagedProcess, str]:
+        """A gateway process on :data:`PROXY_CPUS` serving ``config``; returns it and its URL."""
+        process, url = await start_gateway_process(config, config.with_name("gateway.log"), recording=recording,
+                                                   cpus=PROXY_CPUS)
+        self._stack.push_async_callback(process.stop)
+        return process, url
+
+    async def websockify(self, target_port: int, name: str = "websockify", *,
                          record: Path | None = None) -> WebsockifyRoute:
-        process, url = await start_websockify(target_port, self.workdir / f"{name}-{target_port}.log", cpus=cpus,
+        """websockify on :data:`PROXY_CPUS` in front of ``target_port``."""
+        process, url = await start_websockify(target_port, self.workdir / f"{name}.log", cpus=PROXY_CPUS,
                                               record=record)
         self._stack.push_async_callback(process.stop)
         return WebsockifyRoute("websockify", process, url)
+
+    async def http(self) -> aiohttp.ClientSession:
+        """An HTTP session for routes that need no login (websockify, direct)."""
+        http = http_session()
+        self._stack.push_async_callback(http.close)
+        return http
 
 
 @contextlib.asynccontextmanager
@@ -168,3 +199,9 @@ async def viewer_session(route: Route, http: aiohttp.ClientSession, capture: Cap
         yield viewer
     finally:
         await viewer.transport.close()
+
+
+def rotated(items: Sequence[str], run: int) -> list[str]:
+    """``items`` starting at ``run`` (mod len): alternating runs start with a different route each time."""
+    shift = run % len(items)
+    return [*items[shift:], *items[:shift]]

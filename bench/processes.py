@@ -23,7 +23,8 @@ _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 _STOP_TIMEOUT = 5.0
 _READY_TIMEOUT = 20.0
 BENCH_ROOT = Path(__file__).resolve().parent.parent
-WEBSOCKIFY = Path(sys.executable).with_name("websockify")
+#: Debian's websockify (``deploy/install-system-deps.sh``), with numpy: outside deskgate's venv.
+WEBSOCKIFY = Path("/usr/bin/websockify")
 
 
 class ProcessFailed(Exception):
@@ -49,9 +50,6 @@ class ManagedProcess:
     def memory_bytes(self) -> int:
         """Proportional set size (PSS) of the process and its descendants: shared pages counted once."""
         return sum(_pss_bytes(pid) for pid in (self.pid, *descendants(self.pid)))
-
-    def children(self) -> list[int]:
-        return sorted(descendants(self.pid))
 
     def check_alive(self) -> None:
         if self.process.returncode is not None:
@@ -127,7 +125,7 @@ def free_port() -> int:
 
 async def start_websockify(target_port: int, log_path: Path, *, cpus: Sequence[int] | None = None,
                            record: Path | None = None) -> tuple[ManagedProcess, str]:
-    """websockify from PyPI (with numpy) in front of ``target_port``; returns it and its ws:// URL."""
+    """websockify in front of ``target_port``, optionally ``--record``-ing; returns it and its ws:// URL."""
     port = free_port()
     options = [f"--record={record}"] if record is not None else []
     managed, _ = await start_process("websockify", [str(WEBSOCKIFY), *options, f"127.0.0.1:{port}",
@@ -140,13 +138,13 @@ async def start_websockify(target_port: int, log_path: Path, *, cpus: Sequence[i
     return managed, f"ws://127.0.0.1:{port}/"
 
 
-async def start_gateway_process(config_path: Path, log_path: Path, *, record: bool = True,
-                                cpus: Sequence[int] | None = None) -> tuple[ManagedProcess, str, bool]:
-    """The gateway in its own process (:mod:`bench.gateway_process`); returns it, its URL, and whether
-    recording could be switched."""
-    command = [sys.executable, "-m", "bench.gateway_process", str(config_path), *([] if record else ["--no-record"])]
+async def start_gateway_process(config_path: Path, log_path: Path, *, recording: bool = True,
+                                cpus: Sequence[int] | None = None) -> tuple[ManagedProcess, str]:
+    """The gateway in its own process (:mod:`bench.gateway_process`); returns it and its URL."""
+    command = [sys.executable, "-m", "bench.gateway_process", str(config_path),
+               "--recording", "on" if recording else "off"]
     managed, ready = await start_process("gateway", command, log_path, cpus=cpus, stdout_json=True)
-    return managed, str(ready["url"]), bool(ready["recording_switch"])
+    return managed, str(ready["url"])
 
 
 def descendants(root: int) -> set[int]:

@@ -6,9 +6,7 @@ and pixel format), then waits for the viewer's first update request and replays:
 - ``Pace.FLAT``: message 0, then messages 1..n-1 in a loop, written as fast as the
   connection drains — the throughput figure.
 - ``Pace.RECORDED``: message 0 at once, then the loop from the viewer's start index, each
-  message at its captured time (divided by ``speed``) — the offered load of a real session.
-  How late a write finished (backpressure from a proxy that cannot keep up) is kept in
-  :attr:`Connection.lateness`.
+  message at its captured time — the offered load of a real session.
 
 Updates are not held back until the viewer asks again (its incremental requests are read,
 not waited for): captured updates cannot be merged the way a live server merges changes,
@@ -53,23 +51,19 @@ class Pace(Enum):
 
 @dataclass(slots=True, eq=False)
 class Connection:
-    """What one viewer got: for the figures, and for stopping it."""
+    """One viewer's connection: where its replay starts, and whether it asked for the first update."""
 
     writer: asyncio.StreamWriter
     start_index: int = 1
-    sent_bytes: int = 0
-    lateness: float = 0.0  # RECORDED: the most a message was written after its due time (reset by callers)
-    echoes: int = 0
     first_request: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class ReplayServer:
     """Serves ``capture`` to every viewer that connects; see the module docstring."""
 
-    def __init__(self, capture: Capture, pace: Pace, *, speed: float = 1.0, passes: int | None = None) -> None:
+    def __init__(self, capture: Capture, pace: Pace, *, passes: int | None = None) -> None:
         self.capture = capture
         self.pace = pace
-        self.speed = speed
         self.passes = passes  # None: loop until the viewer leaves
         self.port = 0
         self.connections: list[Connection] = []
@@ -151,7 +145,6 @@ class ReplayServer:
                 elif isinstance(message, KeyEvent):
                     if message.down:
                         connection.writer.write(self.capture.echo_update(message.key))
-                        connection.echoes += 1
                     elif not connection.first_request.is_set() and 1 <= message.key < len(self.capture.messages):
                         connection.start_index = message.key
             data = await reader.read(_READ_SIZE)
@@ -161,12 +154,10 @@ class ReplayServer:
     async def _replay_flat(self, connection: Connection) -> None:
         writer = connection.writer
         writer.write(self.capture.messages[0].data)
-        connection.sent_bytes += len(self.capture.messages[0].data)
         passes = 0
         while self.passes is None or passes < self.passes:
             for chunk in self._flat_chunks:
                 writer.write(chunk)
-                connection.sent_bytes += len(chunk)
                 await writer.drain()
             passes += 1
 
@@ -175,7 +166,6 @@ class ReplayServer:
         writer = connection.writer
         messages = self.capture.messages
         writer.write(messages[0].data)
-        connection.sent_bytes += len(messages[0].data)
         begin = loop.time()
         start = connection.start_index
         loop_origin = messages[1].at
@@ -185,15 +175,14 @@ class ReplayServer:
             for index in range(start if passes == 0 else 1, len(messages)):
                 message = messages[index]
                 loop_time = passes * self.capture.loop_duration + message.at - loop_origin - skipped
-                due = begin + loop_time / self.speed
+                due = begin + loop_time
                 delay = due - loop.time()
                 if delay > 0:
                     await asyncio.sleep(delay)
                 writer.write(message.data)
-                connection.sent_bytes += len(message.data)
                 await writer.drain()
-                connection.lateness = max(connection.lateness, loop.time() - due)
             passes += 1
+
 
 def _group(messages: list[bytes], size: int) -> list[bytes]:
     """Consecutive whole messages joined into chunks of about ``size`` bytes."""
@@ -211,8 +200,8 @@ def _group(messages: list[bytes], size: int) -> list[bytes]:
     return chunks
 
 
-async def _serve_forever(capture_path: Path, pace: Pace, speed: float) -> None:
-    server = ReplayServer(read_capture(capture_path), pace, speed=speed)
+async def _serve_forever(capture_path: Path, pace: Pace) -> None:
+    server = ReplayServer(read_capture(capture_path), pace)
     await server.start()
     print(json.dumps({"port": server.port}), flush=True)
     stop = asyncio.Event()
@@ -229,9 +218,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.replay", description=__doc__.splitlines()[0])
     parser.add_argument("capture", type=Path)
     parser.add_argument("--pace", choices=[pace.value for pace in Pace], default=Pace.RECORDED.value)
-    parser.add_argument("--speed", type=float, default=1.0)
     args = parser.parse_args()
-    asyncio.run(_serve_forever(args.capture, Pace(args.pace), args.speed))
+    asyncio.run(_serve_forever(args.capture, Pace(args.pace)))
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """Figures, their statistics, the printed table, ``results.json`` and the README's table.
 
 Every figure is ours against a peer measured in the same run (median of the runs, with
-min and max), with the issue's target where it sets one. A figure that could not be
-measured yet says so, and how it will be.
+min and max), with the issue's target where it sets one; a figure without a peer (density,
+rendering, login) stands alone.
 """
 
 from __future__ import annotations
@@ -63,7 +63,6 @@ class Figure:
     target_text: str = ""
     digits: int = 1
     note: str = ""
-    not_measured: str = ""  # why not, and the command it will use
 
     @property
     def ratio(self) -> float | None:
@@ -81,6 +80,14 @@ class Figure:
             value = self.ours.median
             return bool(value >= self.target_value if self.higher_is_better else value <= self.target_value)
         return None
+
+
+@dataclass(slots=True)
+class Measured:
+    """What one figure module measured: lines of the table, and the raw numbers behind them."""
+
+    figures: list[Figure]
+    details: dict[str, object]
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -109,17 +116,18 @@ def machine() -> dict[str, object]:
 
 
 def _git_commit() -> str:
+    """The checked-out commit, with ``+changes`` when tracked files differ from it."""
     try:
-        result = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                cwd=BENCH_DIR, timeout=10)
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                cwd=BENCH_DIR, timeout=10).stdout.strip()
+        changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                                 text=True, cwd=BENCH_DIR, timeout=10).stdout.strip()
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
-    return result.stdout.strip() or "unknown"
+    return (commit or "unknown") + ("+changes" if changed else "")
 
 
 def _cells(figure: Figure) -> list[str]:
-    if figure.not_measured:
-        return [figure.title, figure.unit, "not measured yet", "", "", figure.target_text, "", figure.not_measured]
     ours = figure.ours.text(figure.digits) if figure.ours else "–"
     peer = f"{figure.peer.text(figure.digits)} ({figure.peer_name})" if figure.peer else "–"
     ratio = f"{figure.ratio:.2f}×" if figure.ratio is not None else ""
@@ -176,8 +184,8 @@ class Report:
             pattern = re.compile(re.escape(README_BEGIN) + ".*?" + re.escape(README_END), re.S)
             if pattern.search(text):
                 info = self.machine
-                block = (f"{README_BEGIN}\nTaken {self.started} in {self.seconds / 60:.1f} min on {info['nproc']} × "
-                         f"{info['cpu_model']}, {info['memory_gib']} GiB, Linux {info['kernel']}, Python "
+                block = (f"{README_BEGIN}\nTaken {self.started} in {self.seconds / 60:.1f} min on {info['nproc']} "
+                         f"cores ({info['cpu_model']}), {info['memory_gib']} GiB, Linux {info['kernel']}, Python "
                          f"{info['python']}, commit {info['git_commit']}; reproduce with `{self.command}`.\n\n"
                          f"{format_markdown(self.figures)}\n{README_END}")
                 readme.write_text(pattern.sub(lambda _: block, text))

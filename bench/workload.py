@@ -129,7 +129,7 @@ class CapturingViewer:
 
 
 class OfficeScript:
-    """About 70 s of office work on an X display, driven by xdotool; every step is bounded in time."""
+    """About 40 s of office work on an X display, driven by xdotool; every step is bounded in time."""
 
     def __init__(self, desktop: XvncDesktop, workdir: Path) -> None:
         self._env = {**os.environ, **desktop.env}
@@ -303,7 +303,8 @@ async def capture_office_workload(out_dir: Path = CAPTURE_DIR) -> dict[str, Path
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.workload", description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=CAPTURE_DIR, help=f"where to write captures (default {CAPTURE_DIR})")
+    parser.add_argument("--out", type=Path, default=CAPTURE_DIR,
+                        help=f"where to write captures (default {CAPTURE_DIR})")
     args = parser.parse_args()
     for encoding, path in asyncio.run(capture_office_workload(args.out)).items():
         print(f"{encoding}: {path} ({path.stat().st_size / 1e6:.2f} MB)")

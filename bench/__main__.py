@@ -1,0 +1,93 @@
+"""``python -m bench`` (``make bench``): every figure, as ours / peer, into results.json and README.md.
+
+The office captures are recorded first when missing (:mod:`bench.workload`, about 90 s).
+The benchmark's own process — replay servers and viewers — keeps off the core the proxies
+are pinned to (:data:`bench.harness.PROXY_CPUS`). With ``--only``, the table is printed
+but neither results.json nor the README is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench.capture_file import Capture, read_capture
+from bench.figures.density import measure_density
+from bench.figures.latency import measure_latency
+from bench.figures.login import measure_login
+from bench.figures.recording import measure_recording
+from bench.figures.throughput import measure_throughput
+from bench.harness import LOAD_CPUS
+from bench.report import Measured, Report, format_table
+from bench.workload import CAPTURE_DIR, ENCODINGS, capture_office_workload, capture_path
+
+#: noVNC asks for Tight first: it is the headline encoding where one is measured.
+HEADLINE = "tight"
+GROUPS = ("throughput", "latency", "recording", "density", "login")
+
+
+def load_captures(directory: Path) -> dict[str, Capture]:
+    """The office captures, Tight first; recorded now if any is missing."""
+    if not all(capture_path(encoding, directory).exists() for encoding in ENCODINGS):
+        print(f"bench: recording the office workload into {directory} (about 90 s)", flush=True)
+        asyncio.run(capture_office_workload(directory))
+    order = sorted(ENCODINGS, key=lambda encoding: encoding != HEADLINE)
+    return {encoding: read_capture(capture_path(encoding, directory)) for encoding in order}
+
+
+def group_runners(captures: dict[str, Capture], runs: int) -> dict[str, Callable[[Path], Awaitable[Measured]]]:
+    headline = captures[HEADLINE]
+    return {
+        "throughput": lambda workdir: measure_throughput(workdir, captures, runs),
+        "latency": lambda workdir: measure_latency(workdir, headline, runs),
+        "recording": lambda workdir: measure_recording(workdir, captures, runs),
+        "density": lambda workdir: measure_density(workdir, headline, runs),
+        "login": lambda workdir: measure_login(workdir, runs),
+    }
+
+
+async def run_groups(groups: list[str], captures: dict[str, Capture], runs: int, report: Report) -> None:
+    runners = group_runners(captures, runs)
+    with tempfile.TemporaryDirectory(prefix="deskgate-bench-") as tmp:
+        for group in groups:
+            started = time.monotonic()
+            print(f"bench: {group} ...", flush=True)
+            measured = await runners[group](Path(tmp) / group)
+            report.figures += measured.figures
+            report.details[group] = measured.details
+            print(format_table(measured.figures), f"\nbench: {group} took {time.monotonic() - started:.0f} s\n",
+                  flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5, help="runs per figure (default 5)")
+    parser.add_argument("--only", nargs="+", choices=GROUPS, help="measure only these groups (nothing is written)")
+    parser.add_argument("--captures", type=Path, default=CAPTURE_DIR, help=f"default {CAPTURE_DIR}")
+    args = parser.parse_args()
+    if LOAD_CPUS is not None:
+        os.sched_setaffinity(0, LOAD_CPUS)
+    started = time.monotonic()
+    report = Report(started=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+                    command="make bench" if args.runs == 5 else f"python -m bench --runs {args.runs}")
+    captures = load_captures(args.captures)
+    asyncio.run(run_groups(args.only or list(GROUPS), captures, args.runs, report))
+    report.seconds = time.monotonic() - started
+    print(format_table(report.figures))
+    if args.only:
+        print("bench: a partial run; results.json and README.md were not written", file=sys.stderr)
+        return
+    report.write()
+    print(f"bench: {len(report.figures)} figures in {report.seconds / 60:.1f} min; wrote bench/results.json "
+          "and the table in bench/README.md")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""Throughput, server→browser, flat-out replay, one session; and the CPU it costs.
+
+For each encoding's capture, one flat-out replay server is proxied by three processes on
+the same core: deskgate recording (as in production), deskgate with the journal swapped
+for a no-op (:mod:`bench.gateway_process`), and websockify. Runs alternate between them,
+each starting with a different one. A run is one fresh session: ``WARMUP`` seconds, then
+the bytes the viewer receives in ``WINDOW`` seconds, and the proxy's CPU time over the
+same window. After each recorded run the gateway's journals are sealed and deleted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import aiohttp
+
+from bench.capture_file import Capture
+from bench.harness import Harness, Route, rotated, viewer_session
+from bench.replay import Pace
+from bench.report import Figure, Measured, Summary
+
+WARMUP = 0.5
+WINDOW = 2.0
+TARGET = "bench-desk"
+ROUTES = ("recording on", "recording off", "websockify")
+
+
+@dataclass(frozen=True, slots=True)
+class FlatRun:
+    received_bytes: int
+    seconds: float
+    cpu_seconds: float  # of the proxy, over the same window
+
+    @property
+    def megabytes_per_second(self) -> float:
+        return self.received_bytes / self.seconds / 1e6
+
+    @property
+    def cpu_seconds_per_gb(self) -> float:
+        return self.cpu_seconds / (self.received_bytes / 1e9)
+
+    @property
+    def cpu_share(self) -> float:
+        """How much of its core the proxy used (1.0: the proxy was the bottleneck)."""
+        return self.cpu_seconds / self.seconds
+
+
+async def flat_run(route: Route, http: aiohttp.ClientSession, capture: Capture) -> FlatRun:
+    cpu: list[float] = []
+    async with viewer_session(route, http, capture) as viewer:
+        received, seconds = await viewer.count_flat(WARMUP, WINDOW, lambda: cpu.append(route.cpu_seconds()))
+    return FlatRun(received, seconds, cpu[1] - cpu[0])
+
+
+async def measure_encoding(workdir: Path, capture: Capture, runs: int) -> dict[str, list[FlatRun]]:
+    """``runs`` flat-out runs through each of :data:`ROUTES`, alternating."""
+    async with Harness(workdir) as harness:
+        replay = await harness.replay(capture, Pace.FLAT)
+        recording_on = await harness.gateway("recording-on", {TARGET: replay.port})
+        recording_off = await harness.gateway("recording-off", {TARGET: replay.port}, recording=False)
+        websockify = await harness.websockify(replay.port)
+        ways: dict[str, tuple[Route, aiohttp.ClientSession]] = {
+            "recording on": (recording_on.route(TARGET), recording_on.http),
+            "recording off": (recording_off.route(TARGET), recording_off.http),
+            "websockify": (websockify, await harness.http()),
+        }
+        results: dict[str, list[FlatRun]] = {name: [] for name in ROUTES}
+        for run in range(runs):
+            for name in rotated(ROUTES, run):
+                route, http = ways[name]
+                results[name].append(await flat_run(route, http, capture))
+                if name == "recording on":
+                    await recording_on.discard_recordings(1)
+        return results
+
+
+async def measure_throughput(workdir: Path, captures: dict[str, Capture], runs: int) -> Measured:
+    figures: list[Figure] = []
+    details: dict[str, object] = {}
+    for encoding, capture in captures.items():
+        results = await measure_encoding(workdir / f"throughput-{encoding}", capture, runs)
+        on, off, peer = (results[name] for name in ROUTES)
+        figures += [
+            Figure(f"throughput_{encoding}", f"throughput, flat out, {encoding}", "MB/s", _rate(on), _rate(peer),
+                   "websockify", target_ratio=1.0, target_text="≥ 1.0×"),
+            Figure(f"recording_cost_{encoding}", f"recording on vs off, {encoding}", "MB/s", _rate(on), _rate(off),
+                   "recording off", target_ratio=0.9, target_text="≥ 0.9×"),
+            Figure(f"cpu_per_gb_{encoding}", f"CPU per GB proxied, {encoding}", "CPU s/GB", _cpu(on), _cpu(peer),
+                   "websockify", higher_is_better=False, digits=2),
+        ]
+        details[encoding] = {name: [asdict(run) | {"cpu_share": round(run.cpu_share, 3)} for run in flat_runs]
+                             for name, flat_runs in results.items()}
+    return Measured(figures, details)
+
+
+def _rate(flat_runs: list[FlatRun]) -> Summary:
+    return Summary.of([run.megabytes_per_second for run in flat_runs])
+
+
+def _cpu(flat_runs: list[FlatRun]) -> Summary:
+    return Summary.of([run.cpu_seconds_per_gb for run in flat_runs])
