@@ -1,8 +1,8 @@
 """The gateway as its own process, so that its CPU time and memory can be read from /proc.
 
 ``python -m bench.gateway_process CONFIG [--recording on|off]`` does what ``deskgate serve
---config CONFIG`` does — :func:`gateway.web.app.start_gateway`, serve until SIGTERM or
-SIGINT — and prints ``{"url": ...}`` on stdout once it listens (the config may ask for port 0).
+--config CONFIG`` does — :func:`gateway.web.app.start_gateway` on uvloop, serve until SIGTERM
+or SIGINT — and prints ``{"url": ...}`` on stdout once it listens (the config may ask for port 0).
 
 Two substitutions, in this benchmark process only (the product has no switch for either):
 
@@ -22,6 +22,8 @@ import signal
 from pathlib import Path
 from typing import Any, cast
 from unittest import mock
+
+import uvloop
 
 from gateway.config import load_config
 from gateway.logfmt import setup_logging
@@ -99,7 +101,8 @@ def main() -> None:
     parser.add_argument("--recording", choices=["on", "off"], default="on")
     args = parser.parse_args()
     setup_logging("warning")  # `deskgate serve` logs at info: one line per session would be noise here
-    asyncio.run(serve(args.config, recording=args.recording == "on"))
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:  # the loop `deskgate serve` runs on
+        runner.run(serve(args.config, recording=args.recording == "on"))
 
 
 if __name__ == "__main__":
