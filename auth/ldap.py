@@ -46,7 +46,7 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -193,11 +193,7 @@ class LDAPBackend:
     # -- worker thread -----------------------------------------------------------------------
 
     def _lookup(self, username: str, deadline: float) -> str | None:
-        connection = self._connection()
-        try:
-            if self._config.start_tls:
-                self._arm(connection, deadline)
-                connection.start_tls_s()
+        with self._session(deadline) as connection:
             self._bind_service(connection, deadline)
             found = self._search(connection, self._config.user_base, ldap.SCOPE_SUBTREE,
                                  _fill(self._config.user_filter, username=username), [self._login_attribute], 2,
@@ -205,38 +201,34 @@ class LDAPBackend:
             if len(found) != 1:
                 return None
             return self._canonical_username(found[0][0], found[0][1])
-        finally:
-            with contextlib.suppress(ldap.LDAPError):
-                connection.unbind_s()
 
     def _probe(self, deadline: float) -> None:
-        connection = self._connection()
-        try:
-            if self._config.start_tls:
-                self._arm(connection, deadline)
-                connection.start_tls_s()
+        with self._session(deadline) as connection:
             if self._config.bind_dn is not None:
                 self._bind_service(connection, deadline)
             else:
                 self._arm(connection, deadline)
                 connection.whoami_s()
-        finally:
-            with contextlib.suppress(ldap.LDAPError):
-                connection.unbind_s()
 
     def _authenticate(self, username: str, password: str, deadline: float) -> Identity:
-        connection = self._connection()
-        try:
+        with self._session(deadline) as connection:
             try:
-                if self._config.start_tls:
-                    self._arm(connection, deadline)
-                    connection.start_tls_s()
                 if self._config.bind_dn is not None:
                     return self._search_then_bind(connection, username, password, deadline)
                 return self._bind_template(connection, username, password, deadline)
             except _Refused as refusal:
                 logger.error("LDAP login of %r refused: %s", username, refusal)
                 raise InvalidCredentials() from None
+
+    @contextlib.contextmanager
+    def _session(self, deadline: float) -> Iterator[Connection]:
+        """A new connection, StartTLS done when configured; unbound (closed) at the end, whatever happens."""
+        connection = self._connection()
+        try:
+            if self._config.start_tls:
+                self._arm(connection, deadline)
+                connection.start_tls_s()
+            yield connection
         finally:
             with contextlib.suppress(ldap.LDAPError):
                 connection.unbind_s()

@@ -293,16 +293,18 @@ class Store:
 
     def insert_if_absent(self, table: Table, row: dict[str, Any]) -> Insert:
         """INSERT ``row`` unless a row with the same primary key exists (then nothing; rowcount 0)."""
-        dialect_insert = sqlite.insert if self.dialect == "sqlite" else postgresql.insert
-        return dialect_insert(table).values(row).on_conflict_do_nothing()
+        return self._dialect_insert(table, row).on_conflict_do_nothing()
 
     def upsert(self, table: Table, row: dict[str, Any], keep: Sequence[str] = ()) -> Insert:
         """INSERT ``row``, or UPDATE the row with the same primary key, leaving the columns in ``keep``."""
-        dialect_insert = sqlite.insert if self.dialect == "sqlite" else postgresql.insert
-        statement = dialect_insert(table).values(row)
+        statement = self._dialect_insert(table, row)
         key = [column.name for column in table.primary_key.columns]
         changes = {name: statement.excluded[name] for name in row if name not in key and name not in keep}
         return statement.on_conflict_do_update(index_elements=key, set_=changes)
+
+    def _dialect_insert(self, table: Table, row: dict[str, Any]) -> sqlite.Insert | postgresql.Insert:
+        """An INSERT of the database's own dialect: the one that has ON CONFLICT."""
+        return (sqlite.insert if self.dialect == "sqlite" else postgresql.insert)(table).values(row)
 
 
 def _take_over_sqlite_transactions(engine: AsyncEngine) -> None:

@@ -16,6 +16,7 @@ import pytest
 from auth.local import LocalUserStore
 from gateway.config import load_config
 from gateway.demo import XvncDesktop
+from gateway.store import Store
 from gateway.web.app import RunningGateway, start_gateway
 
 DESKTOP_PASSWORD = "s3cret-vnc"
@@ -65,6 +66,16 @@ class GatewayUnderTest:
 
 def _run_quiet(args: list[str], env: dict[str, str]) -> None:
     subprocess.run(args, env=env, check=True, timeout=10, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    """A fresh SQLite database in the test's own directory, closed afterwards."""
+    store = await Store.open(f"sqlite:///{tmp_path}/deskgate.db")
+    try:
+        yield store
+    finally:
+        await store.close()
 
 
 @pytest.fixture(scope="session")

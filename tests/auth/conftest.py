@@ -1,14 +1,12 @@
-"""Fixtures of the auth unit tests: a fresh SQLite store and a clock the test moves."""
+"""Fixtures of the auth unit tests: a clock the test moves and a secret box (the store is in tests/conftest.py)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from auth.secretbox import SecretBox
-from gateway.store import Store
 
 T0 = 1_800_000_000.0  # 2027-01-15T08:00:00Z, the start of a TOTP step
 
@@ -29,15 +27,6 @@ class Clock:
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    store = await Store.open(f"sqlite:///{tmp_path}/deskgate.db")
-    try:
-        yield store
-    finally:
-        await store.close()
 
 
 @pytest.fixture

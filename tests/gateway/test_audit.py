@@ -8,7 +8,7 @@ import json
 import logging
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -37,15 +37,6 @@ class FakeClock:
     def __call__(self) -> float:
         self.now += 1.5
         return self.now
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    store = await Store.open(f"sqlite:///{tmp_path}/deskgate.db")
-    try:
-        yield store
-    finally:
-        await store.close()
 
 
 @pytest.fixture

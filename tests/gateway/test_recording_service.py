@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from ipaddress import ip_network
 from pathlib import Path
 
@@ -35,13 +34,6 @@ def raw_screen(colour: tuple[int, int, int]) -> bytes:
     """A FramebufferUpdate painting the whole screen in ``colour`` (RGBX8888: little-endian BGRX)."""
     pixel = bytes((colour[2], colour[1], colour[0], 0))
     return encode_update_header(1) + Rectangle(0, 0, WIDTH, HEIGHT, Encoding.RAW).encode() + pixel * WIDTH * HEIGHT
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    store = await Store.open(f"sqlite:///{tmp_path / 'deskgate.db'}")
-    yield store
-    await store.close()
 
 
 def service(root: Path, store: Store, render_pool: RenderPool | None = None) -> RecordingService:

@@ -6,7 +6,7 @@ import asyncio
 import dataclasses
 import json
 import tempfile
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -258,15 +258,6 @@ def test_summarize_journal_survives_any_records(records: list[tuple[RecordKind, 
 
 
 # ---------------------------------------------------------------- RecordingIndex
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    store = await Store.open(f"sqlite:///{tmp_path}/deskgate.db")
-    try:
-        yield store
-    finally:
-        await store.close()
 
 
 def summary_of(recording_id: str, user: str, target: str, started: datetime, duration: float,
