@@ -61,6 +61,7 @@ from gateway.rfb.messages import (
 )
 from gateway.sessions import LiveSession
 from recorder.errors import RecordingUnavailable
+from recorder.input_presses import InputPresses
 
 log = logging.getLogger(__name__)
 
@@ -288,7 +289,7 @@ class DesktopSession:
     ) -> None:
         clipboard_to_remote = self._policy.clipboard.allows_to_remote
         full_input = self._policy.record_input == InputRecording.FULL
-        buttons = 0
+        presses = InputPresses()
         while True:
             framer.receive_data(data)
             forwarded: list[bytes] = []  # to the target, in order
@@ -301,15 +302,13 @@ class DesktopSession:
                 journal = True
                 if isinstance(message, (KeyEvent, PointerEvent, QEMUExtendedKeyEvent)):
                     self._last_input = self._loop.time()
-                    if not full_input:
+                    if not full_input:  # forwarded, but only counted in the journal
                         journal = False
+                        keys, clicks = presses.presses(message)
+                        recorder.input_counted("keys", keys)
+                        recorder.input_counted("clicks", clicks)
                         if isinstance(message, PointerEvent):
                             recorder.input_counted("pointer")
-                            if message.button_mask & ~buttons:
-                                recorder.input_counted("clicks")
-                            buttons = message.button_mask
-                        elif message.down:
-                            recorder.input_counted("keys")
                 elif isinstance(message, SetEncodings):
                     allowed = filter_encodings(message.encodings)
                     server_framer.set_encodings(allowed)

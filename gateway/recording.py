@@ -153,9 +153,7 @@ class SessionRecorder:
         self._in_flight = 0
         self._good_size = journal.size  # end of the last write that fully succeeded
         self.synced_size = journal.size  # end of the last successful fsync
-        self._counts: dict[str, int] = {"keys": 0, "pointer": 0, "clicks": 0, "cut_text": 0}
-        self._counted = False
-        self._accepting = True
+        self._counts = _no_input()
         self._closing = False
         self._error: RecordingWriteFailed | None = None
         self._close_task: asyncio.Task[SealedRecording] | None = None
@@ -221,7 +219,6 @@ class SessionRecorder:
     def input_counted(self, kind: InputKind, count: int = 1) -> None:
         """Count input left out of CLIENT_DATA (``record_input: counts``); written before the next flush."""
         self._counts[kind] += count
-        self._counted = True
 
     def event(self, type: str, **fields: Any) -> None:
         """An EVENT record ``{"type": type, **fields}``."""
@@ -259,11 +256,15 @@ class SessionRecorder:
         if len(buffer) >= self._early_write:
             self._wake.set()
 
+    @property
+    def _accepting(self) -> bool:
+        """Records are still taken: not closing, and no write has failed."""
+        return self._error is None and not self._closing
+
     def _append_input_counts(self) -> None:
-        if self._counted and self._accepting:
+        if self._accepting and any(self._counts.values()):
             self._append(RecordKind.INPUT_COUNTS, encode_json(self._counts))
-            self._counts = {"keys": 0, "pointer": 0, "clicks": 0, "cut_text": 0}
-            self._counted = False
+            self._counts = _no_input()
 
     # -- flushing: a worker thread writes, the loop only swaps buffers ------------------------
 
@@ -322,7 +323,6 @@ class SessionRecorder:
         )
         error.__cause__ = cause
         self._error = error
-        self._accepting = False
         self._buffer = bytearray()  # the session is ending: free the memory now
         self._in_flight = 0
         self._metrics.recording_failures_total.labels(reason=reason).inc()
@@ -346,7 +346,6 @@ class SessionRecorder:
         if self._accepting:
             self._append(RecordKind.EVENT, encode_json({"type": "session_end", "reason": reason}), offset)
             self._append(RecordKind.END, encode_json(self._end_json(reason, offset, torn_at=None)), offset)
-            self._accepting = False
         self._closing = True
         self._wake.set()
         self._drained.set()
@@ -387,6 +386,11 @@ class SessionRecorder:
             self._journal.close()
             return False
         return self._seal()
+
+
+def _no_input() -> dict[str, int]:
+    """Input counts of an INPUT_COUNTS record, all zero (every kind is always written)."""
+    return {"keys": 0, "pointer": 0, "clicks": 0, "cut_text": 0}
 
 
 def _close_abandoned(creating: asyncio.Future[JournalFile]) -> None:
