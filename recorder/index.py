@@ -31,10 +31,10 @@ from sqlalchemy.engine import RowMapping
 
 from gateway.config import Config
 from gateway.rfb.framing import ClientMessageFramer, ClientMessageReceived
-from gateway.rfb.messages import KeyEvent, PointerEvent, QEMUExtendedKeyEvent
 from gateway.store import Store, isoformat_utc, parse_time, recording_events, recordings
 from recorder.errors import JournalCorrupt
-from recorder.journal import MAX_RECORD, JournalReader, RecordKind, is_session_id
+from recorder.input_presses import InputPresses
+from recorder.journal import MAX_RECORD, JournalReader, RecordKind, decode_json, is_session_id
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +63,8 @@ class ActivityBucket:
 
 
 @dataclass(frozen=True, slots=True)
-class RecordingSummary:
-    """What a journal says about its session; ``ended`` is None while it has no END record."""
+class RecordingMetadata:
+    """The fields a journal's summary and an index row share; ``ended`` is None without an END record."""
 
     id: str
     user: str
@@ -79,27 +79,20 @@ class RecordingSummary:
     keys: int
     clicks: int
     path: str
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingSummary(RecordingMetadata):
+    """What a journal says about its session, with its events and input activity."""
+
     events: list[dict[str, Any]] = field(default_factory=list)  # {"t": seconds, "type": str, ...}
     activity: list[ActivityBucket] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
-class RecordingRow:
+class RecordingRow(RecordingMetadata):
     """One indexed recording (without its events and activity, which are loaded on demand)."""
 
-    id: str
-    user: str
-    source: str
-    target: str
-    protocol: str
-    started: datetime
-    ended: datetime | None
-    duration: float
-    end_reason: str | None
-    bytes: int
-    keys: int
-    clicks: int
-    path: str
     sha256: str | None
     video_state: VideoState
     video_path: str | None
@@ -126,7 +119,7 @@ class _InputTally:
         # The journal holds what the proxy forwarded, so its own limits were already applied:
         # these only bound memory while reading a hostile file.
         self._framer = ClientMessageFramer(max_cut_text=max_record, max_encodings=1024, max_screens=256)
-        self._buttons = 0
+        self._presses = InputPresses()
         self._failed = False
         self.keys: Counter[int] = Counter()
         self.clicks: Counter[int] = Counter()
@@ -142,14 +135,9 @@ class _InputTally:
                 log.warning("client data unreadable; input counts stop here",
                             extra={"ctx": {"path": path, "t": t, "error": event.error}})
                 return
-            message = event.message
-            if isinstance(message, (KeyEvent, QEMUExtendedKeyEvent)) and message.down:
-                self.keys[bucket] += 1
-            elif isinstance(message, PointerEvent):
-                pressed = message.button_mask & ~self._buttons
-                self._buttons = message.button_mask
-                if pressed:
-                    self.clicks[bucket] += pressed.bit_count()
+            keys, clicks = self._presses.presses(event.message)
+            self.keys[bucket] += keys
+            self.clicks[bucket] += clicks
 
     def counted(self, t: float, counts: dict[str, Any]) -> None:
         bucket = _bucket(t)
@@ -175,11 +163,8 @@ def _count(value: object) -> int:
 
 def _json_object(payload: bytes, what: str, path: Path, position: int) -> dict[str, Any] | None:
     """A JSON record's object; a CRC-valid record that is not one is skipped, not fatal to the index."""
-    try:
-        value = json.loads(payload)
-    except (ValueError, RecursionError):
-        value = None
-    if not isinstance(value, dict):
+    value = decode_json(payload)
+    if value is None:
         log.warning("journal record skipped: not a JSON object",
                     extra={"ctx": {"path": path, "kind": what, "position": position}})
         return None
@@ -269,10 +254,7 @@ class RecordingIndex:
     async def add(self, summary: RecordingSummary, sha256: str | None, node: str) -> None:
         """Index ``summary`` (replacing an earlier summary of the same id, but keeping its video state)."""
         row = {
-            "id": summary.id, "user": summary.user, "source": summary.source, "target": summary.target,
-            "protocol": summary.protocol, "started": summary.started, "ended": summary.ended,
-            "duration": summary.duration, "end_reason": summary.end_reason, "bytes": summary.bytes,
-            "keys": summary.keys, "clicks": summary.clicks, "path": summary.path,
+            **{name: getattr(summary, name) for name in RecordingMetadata.__dataclass_fields__},
             "activity": json.dumps([[bucket.t, bucket.keys, bucket.clicks] for bucket in summary.activity]),
             "sha256": sha256, "node": node,
         }

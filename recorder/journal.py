@@ -137,7 +137,8 @@ def _read_record(file: BinaryIO, position: int, size: int, max_record: int) -> J
     return JournalRecord(RecordKind(kind), offset_us, payload, position)
 
 
-def _json_object(payload: bytes) -> dict[str, Any] | None:
+def decode_json(payload: bytes) -> dict[str, Any] | None:
+    """A JSON record payload's object (the inverse of :func:`encode_json`); None if it is not one."""
     try:
         value = json.loads(payload.decode("utf-8"))
     except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
@@ -161,7 +162,7 @@ class JournalReader:
             if file.read(len(JOURNAL_MAGIC)) != JOURNAL_MAGIC:
                 raise JournalCorrupt(f"{path} is not a deskgate journal: its first bytes are not the journal magic")
             record = _read_record(file, len(JOURNAL_MAGIC), size, max_record)
-        header = _json_object(record.payload) if record is not None and record.kind == RecordKind.HEADER else None
+        header = decode_json(record.payload) if record is not None and record.kind == RecordKind.HEADER else None
         if record is None or header is None:
             raise JournalCorrupt(f"{path} has no readable HEADER record after the journal magic")
         self.header: dict[str, Any] = header
@@ -178,7 +179,7 @@ class JournalReader:
             position = file.seek(self._records_start)
             while position < size:
                 record = None if self.end is not None else _read_record(file, position, size, self.max_record)
-                end = _json_object(record.payload) if record is not None and record.kind == RecordKind.END else None
+                end = decode_json(record.payload) if record is not None and record.kind == RecordKind.END else None
                 if (
                     record is None
                     or record.offset_us < self.last_offset_us

@@ -21,6 +21,7 @@ from typing import Any
 
 from gateway.errors import GatewayError
 from gateway.rfb.framing import (
+    MAX_FRAMEBUFFER,
     ClientMessageFramer,
     ClientMessageReceived,
     DesktopResized,
@@ -38,9 +39,6 @@ from recorder.errors import DecodeError
 from recorder.framebuffer import Framebuffer, RGBArray
 from recorder.journal import JournalReader, JournalRecord, RecordKind
 from recorder.video import VideoEncoder
-
-#: The largest desktop a recording may declare, as the proxy's framer allows.
-MAX_DESKTOP = (16384, 16384)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -64,14 +62,14 @@ class SessionReplay:
         try:
             width, height = int(header["width"]), int(header["height"])
             pixel_format = PixelFormat(**header["pixel_format"])
-            check_framebuffer_size(width, height, MAX_DESKTOP)
+            check_framebuffer_size(width, height, MAX_FRAMEBUFFER)
         except (KeyError, TypeError, ValueError, GatewayError) as exc:
             raise DecodeError(f"the journal header has no usable desktop size and pixel format: {exc}") from exc
         self.framebuffer = Framebuffer(width, height)
         self.decoder_state = DecoderState(pixel_format)
         self.pointer: tuple[int, int] | None = None
         self.updating = False  # between an UpdateBegin and its UpdateEnd: the picture is half painted
-        self._server = ServerMessageFramer(pixel_format, width, height, max_framebuffer=MAX_DESKTOP)
+        self._server = ServerMessageFramer(pixel_format, width, height, max_framebuffer=MAX_FRAMEBUFFER)
         self._client = ClientMessageFramer()
 
     def apply(self, record: JournalRecord) -> bool:

@@ -250,6 +250,10 @@ class ClientMessageFramer(_Framer[ClientEvent]):
 FRAMEABLE_ENCODINGS = frozenset(Encoding) | frozenset(JPEG_QUALITY_LEVELS) | frozenset(COMPRESS_LEVELS)
 
 
+#: The largest desktop the gateway frames (and the recorder replays), unless told otherwise.
+MAX_FRAMEBUFFER = (16384, 16384)
+
+
 def check_framebuffer_size(width: int, height: int, limit: tuple[int, int]) -> None:
     """Raise :class:`LimitExceeded` unless the desktop is at least 1x1 and at most ``limit``."""
     max_width, max_height = limit
@@ -296,7 +300,7 @@ class ServerMessageFramer(_Framer[ServerEvent]):
         height: int,
         *,
         encodings: Iterable[int] = (Encoding.RAW,),
-        max_framebuffer: tuple[int, int] = (16384, 16384),
+        max_framebuffer: tuple[int, int] = MAX_FRAMEBUFFER,
         max_cut_text: int = 1 << 20,
         max_name: int = 1024,
         max_payload: int = 64 << 20,

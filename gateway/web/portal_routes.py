@@ -6,24 +6,14 @@ from aiohttp import web
 
 from gateway.desktop import idle_warning_lead
 from gateway.web.keys import CONFIG, POLICIES
-from gateway.web.pages import page, redirect_to_login
+from gateway.web.pages import signed_in_page
 from gateway.web.security import client_address, current_session, error_json
 
 routes = web.RouteTableDef()
 
 
-@routes.get("/")
-async def portal_page(request: web.Request) -> web.StreamResponse:
-    if current_session(request) is None:
-        raise redirect_to_login()
-    return page("portal.html")
-
-
-@routes.get("/desktop/{target}")
-async def desktop_page(request: web.Request) -> web.StreamResponse:
-    if current_session(request) is None:
-        raise redirect_to_login()
-    return page("desktop.html")
+routes.get("/")(signed_in_page("portal.html"))
+routes.get("/desktop/{target}")(signed_in_page("desktop.html"))
 
 
 @routes.get("/api/v1/targets")

@@ -12,12 +12,12 @@ to a file inside ``storage.recordings``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +26,10 @@ from multidict import MultiMapping
 
 from auth.identity import Identity
 from gateway.config import parse_duration
-from gateway.policy import PolicySet, RecordingAccess, normalize_source
+from gateway.policy import IPAddress, PolicySet, RecordingAccess, normalize_source
 from gateway.store import parse_time
 from gateway.web.keys import CONFIG, POLICIES
-from gateway.web.pages import page, redirect_to_login
+from gateway.web.pages import signed_in_page
 from gateway.web.recording_keys import AUDIT, RECORDING_INDEX
 from gateway.web.security import client_address, current_session, error_json
 from recorder.index import MAX_SEARCH_LIMIT, RecordingRow, VideoState
@@ -45,7 +45,7 @@ _SECONDS = re.compile(r"\d{1,9}(\.\d{1,6})?")
 _LIMIT = re.compile(r"\d{1,4}")
 
 
-def recording_access(identity: Identity, source: IPv4Address | IPv6Address, policies: PolicySet) -> RecordingAccess:
+def recording_access(identity: Identity, source: IPAddress, policies: PolicySet) -> RecordingAccess:
     """The widest recording access any policy matching ``identity``'s groups and ``source`` grants."""
     if identity.admin:
         return RecordingAccess.ALL
@@ -137,8 +137,11 @@ async def _audit(request: web.Request, caller: _Caller, action: str, target: str
                                     outcome=outcome, reason=reason, **detail)
 
 
-async def _authorized_recording(request: web.Request, caller: _Caller, action: str) -> RecordingRow | web.Response:
-    """The recording named in the URL if ``caller`` may see it; otherwise the (audited) refusal."""
+async def _authorized_recording(request: web.Request, action: str) -> tuple[_Caller, RecordingRow] | web.Response:
+    """The caller and the recording named in the URL if they may see it; otherwise the (audited) refusal."""
+    caller = _caller(request)
+    if caller is None:
+        return error_json(401, "log in first")
     recording_id = request.match_info["id"]
     if not is_session_id(recording_id):
         return error_json(404, "there is no such recording")
@@ -151,11 +154,14 @@ async def _authorized_recording(request: web.Request, caller: _Caller, action: s
     if caller.access == RecordingAccess.OWN and row.user != caller.identity.username:
         await _audit(request, caller, action, recording_id, "denied", "the recording is another user's")
         return error_json(403, "you may only see your own recordings")
-    return row
+    return caller, row
 
 
 def _video_file(row: RecordingRow, recordings_root: Path) -> Path | None:
-    """The row's video file, if it exists and resolves (symlinks followed) to inside the recordings root."""
+    """The row's video file, if it exists and resolves (symlinks followed) to inside the recordings root.
+
+    Blocking (it stats the file system): call it in a thread.
+    """
     if row.video_path is None:
         return None
     try:
@@ -200,15 +206,13 @@ async def list_recordings(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/recordings/{id}/video")
 async def recording_video(request: web.Request) -> web.StreamResponse:
-    caller = _caller(request)
-    if caller is None:
-        return error_json(401, "log in first")
-    found = await _authorized_recording(request, caller, "recording.download")
-    if isinstance(found, web.Response):
-        return found
+    authorized = await _authorized_recording(request, "recording.download")
+    if isinstance(authorized, web.Response):
+        return authorized
+    caller, found = authorized
     if found.video_state != VideoState.READY:
         return error_json(404, f"the video of {found.id} is not rendered yet (state: {found.video_state.value})")
-    path = _video_file(found, request.app[CONFIG].storage.recordings)
+    path = await asyncio.to_thread(_video_file, found, request.app[CONFIG].storage.recordings)
     if path is None:
         log.error("indexed video missing or outside the recordings directory",
                   extra={"ctx": {"recording": found.id, "video_path": found.video_path}})
@@ -220,12 +224,10 @@ async def recording_video(request: web.Request) -> web.StreamResponse:
 
 @routes.get("/api/v1/recordings/{id}/events")
 async def recording_events(request: web.Request) -> web.Response:
-    caller = _caller(request)
-    if caller is None:
-        return error_json(401, "log in first")
-    found = await _authorized_recording(request, caller, "recording.view")
-    if isinstance(found, web.Response):
-        return found
+    authorized = await _authorized_recording(request, "recording.view")
+    if isinstance(authorized, web.Response):
+        return authorized
+    caller, found = authorized
     index = request.app[RECORDING_INDEX]
     events = await index.events(found.id)
     activity = await index.activity(found.id)
@@ -237,15 +239,5 @@ async def recording_events(request: web.Request) -> web.Response:
     })
 
 
-@routes.get("/recordings")
-async def recordings_page(request: web.Request) -> web.StreamResponse:
-    if current_session(request) is None:
-        raise redirect_to_login()
-    return page("recordings.html")
-
-
-@routes.get("/recordings/{id}")
-async def player_page(request: web.Request) -> web.StreamResponse:
-    if current_session(request) is None:
-        raise redirect_to_login()
-    return page("player.html")
+routes.get("/recordings")(signed_in_page("recordings.html"))
+routes.get("/recordings/{id}")(signed_in_page("player.html"))
