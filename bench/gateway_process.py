@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import signal
 from pathlib import Path
 from typing import Any, cast
 from unittest import mock
@@ -33,7 +32,7 @@ from gateway.recording_service import RecordingService
 from gateway.rfb.messages import ServerInit
 from gateway.sessions import LiveSession
 from gateway.web import recording_keys
-from gateway.web.app import start_gateway
+from gateway.web.app import start_gateway, wait_for_stop_signal
 from recorder.errors import RecordingWriteFailed
 
 
@@ -85,12 +84,8 @@ async def serve(config_path: Path, recording: bool) -> None:
     with mock.patch.object(recording_keys, "RecordingService", service):  # built when the app starts
         gateway = await start_gateway(load_config(config_path))
     print(json.dumps({"url": gateway.url}), flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
     try:
-        await stop.wait()
+        await wait_for_stop_signal()
     finally:
         await gateway.stop()
 

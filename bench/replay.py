@@ -28,7 +28,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import signal
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -36,6 +35,7 @@ from pathlib import Path
 from gateway.rfb.framing import ClientMessageFramer, ClientMessageReceived, ProtocolFailed
 from gateway.rfb.handshake import ClientVersionReceived, HandshakeComplete, HandshakeFailed, ServerHandshake
 from gateway.rfb.messages import FramebufferUpdateRequest, KeyEvent
+from gateway.web.app import wait_for_stop_signal
 
 from bench.capture_file import Capture, read_capture
 
@@ -204,12 +204,8 @@ async def _serve_forever(capture_path: Path, pace: Pace) -> None:
     server = ReplayServer(read_capture(capture_path), pace)
     await server.start()
     print(json.dumps({"port": server.port}), flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
     try:
-        await stop.wait()
+        await wait_for_stop_signal()
     finally:
         await server.stop()
 

@@ -149,15 +149,20 @@ async def start_gateway(config: Config, metrics: Metrics | None = None,
                           _url("http", listen_metrics.host, bound_metrics) + "/metrics")
 
 
-async def serve_until_signalled(config: Config) -> None:
-    gateway = await start_gateway(config)
-    log.info("gateway listening", extra={"ctx": {"url": gateway.url, "metrics": gateway.metrics_url}})
+async def wait_for_stop_signal() -> None:
+    """Return when the process gets SIGINT or SIGTERM (what stops a foreground server)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+
+
+async def serve_until_signalled(config: Config) -> None:
+    gateway = await start_gateway(config)
+    log.info("gateway listening", extra={"ctx": {"url": gateway.url, "metrics": gateway.metrics_url}})
     try:
-        await stop.wait()
+        await wait_for_stop_signal()
     finally:
         log.info("gateway stopping")
         await gateway.stop()
