@@ -13,7 +13,8 @@ from datetime import UTC, datetime
 
 from sqlalchemy import delete, select
 
-from gateway.store import Store, disabled_accounts
+from auth.tables import disabled_accounts
+from base.db import Store
 
 
 class DisabledAccounts:

@@ -56,9 +56,9 @@ from ldap.filter import escape_filter_chars
 
 from auth.errors import DirectoryUnavailable, InvalidCredentials
 from auth.identity import Identity
-from gateway.config import LDAPConfig
-from gateway.errors import ConfigError
-from gateway.metrics import Metrics
+from auth.options import LDAPConfig
+from base.errors import ConfigError
+from base.metrics import Metrics
 
 logger = logging.getLogger(__name__)
 

@@ -34,8 +34,8 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from auth.errors import AccountDisabled, InvalidCredentials, UserAdminError
 from auth.identity import Identity
 from auth.totp import new_secret
-from gateway.config import NodeReader, compose_yaml_file
-from gateway.errors import ConfigError
+from base.errors import ConfigError
+from base.yamlnodes import NodeReader, compose_yaml_file
 
 logger = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
-from typing import Protocol
+from typing import Any, Protocol
 
 from auth.accounts import DisabledAccounts
 from auth.errors import (
@@ -44,9 +44,8 @@ from auth.local import LocalUserStore
 from auth.ratelimit import LoginThrottle
 from auth.totp import REPLAYED, TOTPVerifier
 from auth.totp_store import Enrollments, PendingEnrollment, TOTPSecrets
-from gateway.audit import AuditLog
-from gateway.errors import ConfigError
-from gateway.metrics import Metrics
+from base.errors import ConfigError
+from base.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -101,12 +100,19 @@ class LoginPolicy:
     ldap_allowed_groups: frozenset[str] | None = None  # None: any directory user
 
 
+class AuditTrail(Protocol):
+    """Where login and enrollment events go (the gateway's hash-chained audit log)."""
+
+    async def record(self, action: str, *, user: object, source: object, target: object = None,
+                     outcome: str, reason: str | None = None, **detail: Any) -> object: ...
+
+
 class LoginService:
     """Runs logins and enrollments; see the module docstring."""
 
     def __init__(self, backends: Sequence[PasswordBackend], *, local_users: LocalUserStore | None,
                  totp_secrets: TOTPSecrets, verifier: TOTPVerifier, enrollments: Enrollments,
-                 throttle: LoginThrottle, disabled: DisabledAccounts, audit: AuditLog, metrics: Metrics,
+                 throttle: LoginThrottle, disabled: DisabledAccounts, audit: AuditTrail, metrics: Metrics,
                  policy: LoginPolicy) -> None:
         if not backends:
             raise ValueError("at least one password backend is needed")

@@ -33,7 +33,8 @@ from ipaddress import IPv4Address, IPv6Address, ip_network
 from sqlalchemy import delete, func, select
 
 from auth.errors import RateLimited
-from gateway.store import Store, auth_failures, auth_known_sources
+from auth.tables import auth_failures, auth_known_sources
+from base.db import Store
 
 _LOCK = "deskgate.auth_failures"
 

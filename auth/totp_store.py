@@ -26,8 +26,9 @@ from sqlalchemy import delete, select, update
 
 from auth.identity import Identity
 from auth.secretbox import SecretBox
+from auth.tables import totp_enrollments, totp_secrets, totp_used_steps
 from auth.totp import new_secret
-from gateway.store import Store, totp_enrollments, totp_secrets, totp_used_steps
+from base.db import Store
 
 ENROLLMENT_LIFETIME = 600.0
 ENROLLMENT_MAX_FAILURES = 5

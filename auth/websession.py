@@ -28,8 +28,9 @@ from sqlalchemy import ColumnElement, delete, or_, select, update
 from sqlalchemy.engine import Row
 
 from auth.identity import Identity
+from auth.tables import web_sessions
 from auth.totp_store import token_hash
-from gateway.store import Store, web_sessions
+from base.db import Store
 
 EXPIRED_IDLE = "your sign-in expired after a period of inactivity"
 EXPIRED_ABSOLUTE = "your sign-in reached its maximum lifetime; sign in again"

@@ -26,10 +26,15 @@ from typing import Protocol
 
 import aiohttp
 
-from gateway.rfb.handshake import ClientHandshake, HandshakeComplete, HandshakeFailed
-from gateway.rfb.messages import FramebufferUpdateRequest, KeyEvent, ServerInit, SetEncodings, SetPixelFormat
-
 from bench.capture_file import Capture
+from gateway.rfb.handshake import ClientHandshake, HandshakeComplete, HandshakeFailed
+from gateway.rfb.messages import (
+    FramebufferUpdateRequest,
+    KeyEvent,
+    ServerInit,
+    SetEncodings,
+    SetPixelFormat,
+)
 
 _READ_SIZE = 1 << 16
 _HANDSHAKE_TIMEOUT = 15.0

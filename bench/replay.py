@@ -32,12 +32,20 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
-from gateway.rfb.framing import ClientMessageFramer, ClientMessageReceived, ProtocolFailed
-from gateway.rfb.handshake import ClientVersionReceived, HandshakeComplete, HandshakeFailed, ServerHandshake
+from bench.capture_file import Capture, read_capture
+from gateway.rfb.framing import (
+    ClientMessageFramer,
+    ClientMessageReceived,
+    ProtocolFailed,
+)
+from gateway.rfb.handshake import (
+    ClientVersionReceived,
+    HandshakeComplete,
+    HandshakeFailed,
+    ServerHandshake,
+)
 from gateway.rfb.messages import FramebufferUpdateRequest, KeyEvent
 from gateway.web.app import wait_for_stop_signal
-
-from bench.capture_file import Capture, read_capture
 
 _READ_SIZE = 1 << 16
 _FLAT_CHUNK = 256 * 1024  # whole messages are grouped into writes of about this size

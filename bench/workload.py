@@ -24,6 +24,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from bench.capture_file import Capture, CapturedMessage, write_capture
 from gateway.demo import XvncDesktop
 from gateway.rfb.framing import (
     ProtocolFailed,
@@ -40,8 +41,6 @@ from gateway.rfb.messages import (
     SetEncodings,
     SetPixelFormat,
 )
-
-from bench.capture_file import Capture, CapturedMessage, write_capture
 
 CAPTURE_DIR = Path(__file__).resolve().parent / "captures"
 SCRIPT_NAME = "office-v1"

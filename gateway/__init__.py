@@ -1,3 +1,5 @@
 """deskgate: a remote-desktop gateway (VNC over WebSocket) with server-side recording."""
 
-__version__ = "0.1.0"
+from base import __version__
+
+__all__ = ["__version__"]

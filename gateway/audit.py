@@ -19,24 +19,42 @@ import asyncio
 import hashlib
 import json
 import logging
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import Column, Index, Integer, String, Table, Text, insert, select
 from sqlalchemy.engine import Row
 
-from gateway.config import Config
-from gateway.store import Store, audit_events, isoformat_utc, parse_time
+from base.db import Store, UTCDateTime, metadata
+from base.times import isoformat_utc
 
 log = logging.getLogger(__name__)
 
 GENESIS_HASH = "0" * 64
 _CHAIN_LOCK = "deskgate.audit_events"
 _CHAINED_FIELDS = ("time", "user", "source", "action", "target", "outcome", "reason", "detail")
+
+#: The audit log, each row chained to the previous one by hash.
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("time", UTCDateTime, nullable=False),
+    Column("user", String(255), nullable=True),
+    Column("source", String(64), nullable=True),
+    Column("action", String(64), nullable=False),
+    Column("target", String(255), nullable=True),
+    Column("outcome", String(32), nullable=False),
+    Column("reason", Text, nullable=True),
+    Column("detail", Text, nullable=False),  # canonical JSON object
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Index("ix_audit_events_time", "time"),
+    Index("ix_audit_events_user_time", "user", "time"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,44 +186,3 @@ class AuditLog:
                                         f"event #{row.id} was edited: its contents do not match its hash")
                 expected_prev, previous_id, checked = row.hash, row.id, checked + 1
         return VerifyResult(True, checked)
-
-
-# ---------------------------------------------------------------- deskgate audit list / verify
-
-
-async def _with_audit_log(config: Config, use: Callable[[AuditLog], Any]) -> Any:
-    store = await Store.open(config.storage.database)
-    try:
-        return await use(AuditLog(store))
-    finally:
-        await store.close()
-
-
-def audit_list_command(config: Config, user: str | None, since: str | None, as_json: bool) -> int:
-    """``deskgate audit list``: oldest first; one JSON object per line with ``--json``."""
-    try:
-        since_time = parse_time(since) if since else None
-    except ValueError as exc:
-        print(f"deskgate: --since: {exc}", file=sys.stderr)
-        return 1
-    events: list[AuditEvent] = asyncio.run(
-        _with_audit_log(config, lambda audit: audit.list(user=user, since=since_time, limit=None)))
-    for event in events:
-        if as_json:
-            print(json.dumps(event.to_json(), ensure_ascii=False))
-        else:
-            reason = f"  ({event.reason})" if event.reason else ""
-            print(f"{isoformat_utc(event.time)}  #{event.id}  {event.user or '-'}  {event.source or '-'}  "
-                  f"{event.action}  {event.target or '-'}  {event.outcome}{reason}")
-    return 0
-
-
-def audit_verify_command(config: Config) -> int:
-    """``deskgate audit verify``: exit 0 when the chain is intact, 1 (saying where and why) when not."""
-    verdict: VerifyResult = asyncio.run(_with_audit_log(config, lambda audit: audit.verify()))
-    if verdict.ok:
-        print(f"audit log intact: {verdict.checked} events checked")
-        return 0
-    print(f"audit log TAMPERED at event #{verdict.first_bad_id}: {verdict.reason} "
-          f"({verdict.checked} events before it are intact)")
-    return 1

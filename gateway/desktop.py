@@ -28,11 +28,11 @@ from typing import TypeVar
 
 from aiohttp import WSMsgType, web
 
-from gateway.errors import ProtocolViolation, TargetAuthFailed, TargetUnavailable
-from gateway.metrics import Metrics
+from base.metrics import Metrics
 from gateway.policy import InputRecording, Policy
 from gateway.recording import SessionRecorder
 from gateway.recording_service import RecordingService
+from gateway.rfb.errors import ProtocolViolation, TargetAuthFailed, TargetUnavailable
 from gateway.rfb.framing import (
     ClientMessageFramer,
     ClientMessageReceived,
@@ -49,6 +49,7 @@ from gateway.rfb.handshake import (
     HandshakeFailed,
     ServerHandshake,
 )
+from gateway.rfb.input_presses import InputPresses
 from gateway.rfb.messages import (
     ClientCutText,
     KeyEvent,
@@ -61,7 +62,6 @@ from gateway.rfb.messages import (
 )
 from gateway.sessions import LiveSession
 from recorder.errors import RecordingUnavailable
-from recorder.input_presses import InputPresses
 
 log = logging.getLogger(__name__)
 

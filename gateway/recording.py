@@ -21,8 +21,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
+from base.metrics import Metrics
 from gateway import __version__
-from gateway.metrics import Metrics
 from gateway.rfb.messages import PixelFormat
 from recorder.errors import RecordingError, RecordingUnavailable, RecordingWriteFailed
 from recorder.journal import (

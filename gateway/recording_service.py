@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from base.metrics import Metrics
 from gateway.audit import AuditLog
 from gateway.config import Config
-from gateway.metrics import Metrics
 from gateway.policy import Policy
 from gateway.recording import SealedRecording, SessionRecorder, session_header
 from gateway.rfb.messages import ServerInit

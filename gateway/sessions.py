@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from gateway.metrics import Metrics
+from base.metrics import Metrics
 
 
 @dataclass(slots=True, eq=False)

@@ -9,7 +9,7 @@ that keep only input counts, from each INPUT_COUNTS record at its time (so at fl
 granularity). Only non-empty buckets are kept.
 
 :class:`RecordingIndex` stores summaries in the ``recordings`` and ``recording_events`` tables
-of :mod:`gateway.store` and answers searches, newest first.
+of :mod:`recorder.tables` and answers searches, newest first.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import sys
 from collections import Counter
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -29,12 +28,19 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import RowMapping
 
-from gateway.config import Config
+from base.db import Store
+from base.times import isoformat_utc, parse_time
 from gateway.rfb.framing import ClientMessageFramer, ClientMessageReceived
-from gateway.store import Store, isoformat_utc, parse_time, recording_events, recordings
+from gateway.rfb.input_presses import InputPresses
 from recorder.errors import JournalCorrupt
-from recorder.input_presses import InputPresses
-from recorder.journal import MAX_RECORD, JournalReader, RecordKind, decode_json, is_session_id
+from recorder.journal import (
+    MAX_RECORD,
+    JournalReader,
+    RecordKind,
+    decode_json,
+    is_session_id,
+)
+from recorder.tables import recording_events, recordings
 
 log = logging.getLogger(__name__)
 
@@ -339,47 +345,3 @@ class RecordingIndex:
             stored: str | None = await connection.scalar(
                 select(recordings.c.activity).where(recordings.c.id == recording_id))
         return [ActivityBucket(t, keys, clicks) for t, keys, clicks in json.loads(stored or "[]")]
-
-
-# ---------------------------------------------------------------- deskgate recordings list
-
-
-def _human_duration(seconds: float) -> str:
-    whole = int(seconds)
-    hours, rest = divmod(whole, 3600)
-    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
-
-
-async def _list_recordings(config: Config, user: str | None, target: str | None,
-                           since: datetime | None) -> list[RecordingRow]:
-    store = await Store.open(config.storage.database)
-    try:
-        return await RecordingIndex(store).search(user=user, target=target, since=since, limit=MAX_SEARCH_LIMIT)
-    finally:
-        await store.close()
-
-
-def recordings_list_command(config: Config, user: str | None, target: str | None, since: str | None,
-                            as_json: bool) -> int:
-    """``deskgate recordings list``: newest first; one JSON object per line with ``--json``."""
-    try:
-        since_time = parse_time(since) if since else None
-    except ValueError as exc:
-        print(f"deskgate: --since: {exc}", file=sys.stderr)
-        return 1
-    rows = asyncio.run(_list_recordings(config, user, target, since_time))
-    if as_json:
-        for row in rows:
-            print(json.dumps({**row.to_json(), "path": row.path, "sha256": row.sha256, "node": row.node}))
-        return 0
-    if not rows:
-        print("no recordings match")
-        return 0
-    table = [("ID", "STARTED", "DURATION", "USER", "SOURCE", "TARGET", "BYTES", "VIDEO", "END")]
-    table += [(row.id, row.started.strftime("%Y-%m-%d %H:%M:%SZ"), _human_duration(row.duration), row.user,
-               row.source, row.target, str(row.bytes), row.video_state.value,
-               row.end_reason if row.end_reason is not None else "(live or torn)") for row in rows]
-    widths = [max(len(line[column]) for line in table) for column in range(len(table[0]) - 1)]
-    for line in table:
-        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths)) + "  " + line[-1])
-    return 0

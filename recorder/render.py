@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gateway.errors import GatewayError
+from gateway.rfb.errors import RFBError
 from gateway.rfb.framing import (
     MAX_FRAMEBUFFER,
     ClientMessageFramer,
@@ -33,7 +33,13 @@ from gateway.rfb.framing import (
     UpdateEnd,
     check_framebuffer_size,
 )
-from gateway.rfb.messages import PixelFormat, PointerEvent, SetColourMapEntries, SetEncodings, SetPixelFormat
+from gateway.rfb.messages import (
+    PixelFormat,
+    PointerEvent,
+    SetColourMapEntries,
+    SetEncodings,
+    SetPixelFormat,
+)
 from recorder.decoders import DecoderState, composite_cursor, decode_rectangle
 from recorder.errors import DecodeError
 from recorder.framebuffer import Framebuffer, RGBArray
@@ -63,7 +69,7 @@ class SessionReplay:
             width, height = int(header["width"]), int(header["height"])
             pixel_format = PixelFormat(**header["pixel_format"])
             check_framebuffer_size(width, height, MAX_FRAMEBUFFER)
-        except (KeyError, TypeError, ValueError, GatewayError) as exc:
+        except (KeyError, TypeError, ValueError, RFBError) as exc:
             raise DecodeError(f"the journal header has no usable desktop size and pixel format: {exc}") from exc
         self.framebuffer = Framebuffer(width, height)
         self.decoder_state = DecoderState(pixel_format)

@@ -16,7 +16,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from recorder.errors import IntegrityError, JournalCorrupt, RecordingUnavailable
-from recorder.journal import JOURNAL_SUFFIX, JournalReader, fsync_directory, is_session_id
+from recorder.journal import (
+    JOURNAL_SUFFIX,
+    JournalReader,
+    fsync_directory,
+    is_session_id,
+)
 
 KEY_SIZE = 32
 _CHUNK = 1 << 20

@@ -14,7 +14,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
-from gateway.metrics import Metrics
+from base.metrics import Metrics
 from recorder.errors import RecordingError
 from recorder.render import RenderResult, render_journal
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import subprocess
-import time
 import textwrap
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,9 +14,9 @@ import pyotp
 import pytest
 
 from auth.local import LocalUserStore
+from base.db import Store
 from gateway.config import load_config
 from gateway.demo import XvncDesktop
-from gateway.store import Store
 from gateway.web.app import RunningGateway, start_gateway
 
 DESKTOP_PASSWORD = "s3cret-vnc"

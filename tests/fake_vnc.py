@@ -9,8 +9,18 @@ from __future__ import annotations
 
 import asyncio
 
-from gateway.rfb.handshake import ClientVersionReceived, HandshakeComplete, ServerHandshake
-from gateway.rfb.messages import RGBX8888, Encoding, Rectangle, ServerInit, encode_update_header
+from gateway.rfb.handshake import (
+    ClientVersionReceived,
+    HandshakeComplete,
+    ServerHandshake,
+)
+from gateway.rfb.messages import (
+    RGBX8888,
+    Encoding,
+    Rectangle,
+    ServerInit,
+    encode_update_header,
+)
 
 
 class StreamingVNCServer:

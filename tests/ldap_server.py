@@ -21,7 +21,6 @@ import datetime
 import functools
 import io
 import ipaddress
-import os
 import re
 import signal
 import socket

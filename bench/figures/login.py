@@ -25,7 +25,14 @@ from pathlib import Path
 from bench.deployment import BenchUser, UserPool, http_session, log_in, write_config
 from bench.harness import Harness
 from bench.report import Figure, Measured, Summary, percentile
-from tests.ldap_server import GROUPS_BASE, PEOPLE, SERVICE_DN, SERVICE_PASSWORD, USERS, SlapdServer
+from tests.ldap_server import (
+    GROUPS_BASE,
+    PEOPLE,
+    SERVICE_DN,
+    SERVICE_PASSWORD,
+    USERS,
+    SlapdServer,
+)
 
 LOCAL_USERS = 80  # each can log in about twice at once, then once per 30 s time step
 DIRECTORY_USERS = ("alice", "neil, j (ops)*")  # the directory's members of "operators"

@@ -24,7 +24,7 @@ from collections.abc import Generator, Iterable
 from dataclasses import dataclass
 from typing import Generic, TypeAlias, TypeVar
 
-from gateway.errors import LimitExceeded, ProtocolViolation, UnsupportedEncoding
+from gateway.rfb.errors import LimitExceeded, ProtocolViolation, UnsupportedEncoding
 from gateway.rfb.hextile import check_hextile_subrects
 from gateway.rfb.messages import (
     COMPRESS_LEVELS,

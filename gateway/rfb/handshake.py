@@ -7,7 +7,7 @@ the peer's bytes and resumes it; what it has to say waits in ``data_to_send`` an
 what happened in ``events_received``. A peer that breaks the protocol never raises
 into the caller: it ends the handshake with :class:`HandshakeFailed`. Misusing the
 machine (``accept`` at the wrong time, feeding it after completion) raises
-:class:`~gateway.errors.LocalProtocolError`, since that is the caller's bug.
+:class:`~gateway.rfb.errors.LocalProtocolError`, since that is the caller's bug.
 
 :class:`ClientHandshake` is the gateway as client towards the VNC target (None or
 VNC authentication); :class:`ServerHandshake` is the gateway as server towards the
@@ -27,11 +27,11 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import TypeAlias
 
-from gateway.errors import (
-    GatewayError,
+from gateway.rfb.errors import (
     LimitExceeded,
     LocalProtocolError,
     ProtocolViolation,
+    RFBError,
     TargetAuthFailed,
     TargetUnavailable,
 )
@@ -82,7 +82,7 @@ class HandshakeComplete:
 
 @dataclass(frozen=True, slots=True)
 class HandshakeFailed:
-    error: GatewayError
+    error: RFBError
 
 
 HandshakeEvent: TypeAlias = ClientVersionReceived | HandshakeComplete | HandshakeFailed
@@ -143,7 +143,7 @@ class _Handshake:
     def _run(self) -> Generator[None, None, None]:
         try:
             yield from self._negotiate()
-        except GatewayError as exc:
+        except RFBError as exc:
             self._state = HandshakeState.FAILED
             self._reader.buffer.clear()
             self._events.append(HandshakeFailed(exc))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.errors import ProtocolViolation
+from gateway.rfb.errors import ProtocolViolation
 
 # For n sub-rectangles (a tile has at most 255): n byte lanes of 0x01, of 0x0F and of 0x80.
 _LANES = [tuple(int.from_bytes(bytes((lane,)) * count, "big") for lane in (0x01, 0x0F, 0x80)) for count in range(256)]

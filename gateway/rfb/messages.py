@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, TypeAlias
 
-from gateway.errors import ProtocolViolation
+from gateway.rfb.errors import ProtocolViolation
 
 
 class ClientMessageType(IntEnum):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 from cryptography.hazmat.primitives.ciphers import Cipher, modes
 
-from gateway.errors import ProtocolViolation
+from gateway.rfb.errors import ProtocolViolation
 
 CHALLENGE_SIZE = 16
 

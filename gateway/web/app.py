@@ -14,15 +14,23 @@ import uvloop
 from aiohttp import web
 
 from auth.netacl import NetworkACL
+from base.errors import ConfigError
+from base.metrics import Metrics
 from gateway.config import Config
 from gateway.desktop import TargetEndpoint
-from gateway.errors import ConfigError
-from gateway.metrics import Metrics
 from gateway.policy import PolicySet
 from gateway.sessions import SessionRegistry
 from gateway.web import auth_routes, desktop_routes, portal_routes, recording_routes
 from gateway.web.auth_context import auth_context
-from gateway.web.keys import CLOCK, CONFIG, LIVE_SESSIONS, METRICS, NETACL, POLICIES, VNC_ENDPOINTS
+from gateway.web.keys import (
+    CLOCK,
+    CONFIG,
+    LIVE_SESSIONS,
+    METRICS,
+    NETACL,
+    POLICIES,
+    VNC_ENDPOINTS,
+)
 from gateway.web.pages import STATIC
 from gateway.web.recording_keys import database_context, recordings_context
 from gateway.web.security import (

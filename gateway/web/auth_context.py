@@ -27,7 +27,15 @@ from auth.secretbox import SecretBox
 from auth.totp import TOTPVerifier
 from auth.totp_store import DatabaseUsedCodes, Enrollments, TOTPSecrets
 from auth.websession import WebSessionStore
-from gateway.web.keys import CLOCK, CONFIG, LDAP, LIVE_SESSIONS, LOGIN, METRICS, WEB_SESSIONS
+from gateway.web.keys import (
+    CLOCK,
+    CONFIG,
+    LDAP,
+    LIVE_SESSIONS,
+    LOGIN,
+    METRICS,
+    WEB_SESSIONS,
+)
 from gateway.web.recording_keys import AUDIT, STORE
 
 log = logging.getLogger(__name__)

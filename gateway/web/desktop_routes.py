@@ -11,7 +11,12 @@ from gateway.desktop import CloseCode, DesktopSession
 from gateway.sessions import LiveSession
 from gateway.web.keys import CONFIG, LIVE_SESSIONS, METRICS, POLICIES, VNC_ENDPOINTS
 from gateway.web.recording_keys import AUDIT, RECORDINGS
-from gateway.web.security import client_address, current_session, error_json, origin_allowed
+from gateway.web.security import (
+    client_address,
+    current_session,
+    error_json,
+    origin_allowed,
+)
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()

@@ -10,9 +10,9 @@ from auth.ldap import LDAPBackend
 from auth.login import LoginService
 from auth.netacl import NetworkACL
 from auth.websession import WebSessionStore
+from base.metrics import Metrics
 from gateway.config import Config
 from gateway.desktop import TargetEndpoint
-from gateway.metrics import Metrics
 from gateway.policy import PolicySet
 from gateway.sessions import SessionRegistry
 

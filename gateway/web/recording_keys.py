@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from base.db import Store
 from gateway.audit import AuditLog
 from gateway.recording_service import RecordingService, RecordingSettings
-from gateway.store import Store
 from gateway.web.keys import CONFIG, METRICS
 from recorder.index import RecordingIndex
 from recorder.worker import RenderPool

@@ -25,9 +25,9 @@ from aiohttp import web
 from multidict import MultiMapping
 
 from auth.identity import Identity
+from base.times import parse_time
 from gateway.config import parse_duration
 from gateway.policy import IPAddress, PolicySet, RecordingAccess, normalize_source
-from gateway.store import parse_time
 from gateway.web.keys import CONFIG, POLICIES
 from gateway.web.pages import signed_in_page
 from gateway.web.recording_keys import AUDIT, RECORDING_INDEX

@@ -18,7 +18,13 @@ from gateway.rfb.messages import PixelFormat, Rectangle
 from recorder.decoders.reader import PayloadReader
 from recorder.decoders.state import DecoderState, InflateStream
 from recorder.errors import DecodeError
-from recorder.framebuffer import Framebuffer, RGBArray, scale_channels, tpixels_to_rgb, wire_dtype
+from recorder.framebuffer import (
+    Framebuffer,
+    RGBArray,
+    scale_channels,
+    tpixels_to_rgb,
+    wire_dtype,
+)
 
 MIN_TO_COMPRESS = 12
 

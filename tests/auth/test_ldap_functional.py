@@ -18,12 +18,19 @@ from ldap.filter import escape_filter_chars
 from auth.errors import DirectoryUnavailable, InvalidCredentials
 from auth.identity import Identity
 from auth.ldap import UNAVAILABLE_MESSAGE, LDAPBackend
-from gateway.config import LDAPConfig
-from gateway.errors import ConfigError
-from gateway.metrics import Metrics
+from auth.options import LDAPConfig
+from base.errors import ConfigError
+from base.metrics import Metrics
 from gateway.policy import Policy, PolicySet
 from tests.ldap_server import (
-    GROUPS_BASE, PEOPLE, SERVICE_DN, SERVICE_PASSWORD, USERS, SlapdServer, user_dn, write_ca,
+    GROUPS_BASE,
+    PEOPLE,
+    SERVICE_DN,
+    SERVICE_PASSWORD,
+    USERS,
+    SlapdServer,
+    user_dn,
+    write_ca,
 )  # fmt: skip
 
 pytestmark = pytest.mark.functional

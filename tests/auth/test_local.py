@@ -12,7 +12,7 @@ from argon2 import PasswordHasher
 from auth.errors import AccountDisabled, InvalidCredentials, UserAdminError
 from auth.identity import Identity
 from auth.local import LocalUserStore
-from gateway.errors import ConfigError
+from base.errors import ConfigError
 
 PASSWORD = "correct-horse-battery"
 

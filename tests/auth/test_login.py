@@ -31,9 +31,9 @@ from auth.ratelimit import LoginThrottle
 from auth.secretbox import SecretBox
 from auth.totp import TOTPVerifier
 from auth.totp_store import DatabaseUsedCodes, Enrollments, TOTPSecrets
+from base.db import Store
+from base.metrics import Metrics
 from gateway.audit import AuditLog
-from gateway.metrics import Metrics
-from gateway.store import Store
 from tests.auth.conftest import Clock
 
 PASSWORD = "correct-horse-battery"

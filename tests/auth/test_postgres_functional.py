@@ -17,8 +17,8 @@ from auth.ratelimit import LoginThrottle
 from auth.secretbox import SecretBox
 from auth.totp_store import DatabaseUsedCodes, Enrollments, TOTPSecrets
 from auth.websession import WebSessionStore
-from gateway.store import Store
-from tests.gateway.test_store import postgres_url  # noqa: F401  (a fixture: a throwaway cluster)
+from base.db import Store
+from tests.base.test_db import postgres_url  # noqa: F401  (a fixture: a throwaway cluster)
 
 pytestmark = pytest.mark.functional
 

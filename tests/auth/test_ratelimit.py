@@ -9,7 +9,7 @@ import pytest
 
 from auth.errors import RateLimited
 from auth.ratelimit import Backoff, LoginThrottle, network_of, user_key
-from gateway.store import Store
+from base.db import Store
 from tests.auth.conftest import Clock
 
 HOME = ip_address("198.51.100.7")

@@ -8,7 +8,14 @@ import pyotp
 import pytest
 
 from auth.errors import InvalidTOTP
-from auth.totp import REPLAYED, TOTPVerifier, new_secret, provisioning_uri, svg_data_uri, terminal_qr
+from auth.totp import (
+    REPLAYED,
+    TOTPVerifier,
+    new_secret,
+    provisioning_uri,
+    svg_data_uri,
+    terminal_qr,
+)
 
 # RFC 6238 appendix B: the SHA-1 test secret "12345678901234567890", base32-encoded.
 RFC_SECRET = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"

@@ -11,8 +11,9 @@ from sqlalchemy import select
 from auth.errors import SecretKeyError
 from auth.identity import Identity
 from auth.secretbox import SecretBox
+from auth.tables import totp_enrollments, totp_secrets
 from auth.totp_store import DatabaseUsedCodes, Enrollments, TOTPSecrets, token_hash
-from gateway.store import Store, totp_enrollments, totp_secrets
+from base.db import Store
 from tests.auth.conftest import Clock
 
 ALICE = Identity("alice", frozenset({"operators"}), admin=False, backend="ldap")

@@ -6,9 +6,15 @@ import pytest
 from sqlalchemy import select
 
 from auth.identity import Identity
+from auth.tables import web_sessions
 from auth.totp_store import token_hash
-from auth.websession import EXPIRED_ABSOLUTE, EXPIRED_IDLE, WebSessionStore, csrf_token_for
-from gateway.store import Store, web_sessions
+from auth.websession import (
+    EXPIRED_ABSOLUTE,
+    EXPIRED_IDLE,
+    WebSessionStore,
+    csrf_token_for,
+)
+from base.db import Store
 from tests.auth.conftest import Clock
 
 ALICE = Identity("alice", frozenset({"operators"}), admin=False, backend="local")

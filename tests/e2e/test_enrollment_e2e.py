@@ -13,7 +13,14 @@ import pytest
 from playwright.async_api import Browser, Page, expect
 
 from tests.functional.auth_helpers import AuthGateway, auth_gateway
-from tests.ldap_server import GROUPS_BASE, PEOPLE, SERVICE_DN, SERVICE_PASSWORD, USERS, SlapdServer
+from tests.ldap_server import (
+    GROUPS_BASE,
+    PEOPLE,
+    SERVICE_DN,
+    SERVICE_PASSWORD,
+    USERS,
+    SlapdServer,
+)
 
 pytestmark = pytest.mark.e2e
 

@@ -29,10 +29,10 @@ import pytest
 import yaml
 
 from auth.local import LocalUserStore
+from base.db import Store
 from gateway.audit import AuditEvent, AuditLog
 from gateway.cli import main
 from gateway.config import Config, load_config
-from gateway.store import Store
 from gateway.web.app import RunningGateway, start_gateway
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,8 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.functional.auth_helpers import auth_gateway, cookie_session, deskgate
-from tests.functional.auth_helpers import restore_logging  # noqa: F401  (a fixture)
+from tests.functional.auth_helpers import (
+    auth_gateway,
+    cookie_session,
+    deskgate,
+    restore_logging,  # noqa: F401  (a fixture)
+)
 
 pytestmark = [pytest.mark.functional, pytest.mark.usefixtures("restore_logging")]
 

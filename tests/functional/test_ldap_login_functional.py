@@ -13,9 +13,23 @@ import pyotp
 import pytest
 from ldap.filter import escape_filter_chars
 
-from tests.functional.auth_helpers import PASSWORD, AuthGateway, auth_gateway, cookie_session, deskgate
-from tests.functional.auth_helpers import restore_logging  # noqa: F401  (a fixture)
-from tests.ldap_server import GROUPS_BASE, PEOPLE, SERVICE_DN, SERVICE_PASSWORD, USERS, SlapdServer, user_dn
+from tests.functional.auth_helpers import (
+    PASSWORD,
+    AuthGateway,
+    auth_gateway,
+    cookie_session,
+    deskgate,
+    restore_logging,  # noqa: F401  (a fixture)
+)
+from tests.ldap_server import (
+    GROUPS_BASE,
+    PEOPLE,
+    SERVICE_DN,
+    SERVICE_PASSWORD,
+    USERS,
+    SlapdServer,
+    user_dn,
+)
 
 pytestmark = pytest.mark.functional
 

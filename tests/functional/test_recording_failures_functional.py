@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from gateway.metrics import Metrics
+from base.metrics import Metrics
 from gateway.recording import SessionRecorder, session_header
 from gateway.rfb.messages import RGBX8888
 from recorder.journal import JournalReader, RecordKind, new_session_id, recording_path

@@ -31,7 +31,12 @@ from gateway.web.recording_keys import AUDIT, RECORDING_INDEX
 from recorder.index import RecordingRow, VideoState
 from recorder.journal import JournalReader, RecordKind
 from recorder.render import SessionReplay
-from tests.conftest import DESKTOP_HEIGHT, DESKTOP_PASSWORD, DESKTOP_WIDTH, GatewayUnderTest
+from tests.conftest import (
+    DESKTOP_HEIGHT,
+    DESKTOP_PASSWORD,
+    DESKTOP_WIDTH,
+    GatewayUnderTest,
+)
 from tests.functional.test_desktop_functional import open_desktop
 from tests.recorder.test_render import psnr, yuv_to_rgb
 from tests.xwd import read_xwd

@@ -33,7 +33,12 @@ from gateway.rfb.messages import Encoding, KeyEvent
 from gateway.web.recording_keys import AUDIT
 from recorder.journal import JournalReader, RecordKind
 from recorder.seal import seal_path
-from tests.conftest import GatewayUnderTest, User, start_test_gateway, write_gateway_config
+from tests.conftest import (
+    GatewayUnderTest,
+    User,
+    start_test_gateway,
+    write_gateway_config,
+)
 from tests.functional.test_desktop_functional import open_desktop
 from tests.rfbclient import RFBClosed
 

@@ -15,8 +15,14 @@ from auth.websession import EXPIRED_ABSOLUTE
 from gateway.demo import XvncDesktop
 from gateway.rfb.messages import KeyEvent
 from gateway.web.auth_context import REVOCATION_CHECK_INTERVAL
-from tests.functional.auth_helpers import AuthGateway, Clock, auth_gateway, cookie_session, deskgate
-from tests.functional.auth_helpers import restore_logging  # noqa: F401  (a fixture)
+from tests.functional.auth_helpers import (
+    AuthGateway,
+    Clock,
+    auth_gateway,
+    cookie_session,
+    deskgate,
+    restore_logging,  # noqa: F401  (a fixture)
+)
 from tests.ldap_server import write_ca, write_server_certificate
 from tests.rfbclient import RFBClosed, WebSocketRFBClient
 

@@ -4,28 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import delete, insert, select, text, update
+from sqlalchemy import delete, insert, select, update
 
+from base.db import Store
 from gateway.audit import (
     GENESIS_HASH,
     AuditLog,
-    audit_list_command,
-    audit_verify_command,
+    VerifyResult,
+    audit_events,
     canonical_json,
     chain_hash,
-    VerifyResult,
 )
-from gateway.config import Config, load_config
-from gateway.store import Store, audit_events
 
 T0 = datetime(2026, 11, 25, 8, 0, tzinfo=UTC).timestamp()
 
@@ -175,7 +171,7 @@ async def test_concurrent_appends_from_two_stores_stay_one_chain(tmp_path: Path)
 WRITER = """
 import asyncio, sys
 from gateway.audit import AuditLog
-from gateway.store import Store
+from base.db import Store
 
 async def main() -> None:
     store = await Store.open(sys.argv[1])
@@ -203,65 +199,3 @@ async def test_appends_from_another_process_interleave_into_one_chain(tmp_path: 
     assert verdict.ok and verdict.checked == 60 + mine
     users = "".join(event.user[0] for event in await audit.list(limit=None) if event.user)
     assert "pc" in users and "cp" in users  # the two writers really interleaved
-
-
-# ---------------------------------------------------------------- the CLI commands
-
-
-@pytest.fixture
-def config(tmp_path: Path) -> Iterator[Config]:
-    path = tmp_path / "deskgate.yaml"
-    path.write_text('storage: {database: "sqlite:///state/deskgate.db"}\n')
-    yield load_config(path)
-
-
-def _fill(config: Config) -> None:
-    async def fill() -> None:
-        store = await Store.open(config.storage.database)
-        try:
-            await record_five(AuditLog(store, clock=FakeClock()))
-        finally:
-            await store.close()
-    asyncio.run(fill())
-
-
-def test_audit_list_command_prints_json_lines(config: Config, capsys: pytest.CaptureFixture[str]) -> None:
-    _fill(config)
-    assert audit_list_command(config, "alice", "2026-11-25T08:00:03Z", as_json=True) == 0
-    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert [(e["id"], e["action"], e["target"]) for e in lines] == [(3, "session.open", "desk-01"),
-                                                                    (5, "session.close", "desk-01")]
-    assert lines[0]["time"] == "2026-11-25T08:00:04.500000Z" and lines[1]["detail"] == {"bytes": 1234}
-    assert {"user", "source", "outcome", "reason", "hash", "prev_hash"} <= lines[0].keys()
-
-
-def test_audit_list_command_prints_one_readable_line_per_event(config: Config,
-                                                               capsys: pytest.CaptureFixture[str]) -> None:
-    _fill(config)
-    assert audit_list_command(config, None, None, as_json=False) == 0
-    lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 5
-    assert lines[1] == "2026-11-25T08:00:03.000000Z  #2  mallory  10.0.0.6  login  -  failure  (wrong password)"
-
-
-def test_audit_list_command_refuses_a_bad_since(config: Config, capsys: pytest.CaptureFixture[str]) -> None:
-    assert audit_list_command(config, None, "last tuesday", as_json=False) == 1
-    assert "--since: 'last tuesday' is not an ISO-8601 date or time" in capsys.readouterr().err
-
-
-def test_audit_verify_command_exit_status(config: Config, capsys: pytest.CaptureFixture[str]) -> None:
-    _fill(config)
-    assert audit_verify_command(config) == 0
-    assert capsys.readouterr().out == "audit log intact: 5 events checked\n"
-
-    async def tamper() -> None:
-        store = await Store.open(config.storage.database)
-        try:
-            async with store.transaction() as connection:
-                await connection.execute(text("UPDATE audit_events SET user = 'nobody' WHERE id = 2"))
-        finally:
-            await store.close()
-    asyncio.run(tamper())
-    assert audit_verify_command(config) == 1
-    assert capsys.readouterr().out == ("audit log TAMPERED at event #2: event #2 was edited: its contents do not "
-                                       "match its hash (1 events before it are intact)\n")

@@ -18,10 +18,10 @@ import yaml
 
 from auth.secretbox import SecretBox
 from auth.totp_store import TOTPSecrets
+from base.db import Store
 from gateway.audit import AuditLog
 from gateway.cli import main
 from gateway.config import Config, load_config
-from gateway.store import Store
 
 CONFIG = """\
 auth:

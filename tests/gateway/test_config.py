@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from auth.netacl import ProxyHeader
+from base.errors import ConfigError
 from gateway.config import Address, load_config, parse_duration
-from gateway.errors import ConfigError
 from gateway.policy import Clipboard
 
 DESIGN_EXAMPLE = """\

@@ -11,12 +11,18 @@ from typing import Any
 
 import pytest
 
+from base.metrics import Metrics
 from gateway import __version__
-from gateway.metrics import Metrics
 from gateway.recording import SessionRecorder, failure_reason, session_header
 from gateway.rfb.messages import RGBX8888
 from recorder.errors import RecordingUnavailable
-from recorder.journal import JournalFile, JournalReader, JournalRecord, RecordKind, recording_path
+from recorder.journal import (
+    JournalFile,
+    JournalReader,
+    JournalRecord,
+    RecordKind,
+    recording_path,
+)
 from recorder.seal import verify_journal
 
 SESSION_ID = "20261125T080000Z-1a2b3c4d"

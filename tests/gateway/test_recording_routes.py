@@ -12,27 +12,42 @@ from typing import Any
 import av
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from multidict import MultiDict
 from yarl import URL
 
 from auth.identity import Identity
 from auth.netacl import NetworkACL
 from auth.websession import WebSessionStore
+from base.metrics import Metrics
 from gateway.audit import AuditLog
 from gateway.config import Config, load_config
-from gateway.metrics import Metrics
 from gateway.policy import PolicySet, RecordingAccess
 from gateway.web import recording_routes
 from gateway.web.keys import CONFIG, METRICS, NETACL, POLICIES, WEB_SESSIONS
 from gateway.web.recording_keys import AUDIT, RECORDING_INDEX, STORE, database_context
-from gateway.web.recording_routes import LIST_PARAMETERS, parse_list_filters, recording_access
-from gateway.web.security import DENIAL_AUDITOR, DenialAuditor, network_allow_list, web_session
+from gateway.web.recording_routes import (
+    LIST_PARAMETERS,
+    parse_list_filters,
+    recording_access,
+)
+from gateway.web.security import (
+    DENIAL_AUDITOR,
+    DenialAuditor,
+    network_allow_list,
+    web_session,
+)
 from recorder.index import VideoState
-from tests.recorder.test_index import end_record, event, full_session, journal_header, write_journal
+from tests.recorder.test_index import (
+    end_record,
+    event,
+    full_session,
+    journal_header,
+    write_journal,
+)
 
 ALICE_ID = "20261125T080000Z-0000a11c"  # operator, 31 s, with a rendered video
 BOB_ID = "20261125T090000Z-00000b0b"  # operator, 10 min, idle timeout, not rendered

@@ -7,13 +7,19 @@ from pathlib import Path
 
 import pytest
 
+from base.db import Store
+from base.metrics import Metrics
 from gateway.audit import AuditLog
-from gateway.metrics import Metrics
 from gateway.policy import Policy
 from gateway.recording_service import RecordingService, RecordingSettings
-from gateway.rfb.messages import RGBX8888, Encoding, Rectangle, ServerInit, encode_update_header
+from gateway.rfb.messages import (
+    RGBX8888,
+    Encoding,
+    Rectangle,
+    ServerInit,
+    encode_update_header,
+)
 from gateway.sessions import LiveSession
-from gateway.store import Store
 from recorder.errors import RecordingUnavailable
 from recorder.index import RecordingIndex, VideoState
 from recorder.journal import JournalFile, JournalReader, RecordKind, encode_record

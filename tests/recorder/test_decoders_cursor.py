@@ -9,7 +9,13 @@ from gateway.rfb.messages import RGBX8888, Encoding, Rectangle
 from recorder.decoders import DecoderState, composite_cursor, decode_rectangle
 from recorder.errors import DecodeError
 from recorder.framebuffer import Framebuffer
-from tests.recorder.pixel_encoding import FORMATS, expected_rgb, new_state, pack_pixels, random_pixels
+from tests.recorder.pixel_encoding import (
+    FORMATS,
+    expected_rgb,
+    new_state,
+    pack_pixels,
+    random_pixels,
+)
 
 WHITE, BLACK = b"\xff\xff\xff\x00", b"\x00\x00\x00\x00"
 

@@ -11,7 +11,13 @@ from gateway.rfb.messages import RGBX8888, Encoding, Rectangle
 from recorder.decoders import decode_rectangle
 from recorder.errors import DecodeError
 from recorder.framebuffer import Framebuffer
-from tests.recorder.pixel_encoding import FORMATS, expected_rgb, new_state, pack_pixels, random_pixels
+from tests.recorder.pixel_encoding import (
+    FORMATS,
+    expected_rgb,
+    new_state,
+    pack_pixels,
+    random_pixels,
+)
 
 
 class TestRaw:

@@ -16,7 +16,14 @@ from recorder.decoders.reader import PayloadReader
 from recorder.decoders.tight import read_compact_length
 from recorder.errors import CodecUnavailable, DecodeError
 from recorder.framebuffer import Framebuffer
-from tests.recorder.pixel_encoding import FORMATS, expected_rgb, new_state, pack_pixels, pack_tpixels, random_pixels
+from tests.recorder.pixel_encoding import (
+    FORMATS,
+    expected_rgb,
+    new_state,
+    pack_pixels,
+    pack_tpixels,
+    random_pixels,
+)
 
 COPY, PALETTE, GRADIENT = 0, 1, 2
 FILL, JPEG = 0x80, 0x90

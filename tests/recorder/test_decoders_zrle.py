@@ -14,7 +14,13 @@ from gateway.rfb.messages import RGBX8888, Encoding, Rectangle
 from recorder.decoders import DecoderState, decode_rectangle
 from recorder.errors import DecodeError
 from recorder.framebuffer import Framebuffer
-from tests.recorder.pixel_encoding import FORMATS, expected_rgb, new_state, pack_cpixels, random_pixels
+from tests.recorder.pixel_encoding import (
+    FORMATS,
+    expected_rgb,
+    new_state,
+    pack_cpixels,
+    random_pixels,
+)
 
 TileEncoder = Callable[[str, np.ndarray, list[int]], bytes]
 

@@ -28,7 +28,14 @@ from gateway.rfb.messages import (
 from recorder.errors import DecodeError
 from recorder.journal import JOURNAL_MAGIC, JournalReader, RecordKind, encode_record
 from recorder.render import RenderResult, SessionReplay, render_journal
-from tests.recorder.pixel_encoding import FORMATS, expected_rgb, pack_cpixels, pack_pixels, pack_tpixels, random_pixels
+from tests.recorder.pixel_encoding import (
+    FORMATS,
+    expected_rgb,
+    pack_cpixels,
+    pack_pixels,
+    pack_tpixels,
+    random_pixels,
+)
 
 RGBImage = npt.NDArray[np.uint8]
 WIDTH, HEIGHT = 320, 240

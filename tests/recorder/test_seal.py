@@ -11,8 +11,22 @@ from pathlib import Path
 import pytest
 
 from recorder.errors import IntegrityError, JournalCorrupt, RecordingUnavailable
-from recorder.journal import JournalFile, RecordKind, encode_json, encode_record, recording_path
-from recorder.seal import KEY_SIZE, Seal, load_or_create_key, read_seal, seal_journal, seal_path, verify_journal
+from recorder.journal import (
+    JournalFile,
+    RecordKind,
+    encode_json,
+    encode_record,
+    recording_path,
+)
+from recorder.seal import (
+    KEY_SIZE,
+    Seal,
+    load_or_create_key,
+    read_seal,
+    seal_journal,
+    seal_path,
+    verify_journal,
+)
 
 SESSION_ID = "20261125T080000Z-1a2b3c4d"
 OTHER_ID = "20261125T090000Z-00000000"

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.errors import LimitExceeded, ProtocolViolation, UnsupportedEncoding
-from gateway.rfb.framing import ClientMessageFramer, ClientMessageReceived, ProtocolFailed
+from gateway.rfb.errors import LimitExceeded, ProtocolViolation, UnsupportedEncoding
+from gateway.rfb.framing import (
+    ClientMessageFramer,
+    ClientMessageReceived,
+    ProtocolFailed,
+)
 from gateway.rfb.messages import (
     RGBX8888,
     ClientCutText,

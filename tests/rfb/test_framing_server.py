@@ -6,7 +6,7 @@ from functools import partial
 
 import pytest
 
-from gateway.errors import LimitExceeded, ProtocolViolation, UnsupportedEncoding
+from gateway.rfb.errors import LimitExceeded, ProtocolViolation, UnsupportedEncoding
 from gateway.rfb.framing import (
     DesktopResized,
     ProtocolFailed,
@@ -30,7 +30,14 @@ from gateway.rfb.messages import (
     SetColourMapEntries,
     encode_update_header,
 )
-from tests.rfb.helpers import compact_length, events_for_every_split, feed, hextile_subrect, u32, update
+from tests.rfb.helpers import (
+    compact_length,
+    events_for_every_split,
+    feed,
+    hextile_subrect,
+    u32,
+    update,
+)
 
 ALL_ENCODINGS = tuple(Encoding)
 RGB565 = PixelFormat(16, 16, False, True, 31, 63, 31, 11, 5, 0)

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.errors import ProtocolViolation, TargetAuthFailed, TargetUnavailable
+from gateway.rfb.errors import ProtocolViolation, TargetAuthFailed, TargetUnavailable
 from gateway.rfb.framing import (
     ClientMessageFramer,
     ClientMessageReceived,

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from gateway.errors import (
+from gateway.rfb.errors import (
     LimitExceeded,
     LocalProtocolError,
     ProtocolViolation,

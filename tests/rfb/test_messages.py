@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from gateway.errors import ProtocolViolation
+from gateway.rfb.errors import ProtocolViolation
 from gateway.rfb.messages import (
     RGBX8888,
     Bell,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.errors import ProtocolViolation
+from gateway.rfb.errors import ProtocolViolation
 from gateway.rfb.vncauth import vnc_auth_response
 
 

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from gateway.rfb.messages import ClientMessage, KeyEvent, PointerEvent, QEMUExtendedKeyEvent
+from gateway.rfb.messages import (
+    ClientMessage,
+    KeyEvent,
+    PointerEvent,
+    QEMUExtendedKeyEvent,
+)
 
 
 class InputPresses:

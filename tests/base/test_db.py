@@ -17,9 +17,13 @@ import asyncpg
 import pytest
 from sqlalchemy import inspect, select, text
 
+import auth.tables  # noqa: F401  (registers its tables)
+import gateway.audit  # noqa: F401  (registers its table)
+from base.db import Store, _advisory_lock_key, async_database_url
+from base.times import parse_time
 from gateway.audit import AuditLog
-from gateway.store import Store, _advisory_lock_key, async_database_url, parse_time, recordings
 from recorder.index import RecordingIndex, RecordingSummary, VideoState
+from recorder.tables import recordings
 
 STARTED = datetime(2026, 11, 25, 8, 0, 0, 123456, tzinfo=UTC)
 

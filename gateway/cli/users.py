@@ -9,8 +9,10 @@ and each running gateway closes their desktops within seconds.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import getpass
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -20,15 +22,88 @@ from auth.errors import UserAdminError
 from auth.ldap import LDAPBackend
 from auth.local import LocalUserStore
 from auth.secretbox import SecretBox
-from auth.totp import new_secret
+from auth.totp import new_secret, provisioning_uri, terminal_qr
 from auth.totp_store import TOTPSecrets
 from auth.websession import WebSessionStore
+from base.db import Store
 from gateway.audit import AuditLog
-from gateway.config import Config
-from gateway.store import Store
+from gateway.cli.common import CommandGroups
+from gateway.config import Config, load_config
 
 SOURCE = "cli"
+MIN_PASSWORD_LENGTH = 12
 T = TypeVar("T")
+
+
+def add_commands(commands: CommandGroups, common: argparse.ArgumentParser) -> None:
+    user = commands.add_parser("user", help="local users").add_subparsers(
+        dest="user_command", required=True, metavar="COMMAND")
+    add = user.add_parser("add", parents=[common], help="add a local user and enroll their authenticator")
+    add.add_argument("name", metavar="NAME")
+    add.add_argument("--group", action="append", default=[], metavar="G", help="a group (repeatable)")
+    add.add_argument("--admin", action="store_true", help="may supervise and administer")
+    add.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
+    add.set_defaults(handler=cmd_add)
+    totp_reset = user.add_parser("totp-reset", parents=[common],
+                                 help="give a user (local or directory) a new TOTP secret")
+    totp_reset.add_argument("name", metavar="NAME")
+    totp_reset.set_defaults(handler=cmd_totp_reset)
+    disable = user.add_parser("disable", parents=[common], help="refuse a user's logins and end their sessions")
+    disable.add_argument("name", metavar="NAME")
+    disable.add_argument("--reason", metavar="TEXT", help="why, for the audit log")
+    disable.set_defaults(handler=cmd_disable)
+    enable = user.add_parser("enable", parents=[common], help="let a disabled user log in again")
+    enable.add_argument("name", metavar="NAME")
+    enable.set_defaults(handler=cmd_enable)
+
+
+def _print_enrollment(config: Config, name: str, secret: str) -> None:
+    uri = provisioning_uri(secret, name, config.auth.totp.issuer)
+    print(f"Scan this with an authenticator app for {name}, or enter the URI by hand:")
+    print(uri)
+    print(terminal_qr(uri))
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    if not args.password_stdin:
+        print("deskgate: pass the password on stdin with --password-stdin "
+              "(it never goes on the command line)", file=sys.stderr)
+        return 1
+    password = sys.stdin.readline().removesuffix("\n").removesuffix("\r")
+    if not password:
+        print("deskgate: the password on stdin is empty", file=sys.stderr)
+        return 1
+    if len(password) < MIN_PASSWORD_LENGTH:
+        print(f"deskgate: the password is too short; use at least {MIN_PASSWORD_LENGTH} characters", file=sys.stderr)
+        return 1
+    config = load_config(args.config)
+    secret = run_user_admin(config, lambda admin: admin.add_local(args.name, password, args.group, args.admin))
+    assert config.auth.local is not None  # add_local refuses otherwise
+    print(f"added user {args.name} to {config.auth.local.users_file}")
+    _print_enrollment(config, args.name, secret)
+    return 0
+
+
+def cmd_totp_reset(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    name, secret = run_user_admin(config, lambda admin: admin.reset_totp(args.name))
+    print(f"new TOTP secret for {name}; the previous authenticator no longer works and their sessions have ended")
+    _print_enrollment(config, name, secret)
+    return 0
+
+
+def cmd_disable(args: argparse.Namespace) -> int:
+    name, changed = run_user_admin(load_config(args.config),
+                                   lambda admin: admin.set_disabled(args.name, True, args.reason))
+    print(f"disabled {name}; every session of theirs is ending" if changed
+          else f"{name} was already disabled; any session left is ending")
+    return 0
+
+
+def cmd_enable(args: argparse.Namespace) -> int:
+    name, changed = run_user_admin(load_config(args.config), lambda admin: admin.set_disabled(args.name, False, None))
+    print(f"enabled {name}" if changed else f"{name} was not disabled")
+    return 0
 
 
 @dataclass(slots=True)

@@ -1,7 +1,8 @@
 """The gateway's database: SQLAlchemy Core over an async driver, SQLite by default, PostgreSQL for many nodes.
 
-Every table is defined once, here, on :data:`metadata`; :meth:`Store.open` creates the
-missing ones. Times are stored as UTC (:class:`UTCDateTime`) and come back timezone-aware
+Each package defines its own tables on the shared :data:`metadata` (``auth.tables``,
+``recorder.tables``, ``gateway.audit``); :meth:`Store.open` creates the missing ones among
+those imported so far. Times are stored as UTC (:class:`UTCDateTime`) and come back timezone-aware
 from either database. SQLite runs in WAL mode with a busy timeout, and SQLAlchemy, not the
 ``sqlite3`` module, emits ``BEGIN`` so that transactions mean what they say (the module's
 legacy mode would run SELECTs outside the transaction).
@@ -16,23 +17,15 @@ from __future__ import annotations
 import hashlib
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
-    Column,
     DateTime,
     Dialect,
-    Float,
-    ForeignKey,
-    Index,
-    Integer,
     MetaData,
-    String,
     Table,
-    Text,
     event,
     text,
 )
@@ -72,144 +65,6 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 metadata = MetaData()
-
-#: One row per finished (or recovered) recording: the index behind search.
-recordings = Table(
-    "recordings",
-    metadata,
-    Column("id", String(32), primary_key=True),  # the session id, see recorder.journal.SESSION_ID_RE
-    Column("user", String(255), nullable=False),
-    Column("source", String(64), nullable=False),
-    Column("target", String(255), nullable=False),
-    Column("protocol", String(16), nullable=False),
-    Column("started", UTCDateTime, nullable=False),
-    Column("ended", UTCDateTime, nullable=True),  # None: the journal has no END record (yet)
-    Column("duration", Float, nullable=False),
-    Column("end_reason", Text, nullable=True),
-    Column("bytes", BigInteger, nullable=False),
-    Column("keys", Integer, nullable=False),
-    Column("clicks", Integer, nullable=False),
-    Column("path", Text, nullable=False),
-    Column("activity", Text, nullable=False),  # JSON [[bucket_start_s, keys, clicks], ...], non-empty buckets
-    Column("sha256", String(64), nullable=True),
-    Column("video_state", String(8), nullable=False, server_default="none"),
-    Column("video_path", Text, nullable=True),
-    Column("node", String(255), nullable=False),
-    Index("ix_recordings_started", "started"),
-    Index("ix_recordings_user_started", "user", "started"),
-    Index("ix_recordings_target_started", "target", "started"),
-)
-
-#: The EVENT records of each recording, for the player's timeline.
-recording_events = Table(
-    "recording_events",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("recording_id", String(32), ForeignKey("recordings.id", ondelete="CASCADE"), nullable=False),
-    Column("t", Float, nullable=False),  # seconds since the recording started
-    Column("type", String(64), nullable=False),
-    Column("detail", Text, nullable=False),  # JSON object: the event's other fields
-    Index("ix_recording_events_recording", "recording_id", "t"),
-)
-
-#: The audit log, each row chained to the previous one by hash (see gateway.audit).
-audit_events = Table(
-    "audit_events",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("time", UTCDateTime, nullable=False),
-    Column("user", String(255), nullable=True),
-    Column("source", String(64), nullable=True),
-    Column("action", String(64), nullable=False),
-    Column("target", String(255), nullable=True),
-    Column("outcome", String(32), nullable=False),
-    Column("reason", Text, nullable=True),
-    Column("detail", Text, nullable=False),  # canonical JSON object
-    Column("prev_hash", String(64), nullable=False),
-    Column("hash", String(64), nullable=False),
-    Index("ix_audit_events_time", "time"),
-    Index("ix_audit_events_user_time", "user", "time"),
-)
-
-
-#: Web sessions, by the SHA-256 of their cookie id (a copy of the table lets nobody in); see auth.websession.
-web_sessions = Table(
-    "web_sessions",
-    metadata,
-    Column("id_hash", String(64), primary_key=True),
-    Column("username", String(255), nullable=False),
-    Column("identity", Text, nullable=False),  # JSON {"groups", "admin", "backend"}
-    Column("source", String(64), nullable=False),
-    Column("created", UTCDateTime, nullable=False),
-    Column("last_seen", UTCDateTime, nullable=False),
-    Column("ended", UTCDateTime, nullable=True),  # set by logout, user disable, admin action
-    Column("end_reason", Text, nullable=True),
-    Index("ix_web_sessions_username", "username"),
-    Index("ix_web_sessions_last_seen", "last_seen"),
-)
-
-#: TOTP secrets, sealed (AES-256-GCM, key from auth.totp.secret_key_file); see auth.totp_store.
-totp_secrets = Table(
-    "totp_secrets",
-    metadata,
-    Column("username", String(255), primary_key=True),
-    Column("secret", Text, nullable=False),
-    Column("enrolled", UTCDateTime, nullable=False),
-)
-
-#: The last TOTP time step accepted per user: a code is usable once, on every node.
-totp_used_steps = Table(
-    "totp_used_steps",
-    metadata,
-    Column("username", String(255), primary_key=True),
-    Column("last_step", BigInteger, nullable=False),
-)
-
-#: Enrollments started at a first login and not yet confirmed with a code.
-totp_enrollments = Table(
-    "totp_enrollments",
-    metadata,
-    Column("id_hash", String(64), primary_key=True),
-    Column("username", String(255), nullable=False),
-    Column("identity", Text, nullable=False),  # JSON, as in web_sessions
-    Column("source", String(64), nullable=False),
-    Column("secret", Text, nullable=False),  # sealed, as in totp_secrets
-    Column("created", UTCDateTime, nullable=False),
-    Column("failures", Integer, nullable=False, server_default="0"),
-    Index("ix_totp_enrollments_created", "created"),
-)
-
-#: Failed logins, one row per failure and scope ("user", "source", "user_source"); see auth.ratelimit.
-auth_failures = Table(
-    "auth_failures",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("scope", String(16), nullable=False),
-    Column("key", String(320), nullable=False),
-    Column("time", UTCDateTime, nullable=False),
-    Index("ix_auth_failures_scope_key_time", "scope", "key", "time"),
-    Index("ix_auth_failures_time", "time"),
-)
-
-#: Networks each user recently logged in from: exempt from the per-user lock (see auth.ratelimit).
-auth_known_sources = Table(
-    "auth_known_sources",
-    metadata,
-    Column("username", String(255), primary_key=True),
-    Column("network", String(64), primary_key=True),
-    Column("last_success", UTCDateTime, nullable=False),
-)
-
-#: Accounts an administrator disabled (any backend); see auth.accounts.
-disabled_accounts = Table(
-    "disabled_accounts",
-    metadata,
-    Column("username", String(255), primary_key=True),
-    Column("since", UTCDateTime, nullable=False),
-    Column("by", String(255), nullable=False),
-    Column("reason", Text, nullable=True),
-)
-
 
 def async_database_url(url: str) -> str:
     """``sqlite:///…`` → ``sqlite+aiosqlite:///…``, ``postgresql://…`` → ``postgresql+asyncpg://…``.
@@ -323,35 +178,3 @@ def _take_over_sqlite_transactions(engine: AsyncEngine) -> None:
         # writes can fail with SQLITE_BUSY without waiting when another writer got in between.
         immediate = connection.get_execution_options().get(_WRITE_LOCK_OPTION, False)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
-
-
-def isoformat_utc(moment: datetime) -> str:
-    """``2026-11-25T08:00:00.123456Z``: the journal's spelling of a UTC time."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def parse_time(text: str, *, end_of_day: bool = False) -> datetime:
-    """An ISO-8601 date or time (UTC unless it says otherwise); raises ValueError with a hint.
-
-    A bare date is the start of that day, or with ``end_of_day`` the start of the next one,
-    so that ``until=2026-11-25`` includes the whole 25th.
-    """
-    text = text.strip()
-    try:
-        moment = datetime.fromisoformat(text)
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-        if end_of_day and _is_bare_date(text):
-            moment += timedelta(days=1)
-        return moment.astimezone(UTC)
-    except (ValueError, OverflowError):  # OverflowError: a date at the end of the calendar, moved past it
-        raise ValueError(f"{text!r} is not an ISO-8601 date or time "
-                         "(e.g. 2026-11-25 or 2026-11-25T08:00:00Z)") from None
-
-
-def _is_bare_date(text: str) -> bool:
-    try:
-        date.fromisoformat(text)
-    except ValueError:
-        return False
-    return True

@@ -6,9 +6,16 @@ several gateways in one process; the metrics listener serves that registry.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    generate_latest,
+)
 
-from gateway import __version__
+from base import __version__
 
 PREFIX = "deskgate"
 

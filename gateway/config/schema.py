@@ -2,7 +2,7 @@
 
 The file is composed (not constructed) with PyYAML's safe loader, so every node
 keeps its line number; validation walks the nodes and raises
-:class:`~gateway.errors.ConfigError` naming the file, line and dotted key
+:class:`~base.errors.ConfigError` naming the file, line and dotted key
 (``policies[0].idle_timeout``, ``targets.desk-01.port``). Every key has a safe
 default: loopback listeners, a loopback allow list, TOTP required, no targets and
 no policies (deny everything). Relative paths are resolved against the directory
@@ -11,23 +11,35 @@ of the configuration file.
 
 from __future__ import annotations
 
-import difflib
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
 from enum import StrEnum
 from fnmatch import fnmatchcase
 from ipaddress import ip_address, ip_network
 from pathlib import Path
 from types import MappingProxyType
 
-import yaml
-from yaml.constructor import SafeConstructor
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.nodes import Node
 
 from auth.netacl import ProxyHeader
-from gateway.errors import ConfigError
-from gateway.policy import ANY_GROUP, Clipboard, InputRecording, IPNetwork, Policy, RecordingAccess
+from auth.options import (
+    AuthConfig,
+    LDAPConfig,
+    LocalAuthConfig,
+    TOTPConfig,
+    WebSessionConfig,
+)
+from base.yamlnodes import IPNetwork, NodeReader, compose_yaml_file, join_key
+from gateway.config.model import (
+    Address,
+    Config,
+    ListenConfig,
+    NetworkConfig,
+    StorageConfig,
+    Target,
+    TLSConfig,
+)
+from gateway.policy import ANY_GROUP, Clipboard, InputRecording, Policy, RecordingAccess
 
 TARGET_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
 PROTOCOL_DEFAULT_PORTS = {"vnc": 5900, "ssh": 22}
@@ -36,124 +48,7 @@ DURATION_UNITS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 DURATION_TOKEN = re.compile(r"(\d+)(ms|d|h|m|s)")
 DURATION_HINT = "use e.g. 90s, 10m, 1h30m, 2d or a number of seconds"
 DATABASE_URL = re.compile(r"(sqlite|postgresql)(\+\w+)?://")
-NULL_TAG = "tag:yaml.org,2002:null"
 
-
-@dataclass(frozen=True, slots=True)
-class Address:
-    """A listening address; port 0 asks the system for a free port."""
-
-    host: str
-    port: int
-
-    @property
-    def is_loopback(self) -> bool:
-        if self.host == "localhost":
-            return True
-        try:
-            return ip_address(self.host).is_loopback
-        except ValueError:
-            return False
-
-    def __str__(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
-
-
-@dataclass(frozen=True, slots=True)
-class ListenConfig:
-    http: Address
-    metrics: Address
-
-
-@dataclass(frozen=True, slots=True)
-class TLSConfig:
-    cert: Path | None
-    key: Path | None
-
-    @property
-    def enabled(self) -> bool:
-        return self.cert is not None and self.key is not None
-
-
-@dataclass(frozen=True, slots=True)
-class NetworkConfig:
-    allow: tuple[IPNetwork, ...]
-    trusted_proxies: tuple[IPNetwork, ...]
-    proxy_header: ProxyHeader = ProxyHeader.X_FORWARDED_FOR  # believed only from trusted_proxies
-
-
-@dataclass(frozen=True, slots=True)
-class LocalAuthConfig:
-    users_file: Path
-
-
-@dataclass(frozen=True, slots=True)
-class LDAPConfig:
-    url: str
-    start_tls: bool
-    bind_dn: str | None
-    bind_password_file: Path | None
-    user_base: str
-    user_filter: str
-    group_base: str | None
-    group_filter: str | None
-    timeout: float
-    ca_file: Path | None = None  # CAs to trust for the directory's certificate; None: libldap's (ldap.conf)
-    # Directory users must be in one of these groups to log in (or enroll); None: anyone the directory knows.
-    allowed_groups: frozenset[str] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class TOTPConfig:
-    required: bool
-    issuer: str
-    secret_key_file: Path  # AES key sealing TOTP secrets in the database; created (0600) if missing
-
-
-@dataclass(frozen=True, slots=True)
-class WebSessionConfig:
-    idle_timeout: float
-    absolute_timeout: float
-
-
-@dataclass(frozen=True, slots=True)
-class AuthConfig:
-    local: LocalAuthConfig | None
-    ldap: LDAPConfig | None
-    totp: TOTPConfig
-    web_session: WebSessionConfig
-    order: tuple[str, ...] = ("local", "ldap")  # password backends, tried in this order (configured ones only)
-
-
-@dataclass(frozen=True, slots=True)
-class StorageConfig:
-    recordings: Path
-    database: str
-    fsync_interval: float
-    recording_key_file: Path  # HMAC key that seals finished recordings; created (0600) if missing
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    name: str
-    protocol: str
-    host: str
-    port: int
-    password_file: Path | None
-    username: str | None
-    key_file: Path | None
-
-
-@dataclass(frozen=True, slots=True)
-class Config:
-    path: Path
-    listen: ListenConfig
-    tls: TLSConfig
-    network: NetworkConfig
-    auth: AuthConfig
-    storage: StorageConfig
-    targets: Mapping[str, Target]
-    policies: tuple[Policy, ...]
 
 
 def parse_duration(text: str | int | float) -> float:
@@ -469,7 +364,7 @@ class _ConfigReader:
 
     def choice_or(self, node: Node | None, key: str, choices: type[StrEnum], default: StrEnum) -> str:
         if node is None:
-            return default.value
+            return str(default)
         return self.r.choice(node, key, [choice.value for choice in choices])
 
     def clipboard(self, node: Node | None, key: str) -> Clipboard:
@@ -493,146 +388,3 @@ def _is_ip(text: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-# ---------------------------------------------------------------------------
-# Reading YAML nodes with line numbers (also used by auth.local for the users file)
-
-
-def compose_yaml_file(path: Path) -> Node | None:
-    """Parse ``path`` into a YAML node tree (safe loader, no objects built); ``None`` if empty."""
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except OSError as error:
-        raise ConfigError(path, None, "(file)", f"cannot read: {error.strerror or error}") from None
-    except UnicodeDecodeError as error:
-        raise ConfigError(path, None, "(file)", f"is not UTF-8 text ({error.reason} at byte {error.start})") from None
-    try:
-        return yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        problem = "; ".join(part for part in (error.context, error.problem) if part)
-        raise ConfigError(path, mark.line + 1 if mark else None, "(yaml)", f"invalid YAML: {problem}") from None
-    except yaml.YAMLError as error:
-        raise ConfigError(path, None, "(yaml)", f"invalid YAML: {error}") from None
-
-
-def join_key(parent: str, child: str) -> str:
-    return f"{parent}.{child}" if parent else child
-
-
-def describe(node: Node) -> str:
-    if isinstance(node, MappingNode):
-        return "a mapping"
-    if isinstance(node, SequenceNode):
-        return "a list"
-    return repr(node.value) if node.tag != NULL_TAG else "nothing (null)"
-
-
-class NodeReader:
-    """Typed accessors over composed YAML nodes; every failure is a ConfigError with a line."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._constructor = SafeConstructor()
-
-    def error(self, node: Node | None, key: str, message: str) -> ConfigError:
-        line = node.start_mark.line + 1 if node is not None else None
-        return ConfigError(self.path, line, key or "(top level)", message)
-
-    @staticmethod
-    def is_null(node: Node | None) -> bool:
-        return isinstance(node, ScalarNode) and node.tag == NULL_TAG
-
-    def mapping(
-        self, node: Node | None, key: str, known: Sequence[str] | None, required: Sequence[str] = ()
-    ) -> dict[str, Node]:
-        """Keys to value nodes; absent or null is empty. ``known=None`` accepts any key."""
-        if node is None or self.is_null(node):
-            values: dict[str, Node] = {}
-        elif not isinstance(node, MappingNode):
-            raise self.error(node, key, f"expected a mapping of settings, got {describe(node)}")
-        else:
-            values = {}
-            lines: dict[str, int] = {}
-            for key_node, value_node in node.value:
-                if not isinstance(key_node, ScalarNode):
-                    raise self.error(key_node, key, f"keys must be plain names, got {describe(key_node)}")
-                name = key_node.value
-                child = join_key(key, name)
-                if name in values:
-                    raise self.error(key_node, child, f"duplicate key (first at line {lines[name]}); keep one")
-                if known is not None and name not in known:
-                    close = difflib.get_close_matches(name, known, n=1)
-                    hint = f"did you mean {close[0]!r}?" if close else f"expected one of: {', '.join(known)}"
-                    raise self.error(key_node, child, f"unknown key; {hint}")
-                values[name] = value_node
-                lines[name] = key_node.start_mark.line + 1
-        for name in required:
-            if name not in values:
-                raise self.error(node, join_key(key, name), "is required but missing")
-        return values
-
-    @staticmethod
-    def key_node(node: Node | None, name: str) -> Node | None:
-        """The node of key ``name`` in a mapping node (to point errors at the key's own line)."""
-        if isinstance(node, MappingNode):
-            return next((key for key, _ in node.value if isinstance(key, ScalarNode) and key.value == name), None)
-        return None
-
-    def sequence(self, node: Node | None, key: str) -> list[tuple[Node, str]]:
-        """Items with their dotted keys (``key[0]``); absent or null is empty."""
-        if node is None or self.is_null(node):
-            return []
-        if not isinstance(node, SequenceNode):
-            raise self.error(node, key, f"expected a list, got {describe(node)}")
-        return [(item, f"{key}[{index}]") for index, item in enumerate(node.value)]
-
-    def scalar(self, node: Node, key: str, types: tuple[type, ...], what: str) -> object:
-        if not isinstance(node, ScalarNode):
-            raise self.error(node, key, f"expected {what}, got {describe(node)}")
-        try:
-            value = self._constructor.construct_object(node, deep=True)
-        except yaml.YAMLError as error:
-            raise self.error(node, key, f"cannot read {node.value!r}: {error}") from None
-        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
-            raise self.error(node, key, f"expected {what}, got {describe(node)}")
-        return value
-
-    def string(self, node: Node | None, key: str, default: str | None = None) -> str:
-        if node is None and default is not None:
-            return default
-        if node is None:
-            raise self.error(node, key, "is required but missing")
-        value = self.scalar(node, key, (str,), "a string")
-        assert isinstance(value, str)
-        if not value.strip():
-            raise self.error(node, key, "is empty; give a value or remove the key")
-        return value
-
-    def optional_string(self, node: Node | None, key: str) -> str | None:
-        return None if node is None or self.is_null(node) else self.string(node, key)
-
-    def boolean(self, node: Node | None, key: str, default: bool) -> bool:
-        return default if node is None else bool(self.scalar(node, key, (bool,), "true or false"))
-
-    def integer(self, node: Node, key: str) -> int:
-        value = self.scalar(node, key, (int,), "a whole number")
-        assert isinstance(value, int)
-        return value
-
-    def choice(self, node: Node, key: str, choices: Sequence[str]) -> str:
-        value = self.scalar(node, key, (str,), f"one of {', '.join(choices)}")
-        if value not in choices:
-            raise self.error(node, key, f"{value!r} is not one of {', '.join(choices)}")
-        return str(value)
-
-    def network(self, node: Node, key: str) -> IPNetwork:
-        text = self.string(node, key)
-        try:
-            return ip_network(text, strict=True)
-        except ValueError as error:
-            if "host bits set" in str(error):
-                suggestion = ip_network(text, strict=False)
-                raise self.error(node, key, f"{text!r} has host bits set; did you mean {suggestion}?") from None
-            raise self.error(node, key, f"{text!r} is not a network; use CIDR like 10.0.0.0/8 or fd00::/8") from None

@@ -1,0 +1,54 @@
+"""``deskgate policy explain``: which policy decides for a user, a source address and a target, and why."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from ipaddress import ip_address
+
+from auth.netacl import NetworkACL
+from gateway.cli.common import CommandGroups, local_user_store
+from gateway.config import load_config
+from gateway.policy import PolicySet, normalize_source
+
+
+def add_commands(commands: CommandGroups, common: argparse.ArgumentParser) -> None:
+    policy = commands.add_parser("policy", help="access policies").add_subparsers(
+        dest="policy_command", required=True, metavar="COMMAND")
+    explain = policy.add_parser("explain", parents=[common], help="which policy decides, and why")
+    explain.add_argument("user", metavar="USER")
+    explain.add_argument("--from", dest="source", required=True, metavar="IP", help="source address")
+    explain.add_argument("--target", required=True, metavar="NAME", help="target name")
+    explain.set_defaults(handler=cmd_explain)
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    try:
+        source = normalize_source(ip_address(args.source))
+    except ValueError:
+        print(f"deskgate: --from {args.source!r} is not an IP address", file=sys.stderr)
+        return 1
+    config = load_config(args.config)
+    store = local_user_store(config)
+    user = store.get(args.user)
+    if user is None:
+        print(f"deskgate: no local user {args.user!r} in {store.path}", file=sys.stderr)
+        return 1
+    if args.target not in config.targets:
+        known = ", ".join(config.targets) or "none"
+        print(f"deskgate: no target {args.target!r} in {args.config} (targets: {known})", file=sys.stderr)
+        return 1
+    identity = user.identity()
+    policies = PolicySet(config.policies)
+    decision = policies.decide(identity, source, args.target)
+    refusals = []
+    if user.disabled:
+        refusals.append(f"account {user.name} is disabled")
+    if not NetworkACL(config.network.allow).is_allowed(source):
+        allow = ", ".join(str(network) for network in config.network.allow) or "nothing"
+        refusals.append(f"source {source} is not in network.allow ({allow}); it is refused before any policy")
+    allowed = decision.allowed and not refusals
+    print(f"{'ALLOWED' if allowed else 'DENIED'}: {'; '.join(refusals + [decision.reason])}")
+    for line in policies.explain(identity, source, args.target):
+        print(f"  {line}")
+    return 0 if allowed else 1

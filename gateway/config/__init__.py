@@ -1,0 +1,15 @@
+"""The configuration: :mod:`~gateway.config.model` (frozen objects) and :mod:`~gateway.config.schema` (YAML → objects)."""
+
+from gateway.config.model import (
+           Address,
+           Config,
+           ListenConfig,
+           NetworkConfig,
+           StorageConfig,
+           Target,
+           TLSConfig,
+)
+from gateway.config.schema import load_config, parse_duration
+
+__all__ = ["Address", "Config", "ListenConfig", "NetworkConfig", "StorageConfig", "TLSConfig", "Target",
+           "load_config", "parse_duration"]

@@ -1,0 +1,87 @@
+"""The configuration as the rest of the gateway sees it: frozen objects, built once by :mod:`gateway.config.schema`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from ipaddress import ip_address
+from pathlib import Path
+
+from auth.netacl import ProxyHeader
+from auth.options import AuthConfig
+from base.yamlnodes import IPNetwork
+from gateway.policy import Policy
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    """A listening address; port 0 asks the system for a free port."""
+
+    host: str
+    port: int
+
+    @property
+    def is_loopback(self) -> bool:
+        if self.host == "localhost":
+            return True
+        try:
+            return ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class ListenConfig:
+    http: Address
+    metrics: Address
+
+
+@dataclass(frozen=True, slots=True)
+class TLSConfig:
+    cert: Path | None
+    key: Path | None
+
+    @property
+    def enabled(self) -> bool:
+        return self.cert is not None and self.key is not None
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkConfig:
+    allow: tuple[IPNetwork, ...]
+    trusted_proxies: tuple[IPNetwork, ...]
+    proxy_header: ProxyHeader = ProxyHeader.X_FORWARDED_FOR  # believed only from trusted_proxies
+
+
+@dataclass(frozen=True, slots=True)
+class StorageConfig:
+    recordings: Path
+    database: str
+    fsync_interval: float
+    recording_key_file: Path  # HMAC key that seals finished recordings; created (0600) if missing
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    name: str
+    protocol: str
+    host: str
+    port: int
+    password_file: Path | None
+    username: str | None
+    key_file: Path | None
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    path: Path
+    listen: ListenConfig
+    tls: TLSConfig
+    network: NetworkConfig
+    auth: AuthConfig
+    storage: StorageConfig
+    targets: Mapping[str, Target]
+    policies: tuple[Policy, ...]
