@@ -29,9 +29,8 @@ from typing import TypeVar
 from aiohttp import WSMsgType, web
 
 from base.metrics import Metrics
+from gateway.journals import SessionJournal, SessionRecordings
 from gateway.policy import InputRecording, Policy
-from gateway.recording import SessionRecorder
-from gateway.recording_service import RecordingService
 from gateway.rfb.errors import ProtocolViolation, TargetAuthFailed, TargetUnavailable
 from gateway.rfb.framing import (
     ClientMessageFramer,
@@ -60,7 +59,7 @@ from gateway.rfb.messages import (
     SetEncodings,
     SetPixelFormat,
 )
-from gateway.sessions import LiveSession
+from gateway.sessions import LiveSession, SessionControl
 from recorder.errors import RecordingUnavailable
 
 log = logging.getLogger(__name__)
@@ -129,8 +128,9 @@ class DesktopSession:
         target: TargetEndpoint,
         policy: Policy,
         live: LiveSession,
+        control: SessionControl,
         metrics: Metrics,
-        recordings: RecordingService,
+        recordings: SessionRecordings,
         timeouts: Timeouts = Timeouts(),
     ) -> None:
         self._ws = ws
@@ -139,19 +139,15 @@ class DesktopSession:
         self._live = live
         self._metrics = metrics
         self._recordings = recordings
-        self._recorder: SessionRecorder | None = None
+        self._control = control
+        self._recorder: SessionJournal | None = None
         self._timeouts = timeouts
         self._loop = asyncio.get_running_loop()
         self._last_input = self._loop.time()
-        self._terminated: asyncio.Future[str] = self._loop.create_future()
+        self._terminated = control.terminated
         self._writer: asyncio.StreamWriter | None = None
-        live.terminate = self._request_termination
         self._to_target = metrics.proxy_bytes_total.labels(protocol="vnc", direction="to_target")
         self._to_client = metrics.proxy_bytes_total.labels(protocol="vnc", direction="to_client")
-
-    def _request_termination(self, reason: str) -> None:
-        if not self._terminated.done():
-            self._terminated.set_result(reason)
 
     async def run(self) -> SessionEnded:
         """Run the session to its end; returns how it ended (the socket is closed)."""
@@ -169,8 +165,7 @@ class DesktopSession:
             await self._ws.close(code=ended.code, message=ended.reason.encode()[:120])
         finally:
             if self._recorder is not None:
-                sealed = await self._recorder.close(ended.reason)
-                await self._recordings.finished(self._live, sealed)
+                await self._recordings.finish(self._live, self._recorder, ended.reason)
         return ended
 
     async def _run(self) -> SessionEnded:
@@ -189,6 +184,7 @@ class DesktopSession:
 
         try:
             recorder = self._recorder = await self._recordings.start(self._live, server_init, self._policy)
+            self._control.recording_id = recorder.recording_id
         except RecordingUnavailable as exc:
             browser.reject(f"{exc} Tell your administrator.")
             await self._send_to_browser(browser.data_to_send())
@@ -284,7 +280,7 @@ class DesktopSession:
         framer: ClientMessageFramer,
         server_framer: ServerMessageFramer,
         writer: asyncio.StreamWriter,
-        recorder: SessionRecorder,
+        recorder: SessionJournal,
         data: bytes,
     ) -> None:
         clipboard_to_remote = self._policy.clipboard.allows_to_remote
@@ -335,7 +331,7 @@ class DesktopSession:
             data = await self._receive_from_browser()
 
     async def _pump_target_to_browser(
-        self, framer: ServerMessageFramer, reader: asyncio.StreamReader, recorder: SessionRecorder, data: bytes
+        self, framer: ServerMessageFramer, reader: asyncio.StreamReader, recorder: SessionJournal, data: bytes
     ) -> None:
         clipboard_to_local = self._policy.clipboard.allows_to_local
         while True:
@@ -370,11 +366,11 @@ class DesktopSession:
             if not data:
                 raise SessionEnded(CloseCode.TARGET_CLOSED, f"desktop {self._target.name} closed the session")
 
-    def _clipboard_blocked(self, recorder: SessionRecorder, direction: str, size: int) -> None:
+    def _clipboard_blocked(self, recorder: SessionJournal, direction: str, size: int) -> None:
         self._metrics.clipboard_blocked_total.labels(direction=direction).inc()
         recorder.event("clipboard_blocked", direction=direction, length=size)
 
-    async def _watchdog(self, recorder: SessionRecorder) -> None:
+    async def _watchdog(self, recorder: SessionJournal) -> None:
         """End the session on idle timeout, maximum duration, a recording failure or a termination."""
         policy = self._policy
         started = self._loop.time()

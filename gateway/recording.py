@@ -226,6 +226,10 @@ class SessionRecorder:
             self._append(RecordKind.EVENT, encode_json({"type": type, **fields}))
 
     @property
+    def recording_id(self) -> str:
+        return self.session_id
+
+    @property
     def buffered_bytes(self) -> int:
         """Bytes held in memory: buffered plus being written."""
         return len(self._buffer) + self._in_flight

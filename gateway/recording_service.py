@@ -23,8 +23,9 @@ from typing import Any
 from base.metrics import Metrics
 from gateway.audit import AuditLog
 from gateway.config import Config
+from gateway.journals import SessionJournal
 from gateway.policy import Policy
-from gateway.recording import SealedRecording, SessionRecorder, session_header
+from gateway.recording import SessionRecorder, session_header
 from gateway.rfb.messages import ServerInit
 from gateway.sessions import LiveSession
 from recorder.errors import RecordingError, RecordingUnavailable
@@ -70,30 +71,35 @@ class RecordingService:
         self._render_pool = render_pool
         self._node = platform.node()
         self._background: set[asyncio.Task[None]] = set()
+        self._open: dict[str, SessionRecorder] = {}
 
     async def start(self, live: LiveSession, server_init: ServerInit, policy: Policy) -> SessionRecorder:
         """Create the journal of ``live``; RecordingUnavailable (audited) when it cannot be created."""
         started = time.time()
-        live.recording_id = new_session_id()
+        recording_id = new_session_id()
         header = session_header(
-            session_id=live.recording_id, user=live.username, source=live.source, target=live.target,
+            session_id=recording_id, user=live.username, source=live.source, target=live.target,
             started_epoch=started, width=server_init.width, height=server_init.height,
             pixel_format=server_init.pixel_format, desktop_name=server_init.name, policy=policy.name,
             record_input=policy.record_input.value, clipboard=policy.clipboard.value,
         )
-        path = recording_path(self.settings.root, live.recording_id)
+        path = recording_path(self.settings.root, recording_id)
         try:
-            return await SessionRecorder.open(path, header, key=self.settings.key,
-                                              fsync_interval=self.settings.fsync_interval, metrics=self._metrics)
+            recorder = await SessionRecorder.open(path, header, key=self.settings.key,
+                                                  fsync_interval=self.settings.fsync_interval, metrics=self._metrics)
         except RecordingUnavailable as exc:
-            await self._audit_quietly("recording.start", live, "failure", str(exc))
+            await self._audit_quietly("recording.start", live, recording_id, "failure", str(exc))
             raise
+        self._open[recording_id] = recorder
+        return recorder
 
-    async def finished(self, live: LiveSession, sealed: SealedRecording) -> None:
-        """Audit a session's end, then index and render its recording in the background."""
+    async def finish(self, live: LiveSession, journal: SessionJournal, reason: str) -> None:
+        """Seal the journal, audit a failed one, then index and render it in the background."""
+        recorder = self._open.pop(journal.recording_id)
+        sealed = await recorder.close(reason)
         if sealed.failure is not None:
-            await self._audit_quietly("recording.write", live, "failure", str(sealed.failure),
-                                      failure=sealed.failure.reason)
+            await self._audit_quietly("recording.write", live, recording_id=sealed.session_id, outcome="failure",
+                                      reason=str(sealed.failure), failure=sealed.failure.reason)
         self._spawn(self._index_and_render(sealed.path))
 
     async def recover(self) -> int:
@@ -144,12 +150,12 @@ class RecordingService:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _audit_quietly(self, action: str, live: LiveSession, outcome: str, reason: str,
+    async def _audit_quietly(self, action: str, live: LiveSession, recording_id: str, outcome: str, reason: str,
                              **detail: object) -> None:
         try:
             await self._audit.record(action, user=live.username, source=live.source, target=live.target,
                                      outcome=outcome, reason=reason, session=live.id,
-                                     recording=live.recording_id, **detail)
+                                     recording=recording_id, **detail)
         except Exception:  # the log line below is the second witness
             log.exception("cannot store an audit event", extra={"ctx": {"action": action, "session": live.id}})
 

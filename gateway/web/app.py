@@ -89,8 +89,9 @@ def create_app(config: Config, metrics: Metrics | None = None,
 
 
 async def _end_live_sessions(app: web.Application) -> None:
-    for session in app[LIVE_SESSIONS]:
-        session.terminate("the gateway is shutting down")
+    registry = app[LIVE_SESSIONS]
+    for session in registry:
+        registry.terminate(session.id, "the gateway is shutting down")
 
 
 def create_metrics_app(metrics: Metrics) -> web.Application:

@@ -120,7 +120,7 @@ class SessionWatcher:
             if reason is not None:
                 log.info("ending a session whose sign-in ended", extra={"ctx": {
                     "user": session.username, "session": session.id, "reason": reason}})
-                session.terminate(reason)
+                registry.terminate(session.id, reason)
         if sessions.clock() - self._last_keep_alive >= sessions.touch_interval:  # on the sessions' own clock
             self._last_keep_alive = sessions.clock()
             await sessions.keep_alive(ids - ended.keys())

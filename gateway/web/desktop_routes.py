@@ -74,10 +74,10 @@ async def desktop_socket(request: web.Request) -> web.StreamResponse:
     # Audited before any byte reaches the target: a session the audit log cannot hold does not start.
     await audit.record("session.open", user=user, source=source, target=name, outcome="allowed",
                        reason=f"policy {decision.policy.name}", protocol="vnc", session=live.id)
-    registry.add(live)
+    control = registry.add(live)
     started = time.monotonic()
     try:
-        ended = await DesktopSession(ws, endpoint, decision.policy, live, metrics, app[RECORDINGS]).run()
+        ended = await DesktopSession(ws, endpoint, decision.policy, live, control, metrics, app[RECORDINGS]).run()
     finally:
         registry.remove(live)
     duration = time.monotonic() - started
@@ -85,6 +85,6 @@ async def desktop_socket(request: web.Request) -> web.StreamResponse:
     metrics.sessions_total.labels(protocol="vnc", outcome=outcome).inc()
     metrics.session_duration_seconds.observe(duration)
     await audit.record("session.close", user=user, source=source, target=name, outcome=outcome,
-                       reason=ended.reason, protocol="vnc", session=live.id, recording=live.recording_id,
+                       reason=ended.reason, protocol="vnc", session=live.id, recording=control.recording_id,
                        duration=round(duration, 3))
     return ws

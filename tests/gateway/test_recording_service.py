@@ -52,12 +52,12 @@ async def test_a_finished_session_is_indexed_and_its_video_rendered(tmp_path: Pa
     live = live_session()
     recorder = await recordings.start(live, ServerInit(WIDTH, HEIGHT, RGBX8888, b"desk"), POLICY)
     recorder.server_data(raw_screen((200, 40, 10)))
-    sealed = await recorder.close("the browser closed the session")
-    await recordings.finished(live, sealed)
+    await recordings.finish(live, recorder, "the browser closed the session")
     await recordings.close()  # waits for indexing and rendering
 
-    assert live.recording_id is not None and sealed.sealed
-    row = await RecordingIndex(store).get(live.recording_id)
+    sealed = await recorder.close("closed again: returns how it was sealed")
+    assert sealed.sealed
+    row = await RecordingIndex(store).get(recorder.recording_id)
     assert row is not None and row.video_state == VideoState.READY and row.sha256 is not None
     assert row.end_reason == "the browser closed the session"
     assert row.video_path == str(sealed.path.with_suffix(".mp4")) and Path(row.video_path).stat().st_size > 0
@@ -93,7 +93,7 @@ async def test_recovery_finalizes_indexes_and_renders_a_crashed_sessions_journal
     second = service(tmp_path / "recordings", store, RenderPool(1))
     assert await second.recover() == 1
     await second.close()
-    row = await RecordingIndex(store).get(live.recording_id or "")
+    row = await RecordingIndex(store).get(recorder.recording_id)
     assert row is not None and row.end_reason == CRASHED_REASON and row.video_state == VideoState.READY
     assert row.duration == pytest.approx(0.25, abs=0.001)  # ended at its last record
 
