@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import sys
 import tempfile
@@ -18,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench.baseline import Baseline, baseline_tree
 from bench.capture_file import Capture, read_capture
 from bench.figures.density import measure_density
 from bench.figures.latency import measure_latency
@@ -42,19 +44,21 @@ def load_captures(directory: Path) -> dict[str, Capture]:
     return {encoding: read_capture(capture_path(encoding, directory)) for encoding in order}
 
 
-def group_runners(captures: dict[str, Capture], runs: int) -> dict[str, Callable[[Path], Awaitable[Measured]]]:
+def group_runners(captures: dict[str, Capture], runs: int,
+                  baseline: Baseline | None) -> dict[str, Callable[[Path], Awaitable[Measured]]]:
     headline = captures[HEADLINE]
     return {
-        "throughput": lambda workdir: measure_throughput(workdir, captures, runs),
+        "throughput": lambda workdir: measure_throughput(workdir, captures, runs, baseline),
         "latency": lambda workdir: measure_latency(workdir, headline, runs),
         "recording": lambda workdir: measure_recording(workdir, captures, runs),
-        "density": lambda workdir: measure_density(workdir, headline, runs),
+        "density": lambda workdir: measure_density(workdir, headline, runs, baseline),
         "login": lambda workdir: measure_login(workdir, runs),
     }
 
 
-async def run_groups(groups: list[str], captures: dict[str, Capture], runs: int, report: Report) -> None:
-    runners = group_runners(captures, runs)
+async def run_groups(groups: list[str], captures: dict[str, Capture], runs: int, report: Report,
+                     baseline: Baseline | None = None) -> None:
+    runners = group_runners(captures, runs, baseline)
     with tempfile.TemporaryDirectory(prefix="deskgate-bench-") as tmp:
         for group in groups:
             started = time.monotonic()
@@ -66,19 +70,32 @@ async def run_groups(groups: list[str], captures: dict[str, Capture], runs: int,
                   flush=True)
 
 
+def _command(args: argparse.Namespace) -> str:
+    """How to reproduce this run."""
+    if args.runs == 5 and not args.baseline:
+        return "make bench"
+    options = [f"--runs {args.runs}"] if args.runs != 5 else []
+    options += [f"--baseline {args.baseline}"] if args.baseline else []
+    return " ".join(["python -m bench", *options])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5, help="runs per figure (default 5)")
     parser.add_argument("--only", nargs="+", choices=GROUPS, help="measure only these groups (nothing is written)")
     parser.add_argument("--captures", type=Path, default=CAPTURE_DIR, help=f"default {CAPTURE_DIR}")
+    parser.add_argument("--baseline", metavar="REV",
+                        help="also measure the gateway at this commit, side by side (throughput, density)")
     args = parser.parse_args()
     if LOAD_CPUS is not None:
         os.sched_setaffinity(0, LOAD_CPUS)
     started = time.monotonic()
     report = Report(started=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-                    command="make bench" if args.runs == 5 else f"python -m bench --runs {args.runs}")
+                    command=_command(args))
     captures = load_captures(args.captures)
-    asyncio.run(run_groups(args.only or list(GROUPS), captures, args.runs, report))
+    with contextlib.ExitStack() as stack:
+        baseline = stack.enter_context(baseline_tree(args.baseline)) if args.baseline else None
+        asyncio.run(run_groups(args.only or list(GROUPS), captures, args.runs, report, baseline))
     report.seconds = time.monotonic() - started
     print(format_table(report.figures))
     if args.only:

@@ -24,7 +24,7 @@ import aiohttp
 from bench.capture_file import Capture
 from bench.client import ReplayViewer, Transport, connect_tcp, connect_websocket
 from bench.deployment import BenchUser, add_users, http_session, log_in, write_config
-from bench.processes import ManagedProcess, start_gateway_process, start_websockify
+from bench.processes import BENCH_ROOT, ManagedProcess, start_gateway_process, start_websockify
 from bench.replay import Pace, ReplayServer
 from recorder.journal import JOURNAL_SUFFIX
 from recorder.seal import seal_path
@@ -154,12 +154,12 @@ class Harness:
         return server
 
     async def gateway(self, name: str, targets: dict[str, int], *, recording: bool = True,
-                      user_count: int = 1) -> GatewayDeployment:
-        """A gateway process on :data:`PROXY_CPUS` proxying ``targets`` (``bench-*`` names), logged in."""
+                      user_count: int = 1, tree: Path = BENCH_ROOT) -> GatewayDeployment:
+        """A gateway process (of ``tree``) on :data:`PROXY_CPUS` proxying ``targets`` (``bench-*``), logged in."""
         workdir = self.workdir / name
         config = write_config(workdir, targets)
         users = add_users(workdir, user_count)
-        process, url = await self.serve(config, recording=recording)
+        process, url = await self.serve(config, recording=recording, tree=tree)
         http = http_session()
         self._stack.push_async_callback(http.close)
         code = users[0].next_code()
@@ -167,10 +167,11 @@ class Harness:
         await log_in(http, url, users[0], code)
         return GatewayDeployment(process, url, workdir, http, users)
 
-    async def serve(self, config: Path, *, recording: bool = True) -> tuple[ManagedProcess, str]:
-        """A gateway process on :data:`PROXY_CPUS` serving ``config``; returns it and its URL."""
+    async def serve(self, config: Path, *, recording: bool = True,
+                    tree: Path = BENCH_ROOT) -> tuple[ManagedProcess, str]:
+        """A gateway process (of ``tree``) on :data:`PROXY_CPUS` serving ``config``; returns it and its URL."""
         process, url = await start_gateway_process(config, config.with_name("gateway.log"), recording=recording,
-                                                   cpus=PROXY_CPUS)
+                                                   cpus=PROXY_CPUS, tree=tree)
         self._stack.push_async_callback(process.stop)
         return process, url
 

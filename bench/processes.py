@@ -77,15 +77,15 @@ class ManagedProcess:
 
 
 async def start_process(name: str, command: Sequence[str], log_path: Path, *, cpus: Sequence[int] | None = None,
-                        stdout_json: bool = False) -> tuple[ManagedProcess, dict[str, object]]:
-    """Start ``command`` in a group of its own; with ``stdout_json``, wait for the JSON line it prints first."""
+                        stdout_json: bool = False, cwd: Path = BENCH_ROOT) -> tuple[ManagedProcess, dict[str, object]]:
+    """Start ``command`` in a group of its own, in ``cwd``; with ``stdout_json``, wait for the JSON line it prints."""
     if cpus is not None:
         command = ["taskset", "-c", ",".join(map(str, cpus)), *command]
     with log_path.open("ab") as log:
         process = await asyncio.create_subprocess_exec(
             *command, stdin=asyncio.subprocess.DEVNULL, stderr=log,
             stdout=asyncio.subprocess.PIPE if stdout_json else log,
-            start_new_session=True, cwd=BENCH_ROOT,
+            start_new_session=True, cwd=cwd,
         )  # fmt: skip
     managed = ManagedProcess(name, process, log_path)
     if not stdout_json:
@@ -139,11 +139,15 @@ async def start_websockify(target_port: int, log_path: Path, *, cpus: Sequence[i
 
 
 async def start_gateway_process(config_path: Path, log_path: Path, *, recording: bool = True,
-                                cpus: Sequence[int] | None = None) -> tuple[ManagedProcess, str]:
-    """The gateway in its own process (:mod:`bench.gateway_process`); returns it and its URL."""
+                                cpus: Sequence[int] | None = None, tree: Path = BENCH_ROOT,
+                                ) -> tuple[ManagedProcess, str]:
+    """The gateway of ``tree`` in its own process (its :mod:`bench.gateway_process`); returns it and its URL.
+
+    ``python -m`` puts the working directory first on ``sys.path``: the process runs ``tree``'s code.
+    """
     command = [sys.executable, "-m", "bench.gateway_process", str(config_path),
                "--recording", "on" if recording else "off"]
-    managed, ready = await start_process("gateway", command, log_path, cpus=cpus, stdout_json=True)
+    managed, ready = await start_process("gateway", command, log_path, cpus=cpus, stdout_json=True, cwd=tree)
     return managed, str(ready["url"])
 
 

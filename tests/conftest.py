@@ -18,6 +18,7 @@ from base.db import Store
 from gateway.config import load_config
 from gateway.demo import XvncDesktop
 from gateway.web.app import RunningGateway, start_gateway
+from tests.loop_guard import GUARD, event_loop_never_blocks  # noqa: F401  (an autouse fixture)
 
 DESKTOP_PASSWORD = "s3cret-vnc"
 DESKTOP_WIDTH, DESKTOP_HEIGHT = 1024, 768
@@ -62,6 +63,14 @@ class GatewayUnderTest:
         user = self.users[name]
         return await http.post(f"{self.url}/api/v1/login",
                                json={"username": user.name, "password": user.password, "totp": user.code()})
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    GUARD.install()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    GUARD.uninstall()
 
 
 def _run_quiet(args: list[str], env: dict[str, str]) -> None:

@@ -10,7 +10,8 @@ A level holds when, over ``WINDOW`` seconds after ``SETTLE``, the p99 added late
 that holds, and memory per session is the gateway's PSS growth over its idle PSS there.
 
 websockify's memory per connection is measured the same way, with ``PEER_CONNECTIONS``
-sessions (it forks a process per connection; PSS counts their shared pages once).
+sessions (it forks a process per connection; PSS counts their shared pages once). With
+``--baseline REV``, each run also ramps the gateway of that commit (:mod:`bench.baseline`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import aiohttp
 
+from bench.baseline import Baseline
 from bench.capture_file import Capture
 from bench.client import FollowResult
 from bench.harness import DirectRoute, Harness, Route, viewer_session
@@ -86,12 +88,15 @@ class SessionPool:
         return sum(result.lost_echoes() for result in self.results)
 
 
-async def ramp(workdir: Path, capture: Capture) -> list[Level]:
-    """One run: levels up to the first that does not hold."""
+async def ramp(workdir: Path, capture: Capture, tree: Path | None = None) -> list[Level]:
+    """One run (of this tree's gateway, or ``tree``'s): levels up to the first that does not hold."""
     levels: list[Level] = []
     async with Harness(workdir) as harness, contextlib.AsyncExitStack() as stack:
         replay = await harness.replay(capture, Pace.RECORDED)
-        gateway = await harness.gateway("gateway", {TARGET: replay.port})
+        if tree is None:
+            gateway = await harness.gateway("gateway", {TARGET: replay.port})
+        else:
+            gateway = await harness.gateway("gateway", {TARGET: replay.port}, tree=tree)
         process = gateway.process
         direct = SessionPool(DirectRoute("direct", replay.port), await harness.http(), capture,
                              DIRECT_PROBE_INTERVAL, stack)
@@ -129,15 +134,26 @@ async def websockify_memory(workdir: Path, capture: Capture) -> float:
         return (websockify.memory_bytes() - idle_memory) / PEER_CONNECTIONS
 
 
-async def measure_density(workdir: Path, capture: Capture, runs: int) -> Measured:
-    ramps: list[list[Level]] = []
-    peer_memory: list[float] = []
-    for run in range(runs):
-        ramps.append(await ramp(workdir / f"density-{run}", capture))
-        peer_memory.append(await websockify_memory(workdir / f"websockify-{run}", capture))
+def _held(ramps: list[list[Level]]) -> tuple[Summary, Summary]:
+    """Sessions at the largest level that held, and memory per session there, over the runs."""
     held = [[level for level in levels if level.holds] for levels in ramps]
     density = Summary.of([levels[-1].sessions if levels else 0 for levels in held])
     memory = Summary.of([levels[-1].memory_per_session / 1e6 for levels in held if levels] or [float("nan")])
+    return density, memory
+
+
+async def measure_density(workdir: Path, capture: Capture, runs: int, baseline: Baseline | None = None) -> Measured:
+    ramps: list[list[Level]] = []
+    baseline_ramps: list[list[Level]] = []
+    peer_memory: list[float] = []
+    for run in range(runs):
+        if baseline is not None and run % 2:  # alternate which goes first
+            baseline_ramps.append(await ramp(workdir / f"baseline-{run}", capture, baseline.tree))
+        ramps.append(await ramp(workdir / f"density-{run}", capture))
+        if baseline is not None and not run % 2:
+            baseline_ramps.append(await ramp(workdir / f"baseline-{run}", capture, baseline.tree))
+        peer_memory.append(await websockify_memory(workdir / f"websockify-{run}", capture))
+    density, memory = _held(ramps)
     failed_cpu = [levels[-1].gateway_cpu_share * 100 for levels in ramps if not levels[-1].holds]
     busy = f"; the gateway used {Summary.of(failed_cpu).text(0)} % of its core at the first level that failed" \
         if failed_cpu else ""
@@ -149,5 +165,15 @@ async def measure_density(workdir: Path, capture: Capture, runs: int) -> Measure
                Summary.of([value / 1e6 for value in peer_memory]), "websockify, per connection",
                higher_is_better=False, digits=2),
     ]
+    if baseline is not None:
+        density_before, memory_before = _held(baseline_ramps)
+        figures += [
+            Figure("density_vs_baseline", f"office sessions on one core vs {baseline.label}, {capture.encoding}",
+                   "sessions", density, density_before, baseline.label, target_ratio=0.95, target_text="≥ 0.95× (not worse)",
+                   digits=0),
+            Figure("memory_per_session_vs_baseline", f"memory per session (PSS) vs {baseline.label}", "MB", memory,
+                   memory_before, baseline.label, higher_is_better=False, digits=2),
+        ]
     return Measured(figures, {"ramps": [[asdict(level) for level in levels] for levels in ramps],
+                              "baseline_ramps": [[asdict(level) for level in levels] for levels in baseline_ramps],
                               "websockify_memory_per_connection_mb": [value / 1e6 for value in peer_memory]})

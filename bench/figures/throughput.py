@@ -2,7 +2,8 @@
 
 For each encoding's capture, one flat-out replay server is proxied by three processes on
 the same core: deskgate recording (as in production), deskgate with the journal swapped
-for a no-op (:mod:`bench.gateway_process`), and websockify. Runs alternate between them,
+for a no-op (:mod:`bench.gateway_process`), and websockify — and, with ``--baseline REV``,
+deskgate recording at that commit (:mod:`bench.baseline`). Runs alternate between them,
 each starting with a different one. A run is one fresh session: ``WARMUP`` seconds, then
 the bytes the viewer receives in ``WINDOW`` seconds, and the proxy's CPU time over the
 same window. After each recorded run the gateway's journals are sealed and deleted.
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import aiohttp
 
+from bench.baseline import Baseline
 from bench.capture_file import Capture
 from bench.harness import Harness, Route, rotated, viewer_session
 from bench.replay import Pace
@@ -24,6 +26,7 @@ WARMUP = 0.5
 WINDOW = 2.0
 TARGET = "bench-desk"
 ROUTES = ("recording on", "recording off", "websockify")
+BASELINE = "baseline"
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,8 +56,9 @@ async def flat_run(route: Route, http: aiohttp.ClientSession, capture: Capture) 
     return FlatRun(received, seconds, cpu[1] - cpu[0])
 
 
-async def measure_encoding(workdir: Path, capture: Capture, runs: int) -> dict[str, list[FlatRun]]:
-    """``runs`` flat-out runs through each of :data:`ROUTES`, alternating."""
+async def measure_encoding(workdir: Path, capture: Capture, runs: int,
+                           baseline: Baseline | None = None) -> dict[str, list[FlatRun]]:
+    """``runs`` flat-out runs through each of :data:`ROUTES` (and the baseline's gateway), alternating."""
     async with Harness(workdir) as harness:
         replay = await harness.replay(capture, Pace.FLAT)
         recording_on = await harness.gateway("recording-on", {TARGET: replay.port})
@@ -65,21 +69,27 @@ async def measure_encoding(workdir: Path, capture: Capture, runs: int) -> dict[s
             "recording off": (recording_off.route(TARGET), recording_off.http),
             "websockify": (websockify, await harness.http()),
         }
-        results: dict[str, list[FlatRun]] = {name: [] for name in ROUTES}
+        recording = {"recording on": recording_on}
+        if baseline is not None:
+            before = await harness.gateway("baseline", {TARGET: replay.port}, tree=baseline.tree)
+            ways[BASELINE] = (before.route(TARGET), before.http)
+            recording[BASELINE] = before
+        results: dict[str, list[FlatRun]] = {name: [] for name in ways}
         for run in range(runs):
-            for name in rotated(ROUTES, run):
+            for name in rotated(list(ways), run):
                 route, http = ways[name]
                 results[name].append(await flat_run(route, http, capture))
-                if name == "recording on":
-                    await recording_on.discard_recordings(1)
+                if name in recording:
+                    await recording[name].discard_recordings(1)
         return results
 
 
-async def measure_throughput(workdir: Path, captures: dict[str, Capture], runs: int) -> Measured:
+async def measure_throughput(workdir: Path, captures: dict[str, Capture], runs: int,
+                             baseline: Baseline | None = None) -> Measured:
     figures: list[Figure] = []
     details: dict[str, object] = {}
     for encoding, capture in captures.items():
-        results = await measure_encoding(workdir / f"throughput-{encoding}", capture, runs)
+        results = await measure_encoding(workdir / f"throughput-{encoding}", capture, runs, baseline)
         on, off, peer = (results[name] for name in ROUTES)
         figures += [
             Figure(f"throughput_{encoding}", f"throughput, flat out, {encoding}", "MB/s", _rate(on), _rate(peer),
@@ -89,6 +99,14 @@ async def measure_throughput(workdir: Path, captures: dict[str, Capture], runs: 
             Figure(f"cpu_per_gb_{encoding}", f"CPU per GB proxied, {encoding}", "CPU s/GB", _cpu(on), _cpu(peer),
                    "websockify", higher_is_better=False, digits=2),
         ]
+        if baseline is not None:
+            before = results[BASELINE]
+            figures += [
+                Figure(f"throughput_vs_baseline_{encoding}", f"throughput vs {baseline.label}, {encoding}", "MB/s",
+                       _rate(on), _rate(before), baseline.label, target_ratio=0.95, target_text="≥ 0.95× (not worse)"),
+                Figure(f"cpu_per_gb_vs_baseline_{encoding}", f"CPU per GB vs {baseline.label}, {encoding}",
+                       "CPU s/GB", _cpu(on), _cpu(before), baseline.label, higher_is_better=False, digits=2),
+            ]
         details[encoding] = {name: [asdict(run) | {"cpu_share": round(run.cpu_share, 3)} for run in flat_runs]
                              for name, flat_runs in results.items()}
     return Measured(figures, details)

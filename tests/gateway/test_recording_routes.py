@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import textwrap
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
@@ -125,7 +127,7 @@ async def client(config: Config, aiohttp_client: ClientFactory) -> AsyncIterator
     for journal in (alice, bob, tina):
         await index.add_journal(journal, None, "gw-1")
     video = alice.with_suffix(".mp4")
-    write_mp4(video)
+    await asyncio.to_thread(write_mp4, video)
     await index.set_video(ALICE_ID, VideoState.READY, video)
     yield client
 
