@@ -243,10 +243,6 @@ class XvncDesktop:
     def _client_env(self) -> dict[str, str]:
         return {**os.environ, **self.env}
 
-    def screenshot(self) -> bytes:
-        """The whole screen as an XWD image (``xwd -root``)."""
-        return self._run_x_client(["xwd", "-root", "-silent", "-display", self.display])
-
     def stop(self) -> None:
         """Stop every process this desktop started (clients first) and remove stale locks."""
         processes = [*reversed(self._clients), *([self._xvnc] if self._xvnc else [])]

@@ -32,8 +32,8 @@ import pytest
 MAX_CALLBACK_CPU = 0.1
 #: The most wall time one callback may take: more is a blocking wait, not a slow machine.
 MAX_CALLBACK_WALL = 1.0
-#: Task coroutines that are the test itself or its fixtures (their first line's file).
-TEST_CODE = (str(Path(__file__).resolve().parent), "pytest_asyncio")
+#: Where the coroutines of the tests themselves and of their fixtures' set-up are defined.
+TEST_CODE = (str(Path(__file__).resolve().parent) + "/", "/site-packages/pytest_asyncio/")
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +97,10 @@ def _task_code(handle: asyncio.Handle) -> tuple[asyncio.Task[Any], Any] | None:
 
 def _is_test_code(handle: asyncio.Handle) -> bool:
     stepped = _task_code(handle)
-    return stepped is not None and stepped[1] is not None and stepped[1].co_filename.startswith(TEST_CODE)
+    if stepped is None or stepped[1] is None:
+        return False
+    filename = stepped[1].co_filename
+    return any(place in filename for place in TEST_CODE)
 
 
 def _describe(handle: asyncio.Handle) -> str:

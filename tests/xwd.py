@@ -10,12 +10,16 @@ up in the colour entries.
 
 from __future__ import annotations
 
+import os
 import struct
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+
+from gateway.demo import XvncDesktop
 
 XWD_FILE_VERSION = 7
 Z_PIXMAP = 2
@@ -114,3 +118,9 @@ def _colour_mapped(colour_data: bytes, ncolors: int, values: npt.NDArray[np.uint
         raise ValueError(f"pixel values {missing[:5]} have no colour map entry")
     palette = np.array([lookup[int(value)] for value in unique], np.uint8).reshape(-1, 3)
     return palette[inverse.reshape(values.shape)]
+
+
+def take_screenshot(desktop: XvncDesktop) -> bytes:
+    """The desktop's whole screen as an XWD image (``xwd -root``)."""
+    return subprocess.run(["xwd", "-root", "-silent", "-display", desktop.display], env={**os.environ, **desktop.env},
+                          stdin=subprocess.DEVNULL, capture_output=True, timeout=10, check=True).stdout

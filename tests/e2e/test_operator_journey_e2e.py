@@ -14,7 +14,7 @@ from playwright.async_api import Browser, Page, expect
 
 from gateway.demo import XvncDesktop
 from tests.conftest import GatewayUnderTest, start_test_gateway
-from tests.xwd import read_xwd
+from tests.xwd import read_xwd, take_screenshot
 
 pytestmark = pytest.mark.e2e
 
@@ -88,7 +88,7 @@ async def test_operator_signs_in_and_works_on_the_remote_desktop(
         while not (marker.exists() and marker.read_text() == "deskgate-42\n"):
             await asyncio.sleep(0.1)
     # The command's output appears on the remote display, and the browser shows it.
-    screenshot = read_xwd(desktop.screenshot())
+    screenshot = read_xwd(take_screenshot(desktop))
     remote_green = int(np.count_nonzero((screenshot[..., 0] < 40) & (screenshot[..., 1] > 180)
                                         & (screenshot[..., 2] < 40)))
     assert remote_green > 900 * 20

@@ -14,7 +14,7 @@ from gateway.demo import XvncDesktop
 from gateway.rfb.messages import Encoding, KeyEvent, PointerEvent
 from tests.conftest import DESKTOP_HEIGHT, DESKTOP_WIDTH, GatewayUnderTest
 from tests.rfbclient import RFBClosed, WebSocketRFBClient
-from tests.xwd import read_xwd
+from tests.xwd import read_xwd, take_screenshot
 
 pytestmark = pytest.mark.functional
 
@@ -42,7 +42,7 @@ async def test_framebuffer_through_gateway_is_the_servers_screen(
     # framebuffer while its pointer position differs from the client's last PointerEvent.
     await client.send(PointerEvent(0, DESKTOP_WIDTH - 1, DESKTOP_HEIGHT - 1))
     pixels = await client.capture([encoding])
-    screenshot = read_xwd(desktop.screenshot())
+    screenshot = read_xwd(take_screenshot(desktop))
 
     assert encoding in client.encodings_seen
     assert pixels.shape == screenshot.shape

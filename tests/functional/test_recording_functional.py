@@ -39,7 +39,7 @@ from tests.conftest import (
 )
 from tests.functional.test_desktop_functional import open_desktop
 from tests.recorder.test_render import psnr, yuv_to_rgb
-from tests.xwd import read_xwd
+from tests.xwd import read_xwd, take_screenshot
 
 pytestmark = pytest.mark.functional
 
@@ -111,7 +111,7 @@ async def test_a_session_is_recorded_and_its_video_ends_on_the_desktop(
     await client.send(PointerEvent(0, DESKTOP_WIDTH - 1, DESKTOP_HEIGHT - 1))
     await client.send(KeyEvent(True, 0xFFE1), KeyEvent(False, 0xFFE1))  # shift: input, but nothing on screen
     await client.capture([encoding])
-    screenshot = read_xwd(desktop.screenshot())
+    screenshot = read_xwd(take_screenshot(desktop))
     await client.ws.close()
 
     row = await recording_when_rendered(gateway, "alice")

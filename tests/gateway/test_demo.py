@@ -14,6 +14,7 @@ import yaml
 from gateway.config import load_config
 from gateway.demo import DesktopError, XvncDesktop, demo_config
 from gateway.rfb.messages import SecurityType
+from tests.xwd import take_screenshot
 
 XWD_FILE_VERSION = 7
 SOCKET_TIMEOUT = 5.0
@@ -88,7 +89,7 @@ def test_desktop_serves_rfb_and_leaves_nothing_behind(
         lock_file = Path(f"/tmp/.X{desktop.display[1:]}-lock")
         assert lock_file.exists()
         assert offered_security_types(desktop.port) == [security_type]
-        assert xwd_size(desktop.screenshot()) == (desktop.width, desktop.height) == (640, 480)
+        assert xwd_size(take_screenshot(desktop)) == (desktop.width, desktop.height) == (640, 480)
         processes = {
             pid: name for pid, name in descendants_of_this_process().items() if pid not in before
         }

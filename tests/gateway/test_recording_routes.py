@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-
 import textwrap
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
