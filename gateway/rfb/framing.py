@@ -1,8 +1,8 @@
 """Cut each RFB byte stream into whole messages, without decoding a pixel.
 
 The parsers are generators in the style of python-websockets: they read from a
-:class:`StreamReader` with ``yield from reader.read_exact(n)`` and resume when more
-bytes arrive, so a message split at any byte parses the same. They never raise into
+:class:`~gateway.rfb.streams.StreamReader` with ``yield from reader.read_exact(n)`` and
+resume when more bytes arrive, so a message split at any byte parses the same. They never raise into
 the caller: on a violation the parser stops and emits a final :class:`ProtocolFailed`
 carrying the exception; later data is ignored and freed.
 
@@ -49,38 +49,9 @@ from gateway.rfb.messages import (
     SetEncodings,
     SetPixelFormat,
 )
+from gateway.rfb.streams import StreamReader
 
 Parser: TypeAlias = Generator[None, None, None]
-
-
-class StreamReader:
-    """Bytes received and not yet consumed; parsers peek at ``buffer`` in place."""
-
-    __slots__ = ("buffer",)
-
-    def __init__(self) -> None:
-        self.buffer = bytearray()
-
-    def feed_data(self, data: bytes) -> None:
-        self.buffer += data
-
-    def wait_for(self, size: int) -> Generator[None, None, None]:
-        """Wait until at least ``size`` bytes are buffered."""
-        while len(self.buffer) < size:
-            yield
-
-    def read_exact(self, size: int) -> Generator[None, None, bytes]:
-        """Wait for ``size`` bytes, then consume and return them."""
-        while len(self.buffer) < size:  # wait_for() inlined: this runs for every message
-            yield
-        return self.take(size)
-
-    def take(self, size: int) -> bytes:
-        """Consume and return ``size`` bytes, which must be buffered already."""
-        with memoryview(self.buffer) as view:  # one copy, not two as with bytes(buffer[:size])
-            data = bytes(view[:size])
-        del self.buffer[:size]
-        return data
 
 
 # ---------------------------------------------------------------- events
