@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from enum import IntEnum
 from typing import TypeVar
 
 from aiohttp import WSMsgType, web
@@ -78,18 +79,29 @@ def idle_warning_lead(idle_timeout: float) -> float:
     return min(IDLE_WARNING_LEAD, idle_timeout / 5)
 
 
-class CloseCode:
-    """WebSocket close codes the desktop page explains to the operator."""
+class CloseCode(IntEnum):
+    """WebSocket close codes the desktop page explains to the operator, each with its outcome label.
 
-    NORMAL = 1000
-    PROTOCOL_ERROR = 1008
-    INTERNAL_ERROR = 1011
-    TARGET_UNAVAILABLE = 4004
-    TARGET_CLOSED = 4005
-    IDLE_TIMEOUT = 4008
-    MAX_SESSION = 4009
-    TERMINATED = 4010
-    RECORDING_FAILED = 4011
+    The label names how the session ended in ``sessions_total{outcome}`` and the audit log.
+    """
+
+    outcome: str
+
+    def __new__(cls, code: int, outcome: str) -> CloseCode:
+        member = int.__new__(cls, code)
+        member._value_ = code
+        member.outcome = outcome
+        return member
+
+    NORMAL = 1000, "closed"
+    PROTOCOL_ERROR = 1008, "protocol_error"
+    INTERNAL_ERROR = 1011, "error"
+    TARGET_UNAVAILABLE = 4004, "target_unavailable"
+    TARGET_CLOSED = 4005, "target_closed"
+    IDLE_TIMEOUT = 4008, "idle_timeout"
+    MAX_SESSION = 4009, "max_session"
+    TERMINATED = 4010, "terminated"
+    RECORDING_FAILED = 4011, "recording_failed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +115,7 @@ class Timeouts:
 class SessionEnded(Exception):
     """Raised by a pump to end the session with a close code and a reason for people."""
 
-    def __init__(self, code: int, reason: str) -> None:
+    def __init__(self, code: CloseCode, reason: str) -> None:
         super().__init__(reason)
         self.code = code
         self.reason = reason
