@@ -2,16 +2,17 @@
 
 The parsers are generators in the style of python-websockets: they read from a
 :class:`~gateway.rfb.streams.StreamReader` with ``yield from reader.read_exact(n)`` and
-resume when more bytes arrive, so a message split at any byte parses the same. They never raise into
-the caller: on a violation the parser stops and emits a final :class:`ProtocolFailed`
-carrying the exception; later data is ignored and freed.
+resume when more bytes arrive, so a message split at any byte parses the same. They
+never raise into the caller: on a violation the parser stops and emits a final
+:class:`ProtocolFailed` carrying the exception; later data is ignored and freed.
 
 The target's stream is the proxy's hot path: rectangles are measured in place by plain
 methods, and the update's generator only yields when the buffer ends inside one.
 
 Every event carries ``raw``, the exact wire bytes it covers: the concatenation of
-``raw`` over all events is the stream itself (up to a failure). The proxy forwards
-``raw`` of the events it allows and the recorder journals it, byte for byte.
+``raw`` over all events is the stream itself (up to a failure). The proxy
+(:mod:`gateway.rfb.proxy`) forwards ``raw`` of the events it allows and the recorder
+journals it, byte for byte.
 
 Every length field is checked against its limit before anything waits for, or
 allocates, the bytes it announces.
