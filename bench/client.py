@@ -27,7 +27,7 @@ from typing import Protocol
 import aiohttp
 
 from bench.capture_file import Capture
-from gateway.rfb.handshake import ClientHandshake, HandshakeComplete, HandshakeFailed
+from gateway.rfb.handshake import ClientHandshake, HandshakeComplete
 from gateway.rfb.messages import (
     FramebufferUpdateRequest,
     KeyEvent,
@@ -35,6 +35,7 @@ from gateway.rfb.messages import (
     SetEncodings,
     SetPixelFormat,
 )
+from gateway.rfb_io import drive
 
 _READ_SIZE = 1 << 16
 _HANDSHAKE_TIMEOUT = 15.0
@@ -138,33 +139,21 @@ class ReplayViewer:
 
     async def open(self, start_index: int = 1) -> ServerInit:
         """Handshake, then ask for the capture's encodings and a full update; the replay starts at ``start_index``."""
-        handshake = ClientHandshake(password=None)
-        async with asyncio.timeout(_HANDSHAKE_TIMEOUT):
-            while True:
-                for event in handshake.events_received():
-                    if isinstance(event, HandshakeFailed):
-                        raise event.error
-                    if isinstance(event, HandshakeComplete):
-                        await self.transport.send(handshake.data_to_send())
-                        self._trailing = event.trailing_data
-                        self._start_index = start_index
-                        init = event.server_init
-                        if (init.width, init.height) != (self.capture.width, self.capture.height):
-                            raise Desync(f"the server is {init.width}x{init.height}, the capture "
-                                         f"{self.capture.width}x{self.capture.height}")
-                        capture = self.capture
-                        await self._send(
-                            SetPixelFormat(capture.pixel_format).encode()
-                            + SetEncodings(capture.encodings).encode()
-                            + KeyEvent(False, start_index).encode()  # the replay's start index; see bench.replay
-                            + FramebufferUpdateRequest(False, 0, 0, capture.width, capture.height).encode()
-                        )
-                        return init
-                await self.transport.send(handshake.data_to_send())
-                data = await self.transport.receive()
-                if not data:
-                    raise ConnectionError("the server closed the connection during the handshake")
-                handshake.receive_data(data)
+        complete = await drive(ClientHandshake(password=None), self.transport.receive, self.transport.send,
+                               _HANDSHAKE_TIMEOUT, until=HandshakeComplete)
+        self._trailing = complete.trailing_data
+        self._start_index = start_index
+        init = complete.server_init
+        capture = self.capture
+        if (init.width, init.height) != (capture.width, capture.height):
+            raise Desync(f"the server is {init.width}x{init.height}, the capture {capture.width}x{capture.height}")
+        await self._send(
+            SetPixelFormat(capture.pixel_format).encode()
+            + SetEncodings(capture.encodings).encode()
+            + KeyEvent(False, start_index).encode()  # the replay's start index; see bench.replay
+            + FramebufferUpdateRequest(False, 0, 0, capture.width, capture.height).encode()
+        )
+        return init
 
     async def count_flat(self, warmup: float, duration: float,
                          on_window: Callable[[], None] | None = None) -> tuple[int, float]:

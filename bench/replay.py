@@ -33,6 +33,7 @@ from enum import Enum
 from pathlib import Path
 
 from bench.capture_file import Capture, read_capture
+from gateway.rfb.errors import RFBError
 from gateway.rfb.framing import (
     ClientMessageFramer,
     ClientMessageReceived,
@@ -41,10 +42,10 @@ from gateway.rfb.framing import (
 from gateway.rfb.handshake import (
     ClientVersionReceived,
     HandshakeComplete,
-    HandshakeFailed,
     ServerHandshake,
 )
 from gateway.rfb.messages import FramebufferUpdateRequest, KeyEvent
+from gateway.rfb_io import drive, over_streams
 from gateway.web.app import wait_for_stop_signal
 
 _READ_SIZE = 1 << 16
@@ -123,21 +124,14 @@ class ReplayServer:
     async def _handshake(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bytes:
         handshake = ServerHandshake()
         handshake.initiate()
-        async with asyncio.timeout(_HANDSHAKE_TIMEOUT):
-            while True:
-                for event in handshake.events_received():
-                    if isinstance(event, HandshakeFailed):
-                        raise ConnectionError(f"viewer handshake failed: {event.error}")
-                    if isinstance(event, ClientVersionReceived):
-                        handshake.accept(self.capture.server_init)
-                    elif isinstance(event, HandshakeComplete):
-                        writer.write(handshake.data_to_send())
-                        return event.trailing_data
-                writer.write(handshake.data_to_send())
-                data = await reader.read(_READ_SIZE)
-                if not data:
-                    raise EOFError
-                handshake.receive_data(data)
+        receive, send = over_streams(reader, writer, _READ_SIZE)
+        try:
+            await drive(handshake, receive, send, _HANDSHAKE_TIMEOUT, until=ClientVersionReceived)
+            handshake.accept(self.capture.server_init)
+            complete = await drive(handshake, receive, send, _HANDSHAKE_TIMEOUT, until=HandshakeComplete)
+        except RFBError as exc:  # a viewer that breaks the protocol or leaves half-way
+            raise ConnectionError(f"viewer handshake failed: {exc}") from exc
+        return complete.trailing_data
 
     async def _read_requests(self, connection: Connection, reader: asyncio.StreamReader, data: bytes) -> None:
         framer = ClientMessageFramer()

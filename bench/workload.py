@@ -32,7 +32,7 @@ from gateway.rfb.framing import (
     ServerMessageReceived,
     UpdateEnd,
 )
-from gateway.rfb.handshake import ClientHandshake, HandshakeComplete, HandshakeFailed
+from gateway.rfb.handshake import ClientHandshake, HandshakeComplete
 from gateway.rfb.messages import (
     RGBX8888,
     Encoding,
@@ -41,6 +41,7 @@ from gateway.rfb.messages import (
     SetEncodings,
     SetPixelFormat,
 )
+from gateway.rfb_io import drive, over_streams
 
 CAPTURE_DIR = Path(__file__).resolve().parent / "captures"
 SCRIPT_NAME = "office-v1"
@@ -111,16 +112,8 @@ class CapturingViewer:
 
     async def _handshake(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> tuple[ServerInit, bytes]:
         handshake = ClientHandshake(password=self._password.encode())
-        async with asyncio.timeout(10):
-            while True:
-                for event in handshake.events_received():
-                    if isinstance(event, HandshakeFailed):
-                        raise event.error
-                    if isinstance(event, HandshakeComplete):
-                        writer.write(handshake.data_to_send())
-                        return event.server_init, event.trailing_data
-                writer.write(handshake.data_to_send())
-                handshake.receive_data(await reader.read(_READ_SIZE))
+        complete = await drive(handshake, *over_streams(reader, writer, _READ_SIZE), 10, until=HandshakeComplete)
+        return complete.server_init, complete.trailing_data
 
     def capture(self) -> Capture:
         assert self.server_init is not None

@@ -4,13 +4,16 @@ The gateway terminates RFB on both sides. It first reads the browser's protocol
 version, then connects to the target and runs the client handshake there (with the
 target's password, which the browser never sees), and only then completes the
 server handshake towards the browser — so a refusal reaches noVNC as a security
-failure with a readable reason. After that, one task per direction cuts each stream
-into whole messages (:mod:`gateway.rfb.framing`), applies the policy (encodings the
-gateway can frame, clipboard direction) and forwards the exact bytes.
+failure with a readable reason. After that a sans-I/O
+:class:`~gateway.rfb.proxy.ProxyConnection` owns both directions and applies the policy
+(encodings the gateway can frame, clipboard direction, how much input is recorded);
+this module is its I/O: one task per direction feeds it what one side sends, journals
+and counts what it reports and writes what it forwards to the other side, and a
+watchdog ends the session on idleness, maximum length, termination or a failed journal.
 
 Recording, fail-closed: the session's journal is created before the browser's
-handshake completes (no journal, no session). Each pump journals what it forwards —
-the target's bytes exactly, the browser's after the policy filter (or only counts of
+handshake completes (no journal, no session). The journal gets what the proxy says to
+journal — the target's bytes exactly, the browser's after the policy (or only counts of
 the operator's input where the policy says so) — and a failed journal write ends the
 session within one flush interval.
 
@@ -24,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from enum import IntEnum
 from typing import TypeVar
 
 from aiohttp import WSMsgType, web
@@ -32,41 +36,31 @@ from base.metrics import Metrics
 from gateway.journals import SessionJournal, SessionRecordings
 from gateway.policy import InputRecording, Policy
 from gateway.rfb.errors import ProtocolViolation, TargetAuthFailed, TargetUnavailable
-from gateway.rfb.framing import (
-    ClientMessageFramer,
-    ClientMessageReceived,
-    DesktopResized,
-    ProtocolFailed,
-    ServerMessageFramer,
-    ServerMessageReceived,
-    filter_encodings,
-)
 from gateway.rfb.handshake import (
     ClientHandshake,
     ClientVersionReceived,
     HandshakeComplete,
-    HandshakeFailed,
     ServerHandshake,
 )
-from gateway.rfb.input_presses import InputPresses
-from gateway.rfb.messages import (
-    ClientCutText,
-    KeyEvent,
-    PointerEvent,
-    QEMUExtendedKeyEvent,
-    ServerCutText,
-    ServerInit,
-    SetEncodings,
-    SetPixelFormat,
+from gateway.rfb.messages import ServerInit
+from gateway.rfb.proxy import (
+    ClipboardBlocked,
+    InputActivity,
+    InputCounted,
+    JournalData,
+    ProxyConnection,
+    ProxyEvent,
+    ProxyFailed,
+    Resized,
+    Side,
 )
+from gateway.rfb_io import READ_SIZE, drive, over_streams
 from gateway.sessions import LiveSession, SessionControl
 from recorder.errors import RecordingUnavailable
 
 log = logging.getLogger(__name__)
 
-READ_SIZE = 64 * 1024
-
-E = TypeVar("E")
+E = TypeVar("E", ClientVersionReceived, HandshakeComplete)
 
 
 #: The idle warning comes this long before an idle logout, or after four fifths of a shorter timeout.
@@ -78,18 +72,29 @@ def idle_warning_lead(idle_timeout: float) -> float:
     return min(IDLE_WARNING_LEAD, idle_timeout / 5)
 
 
-class CloseCode:
-    """WebSocket close codes the desktop page explains to the operator."""
+class CloseCode(IntEnum):
+    """WebSocket close codes the desktop page explains to the operator, each with its outcome label.
 
-    NORMAL = 1000
-    PROTOCOL_ERROR = 1008
-    INTERNAL_ERROR = 1011
-    TARGET_UNAVAILABLE = 4004
-    TARGET_CLOSED = 4005
-    IDLE_TIMEOUT = 4008
-    MAX_SESSION = 4009
-    TERMINATED = 4010
-    RECORDING_FAILED = 4011
+    The label names how the session ended in ``sessions_total{outcome}`` and the audit log.
+    """
+
+    outcome: str
+
+    def __new__(cls, code: int, outcome: str) -> CloseCode:
+        member = int.__new__(cls, code)
+        member._value_ = code
+        member.outcome = outcome
+        return member
+
+    NORMAL = 1000, "closed"
+    PROTOCOL_ERROR = 1008, "protocol_error"
+    INTERNAL_ERROR = 1011, "error"
+    TARGET_UNAVAILABLE = 4004, "target_unavailable"
+    TARGET_CLOSED = 4005, "target_closed"
+    IDLE_TIMEOUT = 4008, "idle_timeout"
+    MAX_SESSION = 4009, "max_session"
+    TERMINATED = 4010, "terminated"
+    RECORDING_FAILED = 4011, "recording_failed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +108,7 @@ class Timeouts:
 class SessionEnded(Exception):
     """Raised by a pump to end the session with a close code and a reason for people."""
 
-    def __init__(self, code: int, reason: str) -> None:
+    def __init__(self, code: CloseCode, reason: str) -> None:
         super().__init__(reason)
         self.code = code
         self.reason = reason
@@ -171,16 +176,16 @@ class DesktopSession:
     async def _run(self) -> SessionEnded:
         browser = ServerHandshake()
         browser.initiate()
-        await self._send_to_browser(browser.data_to_send())
-        await self._until_event(browser, ClientVersionReceived)
+        await self._browser_handshake(browser, ClientVersionReceived)
 
         try:
-            reader, writer, server_init, trailing_from_target = await self._connect_target()
+            reader, writer, from_target = await self._connect_target()
         except (TargetUnavailable, TargetAuthFailed, ProtocolViolation) as exc:
             browser.reject(str(exc))
             await self._send_to_browser(browser.data_to_send())
             raise SessionEnded(CloseCode.TARGET_UNAVAILABLE, str(exc)) from exc
         self._writer = writer
+        server_init = from_target.server_init
 
         try:
             recorder = self._recorder = await self._recordings.start(self._live, server_init, self._policy)
@@ -194,19 +199,21 @@ class DesktopSession:
         # the server's own desktop name is untrusted text (HTML injection into the page title).
         browser.accept(ServerInit(server_init.width, server_init.height, server_init.pixel_format,
                                   self._target.name.encode()))
-        await self._send_to_browser(browser.data_to_send())
-        complete = await self._until_event(browser, HandshakeComplete)
+        from_browser = await self._browser_handshake(browser, HandshakeComplete)
 
-        client_framer = ClientMessageFramer()
-        server_framer = ServerMessageFramer(server_init.pixel_format, server_init.width, server_init.height)
+        policy = self._policy
+        proxy = ProxyConnection(
+            server_init,
+            clipboard_to_remote=policy.clipboard.allows_to_remote,
+            clipboard_to_local=policy.clipboard.allows_to_local,
+            journal_input=policy.record_input == InputRecording.FULL,
+        )
         log.info("desktop session open", extra={"ctx": self._context()})
         ended: list[SessionEnded] = []
         try:
             async with asyncio.TaskGroup() as tasks:
-                tasks.create_task(self._pump_browser_to_target(client_framer, server_framer, writer, recorder,
-                                                               complete.trailing_data))
-                tasks.create_task(self._pump_target_to_browser(server_framer, reader, recorder,
-                                                               trailing_from_target))
+                tasks.create_task(self._pump_browser_to_target(proxy, writer, recorder, from_browser.trailing_data))
+                tasks.create_task(self._pump_target_to_browser(proxy, reader, recorder, from_target.trailing_data))
                 tasks.create_task(self._watchdog(recorder))
         except* SessionEnded as group:
             ended.extend(e for e in group.exceptions if isinstance(e, SessionEnded))
@@ -230,20 +237,15 @@ class DesktopSession:
             raise SessionEnded(CloseCode.PROTOCOL_ERROR, f"browser connection failed: {self._ws.exception()}")
         raise SessionEnded(CloseCode.PROTOCOL_ERROR, "the browser sent a text frame; RFB is binary")
 
-    async def _until_event(self, handshake: ServerHandshake, kind: type[E]) -> E:
-        """Feed browser bytes to the server handshake until it emits ``kind``."""
-        async with asyncio.timeout(self._timeouts.handshake):
-            while True:
-                for event in handshake.events_received():
-                    if isinstance(event, HandshakeFailed):
-                        raise SessionEnded(CloseCode.PROTOCOL_ERROR, f"browser handshake failed: {event.error}")
-                    if isinstance(event, kind):
-                        await self._send_to_browser(handshake.data_to_send())
-                        return event
-                await self._send_to_browser(handshake.data_to_send())
-                handshake.receive_data(await self._receive_from_browser())
+    async def _browser_handshake(self, handshake: ServerHandshake, until: type[E]) -> E:
+        """Run the browser's handshake up to ``until``; its end of stream ends the session at once."""
+        try:
+            return await drive(handshake, self._receive_from_browser, self._send_to_browser,
+                               self._timeouts.handshake, until=until)
+        except ProtocolViolation as exc:
+            raise SessionEnded(CloseCode.PROTOCOL_ERROR, f"browser handshake failed: {exc}") from exc
 
-    async def _connect_target(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, ServerInit, bytes]:
+    async def _connect_target(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, HandshakeComplete]:
         target = self._target
         try:
             async with asyncio.timeout(self._timeouts.connect):
@@ -255,107 +257,38 @@ class DesktopSession:
             ) from exc
         handshake = ClientHandshake(password=target.password)
         try:
-            async with asyncio.timeout(self._timeouts.handshake):
-                while True:
-                    for event in handshake.events_received():
-                        if isinstance(event, HandshakeFailed):
-                            raise event.error
-                        if isinstance(event, HandshakeComplete):
-                            writer.write(handshake.data_to_send())
-                            return reader, writer, event.server_init, event.trailing_data
-                    writer.write(handshake.data_to_send())
-                    data = await reader.read(READ_SIZE)
-                    if not data:
-                        raise TargetUnavailable(f"desktop {target.name} closed the connection during the handshake")
-                    handshake.receive_data(data)
+            complete = await drive(handshake, *over_streams(reader, writer), self._timeouts.handshake,
+                                   until=HandshakeComplete)
         except TimeoutError as exc:
             writer.close()
             raise TargetUnavailable(f"desktop {target.name} did not complete the RFB handshake in time") from exc
         except BaseException:
             writer.close()
             raise
+        return reader, writer, complete
+
+    # The pumps share the proxy: each feeds it and takes its events without awaiting in
+    # between, so the events one takes are those of the bytes it fed.
 
     async def _pump_browser_to_target(
-        self,
-        framer: ClientMessageFramer,
-        server_framer: ServerMessageFramer,
-        writer: asyncio.StreamWriter,
-        recorder: SessionJournal,
-        data: bytes,
+        self, proxy: ProxyConnection, writer: asyncio.StreamWriter, recorder: SessionJournal, trailing: bytes
     ) -> None:
-        clipboard_to_remote = self._policy.clipboard.allows_to_remote
-        full_input = self._policy.record_input == InputRecording.FULL
-        presses = InputPresses()
+        proxy.receive_browser_data(trailing)
         while True:
-            framer.receive_data(data)
-            forwarded: list[bytes] = []  # to the target, in order
-            journaled: list[bytes] = []  # to the journal: all of it, or all but the operator's input
-            for event in framer.events_received():
-                if isinstance(event, ProtocolFailed):
-                    raise SessionEnded(CloseCode.PROTOCOL_ERROR, f"the browser broke the protocol: {event.error}")
-                assert isinstance(event, ClientMessageReceived)
-                message, raw = event.message, event.raw
-                journal = True
-                if isinstance(message, (KeyEvent, PointerEvent, QEMUExtendedKeyEvent)):
-                    self._last_input = self._loop.time()
-                    if not full_input:  # forwarded, but only counted in the journal
-                        journal = False
-                        keys, clicks = presses.presses(message)
-                        recorder.input_counted("keys", keys)
-                        recorder.input_counted("clicks", clicks)
-                        if isinstance(message, PointerEvent):
-                            recorder.input_counted("pointer")
-                elif isinstance(message, SetEncodings):
-                    allowed = filter_encodings(message.encodings)
-                    server_framer.set_encodings(allowed)
-                    if allowed != message.encodings:
-                        raw = SetEncodings(allowed).encode()
-                elif isinstance(message, SetPixelFormat):
-                    server_framer.set_pixel_format(message.pixel_format)
-                elif isinstance(message, ClientCutText):
-                    if not clipboard_to_remote:
-                        self._clipboard_blocked(recorder, "to_remote", len(message.text))
-                        continue
-                    if not full_input:
-                        journal = False
-                        recorder.input_counted("cut_text")
-                forwarded.append(raw)
-                if journal:
-                    journaled.append(raw)
-            if forwarded:
-                payload = b"".join(forwarded)
-                recorder.client_data(payload if len(journaled) == len(forwarded) else b"".join(journaled))
+            self._apply(proxy.events_received(), recorder)
+            if payload := proxy.data_to_send_target():
                 writer.write(payload)
                 await writer.drain()
                 self._to_target.inc(len(payload))
-            data = await self._receive_from_browser()
+            proxy.receive_browser_data(await self._receive_from_browser())  # its end raises SessionEnded
 
     async def _pump_target_to_browser(
-        self, framer: ServerMessageFramer, reader: asyncio.StreamReader, recorder: SessionJournal, data: bytes
+        self, proxy: ProxyConnection, reader: asyncio.StreamReader, recorder: SessionJournal, trailing: bytes
     ) -> None:
-        clipboard_to_local = self._policy.clipboard.allows_to_local
+        proxy.receive_target_data(trailing)
         while True:
-            framer.receive_data(data)
-            out: list[bytes] = []
-            for event in framer.events_received():
-                if isinstance(event, ProtocolFailed):
-                    raise SessionEnded(
-                        CloseCode.PROTOCOL_ERROR,
-                        f"desktop {self._target.name} sent data the gateway cannot forward: {event.error}",
-                    )
-                if isinstance(event, DesktopResized):
-                    recorder.event("resize", width=event.width, height=event.height)
-                elif (
-                    isinstance(event, ServerMessageReceived)
-                    and isinstance(event.message, ServerCutText)
-                    and not clipboard_to_local
-                ):
-                    self._clipboard_blocked(recorder, "to_local", len(event.message.text))
-                    continue
-                out.append(event.raw)
-            if out:
-                payload = b"".join(out)
-                recorder.server_data(payload)
+            self._apply(proxy.events_received(), recorder)
+            if payload := proxy.data_to_send_browser():
                 await self._ws.send_bytes(payload)
                 self._to_client.inc(len(payload))
                 await recorder.backpressure()
@@ -363,12 +296,37 @@ class DesktopSession:
                 data = await reader.read(READ_SIZE)
             except OSError as exc:
                 raise SessionEnded(CloseCode.TARGET_CLOSED, f"connection to desktop {self._target.name} failed: {exc}")
-            if not data:
-                raise SessionEnded(CloseCode.TARGET_CLOSED, f"desktop {self._target.name} closed the session")
+            if data:
+                proxy.receive_target_data(data)
+            else:
+                proxy.receive_eof(Side.TARGET)
 
-    def _clipboard_blocked(self, recorder: SessionJournal, direction: str, size: int) -> None:
-        self._metrics.clipboard_blocked_total.labels(direction=direction).inc()
-        recorder.event("clipboard_blocked", direction=direction, length=size)
+    def _apply(self, events: list[ProxyEvent], recorder: SessionJournal) -> None:
+        """Journal, count and watch what the proxy reports; its failure or a closed side ends the session."""
+        for event in events:
+            if isinstance(event, JournalData):
+                if event.sender is Side.TARGET:
+                    recorder.server_data(event.data)
+                else:
+                    recorder.client_data(event.data)
+            elif isinstance(event, InputActivity):
+                self._last_input = self._loop.time()
+            elif isinstance(event, InputCounted):
+                recorder.input_counted(event.kind, event.count)
+            elif isinstance(event, ClipboardBlocked):
+                self._metrics.clipboard_blocked_total.labels(direction=event.direction).inc()
+                recorder.event("clipboard_blocked", direction=event.direction, length=event.length)
+            elif isinstance(event, Resized):
+                recorder.event("resize", width=event.width, height=event.height)
+            elif isinstance(event, ProxyFailed):
+                if event.side is Side.BROWSER:
+                    raise SessionEnded(CloseCode.PROTOCOL_ERROR, f"the browser broke the protocol: {event.error}")
+                raise SessionEnded(
+                    CloseCode.PROTOCOL_ERROR,
+                    f"desktop {self._target.name} sent data the gateway cannot forward: {event.error}",
+                )
+            else:  # ConnectionClosed, by the target: the browser's close raises in _receive_from_browser
+                raise SessionEnded(CloseCode.TARGET_CLOSED, f"desktop {self._target.name} closed the session")
 
     async def _watchdog(self, recorder: SessionJournal) -> None:
         """End the session on idle timeout, maximum duration, a recording failure or a termination."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 
+from gateway.rfb.errors import RFBError
 from gateway.rfb.handshake import (
     ClientVersionReceived,
     HandshakeComplete,
@@ -21,6 +22,7 @@ from gateway.rfb.messages import (
     ServerInit,
     encode_update_header,
 )
+from gateway.rfb_io import drive, over_streams
 
 
 class StreamingVNCServer:
@@ -53,26 +55,18 @@ class StreamingVNCServer:
         try:
             handshake = ServerHandshake()
             handshake.initiate()
-            while True:
-                writer.write(handshake.data_to_send())
-                events = handshake.events_received()
-                if any(isinstance(e, ClientVersionReceived) for e in events):
-                    handshake.accept(ServerInit(self.width, self.height, RGBX8888, b"streaming"))
-                    continue
-                if any(isinstance(e, HandshakeComplete) for e in events):
-                    break
-                data = await reader.read(4096)
-                if not data:
-                    return
-                handshake.receive_data(data)
-            writer.write(handshake.data_to_send())
-            await reader.read(4096)  # the first client message starts the stream
+            receive, send = over_streams(reader, writer)
+            await drive(handshake, receive, send, 10, until=ClientVersionReceived)
+            handshake.accept(ServerInit(self.width, self.height, RGBX8888, b"streaming"))
+            complete = await drive(handshake, receive, send, 10, until=HandshakeComplete)
+            if not complete.trailing_data:
+                await reader.read(4096)  # the first client message starts the stream
             while True:
                 writer.write(self.update)
                 await writer.drain()
                 self.bytes_written += len(self.update)
-        except (ConnectionError, OSError):
-            pass
+        except (ConnectionError, OSError, RFBError):
+            pass  # the gateway left
         finally:
             self._writers.discard(writer)
             writer.close()

@@ -19,7 +19,7 @@ from gateway.rfb.framing import (
     ServerMessageFramer,
     UpdateEnd,
 )
-from gateway.rfb.handshake import ClientHandshake, HandshakeComplete, HandshakeFailed
+from gateway.rfb.handshake import ClientHandshake, HandshakeComplete
 from gateway.rfb.messages import (
     RGBX8888,
     ClientMessage,
@@ -30,6 +30,7 @@ from gateway.rfb.messages import (
     SetEncodings,
     SetPixelFormat,
 )
+from gateway.rfb_io import drive
 from recorder.decoders import DecoderState, decode_rectangle
 from recorder.framebuffer import Framebuffer
 
@@ -60,21 +61,13 @@ class WebSocketRFBClient:
             raise RFBClosed(self.ws.close_code, str(msg.extra or ""))
         raise AssertionError(f"unexpected WebSocket message {msg.type}")
 
-    async def handshake(self) -> ServerInit:
-        handshake = ClientHandshake(password=None)
-        while True:
-            for event in handshake.events_received():
-                if isinstance(event, HandshakeFailed):
-                    raise event.error
-                if isinstance(event, HandshakeComplete):
-                    await self._send_raw(handshake.data_to_send())
-                    init = event.server_init
-                    self.server_init = init
-                    self._framer = ServerMessageFramer(init.pixel_format, init.width, init.height)
-                    self._framer.receive_data(event.trailing_data)
-                    return init
-            await self._send_raw(handshake.data_to_send())
-            handshake.receive_data(await self._receive())
+    async def handshake(self, timeout: float = 10.0) -> ServerInit:
+        complete = await drive(ClientHandshake(password=None), self._receive, self._send_raw, timeout,
+                               until=HandshakeComplete)
+        init = self.server_init = complete.server_init
+        self._framer = ServerMessageFramer(init.pixel_format, init.width, init.height)
+        self._framer.receive_data(complete.trailing_data)
+        return init
 
     async def _send_raw(self, data: bytes) -> None:
         if data:

@@ -1,17 +1,18 @@
 """Cut each RFB byte stream into whole messages, without decoding a pixel.
 
 The parsers are generators in the style of python-websockets: they read from a
-:class:`StreamReader` with ``yield from reader.read_exact(n)`` and resume when more
-bytes arrive, so a message split at any byte parses the same. They never raise into
-the caller: on a violation the parser stops and emits a final :class:`ProtocolFailed`
-carrying the exception; later data is ignored and freed.
+:class:`~gateway.rfb.streams.StreamReader` with ``yield from reader.read_exact(n)`` and
+resume when more bytes arrive, so a message split at any byte parses the same. They
+never raise into the caller: on a violation the parser stops and emits a final
+:class:`ProtocolFailed` carrying the exception; later data is ignored and freed.
 
 The target's stream is the proxy's hot path: rectangles are measured in place by plain
 methods, and the update's generator only yields when the buffer ends inside one.
 
 Every event carries ``raw``, the exact wire bytes it covers: the concatenation of
-``raw`` over all events is the stream itself (up to a failure). The proxy forwards
-``raw`` of the events it allows and the recorder journals it, byte for byte.
+``raw`` over all events is the stream itself (up to a failure). The proxy
+(:mod:`gateway.rfb.proxy`) forwards ``raw`` of the events it allows and the recorder
+journals it, byte for byte.
 
 Every length field is checked against its limit before anything waits for, or
 allocates, the bytes it announces.
@@ -24,6 +25,17 @@ from collections.abc import Generator, Iterable
 from dataclasses import dataclass
 from typing import Generic, TypeAlias, TypeVar
 
+from gateway.rfb.constants import (
+    HEXTILE_DEFINED_BITS,
+    HEXTILE_TILE_SIZE,
+    TIGHT_MIN_TO_COMPRESS,
+    ExtendedDesktopSizeReason,
+    ExtendedDesktopSizeStatus,
+    HextileSubencoding,
+    TightBasic,
+    TightCompression,
+    TightFilter,
+)
 from gateway.rfb.errors import LimitExceeded, ProtocolViolation, UnsupportedEncoding
 from gateway.rfb.hextile import check_hextile_subrects
 from gateway.rfb.messages import (
@@ -41,6 +53,7 @@ from gateway.rfb.messages import (
     PointerEvent,
     QEMUExtendedKeyEvent,
     Rectangle,
+    Screen,
     ServerCutText,
     ServerMessage,
     ServerMessageType,
@@ -49,38 +62,9 @@ from gateway.rfb.messages import (
     SetEncodings,
     SetPixelFormat,
 )
+from gateway.rfb.streams import StreamReader
 
 Parser: TypeAlias = Generator[None, None, None]
-
-
-class StreamReader:
-    """Bytes received and not yet consumed; parsers peek at ``buffer`` in place."""
-
-    __slots__ = ("buffer",)
-
-    def __init__(self) -> None:
-        self.buffer = bytearray()
-
-    def feed_data(self, data: bytes) -> None:
-        self.buffer += data
-
-    def wait_for(self, size: int) -> Generator[None, None, None]:
-        """Wait until at least ``size`` bytes are buffered."""
-        while len(self.buffer) < size:
-            yield
-
-    def read_exact(self, size: int) -> Generator[None, None, bytes]:
-        """Wait for ``size`` bytes, then consume and return them."""
-        while len(self.buffer) < size:  # wait_for() inlined: this runs for every message
-            yield
-        return self.take(size)
-
-    def take(self, size: int) -> bytes:
-        """Consume and return ``size`` bytes, which must be buffered already."""
-        with memoryview(self.buffer) as view:  # one copy, not two as with bytes(buffer[:size])
-            data = bytes(view[:size])
-        del self.buffer[:size]
-        return data
 
 
 # ---------------------------------------------------------------- events
@@ -272,22 +256,21 @@ _U32 = struct.Struct(">I")
 _COPY_RECT_SOURCE = struct.Struct(">HH")
 _RESIZE_ENCODINGS = (Encoding.DESKTOP_SIZE, Encoding.EXTENDED_DESKTOP_SIZE)
 _NO_PAYLOAD_ENCODINGS = (Encoding.DESKTOP_SIZE, Encoding.LAST_RECT, Encoding.QEMU_EXTENDED_KEY_EVENT)
-_LAST_RECT = int(Encoding.LAST_RECT)  # a plain int: looking up an enum member costs more than comparing
+_SCREEN_SIZE = Screen.LAYOUT.size
 
-# Hextile sub-encoding mask bits (RFC 6143 §7.7.4); higher bits are undefined.
-_HEXTILE_RAW = 1
-_HEXTILE_BACKGROUND = 2
-_HEXTILE_FOREGROUND = 4
-_HEXTILE_ANY_SUBRECTS = 8
-_HEXTILE_SUBRECTS_COLOURED = 16
-_HEXTILE_MASK_MAX = 31
-
-# Tight compression-control high nibble: 0xxx basic (bit 6 = filter byte follows), 1000 fill, 1001 JPEG.
-_TIGHT_FILL = 0x8
-_TIGHT_JPEG = 0x9
-_TIGHT_EXPLICIT_FILTER = 0x4
-_TIGHT_FILTER_COPY, _TIGHT_FILTER_PALETTE, _TIGHT_FILTER_GRADIENT = 0, 1, 2
-_TIGHT_MIN_TO_COMPRESS = 12  # smaller data is sent as is, without zlib or a length
+# Plain ints for the hot loops: looking up an enum member costs more than comparing.
+_LAST_RECT = int(Encoding.LAST_RECT)
+_HEXTILE_RAW = int(HextileSubencoding.RAW)
+_HEXTILE_BACKGROUND = int(HextileSubencoding.BACKGROUND_SPECIFIED)
+_HEXTILE_FOREGROUND = int(HextileSubencoding.FOREGROUND_SPECIFIED)
+_HEXTILE_ANY_SUBRECTS = int(HextileSubencoding.ANY_SUBRECTS)
+_HEXTILE_SUBRECTS_COLOURED = int(HextileSubencoding.SUBRECTS_COLOURED)
+_TIGHT_FILL = int(TightCompression.FILL)
+_TIGHT_JPEG = int(TightCompression.JPEG)
+_TIGHT_EXPLICIT_FILTER = int(TightBasic.EXPLICIT_FILTER)
+_TIGHT_COPY = int(TightFilter.COPY)
+_TIGHT_PALETTE = int(TightFilter.PALETTE)
+_TIGHT_GRADIENT = int(TightFilter.GRADIENT)
 
 
 class ServerMessageFramer(_Framer[ServerEvent]):
@@ -403,7 +386,11 @@ class ServerMessageFramer(_Framer[ServerEvent]):
     def _new_size(self, rect: Rectangle) -> tuple[int, int] | None:
         """The framebuffer size a DesktopSize/ExtendedDesktopSize rectangle sets, checked against the limits."""
         # x = 1 with a non-zero y answers our SetDesktopSize with an error: the size stays.
-        if rect.encoding == Encoding.EXTENDED_DESKTOP_SIZE and rect.x == 1 and rect.y != 0:
+        if (
+            rect.encoding == Encoding.EXTENDED_DESKTOP_SIZE
+            and rect.x == ExtendedDesktopSizeReason.CLIENT
+            and rect.y != ExtendedDesktopSizeStatus.OK
+        ):
             return None
         check_framebuffer_size(rect.width, rect.height, self._max_framebuffer)
         return rect.width, rect.height
@@ -444,7 +431,7 @@ class ServerMessageFramer(_Framer[ServerEvent]):
             return 0
         if encoding == Encoding.EXTENDED_DESKTOP_SIZE:
             _need(buffer, _RECT_HEADER_SIZE + 1)
-            return 4 + 16 * buffer[_RECT_HEADER_SIZE]
+            return 4 + _SCREEN_SIZE * buffer[_RECT_HEADER_SIZE]
         if encoding == Encoding.DESKTOP_NAME:
             return self._prefixed_length(self._max_name, "desktop name")
         raise UnsupportedEncoding(f"encoding {encoding} is not supported")
@@ -496,16 +483,17 @@ class ServerMessageFramer(_Framer[ServerEvent]):
         end_limit = _RECT_HEADER_SIZE + self._max_payload
         first_y, first_x, position = self._hextile_at
         # Tiles run left to right then top to bottom; the last column and row may be smaller.
-        for tile_y in range(first_y, height, 16):
-            tile_height = 16 if tile_y + 16 <= height else height - tile_y
-            for tile_x in range(first_x, width, 16):
-                tile_width = 16 if tile_x + 16 <= width else width - tile_x
+        tile = HEXTILE_TILE_SIZE
+        for tile_y in range(first_y, height, tile):
+            tile_height = tile if tile_y + tile <= height else height - tile_y
+            for tile_x in range(first_x, width, tile):
+                tile_width = tile if tile_x + tile <= width else width - tile_x
                 self._hextile_at = (tile_y, tile_x, position)  # where to resume if the tile is incomplete
                 if position >= available:
                     raise _Incomplete(position + 1)
                 mask = buffer[position]
                 position += 1
-                if mask > _HEXTILE_MASK_MAX:
+                if mask > HEXTILE_DEFINED_BITS:
                     raise ProtocolViolation(f"Hextile sub-encoding mask {mask:#x} has undefined bits set")
                 if mask & _HEXTILE_RAW:
                     position += tile_width * tile_height * bytes_per_pixel
@@ -541,12 +529,12 @@ class ServerMessageFramer(_Framer[ServerEvent]):
             return self._tight_compressed_length(position)
         if compression > _TIGHT_JPEG:
             raise UnsupportedEncoding(f"Tight compression {compression:#x} is not supported (PNG is for TightPNG)")
-        filter_id = _TIGHT_FILTER_COPY
+        filter_id = _TIGHT_COPY
         if compression & _TIGHT_EXPLICIT_FILTER:
             _need(buffer, position + 1)
             filter_id = buffer[position]
             position += 1
-        if filter_id == _TIGHT_FILTER_PALETTE:
+        if filter_id == _TIGHT_PALETTE:
             _need(buffer, position + 1)
             colours = buffer[position] + 1
             if colours < 2:
@@ -554,11 +542,11 @@ class ServerMessageFramer(_Framer[ServerEvent]):
             position += 1 + colours * pixel_size
             row_size = (rect.width + 7) // 8 if colours == 2 else rect.width
             data_size = row_size * rect.height
-        elif filter_id in (_TIGHT_FILTER_COPY, _TIGHT_FILTER_GRADIENT):
+        elif filter_id in (_TIGHT_COPY, _TIGHT_GRADIENT):
             data_size = rect.width * rect.height * pixel_size
         else:
             raise ProtocolViolation(f"Tight filter {filter_id} does not exist")
-        if data_size < _TIGHT_MIN_TO_COMPRESS:
+        if data_size < TIGHT_MIN_TO_COMPRESS:
             return position + data_size - _RECT_HEADER_SIZE
         return self._tight_compressed_length(position)
 

@@ -1,12 +1,13 @@
 """The two RFB handshakes the gateway runs (RFC 6143 §7.1–7.3).
 
 Theory of operation: each handshake is a generator that reads from a
-:class:`~gateway.rfb.framing.StreamReader` and walks the protocol's phases in order,
+:class:`~gateway.rfb.streams.StreamReader` and walks the protocol's phases in order,
 recording the phase it waits in as a :class:`HandshakeState`. ``receive_data`` feeds
-the peer's bytes and resumes it; what it has to say waits in ``data_to_send`` and
-what happened in ``events_received``. A peer that breaks the protocol never raises
-into the caller: it ends the handshake with :class:`HandshakeFailed`. Misusing the
-machine (``accept`` at the wrong time, feeding it after completion) raises
+the peer's bytes and resumes it, ``receive_eof`` says the peer closed; what it has to
+say waits in ``data_to_send`` and what happened in ``events_received``. A peer that
+breaks the protocol, or leaves half-way, never raises into the caller: it ends the
+handshake with :class:`HandshakeFailed`. Misusing the machine (``accept`` at the wrong
+time, feeding it after completion or after the end of the stream) raises
 :class:`~gateway.rfb.errors.LocalProtocolError`, since that is the caller's bug.
 
 :class:`ClientHandshake` is the gateway as client towards the VNC target (None or
@@ -35,8 +36,9 @@ from gateway.rfb.errors import (
     TargetAuthFailed,
     TargetUnavailable,
 )
-from gateway.rfb.framing import StreamReader, check_framebuffer_size
+from gateway.rfb.framing import check_framebuffer_size
 from gateway.rfb.messages import PixelFormat, SecurityType, ServerInit
+from gateway.rfb.streams import StreamReader
 from gateway.rfb.vncauth import CHALLENGE_SIZE, vnc_auth_response
 
 Version: TypeAlias = tuple[int, int]
@@ -120,14 +122,27 @@ class _Handshake:
 
     def receive_data(self, data: bytes) -> None:
         """Feed bytes from the peer."""
+        if not self._feedable():
+            return
+        if self._reader.eof:
+            raise LocalProtocolError("receive_data() after receive_eof(): the peer has closed")
+        self._reader.feed_data(data)
+        next(self._parser)
+
+    def receive_eof(self) -> None:
+        """The peer closed the connection: a handshake that still needs its bytes fails."""
+        if not self._feedable() or self._reader.eof:
+            return
+        self._reader.feed_eof()
+        next(self._parser)
+
+    def _feedable(self) -> bool:
+        """Whether the peer's bytes still matter; raises LocalProtocolError when it is too early or too late."""
         if self._state is HandshakeState.INITIAL:
             raise LocalProtocolError("call initiate() before feeding the handshake")
         if self._state is HandshakeState.COMPLETE:
             raise LocalProtocolError("the handshake is complete: feed later bytes to the message framer")
-        if self._state in (HandshakeState.CLOSED, HandshakeState.FAILED):
-            return
-        self._reader.feed_data(data)
-        next(self._parser)
+        return self._state not in (HandshakeState.CLOSED, HandshakeState.FAILED)
 
     def data_to_send(self) -> bytes:
         """Bytes to send to the peer, once."""
@@ -143,13 +158,22 @@ class _Handshake:
     def _run(self) -> Generator[None, None, None]:
         try:
             yield from self._negotiate()
+        except EOFError:
+            self._fail(self._closed_error())
         except RFBError as exc:
-            self._state = HandshakeState.FAILED
-            self._reader.buffer.clear()
-            self._events.append(HandshakeFailed(exc))
+            self._fail(exc)
         yield  # so that this next() returns; receive_data feeds nothing after the end
 
+    def _fail(self, error: RFBError) -> None:
+        self._state = HandshakeState.FAILED
+        self._reader.buffer.clear()
+        self._events.append(HandshakeFailed(error))
+
     def _negotiate(self) -> Generator[None, None, None]:
+        raise NotImplementedError
+
+    def _closed_error(self) -> RFBError:
+        """What it means that the peer closed the connection before the handshake was over."""
         raise NotImplementedError
 
     def _read_version(self) -> Generator[None, None, Version]:
@@ -195,6 +219,9 @@ class ClientHandshake(_Handshake):
 
     def __repr__(self) -> str:
         return f"<ClientHandshake state={self._state.name}>"
+
+    def _closed_error(self) -> RFBError:
+        return TargetUnavailable("the target closed the connection during the handshake")
 
     def _negotiate(self) -> Generator[None, None, None]:
         version = yield from self._read_version()
@@ -294,6 +321,9 @@ class ServerHandshake(_Handshake):
         self._outgoing += _U32.pack(len(encoded)) + encoded
         self._state = HandshakeState.CLOSED
         self._reader.buffer.clear()
+
+    def _closed_error(self) -> RFBError:
+        return ProtocolViolation("the browser closed the connection during the handshake")
 
     def _expect_state(self, state: HandshakeState, action: str) -> None:
         if self._state is not state:

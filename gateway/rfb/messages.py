@@ -1,7 +1,11 @@
 """RFB vocabulary: constants, the pixel format, and every message the gateway frames.
 
-Each message is a frozen, slotted dataclass with ``encode() -> bytes``; parsing of
-streams lives in :mod:`gateway.rfb.framing`.
+Each message is a frozen, slotted dataclass with ``encode() -> bytes``, validated on
+construction; parsing of streams lives in :mod:`gateway.rfb.framing`. Who is to blame
+for a value that does not fit the wire depends on where it came from: building a
+message with one is our bug (:class:`~gateway.rfb.errors.LocalProtocolError`), while
+``parse()`` of a peer's bytes reports the same check as the peer's
+:class:`~gateway.rfb.errors.ProtocolViolation`.
 """
 
 from __future__ import annotations
@@ -9,9 +13,9 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any, TypeAlias
+from typing import Any, Self, TypeAlias
 
-from gateway.rfb.errors import ProtocolViolation
+from gateway.rfb.errors import LocalProtocolError, ProtocolViolation
 
 
 class ClientMessageType(IntEnum):
@@ -60,8 +64,26 @@ JPEG_QUALITY_LEVELS = range(-32, -22)  # -32 .. -23
 COMPRESS_LEVELS = range(-256, -246)  # -256 .. -247
 
 
+class _Wire:
+    """A value with a wire form; ``parse`` blames the peer for values that construction refuses."""
+
+    __slots__ = ()
+
+    @classmethod
+    def parse(cls, data: bytes) -> Self:
+        """Parse the whole wire form; :class:`ProtocolViolation` if it is not a valid one."""
+        try:
+            return cls._parse(data)
+        except LocalProtocolError as exc:
+            raise ProtocolViolation(str(exc)) from exc
+
+    @classmethod
+    def _parse(cls, data: bytes) -> Self:
+        raise NotImplementedError
+
+
 @dataclass(frozen=True, slots=True)
-class PixelFormat:
+class PixelFormat(_Wire):
     """How a pixel is laid out on the wire (RFC 6143 §7.4)."""
 
     bits_per_pixel: int
@@ -79,15 +101,15 @@ class PixelFormat:
 
     def __post_init__(self) -> None:
         if self.bits_per_pixel not in (8, 16, 32):
-            raise ProtocolViolation(f"bits-per-pixel must be 8, 16 or 32, not {self.bits_per_pixel}")
+            raise LocalProtocolError(f"bits-per-pixel must be 8, 16 or 32, not {self.bits_per_pixel}")
         if not 0 < self.depth <= self.bits_per_pixel:
-            raise ProtocolViolation(f"depth {self.depth} does not fit {self.bits_per_pixel} bits per pixel")
+            raise LocalProtocolError(f"depth {self.depth} does not fit {self.bits_per_pixel} bits per pixel")
         if self.true_colour:
             for name in ("red", "green", "blue"):
                 maximum = getattr(self, f"{name}_max")
                 shift = getattr(self, f"{name}_shift")
                 if maximum == 0 or maximum & (maximum + 1) or shift + maximum.bit_length() > self.bits_per_pixel:
-                    raise ProtocolViolation(f"{name}-max {maximum} << {shift} does not fit the pixel")
+                    raise LocalProtocolError(f"{name}-max {maximum} << {shift} does not fit the pixel")
 
     @property
     def bytes_per_pixel(self) -> int:
@@ -120,11 +142,10 @@ class PixelFormat:
         )
 
     @classmethod
-    def parse(cls, data: bytes) -> PixelFormat:
-        """Parse the 16-byte wire form; raises ProtocolViolation if it is not a usable format."""
-        if len(data) != 16:
-            raise ProtocolViolation(f"a pixel format is 16 bytes, got {len(data)}")
-        bpp, depth, big_endian, true_colour, rmax, gmax, bmax, rshift, gshift, bshift = cls._STRUCT.unpack(data)
+    def _parse(cls, data: bytes) -> Self:
+        bpp, depth, big_endian, true_colour, rmax, gmax, bmax, rshift, gshift, bshift = _unpack(
+            cls._STRUCT, data, "a pixel format"
+        )
         return cls(bpp, depth, bool(big_endian), bool(true_colour), rmax, gmax, bmax, rshift, gshift, bshift)
 
 
@@ -133,7 +154,7 @@ RGBX8888 = PixelFormat(32, 24, False, True, 255, 255, 255, 16, 8, 0)
 
 
 @dataclass(frozen=True, slots=True)
-class Rectangle:
+class Rectangle(_Wire):
     """A rectangle header inside a FramebufferUpdate (RFC 6143 §7.6.1).
 
     For pseudo-encodings x, y, width and height carry encoding-specific values
@@ -152,7 +173,7 @@ class Rectangle:
         return self.LAYOUT.pack(self.x, self.y, self.width, self.height, self.encoding)
 
     @classmethod
-    def parse(cls, data: bytes) -> Rectangle:
+    def _parse(cls, data: bytes) -> Self:
         return cls(*cls.LAYOUT.unpack(data))
 
 
@@ -165,7 +186,7 @@ _S32 = range(-(1 << 31), 1 << 31)
 def _check(name: str, value: int, valid: range) -> None:
     # Compare bounds: ``in range`` is a linear scan for int subclasses such as IntEnum members.
     if not valid.start <= value < valid.stop:
-        raise ProtocolViolation(f"{name} {value} is outside {valid.start}..{valid.stop - 1}")
+        raise LocalProtocolError(f"{name} {value} is outside {valid.start}..{valid.stop - 1}")
 
 
 def _unpack(layout: struct.Struct, data: bytes, what: str) -> tuple[Any, ...]:
@@ -193,7 +214,7 @@ def _split(layout: struct.Struct, data: bytes, item_size: int, what: str) -> tup
 
 
 @dataclass(frozen=True, slots=True)
-class SetPixelFormat:
+class SetPixelFormat(_Wire):
     """The pixel format for later updates (RFC 6143 §7.5.1)."""
 
     pixel_format: PixelFormat
@@ -204,13 +225,13 @@ class SetPixelFormat:
         return self.LAYOUT.pack(ClientMessageType.SET_PIXEL_FORMAT, self.pixel_format.encode())
 
     @classmethod
-    def parse(cls, data: bytes) -> SetPixelFormat:
+    def _parse(cls, data: bytes) -> Self:
         _, pixel_format = _unpack(cls.LAYOUT, data, "SetPixelFormat")
         return cls(PixelFormat.parse(pixel_format))
 
 
 @dataclass(frozen=True, slots=True)
-class SetEncodings:
+class SetEncodings(_Wire):
     """The encodings and pseudo-encodings the client accepts, most preferred first (§7.5.2)."""
 
     encodings: tuple[int, ...]
@@ -228,13 +249,13 @@ class SetEncodings:
         return self.HEADER.pack(ClientMessageType.SET_ENCODINGS, count) + struct.pack(f">{count}i", *self.encodings)
 
     @classmethod
-    def parse(cls, data: bytes) -> SetEncodings:
+    def _parse(cls, data: bytes) -> Self:
         (_, count), body = _split(cls.HEADER, data, cls.ITEM_SIZE, "SetEncodings")
         return cls(struct.unpack(f">{count}i", body))
 
 
 @dataclass(frozen=True, slots=True)
-class FramebufferUpdateRequest:
+class FramebufferUpdateRequest(_Wire):
     """Asks for an update of an area, whole or only what changed (§7.5.3)."""
 
     incremental: bool
@@ -255,13 +276,13 @@ class FramebufferUpdateRequest:
         )
 
     @classmethod
-    def parse(cls, data: bytes) -> FramebufferUpdateRequest:
+    def _parse(cls, data: bytes) -> Self:
         _, incremental, x, y, width, height = _unpack(cls.LAYOUT, data, "FramebufferUpdateRequest")
         return cls(bool(incremental), x, y, width, height)
 
 
 @dataclass(frozen=True, slots=True)
-class KeyEvent:
+class KeyEvent(_Wire):
     """A key press or release, as an X keysym (§7.5.4)."""
 
     down: bool
@@ -276,13 +297,13 @@ class KeyEvent:
         return self.LAYOUT.pack(ClientMessageType.KEY_EVENT, self.down, self.key)
 
     @classmethod
-    def parse(cls, data: bytes) -> KeyEvent:
+    def _parse(cls, data: bytes) -> Self:
         _, down, key = _unpack(cls.LAYOUT, data, "KeyEvent")
         return cls(bool(down), key)
 
 
 @dataclass(frozen=True, slots=True)
-class PointerEvent:
+class PointerEvent(_Wire):
     """Pointer position and buttons 1–8 as bits 0–7 (§7.5.5)."""
 
     button_mask: int
@@ -300,7 +321,7 @@ class PointerEvent:
         return self.LAYOUT.pack(ClientMessageType.POINTER_EVENT, self.button_mask, self.x, self.y)
 
     @classmethod
-    def parse(cls, data: bytes) -> PointerEvent:
+    def _parse(cls, data: bytes) -> Self:
         _, button_mask, x, y = _unpack(cls.LAYOUT, data, "PointerEvent")
         return cls(button_mask, x, y)
 
@@ -311,7 +332,7 @@ _CUT_TEXT_HEADER = struct.Struct(">B3xI")
 
 
 @dataclass(frozen=True, slots=True)
-class ClientCutText:
+class ClientCutText(_Wire):
     """The client's clipboard, Latin-1 (§7.5.6)."""
 
     text: bytes
@@ -326,7 +347,7 @@ class ClientCutText:
         return self.HEADER.pack(ClientMessageType.CLIENT_CUT_TEXT, len(self.text)) + self.text
 
     @classmethod
-    def parse(cls, data: bytes) -> ClientCutText:
+    def _parse(cls, data: bytes) -> Self:
         return cls(_split(cls.HEADER, data, cls.ITEM_SIZE, "ClientCutText")[1])
 
 
@@ -354,7 +375,7 @@ class Screen:
 
 
 @dataclass(frozen=True, slots=True)
-class SetDesktopSize:
+class SetDesktopSize(_Wire):
     """Asks the server for a new framebuffer size and screen layout (rfbproto, ExtendedDesktopSize)."""
 
     width: int
@@ -374,7 +395,7 @@ class SetDesktopSize:
         return header + b"".join(screen.encode() for screen in self.screens)
 
     @classmethod
-    def parse(cls, data: bytes) -> SetDesktopSize:
+    def _parse(cls, data: bytes) -> Self:
         (_, width, height, _), body = _split(cls.HEADER, data, cls.ITEM_SIZE, "SetDesktopSize")
         return cls(width, height, tuple(Screen(*fields) for fields in Screen.LAYOUT.iter_unpack(body)))
 
@@ -384,7 +405,7 @@ QEMU_EXTENDED_KEY_EVENT_SUBTYPE = 0
 
 
 @dataclass(frozen=True, slots=True)
-class QEMUExtendedKeyEvent:
+class QEMUExtendedKeyEvent(_Wire):
     """A key event with its XT scancode (QEMU client message 255, sub-type 0)."""
 
     down: bool
@@ -403,7 +424,7 @@ class QEMUExtendedKeyEvent:
         )
 
     @classmethod
-    def parse(cls, data: bytes) -> QEMUExtendedKeyEvent:
+    def _parse(cls, data: bytes) -> Self:
         _, subtype, down, keysym, keycode = _unpack(cls.LAYOUT, data, "QEMUExtendedKeyEvent")
         if subtype != QEMU_EXTENDED_KEY_EVENT_SUBTYPE:
             raise ProtocolViolation(f"QEMU client message sub-type {subtype} is not an extended key event")
@@ -426,7 +447,7 @@ ClientMessage: TypeAlias = (
 
 
 @dataclass(frozen=True, slots=True)
-class ServerInit:
+class ServerInit(_Wire):
     """The last handshake message: framebuffer size, pixel format and desktop name (§7.3.2)."""
 
     width: int
@@ -446,13 +467,13 @@ class ServerInit:
         return self.HEADER.pack(self.width, self.height, self.pixel_format.encode(), len(self.name)) + self.name
 
     @classmethod
-    def parse(cls, data: bytes) -> ServerInit:
+    def _parse(cls, data: bytes) -> Self:
         (width, height, pixel_format, _), name = _split(cls.HEADER, data, cls.ITEM_SIZE, "ServerInit")
         return cls(width, height, PixelFormat.parse(pixel_format), name)
 
 
 @dataclass(frozen=True, slots=True)
-class SetColourMapEntries:
+class SetColourMapEntries(_Wire):
     """Colour-map entries from ``first_colour`` on, 16 bits per channel (§7.6.2)."""
 
     first_colour: int
@@ -474,7 +495,7 @@ class SetColourMapEntries:
         return header + b"".join(self._COLOUR.pack(*colour) for colour in self.colours)
 
     @classmethod
-    def parse(cls, data: bytes) -> SetColourMapEntries:
+    def _parse(cls, data: bytes) -> Self:
         (_, first_colour, _), body = _split(cls.HEADER, data, cls.ITEM_SIZE, "SetColourMapEntries")
         return cls(first_colour, tuple(cls._COLOUR.iter_unpack(body)))
 
@@ -490,7 +511,7 @@ class Bell:
 
 
 @dataclass(frozen=True, slots=True)
-class ServerCutText:
+class ServerCutText(_Wire):
     """The server's clipboard, Latin-1 (§7.6.4)."""
 
     text: bytes
@@ -505,7 +526,7 @@ class ServerCutText:
         return self.HEADER.pack(ServerMessageType.SERVER_CUT_TEXT, len(self.text)) + self.text
 
     @classmethod
-    def parse(cls, data: bytes) -> ServerCutText:
+    def _parse(cls, data: bytes) -> Self:
         return cls(_split(cls.HEADER, data, cls.ITEM_SIZE, "ServerCutText")[1])
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 from cryptography.hazmat.primitives.ciphers import Cipher, modes
 
-from gateway.rfb.errors import ProtocolViolation
+from gateway.rfb.errors import LocalProtocolError
 
 CHALLENGE_SIZE = 16
 
@@ -17,7 +17,7 @@ _BITS_REVERSED = bytes(int(f"{byte:08b}"[::-1], 2) for byte in range(256))
 def vnc_auth_response(password: bytes, challenge: bytes) -> bytes:
     """Encrypt the 16-byte ``challenge`` with DES-ECB keyed by ``password`` (first 8 bytes, zero-padded)."""
     if len(challenge) != CHALLENGE_SIZE:
-        raise ProtocolViolation(f"a VNC authentication challenge is {CHALLENGE_SIZE} bytes, got {len(challenge)}")
+        raise LocalProtocolError(f"a VNC authentication challenge is {CHALLENGE_SIZE} bytes, got {len(challenge)}")
     key = password[:8].ljust(8, b"\0").translate(_BITS_REVERSED)
     # Triple DES with three equal keys is single DES; cryptography offers DES only in this form.
     encryptor = Cipher(TripleDES(key * 3), modes.ECB()).encryptor()

@@ -7,7 +7,7 @@ import time
 
 from aiohttp import web
 
-from gateway.desktop import CloseCode, DesktopSession
+from gateway.desktop import DesktopSession
 from gateway.sessions import LiveSession
 from gateway.web.keys import CONFIG, LIVE_SESSIONS, METRICS, POLICIES, VNC_ENDPOINTS
 from gateway.web.recording_keys import AUDIT, RECORDINGS
@@ -22,18 +22,6 @@ log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 
 MAX_BROWSER_FRAME = 4 << 20
-
-OUTCOMES = {
-    CloseCode.NORMAL: "closed",
-    CloseCode.TARGET_CLOSED: "target_closed",
-    CloseCode.TARGET_UNAVAILABLE: "target_unavailable",
-    CloseCode.PROTOCOL_ERROR: "protocol_error",
-    CloseCode.IDLE_TIMEOUT: "idle_timeout",
-    CloseCode.MAX_SESSION: "max_session",
-    CloseCode.TERMINATED: "terminated",
-    CloseCode.RECORDING_FAILED: "recording_failed",
-    CloseCode.INTERNAL_ERROR: "error",
-}
 
 
 @routes.get("/ws/vnc/{target}")
@@ -81,7 +69,7 @@ async def desktop_socket(request: web.Request) -> web.StreamResponse:
     finally:
         registry.remove(live)
     duration = time.monotonic() - started
-    outcome = OUTCOMES.get(ended.code, "error")
+    outcome = ended.code.outcome
     metrics.sessions_total.labels(protocol="vnc", outcome=outcome).inc()
     metrics.session_duration_seconds.observe(duration)
     await audit.record("session.close", user=user, source=source, target=name, outcome=outcome,

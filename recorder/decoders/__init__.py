@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from gateway.rfb.messages import Encoding, Rectangle
+from gateway.rfb.constants import ExtendedDesktopSizeReason, ExtendedDesktopSizeStatus
+from gateway.rfb.messages import Encoding, Rectangle, Screen
 from recorder.decoders.copyrect import decode_copy_rect
 from recorder.decoders.cursor import composite_cursor, decode_cursor
 from recorder.decoders.hextile import decode_hextile
@@ -34,11 +35,6 @@ __all__ = [
 
 Decoder = Callable[[DecoderState, Framebuffer, Rectangle, bytes], None]
 
-# ExtendedDesktopSize: x is the reason, y the status; a refused client request changes nothing.
-_REASON_CLIENT_REQUEST = 1
-_STATUS_OK = 0
-_SCREEN_SIZE = 16
-
 
 def decode_rectangle(state: DecoderState, framebuffer: Framebuffer, rect: Rectangle, payload: bytes) -> None:
     """Apply one rectangle of a FramebufferUpdate; unknown encodings are a DecodeError."""
@@ -59,10 +55,11 @@ def _decode_extended_desktop_size(
     reader = PayloadReader(payload, "ExtendedDesktopSize")
     screens = reader.u8()
     reader.take(3)
-    reader.take(screens * _SCREEN_SIZE)
+    reader.take(screens * Screen.LAYOUT.size)
     reader.expect_end()
-    if rect.x == _REASON_CLIENT_REQUEST and rect.y != _STATUS_OK:
-        return  # a refused request: the size fields are undefined
+    # x is the reason, y the status: a refused request of ours changes nothing (its size fields are undefined).
+    if rect.x == ExtendedDesktopSizeReason.CLIENT and rect.y != ExtendedDesktopSizeStatus.OK:
+        return
     framebuffer.resize(rect.width, rect.height)
 
 

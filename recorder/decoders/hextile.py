@@ -6,28 +6,18 @@ rectangle; a coloured sub-rectangle also becomes the foreground, as in TigerVNC.
 
 from __future__ import annotations
 
-from enum import IntFlag
-
 import numpy as np
 
+from gateway.rfb.constants import (
+    HEXTILE_DEFINED_BITS,
+    HEXTILE_TILE_SIZE,
+    HextileSubencoding,
+)
 from gateway.rfb.messages import Rectangle
 from recorder.decoders.reader import PayloadReader
 from recorder.decoders.state import DecoderState
 from recorder.errors import DecodeError
 from recorder.framebuffer import Framebuffer, RGBArray
-
-TILE_SIZE = 16
-
-
-class HextileFlag(IntFlag):
-    RAW = 1
-    BACKGROUND_SPECIFIED = 2
-    FOREGROUND_SPECIFIED = 4
-    ANY_SUBRECTS = 8
-    SUBRECTS_COLOURED = 16
-
-
-_ALL_FLAGS = 0x1F
 
 
 def decode_hextile(state: DecoderState, framebuffer: Framebuffer, rect: Rectangle, payload: bytes) -> None:
@@ -38,30 +28,30 @@ def decode_hextile(state: DecoderState, framebuffer: Framebuffer, rect: Rectangl
     target = framebuffer.pixels[rect.y : rect.y + rect.height, rect.x : rect.x + rect.width]
     background: RGBArray | None = None
     foreground: RGBArray | None = None
-    for tile_y in range(0, rect.height, TILE_SIZE):
-        tile_height = min(TILE_SIZE, rect.height - tile_y)
-        for tile_x in range(0, rect.width, TILE_SIZE):
-            tile_width = min(TILE_SIZE, rect.width - tile_x)
+    for tile_y in range(0, rect.height, HEXTILE_TILE_SIZE):
+        tile_height = min(HEXTILE_TILE_SIZE, rect.height - tile_y)
+        for tile_x in range(0, rect.width, HEXTILE_TILE_SIZE):
+            tile_width = min(HEXTILE_TILE_SIZE, rect.width - tile_x)
             tile = target[tile_y : tile_y + tile_height, tile_x : tile_x + tile_width]
             where = f"Hextile tile at ({tile_x}, {tile_y})"
             flags = reader.u8()
-            if flags & ~_ALL_FLAGS:
+            if flags & ~HEXTILE_DEFINED_BITS:
                 raise DecodeError(f"{where}: unknown subencoding bits in {flags:#04x}")
-            if flags & HextileFlag.RAW:
+            if flags & HextileSubencoding.RAW:
                 count = tile_width * tile_height
                 tile[...] = state.to_rgb(reader.take(count * pixel_size), count).reshape(tile_height, tile_width, 3)
                 continue
-            if flags & HextileFlag.BACKGROUND_SPECIFIED:
+            if flags & HextileSubencoding.BACKGROUND_SPECIFIED:
                 background = state.to_rgb(reader.take(pixel_size), 1)[0]
             if background is None:
                 raise DecodeError(f"{where}: no background colour specified yet in this rectangle")
             tile[...] = background
-            if flags & HextileFlag.FOREGROUND_SPECIFIED:
+            if flags & HextileSubencoding.FOREGROUND_SPECIFIED:
                 foreground = state.to_rgb(reader.take(pixel_size), 1)[0]
-            if not flags & HextileFlag.ANY_SUBRECTS:
+            if not flags & HextileSubencoding.ANY_SUBRECTS:
                 continue
             count = reader.u8()
-            if flags & HextileFlag.SUBRECTS_COLOURED:
+            if flags & HextileSubencoding.SUBRECTS_COLOURED:
                 records = np.frombuffer(
                     reader.take(count * (pixel_size + 2)),
                     np.dtype([("pixel", f"V{pixel_size}"), ("xy", "u1"), ("wh", "u1")]),

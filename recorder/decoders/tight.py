@@ -9,11 +9,15 @@ many bytes of the chosen stream, which persists across rectangles.
 
 from __future__ import annotations
 
-from enum import IntEnum
-
 import numpy as np
 import numpy.typing as npt
 
+from gateway.rfb.constants import (
+    TIGHT_MIN_TO_COMPRESS,
+    TightBasic,
+    TightCompression,
+    TightFilter,
+)
 from gateway.rfb.messages import PixelFormat, Rectangle
 from recorder.decoders.reader import PayloadReader
 from recorder.decoders.state import DecoderState, InflateStream
@@ -26,19 +30,6 @@ from recorder.framebuffer import (
     wire_dtype,
 )
 
-MIN_TO_COMPRESS = 12
-
-_FILL = 8
-_JPEG = 9
-_EXPLICIT_FILTER = 4
-_STREAM_MASK = 3
-
-
-class TightFilter(IntEnum):
-    COPY = 0
-    PALETTE = 1
-    GRADIENT = 2
-
 
 def decode_tight(state: DecoderState, framebuffer: Framebuffer, rect: Rectangle, payload: bytes) -> None:
     """Paint a Tight rectangle (fill, JPEG, or basic with a filter)."""
@@ -50,20 +41,20 @@ def decode_tight(state: DecoderState, framebuffer: Framebuffer, rect: Rectangle,
             stream.reset()
     compression = control >> 4
     pixel_format = state.pixel_format
-    if compression == _FILL:
+    if compression == TightCompression.FILL:
         colour = tpixels_to_rgb(reader.take(pixel_format.tight_pixel_size), pixel_format, 1, state.colour_map)
         reader.expect_end()
         framebuffer.fill(rect.x, rect.y, rect.width, rect.height, colour[0])
         return
-    if compression == _JPEG:
+    if compression == TightCompression.JPEG:
         image = reader.take(read_compact_length(reader))
         reader.expect_end()
         framebuffer.blit(rect.x, rect.y, state.jpeg.decode(image, rect.width, rect.height))
         return
-    if compression > _JPEG:
+    if compression > TightCompression.JPEG:
         raise DecodeError(f"Tight: unknown compression type {compression} in control byte {control:#04x}")
-    filter_id = reader.u8() if compression & _EXPLICIT_FILTER else TightFilter.COPY
-    stream = state.tight_streams[compression & _STREAM_MASK]
+    filter_id = reader.u8() if compression & TightBasic.EXPLICIT_FILTER else TightFilter.COPY
+    stream = state.tight_streams[compression & TightBasic.STREAM]
     rgb = _decode_basic(state, reader, stream, filter_id, rect.width, rect.height)
     reader.expect_end()
     framebuffer.blit(rect.x, rect.y, rgb.reshape(rect.height, rect.width, 3))
@@ -114,7 +105,7 @@ def _decode_basic(
 
 def _read_data(state: DecoderState, reader: PayloadReader, stream: InflateStream, size: int) -> bytes | memoryview:
     """The filter's input: raw when under 12 bytes, else inflated from the stream to exactly ``size`` bytes."""
-    if size < MIN_TO_COMPRESS:
+    if size < TIGHT_MIN_TO_COMPRESS:
         return reader.take(size)
     if size > state.max_decompressed:
         raise DecodeError(

@@ -335,6 +335,56 @@ def test_driving_the_server_out_of_order_is_our_bug() -> None:
         handshake.receive_data(b"\x00")
 
 
+# ---------------------------------------------------------------- the peer closes
+
+
+@pytest.mark.parametrize("cut", [0, 5, 12, 13, 20])
+def test_a_target_that_closes_half_way_fails_the_client_handshake(cut: int) -> None:
+    received, _ = target_transcript((3, 8), VNC_AUTH)
+    handshake = ClientHandshake(password=PASSWORD)
+    handshake.receive_data(received[:cut])
+    handshake.receive_eof()
+    assert comparable(handshake.events_received()) == [
+        ("HandshakeFailed", TargetUnavailable, "the target closed the connection during the handshake")
+    ]
+    assert handshake.state is HandshakeState.FAILED
+    handshake.receive_eof()  # again: nothing more happens
+    assert handshake.events_received() == []
+
+
+def test_a_browser_that_closes_half_way_fails_the_server_handshake() -> None:
+    handshake = ServerHandshake()
+    handshake.initiate()
+    handshake.receive_data(b"RFB 003.008\n")
+    handshake.receive_eof()  # while the verdict is pending, nothing is read
+    assert handshake.events_received() == [ClientVersionReceived((3, 8))]
+    handshake.accept(SERVER_INIT)
+    assert comparable(handshake.events_received()) == [
+        ("HandshakeFailed", ProtocolViolation, "the browser closed the connection during the handshake")
+    ]
+
+
+def test_the_end_of_the_stream_after_the_last_byte_changes_nothing() -> None:
+    received, _ = target_transcript((3, 8), NONE)
+    handshake = ClientHandshake()
+    handshake.receive_data(received[:-1])
+    handshake.receive_data(received[-1:])
+    assert [type(event) for event in handshake.events_received()] == [HandshakeComplete]
+    with pytest.raises(LocalProtocolError):
+        handshake.receive_eof()  # the framer gets the end of the stream now
+
+
+def test_feeding_data_after_the_end_of_the_stream_is_our_bug() -> None:
+    with pytest.raises(LocalProtocolError):
+        ServerHandshake().receive_eof()  # before initiate()
+    handshake = ServerHandshake()
+    handshake.initiate()
+    handshake.receive_data(b"RFB 003.008\n")
+    handshake.receive_eof()
+    with pytest.raises(LocalProtocolError, match="receive_eof"):
+        handshake.receive_data(b"\x01")
+
+
 # ---------------------------------------------------------------- both of ours, joined
 
 

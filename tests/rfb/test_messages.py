@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from gateway.rfb.errors import ProtocolViolation
+from gateway.rfb.errors import LocalProtocolError, ProtocolViolation
 from gateway.rfb.messages import (
     RGBX8888,
     Bell,
@@ -88,10 +88,13 @@ def test_flags_parse_any_nonzero_byte_as_true() -> None:
         lambda: SetColourMapEntries(65535, ((0, 0, 0), (0, 0, 0))),
         lambda: SetColourMapEntries(0, ((0, 0, 65536),)),
         lambda: encode_update_header(65536),
+        lambda: PixelFormat(24, 24, False, True, 255, 255, 255, 16, 8, 0),
+        lambda: PixelFormat(16, 24, False, True, 255, 255, 255, 16, 8, 0),
+        lambda: PixelFormat(16, 16, False, True, 31, 64, 31, 11, 5, 0),
     ],
 )
-def test_values_that_do_not_fit_the_wire_are_refused(build: object) -> None:
-    with pytest.raises(ProtocolViolation):
+def test_building_a_message_with_values_that_do_not_fit_the_wire_is_our_bug(build: object) -> None:
+    with pytest.raises(LocalProtocolError):
         build()  # type: ignore[operator]
 
 
@@ -110,6 +113,8 @@ def test_the_last_colour_map_entry_can_be_set() -> None:
         (SetDesktopSize.parse, "fb 00 0400 0300 01 00"),
         (SetColourMapEntries.parse, "01 00 0000 0001 ffff"),
         (QEMUExtendedKeyEvent.parse, "ff 01 0001 00000061 0000001e"),
+        (SetColourMapEntries.parse, "01 00 ffff 0002 0000 0000 0000 0000 0000 0000"),  # past entry 65535
+        (PixelFormat.parse, "20 18 00 01 00ff 00ff 00ff 10 08 00 00"),  # 15 bytes
     ],
 )
 def test_parse_refuses_malformed_bytes(parse: object, wire: str) -> None:
@@ -121,6 +126,15 @@ def test_set_pixel_format_refuses_an_unusable_pixel_format() -> None:
     bad = "00 000000" + "18 18 00 01 00ff 00ff 00ff 10 08 00 000000"  # 24 bits per pixel
     with pytest.raises(ProtocolViolation, match="bits-per-pixel"):
         SetPixelFormat.parse(bytes.fromhex(bad))
+
+
+def test_a_peers_value_that_construction_refuses_is_the_peers_violation() -> None:
+    wire = bytes.fromhex("01 00 fffe 0003" + "0000" * 9)  # colours 65534..65536: one past the map
+    with pytest.raises(LocalProtocolError):
+        SetColourMapEntries(0xFFFE, ((0, 0, 0),) * 3)
+    with pytest.raises(ProtocolViolation, match="last colour") as refused:
+        SetColourMapEntries.parse(wire)
+    assert not isinstance(refused.value, LocalProtocolError)
 
 
 def test_messages_are_frozen_and_slotted() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.rfb.errors import ProtocolViolation
+from gateway.rfb.errors import LocalProtocolError
 from gateway.rfb.vncauth import vnc_auth_response
 
 
@@ -38,5 +38,5 @@ def test_the_password_is_zero_padded_and_truncated_to_eight_bytes() -> None:
 
 @pytest.mark.parametrize("size", [0, 8, 15, 17])
 def test_a_challenge_must_be_16_bytes(size: int) -> None:
-    with pytest.raises(ProtocolViolation, match="16 bytes"):
+    with pytest.raises(LocalProtocolError, match="16 bytes"):  # the handshake always reads 16
         vnc_auth_response(b"pw", bytes(size))

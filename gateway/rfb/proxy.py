@@ -1,0 +1,274 @@
+"""The proxy connection: both RFB directions between the browser and the target, after both handshakes.
+
+In the style of python-websockets' ``Protocol``, it does no I/O and keeps no time: the
+I/O layer feeds what it reads to :meth:`ProxyConnection.receive_browser_data` and
+:meth:`ProxyConnection.receive_target_data` (or :meth:`~ProxyConnection.receive_eof`),
+writes what :meth:`~ProxyConnection.data_to_send_target` and
+:meth:`~ProxyConnection.data_to_send_browser` return, and acts on
+:meth:`~ProxyConnection.events_received`.
+
+Theory of operation: each direction has its framer (:mod:`gateway.rfb.framing`), and the
+proxy applies the session's rules to every whole message before forwarding its exact bytes:
+
+- the encoding filter: the browser's SetEncodings loses what the target's framer cannot
+  frame (and is re-encoded if that changed it); the SetEncodings and SetPixelFormat it
+  forwards change how the target's stream is framed from then on;
+- the clipboard rule: cut text crosses only in the directions allowed, else it is dropped
+  with :class:`ClipboardBlocked`;
+- the input-recording rule: with ``journal_input=False`` the operator's keys, pointer and
+  clipboard text are forwarded but left out of the journal, only counted (:class:`InputCounted`).
+
+Each chunk fed gives the events of its messages in order (:class:`InputActivity`,
+:class:`InputCounted`, :class:`ClipboardBlocked`, :class:`Resized`), then one
+:class:`JournalData` holding exactly what to journal for that direction; the bytes to
+forward wait in ``data_to_send_*``, joined once per chunk. The target's direction is the
+throughput path: beyond the framer's own work, it costs one pass over the chunk's events.
+
+A peer that breaks the protocol never raises into the caller: the proxy emits
+:class:`ProxyFailed` and ignores everything fed after it. Feeding a side after its end of
+stream is the caller's bug and raises :class:`~gateway.rfb.errors.LocalProtocolError`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Literal, TypeAlias
+
+from gateway.rfb.errors import LocalProtocolError, ProtocolViolation
+from gateway.rfb.framing import (
+    ClientMessageFramer,
+    DesktopResized,
+    ProtocolFailed,
+    ServerMessageFramer,
+    ServerMessageReceived,
+    filter_encodings,
+)
+from gateway.rfb.input_presses import InputPresses
+from gateway.rfb.messages import (
+    ClientCutText,
+    KeyEvent,
+    PointerEvent,
+    QEMUExtendedKeyEvent,
+    ServerCutText,
+    ServerInit,
+    SetEncodings,
+    SetPixelFormat,
+)
+
+
+class Side(Enum):
+    """One end of the proxy."""
+
+    BROWSER = "browser"
+    TARGET = "target"
+
+
+InputKind: TypeAlias = Literal["keys", "pointer", "clicks", "cut_text"]
+
+
+@dataclass(frozen=True, slots=True)
+class JournalData:
+    """Journal these bytes, which ``sender`` sent: exactly as forwarded, less any input only counted."""
+
+    sender: Side
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class InputActivity:
+    """The operator used the keyboard or the pointer (what the idle watchdog watches)."""
+
+
+@dataclass(frozen=True, slots=True)
+class InputCounted:
+    """Input forwarded but left out of the journal: ``count`` more of ``kind``."""
+
+    kind: InputKind
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class ClipboardBlocked:
+    """Cut text of ``length`` bytes was dropped: the clipboard may not cross in ``direction``."""
+
+    direction: Literal["to_remote", "to_local"]
+    length: int
+
+
+@dataclass(frozen=True, slots=True)
+class Resized:
+    """The target's desktop now has this size."""
+
+    width: int
+    height: int
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionClosed:
+    """``side`` ended its stream; a message it left unfinished was dropped."""
+
+    side: Side
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyFailed:
+    """``side`` broke the protocol; nothing fed after this is looked at."""
+
+    side: Side
+    error: ProtocolViolation
+
+
+ProxyEvent: TypeAlias = (
+    JournalData | InputActivity | InputCounted | ClipboardBlocked | Resized | ConnectionClosed | ProxyFailed
+)
+
+_INPUT_ACTIVITY = InputActivity()
+_OPERATOR_INPUT = (KeyEvent, PointerEvent, QEMUExtendedKeyEvent)
+
+
+class ProxyConnection:
+    """Both directions of one desktop session; see the module docstring."""
+
+    def __init__(
+        self,
+        server_init: ServerInit,
+        *,
+        clipboard_to_remote: bool = False,
+        clipboard_to_local: bool = False,
+        journal_input: bool = True,
+    ) -> None:
+        """Start from the target's ``server_init`` (its size and pixel format frame its first updates).
+
+        The clipboard crosses in no direction unless allowed; ``journal_input=False``
+        journals only counts of the operator's input.
+        """
+        self._browser = ClientMessageFramer()
+        self._target = ServerMessageFramer(server_init.pixel_format, server_init.width, server_init.height)
+        self._clipboard_to_remote = clipboard_to_remote
+        self._clipboard_to_local = clipboard_to_local
+        self._journal_input = journal_input
+        self._presses = InputPresses()
+        self._events: list[ProxyEvent] = []
+        self._to_browser: list[bytes] = []
+        self._to_target: list[bytes] = []
+        self._ended: set[Side] = set()
+        self._failed = False
+
+    def receive_browser_data(self, data: bytes) -> None:
+        """Feed bytes read from the browser."""
+        if not self._accepts(Side.BROWSER):
+            return
+        self._browser.receive_data(data)
+        events = self._events
+        forwarded: list[bytes] = []  # to the target, in order
+        journaled: list[bytes] = []  # to the journal: all of it, or all but the operator's input
+        active = False
+        for event in self._browser.events_received():
+            if isinstance(event, ProtocolFailed):
+                self._fail(Side.BROWSER, event.error)
+                return
+            message, raw = event.message, event.raw
+            journal = True
+            if isinstance(message, _OPERATOR_INPUT):
+                if not active:
+                    active = True
+                    events.append(_INPUT_ACTIVITY)
+                if not self._journal_input:
+                    journal = False
+                    self._count_input(message)
+            elif isinstance(message, SetEncodings):
+                allowed = filter_encodings(message.encodings)
+                self._target.set_encodings(allowed)
+                if allowed != message.encodings:
+                    raw = SetEncodings(allowed).encode()
+            elif isinstance(message, SetPixelFormat):
+                self._target.set_pixel_format(message.pixel_format)
+            elif isinstance(message, ClientCutText):
+                if not self._clipboard_to_remote:
+                    events.append(ClipboardBlocked("to_remote", len(message.text)))
+                    continue
+                if not self._journal_input:
+                    journal = False
+                    events.append(InputCounted("cut_text", 1))
+            forwarded.append(raw)
+            if journal:
+                journaled.append(raw)
+        if forwarded:
+            payload = b"".join(forwarded)
+            self._to_target.append(payload)
+            if len(journaled) == len(forwarded):
+                events.append(JournalData(Side.BROWSER, payload))
+            elif journaled:
+                events.append(JournalData(Side.BROWSER, b"".join(journaled)))
+
+    def receive_target_data(self, data: bytes) -> None:
+        """Feed bytes read from the target (the hot path)."""
+        if not self._accepts(Side.TARGET):
+            return
+        self._target.receive_data(data)
+        forwarded: list[bytes] = []
+        for event in self._target.events_received():
+            if isinstance(event, ProtocolFailed):
+                self._fail(Side.TARGET, event.error)
+                return
+            if isinstance(event, DesktopResized):
+                self._events.append(Resized(event.width, event.height))
+            elif (
+                isinstance(event, ServerMessageReceived)
+                and isinstance(event.message, ServerCutText)
+                and not self._clipboard_to_local
+            ):
+                self._events.append(ClipboardBlocked("to_local", len(event.message.text)))
+                continue
+            forwarded.append(event.raw)
+        if forwarded:
+            payload = b"".join(forwarded)
+            self._events.append(JournalData(Side.TARGET, payload))
+            self._to_browser.append(payload)
+
+    def receive_eof(self, side: Side) -> None:
+        """``side`` closed its connection; a repeated end of stream is ignored."""
+        if side in self._ended:
+            return
+        self._ended.add(side)
+        if not self._failed:
+            self._events.append(ConnectionClosed(side))
+
+    def data_to_send_browser(self) -> bytes:
+        """The bytes to write to the browser now, once; ``b""`` when there are none."""
+        return _take(self._to_browser)
+
+    def data_to_send_target(self) -> bytes:
+        """The bytes to write to the target now, once; ``b""`` when there are none."""
+        return _take(self._to_target)
+
+    def events_received(self) -> list[ProxyEvent]:
+        """The events since the last call, in order."""
+        events, self._events = self._events, []
+        return events
+
+    def _accepts(self, side: Side) -> bool:
+        if side in self._ended:
+            raise LocalProtocolError(f"data from the {side.value} after its end of stream")
+        return not self._failed
+
+    def _fail(self, side: Side, error: ProtocolViolation) -> None:
+        self._failed = True
+        self._events.append(ProxyFailed(side, error))
+
+    def _count_input(self, message: KeyEvent | PointerEvent | QEMUExtendedKeyEvent) -> None:
+        keys, clicks = self._presses.presses(message)
+        if keys:
+            self._events.append(InputCounted("keys", keys))
+        if clicks:
+            self._events.append(InputCounted("clicks", clicks))
+        if isinstance(message, PointerEvent):
+            self._events.append(InputCounted("pointer", 1))
+
+
+def _take(pending: list[bytes]) -> bytes:
+    """Everything in ``pending``, joined (without a copy when it is one chunk); leaves it empty."""
+    data = pending[0] if len(pending) == 1 else b"".join(pending)
+    pending.clear()
+    return data
