@@ -4,13 +4,15 @@
 --config CONFIG`` does — :func:`gateway.web.app.start_gateway` on uvloop, serve until SIGTERM
 or SIGINT — and prints ``{"url": ...}`` on stdout once it listens (the config may ask for port 0).
 
-Two substitutions, in this benchmark process only (the product has no switch for either):
+The gateway's recordings are this benchmark's own, handed to ``start_gateway`` (the product
+has no switch for either):
 
-- every session is journaled and sealed as in production, but the sealed journal is
-  neither indexed nor rendered afterwards: both read the whole journal after the session,
-  off the proxy, and would steal the core from the next run (rendering is its own figure);
-- ``--recording off`` (the "recording on vs off" figure) replaces the session's
-  :class:`~gateway.recording.SessionRecorder` with :class:`DiscardingRecorder`.
+- ``--recording on``: :func:`unindexed_recordings` journals and seals every session as in
+  production, but neither indexes nor renders the sealed journal afterwards: both read the
+  whole journal after the session, off the proxy, and would steal the core from the next run
+  (rendering is its own figure);
+- ``--recording off`` (the "recording on vs off" figure): :func:`discarding_recordings`
+  gives every session a journal that keeps nothing.
 """
 
 from __future__ import annotations
@@ -18,39 +20,39 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, cast
-from unittest import mock
+from typing import Any
 
 import uvloop
 
 from gateway.config import load_config
+from gateway.journals import RecordingContext, RecordingsFactory, SessionJournal
 from gateway.logfmt import setup_logging
 from gateway.policy import Policy
-from gateway.recording import SealedRecording, SessionRecorder
-from gateway.recording_service import RecordingService
+from gateway.recording_service import RecordingService, RecordingSettings
 from gateway.rfb.messages import ServerInit
 from gateway.sessions import LiveSession
-from gateway.web import recording_keys
 from gateway.web.app import start_gateway, wait_for_stop_signal
 from recorder.errors import RecordingWriteFailed
+from recorder.records import InputKind
 
 
-class DiscardingRecorder:
-    """The :class:`~gateway.recording.SessionRecorder` interface, keeping nothing."""
+class DiscardingJournal:
+    """A :class:`~gateway.journals.SessionJournal` that keeps nothing and never fails."""
 
-    def __init__(self, path: Path, session_id: str) -> None:
-        self.path = path
-        self.session_id = session_id
+    def __init__(self, recording_id: str) -> None:
+        self.recording_id = recording_id
         self.failure: asyncio.Future[RecordingWriteFailed] = asyncio.get_running_loop().create_future()
 
-    def server_data(self, data: bytes) -> None:
+    def server_data(self, data: bytes | bytearray | memoryview) -> None:
         pass
 
-    def client_data(self, data: bytes) -> None:
+    def client_data(self, data: bytes | bytearray | memoryview) -> None:
         pass
 
-    def input_counted(self, kind: str, count: int = 1) -> None:
+    def input_counted(self, kind: InputKind, count: int = 1) -> None:
         pass
 
     def event(self, type: str, **fields: Any) -> None:
@@ -59,30 +61,42 @@ class DiscardingRecorder:
     async def backpressure(self) -> None:
         pass
 
-    async def close(self, reason: str) -> SealedRecording:
-        return SealedRecording(self.path, self.session_id, 0, reason, sealed=False, failure=None)
+
+class DiscardingRecordings:
+    """Gives every session a :class:`DiscardingJournal`: the proxy without its journal."""
+
+    async def start(self, live: LiveSession, server_init: ServerInit, policy: Policy) -> DiscardingJournal:
+        return DiscardingJournal(f"discarded-{live.id}")
+
+    async def finish(self, live: LiveSession, journal: SessionJournal, reason: str) -> None:
+        pass
 
 
 class UnindexedRecordingService(RecordingService):
     """Journals and seals every session; leaves indexing and rendering to other figures."""
 
-    async def finished(self, live: LiveSession, sealed: SealedRecording) -> None:
+    def sealed(self, journal: Path) -> None:
         pass
 
 
-class DiscardingRecordingService(UnindexedRecordingService):
-    """Gives every session a :class:`DiscardingRecorder`: the proxy without its journal."""
+@asynccontextmanager
+async def discarding_recordings(context: RecordingContext) -> AsyncIterator[DiscardingRecordings]:
+    yield DiscardingRecordings()
 
-    async def start(self, live: LiveSession, server_init: ServerInit, policy: Policy) -> SessionRecorder:
-        live.recording_id = None
-        # Duck-typed: the desktop session calls only what DiscardingRecorder has.
-        return cast(SessionRecorder, DiscardingRecorder(self.settings.root / "discarded", live.id))
+
+@asynccontextmanager
+async def unindexed_recordings(context: RecordingContext) -> AsyncIterator[UnindexedRecordingService]:
+    service = UnindexedRecordingService(RecordingSettings.from_config(context.config), context.metrics,
+                                        context.index, context.audit, render_pool=None)
+    try:
+        yield service
+    finally:
+        await service.close()
 
 
 async def serve(config_path: Path, recording: bool) -> None:
-    service = UnindexedRecordingService if recording else DiscardingRecordingService
-    with mock.patch.object(recording_keys, "RecordingService", service):  # built when the app starts
-        gateway = await start_gateway(load_config(config_path))
+    recordings: RecordingsFactory = unindexed_recordings if recording else discarding_recordings
+    gateway = await start_gateway(load_config(config_path), recordings=recordings)
     print(json.dumps({"url": gateway.url}), flush=True)
     try:
         await wait_for_stop_signal()

@@ -2,22 +2,28 @@
 
 A desktop session knows its recording only through these two protocols. The gateway's
 :class:`~gateway.recording_service.RecordingService` is the real implementation (a
-fail-closed journal on disk, sealed, indexed and rendered at the end); tests and the
-bench hand ``create_app`` another one (for instance one that discards everything)
-instead of patching the application.
+fail-closed journal on disk, sealed, indexed and rendered at the end). ``create_app``
+takes a :data:`RecordingsFactory`, so tests and the bench hand it another one (for
+instance one that discards everything) instead of patching the application.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Literal, Protocol
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Any, Protocol
 
+from base.metrics import Metrics
+from gateway.audit import AuditLog
+from gateway.config import Config
 from gateway.policy import Policy
 from gateway.rfb.messages import ServerInit
 from gateway.sessions import LiveSession
 from recorder.errors import RecordingWriteFailed
-
-InputKind = Literal["keys", "pointer", "clicks", "cut_text"]
+from recorder.index import RecordingIndex
+from recorder.records import InputKind
 
 
 class SessionJournal(Protocol):
@@ -56,3 +62,18 @@ class SessionRecordings(Protocol):
 
     async def finish(self, live: LiveSession, journal: SessionJournal, reason: str) -> None:
         """Close the journal with the session's end ``reason``; never raises for I/O."""
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingContext:
+    """What a gateway's recordings are built from at start-up, once the database is open."""
+
+    config: Config
+    metrics: Metrics
+    index: RecordingIndex
+    audit: AuditLog
+
+
+#: How ``create_app`` gets its recordings: called at start-up, and entered for as long as the gateway runs
+#: (the context manager's exit waits for work under way and releases what the recordings hold).
+RecordingsFactory = Callable[[RecordingContext], AbstractAsyncContextManager[SessionRecordings]]

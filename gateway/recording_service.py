@@ -1,21 +1,27 @@
 """The gateway's recordings: where each session's journal goes, and what happens when it ends.
 
 :class:`RecordingService` is built once per gateway from ``storage`` (directory, fsync
-interval, recording key) and the shared services. A desktop session asks it for a
-:class:`~gateway.recording.SessionRecorder` before the browser's handshake completes
-(fail-closed: no journal, no session), and hands the sealed journal back when the
-session ends; the service then indexes it for search and renders its video in a
-worker process, in the background. At start-up :meth:`recover` finalizes the journals
-a crashed gateway left open and indexes them like any other.
+interval, recording key) and the shared services, by :func:`recording_service` (the
+factory ``create_app`` uses unless it is given another). A desktop session asks it for a
+:class:`~recorder.writer.SessionRecorder` before the browser's handshake completes
+(fail-closed: no journal, no session), and hands the journal back when the session ends;
+the service seals it, then indexes it for search and renders its video in a worker
+process, in the background. At start-up :meth:`~RecordingService.recover` finalizes the
+journals a crashed gateway left open and indexes them like any other.
+
+Everything about the journals themselves (format, writer, seal, index, render) is in
+:mod:`recorder`; this module adds what only the gateway knows: the session, its policy, audit.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import platform
 import time
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,9 +29,8 @@ from typing import Any
 from base.metrics import Metrics
 from gateway.audit import AuditLog
 from gateway.config import Config
-from gateway.journals import SessionJournal
+from gateway.journals import RecordingContext, SessionJournal
 from gateway.policy import Policy
-from gateway.recording import SessionRecorder, session_header
 from gateway.rfb.messages import ServerInit
 from gateway.sessions import LiveSession
 from recorder.errors import RecordingError, RecordingUnavailable
@@ -34,8 +39,12 @@ from recorder.journal import new_session_id, recording_path
 from recorder.recovery import finalize_orphans
 from recorder.seal import load_or_create_key, read_seal
 from recorder.worker import RenderPool
+from recorder.writer import SessionRecorder, session_header
 
 log = logging.getLogger(__name__)
+
+#: Render workers per gateway: half the cores, so proxying keeps the rest.
+RENDER_WORKERS = max(1, (os.cpu_count() or 2) // 2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,20 +103,24 @@ class RecordingService:
         return recorder
 
     async def finish(self, live: LiveSession, journal: SessionJournal, reason: str) -> None:
-        """Seal the journal, audit a failed one, then index and render it in the background."""
+        """Seal the journal, audit a failed one, then hand it to :meth:`sealed`."""
         recorder = self._open.pop(journal.recording_id)
         sealed = await recorder.close(reason)
         if sealed.failure is not None:
             await self._audit_quietly("recording.write", live, recording_id=sealed.session_id, outcome="failure",
                                       reason=str(sealed.failure), failure=sealed.failure.reason)
-        self._spawn(self._index_and_render(sealed.path))
+        self.sealed(sealed.path)
+
+    def sealed(self, journal: Path) -> None:
+        """A journal was finished (at a session's end, or by recovery): index it and render it, in the background."""
+        self._spawn(self._index_and_render(journal))
 
     async def recover(self) -> int:
-        """Finalize journals left open by a crash, index them, and render them; returns how many."""
+        """Finalize journals left open by a crash and hand each to :meth:`sealed`; returns how many."""
         finalized = await asyncio.to_thread(finalize_orphans, self.settings.root, self.settings.key)
         for path in finalized:
             log.warning("recovered a recording after a crash", extra={"ctx": {"path": str(path)}})
-            self._spawn(self._index_and_render(path))
+            self.sealed(path)
         return len(finalized)
 
     async def render(self, recording_id: str, journal: Path) -> None:
@@ -166,3 +179,20 @@ def _sealed_sha256(journal: Path) -> str | None:
         return read_seal(journal).sha256
     except (OSError, RecordingError):
         return None
+
+
+@asynccontextmanager
+async def recording_service(context: RecordingContext) -> AsyncIterator[RecordingService]:
+    """The gateway's recordings (``create_app``'s default factory): journals on disk, indexed and rendered.
+
+    At start-up it finalizes the journals a crash left open; at shutdown it waits for indexing
+    and rendering under way and stops the render workers.
+    """
+    metrics = context.metrics
+    service = RecordingService(RecordingSettings.from_config(context.config), metrics, context.index,
+                               context.audit, RenderPool(RENDER_WORKERS, metrics))
+    try:
+        await service.recover()
+        yield service
+    finally:
+        await service.close()

@@ -3,7 +3,8 @@
     RecordingError
      ├── DecodeError            a rectangle's data is malformed, or over a decoding limit
      │    └── CodecUnavailable  well-formed data that needs a library which is not installed
-     ├── JournalCorrupt         a file is not a readable journal (bad magic or HEADER)
+     ├── JournalCorrupt         a file is not a readable journal (bad magic or HEADER), or a record's
+     │                          JSON payload is malformed
      ├── RecordingUnavailable   a session's journal cannot be created: the session must not start
      ├── RecordingWriteFailed   a journal write or fsync failed: the session must end
      └── IntegrityError         a sealed journal does not match its seal, or is torn
@@ -15,6 +16,9 @@ never IndexError, ValueError, zlib.error or MemoryError.
 from __future__ import annotations
 
 from typing import Literal
+
+#: Why a journal write or fsync failed: the ``recording_failures_total`` reason.
+FailureReason = Literal["disk_full", "io_error", "file_too_large", "permission"]
 
 
 class RecordingError(Exception):
@@ -30,7 +34,7 @@ class CodecUnavailable(DecodeError):
 
 
 class JournalCorrupt(RecordingError):
-    """The file is not a readable journal: its magic or HEADER record is missing or garbled."""
+    """The file is not a readable journal (its magic or HEADER is missing or garbled), or a record's payload is."""
 
 
 class RecordingUnavailable(RecordingError):
@@ -40,7 +44,7 @@ class RecordingUnavailable(RecordingError):
 class RecordingWriteFailed(RecordingError):
     """Writing or fsyncing a session's journal failed; ``reason`` is the metric label."""
 
-    def __init__(self, reason: Literal["disk_full", "io_error", "file_too_large", "permission"], message: str) -> None:
+    def __init__(self, reason: FailureReason, message: str) -> None:
         super().__init__(message)
         self.reason = reason
 

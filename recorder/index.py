@@ -18,36 +18,36 @@ import asyncio
 import json
 import logging
 from collections import Counter
-from contextlib import suppress
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import RowMapping
 
 from base.db import Store
-from base.times import isoformat_utc, parse_time
+from base.times import isoformat_utc
 from gateway.rfb.framing import ClientMessageFramer, ClientMessageReceived
 from gateway.rfb.input_presses import InputPresses
 from recorder.errors import JournalCorrupt
 from recorder.journal import (
     MAX_RECORD,
     JournalReader,
+    JournalRecord,
     RecordKind,
     decode_json,
-    is_session_id,
 )
+from recorder.records import InputCounts, SessionEnd, SessionEvent, SessionHeader
 from recorder.tables import recording_events, recordings
 
 log = logging.getLogger(__name__)
 
 ACTIVITY_BUCKET_SECONDS = 5
 MAX_SEARCH_LIMIT = 1000
-MAX_COUNT_PER_RECORD = 1 << 20  # more input events than this in one flush interval is garbage
-_HEADER_TEXT_FIELDS = ("session_id", "user", "source", "target", "protocol", "started")
+P = TypeVar("P")
 
 
 class VideoState(StrEnum):
@@ -66,6 +66,21 @@ class ActivityBucket:
     t: float
     keys: int
     clicks: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"t": self.t, "keys": self.keys, "clicks": self.clicks}
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineEvent:
+    """A session's event at ``t`` seconds into its recording (the EVENT record's time)."""
+
+    t: float
+    event: SessionEvent
+
+    def to_json(self) -> dict[str, Any]:
+        """The event's fields, its ``type`` and its ``t``: what the player's timeline gets."""
+        return {**self.event.to_json(), "t": self.t}
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +106,7 @@ class RecordingMetadata:
 class RecordingSummary(RecordingMetadata):
     """What a journal says about its session, with its events and input activity."""
 
-    events: list[dict[str, Any]] = field(default_factory=list)  # {"t": seconds, "type": str, ...}
+    events: list[TimelineEvent] = field(default_factory=list)
     activity: list[ActivityBucket] = field(default_factory=list)
 
 
@@ -145,10 +160,10 @@ class _InputTally:
             self.keys[bucket] += keys
             self.clicks[bucket] += clicks
 
-    def counted(self, t: float, counts: dict[str, Any]) -> None:
+    def counted(self, t: float, counts: InputCounts) -> None:
         bucket = _bucket(t)
-        self.keys[bucket] += _count(counts.get("keys"))
-        self.clicks[bucket] += _count(counts.get("clicks"))
+        self.keys[bucket] += counts.keys
+        self.clicks[bucket] += counts.clicks
 
     def buckets(self) -> list[ActivityBucket]:
         starts = sorted(start for start in self.keys.keys() | self.clicks.keys()
@@ -160,39 +175,29 @@ def _bucket(t: float) -> int:
     return int(t // ACTIVITY_BUCKET_SECONDS) * ACTIVITY_BUCKET_SECONDS
 
 
-def _count(value: object) -> int:
-    """A count from an INPUT_COUNTS record; anything but a sane positive integer counts as 0."""
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_COUNT_PER_RECORD:
-        return 0
-    return value
-
-
-def _json_object(payload: bytes, what: str, path: Path, position: int) -> dict[str, Any] | None:
-    """A JSON record's object; a CRC-valid record that is not one is skipped, not fatal to the index."""
-    value = decode_json(payload)
+def _payload(read: Callable[[Mapping[str, Any]], P], record: JournalRecord, path: Path) -> P | None:
+    """A JSON record's payload; a CRC-valid record that is not a readable one is skipped, not fatal to the index."""
+    value = decode_json(record.payload)
     if value is None:
         log.warning("journal record skipped: not a JSON object",
-                    extra={"ctx": {"path": path, "kind": what, "position": position}})
+                    extra={"ctx": {"path": path, "kind": record.kind.name, "position": record.position}})
         return None
-    return value
-
-
-def _header_time(header: dict[str, Any], key: str, path: Path) -> datetime:
     try:
-        return parse_time(header[key])
-    except ValueError as exc:
-        raise JournalCorrupt(f"{path}: {key}: {exc}") from exc
+        return read(value)
+    except JournalCorrupt as exc:
+        log.warning("journal record skipped: malformed",
+                    extra={"ctx": {"path": path, "kind": record.kind.name, "position": record.position, "error": exc}})
+        return None
 
 
-def _end_time(end: dict[str, Any]) -> datetime | None:
-    """The END record's ``ended``, else its ``ended_epoch``; None if neither is usable."""
-    with suppress(ValueError):
-        if isinstance(end.get("ended"), str):
-            return parse_time(end["ended"])
-    with suppress(ValueError, OverflowError, OSError):
-        if isinstance(end.get("ended_epoch"), (int, float)):
-            return datetime.fromtimestamp(end["ended_epoch"], UTC)
-    return None
+def _session_end(end: Mapping[str, Any], at_epoch: float, path: Path) -> SessionEnd:
+    """The END record's payload; one that does not parse still ends the recording, at ``at_epoch`` (its own time)."""
+    try:
+        return SessionEnd.from_json(end)
+    except JournalCorrupt as exc:
+        log.warning("journal END record malformed; the recording ends at its time",
+                    extra={"ctx": {"path": path, "error": exc}})
+        return SessionEnd.salvage(end, at_epoch)
 
 
 def summarize_journal(path: Path, *, max_events: int = 10_000, max_record: int = MAX_RECORD) -> RecordingSummary:
@@ -200,40 +205,38 @@ def summarize_journal(path: Path, *, max_events: int = 10_000, max_record: int =
 
     A torn or unfinished journal is summarized up to its last whole record (``ended`` None).
     Raises JournalCorrupt when the magic or header is unusable; a (CRC-valid) EVENT or
-    INPUT_COUNTS record that is not a JSON object is skipped with a warning. Events past
+    INPUT_COUNTS record that is not a readable one is skipped with a warning. Events past
     ``max_events`` are dropped (a resize flood must not bloat the index).
     """
     reader = JournalReader(path, max_record=max_record)
-    header = reader.header
-    for key in _HEADER_TEXT_FIELDS:
-        if not isinstance(header.get(key), str):
-            raise JournalCorrupt(f"{path}: the header has no text field {key!r}")
-    if not is_session_id(header["session_id"]):
-        raise JournalCorrupt(f"{path}: the header's session id {header['session_id']!r} is malformed")
-    started = _header_time(header, "started", path)
+    try:
+        header = SessionHeader.from_json(reader.header)
+    except JournalCorrupt as exc:
+        raise JournalCorrupt(f"{path}: {exc}") from exc
     tally = _InputTally(max_record)
-    events: list[dict[str, Any]] = []
+    events: list[TimelineEvent] = []
     for record in reader:
         t = record.offset_us / 1e6
         if record.kind == RecordKind.CLIENT_DATA:
             tally.client_data(t, record.payload, path)
         elif record.kind == RecordKind.INPUT_COUNTS:
-            counts = _json_object(record.payload, "INPUT_COUNTS", path, record.position)
+            counts = _payload(InputCounts.from_json, record, path)
             if counts is not None:
                 tally.counted(t, counts)
         elif record.kind == RecordKind.EVENT and len(events) < max_events:
-            fields = _json_object(record.payload, "EVENT", path, record.position)
-            if fields is not None and isinstance(fields.get("type"), str):
-                events.append({**fields, "t": t})
+            event = _payload(SessionEvent.from_json, record, path)
+            if event is not None:
+                events.append(TimelineEvent(t, event))
+    started = header.started
     ended, end_reason, duration = None, None, reader.last_offset_us / 1e6
     if reader.end is not None:
-        end_reason = str(reader.end.get("reason", ""))
-        ended = _end_time(reader.end) or started + timedelta(microseconds=reader.last_offset_us)
+        end = _session_end(reader.end, started.timestamp() + reader.last_offset_us / 1e6, path)
+        ended, end_reason = end.ended, end.reason
         duration = max(0.0, (ended - started).total_seconds())
     activity = tally.buckets()
     return RecordingSummary(
-        id=header["session_id"], user=header["user"], source=header["source"], target=header["target"],
-        protocol=header["protocol"], started=started, ended=ended, duration=duration, end_reason=end_reason,
+        id=header.session_id, user=header.user, source=header.source, target=header.target,
+        protocol=header.protocol, started=started, ended=ended, duration=duration, end_reason=end_reason,
         bytes=path.stat().st_size, keys=sum(bucket.keys for bucket in activity),
         clicks=sum(bucket.clicks for bucket in activity), path=str(path), events=events, activity=activity,
     )
@@ -265,9 +268,9 @@ class RecordingIndex:
             "sha256": sha256, "node": node,
         }
         events = [
-            {"recording_id": summary.id, "t": event["t"], "type": event["type"],
-             "detail": json.dumps({k: v for k, v in event.items() if k not in ("t", "type")}, default=str)}
-            for event in summary.events
+            {"recording_id": summary.id, "t": timed.t, "type": timed.event.type,
+             "detail": json.dumps(dict(timed.event.fields), default=str)}
+            for timed in summary.events
         ]
         async with self.store.transaction() as connection:
             await connection.execute(self.store.upsert(recordings, row, keep=("video_state", "video_path")))
@@ -330,14 +333,14 @@ class RecordingIndex:
             mapping = result.mappings().first()
         return _row(mapping) if mapping is not None else None
 
-    async def events(self, recording_id: str) -> list[dict[str, Any]]:
-        """The recording's events in time order: ``{"t": seconds, "type": str, ...}``."""
+    async def events(self, recording_id: str) -> list[TimelineEvent]:
+        """The recording's events in time order."""
         query = (select(recording_events.c.t, recording_events.c.type, recording_events.c.detail)
                  .where(recording_events.c.recording_id == recording_id)
                  .order_by(recording_events.c.t, recording_events.c.id))
         async with self.store.read() as connection:
             rows = (await connection.execute(query)).mappings().all()
-        return [{**json.loads(row["detail"]), "t": row["t"], "type": row["type"]} for row in rows]
+        return [TimelineEvent(row["t"], SessionEvent(row["type"], json.loads(row["detail"]))) for row in rows]
 
     async def activity(self, recording_id: str) -> list[ActivityBucket]:
         """Keys and clicks per 5-second bucket (non-empty buckets only, in time order)."""

@@ -6,9 +6,9 @@ payload, and the CRC-32 of header and payload. The first record is HEADER (JSON)
 last record of a finished journal is END (JSON). A crash leaves a torn tail: the reader
 stops at the first incomplete or corrupt record and says where (``torn_at``).
 
-File I/O only, no event loop or network: the gateway's asyncio recorder
-(:mod:`gateway.recording`) buffers records and drives :class:`JournalFile` from a
-worker thread.
+File I/O only, no event loop or network: the asyncio writer (:mod:`recorder.writer`)
+buffers records and drives :class:`JournalFile` from a worker thread. What the JSON
+records say is :mod:`recorder.records`; here they are only JSON objects.
 """
 
 from __future__ import annotations

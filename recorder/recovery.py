@@ -21,8 +21,8 @@ from recorder.journal import (
     RecordKind,
     encode_json,
     encode_record,
-    iso_utc,
 )
+from recorder.records import SessionEnd, journal_started_epoch
 from recorder.seal import seal_journal, seal_path
 
 log = logging.getLogger(__name__)
@@ -57,20 +57,14 @@ def _finalize(path: Path, key: bytes, max_record: int) -> bool:
         for _ in reader:
             pass
         if reader.end is None:
-            started = reader.header.get("started_epoch")
-            if isinstance(started, (int, float)) and not isinstance(started, bool):
+            started = journal_started_epoch(reader.header)
+            if started is not None:
                 ended_epoch = started + reader.last_offset_us / 1e6
             else:  # a HEADER not written by the gateway: the last write is the best guess
                 ended_epoch = path.stat().st_mtime
             journal.truncate(reader.valid_size())
-            end = {
-                "ended": iso_utc(ended_epoch),
-                "ended_epoch": ended_epoch,
-                "reason": CRASHED_REASON,
-                "crashed": True,
-                "torn_at": reader.torn_at,
-            }
-            journal.write(encode_record(RecordKind.END, reader.last_offset_us, encode_json(end)))
+            end = SessionEnd(ended_epoch, CRASHED_REASON, crashed=True, torn_at=reader.torn_at)
+            journal.write(encode_record(RecordKind.END, reader.last_offset_us, encode_json(end.to_json())))
             log.warning(
                 "finalized a recording left open by a crash",
                 extra={"ctx": {"path": str(path), "torn_at": reader.torn_at}},

@@ -14,10 +14,9 @@ letterboxed into the size it started with (scaled down if it grew, centred on bl
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from gateway.rfb.errors import RFBError
 from gateway.rfb.framing import (
@@ -34,7 +33,6 @@ from gateway.rfb.framing import (
     check_framebuffer_size,
 )
 from gateway.rfb.messages import (
-    PixelFormat,
     PointerEvent,
     SetColourMapEntries,
     SetEncodings,
@@ -44,6 +42,7 @@ from recorder.decoders import DecoderState, composite_cursor, decode_rectangle
 from recorder.errors import DecodeError
 from recorder.framebuffer import Framebuffer, RGBArray
 from recorder.journal import JournalReader, JournalRecord, RecordKind
+from recorder.records import SessionHeader
 from recorder.video import VideoEncoder
 
 
@@ -63,14 +62,13 @@ class RenderResult:
 class SessionReplay:
     """A session's desktop rebuilt from its journal records, in order."""
 
-    def __init__(self, header: Mapping[str, Any]) -> None:
-        """Start from the journal header's size and pixel format; DecodeError if they are unusable."""
+    def __init__(self, header: SessionHeader) -> None:
+        """Start from the journal header's size and pixel format; DecodeError if the size is unusable."""
+        width, height, pixel_format = header.width, header.height, header.pixel_format
         try:
-            width, height = int(header["width"]), int(header["height"])
-            pixel_format = PixelFormat(**header["pixel_format"])
             check_framebuffer_size(width, height, MAX_FRAMEBUFFER)
-        except (KeyError, TypeError, ValueError, RFBError) as exc:
-            raise DecodeError(f"the journal header has no usable desktop size and pixel format: {exc}") from exc
+        except RFBError as exc:
+            raise DecodeError(f"the journal header has no usable desktop size: {exc}") from exc
         self.framebuffer = Framebuffer(width, height)
         self.decoder_state = DecoderState(pixel_format)
         self.pointer: tuple[int, int] | None = None
@@ -187,15 +185,16 @@ def render_journal(
 
     Malformed data (a protocol violation, an undecodable rectangle) ends decoding:
     the video made so far is finished cleanly and ``RenderResult.error`` says what
-    and where. A journal that cannot be opened (JournalCorrupt, OSError) or whose
-    header is unusable (DecodeError) raises before any video is written.
+    and where. A journal that cannot be opened or whose header is malformed
+    (JournalCorrupt, OSError), or whose desktop size is unusable (DecodeError),
+    raises before any video is written.
     """
     if not 0 < max_fps <= 1000:
         raise ValueError(f"max_fps must be in (0, 1000], not {max_fps}")
     started = time.perf_counter()
     reader = JournalReader(journal)
     journal_size = journal.stat().st_size
-    replay = SessionReplay(reader.header)
+    replay = SessionReplay(SessionHeader.from_json(reader.header))
     report = _ProgressReporter(progress, journal_size)
     error: str | None = None
     t = 0.0

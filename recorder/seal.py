@@ -22,6 +22,7 @@ from recorder.journal import (
     fsync_directory,
     is_session_id,
 )
+from recorder.records import journal_session_id
 
 KEY_SIZE = 32
 _CHUNK = 1 << 20
@@ -56,10 +57,10 @@ def _digest(path: Path) -> tuple[int, str]:
 
 
 def _session_id(reader: JournalReader) -> str:
-    session_id = reader.header.get("session_id")
-    if not isinstance(session_id, str) or not is_session_id(session_id):
-        raise JournalCorrupt(f"{reader.path}: the HEADER has no valid session_id")
-    return session_id
+    try:
+        return journal_session_id(reader.header)
+    except JournalCorrupt as exc:
+        raise JournalCorrupt(f"{reader.path}: {exc}") from None
 
 
 def seal_journal(path: Path, key: bytes) -> Seal:

@@ -1,4 +1,10 @@
-"""The aiohttp application: factory, lifecycle, and the two listeners (web and metrics)."""
+"""The aiohttp application: factory, lifecycle, and the two listeners (web and metrics).
+
+Lifecycle, in ``app.cleanup_ctx`` order: the database (and the audit log and recording
+index on it), authentication (:mod:`gateway.web.auth_context`), then the recordings, built
+by the factory ``create_app`` was given (:func:`~gateway.recording_service.recording_service`
+unless a test or the bench hands it another).
+"""
 
 from __future__ import annotations
 
@@ -7,32 +13,39 @@ import logging
 import signal
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import uvloop
 from aiohttp import web
 
 from auth.netacl import NetworkACL
+from base.db import Store
 from base.errors import ConfigError
 from base.metrics import Metrics
+from gateway.audit import AuditLog
 from gateway.config import Config
 from gateway.desktop import TargetEndpoint
+from gateway.journals import RecordingContext, RecordingsFactory
 from gateway.policy import PolicySet
+from gateway.recording_service import recording_service
 from gateway.sessions import SessionRegistry
 from gateway.web import auth_routes, desktop_routes, portal_routes, recording_routes
 from gateway.web.auth_context import auth_context
 from gateway.web.keys import (
+    AUDIT,
     CLOCK,
     CONFIG,
     LIVE_SESSIONS,
     METRICS,
     NETACL,
     POLICIES,
+    RECORDING_INDEX,
+    RECORDINGS,
+    STORE,
     VNC_ENDPOINTS,
 )
 from gateway.web.pages import STATIC
-from gateway.web.recording_keys import database_context, recordings_context
 from gateway.web.security import (
     DENIAL_AUDITOR,
     DenialAuditor,
@@ -41,6 +54,7 @@ from gateway.web.security import (
     security_headers,
     web_session,
 )
+from recorder.index import RecordingIndex
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +76,36 @@ def load_vnc_endpoints(config: Config) -> dict[str, TargetEndpoint]:
     return endpoints
 
 
-def create_app(config: Config, metrics: Metrics | None = None,
-               clock: Callable[[], float] = time.time) -> web.Application:
-    """The gateway's web application, with all state built from ``config``; ``clock`` times authentication."""
+async def database_context(app: web.Application) -> AsyncIterator[None]:
+    """``app.cleanup_ctx`` entry: open ``storage.database`` at start-up, close it at shutdown."""
+    store = await Store.open(app[CONFIG].storage.database)
+    app[STORE] = store
+    app[RECORDING_INDEX] = RecordingIndex(store)
+    app[AUDIT] = AuditLog(store)
+    try:
+        yield
+    finally:
+        await store.close()
+
+
+def recordings_context(recordings: RecordingsFactory) -> Callable[[web.Application], AsyncIterator[None]]:
+    """``app.cleanup_ctx`` entry after the database: the recordings ``recordings`` builds, until shutdown."""
+
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        built = recordings(RecordingContext(app[CONFIG], app[METRICS], app[RECORDING_INDEX], app[AUDIT]))
+        async with built as service:
+            app[RECORDINGS] = service
+            yield
+
+    return context
+
+
+def create_app(config: Config, metrics: Metrics | None = None, clock: Callable[[], float] = time.time,
+               recordings: RecordingsFactory = recording_service) -> web.Application:
+    """The gateway's web application, with all state built from ``config``.
+
+    ``clock`` times authentication; ``recordings`` builds the sessions' recordings at start-up.
+    """
     app = web.Application(middlewares=[security_headers, network_allow_list, web_session, csrf_protection],
                           client_max_size=64 * 1024)
     metrics = metrics or Metrics()
@@ -82,7 +123,7 @@ def create_app(config: Config, metrics: Metrics | None = None,
     app.add_routes(recording_routes.routes)
     app.cleanup_ctx.append(database_context)
     app.cleanup_ctx.append(auth_context)
-    app.cleanup_ctx.append(recordings_context)
+    app.cleanup_ctx.append(recordings_context(recordings))
     app.router.add_static("/static/", STATIC, follow_symlinks=False)
     app.on_shutdown.append(_end_live_sessions)
     return app
@@ -144,10 +185,10 @@ def _url(scheme: str, host: str, port: int) -> str:
     return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
 
 
-async def start_gateway(config: Config, metrics: Metrics | None = None,
-                        clock: Callable[[], float] = time.time) -> RunningGateway:
-    """Start both listeners (port 0 picks a free port) and return the running gateway."""
-    app = create_app(config, metrics, clock)
+async def start_gateway(config: Config, metrics: Metrics | None = None, clock: Callable[[], float] = time.time,
+                        recordings: RecordingsFactory = recording_service) -> RunningGateway:
+    """Start both listeners (port 0 picks a free port) and return the running gateway (see :func:`create_app`)."""
+    app = create_app(config, metrics, clock, recordings)
     http, bound_http = await _start_site(app, config.listen.http.host, config.listen.http.port,
                                          _ssl_context(config))
     listen_metrics = config.listen.metrics

@@ -28,15 +28,16 @@ from auth.totp import TOTPVerifier
 from auth.totp_store import DatabaseUsedCodes, Enrollments, TOTPSecrets
 from auth.websession import WebSessionStore
 from gateway.web.keys import (
+    AUDIT,
     CLOCK,
     CONFIG,
     LDAP,
     LIVE_SESSIONS,
     LOGIN,
     METRICS,
+    STORE,
     WEB_SESSIONS,
 )
-from gateway.web.recording_keys import AUDIT, STORE
 
 log = logging.getLogger(__name__)
 

@@ -29,9 +29,8 @@ from auth.identity import Identity
 from auth.totp import provisioning_uri, svg_data_uri
 from auth.totp_store import ENROLLMENT_LIFETIME
 from auth.websession import csrf_token_for
-from gateway.web.keys import CONFIG, LIVE_SESSIONS, LOGIN, WEB_SESSIONS
+from gateway.web.keys import AUDIT, CONFIG, LIVE_SESSIONS, LOGIN, WEB_SESSIONS
 from gateway.web.pages import page, redirect_to_login
-from gateway.web.recording_keys import AUDIT
 from gateway.web.security import (
     DATABASE_DOWN,
     client_address,

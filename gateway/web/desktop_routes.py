@@ -9,8 +9,15 @@ from aiohttp import web
 
 from gateway.desktop import DesktopSession
 from gateway.sessions import LiveSession
-from gateway.web.keys import CONFIG, LIVE_SESSIONS, METRICS, POLICIES, VNC_ENDPOINTS
-from gateway.web.recording_keys import AUDIT, RECORDINGS
+from gateway.web.keys import (
+    AUDIT,
+    CONFIG,
+    LIVE_SESSIONS,
+    METRICS,
+    POLICIES,
+    RECORDINGS,
+    VNC_ENDPOINTS,
+)
 from gateway.web.security import (
     client_address,
     current_session,

@@ -1,4 +1,8 @@
-"""Typed application state shared by the route modules."""
+"""Typed application state shared by the route modules.
+
+``create_app`` sets the first group; the cleanup contexts set the services that need the
+database (opened at start-up), and the recordings built from them.
+"""
 
 from __future__ import annotations
 
@@ -10,20 +14,29 @@ from auth.ldap import LDAPBackend
 from auth.login import LoginService
 from auth.netacl import NetworkACL
 from auth.websession import WebSessionStore
+from base.db import Store
 from base.metrics import Metrics
+from gateway.audit import AuditLog
 from gateway.config import Config
 from gateway.desktop import TargetEndpoint
+from gateway.journals import SessionRecordings
 from gateway.policy import PolicySet
 from gateway.sessions import SessionRegistry
+from recorder.index import RecordingIndex
 
 CONFIG = web.AppKey("config", Config)
 METRICS = web.AppKey("metrics", Metrics)
 NETACL = web.AppKey("netacl", NetworkACL)
 #: The wall clock of everything time-bound in authentication (TOTP, web sessions, throttle); tests inject one.
 CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")
-LOGIN = web.AppKey("login", LoginService)
-LDAP = web.AppKey("ldap", LDAPBackend)  # present only when auth.ldap is configured
-WEB_SESSIONS = web.AppKey("web_sessions", WebSessionStore)
 POLICIES = web.AppKey("policies", PolicySet)
 LIVE_SESSIONS = web.AppKey("live_sessions", SessionRegistry)
 VNC_ENDPOINTS = web.AppKey("vnc_endpoints", dict[str, TargetEndpoint])
+
+STORE = web.AppKey("store", Store)
+AUDIT = web.AppKey("audit", AuditLog)
+RECORDING_INDEX = web.AppKey("recording_index", RecordingIndex)
+LOGIN = web.AppKey("login", LoginService)
+LDAP = web.AppKey("ldap", LDAPBackend)  # present only when auth.ldap is configured
+WEB_SESSIONS = web.AppKey("web_sessions", WebSessionStore)
+RECORDINGS: web.AppKey[SessionRecordings] = web.AppKey("recordings")

@@ -28,9 +28,8 @@ from auth.identity import Identity
 from base.times import parse_time
 from gateway.config import parse_duration
 from gateway.policy import IPAddress, PolicySet, RecordingAccess, normalize_source
-from gateway.web.keys import CONFIG, POLICIES
+from gateway.web.keys import AUDIT, CONFIG, POLICIES, RECORDING_INDEX
 from gateway.web.pages import signed_in_page
-from gateway.web.recording_keys import AUDIT, RECORDING_INDEX
 from gateway.web.security import client_address, current_session, error_json
 from recorder.index import MAX_SEARCH_LIMIT, RecordingRow, VideoState
 from recorder.journal import is_session_id
@@ -234,8 +233,8 @@ async def recording_events(request: web.Request) -> web.Response:
     await _audit(request, caller, "recording.view", found.id, "allowed")
     return web.json_response({
         "recording": found.to_json(),
-        "events": events,
-        "activity": [{"t": bucket.t, "keys": bucket.keys, "clicks": bucket.clicks} for bucket in activity],
+        "events": [event.to_json() for event in events],
+        "activity": [bucket.to_json() for bucket in activity],
     })
 
 

@@ -24,8 +24,7 @@ from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 
 from auth.websession import WebSession, csrf_token_for
-from gateway.web.keys import CONFIG, METRICS, NETACL, WEB_SESSIONS
-from gateway.web.recording_keys import AUDIT
+from gateway.web.keys import AUDIT, CONFIG, METRICS, NETACL, WEB_SESSIONS
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,8 @@ import gateway.audit  # noqa: F401  (registers its table)
 from base.db import Store, _advisory_lock_key, async_database_url
 from base.times import parse_time
 from gateway.audit import AuditLog
-from recorder.index import RecordingIndex, RecordingSummary, VideoState
+from recorder.index import RecordingIndex, RecordingSummary, TimelineEvent, VideoState
+from recorder.records import SessionEvent
 from recorder.tables import recordings
 
 STARTED = datetime(2026, 11, 25, 8, 0, 0, 123456, tzinfo=UTC)
@@ -272,13 +273,14 @@ async def test_postgresql_audit_chain_and_recording_index(postgres_store: Store,
         summary = RecordingSummary(id="20261125T080000Z-0123abcd", user="alice", source="127.0.0.1",
                                    target="desk-01", protocol="vnc", started=STARTED, ended=None, duration=1.5,
                                    end_reason=None, bytes=10, keys=0, clicks=0, path="/r/a.dgj",
-                                   events=[{"t": 0.5, "type": "resize", "width": 800, "height": 600}])
+                                   events=[TimelineEvent(0.5, SessionEvent.resize(800, 600))])
         await index.add(summary, None, "n1")
         assert await index.set_video(summary.id, VideoState.READY, "/r/a.mp4")
         await index.add(summary, "ab" * 32, "n1")
         row = await index.get(summary.id)
         assert row is not None and row.video_state == VideoState.READY and row.sha256 == "ab" * 32
-        assert await index.events(summary.id) == [{"t": 0.5, "type": "resize", "width": 800, "height": 600}]
+        assert [event.to_json() for event in await index.events(summary.id)] == [
+            {"t": 0.5, "type": "resize", "width": 800, "height": 600}]
         assert [r.id for r in await index.search(since=STARTED, until=STARTED + timedelta(seconds=1))] == [summary.id]
     finally:
         await second_node.close()

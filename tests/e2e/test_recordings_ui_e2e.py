@@ -23,8 +23,15 @@ from playwright.async_api import Browser, BrowserContext, Page, expect
 from auth.local import LocalUserStore
 from gateway.config import load_config
 from gateway.web.app import create_app
-from gateway.web.recording_keys import RECORDING_INDEX
-from recorder.index import ActivityBucket, RecordingIndex, RecordingSummary, VideoState
+from gateway.web.keys import RECORDING_INDEX
+from recorder.index import (
+    ActivityBucket,
+    RecordingIndex,
+    RecordingSummary,
+    TimelineEvent,
+    VideoState,
+)
+from recorder.records import SessionEvent
 from tests.conftest import User
 
 pytestmark = pytest.mark.e2e
@@ -37,10 +44,10 @@ STARTED = datetime(2026, 11, 25, 3, 30, tzinfo=UTC)
 LOCAL_DAY = "2026-11-24"
 RECORDING_ID = "20261125T033000Z-5e551011"
 EVENTS = [
-    {"t": 0.0, "type": "session_start"},
-    {"t": 6.0, "type": "clipboard_blocked", "direction": "to_remote", "length": 42},
-    {"t": 12.5, "type": "resize", "width": 1280, "height": 800},
-    {"t": 20.0, "type": "session_end", "reason": "user disconnected"},
+    TimelineEvent(0.0, SessionEvent.session_start()),
+    TimelineEvent(6.0, SessionEvent.clipboard_blocked("to_remote", 42)),
+    TimelineEvent(12.5, SessionEvent.resize(1280, 800)),
+    TimelineEvent(20.0, SessionEvent.session_end("user disconnected")),
 ]
 # Plays from where the video is until 4 s later; returns [video seconds advanced, wall seconds taken].
 PLAY_FOUR_SECONDS = """async () => {
@@ -85,7 +92,7 @@ def write_test_video(path: Path, seconds: int = VIDEO_SECONDS, fps: int = 5) -> 
 
 
 def summary(recording_id: str, user: str, started: datetime, duration: float, end_reason: str,
-            recordings: Path, events: list[dict[str, object]] | None = None,
+            recordings: Path, events: list[TimelineEvent] | None = None,
             activity: list[ActivityBucket] | None = None) -> RecordingSummary:
     activity = activity or []
     return RecordingSummary(

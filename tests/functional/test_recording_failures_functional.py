@@ -26,11 +26,11 @@ from typing import Any
 import pytest
 
 from base.metrics import Metrics
-from gateway.recording import SessionRecorder, session_header
 from gateway.rfb.messages import RGBX8888
 from recorder.journal import JournalReader, RecordKind, new_session_id, recording_path
 from recorder.recovery import finalize_orphans
 from recorder.seal import load_or_create_key, seal_path, verify_journal
+from recorder.writer import SessionRecorder, session_header
 
 pytestmark = [pytest.mark.functional, pytest.mark.timeout(60)]
 

@@ -27,9 +27,10 @@ import pytest
 
 from gateway.demo import XvncDesktop
 from gateway.rfb.messages import Encoding, KeyEvent, PointerEvent
-from gateway.web.recording_keys import AUDIT, RECORDING_INDEX
+from gateway.web.keys import AUDIT, RECORDING_INDEX
 from recorder.index import RecordingRow, VideoState
 from recorder.journal import JournalReader, RecordKind
+from recorder.records import SessionHeader
 from recorder.render import SessionReplay
 from tests.conftest import (
     DESKTOP_HEIGHT,
@@ -82,7 +83,7 @@ async def record_a_session(gateway: GatewayUnderTest, http: aiohttp.ClientSessio
 def replayed_framebuffer(journal: Path) -> np.ndarray:
     """The desktop as the journal rebuilds it, without the locally drawn cursor."""
     reader = JournalReader(journal)
-    replay = SessionReplay(reader.header)
+    replay = SessionReplay(SessionHeader.from_json(reader.header))
     for record in reader:
         replay.apply(record)
     assert reader.torn_at is None and reader.end is not None

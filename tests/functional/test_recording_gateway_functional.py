@@ -30,7 +30,7 @@ import pytest
 from auth.local import LocalUserStore
 from gateway.demo import XvncDesktop
 from gateway.rfb.messages import Encoding, KeyEvent
-from gateway.web.recording_keys import AUDIT
+from gateway.web.keys import AUDIT
 from recorder.journal import JournalReader, RecordKind
 from recorder.seal import seal_path
 from tests.conftest import (

@@ -28,8 +28,17 @@ from gateway.audit import AuditLog
 from gateway.config import Config, load_config
 from gateway.policy import PolicySet, RecordingAccess
 from gateway.web import recording_routes
-from gateway.web.keys import CONFIG, METRICS, NETACL, POLICIES, WEB_SESSIONS
-from gateway.web.recording_keys import AUDIT, RECORDING_INDEX, STORE, database_context
+from gateway.web.app import database_context
+from gateway.web.keys import (
+    AUDIT,
+    CONFIG,
+    METRICS,
+    NETACL,
+    POLICIES,
+    RECORDING_INDEX,
+    STORE,
+    WEB_SESSIONS,
+)
 from gateway.web.recording_routes import (
     LIST_PARAMETERS,
     parse_list_filters,

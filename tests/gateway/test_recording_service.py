@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import textwrap
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from ipaddress import ip_network
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 
 from base.db import Store
 from base.metrics import Metrics
 from gateway.audit import AuditLog
+from gateway.config import Config, load_config
+from gateway.journals import RecordingContext, SessionJournal
 from gateway.policy import Policy
 from gateway.recording_service import RecordingService, RecordingSettings
 from gateway.rfb.messages import (
@@ -20,6 +26,8 @@ from gateway.rfb.messages import (
     encode_update_header,
 )
 from gateway.sessions import LiveSession
+from gateway.web.app import create_app
+from gateway.web.keys import AUDIT, METRICS, RECORDING_INDEX, RECORDINGS
 from recorder.errors import RecordingUnavailable
 from recorder.index import RecordingIndex, VideoState
 from recorder.journal import JournalFile, JournalReader, RecordKind, encode_record
@@ -104,3 +112,58 @@ def _session_end_offset(path: Path) -> int:
     end_event = next(r for r in records if r.kind == RecordKind.EVENT and b"session_end" in r.payload)
     return end_event.position
 
+
+
+# ---------------------------------------------------------------- how the application gets its recordings
+
+
+class NoRecordings:
+    """A SessionRecordings that refuses every session: enough to see which one the application uses."""
+
+    async def start(self, live: LiveSession, server_init: ServerInit, policy: Policy) -> SessionJournal:
+        raise RecordingUnavailable("not in this test")
+
+    async def finish(self, live: LiveSession, journal: SessionJournal, reason: str) -> None:
+        pass
+
+
+def app_config(tmp_path: Path) -> Config:
+    path = tmp_path / "deskgate.yaml"
+    path.write_text(textwrap.dedent("""\
+        auth:
+          local: {users_file: users.yaml}
+        storage: {recordings: recordings, database: "sqlite:///deskgate.db"}
+        """))
+    return load_config(path)
+
+
+async def test_create_app_builds_its_recordings_at_start_up_with_the_factory_it_is_given(tmp_path: Path) -> None:
+    config, given, events = app_config(tmp_path), NoRecordings(), []
+
+    @asynccontextmanager
+    async def recordings(context: RecordingContext) -> AsyncIterator[NoRecordings]:
+        events.append(context)
+        yield given
+        events.append("closed")
+
+    app = create_app(config, recordings=recordings)
+    runner = web.AppRunner(app)
+    assert events == []
+    await runner.setup()
+    try:
+        assert app[RECORDINGS] is given
+        assert events == [RecordingContext(config, app[METRICS], app[RECORDING_INDEX], app[AUDIT])]
+    finally:
+        await runner.cleanup()
+    assert events[-1] == "closed"
+
+
+async def test_by_default_the_application_records_with_the_recording_service(tmp_path: Path) -> None:
+    app = create_app(app_config(tmp_path))
+    runner = web.AppRunner(app)
+    await runner.setup()
+    try:
+        assert isinstance(app[RECORDINGS], RecordingService)
+        assert app[RECORDINGS].settings.root == tmp_path / "recordings"
+    finally:
+        await runner.cleanup()

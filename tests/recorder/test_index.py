@@ -30,6 +30,7 @@ from recorder.index import (
     ActivityBucket,
     RecordingIndex,
     RecordingSummary,
+    TimelineEvent,
     VideoState,
     summarize_journal,
 )
@@ -42,6 +43,7 @@ from recorder.journal import (
     iso_utc,
     recording_path,
 )
+from recorder.records import SessionEvent
 
 STARTED = datetime(2026, 11, 25, 8, 0, 0, 250000, tzinfo=UTC)
 SESSION_ID = "20261125T080000Z-0123abcd"
@@ -120,7 +122,7 @@ def test_summary_of_a_finished_session_with_full_input(tmp_path: Path) -> None:
     assert summary.bytes == path.stat().st_size and summary.path == str(path)
     assert (summary.keys, summary.clicks) == (2, 1 + 2 + 1)
     assert summary.activity == [ActivityBucket(0.0, 2, 1), ActivityBucket(10.0, 0, 3)]
-    assert summary.events == [
+    assert [event.to_json() for event in summary.events] == [
         {"t": 0.0, "type": "session_start"},
         {"t": 20.25, "type": "clipboard_blocked", "direction": "to_local", "length": 42},
         {"t": 30.0, "type": "resize", "width": 800, "height": 600},
@@ -199,7 +201,7 @@ def test_malformed_json_records_are_skipped(tmp_path: Path, caplog: pytest.LogCa
                (RecordKind.EVENT, 1.6, encode_json({"no": "type"})), (RecordKind.INPUT_COUNTS, 2.0, b"\xff"),
                event(3.0, "idle_warning"), end_record(4.0)]
     summary = summarize_journal(write_journal(tmp_path, records))
-    assert summary.events == [{"t": 3.0, "type": "idle_warning"}]
+    assert [event.to_json() for event in summary.events] == [{"t": 3.0, "type": "idle_warning"}]
     assert caplog.text.count("not a JSON object") == 3
 
 
@@ -262,7 +264,7 @@ def summary_of(recording_id: str, user: str, target: str, started: datetime, dur
     return RecordingSummary(id=recording_id, user=user, source="10.0.0.5", target=target, protocol="vnc",
                             started=started, ended=started + timedelta(seconds=duration), duration=duration,
                             end_reason=end_reason, bytes=1000, keys=1, clicks=0, path=f"/r/{recording_id}.dgj",
-                            events=[{"t": 1.0, "type": "resize", "width": 1, "height": 2}],
+                            events=[TimelineEvent(1.0, SessionEvent.resize(1, 2))],
                             activity=[ActivityBucket(0.0, 1, 0)])
 
 

@@ -27,6 +27,7 @@ from gateway.rfb.messages import (
 )
 from recorder.errors import DecodeError
 from recorder.journal import JOURNAL_MAGIC, JournalReader, RecordKind, encode_record
+from recorder.records import SessionHeader
 from recorder.render import RenderResult, SessionReplay, render_journal
 from tests.recorder.pixel_encoding import (
     FORMATS,
@@ -494,7 +495,7 @@ def test_an_unusable_header_is_refused_before_any_video(tmp_path: Path) -> None:
 def test_replay_rebuilds_the_framebuffer_exactly(tmp_path: Path) -> None:
     session = typing_session(TightEncoder(), updates=25)
     reader = JournalReader(session.write(tmp_path / "s.dgj"))
-    replay = SessionReplay(reader.header)
+    replay = SessionReplay(SessionHeader.from_json(reader.header))
     changes = sum(replay.apply(record) for record in reader)
     assert changes == 26  # the first full update and 25 patches
     assert np.array_equal(replay.framebuffer.pixels, session.expected)

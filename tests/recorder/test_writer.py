@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import errno
 import json
 from collections.abc import Callable
@@ -11,9 +12,8 @@ from typing import Any
 
 import pytest
 
+from base import __version__
 from base.metrics import Metrics
-from gateway import __version__
-from gateway.recording import SessionRecorder, failure_reason, session_header
 from gateway.rfb.messages import RGBX8888
 from recorder.errors import RecordingUnavailable
 from recorder.journal import (
@@ -23,7 +23,9 @@ from recorder.journal import (
     RecordKind,
     recording_path,
 )
+from recorder.records import SessionHeader
 from recorder.seal import verify_journal
+from recorder.writer import SessionRecorder, failure_reason, session_header
 
 SESSION_ID = "20261125T080000Z-1a2b3c4d"
 STARTED = 1795593600.0
@@ -40,7 +42,7 @@ class FakeClock:
         return self.now
 
 
-def header(session_id: str = SESSION_ID) -> dict[str, Any]:
+def header(session_id: str = SESSION_ID) -> SessionHeader:
     return session_header(
         session_id=session_id, user="alice", source="192.0.2.7", target="desk-01", started_epoch=STARTED,
         width=1024, height=768, pixel_format=RGBX8888, desktop_name=b"x11 \xff desk", policy="operators",
@@ -89,7 +91,7 @@ async def test_a_session_is_journaled_with_monotonic_offsets_and_sealed(tmp_path
 
     path = recording_path(tmp_path, SESSION_ID)
     reader = JournalReader(path)
-    assert reader.header == header() and reader.header["pixel_format"]["bits_per_pixel"] == 32
+    assert reader.header == header().to_json() and reader.header["pixel_format"]["bits_per_pixel"] == 32
     ended = {"ended": "2026-11-25T08:00:01.250010Z", "ended_epoch": STARTED + 1.25001, "reason": "browser closed",
              "crashed": False, "torn_at": None}
     assert [decoded(r) for r in reader] == [
@@ -243,7 +245,7 @@ async def test_a_header_that_does_not_fit_the_path_is_a_programming_error(
     tmp_path: Path, path_id: str, header_changes: dict[str, Any]
 ) -> None:
     with pytest.raises(ValueError):
-        await SessionRecorder.open(recording_path(tmp_path, path_id), {**header(), **header_changes},
+        await SessionRecorder.open(recording_path(tmp_path, path_id), dataclasses.replace(header(), **header_changes),
                                    key=KEY, fsync_interval=1, metrics=Metrics())
     assert list(tmp_path.iterdir()) == []
 
@@ -268,17 +270,17 @@ async def test_a_cancelled_open_releases_its_journal(tmp_path: Path) -> None:
 
 
 def test_session_header_fields() -> None:
-    assert header() == {
+    assert header().to_json() == {
         "format": 1, "session_id": SESSION_ID, "user": "alice", "source": "192.0.2.7", "target": "desk-01",
         "protocol": "vnc", "started": "2026-11-25T08:00:00.000000Z", "started_epoch": STARTED,
         "width": 1024, "height": 768,
         "pixel_format": {"bits_per_pixel": 32, "depth": 24, "big_endian": False, "true_colour": True,
                          "red_max": 255, "green_max": 255, "blue_max": 255,
                          "red_shift": 16, "green_shift": 8, "blue_shift": 0},
-        "desktop_name": "x11 \ufffd desk", "gateway_version": __version__, "node": header()["node"],
+        "desktop_name": "x11 \ufffd desk", "gateway_version": __version__, "node": header().node,
         "policy": "operators", "record_input": "full", "clipboard": "off",
     }
-    assert isinstance(header()["node"], str) and header()["node"]
+    assert isinstance(header().node, str) and header().node
 
 
 @pytest.mark.parametrize("code, reason", [

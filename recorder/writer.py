@@ -1,4 +1,4 @@
-"""Recording one desktop session, fail-closed, without slowing the proxy.
+"""Writing one live session's journal, fail-closed, without slowing the proxy.
 
 The pumps append records to an in-memory buffer on the event loop (one ``bytearray``
 extend per message, no objects kept). A flush task hands the buffer to a worker
@@ -7,6 +7,9 @@ thread that writes it and, every ``fsync_interval``, fsyncs it; a buffer over
 ``await recorder.backpressure()`` waits for the disk. When a write or fsync fails the
 ``failure`` future completes (the session must end) and later appends are dropped; the
 journal is kept, readable up to the last good write. ``close`` writes END and seals.
+
+This is the asyncio side of :mod:`recorder.journal` (the container, driven from a worker
+thread) and :mod:`recorder.records` (what its JSON records say).
 """
 
 from __future__ import annotations
@@ -17,16 +20,21 @@ import logging
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, get_args
 
+from base import __version__
 from base.metrics import Metrics
-from gateway import __version__
 from gateway.rfb.messages import PixelFormat
-from recorder.errors import RecordingError, RecordingUnavailable, RecordingWriteFailed
+from recorder.errors import (
+    FailureReason,
+    RecordingError,
+    RecordingUnavailable,
+    RecordingWriteFailed,
+)
 from recorder.journal import (
-    JOURNAL_FORMAT,
     JOURNAL_SUFFIX,
     MAX_RECORD,
     Bytes,
@@ -36,8 +44,14 @@ from recorder.journal import (
     complete_records_end,
     encode_json,
     encode_record,
-    is_session_id,
-    iso_utc,
+)
+from recorder.records import (
+    InputCounts,
+    InputKind,
+    RecordInput,
+    SessionEnd,
+    SessionEvent,
+    SessionHeader,
 )
 from recorder.seal import seal_journal
 
@@ -47,9 +61,6 @@ log = logging.getLogger(__name__)
 EARLY_WRITE = 4 << 20
 #: Over this many buffered bytes, ``backpressure()`` waits for the disk.
 HIGH_WATER = 32 << 20
-
-InputKind = Literal["keys", "pointer", "clicks", "cut_text"]
-FailureReason = Literal["disk_full", "io_error", "file_too_large", "permission"]
 
 _FAILURE_MESSAGES: dict[FailureReason, str] = {
     "disk_full": "the recording storage is full",
@@ -82,29 +93,17 @@ def session_header(
     pixel_format: PixelFormat,
     desktop_name: bytes,
     policy: str,
-    record_input: Literal["full", "counts"],
+    record_input: RecordInput,
     clipboard: str,
-) -> dict[str, Any]:
-    """The HEADER record of a VNC session's journal (recording-spec.md)."""
-    return {
-        "format": JOURNAL_FORMAT,
-        "session_id": session_id,
-        "user": user,
-        "source": source,
-        "target": target,
-        "protocol": "vnc",
-        "started": iso_utc(started_epoch),
-        "started_epoch": started_epoch,
-        "width": width,
-        "height": height,
-        "pixel_format": {field.name: getattr(pixel_format, field.name) for field in fields(pixel_format)},
-        "desktop_name": desktop_name.decode("utf-8", "replace"),
-        "gateway_version": __version__,
-        "node": platform.node(),
-        "policy": policy,
-        "record_input": record_input,
-        "clipboard": clipboard,
-    }
+) -> SessionHeader:
+    """The HEADER of a VNC session's journal written by this gateway, on this node."""
+    return SessionHeader(
+        session_id=session_id, user=user, source=source, target=target, protocol="vnc",
+        started=datetime.fromtimestamp(started_epoch, UTC), started_epoch=started_epoch, width=width,
+        height=height, pixel_format=pixel_format, desktop_name=desktop_name.decode("utf-8", "replace"),
+        gateway_version=__version__, node=platform.node(), policy=policy, record_input=record_input,
+        clipboard=clipboard,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +124,7 @@ class SessionRecorder:
     def __init__(
         self,
         journal: JournalFile,
-        header: dict[str, Any],
+        header: SessionHeader,
         *,
         key: bytes,
         fsync_interval: float,
@@ -138,8 +137,8 @@ class SessionRecorder:
     ) -> None:
         self._journal = journal
         self.path = journal.path
-        self.session_id: str = header["session_id"]
-        self._started_epoch: float = header["started_epoch"]
+        self.session_id = header.session_id
+        self._started_epoch = header.started_epoch
         self._key = key
         self._interval = fsync_interval
         self._metrics = metrics
@@ -167,7 +166,7 @@ class SessionRecorder:
     async def open(
         cls,
         path: Path,
-        header: dict[str, Any],
+        header: SessionHeader,
         *,
         key: bytes,
         fsync_interval: float,
@@ -178,13 +177,10 @@ class SessionRecorder:
         max_record: int = MAX_RECORD,
     ) -> SessionRecorder:
         """Create the session's journal and start flushing; RecordingUnavailable if it cannot be created."""
-        session_id = header.get("session_id")
-        if not is_session_id(session_id) or path.name != f"{session_id}{JOURNAL_SUFFIX}":
-            raise ValueError(f"the journal {path.name} does not match the header's session_id {session_id!r}")
-        if not isinstance(header.get("started_epoch"), (int, float)):
-            raise ValueError("the header needs started_epoch (seconds since the epoch)")
+        if path.name != f"{header.session_id}{JOURNAL_SUFFIX}":
+            raise ValueError(f"the journal {path.name} does not match the header's session_id {header.session_id!r}")
         started_at = clock()
-        creating = asyncio.ensure_future(asyncio.to_thread(JournalFile.create, path, header))
+        creating = asyncio.ensure_future(asyncio.to_thread(JournalFile.create, path, header.to_json()))
         try:
             journal = await asyncio.shield(creating)
         except OSError as exc:
@@ -201,7 +197,7 @@ class SessionRecorder:
             journal, header, key=key, fsync_interval=fsync_interval, metrics=metrics, clock=clock,
             started_at=started_at, early_write=early_write, high_water=high_water, max_record=max_record,
         )
-        recorder.event("session_start")
+        recorder._append_event(SessionEvent.session_start())
         return recorder
 
     # -- appends: on the event loop, O(size of data) -------------------------------------------
@@ -221,9 +217,8 @@ class SessionRecorder:
         self._counts[kind] += count
 
     def event(self, type: str, **fields: Any) -> None:
-        """An EVENT record ``{"type": type, **fields}``."""
-        if self._accepting:
-            self._append(RecordKind.EVENT, encode_json({"type": type, **fields}))
+        """An EVENT record: ``SessionEvent(type, fields)``."""
+        self._append_event(SessionEvent(type, fields))
 
     @property
     def recording_id(self) -> str:
@@ -240,6 +235,10 @@ class SessionRecorder:
             self._wake.set()
             self._drained.clear()
             await self._drained.wait()
+
+    def _append_event(self, event: SessionEvent, offset: int | None = None) -> None:
+        if self._accepting:
+            self._append(RecordKind.EVENT, encode_json(event.to_json()), offset)
 
     def _offset_us(self) -> int:
         offset = round((self._clock() - self._started_at) * 1_000_000)
@@ -267,7 +266,7 @@ class SessionRecorder:
 
     def _append_input_counts(self) -> None:
         if self._accepting and any(self._counts.values()):
-            self._append(RecordKind.INPUT_COUNTS, encode_json(self._counts))
+            self._append(RecordKind.INPUT_COUNTS, encode_json(InputCounts(**self._counts).to_json()))
             self._counts = _no_input()
 
     # -- flushing: a worker thread writes, the loop only swaps buffers ------------------------
@@ -348,8 +347,8 @@ class SessionRecorder:
         self._append_input_counts()
         offset = self._offset_us()
         if self._accepting:
-            self._append(RecordKind.EVENT, encode_json({"type": "session_end", "reason": reason}), offset)
-            self._append(RecordKind.END, encode_json(self._end_json(reason, offset, torn_at=None)), offset)
+            self._append_event(SessionEvent.session_end(reason), offset)
+            self._append(RecordKind.END, encode_json(self._end(reason, offset, torn_at=None).to_json()), offset)
         self._closing = True
         self._wake.set()
         self._drained.set()
@@ -360,10 +359,8 @@ class SessionRecorder:
             sealed = await asyncio.to_thread(self._finish_failed, reason, offset)
         return SealedRecording(self.path, self.session_id, self._journal.size, reason, sealed, self._error)
 
-    def _end_json(self, reason: str, offset_us: int, torn_at: int | None) -> dict[str, Any]:
-        ended_epoch = self._started_epoch + offset_us / 1e6
-        return {"ended": iso_utc(ended_epoch), "ended_epoch": ended_epoch, "reason": reason,
-                "crashed": False, "torn_at": torn_at}
+    def _end(self, reason: str, offset_us: int, torn_at: int | None) -> SessionEnd:
+        return SessionEnd(self._started_epoch + offset_us / 1e6, reason, torn_at=torn_at)
 
     def _seal(self) -> bool:
         try:
@@ -380,7 +377,7 @@ class SessionRecorder:
         try:
             keep = complete_records_end(self.path, self._good_size, max_record=self._max_record)
             self._journal.truncate(keep)
-            end = encode_record(RecordKind.END, offset, encode_json(self._end_json(reason, offset, torn_at=keep)))
+            end = encode_record(RecordKind.END, offset, encode_json(self._end(reason, offset, torn_at=keep).to_json()))
             self._journal.write(end)
             self._journal.fsync()
             self._metrics.recording_bytes_total.inc(len(end))
@@ -392,9 +389,9 @@ class SessionRecorder:
         return self._seal()
 
 
-def _no_input() -> dict[str, int]:
-    """Input counts of an INPUT_COUNTS record, all zero (every kind is always written)."""
-    return {"keys": 0, "pointer": 0, "clicks": 0, "cut_text": 0}
+def _no_input() -> dict[InputKind, int]:
+    """Input counts since the last INPUT_COUNTS record: none yet."""
+    return dict.fromkeys(get_args(InputKind), 0)
 
 
 def _close_abandoned(creating: asyncio.Future[JournalFile]) -> None:
