@@ -32,11 +32,11 @@ from gateway.journals import RecordingContext, RecordingsFactory, SessionJournal
 from gateway.logfmt import setup_logging
 from gateway.policy import Policy
 from gateway.recording_service import RecordingService, RecordingSettings
+from gateway.rfb.input_presses import InputKind
 from gateway.rfb.messages import ServerInit
 from gateway.sessions import LiveSession
 from gateway.web.app import start_gateway, wait_for_stop_signal
 from recorder.errors import RecordingWriteFailed
-from recorder.records import InputKind
 
 
 class DiscardingJournal:

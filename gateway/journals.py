@@ -19,11 +19,11 @@ from base.metrics import Metrics
 from gateway.audit import AuditLog
 from gateway.config import Config
 from gateway.policy import Policy
+from gateway.rfb.input_presses import InputKind
 from gateway.rfb.messages import ServerInit
 from gateway.sessions import LiveSession
 from recorder.errors import RecordingWriteFailed
 from recorder.index import RecordingIndex
-from recorder.records import InputKind
 
 
 class SessionJournal(Protocol):

@@ -23,12 +23,12 @@ from typing import Any, Literal, TypeGuard, get_args
 
 from base.times import parse_time
 from gateway.rfb.errors import RFBError
+from gateway.rfb.input_presses import InputKind
 from gateway.rfb.messages import PixelFormat
 from recorder.errors import JournalCorrupt
 from recorder.journal import JOURNAL_FORMAT, is_session_id, iso_utc
 
 #: Operator input a recording may only count (``record_input: counts``), by kind.
-InputKind = Literal["keys", "pointer", "clicks", "cut_text"]
 #: How much of the operator's input a journal keeps.
 RecordInput = Literal["full", "counts"]
 #: More input events of one kind than this between two INPUT_COUNTS records is garbage.

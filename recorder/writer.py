@@ -27,6 +27,7 @@ from typing import Any, get_args
 
 from base import __version__
 from base.metrics import Metrics
+from gateway.rfb.input_presses import InputKind
 from gateway.rfb.messages import PixelFormat
 from recorder.errors import (
     FailureReason,
@@ -47,7 +48,6 @@ from recorder.journal import (
 )
 from recorder.records import (
     InputCounts,
-    InputKind,
     RecordInput,
     SessionEnd,
     SessionEvent,

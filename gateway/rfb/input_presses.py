@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from gateway.rfb.messages import (
-    ClientMessage,
-    KeyEvent,
-    PointerEvent,
-    QEMUExtendedKeyEvent,
-)
+from typing import Literal, TypeAlias
+
+from gateway.rfb.messages import ClientMessage, KeyEvent, PointerEvent, QEMUExtendedKeyEvent
+
+#: The kinds of input the journal counts when it does not keep the input itself (``record_input: counts``).
+InputKind: TypeAlias = Literal["keys", "pointer", "clicks", "cut_text"]
 
 
 class InputPresses:

@@ -44,7 +44,7 @@ from gateway.rfb.framing import (
     ServerMessageReceived,
     filter_encodings,
 )
-from gateway.rfb.input_presses import InputPresses
+from gateway.rfb.input_presses import InputKind, InputPresses
 from gateway.rfb.messages import (
     ClientCutText,
     KeyEvent,
@@ -63,8 +63,6 @@ class Side(Enum):
     BROWSER = "browser"
     TARGET = "target"
 
-
-InputKind: TypeAlias = Literal["keys", "pointer", "clicks", "cut_text"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ from gateway.desktop import (
     TargetEndpoint,
     Timeouts,
 )
-from gateway.journals import InputKind, SessionJournal
+from gateway.journals import SessionJournal
 from gateway.policy import Clipboard, InputRecording, Policy
 from gateway.rfb.errors import TargetUnavailable
 from gateway.rfb.framing import ClientMessageFramer, ClientMessageReceived
@@ -32,6 +32,7 @@ from gateway.rfb.handshake import (
     HandshakeComplete,
     ServerHandshake,
 )
+from gateway.rfb.input_presses import InputKind
 from gateway.rfb.messages import (
     RGBX8888,
     ClientCutText,
