@@ -17,7 +17,7 @@ NOVNC_DIR := gateway/web/static/novnc
 NOVNC_STAMP := $(NOVNC_DIR)/LICENSE.txt
 PYTEST_ARGS ?=
 
-.PHONY: deps system-deps test demo bench clean distclean
+.PHONY: deps system-deps test demo bench soak clean distclean
 
 deps: system-deps $(VENV_STAMP) $(NOVNC_STAMP)
 
@@ -55,6 +55,10 @@ demo: deps
 
 bench: deps
 	$(VENV)/bin/python -m bench
+
+# 100 sessions through `deskgate serve` to real Xvnc desktops for 10 minutes (bench/soak.py).
+soak: deps
+	$(VENV)/bin/python -m bench.soak
 
 # Build outputs and caches; keeps .venv, node_modules and var/ (demo users and recordings).
 clean:
