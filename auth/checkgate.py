@@ -5,8 +5,9 @@ Anyone who can reach the login page can ask for a password check, and each one c
 At most ``slots`` run at once. A login takes its place in line the moment it arrives
 (:meth:`PasswordCheckGate.admit`), before any database work; a line longer than ``queue``
 places, or a wait longer than ``max_wait`` seconds, is refused with :class:`ServerBusy`
-(503 with ``Retry-After``). A login refused on arrival has cost nothing: nothing hashed,
-nothing written, the named user's throttle counters left as they were.
+(503 with ``Retry-After``). A login refused on arrival has cost next to nothing: nothing
+hashed, no throttle counter touched (the login service audits such refusals at most once
+a minute).
 
 Logins from a network the named user signed in from lately (the throttle's *familiar*
 networks) have ``familiar_queue`` places of their own and are served first: a flood from
