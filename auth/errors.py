@@ -2,6 +2,7 @@
 
     AuthError
      ├── InvalidCredentials    wrong username or password (never says which)
+     │    └── UnusableUsername  a name refused before any backend is asked (see auth.names)
      ├── InvalidTOTP           wrong, expired or replayed authenticator code
      ├── EnrollmentRequired    the password is right; the user must enroll an authenticator first
      ├── EnrollmentExpired     the enrollment is unknown, expired or used up: sign in again
@@ -9,19 +10,28 @@
      ├── AccountDisabled       the account exists, the password is right, but it is disabled
      ├── AccessNotGranted      a directory user outside the groups allowed to use the gateway
      ├── RateLimited           too many failures for this user or source: try again later
+     ├── ServerBusy            too many password checks in flight and waiting: try again shortly
      ├── DirectoryUnavailable  a directory (LDAP) could not be asked
      ├── TOTPUnavailable       the gateway cannot read the stored authenticator secret
      ├── SecretKeyError        a sealed secret cannot be opened with the key file (operators)
      └── UserAdminError        an administrative change to a user store is refused (operators)
 
 Every login-time message is safe to show to the person logging in: none reveals
-whether a username exists. ``SecretKeyError`` and ``UserAdminError`` are for operators
-(the log, the CLI) only.
+whether a username exists. At the login itself, a wrong code, a disabled account and a
+refused group are answered exactly like a wrong password (:data:`LOGIN_REFUSED`, see
+:func:`auth.login.answer_of`): telling them apart would confirm the password. Their
+``reason`` keeps the truth for the audit log. ``SecretKeyError`` and ``UserAdminError``
+are for operators (the log, the CLI) only.
 """
 
 from __future__ import annotations
 
 from auth.identity import Identity
+from auth.names import COMPATIBILITY_FORM
+
+#: What a person is told of a refused login, whether the password, the code, the account or its groups were
+#: refused: the one answer that confirms nothing.
+LOGIN_REFUSED = "wrong username or password, or wrong or expired authenticator code; check all three and try again"
 
 
 class AuthError(Exception):
@@ -38,6 +48,14 @@ class AuthError(Exception):
 class InvalidCredentials(AuthError):
     default_message = "wrong username or password"
     default_reason = "wrong username or password"
+
+
+class UnusableUsername(InvalidCredentials):
+    """The typed name holds characters no account name may hold; the message says how to type it."""
+
+    def __init__(self, problem: str) -> None:
+        advice = "with the input method off for Latin letters" if problem == COMPATIBILITY_FORM else "exactly"
+        super().__init__(f"{problem}; type it as your administrator wrote it, {advice}", reason=problem)
 
 
 class InvalidTOTP(AuthError):
@@ -87,6 +105,15 @@ class RateLimited(AuthError):
                          reason=f"rate limited ({scope})")
         self.retry_after = retry_after
         self.scope = scope
+
+
+class ServerBusy(AuthError):
+    """Too many password checks in flight and waiting; ``retry_after`` is in whole seconds."""
+
+    def __init__(self, retry_after: int, reason: str) -> None:
+        super().__init__(f"the gateway is busy checking other sign-ins; try again in {retry_after} s",
+                         reason=reason)
+        self.retry_after = retry_after
 
 
 class DirectoryUnavailable(AuthError):

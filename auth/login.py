@@ -1,17 +1,29 @@
 """The login sequence, with its throttle, audit events and metrics.
 
-1. The attempt is reserved with the :class:`~auth.ratelimit.LoginThrottle` (429 if it must wait).
-2. The password is tried against each backend in the configured order; ``InvalidCredentials``
-   moves on to the next, anything else stops the chain. A directory that cannot be asked
-   fails the login closed, even when a later backend might know the name: it must not
-   decide whose account a name is.
-3. The account must not be disabled (in the database, or in the users file), and a directory
+1. The login takes its place in line for a password check
+   (:class:`~auth.checkgate.PasswordCheckGate`; familiar networks first), or is refused at
+   once when the line is full (503, before any write; such refusals are audited at most
+   once per ``busy_audit_interval``, with how many there were).
+2. The attempt is reserved with the :class:`~auth.ratelimit.LoginThrottle` under the folded
+   name (:func:`auth.names.name_key`: every spelling a directory would take for one entry
+   counts as that entry), 429 if it must wait. A name no account may have (compatibility,
+   control or invisible characters: :func:`auth.names.name_problem`) is then refused,
+   counted, before any backend is asked.
+3. Once its turn comes (503 if not within ``max_wait``: not counted), the password is tried
+   against each backend in the configured order; ``InvalidCredentials`` moves on to the
+   next, anything else stops the chain. A directory that cannot be asked fails the login
+   closed, even when a later backend might know the name: it must not decide whose account
+   a name is. From here on, per-user state is kept under the name the backend returned.
+4. The account must not be disabled (in the database, or in the users file), and a directory
    user must be in one of ``auth.ldap.allowed_groups``.
-4. The second factor: the user's TOTP secret from the database (a local user's secret found in
+5. The second factor: the user's TOTP secret from the database (a local user's secret found in
    the users file is moved there first, replacing any older one). None enrolled: with TOTP required, an enrollment
    starts (:class:`EnrollmentRequired`) and is confirmed by :meth:`LoginService.confirm_enrollment`.
 
-Every attempt ends in one ``login`` audit event and one ``auth_attempts_total`` sample.
+Every attempt ends in one ``login`` audit event (with the real reason) and one
+``auth_attempts_total`` sample. What the person is told is :func:`answer_of` the error:
+a wrong code, a disabled account and a refused group are told exactly what a wrong
+password is told, after the same password check.
 """
 
 from __future__ import annotations
@@ -25,7 +37,9 @@ from ipaddress import IPv4Address, IPv6Address
 from typing import Any, Protocol
 
 from auth.accounts import DisabledAccounts
+from auth.checkgate import PasswordCheckGate
 from auth.errors import (
+    LOGIN_REFUSED,
     AccessNotGranted,
     AccountDisabled,
     AlreadyEnrolled,
@@ -37,10 +51,13 @@ from auth.errors import (
     InvalidTOTP,
     RateLimited,
     SecretKeyError,
+    ServerBusy,
     TOTPUnavailable,
+    UnusableUsername,
 )
 from auth.identity import Identity
 from auth.local import LocalUserStore
+from auth.names import name_problem
 from auth.ratelimit import LoginThrottle
 from auth.totp import REPLAYED, TOTPVerifier
 from auth.totp_store import Enrollments, PendingEnrollment, TOTPSecrets
@@ -53,12 +70,25 @@ MAX_USERNAME = 255
 MAX_PASSWORD = 1024
 #: Failures that count against the throttle; any other refusal is withdrawn from it.
 COUNTED = (InvalidCredentials, InvalidTOTP, AccountDisabled, AccessNotGranted)
+#: Refusals a person is told of exactly as of a wrong password: telling them apart would confirm the password.
+LIKE_A_WRONG_PASSWORD = COUNTED
 RESULTS: dict[type[AuthError], str] = {
-    InvalidCredentials: "bad_password", InvalidTOTP: "bad_totp", AccountDisabled: "disabled",
-    AccessNotGranted: "not_granted", DirectoryUnavailable: "directory_unavailable", TOTPUnavailable: "error",
-    EnrollmentRequired: "enroll", EnrollmentExpired: "enroll_expired", AlreadyEnrolled: "bad_totp",
+    InvalidCredentials: "bad_password", UnusableUsername: "bad_username", InvalidTOTP: "bad_totp",
+    AccountDisabled: "disabled", AccessNotGranted: "not_granted", DirectoryUnavailable: "directory_unavailable",
+    TOTPUnavailable: "error", ServerBusy: "busy", EnrollmentRequired: "enroll", EnrollmentExpired: "enroll_expired",
+    AlreadyEnrolled: "bad_totp",
 }
 IPAddress = IPv4Address | IPv6Address
+
+
+def answer_of(error: AuthError) -> AuthError:
+    """What the person logging in is told of ``error``: one answer for every refusal that could confirm a password.
+
+    A refused name (:class:`UnusableUsername`) keeps its own message: it depends on the name alone.
+    """
+    if isinstance(error, LIKE_A_WRONG_PASSWORD) and not isinstance(error, UnusableUsername):
+        return InvalidCredentials(LOGIN_REFUSED, reason=error.reason)
+    return error
 
 
 class PasswordBackend(Protocol):
@@ -113,7 +143,8 @@ class LoginService:
     def __init__(self, backends: Sequence[PasswordBackend], *, local_users: LocalUserStore | None,
                  totp_secrets: TOTPSecrets, verifier: TOTPVerifier, enrollments: Enrollments,
                  throttle: LoginThrottle, disabled: DisabledAccounts, audit: AuditTrail, metrics: Metrics,
-                 policy: LoginPolicy) -> None:
+                 policy: LoginPolicy, gate: PasswordCheckGate | None = None,
+                 busy_audit_interval: float = 60.0) -> None:
         if not backends:
             raise ValueError("at least one password backend is needed")
         self.backends = tuple(backends)
@@ -126,15 +157,28 @@ class LoginService:
         self.audit = audit
         self.metrics = metrics
         self.policy = policy
+        self.gate = gate or PasswordCheckGate(metrics=metrics)
+        self.busy_audit_interval = busy_audit_interval
+        self._busy_refusals = 0  # since the last one audited
+        self._busy_audited = float("-inf")
 
     async def login(self, username: str, password: str, totp_code: str, source: IPAddress) -> Identity:
         """The identity of a full login; raises an AuthError subclass (audited, counted) otherwise."""
         known: list[Identity] = []
+        named = username[:MAX_USERNAME]  # as counted and audited; a longer name is refused anyway
+        try:
+            admission = self.gate.admit(familiar=await self.throttle.familiar(named, source))
+        except ServerBusy as error:
+            await self._refused("login", "password+totp", named, source, error)
+            raise
 
         async def attempt() -> Identity:
             if not username or len(username) > MAX_USERNAME or not password or len(password) > MAX_PASSWORD:
                 raise InvalidCredentials()
-            identity = await self._check_password(username, password)
+            problem = name_problem(username)
+            if problem is not None:
+                raise UnusableUsername(problem)
+            identity = await admission.run(lambda: self._check_password(username, password))
             known.append(identity)
             await self._check_account(identity)
             secret = await self._secret(identity)
@@ -148,7 +192,10 @@ class LoginService:
             await self.verifier.verify(identity.username, secret, totp_code)
             return identity
 
-        return await self._settle("login", username, source, attempt, known)
+        try:
+            return await self._settle("login", named, source, attempt, known)
+        finally:
+            admission.leave()  # the place in line, if no check took it (throttled, refused name)
 
     async def confirm_enrollment(self, token: str, totp_code: str, source: IPAddress) -> Identity:
         """Save a pending enrollment's secret once a code from it checks out; the identity logs in."""
@@ -188,7 +235,6 @@ class LoginService:
                       attempt: Callable[[], Awaitable[Identity]], known: list[Identity]) -> Identity:
         """Run ``attempt`` between the throttle's reservation and verdict; audit and count the outcome."""
         method = "password+totp" if action == "login" else "totp_enroll"
-        username = username[:MAX_USERNAME]  # as counted and audited; a longer name is refused anyway
         try:
             reservation = await self.throttle.reserve(username, source)
         except AuthError as error:
@@ -220,12 +266,19 @@ class LoginService:
             outcome = "pending"
         elif isinstance(error, (InvalidCredentials, InvalidTOTP)):
             outcome = "failure"
-        elif isinstance(error, (DirectoryUnavailable, TOTPUnavailable)):
+        elif isinstance(error, (DirectoryUnavailable, TOTPUnavailable, ServerBusy)):
             outcome = "error"
         else:
             outcome = "denied"
+        detail: dict[str, Any] = {}
+        if isinstance(error, ServerBusy):  # a flood must not flood the audit log: one event per interval
+            self._busy_refusals += 1
+            now = self.throttle.clock()
+            if now - self._busy_audited < self.busy_audit_interval:
+                return
+            detail["busy_refusals"], self._busy_refusals, self._busy_audited = self._busy_refusals, 0, now
         await self.audit.record("login", user=username, source=source, outcome=outcome, reason=error.reason,
-                                method=method, step=action)
+                                method=method, step=action, **detail)
 
     async def _check_password(self, username: str, password: str) -> Identity:
         for backend in self.backends:

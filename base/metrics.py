@@ -98,6 +98,20 @@ class Metrics:
         self.build_info.info({"version": __version__})
         for protocol in ("vnc",):
             self.sessions_active.labels(protocol=protocol).set(0)
+        # issue 9, sign-in hardening (auth/checkgate.py): the bound on password checks in flight
+        self.password_checks_running = Gauge(
+            f"{PREFIX}_password_checks_running", "Password checks (argon2id, LDAP binds) running now.", registry=r
+        )
+        self.password_checks_waiting = Gauge(
+            f"{PREFIX}_password_checks_waiting", "Logins waiting for a password check to start.", registry=r
+        )
+        self.password_checks_refused_total = Counter(
+            f"{PREFIX}_password_checks_refused_total",
+            "Logins refused (503) because too many password checks were running and waiting; "
+            "reason is queue_full or wait_timeout.",
+            ["reason"],
+            registry=r,
+        )
 
     def exposition(self) -> bytes:
         """The registry in Prometheus text format."""

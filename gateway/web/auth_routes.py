@@ -1,9 +1,12 @@
 """Signing in and out: the login API and page, logout, the caller's session, TOTP enrollment.
 
 ``POST /api/v1/login`` answers 200 with a new session cookie (a new id every time: no
-fixation), 401 for wrong credentials or code, 403 for a refused account or a needed
-enrollment (``{"enroll": "/enroll"}``, with an enrollment cookie), 429 with ``Retry-After``
-when throttled, 503 when the directory or the database cannot be asked.
+fixation); 401 with one message for a wrong password, a wrong code, a disabled account or
+one outside the allowed groups (telling them apart would confirm the password: the audit
+log has the reason); 403 for a needed enrollment (``{"enroll": "/enroll"}``, with an
+enrollment cookie); 429 with ``Retry-After`` when throttled; 503 when the directory or the
+database cannot be asked, or (with ``Retry-After``) when too many password checks are
+already running and waiting.
 Logout ends every web session of the user and, with them, every desktop they have open.
 """
 
@@ -23,9 +26,11 @@ from auth.errors import (
     DirectoryUnavailable,
     EnrollmentRequired,
     RateLimited,
+    ServerBusy,
     TOTPUnavailable,
 )
 from auth.identity import Identity
+from auth.login import answer_of
 from auth.totp import provisioning_uri, svg_data_uri
 from auth.totp_store import ENROLLMENT_LIFETIME
 from auth.websession import csrf_token_for
@@ -52,6 +57,8 @@ def refusal(error: AuthError) -> web.Response:
     """The HTTP answer to a refused login or enrollment."""
     if isinstance(error, RateLimited):
         return error_json(429, str(error), **{"Retry-After": str(error.retry_after)})
+    if isinstance(error, ServerBusy):
+        return error_json(503, str(error), **{"Retry-After": str(error.retry_after)})
     if isinstance(error, (DirectoryUnavailable, TOTPUnavailable)):
         return error_json(503, str(error))
     if isinstance(error, (AccountDisabled, AccessNotGranted, AlreadyEnrolled)):
@@ -112,7 +119,7 @@ async def login(request: web.Request) -> web.Response:
                    max_age=int(ENROLLMENT_LIFETIME))
         return response
     except AuthError as error:
-        return refusal(error)
+        return refusal(answer_of(error))
     except SQLAlchemyError as error:
         log.error("login failed on the database: %s", error)
         return error_json(503, DATABASE_DOWN)

@@ -18,6 +18,7 @@ from ldap.filter import escape_filter_chars
 from auth.errors import DirectoryUnavailable, InvalidCredentials
 from auth.identity import Identity
 from auth.ldap import UNAVAILABLE_MESSAGE, LDAPBackend
+from auth.names import name_key
 from auth.options import LDAPConfig
 from base.errors import ConfigError
 from base.metrics import Metrics
@@ -145,6 +146,14 @@ async def test_the_identity_is_the_entry_name_however_it_was_typed(backend: LDAP
     # Directory matching ignores case and extra spaces; per-user state must not split by spelling.
     assert (await backend.authenticate("ALICE", USERS["alice"])).username == "alice"
     assert (await backend.authenticate(" alice ", USERS["alice"])).username == "alice"
+
+
+@pytest.mark.parametrize("spelling", ["ａｌｉｃｅ", "ＡＬＩＣＥ", "Ａlice", "ａｌｉｃｅ\u3000", "alİce", "ALİCE"])
+async def test_the_directory_folds_width_and_case_and_the_throttles_key_folds_them_alike(
+        backend: LDAPBackend, spelling: str) -> None:
+    # Every spelling slapd takes for alice's entry must count against her: the throttle keys on name_key.
+    assert (await backend.authenticate(spelling, USERS["alice"])).username == "alice"
+    assert name_key(spelling) == name_key("alice")
 
 
 async def test_filter_and_dn_special_characters_in_a_real_uid(backend: LDAPBackend, config: LDAPConfig) -> None:

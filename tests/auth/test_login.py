@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from dataclasses import dataclass
 from ipaddress import ip_address
@@ -10,25 +11,33 @@ from pathlib import Path
 import pyotp
 import pytest
 from argon2 import PasswordHasher
+from sqlalchemy import func, select
 
 from auth.accounts import DisabledAccounts
+from auth.checkgate import QUEUE_FULL, PasswordCheckGate
 from auth.errors import (
+    LOGIN_REFUSED,
     AccessNotGranted,
     AccountDisabled,
     AlreadyEnrolled,
+    AuthError,
     DirectoryUnavailable,
     EnrollmentExpired,
     EnrollmentRequired,
     InvalidCredentials,
     InvalidTOTP,
     RateLimited,
+    ServerBusy,
     TOTPUnavailable,
+    UnusableUsername,
 )
 from auth.identity import Identity
 from auth.local import LocalUserStore
-from auth.login import LocalBackend, LoginPolicy, LoginService, PasswordBackend
+from auth.login import LocalBackend, LoginPolicy, LoginService, PasswordBackend, answer_of
+from auth.names import COMPATIBILITY_FORM
 from auth.ratelimit import LoginThrottle
 from auth.secretbox import SecretBox
+from auth.tables import auth_failures
 from auth.totp import TOTPVerifier
 from auth.totp_store import DatabaseUsedCodes, Enrollments, TOTPSecrets
 from base.db import Store
@@ -38,6 +47,7 @@ from tests.auth.conftest import Clock
 
 PASSWORD = "correct-horse-battery"
 HOME = ip_address("198.51.100.7")
+STRANGER = ip_address("203.0.113.66")
 
 
 class Directory:
@@ -81,13 +91,13 @@ class Rig:
 
 
 def build(store: Store, box: SecretBox, clock: Clock, users: LocalUserStore, backends: list[PasswordBackend],
-          directory: Directory, policy: LoginPolicy = LoginPolicy()) -> Rig:
+          directory: Directory, policy: LoginPolicy = LoginPolicy(), gate: PasswordCheckGate | None = None) -> Rig:
     metrics, audit = Metrics(), AuditLog(store, clock)
     service = LoginService(
         backends, local_users=users, totp_secrets=TOTPSecrets(store, box, clock),
         verifier=TOTPVerifier(DatabaseUsedCodes(store), clock), enrollments=Enrollments(store, box, clock),
         throttle=LoginThrottle(store, clock), disabled=DisabledAccounts(store, clock), audit=audit,
-        metrics=metrics, policy=policy)
+        metrics=metrics, policy=policy, gate=gate)
     return Rig(service, users, directory, clock, metrics, audit)
 
 
@@ -292,3 +302,146 @@ async def test_a_broken_users_file_refuses_everyone(rig: Rig, tmp_path: Path) ->
     with pytest.raises(DirectoryUnavailable):
         await rig.service.login("alice", PASSWORD, "123456", HOME)
 
+
+
+# -- one throttle per person however the name is spelled ---------------------------------------------
+
+
+async def test_every_spelling_of_a_name_shares_one_throttle_and_odd_ones_reach_no_backend(rig: Rig) -> None:
+    secret = rig.users.add_user("alice", PASSWORD)
+    for spelling in ("ａｌｉｃｅ", "Alice", "ＡＬＩＣＥ", "alİce", "alice"):
+        with pytest.raises(InvalidCredentials):
+            await rig.service.login(spelling, "guess", "000000", HOME)
+    assert rig.directory.asked == ["Alice", "alİce", "alice"]  # the full-width ones were refused before any backend
+    for spelling in ("ａｌｉｃｅ", "alice", "ALICE"):  # five failures: every spelling waits, the right password too
+        with pytest.raises(RateLimited) as limited:
+            await rig.service.login(spelling, PASSWORD, rig.code(secret), HOME)
+        assert limited.value.scope == "user"
+    reasons = [(user, reason) for user, action, _, reason in await rig.events() if action == "login"]
+    wrong = "wrong username or password"
+    assert reasons[:5] == [("ａｌｉｃｅ", COMPATIBILITY_FORM), ("Alice", wrong), ("ＡＬＩＣＥ", COMPATIBILITY_FORM),
+                           ("alİce", wrong), ("alice", wrong)]
+    assert rig.attempts("bad_username") == 2 and rig.attempts("bad_password") == 3
+
+
+async def test_a_refused_name_is_told_how_to_type_it(rig: Rig) -> None:
+    with pytest.raises(UnusableUsername) as refused:
+        await rig.service.login("ａｌｉｃｅ", PASSWORD, "000000", HOME)
+    assert "full-width" in str(refused.value) and "input method off" in str(refused.value)
+    assert str(answer_of(refused.value)) == str(refused.value)  # it depends on the name alone: nothing to hide
+
+
+async def test_state_after_the_password_is_kept_under_the_backends_name(rig: Rig) -> None:
+    with pytest.raises(EnrollmentRequired) as needed:  # the directory stand-in matches names exactly
+        await rig.service.login("carol", "directory password", "", HOME)
+    pending = await rig.service.pending_enrollment(needed.value.token)
+    await rig.service.confirm_enrollment(needed.value.token, rig.code(pending.secret), HOME)
+    await rig.service.disabled.disable("carol", "admin", None)
+    with pytest.raises(AccountDisabled):
+        await rig.service.login("carol", "directory password", rig.code(pending.secret, 1), HOME)
+    assert await rig.service.totp_secrets.get("carol") == pending.secret
+
+
+# -- a wrong code, a disabled account or a refused group look like a wrong password -------------------
+
+
+async def test_refusals_after_the_password_answer_like_a_wrong_password(
+        store: Store, box: SecretBox, clock: Clock, users: LocalUserStore, tmp_path: Path) -> None:
+    directory = Directory()
+    rig = build(store, box, clock, users, [LocalBackend(users), directory], directory,
+                LoginPolicy(ldap_allowed_groups=frozenset({"operators"})))
+    secret = users.add_user("alice", PASSWORD)
+    await rig.service.login("alice", PASSWORD, rig.code(secret), HOME)
+    refusals: list[AuthError] = []
+    for username, password, code in (("alice", "guess", rig.code(secret, 1)),  # wrong password
+                                     ("alice", PASSWORD, rig.code(secret, 3)),  # wrong code
+                                     ("alice", PASSWORD, rig.code(secret)),  # a used code
+                                     ("dave", "directory password", "")):  # outside the allowed groups
+        with pytest.raises(AuthError) as refused:
+            await rig.service.login(username, password, code, HOME)
+        refusals.append(refused.value)
+    await rig.service.disabled.disable("alice", "admin", "left")
+    with pytest.raises(AccountDisabled) as disabled:
+        await rig.service.login("alice", PASSWORD, rig.code(secret, 1), HOME)
+    refusals.append(disabled.value)
+    answers = [answer_of(error) for error in refusals]
+    assert {(type(answer), str(answer)) for answer in answers} == {(InvalidCredentials, LOGIN_REFUSED)}
+    assert "wrong username or password" in LOGIN_REFUSED and "code" in LOGIN_REFUSED
+    assert [answer.reason for answer in answers] == [  # the audit's reasons stay true
+        "wrong username or password", "wrong authenticator code", "authenticator code already used",
+        "not in an allowed group", "account disabled"]
+    for error in (RateLimited(3, "user"), DirectoryUnavailable()):  # refusals that confirm nothing keep theirs
+        assert answer_of(error) is error
+
+
+# -- the bound on password checks in flight ---------------------------------------------------------
+
+
+class Stalled:
+    """A password backend whose checks wait until the test lets them go."""
+
+    name = "ldap"
+
+    def __init__(self) -> None:
+        self.go = asyncio.Event()
+        self.asked: list[str] = []
+
+    async def authenticate(self, username: str, password: str) -> Identity:
+        self.asked.append(username)
+        await self.go.wait()
+        raise InvalidCredentials()
+
+
+async def failure_rows(store: Store) -> int:
+    async with store.read() as connection:
+        return int(await connection.scalar(select(func.count()).select_from(auth_failures)) or 0)
+
+
+async def test_a_login_finding_no_place_for_its_check_is_refused_at_once_and_not_counted(
+        store: Store, box: SecretBox, clock: Clock, users: LocalUserStore) -> None:
+    stalled = Stalled()
+    rig = build(store, box, clock, users, [stalled], Directory(),
+                gate=PasswordCheckGate(slots=1, queue=0, familiar_queue=0, retry_after=3))
+    first = asyncio.create_task(rig.service.login("alice", "guess", "", HOME))
+    while not stalled.asked:
+        await asyncio.sleep(0.01)
+    before = await failure_rows(store)
+    for _ in range(3):
+        with pytest.raises(ServerBusy) as busy:
+            await rig.service.login("bob", "guess", "", STRANGER)
+        assert busy.value.retry_after == 3
+    assert stalled.asked == ["alice"]
+    assert await failure_rows(store) == before  # bob's and the stranger's counters are as they were
+    assert rig.attempts("busy") == 3
+    clock.advance(60)
+    with pytest.raises(ServerBusy):
+        await rig.service.login("carol", "guess", "", STRANGER)
+    events = [e for e in await rig.audit.list() if e.reason == QUEUE_FULL]  # a flood must not flood the log
+    assert [(e.user, e.outcome, e.detail["busy_refusals"]) for e in events] == [("bob", "error", 1),
+                                                                               ("carol", "error", 3)]
+    stalled.go.set()
+    with pytest.raises(InvalidCredentials):
+        await first
+
+
+async def test_a_colleague_on_a_familiar_network_finds_a_place_when_strangers_fill_the_line(
+        store: Store, box: SecretBox, clock: Clock, users: LocalUserStore) -> None:
+    stalled = Stalled()
+    local = LocalBackend(users)
+    rig = build(store, box, clock, users, [local, stalled], Directory(),
+                gate=PasswordCheckGate(slots=1, queue=1, familiar_queue=1))
+    secret = users.add_user("alice", PASSWORD)
+    await rig.service.login("alice", PASSWORD, rig.code(secret), HOME)
+    strangers = [asyncio.create_task(rig.service.login(f"user{n}", "guess", "", STRANGER)) for n in range(2)]
+    while not stalled.asked:  # one stranger's check is stuck in the directory, the other waits in line
+        await asyncio.sleep(0.01)
+    with pytest.raises(ServerBusy):
+        await rig.service.login("user9", "guess", "", STRANGER)
+    colleague = asyncio.create_task(rig.service.login("alice", PASSWORD, rig.code(secret, 1), HOME))
+    while rig.service.gate.waiting < 2:
+        await asyncio.sleep(0.01)
+    stalled.go.set()
+    assert (await colleague).username == "alice"
+    for stranger in strangers:
+        with pytest.raises(InvalidCredentials):
+            await stranger

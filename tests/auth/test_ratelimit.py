@@ -60,6 +60,13 @@ async def test_the_name_is_counted_however_it_is_typed(throttle: LoginThrottle) 
     assert user_key(" ÄLICE ") == "älice"
 
 
+async def test_full_width_and_compatibility_spellings_share_the_names_counter(throttle: LoginThrottle) -> None:
+    for spelling in ("ａｌｉｃｅ", "ＡＬＩＣＥ", "Ａlice", "alice", "ａｌｉｃｅ\u3000"):
+        await fail(throttle, spelling, ATTACKER)
+    for spelling in ("alice", "ａｌｉｃｅ", "ＡＬＩＣＥ"):
+        assert (await wait_of(throttle, spelling, ATTACKER)).scope == "user"
+
+
 async def test_an_attacker_gets_far_fewer_than_100_guesses_an_hour(throttle: LoginThrottle, clock: Clock) -> None:
     start, guesses = clock.now, 0
     while clock.now - start < 3600:
@@ -115,6 +122,27 @@ async def test_a_familiar_network_still_has_its_own_backoff(throttle: LoginThrot
 def test_ipv6_sources_are_judged_by_their_64() -> None:
     assert network_of(ip_address("2001:db8:1:2:aaaa::1")) == network_of(ip_address("2001:db8:1:2:bbbb::9"))
     assert network_of(ip_address("2001:db8:1:2::1")) != network_of(ip_address("2001:db8:1:3::1"))
+    assert network_of(ip_address("::ffff:203.0.113.66")) == network_of(ATTACKER) == "203.0.113.66/32"
+    assert network_of(ip_address("::ffff:203.0.113.66")) != network_of(ip_address("::ffff:203.0.113.67"))
+
+
+async def test_spraying_from_addresses_rotating_through_one_64_is_stopped_like_from_one_address(
+        throttle: LoginThrottle) -> None:
+    for n in range(20):  # a host owns its /64: every address in it is the same source
+        await fail(throttle, f"user{n}", ip_address(f"2001:db8:1:2:{n:x}:{n:x}::1"))
+    refused = await wait_of(throttle, "user99", ip_address("2001:db8:1:2:ffff::99"))
+    assert refused.scope == "source"
+    await throttle.reserve("user99", ip_address("2001:db8:1:3::1"))  # the next /64 is someone else
+
+
+async def test_a_network_is_familiar_to_a_user_who_logged_in_from_it_lately(
+        throttle: LoginThrottle, clock: Clock) -> None:
+    assert not await throttle.familiar("alice", HOME)
+    await throttle.succeeded(await throttle.reserve("alice", HOME))
+    assert await throttle.familiar("ＡＬＩＣＥ", ip_address("198.51.100.7"))
+    assert not await throttle.familiar("alice", ATTACKER) and not await throttle.familiar("bob", HOME)
+    clock.advance(30 * 86400 + 1)
+    assert not await throttle.familiar("alice", HOME)
 
 
 async def test_a_burst_of_parallel_attempts_cannot_slip_through_together(throttle: LoginThrottle) -> None:

@@ -12,6 +12,7 @@ import pyotp
 import pytest
 from playwright.async_api import Browser, Page, expect
 
+from auth.errors import LOGIN_REFUSED
 from tests.functional.auth_helpers import AuthGateway, auth_gateway
 from tests.ldap_server import (
     GROUPS_BASE,
@@ -84,6 +85,13 @@ async def test_first_sign_in_enrolls_an_authenticator_from_the_qr_code(
     await expect(page.locator('a[data-target="desk-01"]')).to_be_visible()
 
     await page.click("#logout")
+    await expect(page).to_have_url(f"{gateway.url}/login")
+    # A wrong code now that she is enrolled reads like a wrong password: the page asks for all three again.
+    valid = {totp.at(time.time() + d) for d in (-30, 0, 30, 60)}
+    await sign_in(page, gateway, "alice", code=next(f"{n:06d}" for n in range(10) if f"{n:06d}" not in valid))
+    await expect(page.locator("#login-error")).to_have_text(LOGIN_REFUSED)
+    await expect(page.locator("#password")).to_have_value("")
+    await expect(page.locator("#password")).to_be_focused()
     await expect(page).to_have_url(f"{gateway.url}/login")
     await sign_in(page, gateway, "alice", code=totp.at(time.time() + 30))  # the next code: this one is spent
     await expect(page).to_have_url(f"{gateway.url}/")

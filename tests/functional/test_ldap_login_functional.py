@@ -6,6 +6,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import aiohttp
@@ -13,9 +14,12 @@ import pyotp
 import pytest
 from ldap.filter import escape_filter_chars
 
+from auth.errors import LOGIN_REFUSED
+from auth.names import COMPATIBILITY_FORM
 from tests.functional.auth_helpers import (
     PASSWORD,
     AuthGateway,
+    Clock,
     auth_gateway,
     cookie_session,
     deskgate,
@@ -44,14 +48,19 @@ def slapd(tmp_path: Path) -> Iterator[SlapdServer]:
 
 
 @pytest.fixture
-async def gateway(tmp_path: Path, slapd: SlapdServer) -> AsyncIterator[AuthGateway]:
+def settings(tmp_path: Path, slapd: SlapdServer) -> dict[str, Any]:
+    """The directory after the users file, with one local user (``ops_local``) beside it."""
     (tmp_path / "ldap.pass").write_text(SERVICE_PASSWORD + "\n")
     ldap = {"url": slapd.url, "start_tls": True, "ca_file": str(slapd.ca_file), "bind_dn": SERVICE_DN,
             "bind_password_file": "ldap.pass", "user_base": PEOPLE,
             "user_filter": "(&(objectClass=inetOrgPerson)(uid={username}))", "group_base": GROUPS_BASE,
             "timeout": f"{int(TIMEOUT * 1000)}ms"}
-    async with auth_gateway(tmp_path, {"auth": {"ldap": ldap, "order": ["local", "ldap"]}},
-                            users={"ops_local": ["operators"]}) as running:
+    return {"auth": {"ldap": ldap, "order": ["local", "ldap"]}}
+
+
+@pytest.fixture
+async def gateway(tmp_path: Path, settings: dict[str, Any]) -> AsyncIterator[AuthGateway]:
+    async with auth_gateway(tmp_path, settings, users={"ops_local": ["operators"]}) as running:
         yield running
 
 
@@ -95,8 +104,8 @@ async def test_wrong_and_empty_passwords_are_refused_and_an_empty_one_never_bind
     assert (await gateway.login(http, "alice", "not-her-password", code="")).status == 401
     before = len(slapd.log_lines())
     empty = await gateway.login(http, "alice", "", code="")
-    assert empty.status == 401 and (await empty.json())["error"] == "wrong username or password"
-    assert (await gateway.login(http, "bob", USERS["bob"], code="")).status == 403  # a login after it, to the end
+    assert empty.status == 401 and (await empty.json())["error"] == LOGIN_REFUSED
+    assert (await gateway.login(http, "bob", USERS["bob"], code="")).status == 401  # a login after it, to the end
     lines = slapd.wait_for_log(lambda lines: user_dn("bob") in SlapdServer.bind_dns(lines[before:]))[before:]
     assert user_dn("alice") not in SlapdServer.bind_dns(lines) and "" not in SlapdServer.bind_dns(lines)
 
@@ -104,8 +113,10 @@ async def test_wrong_and_empty_passwords_are_refused_and_an_empty_one_never_bind
 async def test_a_user_in_no_allowed_group_is_refused_before_enrolling(gateway: AuthGateway,
                                                                      http: aiohttp.ClientSession) -> None:
     refused = await gateway.login(http, "bob", USERS["bob"], code="")  # contractors: no policy names them
-    assert refused.status == 403
-    assert "not in a group allowed" in (await refused.json())["error"]
+    wrong = await gateway.login(http, "carol", "not-her-password", code="")
+    # Told exactly what a wrong password is told: anything else would confirm bob's password.
+    assert (refused.status, await refused.json()) == (wrong.status, await wrong.json()) == (
+        401, {"error": LOGIN_REFUSED})
     assert (await http.get(f"{gateway.url}/api/v1/totp/enrollment")).status == 401
     (event,) = [e for e in await gateway.audit() if e.user == "bob"]
     assert (event.action, event.outcome, event.reason) == ("login", "denied", "not in an allowed group")
@@ -115,7 +126,7 @@ async def test_a_filter_injection_as_the_username_matches_nobody(gateway: AuthGa
                                                                 slapd: SlapdServer) -> None:
     before = len(slapd.log_lines())
     refused = await gateway.login(http, "*)(uid=*)", USERS["alice"], code="")
-    assert refused.status == 401 and (await refused.json())["error"] == "wrong username or password"
+    assert refused.status == 401 and (await refused.json())["error"] == LOGIN_REFUSED
     lines = slapd.wait_for_log(lambda lines: any(" SEARCH RESULT " in line for line in lines[before:]))[before:]
     searched = [match.group(1).lower() for line in lines if (match := re.search(r' SRCH base=.* filter="(.*)"$', line))]
     assert f"(uid={escape_filter_chars('*)(uid=*)')})".lower() in searched[0]
@@ -158,3 +169,26 @@ async def test_an_administrator_resets_a_directory_users_authenticator(
     assert "no user 'nobody' in the users file or the directory" in capsys.readouterr().err
     (reset,) = [e for e in await gateway.audit() if e.action == "user.totp_reset"]
     assert (reset.target, reset.source, reset.outcome) == ("alice", "cli", "success")
+
+
+async def test_every_spelling_the_directory_folds_together_shares_one_throttle(
+        tmp_path: Path, settings: dict[str, Any], slapd: SlapdServer) -> None:
+    clock = Clock()  # the gateway's clock stands still: the backoff cannot run out between two requests
+    async with auth_gateway(tmp_path, settings, clock=clock, users={}) as gateway, cookie_session() as http:
+        # slapd reads ａｌｉｃｅ, ＡＬＩＣＥ and alİce as uid=alice: five guesses at one password.
+        for spelling in ("ａｌｉｃｅ", "ＡＬＩＣＥ", "Alice", "alİce", "alice"):
+            assert (await gateway.login(http, spelling, "not-her-password", code="")).status == 401, spelling
+        for spelling in ("ＡＬＩＣＥ", "ａｌｉｃｅ", "alİce", "ALICE", "alice"):  # even with her password
+            limited = await gateway.login(http, spelling, USERS["alice"], code="")
+            assert (limited.status, limited.headers.get("Retry-After")) == (429, "1"), spelling
+        clock.advance(1)
+        typed = await gateway.login(http, "ａｌｉｃｅ", USERS["alice"], code="")
+        assert typed.status == 401 and "full-width" in (await typed.json())["error"]
+        clock.advance(2)
+        assert (await gateway.login(http, "alice", USERS["alice"], code="")).status == 403  # enroll: she is in
+        events = [(e.user, e.outcome, e.reason) for e in await gateway.audit() if e.action == "login"]
+        assert events[:5] == [("ａｌｉｃｅ", "failure", COMPATIBILITY_FORM), ("ＡＬＩＣＥ", "failure", COMPATIBILITY_FORM),
+                              ("Alice", "failure", "wrong username or password"),
+                              ("alİce", "failure", "wrong username or password"),
+                              ("alice", "failure", "wrong username or password")]
+        assert [reason for _, _, reason in events[5:10]] == ["rate limited (user)"] * 5

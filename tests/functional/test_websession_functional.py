@@ -5,17 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import time
 from http.cookies import SimpleCookie
 from pathlib import Path
 
 import aiohttp
 import pytest
 
+from auth.errors import LOGIN_REFUSED
 from auth.websession import EXPIRED_ABSOLUTE
 from gateway.demo import XvncDesktop
 from gateway.rfb.messages import KeyEvent
 from gateway.web.auth_context import REVOCATION_CHECK_INTERVAL
+from gateway.web.keys import LOGIN
 from tests.functional.auth_helpers import (
+    PASSWORD,
     AuthGateway,
     Clock,
     auth_gateway,
@@ -27,6 +31,8 @@ from tests.ldap_server import write_ca, write_server_certificate
 from tests.rfbclient import RFBClosed, WebSocketRFBClient
 
 pytestmark = pytest.mark.functional
+
+FLOOD = 60  # concurrent logins from strangers: well beyond the password checks' slots and queue
 
 
 async def open_desktop(http: aiohttp.ClientSession, gateway: AuthGateway) -> WebSocketRFBClient:
@@ -146,7 +152,8 @@ async def test_disabling_a_user_closes_their_desktop_within_seconds(tmp_path: Pa
         closed = await closed_with(client, within=5)  # another process ended the sign-in: the watcher notices
         assert closed.code == 4010 and "your account was disabled" in closed.reason
         refused = await gateway.login(http, "alice", code=gateway.code("alice", 1))
-        assert refused.status == 403 and "disabled" in (await refused.json())["error"]
+        assert (refused.status, await refused.json()) == (401, {"error": LOGIN_REFUSED})  # no password oracle
+        assert (await gateway.audit())[-1].reason == "account disabled"
         assert await deskgate("user", "enable", "alice", *argv) == 0
         assert (await gateway.login(http, "alice", code=gateway.code("alice", 1))).status == 200
         actions = [(event.action, event.target) for event in await gateway.audit() if event.action.startswith("user.")]
@@ -242,3 +249,90 @@ async def test_repeated_failures_are_answered_429_with_retry_after(tmp_path: Pat
         assert (await gateway.login(http, "alice")).status == 200
         reasons = [event.reason for event in await gateway.audit() if event.action == "login"]
         assert reasons == ["wrong username or password"] * 5 + ["rate limited (user)", None]
+
+
+async def test_a_wrong_code_or_a_disabled_account_is_answered_like_a_wrong_password(tmp_path: Path) -> None:
+    async with auth_gateway(tmp_path) as gateway, cookie_session() as http:
+        used = gateway.code("alice")
+        assert (await gateway.login(http, "alice", code=used)).status == 200
+        checks = 'deskgate_auth_duration_seconds_count{backend="local"}'
+        answers, checked = [], []
+        for password, code in (("guess", gateway.code("alice", 1)), (PASSWORD, gateway.code("alice", 3)),
+                               (PASSWORD, used), (PASSWORD, gateway.code("alice", 1))):
+            if code == gateway.code("alice", 1) and password == PASSWORD:
+                await gateway.gateway.app[LOGIN].disabled.disable("alice", "admin", "left")
+            before = await gateway.metric(http, checks) or 0
+            refused = await gateway.login(http, "alice", password, code)
+            answers.append((refused.status, await refused.json(), "Retry-After" in refused.headers))
+            checked.append((await gateway.metric(http, checks) or 0) - before)
+        assert answers == [(401, {"error": LOGIN_REFUSED}, False)] * 4
+        assert checked == [1] * 4  # each answered after the one password check, as a wrong password is
+        reasons = [event.reason for event in await gateway.audit() if event.action == "login"][1:]
+        assert reasons == ["wrong username or password", "wrong authenticator code",
+                           "authenticator code already used", "account disabled"]
+
+
+async def test_every_spelling_of_a_local_name_shares_its_throttle(tmp_path: Path) -> None:
+    clock = Clock()
+    async with auth_gateway(tmp_path, clock=clock) as gateway, cookie_session() as http:
+        for spelling in ("ａｌｉｃｅ", "ＡＬＩＣＥ", "Alice", "ａｌｉｃｅ", "alice"):
+            assert (await gateway.login(http, spelling, password="guess", code="000000")).status == 401
+        for spelling in ("alice", "ａｌｉｃｅ", "ALICE"):  # her own password waits too
+            limited = await gateway.login(http, spelling, code=gateway.code("alice"))
+            assert (limited.status, limited.headers.get("Retry-After")) == (429, "1"), spelling
+        clock.advance(1)
+        assert (await gateway.login(http, "alice")).status == 200
+
+
+async def test_addresses_rotating_through_one_ipv6_64_are_throttled_as_one_source(tmp_path: Path) -> None:
+    network = {"allow": ["127.0.0.0/8", "2001:db8::/32"], "trusted_proxies": ["127.0.0.0/8"]}
+    async with auth_gateway(tmp_path, {"network": network}) as gateway, cookie_session() as http:
+        for n in range(20):  # a different user and address each time: only the source counter sees them all
+            sprayed = await gateway.login(http, f"user{n}", password="guess", code="000000",
+                                          **{"X-Forwarded-For": f"2001:db8:1:2:{n:x}:{n:x}::1"})
+            assert sprayed.status == 401, n
+        limited = await gateway.login(http, "alice", **{"X-Forwarded-For": "2001:db8:1:2:ffff::99"})
+        assert limited.status == 429 and int(limited.headers["Retry-After"]) >= 1
+        event = (await gateway.audit())[-1]
+        assert (event.source, event.reason) == ("2001:db8:1:2:ffff::99", "rate limited (source)")
+        elsewhere = await gateway.login(http, "alice", **{"X-Forwarded-For": "2001:db8:1:3::1"})
+        assert elsewhere.status == 200  # the next /64 is someone else
+
+
+async def test_a_flood_beyond_the_hashing_bound_is_refused_at_once_while_a_colleague_signs_in(
+        tmp_path: Path) -> None:
+    network = {"allow": ["127.0.0.0/8", "2001:db8::/32"], "trusted_proxies": ["127.0.0.0/8"]}
+    async with auth_gateway(tmp_path, {"network": network}) as gateway, cookie_session() as http, \
+            aiohttp.ClientSession() as attacker:
+        gate = gateway.gateway.app[LOGIN].gate
+        home = "2001:db8:aaaa:1::"
+        assert (await gateway.login(http, "alice", **{"X-Forwarded-For": f"{home}7"})).status == 200
+        checks = 'deskgate_auth_duration_seconds_count{backend="local"}'
+        checks_before = await gateway.metric(http, checks) or 0
+
+        async def stranger(n: int) -> tuple[int, str | None, float]:
+            started = time.monotonic()  # each from its own /48: no source counter sees two of them
+            response = await gateway.login(attacker, f"flood{n}", password="guess", code="000000",
+                                           **{"X-Forwarded-For": f"2001:db8:{n + 1:x}::1"})
+            return response.status, response.headers.get("Retry-After"), time.monotonic() - started
+
+        flood = [asyncio.create_task(stranger(n)) for n in range(FLOOD)]
+        async with asyncio.timeout(30):
+            while gate.waiting < gate.queue:  # the strangers' queue is full
+                await asyncio.sleep(0.05)
+        colleague = await gateway.login(http, "alice", code=gateway.code("alice", 1),
+                                        **{"X-Forwarded-For": f"{home}8"})  # her familiar /64
+        assert colleague.status == 200
+        answers = await asyncio.gather(*flood)
+        assert {status for status, _, _ in answers} <= {401, 503}
+        busy = [(retry_after, seconds) for status, retry_after, seconds in answers if status == 503]
+        beyond = FLOOD - gate.slots - gate.queue
+        assert len(busy) >= beyond and {retry_after for retry_after, _ in busy} == {str(gate.retry_after)}
+        refused_at_once = await gateway.metric(
+            http, 'deskgate_password_checks_refused_total{reason="queue_full"}') or 0
+        assert refused_at_once >= beyond
+        checked = (await gateway.metric(http, checks) or 0) - checks_before
+        assert checked <= gate.slots + gate.queue + 1  # the flood hashed no more than the bound lets it
+        # Those beyond the line were answered before the hashing they would have waited for was over.
+        hashing_took = max(seconds for status, _, seconds in answers if status == 401)
+        assert max(sorted(seconds for _, seconds in busy)[:beyond]) < hashing_took

@@ -22,6 +22,12 @@ form.addEventListener("submit", async (event) => {
   }
   error.textContent = data.error || `Sign-in failed (HTTP ${status}).`;
   error.hidden = false;
-  form.elements.totp.value = "";
-  form.elements.totp.focus();
+  form.elements.totp.value = "";  // a code is good once, and for 30 s: the next try needs the next one
+  if (status === 401) {
+    // The gateway does not say which of the three was wrong (that would confirm the password): type them again.
+    form.elements.password.value = "";
+    form.elements.password.focus();
+  } else {
+    form.elements.totp.focus();
+  }
 });
