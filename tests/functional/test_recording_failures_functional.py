@@ -78,7 +78,9 @@ def check_failed_recording(report: dict[str, Any], path: Path, key: bytes, reaso
     assert report["reason"] == reason
     assert report["message"].endswith("the session was ended because it can no longer be recorded")
     assert report["failures_metric"] == 1
-    assert report["failed_after_limit"] <= INTERVAL + 0.15, report  # within one flush interval (+ thread time)
+    # Within one flush interval, plus slack for a loaded machine (the child's thread may wait for a core):
+    # a writer that noticed only at a later interval, or never, is still caught.
+    assert report["failed_after_limit"] <= INTERVAL + 1.0, report
     assert report["appends_after_failure_ignored"] and report["closed_twice_same"]
     reader = JournalReader(path)
     records = list(reader)
