@@ -67,6 +67,7 @@ def peer_address(peername: object) -> IPAddress | None:
 
 
 def source_of(address: IPAddress) -> Source:
+    """The source ``address`` counts towards (see :data:`Source`)."""
     if isinstance(address, IPv6Address):
         return IPv6Network((int(address) >> 64 << 64, 64))
     return address
@@ -133,24 +134,27 @@ class ConnectionGate:
 
     def admit(self, address: IPAddress | None) -> Refusal | None:
         """Take a slot for a new connection from ``address``, or say why not (the caller then closes it)."""
-        policy, limits = self.policy, self.policy.limits
-        proxy = address is not None and in_networks(address, policy.trusted_proxies)
-        refusal = None
-        if address is None or not (policy.allow is None or proxy or in_networks(address, policy.allow)):
-            refusal = Refusal.NETWORK
-        elif self.open >= limits.max_connections:
-            refusal = Refusal.CAPACITY
-        elif not proxy and self._per_source[source_of(address)] >= limits.max_connections_per_source:
-            refusal = Refusal.PER_SOURCE
-        if refusal is not None or address is None:
-            refusal = refusal or Refusal.NETWORK
-            self._refused.labels(listener=policy.name, reason=refusal.value).inc()
-            self.report(policy.name, address, refusal)
+        refusal = Refusal.NETWORK if address is None else self._refusal(address)
+        if refusal is not None:
+            self._refused.labels(listener=self.policy.name, reason=refusal.value).inc()
+            self.report(self.policy.name, address, refusal)
             return refusal
-        if not proxy:
+        assert address is not None
+        if not in_networks(address, self.policy.trusted_proxies):
             self._per_source[source_of(address)] += 1
         self.open += 1
         self._open_gauge.inc()
+        return None
+
+    def _refusal(self, address: IPAddress) -> Refusal | None:
+        policy, limits = self.policy, self.policy.limits
+        proxy = in_networks(address, policy.trusted_proxies)
+        if not (policy.allow is None or proxy or in_networks(address, policy.allow)):
+            return Refusal.NETWORK
+        if self.open >= limits.max_connections:
+            return Refusal.CAPACITY
+        if not proxy and self._per_source[source_of(address)] >= limits.max_connections_per_source:
+            return Refusal.PER_SOURCE
         return None
 
     def release(self, address: IPAddress) -> None:
@@ -331,8 +335,9 @@ class GuardedSite(web.BaseSite):
     async def start(self) -> None:
         await super().start()
         loop = asyncio.get_running_loop()
-        for family, kind, proto, _, address in await loop.getaddrinfo(self._host, self._port, type=socket.SOCK_STREAM,
-                                                                      flags=socket.AI_PASSIVE):
+        addresses = await loop.getaddrinfo(self._host or None, self._port, type=socket.SOCK_STREAM,
+                                           flags=socket.AI_PASSIVE)
+        for family, kind, proto, _, address in addresses:
             listening = socket.socket(family, kind, proto)
             self._sockets.append(listening)
             listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

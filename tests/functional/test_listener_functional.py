@@ -10,7 +10,8 @@ Against ``deskgate serve`` as a child process:
   bounded per source.
 
 In-process: an open WebSocket outlives the header deadline, and under TLS a refused peer
-gets no handshake and a slow handshake is cut.
+gets no handshake and a slow handshake is cut. Without sockets: which peers each listener
+admits, and that an IPv6 source is its /64.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import contextlib
 import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from ipaddress import ip_address
+from ipaddress import ip_address, ip_network
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +29,11 @@ import aiohttp
 import pytest
 
 from base.metrics import Metrics
-from gateway.config import load_config
+from gateway.config import ConnectionLimits, load_config
 from gateway.demo import XvncDesktop
 from gateway.rfb.messages import Encoding
 from gateway.web.app import listener_gates
-from gateway.web.listener import Refusal
+from gateway.web.listener import ConnectionGate, ListenerPolicy, Refusal
 from tests.functional.auth_helpers import (
     audit_events,
     auth_gateway,
@@ -245,3 +246,15 @@ def test_an_exposed_metrics_listener_admits_network_metrics_allow_only(tmp_path:
     on_loopback = listener_gates(load_config(write_config(tmp_path, {"network": {"allow": ["10.0.0.0/8"]}})),
                                  Metrics(), lambda *_: None)[1]
     assert on_loopback.admit(ip_address("127.0.0.1")) is None  # a local Prometheus, whatever network.allow says
+
+
+def test_a_source_is_an_ipv4_address_or_an_ipv6_64() -> None:
+    policy = ListenerPolicy("web", (ip_network("2001:db8::/32"), ip_network("10.0.0.0/8")), (),
+                            ConnectionLimits(max_connections=10, max_connections_per_source=2))
+    gate = ConnectionGate(policy, Metrics(), lambda *_: None)
+    rotating = [ip_address(f"2001:db8:0:1::{n:x}") for n in range(1, 4)]  # one host's /64, a new address each time
+    assert [gate.admit(address) for address in rotating] == [None, None, Refusal.PER_SOURCE]
+    assert gate.admit(ip_address("2001:db8:0:2::1")) is None  # the next /64 is another source
+    assert [gate.admit(ip_address("10.0.0.1")), gate.admit(ip_address("10.0.0.2"))] == [None, None]
+    gate.release(rotating[0])
+    assert gate.admit(rotating[2]) is None and gate.open == 5
