@@ -112,6 +112,27 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        # listeners: connections refused on arrival or cut before their request arrived; Host checks
+        self.connections_open = Gauge(
+            f"{PREFIX}_connections_open", "Connections a listener (web or metrics) holds now.", ["listener"], registry=r
+        )
+        self.connections_refused_total = Counter(
+            f"{PREFIX}_connections_refused_total",
+            "Connections refused on arrival, before anything was read; reason is network, per_source or capacity.",
+            ["listener", "reason"],
+            registry=r,
+        )
+        self.connections_cut_total = Counter(
+            f"{PREFIX}_connections_cut_total",
+            "Connections closed because a request's headers or body did not arrive in time; reason is headers or body.",
+            ["listener", "reason"],
+            registry=r,
+        )
+        self.host_refused_total = Counter(
+            f"{PREFIX}_host_refused_total",
+            "Requests refused because their Host is not a name of the gateway (DNS rebinding).",
+            registry=r,
+        )
 
     def exposition(self) -> bytes:
         """The registry in Prometheus text format."""

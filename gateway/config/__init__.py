@@ -3,13 +3,15 @@
 from gateway.config.model import (
            Address,
            Config,
+           ConnectionLimits,
            ListenConfig,
            NetworkConfig,
+           PublicURL,
            StorageConfig,
            Target,
            TLSConfig,
 )
 from gateway.config.schema import load_config, parse_duration
 
-__all__ = ["Address", "Config", "ListenConfig", "NetworkConfig", "StorageConfig", "TLSConfig", "Target",
-           "load_config", "parse_duration"]
+__all__ = ["Address", "Config", "ConnectionLimits", "ListenConfig", "NetworkConfig", "PublicURL", "StorageConfig",
+           "TLSConfig", "Target", "load_config", "parse_duration"]

@@ -34,9 +34,36 @@ class Address:
 
 
 @dataclass(frozen=True, slots=True)
+class PublicURL:
+    """Where browsers reach the gateway (``listen.public_url``), e.g. through a TLS-terminating proxy."""
+
+    scheme: str  # http or https
+    host: str  # lowercase; an IPv6 address without brackets
+    port: int
+
+    @property
+    def origin(self) -> str:
+        """As browsers write it in ``Origin``: no default port."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        default = 443 if self.scheme == "https" else 80
+        return f"{self.scheme}://{host}" if self.port == default else f"{self.scheme}://{host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
 class ListenConfig:
     http: Address
     metrics: Address
+    public_url: PublicURL | None = None  # None: browsers use the listen address (or localhost on loopback)
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionLimits:
+    """How many connections a listener holds and how long a request may take to arrive."""
+
+    header_timeout: float = 10.0  # from accept, or from the end of the previous response
+    body_timeout: float = 30.0  # from the end of the headers
+    max_connections: int = 1024  # per listener
+    max_connections_per_source: int = 256  # per IPv4 address or IPv6 /64; trusted proxies are not bounded
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +81,12 @@ class NetworkConfig:
     allow: tuple[IPNetwork, ...]
     trusted_proxies: tuple[IPNetwork, ...]
     proxy_header: ProxyHeader = ProxyHeader.X_FORWARDED_FOR  # believed only from trusted_proxies
+    metrics_allow: tuple[IPNetwork, ...] | None = None  # peers of an exposed metrics listener; None: allow
+    connections: ConnectionLimits = ConnectionLimits()
+
+    @property
+    def metrics_peers(self) -> tuple[IPNetwork, ...]:
+        return self.allow if self.metrics_allow is None else self.metrics_allow
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ from fnmatch import fnmatchcase
 from ipaddress import ip_address, ip_network
 from pathlib import Path
 from types import MappingProxyType
+from urllib.parse import urlsplit
 
 from yaml.nodes import Node
 
@@ -33,8 +34,10 @@ from base.yamlnodes import IPNetwork, NodeReader, compose_yaml_file, join_key
 from gateway.config.model import (
     Address,
     Config,
+    ConnectionLimits,
     ListenConfig,
     NetworkConfig,
+    PublicURL,
     StorageConfig,
     Target,
     TLSConfig,
@@ -143,12 +146,39 @@ class _ConfigReader:
         return Address(match.group(1) or match.group(3), port)
 
     def listen(self, node: Node | None, tls: TLSConfig) -> ListenConfig:
-        section = self.r.mapping(node, "listen", ["http", "metrics"])
+        section = self.r.mapping(node, "listen", ["http", "metrics", "public_url"])
         http = self.address(section.get("http"), "listen.http", "127.0.0.1:8080")
         if not http.is_loopback and not tls.enabled:
             raise self.r.error(section.get("http"), "listen.http", f"{http} is not a loopback address: "
                                "exposing the gateway without TLS; set tls.cert and tls.key")
-        return ListenConfig(http, self.address(section.get("metrics"), "listen.metrics", "127.0.0.1:9108"))
+        return ListenConfig(http, self.address(section.get("metrics"), "listen.metrics", "127.0.0.1:9108"),
+                            self.public_url(section.get("public_url"), tls))
+
+    def public_url(self, node: Node | None, tls: TLSConfig) -> PublicURL | None:
+        """``scheme://host[:port]`` and nothing else; https unless the host is this machine."""
+        key = "listen.public_url"
+        text = self.r.optional_string(node, key)
+        if text is None:
+            return None
+        hint = "use e.g. https://gateway.example.com or https://gateway.example.com:8443"
+        parts = urlsplit(text.strip())
+        try:
+            port = parts.port
+        except ValueError:
+            raise self.r.error(node, key, f"{text!r} has a bad port; {hint}") from None
+        host = (parts.hostname or "").rstrip(".")
+        if parts.scheme not in ("http", "https") or not host:
+            raise self.r.error(node, key, f"{text!r} is not an http(s) URL; {hint}")
+        if parts.username is not None or parts.path not in ("", "/") or parts.query or parts.fragment:
+            raise self.r.error(node, key, f"{text!r} has more than scheme, host and port; {hint}")
+        if not HOSTNAME.fullmatch(host) and not _is_ip(host):
+            raise self.r.error(node, key, f"{host!r} is not a host name or IP address; {hint}")
+        if parts.scheme == "http" and not Address(host, 0).is_loopback:
+            raise self.r.error(node, key, "http:// would carry passwords in clear between the browser and the "
+                               "gateway; use https:// (a TLS-terminating proxy in front is fine)")
+        if parts.scheme == "http" and tls.enabled:
+            raise self.r.error(node, key, "the gateway speaks TLS (tls.cert and tls.key), so browsers use https://")
+        return PublicURL(parts.scheme, host, port or (443 if parts.scheme == "https" else 80))
 
     def tls(self, node: Node | None) -> TLSConfig:
         section = self.r.mapping(node, "tls", ["cert", "key"])
@@ -164,14 +194,36 @@ class _ConfigReader:
             return tuple(ip_network(text, strict=True) for text in default)
         return tuple(self.r.network(item, item_key) for item, item_key in self.r.sequence(node, key))
 
+    def count(self, node: Node | None, key: str, default: int) -> int:
+        if node is None:
+            return default
+        value = self.r.integer(node, key)
+        if value < 1:
+            raise self.r.error(node, key, f"{value} is not a positive number; use 1 or more")
+        return value
+
     def network(self, node: Node | None) -> NetworkConfig:
-        section = self.r.mapping(node, "network", ["allow", "trusted_proxies", "proxy_header"])
+        limits = ["header_timeout", "body_timeout", "max_connections", "max_connections_per_source"]
+        section = self.r.mapping(node, "network", ["allow", "trusted_proxies", "proxy_header", "metrics_allow", *limits])
         header = section.get("proxy_header")
+        metrics_allow = section.get("metrics_allow")
+        default = ConnectionLimits()
         return NetworkConfig(
             allow=self.networks(section.get("allow"), "network.allow", ("127.0.0.0/8", "::1/128")),
             trusted_proxies=self.networks(section.get("trusted_proxies"), "network.trusted_proxies"),
             proxy_header=ProxyHeader(self.r.choice(header, "network.proxy_header", list(ProxyHeader)))
             if header is not None else ProxyHeader.X_FORWARDED_FOR,
+            metrics_allow=None if metrics_allow is None else self.networks(metrics_allow, "network.metrics_allow"),
+            connections=ConnectionLimits(
+                header_timeout=self.duration(section.get("header_timeout"), "network.header_timeout",
+                                             default.header_timeout),
+                body_timeout=self.duration(section.get("body_timeout"), "network.body_timeout", default.body_timeout),
+                max_connections=self.count(section.get("max_connections"), "network.max_connections",
+                                           default.max_connections),
+                max_connections_per_source=self.count(section.get("max_connections_per_source"),
+                                                      "network.max_connections_per_source",
+                                                      default.max_connections_per_source),
+            ),
         )
 
     def auth(self, node: Node | None, policies: tuple[Policy, ...]) -> AuthConfig:

@@ -1,5 +1,10 @@
 """The aiohttp application: factory, lifecycle, and the two listeners (web and metrics).
 
+Both listeners admit connections through :mod:`gateway.web.listener`: the web listener
+lets in ``network.allow`` and ``network.trusted_proxies``; the metrics listener, when it
+is not on loopback, ``network.metrics_allow``; both bound their connections and the time
+a request may take to arrive (``network.header_timeout`` and its siblings).
+
 Lifecycle, in ``app.cleanup_ctx`` order: the database (and the audit log and recording
 index on it), authentication (:mod:`gateway.web.auth_context`), then the recordings, built
 by the factory ``create_app`` was given (:func:`~gateway.recording_service.recording_service`
@@ -24,7 +29,7 @@ from base.db import Store
 from base.errors import ConfigError
 from base.metrics import Metrics
 from gateway.audit import AuditLog
-from gateway.config import Config
+from gateway.config import Address, Config
 from gateway.desktop import TargetEndpoint
 from gateway.journals import RecordingContext, RecordingsFactory
 from gateway.policy import PolicySet
@@ -45,11 +50,16 @@ from gateway.web.keys import (
     STORE,
     VNC_ENDPOINTS,
 )
+from gateway.web.listener import ConnectionGate, GuardedSite, ListenerPolicy, RefusalReporter
 from gateway.web.pages import STATIC
 from gateway.web.security import (
     DENIAL_AUDITOR,
+    PENDING_AUDITS,
     DenialAuditor,
+    connection_refusals,
     csrf_protection,
+    finish_pending_audits,
+    known_host,
     network_allow_list,
     security_headers,
     web_session,
@@ -106,14 +116,15 @@ def create_app(config: Config, metrics: Metrics | None = None, clock: Callable[[
 
     ``clock`` times authentication; ``recordings`` builds the sessions' recordings at start-up.
     """
-    app = web.Application(middlewares=[security_headers, network_allow_list, web_session, csrf_protection],
-                          client_max_size=64 * 1024)
+    app = web.Application(middlewares=[security_headers, network_allow_list, known_host, web_session,
+                                       csrf_protection], client_max_size=64 * 1024)
     metrics = metrics or Metrics()
     app[CONFIG] = config
     app[METRICS] = metrics
     app[CLOCK] = clock
     app[NETACL] = NetworkACL(config.network.allow, config.network.trusted_proxies, config.network.proxy_header)
     app[DENIAL_AUDITOR] = DenialAuditor()
+    app[PENDING_AUDITS] = set()
     app[POLICIES] = PolicySet(config.policies)
     app[LIVE_SESSIONS] = SessionRegistry(metrics)
     app[VNC_ENDPOINTS] = load_vnc_endpoints(config)
@@ -126,6 +137,7 @@ def create_app(config: Config, metrics: Metrics | None = None, clock: Callable[[
     app.cleanup_ctx.append(recordings_context(recordings))
     app.router.add_static("/static/", STATIC, follow_symlinks=False)
     app.on_shutdown.append(_end_live_sessions)
+    app.on_shutdown.append(finish_pending_audits)
     return app
 
 
@@ -171,32 +183,39 @@ def _ssl_context(config: Config) -> ssl.SSLContext | None:
     return context
 
 
-async def _start_site(app: web.Application, host: str, port: int,
+async def _start_site(app: web.Application, address: Address, gate: ConnectionGate,
                       ssl_context: ssl.SSLContext | None = None) -> tuple[web.AppRunner, int]:
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
     await runner.setup()
-    site = web.TCPSite(runner, host, port, ssl_context=ssl_context, reuse_address=True)
+    site = GuardedSite(runner, address.host, address.port, gate, ssl_context)
     await site.start()
-    bound_port: int = runner.addresses[0][1]
-    return runner, bound_port
+    return runner, site.port
 
 
 def _url(scheme: str, host: str, port: int) -> str:
     return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
 
 
+def listener_gates(config: Config, metrics: Metrics, report: RefusalReporter) -> tuple[ConnectionGate, ConnectionGate]:
+    """The admission of the web and the metrics listener (a metrics listener on loopback admits any local peer)."""
+    network = config.network
+    web_policy = ListenerPolicy("web", network.allow, network.trusted_proxies, network.connections)
+    metrics_peers = None if config.listen.metrics.is_loopback else network.metrics_peers
+    metrics_policy = ListenerPolicy("metrics", metrics_peers, (), network.connections)
+    return ConnectionGate(web_policy, metrics, report), ConnectionGate(metrics_policy, metrics, report)
+
+
 async def start_gateway(config: Config, metrics: Metrics | None = None, clock: Callable[[], float] = time.time,
                         recordings: RecordingsFactory = recording_service) -> RunningGateway:
     """Start both listeners (port 0 picks a free port) and return the running gateway (see :func:`create_app`)."""
     app = create_app(config, metrics, clock, recordings)
-    http, bound_http = await _start_site(app, config.listen.http.host, config.listen.http.port,
-                                         _ssl_context(config))
-    listen_metrics = config.listen.metrics
-    metrics_runner, bound_metrics = await _start_site(create_metrics_app(app[METRICS]),
-                                                      listen_metrics.host, listen_metrics.port)
+    web_gate, metrics_gate = listener_gates(config, app[METRICS], connection_refusals(app))
+    http, bound_http = await _start_site(app, config.listen.http, web_gate, _ssl_context(config))
+    metrics_runner, bound_metrics = await _start_site(create_metrics_app(app[METRICS]), config.listen.metrics,
+                                                      metrics_gate)
     scheme = "https" if config.tls.enabled else "http"
     return RunningGateway(app, (http, metrics_runner), _url(scheme, config.listen.http.host, bound_http),
-                          _url("http", listen_metrics.host, bound_metrics) + "/metrics")
+                          _url("http", config.listen.metrics.host, bound_metrics) + "/metrics")
 
 
 async def wait_for_stop_signal() -> None:

@@ -4,27 +4,40 @@
    but static assets, HSTS under TLS — on errors too.
 2. ``network_allow_list``: the source address (see :mod:`auth.netacl`) must be in
    ``network.allow``, before anything else is looked at; refusals are counted and audited.
-3. ``web_session``: the session cookie is resolved once; handlers read :func:`current_session`.
-4. ``csrf_protection``: a state-changing request (not GET/HEAD/OPTIONS) must not come from
-   another site (``Sec-Fetch-Site``, ``Origin``), and when it carries a session or enrollment
-   cookie it must also carry that cookie's token in ``X-CSRF-Token``. The login itself has no
-   token yet: it is accepted only as ``application/json``, which no cross-site form can send.
+   A direct peer was already judged when its connection was accepted
+   (:mod:`gateway.web.listener`, reported by :func:`connection_refusals`); what is left to
+   judge here is the address a trusted proxy forwards.
+3. ``known_host``: the request must be addressed to a name of the gateway (``Host``, or a
+   trusted proxy's forwarded host): an IP address, ``localhost``, the listen host or the
+   host of ``listen.public_url``. Any other name is a DNS-rebinding page: 421.
+4. ``web_session``: the session cookie is resolved once; handlers read :func:`current_session`.
+5. ``csrf_protection``: a state-changing request (not GET/HEAD/OPTIONS) must not come from
+   another site (``Sec-Fetch-Site``, ``Origin`` against :func:`own_origin`), and when it carries
+   a session or enrollment cookie it must also carry that cookie's token in ``X-CSRF-Token``.
+   The login itself has no token yet: it is accepted only as ``application/json``, which no
+   cross-site form can send.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
+import re
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
-from ipaddress import IPv4Address, IPv6Address
+from collections.abc import Awaitable, Callable, Coroutine
+from ipaddress import IPv4Address, IPv6Address, ip_address
+from typing import Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from sqlalchemy.exc import SQLAlchemyError
 
+from auth.netacl import IPAddress, ProxyHeader
 from auth.websession import WebSession, csrf_token_for
+from gateway.config import Config, PublicURL
 from gateway.web.keys import AUDIT, CONFIG, METRICS, NETACL, WEB_SESSIONS
+from gateway.web.listener import Refusal, RefusalReporter, in_networks, peer_address, source_of
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +54,20 @@ DATABASE_DOWN = "the gateway cannot reach its database; try again in a minute or
 CSRF_HEADER = "X-CSRF-Token"
 #: Creates a session, so has no token to show: JSON only, from no other site.
 TOKENLESS_PATHS = frozenset({"/api/v1/login"})
+#: A Host header: a name or IPv4 address, or an IPv6 address in brackets; then an optional port.
+HOST_HEADER = re.compile(r"(?:\[([0-9A-Fa-f:.]+)\]|([^:\[\]/@\s]+))(?::(\d{1,5}))?")
+
+
+def served_over_tls(app: web.Application) -> bool:
+    """True when browsers reach the gateway over TLS: its own (``tls``) or a proxy's (``https`` public URL)."""
+    config = app[CONFIG]
+    public = config.listen.public_url
+    return config.tls.enabled or (public is not None and public.scheme == "https")
 
 
 def cookie_name(app: web.Application, suffix: str = "") -> str:
     """``__Host-`` prefixed under TLS: the browser then enforces Secure, Path=/ and no Domain."""
-    return f"__Host-deskgate{suffix}" if app[CONFIG].tls.enabled else f"deskgate{suffix}"
+    return f"__Host-deskgate{suffix}" if served_over_tls(app) else f"deskgate{suffix}"
 
 
 def enroll_cookie_name(app: web.Application) -> str:
@@ -55,7 +77,7 @@ def enroll_cookie_name(app: web.Application) -> str:
 def set_cookie(response: web.StreamResponse, app: web.Application, name: str, value: str,
                max_age: int | None = None) -> None:
     """HttpOnly, SameSite=Strict, Path=/, Secure under TLS, no Domain."""
-    response.set_cookie(name, value, httponly=True, samesite="Strict", secure=app[CONFIG].tls.enabled, path="/",
+    response.set_cookie(name, value, httponly=True, samesite="Strict", secure=served_over_tls(app), path="/",
                         max_age=max_age)
 
 
@@ -68,8 +90,71 @@ def current_session(request: web.Request) -> WebSession | None:
     return request.get(WEB_SESSION)
 
 
+def split_host(value: str) -> tuple[str, int | None] | None:
+    """A Host header's host (lowercase, no brackets, no trailing dot) and port; None when it is malformed."""
+    match = HOST_HEADER.fullmatch(value.strip())
+    if match is None:
+        return None
+    bracketed, plain, port = match.groups()
+    if bracketed is not None and not _is_ip(bracketed):
+        return None
+    host = (bracketed or plain).lower().rstrip(".")
+    return (host, int(port) if port else None) if host else None
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _last_value(request: web.Request, header: str) -> str | None:
+    values = [value.strip() for line in request.headers.getall(header, []) for value in line.split(",")]
+    return values[-1] if values and values[-1] else None
+
+
+def requested_authority(request: web.Request) -> tuple[str, str | None]:
+    """The scheme and host (``Host``'s value, None when absent) the browser sent the request to.
+
+    From a trusted proxy, what it forwards in ``network.proxy_header``'s family (``Forwarded``
+    ``proto=``/``host=``, or ``X-Forwarded-Proto``/``X-Forwarded-Host``), the nearest proxy's entry.
+    """
+    scheme, host = request.scheme, request.headers.get(hdrs.HOST)
+    network = request.app[CONFIG].network
+    peer = peer_address((request.remote,))
+    if peer is not None and in_networks(peer, network.trusted_proxies):
+        if network.proxy_header is ProxyHeader.FORWARDED:
+            nearest = request.forwarded[-1] if request.forwarded else {}
+            proto, forwarded_host = nearest.get("proto"), nearest.get("host")
+        else:
+            proto, forwarded_host = _last_value(request, "X-Forwarded-Proto"), _last_value(request, "X-Forwarded-Host")
+        if proto is not None and proto.lower() in ("http", "https"):
+            scheme = proto.lower()
+        host = forwarded_host or host
+    return scheme, host
+
+
+def is_own_host(config: Config, host: str) -> bool:
+    """True for a name the gateway answers to: an IP address, localhost, the listen host, the public URL's host."""
+    name = host.lower().rstrip(".")
+    public = config.listen.public_url
+    return (name == "localhost" or _is_ip(name) or name == config.listen.http.host.lower().rstrip(".")
+            or (public is not None and name == public.host))
+
+
 def own_origin(request: web.Request) -> str:
-    return f"{request.scheme}://{request.host}"
+    """The gateway's origin as browsers write it: ``listen.public_url``'s, else the one the request was sent to."""
+    public = request.app[CONFIG].listen.public_url
+    if public is not None:
+        return public.origin
+    scheme, host = requested_authority(request)
+    parsed = split_host(host) if host is not None else None
+    if parsed is None:
+        return f"{scheme}://{request.host}"
+    name, port = parsed
+    return PublicURL(scheme, name, port if port is not None else 443 if scheme == "https" else 80).origin
 
 
 def origin_allowed(request: web.Request) -> bool:
@@ -109,6 +194,60 @@ class DenialAuditor:
 
 
 DENIAL_AUDITOR = web.AppKey("denial_auditor", DenialAuditor)
+#: Audit events of refused connections still being written (kept so they are not lost at shutdown).
+PENDING_AUDITS = web.AppKey("pending_audits", set[asyncio.Task[None]])
+
+CONNECTION_REFUSALS = {
+    Refusal.NETWORK: "network not allowed",
+    Refusal.PER_SOURCE: "too many connections from one source; connection refused",
+    Refusal.CAPACITY: "connection limit reached; connection refused",
+    Refusal.HEADERS: "request headers too slow; connection cut",
+    Refusal.BODY: "request body too slow; connection cut",
+}
+
+
+def connection_refusals(app: web.Application) -> RefusalReporter:
+    """What the listeners do with a refused or cut connection: a log line, and for a network an audit event.
+
+    Both at most once per source (IPv6: per /64), reason and minute; the listener's metrics
+    count every one, and a refused network also counts in ``ip_denied_total`` as before.
+    """
+
+    def report(listener: str, address: IPAddress | None, refusal: Refusal) -> None:
+        if refusal is Refusal.NETWORK:
+            app[METRICS].ip_denied_total.inc()
+        source = str(address) if address is not None else "unknown"
+        folded = app[DENIAL_AUDITOR].due(f"{listener} {refusal} {source_of(address) if address else source}")
+        if folded is None:
+            return
+        log.warning(CONNECTION_REFUSALS[refusal], extra={"ctx": {"source": source, "listener": listener,
+                                                                  "folded": folded}})
+        if refusal is Refusal.NETWORK:
+            allow = "network.metrics_allow" if listener == "metrics" else "network.allow"
+            _audit_later(app, app[AUDIT].record("network.denied", user=None, source=source,
+                                                target=f"{listener} listener", outcome="denied",
+                                                reason=f"source network not in {allow}", folded=folded))
+
+    return report
+
+
+def _audit_later(app: web.Application, record: Coroutine[Any, Any, object]) -> None:
+    async def write() -> None:
+        try:
+            await record
+        except SQLAlchemyError as error:  # still refused; the log line is the record
+            log.error("cannot audit a refused connection: %s", error)
+
+    task = asyncio.get_running_loop().create_task(write())
+    app[PENDING_AUDITS].add(task)
+    task.add_done_callback(app[PENDING_AUDITS].discard)
+
+
+async def finish_pending_audits(app: web.Application) -> None:
+    """``app.on_shutdown``: let the audit events of refused connections reach the database."""
+    pending: set[asyncio.Task[None]] = app[PENDING_AUDITS]
+    if pending:
+        await asyncio.wait(pending, timeout=5.0)
 
 
 @web.middleware
@@ -122,7 +261,7 @@ async def network_allow_list(request: web.Request, handler: Handler) -> web.Stre
         source = str(address) if address is not None else f"unknown via {request.remote}"
         log.warning("network not allowed", extra={"ctx": {"source": source, "peer": request.remote,
                                                           "path": request.path}})
-        folded = app[DENIAL_AUDITOR].due(source)
+        folded = app[DENIAL_AUDITOR].due(str(source_of(address)) if address is not None else source)
         if folded is not None:
             try:
                 await app[AUDIT].record("network.denied", user=None, source=source, target=request.path,
@@ -137,6 +276,25 @@ async def network_allow_list(request: web.Request, handler: Handler) -> web.Stre
         )
     request[CLIENT_ADDRESS] = address
     return await handler(request)
+
+
+@web.middleware
+async def known_host(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse a request addressed to a name that is not the gateway's: a DNS-rebinding page (421)."""
+    _, host = requested_authority(request)
+    if host is None:  # HTTP/1.0 without Host: no browser, so no rebinding page
+        return await handler(request)
+    parsed = split_host(host)
+    if parsed is not None and is_own_host(request.app[CONFIG], parsed[0]):
+        return await handler(request)
+    request.app[METRICS].host_refused_total.inc()
+    log.warning("request for another host refused", extra={"ctx": {"host": host, "path": request.path}})
+    if parsed is None:
+        return web.Response(status=400, text=f"The Host header {host!r} is malformed.\n")
+    public = request.app[CONFIG].listen.public_url
+    where = f"Open it at {public.origin}/." if public is not None else "Open it at its own address."
+    return web.Response(status=421, text=f"This gateway does not answer to the name {parsed[0]}. {where}\n"
+                        f"Administrators: if {parsed[0]} is this gateway's name, set listen.public_url.\n")
 
 
 @web.middleware
@@ -194,7 +352,7 @@ async def security_headers(request: web.Request, handler: Handler) -> web.Stream
         headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()")
         if not request.path.startswith("/static/"):
             headers.setdefault("Cache-Control", "no-store")
-        if request.app[CONFIG].tls.enabled:
+        if served_over_tls(request.app):
             headers.setdefault("Strict-Transport-Security", "max-age=31536000")
     if isinstance(response, web.HTTPException):
         raise response

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from auth.netacl import ProxyHeader
 from base.errors import ConfigError
-from gateway.config import Address, load_config, parse_duration
+from gateway.config import Address, ConnectionLimits, PublicURL, load_config, parse_duration
 from gateway.policy import Clipboard
 
 DESIGN_EXAMPLE = """\
@@ -188,6 +188,33 @@ def test_clipboard_modes(tmp_path: Path) -> None:
         assert load_config(path).policies[0].clipboard is mode
 
 
+def test_public_url_and_connection_limits(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, ""))
+    assert config.listen.public_url is None  # browsers use the listen address (and localhost on loopback)
+    assert config.network.connections == ConnectionLimits(header_timeout=10.0, body_timeout=30.0,
+                                                          max_connections=1024, max_connections_per_source=256)
+    assert config.network.metrics_peers == config.network.allow
+    config = load_config(write(tmp_path, """\
+        listen: {http: "127.0.0.1:8080", public_url: "https://Gateway.Example.com./"}
+        network:
+          allow: [10.0.0.0/8]
+          metrics_allow: [192.0.2.0/24]
+          header_timeout: 5s
+          body_timeout: 1m
+          max_connections: 4096
+          max_connections_per_source: 64
+        """))
+    assert config.listen.public_url == PublicURL("https", "gateway.example.com", 443)
+    assert config.listen.public_url.origin == "https://gateway.example.com"
+    assert config.network.connections == ConnectionLimits(5.0, 60.0, 4096, 64)
+    assert config.network.metrics_peers == (ip_network("192.0.2.0/24"),)
+    for url, origin in (("http://localhost:8080", "http://localhost:8080"), ("https://[2001:DB8::1]:8443",
+                                                                            "https://[2001:db8::1]:8443"),
+                        ("https://gw.example:443", "https://gw.example"), ("http://127.0.0.1", "http://127.0.0.1")):
+        public = load_config(write(tmp_path, f"listen: {{public_url: '{url}'}}\n")).listen.public_url
+        assert public is not None and public.origin == origin, url
+
+
 # (file text, line, dotted key, part of the message)
 BAD_FILES = [
     pytest.param(TARGETS + """\
@@ -277,6 +304,28 @@ policies:
                  "auth.ldap.allowed_groups", "would let no directory user in", id="allowed-groups-empty"),
     pytest.param("network: {proxy_header: X-Real-IP}\n", 1, "network.proxy_header",
                  "'X-Real-IP' is not one of X-Forwarded-For, Forwarded", id="proxy-header"),
+    pytest.param("listen:\n  public_url: http://gateway.example.com\n", 2, "listen.public_url",
+                 "http:// would carry passwords in clear", id="public-url-cleartext"),
+    pytest.param("tls: {cert: c, key: k}\nlisten:\n  public_url: http://localhost:8080\n", 3, "listen.public_url",
+                 "the gateway speaks TLS", id="public-url-http-under-tls"),
+    pytest.param("listen:\n  public_url: https://gateway.example.com/deskgate\n", 2, "listen.public_url",
+                 "has more than scheme, host and port", id="public-url-path"),
+    pytest.param("listen:\n  public_url: gateway.example.com\n", 2, "listen.public_url",
+                 "is not an http(s) URL; use e.g. https://gateway.example.com", id="public-url-no-scheme"),
+    pytest.param("listen:\n  public_url: https://gateway.example.com:99999\n", 2, "listen.public_url",
+                 "has a bad port", id="public-url-port"),
+    pytest.param("listen:\n  public_url: https://bad_host!.example\n", 2, "listen.public_url",
+                 "is not a host name or IP address", id="public-url-host"),
+    pytest.param("network:\n  header_timeout: 0\n", 2, "network.header_timeout", "is not a positive duration",
+                 id="header-timeout-zero"),
+    pytest.param("network:\n  body_timeout: soon\n", 2, "network.body_timeout", "is not a duration",
+                 id="body-timeout"),
+    pytest.param("network:\n  max_connections: 0\n", 2, "network.max_connections", "0 is not a positive number",
+                 id="max-connections-zero"),
+    pytest.param("network:\n  max_connections_per_source: many\n", 2, "network.max_connections_per_source",
+                 "expected a whole number", id="per-source-not-a-number"),
+    pytest.param("network:\n  metrics_allow: [10.0.0.1/8]\n", 2, "network.metrics_allow[0]", "has host bits set",
+                 id="metrics-allow"),
 ]
 
 
