@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import TypeVar
 
-from aiohttp import WSMsgType, web
+from aiohttp import WebSocketError, WSCloseCode, WSMsgType, web
 
 from base.metrics import Metrics
 from gateway.journals import SessionJournal, SessionRecordings
@@ -104,6 +104,7 @@ class CloseCode(IntEnum):
 
     NORMAL = 1000, "closed"
     PROTOCOL_ERROR = 1008, "protocol_error"
+    MESSAGE_TOO_BIG = 1009, "message_too_big"
     INTERNAL_ERROR = 1011, "error"
     TARGET_UNAVAILABLE = 4004, "target_unavailable"
     TARGET_CLOSED = 4005, "target_closed"
@@ -259,7 +260,12 @@ class DesktopSession:
         if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
             raise SessionEnded(CloseCode.NORMAL, "the browser closed the session")
         if msg.type == WSMsgType.ERROR:
-            raise SessionEnded(CloseCode.PROTOCOL_ERROR, f"browser connection failed: {self._ws.exception()}")
+            error = self._ws.exception()
+            if isinstance(error, WebSocketError) and error.code == WSCloseCode.MESSAGE_TOO_BIG:
+                raise SessionEnded(CloseCode.MESSAGE_TOO_BIG,
+                                   f"the browser sent a WebSocket message over {self._browser_limits.largest_message} "
+                                   "bytes, longer than any RFB message")
+            raise SessionEnded(CloseCode.PROTOCOL_ERROR, f"browser connection failed: {error}")
         raise SessionEnded(CloseCode.PROTOCOL_ERROR, "the browser sent a text frame; RFB is binary")
 
     async def _browser_handshake(self, handshake: ServerHandshake, until: type[E]) -> E:

@@ -200,6 +200,10 @@ async def test_a_message_longer_than_any_client_message_ends_the_session(
             await client.next_event()
         assert closed.value.code == 1009  # message too big
         assert sink.received == []
+        outcome = 'deskgate_sessions_total{outcome="message_too_big",protocol="vnc"}'
+        async with asyncio.timeout(5):
+            while await metric(http, gateway, outcome) != 1.0:
+                await asyncio.sleep(0.05)
     finally:
         await gateway.gateway.stop()
 

@@ -66,6 +66,7 @@ def test_every_close_code_carries_its_outcome_label() -> None:
     assert {code: code.outcome for code in CloseCode} == {
         1000: "closed",
         1008: "protocol_error",
+        1009: "message_too_big",
         1011: "error",
         4004: "target_unavailable",
         4005: "target_closed",
