@@ -10,7 +10,6 @@ keeps no time):
   (:meth:`~gateway.rfb.proxy.ProxyConnection.browser_pause`), so a flood costs the
   gateway at most that many messages a second and slows only the flooding browser, whose
   data waits in its own socket. noVNC sends at most a few hundred a second;
-
 - **pointer moves** (a PointerEvent whose buttons are those of the one before) over the
   limit are dropped: a later move or click carries the pointer's position anyway, and
   noVNC sends at most one move every 17 ms (about 60 a second), so an operator never
