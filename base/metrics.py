@@ -133,6 +133,17 @@ class Metrics:
             "Requests refused because their Host is not a name of the gateway (DNS rebinding).",
             registry=r,
         )
+        # desktop sessions: a browser's input over the rate a person makes (issue 9)
+        self.browser_throttled_seconds_total = Counter(
+            f"{PREFIX}_browser_throttled_seconds_total",
+            "Seconds the gateway stopped reading browsers that sent messages faster than the per-session limit.",
+            registry=r,
+        )
+        self.pointer_moves_dropped_total = Counter(
+            f"{PREFIX}_pointer_moves_dropped_total",
+            "Pointer moves dropped because a browser sent them faster than the per-session limit.",
+            registry=r,
+        )
 
     def exposition(self) -> bytes:
         """The registry in Prometheus text format."""

@@ -17,9 +17,18 @@ journal — the target's bytes exactly, the browser's after the policy (or only 
 the operator's input where the policy says so) — and a failed journal write ends the
 session within one flush interval.
 
-Backpressure: each pump awaits its write (and the journal's buffer) before reading
-more, so a browser that stops reading stops the reads from the target; buffers are
-bounded by the read size, the framers' limits and the recorder's high-water mark.
+Backpressure: each pump awaits its write and the journal's buffer before reading more,
+so a browser that stops reading stops the reads from the target, and a slow recording
+disk slows both directions; buffers are bounded by the read size, the browser's
+WebSocket message cap, the framers' limits and the recorder's high-water mark.
+
+No browser holds the event loop: its data is handed to the proxy in slices of
+``browser_slice`` bytes, with a turn of the loop between slices, so other sessions,
+logins and health checks run in between; and the proxy holds the browser to what a person
+can produce (:class:`BrowserLimits`): past its message budget the pump stops reading the
+browser for as long as the proxy says (the flood waits in the browser's own socket),
+excess pointer moves are dropped, and a flood of key or button events ends the session
+(:attr:`CloseCode.INPUT_FLOOD`); each is counted.
 """
 
 from __future__ import annotations
@@ -30,12 +39,13 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import TypeVar
 
-from aiohttp import WSMsgType, web
+from aiohttp import WebSocketError, WSCloseCode, WSMsgType, web
 
 from base.metrics import Metrics
 from gateway.journals import SessionJournal, SessionRecordings
 from gateway.policy import InputRecording, Policy
-from gateway.rfb.errors import ProtocolViolation, TargetAuthFailed, TargetUnavailable
+from gateway.rfb.browser_limits import BrowserLimits
+from gateway.rfb.errors import InputFlood, ProtocolViolation, TargetAuthFailed, TargetUnavailable
 from gateway.rfb.handshake import (
     ClientHandshake,
     ClientVersionReceived,
@@ -48,6 +58,7 @@ from gateway.rfb.proxy import (
     InputActivity,
     InputCounted,
     JournalData,
+    PointerMovesDropped,
     ProxyConnection,
     ProxyEvent,
     ProxyFailed,
@@ -62,6 +73,11 @@ log = logging.getLogger(__name__)
 
 E = TypeVar("E", ClientVersionReceived, HandshakeComplete)
 
+
+#: How many bytes of a browser's data the proxy handles per turn of the event loop: at most 85
+#: PointerEvents (6 bytes each, the smallest message), well under a millisecond of work;
+#: noVNC's messages are mostly a few bytes (at most 10 KiB).
+BROWSER_SLICE = 512
 
 #: The idle warning comes this long before an idle logout, or after four fifths of a shorter timeout.
 IDLE_WARNING_LEAD = 60.0
@@ -88,6 +104,7 @@ class CloseCode(IntEnum):
 
     NORMAL = 1000, "closed"
     PROTOCOL_ERROR = 1008, "protocol_error"
+    MESSAGE_TOO_BIG = 1009, "message_too_big"
     INTERNAL_ERROR = 1011, "error"
     TARGET_UNAVAILABLE = 4004, "target_unavailable"
     TARGET_CLOSED = 4005, "target_closed"
@@ -95,6 +112,7 @@ class CloseCode(IntEnum):
     MAX_SESSION = 4009, "max_session"
     TERMINATED = 4010, "terminated"
     RECORDING_FAILED = 4011, "recording_failed"
+    INPUT_FLOOD = 4012, "input_flood"
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +155,8 @@ class DesktopSession:
         metrics: Metrics,
         recordings: SessionRecordings,
         timeouts: Timeouts = Timeouts(),
+        browser_limits: BrowserLimits = BrowserLimits(),
+        browser_slice: int = BROWSER_SLICE,
     ) -> None:
         self._ws = ws
         self._target = target
@@ -147,6 +167,10 @@ class DesktopSession:
         self._control = control
         self._recorder: SessionJournal | None = None
         self._timeouts = timeouts
+        self._browser_limits = browser_limits
+        self._browser_slice = browser_slice
+        self._moves_dropped = False  # journaled and logged once per session
+        self._throttled = False  # logged once per session
         self._loop = asyncio.get_running_loop()
         self._last_input = self._loop.time()
         self._terminated = control.terminated
@@ -207,6 +231,8 @@ class DesktopSession:
             clipboard_to_remote=policy.clipboard.allows_to_remote,
             clipboard_to_local=policy.clipboard.allows_to_local,
             journal_input=policy.record_input == InputRecording.FULL,
+            browser_limits=self._browser_limits,
+            desktop_name=self._target.name.encode(),
         )
         log.info("desktop session open", extra={"ctx": self._context()})
         ended: list[SessionEnded] = []
@@ -234,7 +260,12 @@ class DesktopSession:
         if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
             raise SessionEnded(CloseCode.NORMAL, "the browser closed the session")
         if msg.type == WSMsgType.ERROR:
-            raise SessionEnded(CloseCode.PROTOCOL_ERROR, f"browser connection failed: {self._ws.exception()}")
+            error = self._ws.exception()
+            if isinstance(error, WebSocketError) and error.code == WSCloseCode.MESSAGE_TOO_BIG:
+                raise SessionEnded(CloseCode.MESSAGE_TOO_BIG,
+                                   f"the browser sent a WebSocket message over {self._browser_limits.largest_message} "
+                                   "bytes, longer than any RFB message")
+            raise SessionEnded(CloseCode.PROTOCOL_ERROR, f"browser connection failed: {error}")
         raise SessionEnded(CloseCode.PROTOCOL_ERROR, "the browser sent a text frame; RFB is binary")
 
     async def _browser_handshake(self, handshake: ServerHandshake, until: type[E]) -> E:
@@ -273,14 +304,20 @@ class DesktopSession:
     async def _pump_browser_to_target(
         self, proxy: ProxyConnection, writer: asyncio.StreamWriter, recorder: SessionJournal, trailing: bytes
     ) -> None:
-        proxy.receive_browser_data(trailing)
+        step = self._browser_slice
+        data = trailing
         while True:
-            self._apply(proxy.events_received(), recorder)
-            if payload := proxy.data_to_send_target():
-                writer.write(payload)
-                await writer.drain()
-                self._to_target.inc(len(payload))
-            proxy.receive_browser_data(await self._receive_from_browser())  # its end raises SessionEnded
+            for start in range(0, len(data), step):
+                proxy.receive_browser_data(data[start : start + step], self._loop.time())
+                self._apply(proxy.events_received(), recorder)
+                if payload := proxy.data_to_send_target():
+                    writer.write(payload)
+                    await writer.drain()
+                    self._to_target.inc(len(payload))
+                    await recorder.backpressure()
+                # Neither await above need yield: let the rest of the gateway run, longer if the browser is flooding.
+                await asyncio.sleep(self._browser_pause(proxy))
+            data = await self._receive_from_browser()  # its end raises SessionEnded
 
     async def _pump_target_to_browser(
         self, proxy: ProxyConnection, reader: asyncio.StreamReader, recorder: SessionJournal, trailing: bytes
@@ -318,7 +355,11 @@ class DesktopSession:
                 recorder.event("clipboard_blocked", direction=event.direction, length=event.length)
             elif isinstance(event, Resized):
                 recorder.event("resize", width=event.width, height=event.height)
+            elif isinstance(event, PointerMovesDropped):
+                self._pointer_moves_dropped(event.count, recorder)
             elif isinstance(event, ProxyFailed):
+                if isinstance(event.error, InputFlood):  # counted as sessions_total{outcome="input_flood"}
+                    raise SessionEnded(CloseCode.INPUT_FLOOD, f"the browser sent {event.error}; check for a stuck key")
                 if event.side is Side.BROWSER:
                     raise SessionEnded(CloseCode.PROTOCOL_ERROR, f"the browser broke the protocol: {event.error}")
                 raise SessionEnded(
@@ -327,6 +368,26 @@ class DesktopSession:
                 )
             else:  # ConnectionClosed, by the target: the browser's close raises in _receive_from_browser
                 raise SessionEnded(CloseCode.TARGET_CLOSED, f"desktop {self._target.name} closed the session")
+
+    def _browser_pause(self, proxy: ProxyConnection) -> float:
+        pause = proxy.browser_pause()
+        if pause:
+            self._metrics.browser_throttled_seconds_total.inc(pause)
+            if not self._throttled:
+                self._throttled = True
+                log.warning("browser over its message budget: reading paused",
+                            extra={"ctx": {**self._context(),
+                                           "per_second_limit": str(self._browser_limits.messages_per_second)}})
+        return pause
+
+    def _pointer_moves_dropped(self, count: int, recorder: SessionJournal) -> None:
+        self._metrics.pointer_moves_dropped_total.inc(count)
+        if not self._moves_dropped:  # the first time only: a flood must not flood the journal and the log
+            self._moves_dropped = True
+            limit = self._browser_limits.pointer_moves_per_second
+            recorder.event("pointer_moves_dropped", per_second_limit=limit)
+            log.warning("pointer moves over the limit dropped",
+                        extra={"ctx": {**self._context(), "per_second_limit": str(limit)}})
 
     async def _watchdog(self, recorder: SessionJournal) -> None:
         """End the session on idle timeout, maximum duration, a recording failure or a termination."""

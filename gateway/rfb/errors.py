@@ -3,6 +3,7 @@
     RFBError
      ├── ProtocolViolation     the peer broke the RFB protocol (remote error)
      │    ├── LimitExceeded        a length or size over a security limit
+     │    │    └── InputFlood          input faster than a person can make it
      │    └── UnsupportedEncoding  a message or encoding the gateway cannot frame
      ├── LocalProtocolError    we misused a state machine or built an invalid message (a bug of ours)
      ├── TargetUnavailable     the target refused the connection or went away
@@ -26,6 +27,10 @@ class ProtocolViolation(RFBError):
 
 class LimitExceeded(ProtocolViolation):
     """A length, size or count is over a configured security limit."""
+
+
+class InputFlood(LimitExceeded):
+    """The browser sent key or button events faster than a person can (see :mod:`gateway.rfb.browser_limits`)."""
 
 
 class UnsupportedEncoding(ProtocolViolation):

@@ -16,13 +16,25 @@ proxy applies the session's rules to every whole message before forwarding its e
 - the clipboard rule: cut text crosses only in the directions allowed, else it is dropped
   with :class:`ClipboardBlocked`;
 - the input-recording rule: with ``journal_input=False`` the operator's keys, pointer and
-  clipboard text are forwarded but left out of the journal, only counted (:class:`InputCounted`).
+  clipboard text are forwarded but left out of the journal, only counted (:class:`InputCounted`);
+- the browser's limits (:mod:`gateway.rfb.browser_limits`), on the clock value ``now``
+  the caller passes in: past the message budget, :meth:`ProxyConnection.browser_pause`
+  says how long to stop reading the browser; pointer moves beyond the rate a person makes
+  are dropped (:class:`PointerMovesDropped`: neither forwarded nor journaled), and key or
+  button events beyond it fail the browser's side with :class:`~gateway.rfb.errors.InputFlood`;
+- the desktop's name: the target's DesktopName rectangles reach the browser carrying the
+  gateway's name for the desktop instead (the target's own name is untrusted text, as in
+  its ServerInit), while the journal keeps the rectangle the target sent. The rectangle
+  is replaced, not removed, because the update's header, which counts its rectangles, may
+  already be on its way to the browser.
 
 Each chunk fed gives the events of its messages in order (:class:`InputActivity`,
-:class:`InputCounted`, :class:`ClipboardBlocked`, :class:`Resized`), then one
-:class:`JournalData` holding exactly what to journal for that direction; the bytes to
-forward wait in ``data_to_send_*``, joined once per chunk. The target's direction is the
-throughput path: beyond the framer's own work, it costs one pass over the chunk's events.
+:class:`InputCounted`, :class:`ClipboardBlocked`, :class:`Resized`), then at most one
+:class:`PointerMovesDropped`, then one :class:`JournalData` holding exactly what to journal
+for that direction; the bytes to forward wait in ``data_to_send_*``, joined once per chunk.
+The work of a call is bounded by the size of the chunk, so the I/O layer keeps the event
+loop free by feeding a browser's data in slices. The target's direction is the throughput
+path: beyond the framer's own work, it costs one pass over the chunk's events.
 
 A peer that breaks the protocol never raises into the caller: the proxy emits
 :class:`ProxyFailed` and ignores everything fed after it. Feeding a side after its end of
@@ -31,15 +43,18 @@ stream is the caller's bug and raises :class:`~gateway.rfb.errors.LocalProtocolE
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from enum import Enum
 from typing import Literal, TypeAlias
 
-from gateway.rfb.errors import LocalProtocolError, ProtocolViolation
+from gateway.rfb.browser_limits import BrowserLimits, TokenBucket
+from gateway.rfb.errors import InputFlood, LocalProtocolError, ProtocolViolation
 from gateway.rfb.framing import (
     ClientMessageFramer,
     DesktopResized,
     ProtocolFailed,
+    RectangleReceived,
     ServerMessageFramer,
     ServerMessageReceived,
     filter_encodings,
@@ -47,9 +62,11 @@ from gateway.rfb.framing import (
 from gateway.rfb.input_presses import InputKind, InputPresses
 from gateway.rfb.messages import (
     ClientCutText,
+    Encoding,
     KeyEvent,
     PointerEvent,
     QEMUExtendedKeyEvent,
+    Rectangle,
     ServerCutText,
     ServerInit,
     SetEncodings,
@@ -67,7 +84,8 @@ class Side(Enum):
 
 @dataclass(frozen=True, slots=True)
 class JournalData:
-    """Journal these bytes, which ``sender`` sent: exactly as forwarded, less any input only counted."""
+    """Journal these bytes, which ``sender`` sent: as forwarded, less any input only counted, and with
+    the target's own DesktopName rectangles where the browser got the gateway's name."""
 
     sender: Side
     data: bytes
@@ -83,6 +101,13 @@ class InputCounted:
     """Input forwarded but left out of the journal: ``count`` more of ``kind``."""
 
     kind: InputKind
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class PointerMovesDropped:
+    """``count`` pointer moves came faster than the limit and were dropped (neither forwarded nor journaled)."""
+
     count: int
 
 
@@ -118,11 +143,20 @@ class ProxyFailed:
 
 
 ProxyEvent: TypeAlias = (
-    JournalData | InputActivity | InputCounted | ClipboardBlocked | Resized | ConnectionClosed | ProxyFailed
+    JournalData
+    | InputActivity
+    | InputCounted
+    | PointerMovesDropped
+    | ClipboardBlocked
+    | Resized
+    | ConnectionClosed
+    | ProxyFailed
 )
 
 _INPUT_ACTIVITY = InputActivity()
 _OPERATOR_INPUT = (KeyEvent, PointerEvent, QEMUExtendedKeyEvent)
+_DESKTOP_NAME = int(Encoding.DESKTOP_NAME)
+_NAME_LENGTH = struct.Struct(">I")
 
 
 class ProxyConnection:
@@ -135,17 +169,28 @@ class ProxyConnection:
         clipboard_to_remote: bool = False,
         clipboard_to_local: bool = False,
         journal_input: bool = True,
+        browser_limits: BrowserLimits = BrowserLimits(),
+        desktop_name: bytes = b"",
     ) -> None:
         """Start from the target's ``server_init`` (its size and pixel format frame its first updates).
 
         The clipboard crosses in no direction unless allowed; ``journal_input=False``
-        journals only counts of the operator's input.
+        journals only counts of the operator's input. The browser is held to
+        ``browser_limits`` and told ``desktop_name`` when the target renames its desktop.
         """
-        self._browser = ClientMessageFramer()
+        self._browser = ClientMessageFramer(max_cut_text=browser_limits.max_cut_text)
         self._target = ServerMessageFramer(server_init.pixel_format, server_init.width, server_init.height)
         self._clipboard_to_remote = clipboard_to_remote
         self._clipboard_to_local = clipboard_to_local
         self._journal_input = journal_input
+        self._limits = browser_limits
+        self._message_tokens = TokenBucket(browser_limits.messages_per_second, browser_limits.message_burst)
+        self._move_tokens = TokenBucket(browser_limits.pointer_moves_per_second, browser_limits.pointer_move_burst)
+        self._press_tokens = TokenBucket(browser_limits.presses_per_second, browser_limits.press_burst)
+        self._buttons = 0  # the pointer's buttons as last forwarded: a pointer event with others is a press
+        self._desktop_name_rectangle = (
+            Rectangle(0, 0, 0, 0, Encoding.DESKTOP_NAME).encode() + _NAME_LENGTH.pack(len(desktop_name)) + desktop_name
+        )
         self._presses = InputPresses()
         self._events: list[ProxyEvent] = []
         self._to_browser: list[bytes] = []
@@ -153,16 +198,24 @@ class ProxyConnection:
         self._ended: set[Side] = set()
         self._failed = False
 
-    def receive_browser_data(self, data: bytes) -> None:
-        """Feed bytes read from the browser."""
+    def receive_browser_data(self, data: bytes, now: float | None = None) -> None:
+        """Feed bytes read from the browser; ``now``, the caller's monotonic clock in seconds, refills
+        the input limits (without it, no time has passed since the last call)."""
         if not self._accepts(Side.BROWSER):
             return
+        if now is not None:
+            self._message_tokens.refill(now)
+            self._move_tokens.refill(now)
+            self._press_tokens.refill(now)
         self._browser.receive_data(data)
+        framed = self._browser.events_received()
+        self._message_tokens.spend(len(framed))
         events = self._events
         forwarded: list[bytes] = []  # to the target, in order
         journaled: list[bytes] = []  # to the journal: all of it, or all but the operator's input
         active = False
-        for event in self._browser.events_received():
+        dropped = 0
+        for event in framed:
             if isinstance(event, ProtocolFailed):
                 self._fail(Side.BROWSER, event.error)
                 return
@@ -172,6 +225,19 @@ class ProxyConnection:
                 if not active:
                     active = True
                     events.append(_INPUT_ACTIVITY)
+                if isinstance(message, PointerEvent) and message.button_mask == self._buttons:
+                    if not self._move_tokens.take():
+                        dropped += 1
+                        continue
+                elif self._press_tokens.take():
+                    if isinstance(message, PointerEvent):
+                        self._buttons = message.button_mask
+                else:
+                    rate = self._limits.presses_per_second
+                    self._fail(Side.BROWSER, InputFlood(
+                        f"key or button events faster than a person can (over {rate:g} a second)"
+                    ))
+                    return
                 if not self._journal_input:
                     journal = False
                     self._count_input(message)
@@ -192,6 +258,8 @@ class ProxyConnection:
             forwarded.append(raw)
             if journal:
                 journaled.append(raw)
+        if dropped:
+            events.append(PointerMovesDropped(dropped))
         if forwarded:
             payload = b"".join(forwarded)
             self._to_target.append(payload)
@@ -206,24 +274,31 @@ class ProxyConnection:
             return
         self._target.receive_data(data)
         forwarded: list[bytes] = []
+        renamed: list[tuple[int, bytes]] = []  # where in forwarded a DesktopName was replaced, and the target's own
         for event in self._target.events_received():
-            if isinstance(event, ProtocolFailed):
+            if isinstance(event, RectangleReceived):  # the most frequent event comes first
+                if event.rect.encoding == _DESKTOP_NAME:
+                    renamed.append((len(forwarded), event.raw))
+                    forwarded.append(self._desktop_name_rectangle)
+                    continue
+            elif isinstance(event, ServerMessageReceived):
+                if isinstance(event.message, ServerCutText) and not self._clipboard_to_local:
+                    self._events.append(ClipboardBlocked("to_local", len(event.message.text)))
+                    continue
+            elif isinstance(event, DesktopResized):
+                self._events.append(Resized(event.width, event.height))
+            elif isinstance(event, ProtocolFailed):
                 self._fail(Side.TARGET, event.error)
                 return
-            if isinstance(event, DesktopResized):
-                self._events.append(Resized(event.width, event.height))
-            elif (
-                isinstance(event, ServerMessageReceived)
-                and isinstance(event.message, ServerCutText)
-                and not self._clipboard_to_local
-            ):
-                self._events.append(ClipboardBlocked("to_local", len(event.message.text)))
-                continue
             forwarded.append(event.raw)
         if forwarded:
             payload = b"".join(forwarded)
-            self._events.append(JournalData(Side.TARGET, payload))
             self._to_browser.append(payload)
+            if renamed:  # the journal keeps what the target sent
+                for index, raw in renamed:
+                    forwarded[index] = raw
+                payload = b"".join(forwarded)
+            self._events.append(JournalData(Side.TARGET, payload))
 
     def receive_eof(self, side: Side) -> None:
         """``side`` closed its connection; a repeated end of stream is ignored."""
@@ -232,6 +307,11 @@ class ProxyConnection:
         self._ended.add(side)
         if not self._failed:
             self._events.append(ConnectionClosed(side))
+
+    def browser_pause(self) -> float:
+        """Seconds to wait before feeding more of the browser's data: 0.0 unless it sent messages
+        faster than its budget (the time from the last ``now`` until the budget is back in credit)."""
+        return self._message_tokens.debt_seconds()
 
     def data_to_send_browser(self) -> bytes:
         """The bytes to write to the browser now, once; ``b""`` when there are none."""

@@ -1,4 +1,13 @@
-"""``GET /ws/vnc/{target}``: the WebSocket that carries one desktop session."""
+"""``GET /ws/vnc/{target}``: the WebSocket that carries one desktop session.
+
+The browser's WebSocket messages are capped at the longest legitimate RFB client message
+(:attr:`BrowserLimits.largest_message`: a ClientCutText at the cut-text limit, 1 MiB and
+8 bytes): aiohttp buffers a whole message before the session sees it, so the cap bounds
+that buffer, and noVNC, which flushes every 10 KiB, never comes near it. A longer message
+ends the session with close code 1009. Compression (permessage-deflate) is never
+negotiated: inflating and deflating would cost CPU per byte on the throughput path, and a
+few compressed bytes could carry a whole message of input.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +17,7 @@ import time
 from aiohttp import web
 
 from gateway.desktop import DesktopSession
+from gateway.rfb.browser_limits import BrowserLimits
 from gateway.sessions import LiveSession
 from gateway.web.keys import (
     AUDIT,
@@ -28,7 +38,8 @@ from gateway.web.security import (
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 
-MAX_BROWSER_FRAME = 4 << 20
+#: What each browser may send (the WebSocket message cap is its largest message).
+BROWSER_LIMITS = BrowserLimits()
 
 
 @routes.get("/ws/vnc/{target}")
@@ -58,7 +69,9 @@ async def desktop_socket(request: web.Request) -> web.StreamResponse:
                            reason=decision.reason, protocol="vnc")
         return error_json(403, f"you may not open {name} from here")
 
-    ws = web.WebSocketResponse(protocols=("binary",), max_msg_size=MAX_BROWSER_FRAME, heartbeat=30.0)
+    # + 1: aiohttp refuses a message of max_msg_size bytes or more.
+    ws = web.WebSocketResponse(protocols=("binary",), max_msg_size=BROWSER_LIMITS.largest_message + 1,
+                               heartbeat=30.0, compress=False)
     if not ws.can_prepare(request).ok:
         return error_json(400, "expected a WebSocket upgrade")
     await ws.prepare(request)
@@ -72,7 +85,8 @@ async def desktop_socket(request: web.Request) -> web.StreamResponse:
     control = registry.add(live)
     started = time.monotonic()
     try:
-        ended = await DesktopSession(ws, endpoint, decision.policy, live, control, metrics, app[RECORDINGS]).run()
+        ended = await DesktopSession(ws, endpoint, decision.policy, live, control, metrics, app[RECORDINGS],
+                                     browser_limits=BROWSER_LIMITS).run()
     finally:
         registry.remove(live)
     duration = time.monotonic() - started

@@ -7,6 +7,7 @@ asked to journal, how it ended, and what the target received.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -17,6 +18,7 @@ from aiohttp.test_utils import TestClient
 
 from base.metrics import Metrics
 from gateway.desktop import (
+    BROWSER_SLICE,
     CloseCode,
     DesktopSession,
     SessionEnded,
@@ -25,8 +27,9 @@ from gateway.desktop import (
 )
 from gateway.journals import SessionJournal
 from gateway.policy import Clipboard, InputRecording, Policy
+from gateway.rfb.browser_limits import BrowserLimits
 from gateway.rfb.errors import TargetUnavailable
-from gateway.rfb.framing import ClientMessageFramer, ClientMessageReceived
+from gateway.rfb.framing import ClientMessageFramer, ClientMessageReceived, RectangleReceived, UpdateBegin, UpdateEnd
 from gateway.rfb.handshake import (
     ClientVersionReceived,
     HandshakeComplete,
@@ -63,6 +66,7 @@ def test_every_close_code_carries_its_outcome_label() -> None:
     assert {code: code.outcome for code in CloseCode} == {
         1000: "closed",
         1008: "protocol_error",
+        1009: "message_too_big",
         1011: "error",
         4004: "target_unavailable",
         4005: "target_closed",
@@ -70,6 +74,7 @@ def test_every_close_code_carries_its_outcome_label() -> None:
         4009: "max_session",
         4010: "terminated",
         4011: "recording_failed",
+        4012: "input_flood",
     }
     assert CloseCode.IDLE_TIMEOUT.outcome == "idle_timeout"
     assert isinstance(CloseCode.TERMINATED, int) and int(CloseCode.TERMINATED) == 4010
@@ -116,15 +121,27 @@ class MemoryJournal:
         return totals
 
 
-class MemoryRecordings:
-    """SessionRecordings handing out one MemoryJournal and keeping the end reason."""
+class GatedJournal(MemoryJournal):
+    """A journal whose buffer is full until the test opens its gate (a slow recording disk)."""
 
     def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+
+    async def backpressure(self) -> None:
+        await self.gate.wait()
+
+
+class MemoryRecordings:
+    """SessionRecordings handing out one MemoryJournal (or ``journal``'s kind) and keeping the end reason."""
+
+    def __init__(self, journal: type[MemoryJournal] = MemoryJournal) -> None:
+        self.journal_type = journal
         self.journal: MemoryJournal | None = None
         self.end_reason: str | None = None
 
     async def start(self, live: LiveSession, server_init: ServerInit, policy: Policy) -> SessionJournal:
-        self.journal = MemoryJournal()
+        self.journal = self.journal_type()
         return self.journal
 
     async def finish(self, live: LiveSession, journal: SessionJournal, reason: str) -> None:
@@ -174,6 +191,8 @@ class Harness:
     timeouts: Timeouts = Timeouts(connect=5, handshake=5)
     metrics: Metrics = field(default_factory=Metrics)
     recordings: MemoryRecordings = field(default_factory=MemoryRecordings)
+    browser_limits: BrowserLimits = BrowserLimits()
+    browser_slice: int = BROWSER_SLICE
     controls: list[SessionControl] = field(default_factory=list)
     ended: asyncio.Future[SessionEnded] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
@@ -191,7 +210,7 @@ class Harness:
             self.controls.append(control)
             endpoint = TargetEndpoint("desk-t", "127.0.0.1", self.target.port, None)
             session = DesktopSession(ws, endpoint, self.policy, live, control, self.metrics, self.recordings,
-                                     self.timeouts)
+                                     self.timeouts, self.browser_limits, self.browser_slice)
             self.ended.set_result(await session.run())
             return ws
 
@@ -365,3 +384,106 @@ async def test_a_target_that_leaves_during_the_handshake_is_explained_to_the_bro
     ended = await asyncio.wait_for(asyncio.shield(harness.ended), 5)
     assert ended.code == CloseCode.TARGET_UNAVAILABLE and client.ws.close_code == CloseCode.TARGET_UNAVAILABLE
     assert harness.recordings.journal is None  # no recording was started
+
+
+# ---------------------------------------------------------------- the browser's side: limits, slices, backpressure
+
+
+async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
+async def test_a_slow_journal_pauses_the_browsers_input_too(start: Start) -> None:
+    harness, client = await start(ScriptedTarget(), recordings=MemoryRecordings(GatedJournal))
+    await client.handshake()
+    journal = harness.journal
+    assert isinstance(journal, GatedJournal)
+    received = harness.target.received
+    await client.send(KeyEvent(True, 0x61))
+    await until(lambda: len(received) == 1)
+    await client.send(KeyEvent(False, 0x61))
+    await asyncio.sleep(0.3)
+    assert received == [KeyEvent(True, 0x61)]  # journaled, so the pump waits for the journal's buffer
+    journal.gate.set()
+    await until(lambda: len(received) == 2)
+    assert journal.data("client") == KeyEvent(True, 0x61).encode() + KeyEvent(False, 0x61).encode()
+
+
+async def test_a_browsers_message_is_handled_in_slices_with_the_loop_running_between_them(start: Start) -> None:
+    harness, client = await start(ScriptedTarget(), browser_slice=6,
+                                  browser_limits=BrowserLimits(pointer_move_burst=1000, press_burst=1000))
+    await client.handshake()
+    messages = [PointerEvent(x % 2, x, 1) for x in range(300)] + [KeyEvent(True, 0x61), KeyEvent(False, 0x61)]
+    turns = 0
+
+    async def count_turns() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    counting = asyncio.create_task(count_turns())
+    try:
+        await client.send(*messages)  # 1,816 bytes in one message: slices of 6 cut the key events in two
+        await until(lambda: len(harness.target.received) == len(messages))
+    finally:
+        counting.cancel()
+    assert harness.target.received == messages
+    assert turns >= 1816 // 6  # the loop ran between every two slices
+    assert harness.journal.data("client") == b"".join(message.encode() for message in messages)
+
+
+async def test_a_browser_over_its_message_budget_is_read_more_slowly_and_loses_nothing(start: Start) -> None:
+    limits = BrowserLimits(messages_per_second=100, message_burst=10, pointer_move_burst=1000)
+    harness, client = await start(ScriptedTarget(), browser_limits=limits, browser_slice=60)
+    await client.handshake()
+    messages = [PointerEvent(0, x, 1) for x in range(40)]
+    started = time.monotonic()
+    await client.send(*messages)  # four slices of 10: the fourth is read once 20 more are earned, at 100 a second
+    await until(lambda: len(harness.target.received) == 40)
+    assert time.monotonic() - started >= 0.19
+    assert harness.target.received == messages
+    throttled = harness.metric("browser_throttled_seconds_total")  # a pause after each slice in debt
+    assert throttled is not None and 0.1 < throttled <= 0.3 + 1e-9
+
+
+async def test_pointer_moves_over_the_limit_are_dropped_counted_and_journaled_once(start: Start) -> None:
+    limits = BrowserLimits(pointer_moves_per_second=0, pointer_move_burst=3)
+    harness, client = await start(ScriptedTarget(), browser_limits=limits)
+    await client.handshake()
+    await client.send(*(PointerEvent(0, x, 1) for x in range(10)))
+    await client.send(*(PointerEvent(0, x, 2) for x in range(10)), PointerEvent(1, 5, 5), PointerEvent(0, 5, 5))
+    await until(lambda: len(harness.target.received) == 5)
+    assert harness.target.received == [PointerEvent(0, x, 1) for x in range(3)] + [PointerEvent(1, 5, 5),
+                                                                                 PointerEvent(0, 5, 5)]
+    assert harness.metric("pointer_moves_dropped_total") == 17
+    assert harness.journal.events() == [("pointer_moves_dropped", {"per_second_limit": 0})]
+    await client.send(KeyEvent(True, 0x61))  # the session goes on
+    await until(lambda: len(harness.target.received) == 6)
+
+
+async def test_a_flood_of_keys_ends_the_session_with_a_reason(start: Start) -> None:
+    harness, client = await start(ScriptedTarget(), browser_limits=BrowserLimits(presses_per_second=5, press_burst=20))
+    await client.handshake()
+    await client.send(*(KeyEvent(down, 0x61) for _ in range(11) for down in (True, False)))
+    ended = await closed(harness, client)
+    assert ended.code == CloseCode.INPUT_FLOOD
+    assert ended.reason == ("the browser sent key or button events faster than a person can (over 5 a second); "
+                            "check for a stuck key")
+    assert harness.target.received == []  # nothing of the flooding message was forwarded
+    assert harness.recordings.end_reason == ended.reason
+
+
+async def test_the_browser_gets_the_gateways_name_when_the_target_renames_its_desktop(start: Start) -> None:
+    name = Rectangle(0, 0, 0, 0, Encoding.DESKTOP_NAME)
+    script = update((name, b"\x00\x00\x00\x10<b>untrusted</b>"))
+    harness, client = await start(ScriptedTarget(script))
+    await client.handshake()
+    await client.send(SetEncodings((Encoding.RAW, Encoding.DESKTOP_NAME)),
+                      FramebufferUpdateRequest(False, 0, 0, WIDTH, HEIGHT))
+    events = [await client.next_event() for _ in range(3)]
+    assert isinstance(events[0], UpdateBegin) and isinstance(events[2], UpdateEnd)
+    assert isinstance(events[1], RectangleReceived) and events[1].payload == b"\x00\x00\x00\x06desk-t"
+    assert harness.journal.data("server") == script  # the journal keeps what the target sent
