@@ -2,6 +2,7 @@
 
 from gateway.config.model import (
            Address,
+           AuditConfig,
            Config,
            ListenConfig,
            NetworkConfig,
@@ -11,5 +12,5 @@ from gateway.config.model import (
 )
 from gateway.config.schema import load_config, parse_duration
 
-__all__ = ["Address", "Config", "ListenConfig", "NetworkConfig", "StorageConfig", "TLSConfig", "Target",
+__all__ = ["Address", "AuditConfig", "Config", "ListenConfig", "NetworkConfig", "StorageConfig", "TLSConfig", "Target",
            "load_config", "parse_duration"]
