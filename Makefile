@@ -56,6 +56,25 @@ demo: deps
 bench: deps
 	$(VENV)/bin/python -m bench
 
+# Coverage-guided fuzzing of the RFB core (framers and proxy connection) with atheris, the `fuzz`
+# extra: each target for FUZZ_SECONDS. Corpora grow in var/fuzz/TARGET; an input that fails
+# is saved as var/fuzz/TARGET-crash-* and fails the target (replay: python -m fuzz TARGET FILE).
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := client_framer server_framer proxy
+FUZZ_STAMP := $(VENV)/.deskgate-fuzz-installed
+
+.PHONY: fuzz
+
+$(FUZZ_STAMP): setup.cfg pyproject.toml $(VENV_STAMP)
+	$(VENV)/bin/python -m pip install --disable-pip-version-check --quiet -e '.[test,fuzz]'
+	@touch $@
+
+fuzz: deps $(FUZZ_STAMP)
+	@for target in $(FUZZ_TARGETS); do \
+		echo "deskgate: fuzzing $$target for $(FUZZ_SECONDS)s"; \
+		$(VENV)/bin/python -m fuzz $$target -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -timeout=30; \
+	done
+
 # Build outputs and caches; keeps .venv, node_modules and var/ (demo users and recordings).
 clean:
 	rm -rf build dist *.egg-info .pytest_cache .mypy_cache .hypothesis $(NOVNC_DIR)
