@@ -214,7 +214,7 @@ class AuditLog:
                 return EMPTY_CHAIN, since is None or since.count == 0
             holds = since is None or since.id == 0 or await connection.scalar(
                 select(audit_events.c.hash).where(audit_events.c.id == since.id)) == since.hash
-            counted = since if since is not None and holds and since.id <= newest.id else EMPTY_CHAIN
+            counted = since if since is not None and holds else EMPTY_CHAIN
             more = await connection.scalar(select(func.count()).select_from(audit_events).where(
                 audit_events.c.id > counted.id, audit_events.c.id <= newest.id))
         return ChainHead(newest.id, newest.hash, counted.count + int(more or 0)), holds
@@ -242,8 +242,9 @@ class AuditLog:
                 while pending and pending[0].head_id <= row.id:
                     checkpoint = pending.popleft()
                     if (checkpoint.head_id, checkpoint.head_hash, checkpoint.count) != (row.id, row.hash, checked):
-                        return VerifyResult(False, _count(anchor), first_unanchored,
-                                            _rolled_back(checkpoint, row.id, first_unanchored), anchor)
+                        suspect = row.id if first_unanchored is None else first_unanchored
+                        return VerifyResult(False, _count(anchor), suspect, _rolled_back(checkpoint, row.id, suspect),
+                                            anchor)
                     anchor, first_unanchored = checkpoint, None
         if pending:
             newest = max(pending, key=lambda c: (c.count, c.time))
@@ -276,13 +277,13 @@ def _by(checkpoint: Checkpoint) -> str:
     return f"node {checkpoint.node}'s checkpoint of {isoformat_utc(checkpoint.time)}"
 
 
-def _rolled_back(checkpoint: Checkpoint, row_id: int, first_unanchored: int | None) -> str:
+def _rolled_back(checkpoint: Checkpoint, row_id: int, suspect: int) -> str:
     if checkpoint.head_id == row_id:
         found = f"event #{row_id} is not the event {_by(checkpoint)} recorded as #{row_id}"
     else:
         found = f"event #{checkpoint.head_id}, which {_by(checkpoint)} recorded, is gone and the log goes on without it"
     return (f"{found}: the log was rolled back (its newest events deleted, or an older copy restored) and other "
-            f"events were written since; events from #{first_unanchored} on are not the ones checkpointed")
+            f"events were written since; events from #{suspect} on are not the ones checkpointed")
 
 
 def _truncated(checkpoint: Checkpoint, last_id: int | None, checked: int) -> str:

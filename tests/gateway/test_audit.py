@@ -476,3 +476,15 @@ async def test_from_config_creates_the_key_file_once(audit: AuditLog, tmp_path: 
     assert config.checkpoint_key_file.stat().st_mode & 0o777 == 0o600
     assert CheckpointWriter.from_config(audit, config).key.key_id == writer.key.key_id
     assert writer.path == tmp_path / "var/audit-checkpoints/gw-1.checkpoints"
+
+
+async def test_verify_reports_checkpoints_that_disagree_about_one_event(audit: AuditLog, tmp_path: Path) -> None:
+    """A node that saw another event #5 (the table was changed, checkpointed, then restored) still tells."""
+    await record_five(audit)
+    genuine = await writer_for(audit, tmp_path).write()
+    assert genuine is not None
+    other = Checkpoint("gw-2", datetime(2026, 11, 25, 9, 0, tzinfo=UTC), 5, 5, "ab" * 32)
+    verdict = await audit.verify([other, genuine])
+    assert (verdict.ok, verdict.first_bad_id, verdict.anchor, verdict.checked) == (False, 5, genuine, 5)
+    assert (verdict.reason or "").startswith("event #5 is not the event node gw-2's checkpoint of "
+                                             "2026-11-25T09:00:00.000000Z recorded as #5")
