@@ -17,7 +17,7 @@ NOVNC_DIR := gateway/web/static/novnc
 NOVNC_STAMP := $(NOVNC_DIR)/LICENSE.txt
 PYTEST_ARGS ?=
 
-.PHONY: deps system-deps test demo bench soak clean distclean
+.PHONY: deps system-deps test demo bench soak fuzz clean distclean
 
 deps: system-deps $(VENV_STAMP) $(NOVNC_STAMP)
 
@@ -59,6 +59,23 @@ bench: deps
 # 100 sessions through `deskgate serve` to real Xvnc desktops for 10 minutes (bench/soak.py).
 soak: deps
 	$(VENV)/bin/python -m bench.soak
+
+# Coverage-guided fuzzing of the RFB core (framers and proxy connection) with atheris, the `fuzz`
+# extra: each target for FUZZ_SECONDS. Corpora grow in var/fuzz/TARGET; an input that fails
+# is saved as var/fuzz/TARGET-crash-* and fails the target (replay: python -m fuzz TARGET FILE).
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := client_framer server_framer proxy
+FUZZ_STAMP := $(VENV)/.deskgate-fuzz-installed
+
+$(FUZZ_STAMP): setup.cfg pyproject.toml $(VENV_STAMP)
+	$(VENV)/bin/python -m pip install --disable-pip-version-check --quiet -e '.[test,fuzz]'
+	@touch $@
+
+fuzz: deps $(FUZZ_STAMP)
+	@for target in $(FUZZ_TARGETS); do \
+		echo "deskgate: fuzzing $$target for $(FUZZ_SECONDS)s"; \
+		$(VENV)/bin/python -m fuzz $$target -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -timeout=30; \
+	done
 
 # Build outputs and caches; keeps .venv, node_modules and var/ (demo users and recordings).
 clean:

@@ -144,6 +144,18 @@ class Metrics:
             "Pointer moves dropped because a browser sent them faster than the per-session limit.",
             registry=r,
         )
+        # audit log anchoring (issue 9): checkpoints of the chain's head outside the database
+        self.audit_checkpoints_total = Counter(
+            f"{PREFIX}_audit_checkpoints_total",
+            "Checkpoints of the audit chain's head by result: written, or failed (disk or database error).",
+            ["result"],
+            registry=r,
+        )
+        self.audit_chain_rollbacks_total = Counter(
+            f"{PREFIX}_audit_chain_rollbacks_total",
+            "Times a node found the audit event it last checkpointed gone or changed (tail cut, table rolled back).",
+            registry=r,
+        )
 
     def exposition(self) -> bytes:
         """The registry in Prometheus text format."""

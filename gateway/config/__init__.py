@@ -2,6 +2,7 @@
 
 from gateway.config.model import (
            Address,
+           AuditConfig,
            Config,
            ConnectionLimits,
            ListenConfig,
@@ -13,5 +14,5 @@ from gateway.config.model import (
 )
 from gateway.config.schema import load_config, parse_duration
 
-__all__ = ["Address", "Config", "ConnectionLimits", "ListenConfig", "NetworkConfig", "PublicURL", "StorageConfig",
-           "TLSConfig", "Target", "load_config", "parse_duration"]
+__all__ = ["Address", "AuditConfig", "Config", "ConnectionLimits", "ListenConfig", "NetworkConfig", "PublicURL",
+           "StorageConfig", "TLSConfig", "Target", "load_config", "parse_duration"]

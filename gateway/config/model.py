@@ -98,6 +98,16 @@ class StorageConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class AuditConfig:
+    """Checkpoints that anchor the audit chain's head outside the database (``audit:``)."""
+
+    checkpoint_key_file: Path  # HMAC key of the checkpoints, shared by every node; created (0600) if missing
+    checkpoint_dir: Path  # one append-only file per node: <node>.checkpoints
+    checkpoint_interval: float  # seconds between checkpoints while events are being recorded
+    node: str  # this node's name in its checkpoints and its file's name
+
+
+@dataclass(frozen=True, slots=True)
 class Target:
     name: str
     protocol: str
@@ -118,3 +128,4 @@ class Config:
     storage: StorageConfig
     targets: Mapping[str, Target]
     policies: tuple[Policy, ...]
+    audit: AuditConfig

@@ -12,6 +12,7 @@ of the configuration file.
 from __future__ import annotations
 
 import re
+import socket
 from collections.abc import Mapping
 from enum import StrEnum
 from fnmatch import fnmatchcase
@@ -31,8 +32,10 @@ from auth.options import (
     WebSessionConfig,
 )
 from base.yamlnodes import IPNetwork, NodeReader, compose_yaml_file, join_key
+from gateway.audit_checkpoints import NODE_NAME
 from gateway.config.model import (
     Address,
+    AuditConfig,
     Config,
     ConnectionLimits,
     ListenConfig,
@@ -99,7 +102,8 @@ class _ConfigReader:
         self.base = base
 
     def config(self, root: Node | None) -> Config:
-        top = self.r.mapping(root, "", ["listen", "tls", "network", "auth", "storage", "targets", "policies"])
+        top = self.r.mapping(root, "", ["listen", "tls", "network", "auth", "storage", "targets", "policies",
+                                        "audit"])
         tls = self.tls(top.get("tls"))
         targets = self.targets(top.get("targets"))
         policies = self.policies(top.get("policies"), targets)
@@ -112,6 +116,7 @@ class _ConfigReader:
             storage=self.storage(top.get("storage")),
             targets=MappingProxyType(targets),
             policies=policies,
+            audit=self.audit(top.get("audit")),
         )
 
     def path(self, node: Node | None, key: str, default: str) -> Path:
@@ -337,6 +342,21 @@ class _ConfigReader:
                                          "var/recording.key"),
         )
 
+    def audit(self, node: Node | None) -> AuditConfig:
+        section = self.r.mapping(node, "audit", ["checkpoint_key_file", "checkpoint_dir", "checkpoint_interval",
+                                                 "node"])
+        name = self.r.string(section.get("node"), "audit.node", default_node_name())
+        if not NODE_NAME.fullmatch(name):
+            raise self.r.error(section.get("node"), "audit.node", f"{name!r} is not a node name; use letters, "
+                               "digits, '_' and '-' (at most 63), e.g. the host name without its domain")
+        return AuditConfig(
+            checkpoint_key_file=self.path(section.get("checkpoint_key_file"), "audit.checkpoint_key_file",
+                                          "var/audit.key"),
+            checkpoint_dir=self.path(section.get("checkpoint_dir"), "audit.checkpoint_dir", "var/audit-checkpoints"),
+            checkpoint_interval=self.duration(section.get("checkpoint_interval"), "audit.checkpoint_interval", 60.0),
+            node=name,
+        )
+
     def targets(self, node: Node | None) -> dict[str, Target]:
         targets = {}
         for name, target_node in self.r.mapping(node, "targets", None).items():
@@ -432,6 +452,12 @@ class _ConfigReader:
             return Clipboard(str(value))
         except ValueError:
             raise self.r.error(node, key, f"{value!r} is not a clipboard mode; use one of {choices}") from None
+
+
+def default_node_name() -> str:
+    """This host's name without its domain, in the characters a node name allows."""
+    name = re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname().split(".")[0])[:63].lstrip("_-")
+    return name or "node"
 
 
 def _is_ip(text: str) -> bool:
