@@ -28,7 +28,7 @@ from auth.netacl import NetworkACL
 from base.db import Store
 from base.errors import ConfigError
 from base.metrics import Metrics
-from gateway.audit import AuditLog
+from gateway.audit import AuditLog, CheckpointWriter
 from gateway.config import Address, Config
 from gateway.desktop import TargetEndpoint
 from gateway.journals import RecordingContext, RecordingsFactory
@@ -87,13 +87,18 @@ def load_vnc_endpoints(config: Config) -> dict[str, TargetEndpoint]:
 
 
 async def database_context(app: web.Application) -> AsyncIterator[None]:
-    """``app.cleanup_ctx`` entry: open ``storage.database`` at start-up, close it at shutdown."""
+    """``app.cleanup_ctx`` entry: open ``storage.database`` at start-up, close it at shutdown.
+
+    While it is open, the audit chain's head is checkpointed outside it: at start-up, at
+    intervals, and at shutdown (after the other contexts have recorded their last events).
+    """
     store = await Store.open(app[CONFIG].storage.database)
-    app[STORE] = store
-    app[RECORDING_INDEX] = RecordingIndex(store)
-    app[AUDIT] = AuditLog(store)
     try:
-        yield
+        app[STORE] = store
+        app[RECORDING_INDEX] = RecordingIndex(store)
+        app[AUDIT] = AuditLog(store)
+        async with CheckpointWriter.from_config(app[AUDIT], app[CONFIG].audit, app[METRICS]).running():
+            yield
     finally:
         await store.close()
 

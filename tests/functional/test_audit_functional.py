@@ -8,11 +8,18 @@ from pathlib import Path
 
 import pytest
 
+from gateway.config import load_config
 from tests.functional.auth_helpers import (
+    PASSWORD,
+    add_local_users,
     auth_gateway,
     cookie_session,
     deskgate,
+    free_port,
+    gateway_process,
     restore_logging,  # noqa: F401  (a fixture)
+    wait_ready,
+    write_config,
 )
 
 pytestmark = [pytest.mark.functional, pytest.mark.usefixtures("restore_logging")]
@@ -63,3 +70,34 @@ async def test_every_login_attempt_is_audited_and_an_edit_is_detected(tmp_path: 
     database.close()
     assert await deskgate("audit", "verify", "--config", config) == 1
     assert "event #4 does not follow event #2" in capsys.readouterr().out
+
+
+async def test_deleting_the_newest_events_of_a_served_gateway_is_detected(tmp_path: Path,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """``deskgate serve`` checkpoints the chain's head at start-up and shutdown; cutting the tail then shows."""
+    port = free_port()
+    listen = {"http": f"127.0.0.1:{port}", "metrics": f"127.0.0.1:{free_port()}"}
+    config_path = write_config(tmp_path, {"listen": listen, "audit": {"node": "gw-1"}})
+    config = load_config(config_path)
+    add_local_users(config)
+    with gateway_process(config_path, port) as url:
+        await wait_ready(url)
+        async with cookie_session() as http:
+            for password in ("wrong", "also wrong", PASSWORD):
+                await http.post(f"{url}/api/v1/login", json={"username": "alice", "password": password, "totp": "0"})
+    assert config.audit.checkpoint_key_file.stat().st_mode & 0o777 == 0o600
+    checkpoints = (config.audit.checkpoint_dir / "gw-1.checkpoints").read_text().splitlines()
+    assert checkpoints[-1].split(":")[3:5] == ["3", "3"]  # written at shutdown: all three attempts
+    assert 'msg="audit checkpoint"' in config_path.with_suffix(".log").read_text()
+    capsys.readouterr()
+    assert await deskgate("audit", "verify", "--config", str(config_path)) == 0
+
+    database = sqlite3.connect(tmp_path / "deskgate.db")
+    with database:
+        database.execute("DELETE FROM audit_events WHERE id > 1")  # hide the last two attempts
+    database.close()
+    capsys.readouterr()
+    assert await deskgate("audit", "verify", "--config", str(config_path)) == 1
+    verdict = capsys.readouterr().out
+    assert verdict.startswith("audit log TRUNCATED: the log ends at event #1 (1 events), but node gw-1's checkpoint")
+    assert "at least 2 of the newest events" in verdict
