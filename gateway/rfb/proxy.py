@@ -215,10 +215,11 @@ class ProxyConnection:
         journaled: list[bytes] = []  # to the journal: all of it, or all but the operator's input
         active = False
         dropped = 0
+        failure: ProtocolViolation | None = None  # the messages before it are still forwarded and journaled
         for event in framed:
             if isinstance(event, ProtocolFailed):
-                self._fail(Side.BROWSER, event.error)
-                return
+                failure = event.error
+                break
             message, raw = event.message, event.raw
             journal = True
             if isinstance(message, _OPERATOR_INPUT):
@@ -234,10 +235,8 @@ class ProxyConnection:
                         self._buttons = message.button_mask
                 else:
                     rate = self._limits.presses_per_second
-                    self._fail(Side.BROWSER, InputFlood(
-                        f"key or button events faster than a person can (over {rate:g} a second)"
-                    ))
-                    return
+                    failure = InputFlood(f"key or button events faster than a person can (over {rate:g} a second)")
+                    break
                 if not self._journal_input:
                     journal = False
                     self._count_input(message)
@@ -267,6 +266,8 @@ class ProxyConnection:
                 events.append(JournalData(Side.BROWSER, payload))
             elif journaled:
                 events.append(JournalData(Side.BROWSER, b"".join(journaled)))
+        if failure is not None:
+            self._fail(Side.BROWSER, failure)
 
     def receive_target_data(self, data: bytes) -> None:
         """Feed bytes read from the target (the hot path)."""
@@ -275,6 +276,7 @@ class ProxyConnection:
         self._target.receive_data(data)
         forwarded: list[bytes] = []
         renamed: list[tuple[int, bytes]] = []  # where in forwarded a DesktopName was replaced, and the target's own
+        failure: ProtocolViolation | None = None  # what came before it is still forwarded and journaled
         for event in self._target.events_received():
             if isinstance(event, RectangleReceived):  # the most frequent event comes first
                 if event.rect.encoding == _DESKTOP_NAME:
@@ -288,8 +290,8 @@ class ProxyConnection:
             elif isinstance(event, DesktopResized):
                 self._events.append(Resized(event.width, event.height))
             elif isinstance(event, ProtocolFailed):
-                self._fail(Side.TARGET, event.error)
-                return
+                failure = event.error
+                break
             forwarded.append(event.raw)
         if forwarded:
             payload = b"".join(forwarded)
@@ -299,6 +301,8 @@ class ProxyConnection:
                     forwarded[index] = raw
                 payload = b"".join(forwarded)
             self._events.append(JournalData(Side.TARGET, payload))
+        if failure is not None:
+            self._fail(Side.TARGET, failure)
 
     def receive_eof(self, side: Side) -> None:
         """``side`` closed its connection; a repeated end of stream is ignored."""

@@ -26,6 +26,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gateway.rfb.browser_limits import BrowserLimits
 from gateway.rfb.errors import LimitExceeded, LocalProtocolError, ProtocolViolation
 from gateway.rfb.framing import (
     ClientMessageFramer,
@@ -248,13 +249,21 @@ class Session:
 
     segments: list[tuple[Side, bytes]] = field(default_factory=list)
     to_target: list[bytes] = field(default_factory=list)
-    to_browser: list[bytes] = field(default_factory=list)
+    to_browser: list[bytes] = field(default_factory=list)  # DesktopName rectangles carry the gateway's name
+    journal_target: list[bytes] = field(default_factory=list)  # what the target sent of that, as it sent it
     journal_browser: list[bytes] = field(default_factory=list)
     events: list[ProxyEvent] = field(default_factory=list)  # besides InputActivity and JournalData
     cases: int = 0
 
 
 ALL_ENCODINGS = (*{*Encoding, *range(-32, -22), *range(-256, -246)}, EXTENDED_CLIPBOARD, -312)
+#: The desktop's name the proxy is given, and the DesktopName rectangle it sends the browser instead of the target's.
+GATEWAY_NAME = b"fuzz"
+GATEWAY_NAME_RECT = Rectangle(0, 0, 0, 0, Encoding.DESKTOP_NAME).encode() + len(GATEWAY_NAME).to_bytes(4, "big") \
+    + GATEWAY_NAME
+#: Input limits far above any batch: the framing and the rules are fuzzed here, the limits in test_proxy.py.
+UNLIMITED = BrowserLimits(messages_per_second=1e9, message_burst=10**9, pointer_moves_per_second=1e9,
+                          pointer_move_burst=10**9, presses_per_second=1e9, press_burst=10**9)
 OPERATOR_INPUT = (KeyEvent, PointerEvent, QEMUExtendedKeyEvent)
 
 
@@ -314,6 +323,12 @@ class SessionBuilder:
                 wire, rects = update(self.rng, self.desktop)
                 session.events += [Resized(*size) for size in expected_resizes(rects)]
                 session.cases += len(rects)
+                renamed = wire[:4] + b"".join(GATEWAY_NAME_RECT if rect.encoding == Encoding.DESKTOP_NAME
+                                              else rect.encode() + payload for rect, payload in rects)
+                session.to_browser.append(renamed)
+                session.journal_target.append(wire)
+                parts.append(wire)
+                continue
             else:
                 message: ServerMessage = self.rng.choice(SERVER_FAMILIES).valid(self.rng)
                 wire = message.encode()
@@ -323,6 +338,7 @@ class SessionBuilder:
                     parts.append(wire)
                     continue
             session.to_browser.append(wire)
+            session.journal_target.append(wire)
             parts.append(wire)
         return b"".join(parts)
 
@@ -365,7 +381,8 @@ def run_session(segments: Sequence[tuple[Side, bytes | None]], rules: dict[str, 
 
     Data after a side's end of stream must raise LocalProtocolError (our misuse), nothing else.
     """
-    proxy = ProxyConnection(ServerInit(*START_SIZE, pixel_format, b"fuzz"), **rules)
+    proxy = ProxyConnection(ServerInit(*START_SIZE, pixel_format, GATEWAY_NAME), **rules, browser_limits=UNLIMITED,
+                            desktop_name=GATEWAY_NAME)
     transcript, ended = Transcript(), set()
     for index, (side, data) in enumerate(segments):
         if data is None:
@@ -422,18 +439,13 @@ def test_proxy_connection_family(seed: int, pixel_format: PixelFormat, to_remote
     in_pieces = run_session(segments, rules, lambda index, data: pieces(rng, data, BYTE_WINDOW if index == slow else 0),
                             pixel_format)
     assert (in_pieces.events, in_pieces.active) == (whole.events, whole.active)
-    failed = any(isinstance(event, tuple) for event in whole.events)
-    for side in Side:
-        if failed:  # the messages that came in the same chunk as a violation are dropped: whole, less is sent
-            assert in_pieces.sent[side].startswith(whole.sent[side])
-            assert in_pieces.journal[side].startswith(whole.journal[side])
-        else:
-            assert (in_pieces.sent[side], in_pieces.journal[side]) == (whole.sent[side], whole.journal[side])
+    for side in Side:  # the messages before a violation are forwarded and journaled however the bytes came
+        assert (in_pieces.sent[side], in_pieces.journal[side]) == (whole.sent[side], whole.journal[side])
 
     assert whole.events[: len(session.events)] == session.events
     assert whole.sent[Side.TARGET].startswith(b"".join(session.to_target))
     assert whole.sent[Side.BROWSER].startswith(b"".join(session.to_browser))
-    assert whole.journal[Side.TARGET] == whole.sent[Side.BROWSER]
+    assert whole.journal[Side.TARGET].startswith(b"".join(session.journal_target))
     assert whole.journal[Side.BROWSER].startswith(b"".join(session.journal_browser))
     rest = whole.events[len(session.events) :]
     failures = [event for event in rest if isinstance(event, tuple)]

@@ -202,9 +202,9 @@ def test_set_encodings_the_framer_can_frame_are_forwarded_as_they_came() -> None
 def test_the_target_may_use_only_the_encodings_the_browser_asked_for() -> None:
     tight = update((Rectangle(0, 0, 8, 8, Encoding.TIGHT), TIGHT_FILL))
     refused = feed(make_proxy(), Side.TARGET, [tight])
-    assert refused.sent[Side.BROWSER] == b""
-    assert len(refused.events) == 1 and isinstance(refused.events[0], ProxyFailed)
-    assert refused.events[0].side is Side.TARGET and "did not request" in str(refused.events[0].error)
+    assert refused.sent[Side.BROWSER] == tight[:4]  # the update's header came before the violation
+    assert isinstance(refused.events[-1], ProxyFailed)
+    assert refused.events[-1].side is Side.TARGET and "did not request" in str(refused.events[-1].error)
     proxy = make_proxy()
     feed(proxy, Side.BROWSER, [SetEncodings((Encoding.TIGHT,)).encode()])
     assert feed(proxy, Side.TARGET, [tight]).sent[Side.BROWSER] == tight
@@ -384,11 +384,11 @@ def test_clicks_and_wheel_steps_pass_when_moves_are_being_dropped() -> None:
     assert PointerMovesDropped(4 + 3) in transcript.events
 
 
-def test_a_flood_of_key_or_button_events_fails_the_browser_and_forwards_nothing_of_it() -> None:
+def test_a_flood_of_key_or_button_events_fails_the_browser_and_forwards_nothing_past_the_limit() -> None:
     proxy = ProxyConnection(SERVER_INIT, browser_limits=LIMITS)
     keys = b"".join(KeyEvent(down, 0x61).encode() for down in (True, False) * 3)
     transcript = feed_at(proxy, [(0.0, keys), (0.0, keys)])  # 12 key events at once; the burst is 8
-    assert transcript.sent[Side.TARGET] == keys
+    assert transcript.sent[Side.TARGET] == keys + keys[: 2 * 8]  # the 8 within the burst
     (failure,) = [event for event in transcript.events if isinstance(event, ProxyFailed)]
     assert failure.side is Side.BROWSER and isinstance(failure.error, InputFlood)
     assert str(failure.error) == "key or button events faster than a person can (over 20 a second)"
@@ -498,7 +498,8 @@ def test_a_browser_that_breaks_the_protocol_fails_the_proxy() -> None:
     (failure,) = transcript.events[2:]
     assert isinstance(failure, ProxyFailed) and failure.side is Side.BROWSER
     assert isinstance(failure.error, ProtocolViolation) and "client message type 99" in str(failure.error)
-    assert transcript.sent == Transcript().sent and transcript.journal == Transcript().journal  # the chunk is dropped
+    assert transcript.sent[Side.TARGET] == KeyEvent(True, 1).encode()  # what came before the violation goes on
+    assert transcript.journal == Transcript().journal  # counted, not journaled (journal_input=False)
 
 
 def test_a_target_that_breaks_the_protocol_fails_the_proxy_and_later_data_is_ignored() -> None:
@@ -594,3 +595,12 @@ def test_arbitrary_bytes_from_either_side_never_escape(
         assert received[Side.TARGET].startswith(transcript.journal[Side.TARGET])
     if journal_input:
         assert transcript.journal[Side.BROWSER] == transcript.sent[Side.TARGET]
+
+
+def test_messages_before_a_violation_in_the_same_chunk_are_still_forwarded_and_journaled() -> None:
+    key, bad = KeyEvent(True, 0x61).encode(), b"\xff\x01"
+    proxy = ProxyConnection(ServerInit(64, 48, RGBX8888, b"desk"))
+    proxy.receive_browser_data(key + bad)
+    assert proxy.data_to_send_target() == key
+    events = proxy.events_received()
+    assert JournalData(Side.BROWSER, key) in events and isinstance(events[-1], ProxyFailed)
