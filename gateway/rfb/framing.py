@@ -179,6 +179,13 @@ class _Framer(Generic[EventT]):
         return (yield from self._reader.read_exact(header.size + count * message.ITEM_SIZE))
 
 
+def checked_cut_text_limit(limit: int) -> int:
+    """A cut-text limit must stay under 2**31: a length with the top bit set (Extended Clipboard) is refused by it."""
+    if not 0 <= limit < 1 << 31:
+        raise ValueError(f"the cut-text limit must be from 0 to 2**31 - 1 bytes, not {limit}")
+    return limit
+
+
 # ---------------------------------------------------------------- browser → gateway
 
 _FIXED_SIZE_CLIENT_MESSAGES: dict[int, type[SetPixelFormat | FramebufferUpdateRequest | KeyEvent | PointerEvent]] = {
@@ -193,7 +200,7 @@ class ClientMessageFramer(_Framer[ClientEvent]):
     """Cuts the browser's stream (after the handshake) into :class:`ClientMessageReceived` events."""
 
     def __init__(self, *, max_cut_text: int = 1 << 20, max_encodings: int = 64, max_screens: int = 16) -> None:
-        self._max_cut_text = max_cut_text
+        self._max_cut_text = checked_cut_text_limit(max_cut_text)
         self._max_encodings = max_encodings
         self._max_screens = max_screens
         super().__init__()
@@ -293,7 +300,7 @@ class ServerMessageFramer(_Framer[ServerEvent]):
         self._height = height
         self.set_encodings(encodings)
         self._max_framebuffer = max_framebuffer
-        self._max_cut_text = max_cut_text
+        self._max_cut_text = checked_cut_text_limit(max_cut_text)
         self._max_name = max_name
         self._max_payload = max_payload
         self._hextile_at = (0, 0, _RECT_HEADER_SIZE)  # where a Hextile walk resumes: tile y, tile x, offset

@@ -5,11 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.rfb.errors import LimitExceeded, ProtocolViolation, UnsupportedEncoding
-from gateway.rfb.framing import (
-    ClientMessageFramer,
-    ClientMessageReceived,
-    ProtocolFailed,
-)
+from gateway.rfb.framing import ClientMessageFramer, ClientMessageReceived, ProtocolFailed, ServerMessageFramer
 from gateway.rfb.messages import (
     RGBX8888,
     ClientCutText,
@@ -130,3 +126,11 @@ def test_after_a_failure_the_prefix_is_kept_and_later_data_is_ignored() -> None:
     assert b"".join(event.raw for event in events) == good  # type: ignore[attr-defined]
     framer.receive_data(good)
     assert framer.events_received() == []
+
+
+@pytest.mark.parametrize("limit", [-1, 1 << 31, 1 << 32])
+def test_a_cut_text_limit_that_would_let_an_extended_clipboard_length_through_is_refused(limit: int) -> None:
+    with pytest.raises(ValueError, match="cut-text limit"):
+        ClientMessageFramer(max_cut_text=limit)
+    with pytest.raises(ValueError, match="cut-text limit"):
+        ServerMessageFramer(RGBX8888, 8, 8, max_cut_text=limit)
