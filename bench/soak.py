@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import contextlib
 import hashlib
+import itertools
 import json
 import sys
 import tempfile
@@ -34,7 +35,7 @@ import aiohttp
 import yaml
 
 from bench.client import WebSocketTransport, connect_websocket
-from bench.deployment import GROUP, BenchUser, UserPool, add_users, http_session, log_in
+from bench.deployment import GROUP, BenchUser, add_users, http_session
 from bench.processes import free_port, start_process, wait_for_port
 from bench.report import percentile
 from gateway.demo import XvncDesktop
@@ -49,6 +50,7 @@ ENCODINGS = (Encoding.TIGHT, Encoding.ZRLE, Encoding.HEXTILE, Encoding.COPY_RECT
              Encoding.DESKTOP_SIZE, Encoding.LAST_RECT)
 TYPING_INTERVAL = 3.0  # seconds between one session's bursts of typing
 SIGN_IN_INTERVAL = 5.0  # seconds between the extra operators' sign-ins
+ARRIVAL_INTERVAL = 0.1  # seconds between two operators opening their sessions
 HANDSHAKE_TIMEOUT = 30.0
 SEAL_TIMEOUT = 120.0
 KEYSYM_RETURN = 0xFF0D
@@ -64,6 +66,7 @@ class SoakSession:
     received: hashlib._Hash = field(default_factory=hashlib.sha256)
     received_bytes: int = 0
     updates: int = 0
+    busy_answers: int = 0  # "busy, try again" answers to its sign-in
     error: str | None = None
 
 
@@ -84,12 +87,36 @@ def write_config(workdir: Path, http_port: int, metrics_port: int, desktops: dic
     return path
 
 
+async def sign_in(http: aiohttp.ClientSession, url: str, user: BenchUser) -> int:
+    """Sign in as a person would: with a fresh code, again after ``Retry-After`` when the gateway is busy.
+
+    Returns how many times the gateway said it was busy first.
+    """
+    busy = 0
+    while True:
+        code = user.next_code()
+        if code is None:  # this step's code was used: wait for the next one
+            await asyncio.sleep(1.0)
+            continue
+        body = {"username": user.name, "password": user.password, "totp": code}
+        async with http.post(f"{url}/api/v1/login", json=body) as response:
+            if response.status == 200:
+                return busy
+            if response.status not in (429, 503):
+                raise PermissionError(f"sign-in of {user.name} refused: {response.status} {await response.text()}")
+            busy += 1
+            await asyncio.sleep(float(response.headers.get("Retry-After", "5")))
+
+
 async def run_session(session: SoakSession, http: aiohttp.ClientSession, url: str, until: float) -> None:
     """Sign in, open the desktop, follow its updates and type now and then until ``until``."""
-    code = session.user.next_code()
-    assert code is not None  # each operator signs in once
-    await log_in(http, url, session.user, code)
-    transport = await connect_websocket(http, f"{url.replace('http', 'ws', 1)}/ws/vnc/{session.target}", origin=url)
+    try:
+        session.busy_answers = await sign_in(http, url, session.user)
+        transport = await connect_websocket(http, f"{url.replace('http', 'ws', 1)}/ws/vnc/{session.target}",
+                                            origin=url)
+    except Exception as exc:  # reported per session at the end
+        session.error = f"{type(exc).__name__}: {exc}"
+        return
     try:
         complete = await drive(ClientHandshake(password=None), transport.receive, transport.send, HANDSHAKE_TIMEOUT,
                                until=HandshakeComplete)
@@ -143,13 +170,14 @@ async def _type_now_and_then(transport: WebSocketTransport, until: float) -> Non
             await transport.send(KeyEvent(True, keysym).encode() + KeyEvent(False, keysym).encode())
 
 
-async def sign_ins(pool: UserPool, url: str, until: float, latencies: list[float]) -> None:
+async def sign_ins(users: list[BenchUser], url: str, until: float, latencies: list[float]) -> None:
     """Other operators sign in (and out) every few seconds while the sessions run."""
-    while time.monotonic() < until:
-        user, code = await pool.take()
+    for user in itertools.cycle(users):
+        if time.monotonic() >= until:
+            return
         async with http_session() as http:
             started = time.perf_counter()
-            await log_in(http, url, user, code)
+            await sign_in(http, url, user)
             latencies.append(time.perf_counter() - started)
             async with http.post(f"{url}/api/v1/logout") as response:
                 response.release()
@@ -203,14 +231,22 @@ async def soak(workdir: Path, sessions: int, minutes: float, desktop_count: int)
         latencies: list[float] = []
         clients = [await stack.enter_async_context(http_session()) for _ in runs]
         print(f"soak: {sessions} sessions to {desktop_count} desktops for {minutes:g} min", flush=True)
-        tasks = [asyncio.create_task(run_session(run, http, url, until)) for run, http in zip(runs, clients)]
-        extra = asyncio.create_task(sign_ins(UserPool(operators[sessions:]), url, until, latencies))
+        tasks = []
+        for run, http in zip(runs, clients):  # a shift starting: operators arrive over a few seconds
+            tasks.append(asyncio.create_task(run_session(run, http, url, until)))
+            await asyncio.sleep(ARRIVAL_INTERVAL)
+        extra = asyncio.create_task(sign_ins(operators[sessions:], url, until, latencies))
         await asyncio.sleep(min(30.0, minutes * 30))  # all open and drawing
         busy_memory = gateway.memory_bytes()
         await asyncio.gather(*tasks)
         extra.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
+        sign_in_error = None
+        try:
             await extra
+        except asyncio.CancelledError:
+            pass
+        except Exception as exc:  # reported with the other failures
+            sign_in_error = f"{type(exc).__name__}: {exc}"
         gateway.check_alive()
         await wait_for_seals(workdir / "recordings", sessions)
         recorded = recorded_target_bytes(workdir / "recordings")
@@ -219,6 +255,8 @@ async def soak(workdir: Path, sessions: int, minutes: float, desktop_count: int)
     mismatched = [run.user.name for run in runs if run.error is None
                   and recorded.get(run.user.name) != (run.received.hexdigest(), run.received_bytes)]
     failed = {run.user.name: run.error for run in runs if run.error is not None}
+    if sign_in_error is not None:
+        failed["(sign-ins meanwhile)"] = sign_in_error
     errors = [line for line in log_text.splitlines() if " level=error " in f" {line} " or "Traceback" in line]
     return {
         "sessions": sessions, "desktops": desktop_count, "minutes": minutes,
@@ -227,6 +265,7 @@ async def soak(workdir: Path, sessions: int, minutes: float, desktop_count: int)
         "recordings_matching": sessions - len(mismatched) - len(failed),
         "mismatched": mismatched, "failed_sessions": failed, "log_errors": errors[:20],
         "pss_per_session_mb": round((busy_memory - idle_memory) / sessions / 1e6, 2),
+        "busy_answers_at_arrival": sum(run.busy_answers for run in runs),
         "sign_ins": len(latencies),
         "sign_in_p50_ms": round(percentile([s * 1000 for s in latencies], 50), 1) if latencies else None,
         "sign_in_p99_ms": round(percentile([s * 1000 for s in latencies], 99), 1) if latencies else None,
