@@ -132,3 +132,12 @@ class NetworkACL:
 
     def is_allowed(self, address: IPAddress | None) -> bool:
         return address is not None and _in_any(address, self.allow)
+
+
+def is_ip_address(text: str) -> bool:
+    """Whether ``text`` is an IPv4 or IPv6 address (not a host name)."""
+    try:
+        ip_address(text)
+    except ValueError:
+        return False
+    return True

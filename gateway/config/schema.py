@@ -16,14 +16,14 @@ import socket
 from collections.abc import Mapping
 from enum import StrEnum
 from fnmatch import fnmatchcase
-from ipaddress import ip_address, ip_network
+from ipaddress import ip_network
 from pathlib import Path
 from types import MappingProxyType
 from urllib.parse import urlsplit
 
 from yaml.nodes import Node
 
-from auth.netacl import ProxyHeader
+from auth.netacl import ProxyHeader, is_ip_address
 from auth.options import (
     AuthConfig,
     LDAPConfig,
@@ -176,7 +176,7 @@ class _ConfigReader:
             raise self.r.error(node, key, f"{text!r} is not an http(s) URL; {hint}")
         if parts.username is not None or parts.path not in ("", "/") or parts.query or parts.fragment:
             raise self.r.error(node, key, f"{text!r} has more than scheme, host and port; {hint}")
-        if not HOSTNAME.fullmatch(host) and not _is_ip(host):
+        if not HOSTNAME.fullmatch(host) and not is_ip_address(host):
             raise self.r.error(node, key, f"{host!r} is not a host name or IP address; {hint}")
         if parts.scheme == "http" and not Address(host, 0).is_loopback:
             raise self.r.error(node, key, "http:// would carry passwords in clear between the browser and the "
@@ -373,7 +373,7 @@ class _ConfigReader:
         section = r.mapping(node, key, keys, required=["protocol", "host"])
         protocol = r.choice(section["protocol"], f"{key}.protocol", list(PROTOCOL_DEFAULT_PORTS))
         host = r.string(section["host"], f"{key}.host")
-        if not HOSTNAME.fullmatch(host) and not _is_ip(host):
+        if not HOSTNAME.fullmatch(host) and not is_ip_address(host):
             raise r.error(section["host"], f"{key}.host", f"{host!r} is not a host name or IP address")
         port_node = section.get("port")
         port = PROTOCOL_DEFAULT_PORTS[protocol] if port_node is None else r.integer(port_node, f"{key}.port")
@@ -460,9 +460,3 @@ def default_node_name() -> str:
     return name or "node"
 
 
-def _is_ip(text: str) -> bool:
-    try:
-        ip_address(text)
-    except ValueError:
-        return False
-    return True

@@ -27,13 +27,13 @@ import re
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine
-from ipaddress import IPv4Address, IPv6Address, ip_address
+from ipaddress import IPv4Address, IPv6Address
 from typing import Any
 
 from aiohttp import hdrs, web
 from sqlalchemy.exc import SQLAlchemyError
 
-from auth.netacl import IPAddress, ProxyHeader
+from auth.netacl import IPAddress, ProxyHeader, is_ip_address
 from auth.websession import WebSession, csrf_token_for
 from gateway.config import Config, PublicURL
 from gateway.web.keys import AUDIT, CONFIG, METRICS, NETACL, WEB_SESSIONS
@@ -96,18 +96,10 @@ def split_host(value: str) -> tuple[str, int | None] | None:
     if match is None:
         return None
     bracketed, plain, port = match.groups()
-    if bracketed is not None and not _is_ip(bracketed):
+    if bracketed is not None and not is_ip_address(bracketed):
         return None
     host = (bracketed or plain).lower().rstrip(".")
     return (host, int(port) if port else None) if host else None
-
-
-def _is_ip(text: str) -> bool:
-    try:
-        ip_address(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _last_value(request: web.Request, header: str) -> str | None:
@@ -140,7 +132,7 @@ def is_own_host(config: Config, host: str) -> bool:
     """True for a name the gateway answers to: an IP address, localhost, the listen host, the public URL's host."""
     name = host.lower().rstrip(".")
     public = config.listen.public_url
-    return (name == "localhost" or _is_ip(name) or name == config.listen.http.host.lower().rstrip(".")
+    return (name == "localhost" or is_ip_address(name) or name == config.listen.http.host.lower().rstrip(".")
             or (public is not None and name == public.host))
 
 
