@@ -32,8 +32,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
+import pyotp
 import yaml
 
+from auth.totp import STEP_SECONDS
 from bench.client import WebSocketTransport, connect_websocket
 from bench.deployment import GROUP, BenchUser, add_users, http_session
 from bench.processes import free_port, start_process, wait_for_port
@@ -50,6 +52,7 @@ ENCODINGS = (Encoding.TIGHT, Encoding.ZRLE, Encoding.HEXTILE, Encoding.COPY_RECT
              Encoding.DESKTOP_SIZE, Encoding.LAST_RECT)
 TYPING_INTERVAL = 3.0  # seconds between one session's bursts of typing
 SIGN_IN_INTERVAL = 5.0  # seconds between the extra operators' sign-ins
+DRAIN_QUIET = 2.0  # seconds without data after which a closing session has received everything
 ARRIVAL_INTERVAL = 0.1  # seconds between two operators opening their sessions
 HANDSHAKE_TIMEOUT = 30.0
 SEAL_TIMEOUT = 120.0
@@ -94,8 +97,8 @@ async def sign_in(http: aiohttp.ClientSession, url: str, user: BenchUser) -> int
     """
     busy = 0
     while True:
-        code = user.next_code()
-        if code is None:  # this step's code was used: wait for the next one
+        code = _fresh_code(user)
+        if code is None:  # this step's code and the next one were used: wait
             await asyncio.sleep(1.0)
             continue
         body = {"username": user.name, "password": user.password, "totp": code}
@@ -106,6 +109,15 @@ async def sign_in(http: aiohttp.ClientSession, url: str, user: BenchUser) -> int
                 raise PermissionError(f"sign-in of {user.name} refused: {response.status} {await response.text()}")
             busy += 1
             await asyncio.sleep(float(response.headers.get("Retry-After", "5")))
+
+
+def _fresh_code(user: BenchUser) -> str | None:
+    """An unused code of the current time step or the next: it stays valid the longest while the gateway is busy."""
+    step = max(user.last_step + 1, int(time.time()) // STEP_SECONDS)
+    if step > int(time.time()) // STEP_SECONDS + 1:
+        return None
+    user.last_step = step
+    return pyotp.TOTP(user.totp_secret, interval=STEP_SECONDS).at(step * STEP_SECONDS)
 
 
 async def run_session(session: SoakSession, http: aiohttp.ClientSession, url: str, until: float) -> None:
@@ -137,7 +149,12 @@ async def run_session(session: SoakSession, http: aiohttp.ClientSession, url: st
 
 async def _follow(session: SoakSession, transport: WebSocketTransport, framer: ServerMessageFramer, data: bytes,
                   width: int, height: int, until: float) -> None:
-    """Hash every byte received; after each whole update, ask for the next one (incremental)."""
+    """Hash every byte received; after each whole update, ask for the next one (incremental).
+
+    At ``until`` it stops asking and reads on until the gateway has been quiet for
+    :data:`DRAIN_QUIET` seconds, so that nothing the gateway forwarded (and journaled) is
+    left unread when the session closes.
+    """
     while True:
         session.received.update(data)
         session.received_bytes += len(data)
@@ -149,10 +166,8 @@ async def _follow(session: SoakSession, transport: WebSocketTransport, framer: S
                 session.updates += 1
                 if time.monotonic() < until:
                     await transport.send(FramebufferUpdateRequest(True, 0, 0, width, height).encode())
-        if time.monotonic() >= until:
-            return
         try:
-            async with asyncio.timeout(until - time.monotonic()):
+            async with asyncio.timeout(max(until - time.monotonic(), 0.0) + DRAIN_QUIET):
                 data = await transport.receive()
         except TimeoutError:
             return
