@@ -247,11 +247,10 @@ class NoticeBoard:
 
     def subscribe(self, username: str, web_session_id: str) -> Subscription:
         """A new page of ``username``; past ``max_streams_per_user``, the user's oldest page is ended."""
-        pages = self._subscriptions.setdefault(username, [])
-        while len(pages) >= self.max_streams_per_user:
+        while len(pages := self._subscriptions.get(username, [])) >= self.max_streams_per_user:
             self._close(pages[0], "replaced")
         subscription = Subscription(username, web_session_id, self.queue_size)
-        pages.append(subscription)
+        self._subscriptions.setdefault(username, []).append(subscription)
         self._metrics.notice_streams_open.inc()
         return subscription
 
@@ -306,11 +305,11 @@ class NoticeBoard:
 
     async def deliver_new(self) -> int:
         """One round of the delivery loop; returns how many notices it delivered."""
-        if not self._subscriptions:
-            return 0
         now = self.clock()
         since = now - self.lookback
         self._delivered = {key: posted for key, posted in self._delivered.items() if posted >= since - self.lookback}
+        if not self._subscriptions:
+            return 0
         c = notices.c
         query = (select(notices).where(c.username.in_(sorted(self._subscriptions)), c.posted >= _time(since),
                                        c.expires > _time(now)).order_by(c.id))

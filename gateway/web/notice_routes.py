@@ -12,12 +12,14 @@ One text/event-stream per page (the browser's ``EventSource``):
   ``KEEPALIVE`` seconds so that proxies keep the connection open.
 
 The stream ends when the user's sign-in ends (the session watcher), when the user opens more
-pages than the board keeps, or at shutdown; the browser reconnects by itself, and after a
-sign-out gets 401 and stops.
+pages than the board keeps, when a page stops reading (a write waits at most ``WRITE_TIMEOUT``
+seconds; the board's buffer per page is bounded too), or at shutdown; the browser reconnects
+by itself, and after a sign-out gets 401 and stops.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -33,6 +35,8 @@ routes = web.RouteTableDef()
 KEEPALIVE = 15.0
 #: How long the browser waits before it reconnects a stream that ended (milliseconds).
 RECONNECT_MS = 3000
+#: Seconds one write may wait for a page that does not read before its connection is dropped.
+WRITE_TIMEOUT = 30.0
 
 
 def _event(event: str, data: dict[str, Any], event_id: int | None = None) -> bytes:
@@ -43,6 +47,11 @@ def _event(event: str, data: dict[str, Any], event_id: int | None = None) -> byt
 
 def _notice(notice: PostedNotice, replay: bool) -> bytes:
     return _event("notice", {**notice.to_json(), "replay": replay}, notice.id)
+
+
+async def _send(response: web.StreamResponse, data: bytes) -> None:
+    async with asyncio.timeout(WRITE_TIMEOUT):
+        await response.write(data)
 
 
 def _last_event_id(request: web.Request) -> int | None:
@@ -66,20 +75,23 @@ async def notice_stream(request: web.Request) -> web.StreamResponse:
     try:
         replay = await board.recent(user, after)
         await response.prepare(request)
-        await response.write(f"retry: {RECONNECT_MS}\n\n".encode()
-                             + _event("hello", {"now": board.clock(), "user": user}))
+        await _send(response, f"retry: {RECONNECT_MS}\n\n".encode()
+                    + _event("hello", {"now": board.clock(), "user": user}))
         replayed = {notice.id for notice in replay}
         if replay:
-            await response.write(b"".join(_notice(notice, replay=after is None) for notice in replay))
+            await _send(response, b"".join(_notice(notice, replay=after is None) for notice in replay))
         while subscription.ended is None:
             notice = await subscription.next(KEEPALIVE)
             if notice is None:
                 if subscription.ended is None:
-                    await response.write(b": keepalive\n\n")
+                    await _send(response, b": keepalive\n\n")
             elif notice.id not in replayed:
-                await response.write(_notice(notice, replay=False))
+                await _send(response, _notice(notice, replay=False))
     except ConnectionResetError:  # the page went away
         pass
+    except TimeoutError:  # the page stopped reading: drop its connection (the browser reconnects)
+        if request.transport is not None:
+            request.transport.abort()
     finally:
         board.unsubscribe(subscription)
     return response

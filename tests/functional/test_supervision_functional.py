@@ -19,6 +19,7 @@ import pytest
 from gateway.demo import XvncDesktop
 from gateway.desktop import CloseCode
 from gateway.notices import ViewingEnded, ViewingStarted
+from gateway.web import notice_routes
 from gateway.web.keys import NOTICES
 from tests.functional.auth_helpers import AuthGateway, auth_gateway, cookie_session
 from tests.functional.supervision_helpers import POLICIES, USERS, EventStream, closed_with, open_desktop
@@ -207,6 +208,22 @@ async def test_the_notice_stream_replays_what_stands_and_ends_with_the_sign_in(t
         assert (await http.get(f"{gateway.url}/api/v1/notices")).status == 401
         assert await gateway.metric(stranger, 'deskgate_notice_streams_ended_total{reason="signed_out"}') == 3
         assert await gateway.metric(stranger, "deskgate_notice_streams_open") == 0
+
+
+async def test_a_quiet_stream_gets_keepalives_and_gateway_shutdown_ends_it(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(notice_routes, "KEEPALIVE", 0.2)
+    async with auth_gateway(tmp_path, POLICIES, users=USERS) as gateway, cookie_session() as http:
+        await sign_in(gateway, http, "alice")
+        stream = await EventStream.open(http, gateway.url)
+        lines = [await stream.response.content.readline() for _ in range(8)]
+        assert lines[:5] == [b"retry: 3000\n", b"\n", b"event: hello\n", lines[3], b"\n"]
+        assert lines[5:] == [b": keepalive\n", b"\n", b": keepalive\n"]
+        asked = time.monotonic()
+        await gateway.gateway.stop()  # the open stream does not hold the shutdown up
+        assert time.monotonic() - asked < 3
+        assert await stream.response.content.read() == b"\n"
+        gateway.gateway.runners = ()  # stopped already
 
 
 async def test_the_idle_warning_reaches_the_operators_page_with_the_gateways_deadline(

@@ -140,6 +140,11 @@ async def test_one_user_holds_a_bounded_number_of_pages(store: Store) -> None:
     assert metrics.registry.get_sample_value("deskgate_notice_streams_open") == 1
     assert metrics.registry.get_sample_value("deskgate_notice_streams_ended_total", {"reason": "closed"}) == 1
     assert metrics.registry.get_sample_value("deskgate_notice_streams_ended_total", {"reason": "replaced"}) == 1
+    single = NoticeBoard(store, Metrics(), max_streams_per_user=1)
+    old, new = single.subscribe("bob", "w2"), single.subscribe("bob", "w2")
+    assert (old.ended, new.ended, single.web_session_ids()) == ("replaced", None, {"w2"})
+    await single.post("bob", ViewingEnded("sam"))
+    assert await received(new) == [("viewing_ended", {"by": "sam", "target": None})]
 
 
 async def test_a_page_that_does_not_read_is_ended_not_buffered_without_bound(store: Store) -> None:
