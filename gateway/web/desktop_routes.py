@@ -97,15 +97,15 @@ async def desktop_socket(request: web.Request) -> web.StreamResponse:
         ended = await DesktopSession(ws, endpoint, decision.policy, live, control, metrics, app[RECORDINGS],
                                      app[NOTICES], browser_limits=BROWSER_LIMITS).run()
     finally:
-        registry.remove(live)
-        try:
-            await directory.withdraw(live.id)
-        except SQLAlchemyError as error:  # its heartbeat stops: the row expires
-            log.warning("cannot withdraw a session from the directory: %s", error, extra={"ctx": {"session": live.id}})
+        registry.remove(live)  # no more heartbeats: should the withdrawal below fail, the row expires
     duration = time.monotonic() - started
     outcome = ended.code.outcome
     metrics.sessions_total.labels(protocol="vnc", outcome=outcome).inc()
     metrics.session_duration_seconds.observe(duration)
+    try:
+        await directory.withdraw(live.id)
+    except SQLAlchemyError as error:
+        log.warning("cannot withdraw a session from the directory: %s", error, extra={"ctx": {"session": live.id}})
     await audit.record("session.close", user=user, source=source, target=name, outcome=outcome,
                        reason=ended.reason, protocol="vnc", session=live.id, recording=control.recording_id,
                        duration=round(duration, 3))

@@ -19,6 +19,8 @@ from sqlalchemy import inspect, select, text
 
 import auth.tables  # noqa: F401  (registers its tables)
 import gateway.audit  # noqa: F401  (registers its table)
+import gateway.notices  # noqa: F401  (registers its table)
+import gateway.session_directory  # noqa: F401  (registers its table)
 from base.db import SchemaTooOld, Store, _advisory_lock_key, async_database_url
 from base.times import parse_time
 from gateway.audit import AuditLog
@@ -95,7 +97,7 @@ async def test_open_creates_the_directory_the_tables_and_wal_mode(tmp_path: Path
             busy_timeout = await connection.scalar(text("PRAGMA busy_timeout"))
         assert tables == {"recordings", "recording_events", "audit_events", "web_sessions", "totp_secrets",
                           "totp_used_steps", "totp_enrollments", "auth_failures", "auth_known_sources",
-                          "disabled_accounts"}
+                          "disabled_accounts", "live_sessions", "notices"}
         assert journal_mode == "wal"
         assert busy_timeout >= 5000
     finally:
