@@ -2,7 +2,9 @@
 
 Each package defines its own tables on the shared :data:`metadata` (``auth.tables``,
 ``recorder.tables``, ``gateway.audit``); :meth:`Store.open` creates the missing ones among
-those imported so far. Times are stored as UTC (:class:`UTCDateTime`) and come back timezone-aware
+those imported so far, and adds to existing tables the columns a newer version defined since
+(:func:`add_missing_columns`) — the schema grows by nullable columns, so a database written
+by an older version upgrades in place at the next start. Times are stored as UTC (:class:`UTCDateTime`) and come back timezone-aware
 from either database. SQLite runs in WAL mode with a busy timeout, and SQLAlchemy, not the
 ``sqlite3`` module, emits ``BEGIN`` so that transactions mean what they say (the module's
 legacy mode would run SELECTs outside the transaction).
@@ -15,6 +17,7 @@ database's write lock), a transaction-scoped advisory lock on PostgreSQL.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -27,6 +30,7 @@ from sqlalchemy import (
     MetaData,
     Table,
     event,
+    inspect,
     text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -34,8 +38,11 @@ from sqlalchemy.engine import Connection as SyncConnection
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.schema import CreateColumn
 from sqlalchemy.sql.dml import Insert
 from sqlalchemy.types import TypeDecorator
+
+log = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 _WRITE_LOCK_OPTION = "deskgate_write_lock"
@@ -65,6 +72,38 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 metadata = MetaData()
+
+
+class SchemaTooOld(Exception):
+    """An existing table lacks a column that cannot be added in place (it is NOT NULL without a default)."""
+
+
+def add_missing_columns(connection: SyncConnection) -> list[str]:
+    """Add to every existing table of :data:`metadata` the columns it lacks; returns them as ``table.column``.
+
+    Only columns that old rows can do without are added: nullable ones, or those with a server
+    default. Their indexes and constraints are not (a later version needing one creates it
+    itself). Any other missing column raises :class:`SchemaTooOld`: the version that defined it
+    must bring its own migration.
+    """
+    inspector = inspect(connection)
+    preparer = connection.dialect.identifier_preparer
+    added = []
+    for table in metadata.sorted_tables:
+        if not inspector.has_table(table.name):
+            continue
+        present = {column["name"] for column in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in present:
+                continue
+            if not column.nullable and column.server_default is None:
+                raise SchemaTooOld(f"table {table.name} has no column {column.name}, which this version needs "
+                                   "and cannot add by itself (it is NOT NULL); upgrade the database first")
+            definition = CreateColumn(column).compile(dialect=connection.dialect)
+            connection.execute(text(f"ALTER TABLE {preparer.format_table(table)} ADD COLUMN {definition}"))
+            added.append(f"{table.name}.{column.name}")
+    return added
+
 
 def async_database_url(url: str) -> str:
     """``sqlite:///…`` → ``sqlite+aiosqlite:///…``, ``postgresql://…`` → ``postgresql+asyncpg://…``.
@@ -97,7 +136,7 @@ class Store:
 
     @classmethod
     async def open(cls, url: str) -> Store:
-        """Connect to ``url`` (``storage.database``) and create the tables that are missing."""
+        """Connect to ``url`` (``storage.database``), create the missing tables and add the missing columns."""
         async_url = make_url(async_database_url(url))
         database = async_url.database
         if async_url.get_backend_name() == "sqlite" and database and database != ":memory:":
@@ -110,6 +149,9 @@ class Store:
             # Serialized: replicas starting together would otherwise race to CREATE the same table.
             async with store.serialized("deskgate.schema") as connection:
                 await connection.run_sync(metadata.create_all)
+                added = await connection.run_sync(add_missing_columns)
+            if added:
+                log.info("database upgraded: columns added", extra={"ctx": {"columns": ", ".join(added)}})
         except BaseException:
             await engine.dispose()
             raise

@@ -156,6 +156,31 @@ class Metrics:
             "Times a node found the audit event it last checkpointed gone or changed (tail cut, table rolled back).",
             registry=r,
         )
+        # issue 10, supervision: live sessions on every node, ending them, and the notice channel to users' pages
+        self.supervision_denied_total = Counter(
+            f"{PREFIX}_supervision_denied_total",
+            "Requests to list or end live sessions refused (no watch over the operator); action is list or end.",
+            ["action"],
+            registry=r,
+        )
+        self.sessions_end_requested_total = Counter(
+            f"{PREFIX}_sessions_end_requested_total",
+            "Live sessions a supervisor or administrator asked to end (the node holding each ends it).",
+            registry=r,
+        )
+        self.notices_posted_total = Counter(
+            f"{PREFIX}_notices_posted_total", "Notices posted to users' pages, by type.", ["type"], registry=r
+        )
+        self.notice_streams_open = Gauge(
+            f"{PREFIX}_notice_streams_open", "Pages connected to this node's notice stream now.", registry=r
+        )
+        self.notice_streams_ended_total = Counter(
+            f"{PREFIX}_notice_streams_ended_total",
+            "Notice streams ended; reason is closed, signed_out, replaced (too many pages of one user), "
+            "overflow (a page not reading) or shutdown.",
+            ["reason"],
+            registry=r,
+        )
 
     def exposition(self) -> bytes:
         """The registry in Prometheus text format."""

@@ -22,6 +22,11 @@ so a browser that stops reading stops the reads from the target, and a slow reco
 disk slows both directions; buffers are bounded by the read size, the browser's
 WebSocket message cap, the framers' limits and the recorder's high-water mark.
 
+The operator's page hears from the watchdog through the notice board
+(:mod:`gateway.notices`): the idle warning carries the deadline on the gateway's clock. A
+session someone ended (:class:`~gateway.sessions.EndRequest`) says who and why in its close
+reason and its journal (an ``ended_by`` event).
+
 No browser holds the event loop: its data is handed to the proxy in slices of
 ``browser_slice`` bytes, with a turn of the loop between slices, so other sessions,
 logins and health checks run in between; and the proxy holds the browser to what a person
@@ -35,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import TypeVar
@@ -43,6 +49,7 @@ from aiohttp import WebSocketError, WSCloseCode, WSMsgType, web
 
 from base.metrics import Metrics
 from gateway.journals import SessionJournal, SessionRecordings
+from gateway.notices import IdleWarning, NoticePoster
 from gateway.policy import InputRecording, Policy
 from gateway.rfb.browser_limits import BrowserLimits
 from gateway.rfb.errors import InputFlood, ProtocolViolation, TargetAuthFailed, TargetUnavailable
@@ -83,9 +90,18 @@ BROWSER_SLICE = 512
 IDLE_WARNING_LEAD = 60.0
 
 
+#: A WebSocket close frame's reason holds at most 123 bytes.
+MAX_CLOSE_REASON = 123
+
+
 def idle_warning_lead(idle_timeout: float) -> float:
     """How many seconds before the idle logout the operator is warned (page) and the journal says so."""
     return min(IDLE_WARNING_LEAD, idle_timeout / 5)
+
+
+def close_reason(reason: str) -> bytes:
+    """``reason`` cut to fit a close frame, never inside a UTF-8 character (the page shows it)."""
+    return reason.encode()[:MAX_CLOSE_REASON].decode("utf-8", "ignore").encode()
 
 
 class CloseCode(IntEnum):
@@ -154,6 +170,7 @@ class DesktopSession:
         control: SessionControl,
         metrics: Metrics,
         recordings: SessionRecordings,
+        notices: NoticePoster,
         timeouts: Timeouts = Timeouts(),
         browser_limits: BrowserLimits = BrowserLimits(),
         browser_slice: int = BROWSER_SLICE,
@@ -164,6 +181,7 @@ class DesktopSession:
         self._live = live
         self._metrics = metrics
         self._recordings = recordings
+        self._notices = notices
         self._control = control
         self._recorder: SessionJournal | None = None
         self._timeouts = timeouts
@@ -191,7 +209,7 @@ class DesktopSession:
             if self._writer is not None:
                 self._writer.close()
         try:
-            await self._ws.close(code=ended.code, message=ended.reason.encode()[:120])
+            await self._ws.close(code=ended.code, message=close_reason(ended.reason))
         finally:
             if self._recorder is not None:
                 await self._recordings.finish(self._live, self._recorder, ended.reason)
@@ -347,7 +365,7 @@ class DesktopSession:
                 else:
                     recorder.client_data(event.data)
             elif isinstance(event, InputActivity):
-                self._last_input = self._loop.time()
+                self._last_input = self._control.last_input = self._loop.time()
             elif isinstance(event, InputCounted):
                 recorder.input_counted(event.kind, event.count)
             elif isinstance(event, ClipboardBlocked):
@@ -406,9 +424,11 @@ class DesktopSession:
                 warning_at = idle_deadline - idle_warning_lead(policy.idle_timeout)
                 if now < warning_at:
                     deadlines.append(warning_at)
-                elif warned_for != self._last_input:  # once per idle stretch; the page shows its own countdown
+                elif warned_for != self._last_input:  # once per idle stretch
                     warned_for = self._last_input
                     recorder.event("idle_warning", seconds_left=round(idle_deadline - now, 1))
+                    self._notices.post_nowait(self._live.username, IdleWarning(time.time() + idle_deadline - now,
+                                                                               self._target.name))
                 deadlines.append(idle_deadline)
             if policy.max_session is not None:
                 max_deadline = started + policy.max_session
@@ -422,4 +442,7 @@ class DesktopSession:
             if recorder.failure in done:
                 raise SessionEnded(CloseCode.RECORDING_FAILED, str(recorder.failure.result()))
             if self._terminated in done:
+                request = self._control.end_request
+                if request is not None:
+                    recorder.event("ended_by", by=request.by, reason=request.reason)
                 raise SessionEnded(CloseCode.TERMINATED, self._terminated.result())

@@ -7,6 +7,10 @@ matches, access is denied. A policy matches when all three hold:
 - the source address is in one of its ``from_networks`` (empty: any source that
   already passed the global allow list);
 - the target name matches one of its ``targets`` glob patterns (case-sensitive).
+
+A policy may also say whose work its users may look after (``watch``: groups, or ``"*"``
+for everyone): their live sessions and their recordings. That grant does not depend on a
+target; :mod:`gateway.watch` gathers it from every policy matching the viewer's groups and source.
 """
 
 from __future__ import annotations
@@ -72,6 +76,7 @@ class Policy:
     max_session: float | None = None
     recordings: RecordingAccess = RecordingAccess.NONE
     record_input: InputRecording = InputRecording.FULL
+    watch: tuple[str, ...] = ()  # groups whose live sessions and recordings these users may see; ("*",): all
 
     def group_matches(self, identity: Identity) -> bool:
         return ANY_GROUP in self.groups or not identity.groups.isdisjoint(self.groups)

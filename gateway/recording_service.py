@@ -90,7 +90,7 @@ class RecordingService:
             session_id=recording_id, user=live.username, source=live.source, target=live.target,
             started_epoch=started, width=server_init.width, height=server_init.height,
             pixel_format=server_init.pixel_format, desktop_name=server_init.name, policy=policy.name,
-            record_input=policy.record_input.value, clipboard=policy.clipboard.value,
+            record_input=policy.record_input.value, clipboard=policy.clipboard.value, groups=live.groups,
         )
         path = recording_path(self.settings.root, recording_id)
         try:

@@ -1,25 +1,38 @@
-"""Registry of live proxied sessions: who is connected to what, and how to end one.
+"""Registry of this process's live proxied sessions: who is connected to what, and how to end one.
 
 A :class:`LiveSession` is immutable data. What changes while a session runs — a request
-to end it, the id of its recording — travels through the registry: :meth:`SessionRegistry.add`
-hands the session's proxy a :class:`SessionControl`, whose ``terminated`` future completes
-with a reason when anyone asks the registry to end that session.
+to end it, the time of the operator's last input, the id of its recording — travels through
+the registry: :meth:`SessionRegistry.add` hands the session's proxy a :class:`SessionControl`,
+whose ``terminated`` future completes with a reason when anyone asks the registry to end that
+session. What every node sees of the sessions is in :mod:`gateway.session_directory`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
+import re
+import secrets
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from base.metrics import Metrics
 
+#: A live session id: the start time in hex seconds, then 32 random bits (unique across nodes).
+SESSION_ID = re.compile(r"[0-9a-f]{8,12}-[0-9a-f]{8}")
+
+
+def new_session_id(now: float | None = None) -> str:
+    return f"{int(time.time() if now is None else now):x}-{secrets.token_hex(4)}"
+
+
+def is_live_session_id(text: str) -> bool:
+    return SESSION_ID.fullmatch(text) is not None
+
 
 @dataclass(frozen=True, slots=True)
 class LiveSession:
-    """One open session: who, from where, to what, since when."""
+    """One open session: who (and in which groups), from where, to what, since when."""
 
     id: str
     protocol: str
@@ -27,24 +40,55 @@ class LiveSession:
     source: str
     target: str
     web_session_id: str
+    groups: frozenset[str]
     started: float = field(default_factory=time.time)
 
 
-class SessionControl:
-    """What a session's proxy gets from the registry: termination requests in, its recording id out."""
+@dataclass(frozen=True, slots=True)
+class EndRequest:
+    """A supervisor's or an administrator's request to end someone's session: who asked, and why."""
 
-    __slots__ = ("session", "terminated", "recording_id")
+    by: str
+    reason: str
+
+    @property
+    def message(self) -> str:
+        """What the operator reads when the session ends."""
+        return f"ended by {self.by}: {self.reason}"
+
+
+class SessionControl:
+    """What a session's proxy shares with the registry: termination requests in; input time, recording id out."""
+
+    __slots__ = ("session", "terminated", "end_request", "last_input", "recording_id")
 
     def __init__(self, session: LiveSession) -> None:
         self.session = session
+        loop = asyncio.get_running_loop()
         #: Completes with the reason when the session is asked to end.
-        self.terminated: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self.terminated: asyncio.Future[str] = loop.create_future()
+        #: Who asked to end it and why, when a person did (not a logout or a shutdown).
+        self.end_request: EndRequest | None = None
+        #: The event loop's time of the operator's last keyboard or pointer input (set by the proxy).
+        self.last_input = loop.time()
         #: Set by the proxy once the session's journal exists.
         self.recording_id: str | None = None
 
     def terminate(self, reason: str) -> None:
         if not self.terminated.done():
             self.terminated.set_result(reason)
+
+    def end(self, request: EndRequest) -> bool:
+        """End the session on someone's request; False when it is already ending."""
+        if self.terminated.done():
+            return False
+        self.end_request = request
+        self.terminated.set_result(request.message)
+        return True
+
+    def last_input_epoch(self) -> float:
+        """:attr:`last_input` on the wall clock."""
+        return time.time() - (asyncio.get_running_loop().time() - self.last_input)
 
 
 class SessionRegistry:
@@ -53,10 +97,9 @@ class SessionRegistry:
     def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics
         self._sessions: dict[str, SessionControl] = {}
-        self._ids = itertools.count(1)
 
     def new_id(self) -> str:
-        return f"{int(time.time()):x}-{next(self._ids):04d}"
+        return new_session_id()
 
     def add(self, session: LiveSession) -> SessionControl:
         """Register ``session``; its proxy watches the returned control's ``terminated``."""
@@ -72,6 +115,10 @@ class SessionRegistry:
         control = self._sessions.get(session_id)
         return control.recording_id if control is not None else None
 
+    def controls(self) -> list[SessionControl]:
+        """The controls of every live session (a copy: sessions may end while the caller looks)."""
+        return list(self._sessions.values())
+
     def __iter__(self) -> Iterator[LiveSession]:
         return iter([control.session for control in self._sessions.values()])
 
@@ -85,6 +132,11 @@ class SessionRegistry:
             return False
         control.terminate(reason)
         return True
+
+    def end(self, session_id: str, request: EndRequest) -> bool:
+        """End one session on someone's request; False when it is not here, or already ending."""
+        control = self._sessions.get(session_id)
+        return control is not None and control.end(request)
 
     def terminate_user(self, username: str, reason: str) -> int:
         """End every live session of one user (logout everywhere, user disabled); returns how many."""

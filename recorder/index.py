@@ -9,7 +9,9 @@ that keep only input counts, from each INPUT_COUNTS record at its time (so at fl
 granularity). Only non-empty buckets are kept.
 
 :class:`RecordingIndex` stores summaries in the ``recordings`` and ``recording_events`` tables
-of :mod:`recorder.tables` and answers searches, newest first.
+of :mod:`recorder.tables` and answers searches, newest first. A search may be narrowed to what
+one viewer may see (:class:`Visibility`: some users' recordings, and those of members of some
+groups — the user's groups as the journal's HEADER recorded them).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import ColumnElement, delete, false, func, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 
 from base.db import Store
@@ -104,10 +106,11 @@ class RecordingMetadata:
 
 @dataclass(frozen=True, slots=True)
 class RecordingSummary(RecordingMetadata):
-    """What a journal says about its session, with its events and input activity."""
+    """What a journal says about its session, with its events, input activity and the user's groups."""
 
     events: list[TimelineEvent] = field(default_factory=list)
     activity: list[ActivityBucket] = field(default_factory=list)
+    user_groups: tuple[str, ...] | None = None  # None: the journal predates recorded groups
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +121,7 @@ class RecordingRow(RecordingMetadata):
     video_state: VideoState
     video_path: str | None
     node: str
+    user_groups: tuple[str, ...] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The fields of ``GET /api/v1/recordings``."""
@@ -127,7 +131,16 @@ class RecordingRow(RecordingMetadata):
             "ended": isoformat_utc(self.ended) if self.ended else None, "duration": self.duration,
             "end_reason": self.end_reason, "bytes": self.bytes, "keys": self.keys, "clicks": self.clicks,
             "video": self.video_state.value,
+            "groups": list(self.user_groups) if self.user_groups is not None else None,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class Visibility:
+    """The recordings one viewer may find: those of ``users``, and those of anyone in one of ``groups``."""
+
+    users: frozenset[str] = frozenset()
+    groups: frozenset[str] = frozenset()
 
 
 # ---------------------------------------------------------------- journal → summary
@@ -239,6 +252,7 @@ def summarize_journal(path: Path, *, max_events: int = 10_000, max_record: int =
         protocol=header.protocol, started=started, ended=ended, duration=duration, end_reason=end_reason,
         bytes=path.stat().st_size, keys=sum(bucket.keys for bucket in activity),
         clicks=sum(bucket.clicks for bucket in activity), path=str(path), events=events, activity=activity,
+        user_groups=header.groups,
     )
 
 
@@ -248,7 +262,20 @@ def summarize_journal(path: Path, *, max_events: int = 10_000, max_record: int =
 def _row(mapping: RowMapping) -> RecordingRow:
     values = {name: mapping[name] for name in RecordingRow.__dataclass_fields__}
     values["video_state"] = VideoState(values["video_state"])
+    values["user_groups"] = _groups_from_column(values["user_groups"])
     return RecordingRow(**values)
+
+
+def _groups_column(groups: tuple[str, ...] | None) -> str | None:
+    """The ``user_groups`` column: a compact JSON array, sorted, ASCII-only (see :meth:`RecordingIndex._visible`)."""
+    return None if groups is None else json.dumps(sorted(groups), ensure_ascii=True, separators=(",", ":"))
+
+
+def _groups_from_column(text: str | None) -> tuple[str, ...] | None:
+    if text is None:
+        return None
+    groups = json.loads(text)
+    return tuple(group for group in groups if isinstance(group, str)) if isinstance(groups, list) else None
 
 
 _ROW_COLUMNS = [recordings.c[name] for name in RecordingRow.__dataclass_fields__]
@@ -265,7 +292,7 @@ class RecordingIndex:
         row = {
             **{name: getattr(summary, name) for name in RecordingMetadata.__dataclass_fields__},
             "activity": json.dumps([[bucket.t, bucket.keys, bucket.clicks] for bucket in summary.activity]),
-            "sha256": sha256, "node": node,
+            "sha256": sha256, "node": node, "user_groups": _groups_column(summary.user_groups),
         }
         events = [
             {"recording_id": summary.id, "t": timed.t, "type": timed.event.type,
@@ -302,8 +329,12 @@ class RecordingIndex:
         max_duration: float | None = None,
         end_reason: str | None = None,
         limit: int = 100,
+        visible: Visibility | None = None,
     ) -> list[RecordingRow]:
-        """Recordings matching every given filter, newest first; ``since <= started < until``."""
+        """Recordings matching every given filter, newest first; ``since <= started < until``.
+
+        ``visible`` narrows them to what one viewer may see (None: everything).
+        """
         if not 1 <= limit <= MAX_SEARCH_LIMIT:
             raise ValueError(f"limit must be between 1 and {MAX_SEARCH_LIMIT}")
         query = select(*_ROW_COLUMNS)
@@ -322,10 +353,30 @@ class RecordingIndex:
             query = query.where(c.duration <= max_duration)
         if end_reason is not None:
             query = query.where(c.end_reason == end_reason)
+        if visible is not None:
+            query = query.where(self._visible(visible))
         query = query.order_by(c.started.desc(), c.id.desc()).limit(limit)
         async with self.store.read() as connection:
             result = await connection.execute(query)
             return [_row(mapping) for mapping in result.mappings()]
+
+    def _visible(self, visible: Visibility) -> ColumnElement[bool]:
+        """Rows of ``visible.users``, or whose ``user_groups`` array holds one of ``visible.groups``.
+
+        A group is found by its JSON spelling at the start of an element: ``["g"`` or ``,"g"``. In
+        the stored ASCII-only array, a ``"`` inside a name is always escaped (``\\"``), so a ``"``
+        after ``[`` or ``,`` always opens an element, and a JSON string ends at its first unescaped
+        ``"``: the match is exact. The search is case-sensitive on both databases, like group names.
+        """
+        c = recordings.c
+        position = func.instr if self.store.dialect == "sqlite" else func.strpos
+        conditions: list[ColumnElement[bool]] = []
+        if visible.users:
+            conditions.append(c.user.in_(sorted(visible.users)))
+        for group in sorted(visible.groups):
+            element = json.dumps(group, ensure_ascii=True)
+            conditions.extend(position(c.user_groups, opening + element) > 0 for opening in ("[", ","))
+        return or_(*conditions) if conditions else false()
 
     async def get(self, recording_id: str) -> RecordingRow | None:
         async with self.store.read() as connection:

@@ -46,7 +46,11 @@ def _is_number(value: object) -> TypeGuard[float]:
 
 @dataclass(frozen=True, slots=True)
 class SessionHeader:
-    """The HEADER record: who, from where, to what, when, and the desktop's screen and pixel format."""
+    """The HEADER record: who, from where, to what, when, and the desktop's screen and pixel format.
+
+    ``groups`` are the user's groups when the session started (what supervisors' ``watch``
+    is judged by); None in journals written before they were recorded.
+    """
 
     session_id: str
     user: str
@@ -64,6 +68,7 @@ class SessionHeader:
     policy: str
     record_input: RecordInput
     clipboard: str
+    groups: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         for name in _HEADER_TEXT:
@@ -83,10 +88,13 @@ class SessionHeader:
             raise ValueError(f"the header's pixel_format must be a PixelFormat, not {self.pixel_format!r}")
         if self.record_input not in get_args(RecordInput):
             raise ValueError(f"the header's record_input must be 'full' or 'counts', not {self.record_input!r}")
+        if self.groups is not None and (not isinstance(self.groups, tuple)
+                                        or not all(isinstance(group, str) for group in self.groups)):
+            raise ValueError(f"the header's groups must be a list of texts, not {self.groups!r}")
 
     def to_json(self) -> dict[str, Any]:
-        """The HEADER object, in the order the gateway writes it."""
-        return {
+        """The HEADER object, in the order the gateway writes it (``groups`` only when known)."""
+        header: dict[str, Any] = {
             "format": JOURNAL_FORMAT, "session_id": self.session_id, "user": self.user, "source": self.source,
             "target": self.target, "protocol": self.protocol,
             "started": f"{self.started.astimezone(UTC):%Y-%m-%dT%H:%M:%S.%fZ}", "started_epoch": self.started_epoch,
@@ -95,6 +103,9 @@ class SessionHeader:
             "desktop_name": self.desktop_name, "gateway_version": self.gateway_version, "node": self.node,
             "policy": self.policy, "record_input": self.record_input, "clipboard": self.clipboard,
         }
+        if self.groups is not None:
+            header["groups"] = list(self.groups)
+        return header
 
     @classmethod
     def from_json(cls, value: Mapping[str, Any]) -> SessionHeader:
@@ -112,6 +123,8 @@ class SessionHeader:
         try:
             arguments: dict[str, Any] = {item.name: value.get(item.name) for item in dataclasses.fields(cls)}
             arguments.update(started=started_time, pixel_format=_pixel_format(value.get("pixel_format")))
+            if isinstance(arguments["groups"], list):
+                arguments["groups"] = tuple(arguments["groups"])
             return cls(**arguments)
         except ValueError as exc:
             raise JournalCorrupt(str(exc)) from None

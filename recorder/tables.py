@@ -38,6 +38,8 @@ recordings = Table(
     Column("video_state", String(8), nullable=False, server_default="none"),
     Column("video_path", Text, nullable=True),
     Column("node", String(255), nullable=False),
+    # JSON ["group", ...] (sorted, ASCII): the user's groups when the session started; None: not recorded
+    Column("user_groups", Text, nullable=True),
     Index("ix_recordings_started", "started"),
     Index("ix_recordings_user_started", "user", "started"),
     Index("ix_recordings_target_started", "target", "started"),

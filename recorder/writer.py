@@ -95,14 +95,15 @@ def session_header(
     policy: str,
     record_input: RecordInput,
     clipboard: str,
+    groups: frozenset[str],
 ) -> SessionHeader:
-    """The HEADER of a VNC session's journal written by this gateway, on this node."""
+    """The HEADER of a VNC session's journal written by this gateway, on this node (``groups``: the user's)."""
     return SessionHeader(
         session_id=session_id, user=user, source=source, target=target, protocol="vnc",
         started=datetime.fromtimestamp(started_epoch, UTC), started_epoch=started_epoch, width=width,
         height=height, pixel_format=pixel_format, desktop_name=desktop_name.decode("utf-8", "replace"),
         gateway_version=__version__, node=platform.node(), policy=policy, record_input=record_input,
-        clipboard=clipboard,
+        clipboard=clipboard, groups=tuple(sorted(groups)),
     )
 
 

@@ -1,4 +1,7 @@
-"""``deskgate policy explain``: which policy decides for a user, a source address and a target, and why."""
+"""``deskgate policy explain``: which policy decides for a user, a source address and a target, and why.
+
+Its last line says whose live sessions and recordings the user may watch from that address (``watch``).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from auth.netacl import NetworkACL
 from gateway.cli.common import CommandGroups, local_user_store
 from gateway.config import load_config
 from gateway.policy import PolicySet, normalize_source
+from gateway.watch import watch_scope
 
 
 def add_commands(commands: CommandGroups, common: argparse.ArgumentParser) -> None:
@@ -51,4 +55,5 @@ def cmd_explain(args: argparse.Namespace) -> int:
     print(f"{'ALLOWED' if allowed else 'DENIED'}: {'; '.join(refusals + [decision.reason])}")
     for line in policies.explain(identity, source, args.target):
         print(f"  {line}")
+    print(f"watch: {user.name} {watch_scope(identity, source, policies).describe()}")
     return 0 if allowed else 1

@@ -21,7 +21,7 @@ from pathlib import Path
 from types import MappingProxyType
 from urllib.parse import urlsplit
 
-from yaml.nodes import Node
+from yaml.nodes import Node, ScalarNode
 
 from auth.netacl import ProxyHeader, is_ip_address
 from auth.options import (
@@ -407,7 +407,7 @@ class _ConfigReader:
     def policy(self, node: Node, key: str, targets: Mapping[str, Target]) -> Policy:
         r = self.r
         keys = ["name", "groups", "from", "targets", "clipboard", "idle_timeout", "max_session", "recordings",
-                "record_input"]
+                "record_input", "watch"]
         section = r.mapping(node, key, keys, required=["name", "groups", "targets"])
         groups = tuple(r.string(item, item_key) for item, item_key in r.sequence(section["groups"], f"{key}.groups"))
         if not groups:
@@ -432,7 +432,25 @@ class _ConfigReader:
                                                       RecordingAccess, RecordingAccess.NONE)),
             record_input=InputRecording(self.choice_or(section.get("record_input"), f"{key}.record_input",
                                                        InputRecording, InputRecording.FULL)),
+            watch=self.watch(section.get("watch"), f"{key}.watch"),
         )
+
+    def watch(self, node: Node | None, key: str) -> tuple[str, ...]:
+        """``watch``: a list of groups, or ``"*"`` (alone, or as the only item) for everyone; absent: nobody."""
+        if isinstance(node, ScalarNode) and not self.r.is_null(node):
+            value = self.r.string(node, key)
+            if value != ANY_GROUP:
+                raise self.r.error(node, key, f'{value!r} is not a list of groups; write [{value}], or "*" for everyone')
+            return (ANY_GROUP,)
+        groups: list[str] = []
+        for item, item_key in self.r.sequence(node, key):
+            group = self.r.string(item, item_key)
+            if group in groups:
+                raise self.r.error(item, item_key, f"group {group!r} is listed twice; keep one")
+            groups.append(group)
+        if ANY_GROUP in groups and len(groups) > 1:
+            raise self.r.error(node, key, '"*" already means every group; remove the other groups or the "*"')
+        return tuple(groups)
 
     def choice_or(self, node: Node | None, key: str, choices: type[StrEnum], default: StrEnum) -> str:
         if node is None:

@@ -6,14 +6,17 @@ is not on loopback, ``network.metrics_allow``; both bound their connections and 
 a request may take to arrive (``network.header_timeout`` and its siblings).
 
 Lifecycle, in ``app.cleanup_ctx`` order: the database (and the audit log and recording
-index on it), authentication (:mod:`gateway.web.auth_context`), then the recordings, built
-by the factory ``create_app`` was given (:func:`~gateway.recording_service.recording_service`
-unless a test or the bench hands it another).
+index on it), the live-session directory and the notice board with its delivery loop
+(:func:`supervision_context`), authentication and the watcher that keeps sessions honest
+(:mod:`gateway.web.auth_context`), then the recordings, built by the factory ``create_app``
+was given (:func:`~gateway.recording_service.recording_service` unless a test or the bench
+hands it another).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import ssl
@@ -32,10 +35,19 @@ from gateway.audit import AuditLog, CheckpointWriter
 from gateway.config import Address, Config
 from gateway.desktop import TargetEndpoint
 from gateway.journals import RecordingContext, RecordingsFactory
+from gateway.notices import NoticeBoard
 from gateway.policy import PolicySet
 from gateway.recording_service import recording_service
+from gateway.session_directory import SessionDirectory
 from gateway.sessions import SessionRegistry
-from gateway.web import auth_routes, desktop_routes, portal_routes, recording_routes
+from gateway.web import (
+    auth_routes,
+    desktop_routes,
+    notice_routes,
+    portal_routes,
+    recording_routes,
+    session_routes,
+)
 from gateway.web.auth_context import auth_context
 from gateway.web.keys import (
     AUDIT,
@@ -44,9 +56,11 @@ from gateway.web.keys import (
     LIVE_SESSIONS,
     METRICS,
     NETACL,
+    NOTICES,
     POLICIES,
     RECORDING_INDEX,
     RECORDINGS,
+    SESSION_DIRECTORY,
     STORE,
     VNC_ENDPOINTS,
 )
@@ -103,6 +117,21 @@ async def database_context(app: web.Application) -> AsyncIterator[None]:
         await store.close()
 
 
+async def supervision_context(app: web.Application) -> AsyncIterator[None]:
+    """``app.cleanup_ctx`` entry after the database: the live-session directory and the notice board."""
+    store = app[STORE]
+    app[SESSION_DIRECTORY] = SessionDirectory(store)
+    board = app[NOTICES] = NoticeBoard(store, app[METRICS])
+    delivery = asyncio.create_task(board.run(), name="deskgate-notice-delivery")
+    try:
+        yield
+    finally:
+        delivery.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await delivery
+        await board.close()
+
+
 def recordings_context(recordings: RecordingsFactory) -> Callable[[web.Application], AsyncIterator[None]]:
     """``app.cleanup_ctx`` entry after the database: the recordings ``recordings`` builds, until shutdown."""
 
@@ -137,7 +166,10 @@ def create_app(config: Config, metrics: Metrics | None = None, clock: Callable[[
     app.add_routes(portal_routes.routes)
     app.add_routes(desktop_routes.routes)
     app.add_routes(recording_routes.routes)
+    app.add_routes(session_routes.routes)
+    app.add_routes(notice_routes.routes)
     app.cleanup_ctx.append(database_context)
+    app.cleanup_ctx.append(supervision_context)
     app.cleanup_ctx.append(auth_context)
     app.cleanup_ctx.append(recordings_context(recordings))
     app.router.add_static("/static/", STATIC, follow_symlinks=False)
@@ -150,6 +182,7 @@ async def _end_live_sessions(app: web.Application) -> None:
     registry = app[LIVE_SESSIONS]
     for session in registry:
         registry.terminate(session.id, "the gateway is shutting down")
+    app[NOTICES].end_all()  # the pages' streams, which would otherwise hold the shutdown up
 
 
 def create_metrics_app(metrics: Metrics) -> web.Application:

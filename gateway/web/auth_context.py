@@ -2,10 +2,12 @@
 
 :func:`auth_context` (an ``app.cleanup_ctx`` entry after the database's) builds the login
 service and the web-session store, then runs :class:`SessionWatcher` until shutdown. Every
-``interval`` seconds the watcher closes this node's live desktops whose web session has
-ended — logged out or disabled on any node, or expired — with the reason; keeps the web
-sessions of open desktops alive (a desktop in use is activity, though its page is quiet);
-probes the LDAP directory for ``deskgate_ldap_up``; and purges stale rows.
+``interval`` seconds the watcher closes this node's live desktops, and notice streams, whose
+web session has ended — logged out or disabled on any node, or expired — with the reason;
+ends this node's desktops someone asked to end from any node (the session directory's end
+requests: "ended by S: reason"); keeps the web sessions of open desktops alive (a desktop in
+use is activity, though its page is quiet) and, every ``sync_interval``, their rows in the
+session directory; probes the LDAP directory for ``deskgate_ldap_up``; and purges stale rows.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from auth.secretbox import SecretBox
 from auth.totp import TOTPVerifier
 from auth.totp_store import DatabaseUsedCodes, Enrollments, TOTPSecrets
 from auth.websession import WebSessionStore
+from gateway.sessions import LiveSession
 from gateway.web.keys import (
     AUDIT,
     CLOCK,
@@ -35,13 +38,16 @@ from gateway.web.keys import (
     LIVE_SESSIONS,
     LOGIN,
     METRICS,
+    NOTICES,
+    SESSION_DIRECTORY,
     STORE,
     WEB_SESSIONS,
 )
 
 log = logging.getLogger(__name__)
 
-REVOCATION_CHECK_INTERVAL = 2.0
+#: How often the watcher looks for ended sign-ins and end requests: a session ends within about this.
+REVOCATION_CHECK_INTERVAL = 1.0
 LDAP_PROBE_INTERVAL = 30.0
 PURGE_INTERVAL = 300.0
 
@@ -94,6 +100,7 @@ class SessionWatcher:
         self.app = app
         self.interval = interval
         self._last_keep_alive = float("-inf")
+        self._last_sync = float("-inf")
         self._last_probe = float("-inf")
         self._last_purge = float("-inf")
 
@@ -115,16 +122,22 @@ class SessionWatcher:
         registry = app[LIVE_SESSIONS]
         live = list(registry)
         ids = {session.web_session_id for session in live}
-        ended = await sessions.why_ended(ids)
+        ended = await sessions.why_ended(ids | app[NOTICES].web_session_ids())
+        app[NOTICES].end_web_sessions(ended)
         for session in live:
             reason = ended.get(session.web_session_id)
             if reason is not None:
                 log.info("ending a session whose sign-in ended", extra={"ctx": {
                     "user": session.username, "session": session.id, "reason": reason}})
                 registry.terminate(session.id, reason)
+        ended_on_request = await self._end_requested(live)
         if sessions.clock() - self._last_keep_alive >= sessions.touch_interval:  # on the sessions' own clock
             self._last_keep_alive = sessions.clock()
             await sessions.keep_alive(ids - ended.keys())
+        directory = app[SESSION_DIRECTORY]
+        if now - self._last_sync >= directory.sync_interval:
+            self._last_sync = now
+            await directory.sync(registry.controls())
         ldap = app.get(LDAP)
         if ldap is not None and now - self._last_probe >= LDAP_PROBE_INTERVAL:
             self._last_probe = now
@@ -132,10 +145,22 @@ class SessionWatcher:
         if now - self._last_purge >= PURGE_INTERVAL:
             self._last_purge = now
             await self._purge()
-        return len([session for session in live if session.web_session_id in ended])
+        return len([session for session in live if session.web_session_id in ended]) + ended_on_request
+
+    async def _end_requested(self, live: list[LiveSession]) -> int:
+        """End this node's sessions someone asked to end (on any node); returns how many."""
+        registry = self.app[LIVE_SESSIONS]
+        requests = await self.app[SESSION_DIRECTORY].end_requests(session.id for session in live)
+        ended = [session_id for session_id, request in requests.items() if registry.end(session_id, request)]
+        for session_id in ended:
+            log.info("ending a session on request", extra={"ctx": {
+                "session": session_id, "by": requests[session_id].by, "reason": requests[session_id].reason}})
+        return len(ended)
 
     async def _purge(self) -> None:
         login = self.app[LOGIN]
         await self.app[WEB_SESSIONS].purge()
         await login.enrollments.purge_expired()
         await login.throttle.purge()
+        await self.app[SESSION_DIRECTORY].purge()
+        await self.app[NOTICES].purge()

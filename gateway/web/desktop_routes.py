@@ -7,6 +7,9 @@ that buffer, and noVNC, which flushes every 10 KiB, never comes near it. A longe
 ends the session with close code 1009. Compression (permessage-deflate) is never
 negotiated: inflating and deflating would cost CPU per byte on the throughput path, and a
 few compressed bytes could carry a whole message of input.
+
+Each session is listed in the session directory for every node's supervisors from the moment
+it opens until it ends (:mod:`gateway.session_directory`).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import logging
 import time
 
 from aiohttp import web
+from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.desktop import DesktopSession
 from gateway.rfb.browser_limits import BrowserLimits
@@ -24,8 +28,10 @@ from gateway.web.keys import (
     CONFIG,
     LIVE_SESSIONS,
     METRICS,
+    NOTICES,
     POLICIES,
     RECORDINGS,
+    SESSION_DIRECTORY,
     VNC_ENDPOINTS,
 )
 from gateway.web.security import (
@@ -78,21 +84,28 @@ async def desktop_socket(request: web.Request) -> web.StreamResponse:
 
     registry = app[LIVE_SESSIONS]
     live = LiveSession(id=registry.new_id(), protocol="vnc", username=user, source=str(source), target=name,
-                       web_session_id=session.id)
-    # Audited before any byte reaches the target: a session the audit log cannot hold does not start.
+                       web_session_id=session.id, groups=session.identity.groups)
+    # Audited and listed before any byte reaches the target: a session the audit log cannot hold does not
+    # start, and none runs unseen by the supervisors.
     await audit.record("session.open", user=user, source=source, target=name, outcome="allowed",
                        reason=f"policy {decision.policy.name}", protocol="vnc", session=live.id)
+    directory = app[SESSION_DIRECTORY]
+    await directory.publish(live)
     control = registry.add(live)
     started = time.monotonic()
     try:
         ended = await DesktopSession(ws, endpoint, decision.policy, live, control, metrics, app[RECORDINGS],
-                                     browser_limits=BROWSER_LIMITS).run()
+                                     app[NOTICES], browser_limits=BROWSER_LIMITS).run()
     finally:
-        registry.remove(live)
+        registry.remove(live)  # no more heartbeats: should the withdrawal below fail, the row expires
     duration = time.monotonic() - started
     outcome = ended.code.outcome
     metrics.sessions_total.labels(protocol="vnc", outcome=outcome).inc()
     metrics.session_duration_seconds.observe(duration)
+    try:
+        await directory.withdraw(live.id)
+    except SQLAlchemyError as error:
+        log.warning("cannot withdraw a session from the directory: %s", error, extra={"ctx": {"session": live.id}})
     await audit.record("session.close", user=user, source=source, target=name, outcome=outcome,
                        reason=ended.reason, protocol="vnc", session=live.id, recording=control.recording_id,
                        duration=round(duration, 3))

@@ -20,7 +20,9 @@ from gateway.audit import AuditLog
 from gateway.config import Config
 from gateway.desktop import TargetEndpoint
 from gateway.journals import SessionRecordings
+from gateway.notices import NoticeBoard
 from gateway.policy import PolicySet
+from gateway.session_directory import SessionDirectory
 from gateway.sessions import SessionRegistry
 from recorder.index import RecordingIndex
 
@@ -36,6 +38,9 @@ VNC_ENDPOINTS = web.AppKey("vnc_endpoints", dict[str, TargetEndpoint])
 STORE = web.AppKey("store", Store)
 AUDIT = web.AppKey("audit", AuditLog)
 RECORDING_INDEX = web.AppKey("recording_index", RecordingIndex)
+#: Every node's live sessions (listing, end requests across nodes) and the notices to users' pages.
+SESSION_DIRECTORY = web.AppKey("session_directory", SessionDirectory)
+NOTICES = web.AppKey("notices", NoticeBoard)
 LOGIN = web.AppKey("login", LoginService)
 LDAP = web.AppKey("ldap", LDAPBackend)  # present only when auth.ldap is configured
 WEB_SESSIONS = web.AppKey("web_sessions", WebSessionStore)

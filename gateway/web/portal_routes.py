@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway.desktop import idle_warning_lead
+from gateway.watch import watch_scope
 from gateway.web.keys import CONFIG, POLICIES
 from gateway.web.pages import signed_in_page
 from gateway.web.security import client_address, current_session, error_json
@@ -35,7 +36,8 @@ async def list_targets(request: web.Request) -> web.Response:
             "idle_timeout": idle_timeout,
             "idle_warning": idle_warning_lead(idle_timeout) if idle_timeout is not None else None,
         })
-    return web.json_response({"user": session.identity.username, "targets": targets})
+    may_watch = not watch_scope(session.identity, source, request.app[POLICIES]).nobody
+    return web.json_response({"user": session.identity.username, "targets": targets, "may_watch": may_watch})
 
 
 @routes.get("/healthz")

@@ -2,8 +2,10 @@
 
 Who may see what: administrators see every recording; anyone else sees recordings only if
 some policy matching their groups and source address says ``recordings: all`` (everything)
-or ``own`` (their own). Every list, view (events) and download (video) is audited, allowed
-or denied, before anything is sent; if the audit event cannot be stored the request fails.
+or ``own`` (their own), or ``watch`` names a group the recorded user was in when the session
+started (:mod:`gateway.watch`; ``"*"``: everyone's, even recordings made before groups were
+recorded). Every list, view (events) and download (video) is audited, allowed or denied,
+before anything is sent; if the audit event cannot be stored the request fails.
 
 A recording id from the URL is only ever a key: it must be a well-formed session id and name an
 indexed recording, and the video file is the one the index names, served only if it resolves
@@ -28,10 +30,11 @@ from auth.identity import Identity
 from base.times import parse_time
 from gateway.config import parse_duration
 from gateway.policy import IPAddress, PolicySet, RecordingAccess, normalize_source
+from gateway.watch import WatchScope, watch_scope
 from gateway.web.keys import AUDIT, CONFIG, POLICIES, RECORDING_INDEX
 from gateway.web.pages import signed_in_page
 from gateway.web.security import client_address, current_session, error_json
-from recorder.index import MAX_SEARCH_LIMIT, RecordingRow, VideoState
+from recorder.index import MAX_SEARCH_LIMIT, RecordingRow, VideoState, Visibility
 from recorder.journal import is_session_id
 
 log = logging.getLogger(__name__)
@@ -119,6 +122,22 @@ class _Caller:
     identity: Identity
     source: str
     access: RecordingAccess
+    watch: WatchScope
+
+    @property
+    def sees_none(self) -> bool:
+        return self.access == RecordingAccess.NONE and self.watch.nobody
+
+    def may_see(self, row: RecordingRow) -> bool:
+        return (self.access == RecordingAccess.ALL or self.watch.covers(row.user_groups)
+                or (self.access == RecordingAccess.OWN and row.user == self.identity.username))
+
+    def visibility(self) -> Visibility | None:
+        """What a search may return: None for everything."""
+        if self.access == RecordingAccess.ALL or self.watch.everyone:
+            return None
+        own = frozenset({self.identity.username}) if self.access == RecordingAccess.OWN else frozenset()
+        return Visibility(users=own, groups=self.watch.groups)
 
 
 def _caller(request: web.Request) -> _Caller | None:
@@ -126,8 +145,9 @@ def _caller(request: web.Request) -> _Caller | None:
     if session is None:
         return None
     source = client_address(request)
-    return _Caller(session.identity, str(source),
-                   recording_access(session.identity, source, request.app[POLICIES]))
+    policies = request.app[POLICIES]
+    return _Caller(session.identity, str(source), recording_access(session.identity, source, policies),
+                   watch_scope(session.identity, source, policies))
 
 
 async def _audit(request: web.Request, caller: _Caller, action: str, target: str | None, outcome: str,
@@ -144,15 +164,18 @@ async def _authorized_recording(request: web.Request, action: str) -> tuple[_Cal
     recording_id = request.match_info["id"]
     if not is_session_id(recording_id):
         return error_json(404, "there is no such recording")
-    if caller.access == RecordingAccess.NONE:
+    if caller.sees_none:
         await _audit(request, caller, action, recording_id, "denied", "no policy lets this user see recordings")
         return error_json(403, "you may not see recordings")
     row = await request.app[RECORDING_INDEX].get(recording_id)
     if row is None:
         return error_json(404, f"there is no recording {recording_id}")
-    if caller.access == RecordingAccess.OWN and row.user != caller.identity.username:
-        await _audit(request, caller, action, recording_id, "denied", "the recording is another user's")
-        return error_json(403, "you may only see your own recordings")
+    if not caller.may_see(row):
+        await _audit(request, caller, action, recording_id, "denied",
+                     "the recording is another user's, outside the groups this user may watch")
+        if caller.watch.nobody:
+            return error_json(403, "you may only see your own recordings")
+        return error_json(403, f"you may not see {row.user}'s recordings")
     return caller, row
 
 
@@ -184,20 +207,20 @@ async def list_recordings(request: web.Request) -> web.Response:
     caller = _caller(request)
     if caller is None:
         return error_json(401, "log in first")
-    if caller.access == RecordingAccess.NONE:
+    if caller.sees_none:
         await _audit(request, caller, "recording.list", None, "denied", "no policy lets this user see recordings")
         return error_json(403, "you may not see recordings")
     try:
         filters = parse_list_filters(request.query)
     except ValueError as exc:
         return error_json(400, str(exc))
-    if caller.access == RecordingAccess.OWN:
+    if caller.access == RecordingAccess.OWN and caller.watch.nobody:
         if filters.get("user", caller.identity.username) != caller.identity.username:
             await _audit(request, caller, "recording.list", None, "denied", "asked for another user's recordings",
                          filters=_filters_for_audit(filters))
             return error_json(403, "you may only see your own recordings")
         filters["user"] = caller.identity.username
-    rows = await request.app[RECORDING_INDEX].search(**filters)
+    rows = await request.app[RECORDING_INDEX].search(**filters, visible=caller.visibility())
     await _audit(request, caller, "recording.list", None, "allowed", filters=_filters_for_audit(filters),
                  count=len(rows))
     return web.json_response({"recordings": [row.to_json() for row in rows]})

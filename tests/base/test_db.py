@@ -19,7 +19,9 @@ from sqlalchemy import inspect, select, text
 
 import auth.tables  # noqa: F401  (registers its tables)
 import gateway.audit  # noqa: F401  (registers its table)
-from base.db import Store, _advisory_lock_key, async_database_url
+import gateway.notices  # noqa: F401  (registers its table)
+import gateway.session_directory  # noqa: F401  (registers its table)
+from base.db import SchemaTooOld, Store, _advisory_lock_key, async_database_url
 from base.times import parse_time
 from gateway.audit import AuditLog
 from recorder.index import RecordingIndex, RecordingSummary, TimelineEvent, VideoState
@@ -95,13 +97,54 @@ async def test_open_creates_the_directory_the_tables_and_wal_mode(tmp_path: Path
             busy_timeout = await connection.scalar(text("PRAGMA busy_timeout"))
         assert tables == {"recordings", "recording_events", "audit_events", "web_sessions", "totp_secrets",
                           "totp_used_steps", "totp_enrollments", "auth_failures", "auth_known_sources",
-                          "disabled_accounts"}
+                          "disabled_accounts", "live_sessions", "notices"}
         assert journal_mode == "wal"
         assert busy_timeout >= 5000
     finally:
         await store.close()
     reopened = await Store.open(f"sqlite:///{tmp_path}/new/dir/deskgate.db")  # existing tables are kept
     await reopened.close()
+
+
+async def _drop_column(store: Store, table: str, column: str) -> None:
+    async with store.transaction() as connection:
+        await connection.execute(text(f'ALTER TABLE {table} DROP COLUMN "{column}"'))
+
+
+async def _columns(store: Store, table: str) -> list[str]:
+    async with store.read() as connection:
+        return await connection.run_sync(lambda sync: [c["name"] for c in inspect(sync).get_columns(table)])
+
+
+async def test_open_adds_the_nullable_columns_an_older_database_lacks(tmp_path: Path,
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
+    url = f"sqlite:///{tmp_path}/deskgate.db"
+    store = await Store.open(url)
+    await _drop_column(store, "recordings", "user_groups")  # as an older version created it
+    async with store.transaction() as connection:
+        await connection.execute(recordings.insert().values(recording_row()))
+    await store.close()
+    with caplog.at_level("INFO", logger="base.db"):
+        store = await Store.open(url)
+    try:
+        assert (await _columns(store, "recordings"))[-1] == "user_groups"
+        found = await RecordingIndex(store).get("20261125T080000Z-0123abcd")
+        assert found is not None and found.user_groups is None  # the old row: groups not known
+        assert [record.ctx for record in caplog.records if record.msg == "database upgraded: columns added"] == [
+            {"columns": "recordings.user_groups"}]
+    finally:
+        await store.close()
+    again = await Store.open(url)  # nothing left to add
+    await again.close()
+
+
+async def test_a_missing_column_that_cannot_be_null_stops_the_start(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/deskgate.db"
+    store = await Store.open(url)
+    await _drop_column(store, "recordings", "node")
+    await store.close()
+    with pytest.raises(SchemaTooOld, match="table recordings has no column node, which this version needs"):
+        await Store.open(url)
 
 
 async def test_times_come_back_aware_and_in_utc(sqlite_store: Store) -> None:
@@ -244,6 +287,19 @@ async def test_postgresql_nodes_starting_together_create_the_tables_once(postgre
     stores = await asyncio.gather(*(Store.open(postgres_url) for _ in range(4)))
     for store in stores:
         await store.close()
+
+
+@pytest.mark.functional
+async def test_postgresql_older_databases_get_the_missing_columns(postgres_url: str) -> None:
+    first = await Store.open(postgres_url)
+    await _drop_column(first, "recordings", "user_groups")
+    await first.close()
+    stores = await asyncio.gather(*(Store.open(postgres_url) for _ in range(3)))  # replicas upgrading together
+    try:
+        assert "user_groups" in await _columns(stores[0], "recordings")
+    finally:
+        for store in stores:
+            await store.close()
 
 
 @pytest.mark.functional

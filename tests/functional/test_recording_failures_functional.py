@@ -190,7 +190,7 @@ async def _open(root: Path, key: bytes, metrics: Metrics) -> SessionRecorder:
     header = session_header(
         session_id=session_id, user="alice", source="127.0.0.1", target="desk-01", started_epoch=started,
         width=1024, height=768, pixel_format=RGBX8888, desktop_name=b"desk", policy="operators",
-        record_input="full", clipboard="off",
+        record_input="full", clipboard="off", groups=frozenset({"operators"}),
     )
     return await SessionRecorder.open(recording_path(root, session_id), header, key=key, fsync_interval=INTERVAL,
                                       metrics=metrics)

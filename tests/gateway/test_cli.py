@@ -226,6 +226,7 @@ def test_policy_explain_allowed(config_file: Path, monkeypatch: pytest.MonkeyPat
         "ALLOWED: policy 'operators' allows alice from 127.0.0.1 to desk-02",
         "  1. policy 'operators': matches and decides: allow",
         "  2. policy 'admins-anywhere': no match: alice is not in any of groups admins",
+        "watch: alice may watch nobody's live sessions or recordings (no matching policy has watch)",
     ]
 
 
@@ -238,7 +239,7 @@ def test_policy_explain_denied(config_file: Path, monkeypatch: pytest.MonkeyPatc
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "DENIED: no policy allows alice (groups: operators) from ::1 to shell-01"
     assert lines[1] == "  1. policy 'operators': no match: target shell-01 does not match desk-*"
-    assert lines[-1] == "  no policy matches: deny"
+    assert lines[-2] == "  no policy matches: deny"
 
 
 def test_policy_explain_source_outside_allow_list(config_file: Path, monkeypatch: pytest.MonkeyPatch,
@@ -250,6 +251,36 @@ def test_policy_explain_source_outside_allow_list(config_file: Path, monkeypatch
     first = capsys.readouterr().out.splitlines()[0]
     assert first.startswith("DENIED: source 192.0.2.1 is not in network.allow (127.0.0.0/8, ::1/128)")
     assert first.endswith("policy 'admins-anywhere' allows root_ from 192.0.2.1 to desk-01")
+
+
+def test_policy_explain_shows_whom_a_supervisor_may_watch(config_file: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    config_file.write_text(CONFIG + textwrap.indent(textwrap.dedent("""\
+        - name: supervisors
+          groups: [supervisors]
+          from: ["127.0.0.0/8"]
+          targets: ["desk-01"]
+          watch: [operators, trainees]
+        - name: night-shift
+          groups: [supervisors]
+          targets: ["desk-02"]
+          watch: [night]
+        """), "  "))
+    add_user(config_file, monkeypatch, "sam", "supervisors")
+    run(["user", "add", "root_", "--admin", "--password-stdin", "--config", str(config_file)], monkeypatch,
+        PASSWORD + "\n")
+    capsys.readouterr()
+    explain = ["policy", "explain", "--target", "desk-02", "--config", str(config_file)]
+    assert main([*explain, "sam", "--from", "127.0.0.1"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "watch: sam may watch the live sessions and recordings of users in groups night, operators, trainees "
+        "(policy 'supervisors', policy 'night-shift')")
+    main([*explain, "sam", "--from", "::1"])  # outside the supervisors policy's networks
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "watch: sam may watch the live sessions and recordings of users in groups night (policy 'night-shift')")
+    main([*explain, "root_", "--from", "127.0.0.1"])
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "watch: root_ may watch the live sessions and recordings of everyone (admin)")
 
 
 @pytest.mark.parametrize(("argv", "message"), [

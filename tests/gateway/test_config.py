@@ -188,6 +188,14 @@ def test_clipboard_modes(tmp_path: Path) -> None:
         assert load_config(path).policies[0].clipboard is mode
 
 
+def test_watch_lists_groups_or_star_and_defaults_to_nobody(tmp_path: Path) -> None:
+    for text, watch in (("", ()), (", watch: [operators, trainees]", ("operators", "trainees")),
+                        (", watch: '*'", ("*",)), (", watch: ['*']", ("*",)), (", watch: []", ()),
+                        (", watch: null", ())):
+        path = write(tmp_path, TARGETS + f"policies:\n  - {{name: p, groups: [sv], targets: [desk-01]{text}}}\n")
+        assert load_config(path).policies[0].watch == watch, text
+
+
 def test_public_url_and_connection_limits(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, ""))
     assert config.listen.public_url is None  # browsers use the listen address (and localhost on loopback)
@@ -316,6 +324,16 @@ policies:
                  "has a bad port", id="public-url-port"),
     pytest.param("listen:\n  public_url: https://bad_host!.example\n", 2, "listen.public_url",
                  "is not a host name or IP address", id="public-url-host"),
+    pytest.param(TARGETS + "policies:\n  - {name: p, groups: [sv], targets: [desk-01], watch: operators}\n", 4,
+                 "policies[0].watch", "'operators' is not a list of groups; write [operators]", id="watch-scalar"),
+    pytest.param(TARGETS + "policies:\n  - name: p\n    groups: [sv]\n    targets: [desk-01]\n    watch: [a, b, a]\n",
+                 7, "policies[0].watch[2]", "group 'a' is listed twice", id="watch-twice"),
+    pytest.param(TARGETS + "policies:\n  - name: p\n    groups: [sv]\n    targets: [desk-01]\n    watch: [a, '*']\n",
+                 7, "policies[0].watch", '"*" already means every group', id="watch-star-and-groups"),
+    pytest.param(TARGETS + "policies:\n  - name: p\n    groups: [sv]\n    targets: [desk-01]\n    watch: [a, '']\n",
+                 7, "policies[0].watch[1]", "is empty", id="watch-empty-group"),
+    pytest.param(TARGETS + "policies:\n  - name: p\n    groups: [sv]\n    targets: [desk-01]\n    watch: {a: 1}\n",
+                 7, "policies[0].watch", "expected a list", id="watch-mapping"),
     pytest.param("network:\n  header_timeout: 0\n", 2, "network.header_timeout", "is not a positive duration",
                  id="header-timeout-zero"),
     pytest.param("network:\n  body_timeout: soon\n", 2, "network.body_timeout", "is not a duration",

@@ -26,6 +26,7 @@ from gateway.desktop import (
     Timeouts,
 )
 from gateway.journals import SessionJournal
+from gateway.notices import IdleWarning, Notice
 from gateway.policy import Clipboard, InputRecording, Policy
 from gateway.rfb.browser_limits import BrowserLimits
 from gateway.rfb.errors import TargetUnavailable
@@ -50,7 +51,7 @@ from gateway.rfb.messages import (
     SetEncodings,
 )
 from gateway.rfb_io import drive, over_streams
-from gateway.sessions import LiveSession, SessionControl
+from gateway.sessions import EndRequest, LiveSession, SessionControl
 from recorder.errors import RecordingWriteFailed
 from tests.rfb.helpers import update
 from tests.rfbclient import RFBClosed, WebSocketRFBClient
@@ -184,6 +185,16 @@ class ScriptedTarget:
             writer.close()
 
 
+class PostedNotices:
+    """The notice board, as a session sees it: what it posted, for whom."""
+
+    def __init__(self) -> None:
+        self.posted: list[tuple[str, Notice]] = []
+
+    def post_nowait(self, username: str, notice: Notice) -> None:
+        self.posted.append((username, notice))
+
+
 @dataclass
 class Harness:
     target: ScriptedTarget
@@ -191,6 +202,7 @@ class Harness:
     timeouts: Timeouts = Timeouts(connect=5, handshake=5)
     metrics: Metrics = field(default_factory=Metrics)
     recordings: MemoryRecordings = field(default_factory=MemoryRecordings)
+    notices: PostedNotices = field(default_factory=lambda: PostedNotices())
     browser_limits: BrowserLimits = BrowserLimits()
     browser_slice: int = BROWSER_SLICE
     controls: list[SessionControl] = field(default_factory=list)
@@ -205,12 +217,12 @@ class Harness:
         async def desktop(request: web.Request) -> web.WebSocketResponse:
             ws = web.WebSocketResponse(protocols=("binary",))
             await ws.prepare(request)
-            live = LiveSession("s-1", "vnc", "alice", "127.0.0.1", "desk-t", "web-1")
+            live = LiveSession("s-1", "vnc", "alice", "127.0.0.1", "desk-t", "web-1", frozenset({"operators"}))
             control = SessionControl(live)
             self.controls.append(control)
             endpoint = TargetEndpoint("desk-t", "127.0.0.1", self.target.port, None)
             session = DesktopSession(ws, endpoint, self.policy, live, control, self.metrics, self.recordings,
-                                     self.timeouts, self.browser_limits, self.browser_slice)
+                                     self.notices, self.timeouts, self.browser_limits, self.browser_slice)
             self.ended.set_result(await session.run())
             return ws
 
@@ -338,9 +350,26 @@ async def test_a_target_that_breaks_the_protocol_ends_the_session(start: Start) 
 async def test_a_terminated_session_ends_with_the_reason(start: Start) -> None:
     harness, client = await start(ScriptedTarget())
     await client.handshake()
-    harness.controls[0].terminate("ended by the supervisor")
+    harness.controls[0].terminate("you signed out")
     ended = await closed(harness, client)
-    assert (ended.code, ended.reason) == (CloseCode.TERMINATED, "ended by the supervisor")
+    assert (ended.code, ended.reason) == (CloseCode.TERMINATED, "you signed out")
+    assert harness.journal.events() == []
+
+
+async def test_a_session_someone_ended_says_who_and_why_in_its_close_and_its_journal(start: Start) -> None:
+    harness, client = await start(ScriptedTarget())
+    await client.handshake()
+    reason = "お客様対応の研修のため、この画面を終了します。" * 3  # longer than a close frame holds
+    assert harness.controls[0].end(EndRequest("sam", reason))
+    assert not harness.controls[0].end(EndRequest("root", "second"))  # the first request wins
+    with pytest.raises(RFBClosed) as closed_by:
+        await client.capture([Encoding.RAW])
+    ended = await harness.ended
+    assert (ended.code, ended.reason) == (CloseCode.TERMINATED, f"ended by sam: {reason}")
+    assert closed_by.value.code == CloseCode.TERMINATED
+    assert f"ended by sam: {reason}".startswith(closed_by.value.reason)  # cut whole characters only
+    assert 100 < len(closed_by.value.reason.encode()) <= 123
+    assert harness.journal.events() == [("ended_by", {"by": "sam", "reason": reason})]
 
 
 async def test_a_failed_journal_ends_the_session_fail_closed(start: Start) -> None:
@@ -359,6 +388,10 @@ async def test_an_idle_session_is_warned_then_ended(start: Start) -> None:
     (warning,) = harness.journal.events()
     assert warning[0] == "idle_warning" and 0 < warning[1]["seconds_left"] <= 0.1
     assert harness.metric("idle_logouts_total") == 1
+    # The operator's page hears it too, with the deadline on the gateway's clock.
+    ((user, notice),) = harness.notices.posted
+    assert user == "alice" and isinstance(notice, IdleWarning) and notice.target == "desk-t"
+    assert time.time() - 1 < notice.deadline_epoch <= time.time()
 
 
 async def test_input_keeps_a_session_alive(start: Start) -> None:

@@ -79,6 +79,9 @@ def write_config(workdir: Path) -> Config:
           - {name: trainees, groups: [trainees], targets: ["desk-*"], recordings: own}
           - {name: supervisors, groups: [supervisors], targets: ["desk-*"], recordings: all}
           - {name: remote-review, groups: [reviewers], from: ["10.9.0.0/16"], targets: ["desk-*"], recordings: all}
+          - {name: team-leads, groups: [leads], targets: ["desk-*"], watch: [operators]}
+          - {name: trainers, groups: [trainers], targets: ["desk-*"], recordings: own, watch: [trainees]}
+          - {name: auditors, groups: [auditors], targets: ["desk-*"], watch: "*"}
         """))
     return load_config(path)
 
@@ -129,9 +132,10 @@ async def client(config: Config, aiohttp_client: ClientFactory) -> AsyncIterator
     alice = write_journal(root, full_session(alice_start), journal_header(ALICE_ID, alice_start))
     bob_start = datetime(2026, 11, 25, 9, tzinfo=UTC)
     bob = write_journal(root, [event(0.0, "session_start"), end_record(600.0, "idle timeout", bob_start)],
-                        journal_header(BOB_ID, bob_start, user="bob"))
+                        journal_header(BOB_ID, bob_start, user="bob", groups=["operators", "staff"]))
     tina_start = datetime(2026, 11, 26, 10, tzinfo=UTC)
-    tina = write_journal(root, [end_record(5.0, "closed", tina_start)], journal_header(TINA_ID, tina_start, user="tina"))
+    tina = write_journal(root, [end_record(5.0, "closed", tina_start)],
+                         journal_header(TINA_ID, tina_start, user="tina", groups=["trainees"]))
     for journal in (alice, bob, tina):
         await index.add_journal(journal, None, "gw-1")
     video = alice.with_suffix(".mp4")
@@ -225,6 +229,32 @@ async def test_supervisors_and_admins_see_everything(client: Client) -> None:
     assert await listed(client, await login(client, "root", admin=True)) == [TINA_ID, BOB_ID, ALICE_ID]
 
 
+async def test_watch_shows_the_recordings_of_the_watched_groups_only(client: Client) -> None:
+    lead = await login(client, "leo", "leads")  # watch: [operators]; no recordings grant
+    assert await listed(client, lead) == [BOB_ID]
+    assert await listed(client, lead, "?user=tina") == []
+    assert await listed(client, lead, "?limit=1") == [BOB_ID]  # narrowed in the query, so limits count right
+    assert (await client.get(f"/api/v1/recordings/{BOB_ID}/events", headers=lead)).status == 200
+    for other in (TINA_ID, ALICE_ID):  # another group; groups not recorded: only "*" covers that
+        refused = await client.get(f"/api/v1/recordings/{other}/events", headers=lead)
+        assert refused.status == 403
+        assert (await refused.json())["error"].startswith("you may not see ")
+    assert (await client.get(f"/api/v1/recordings/{ALICE_ID}/video", headers=lead)).status == 403
+    trail = await audit_trail(client)
+    assert trail[-3:] == [("leo", "recording.view", TINA_ID, "denied"), ("leo", "recording.view", ALICE_ID, "denied"),
+                          ("leo", "recording.download", ALICE_ID, "denied")]
+
+
+async def test_watch_extends_own_access_and_star_covers_everyone(client: Client) -> None:
+    trainer = await login(client, "tina", "trainers")  # recordings: own, watch: [trainees]: her own and trainees'
+    assert await listed(client, trainer) == [TINA_ID]
+    assert await listed(client, await login(client, "tom", "trainers")) == [TINA_ID]
+    assert await listed(client, await login(client, "ann", "auditors")) == [TINA_ID, BOB_ID, ALICE_ID]
+    both = await login(client, "max", "leads", "trainers")
+    assert await listed(client, both) == [TINA_ID, BOB_ID]
+    assert (await client.get(f"/api/v1/recordings/{ALICE_ID}/video", headers=both)).status == 403
+
+
 async def test_access_depends_on_the_source_address(client: Client) -> None:
     headers = await login(client, "rita", "reviewers")
     assert (await client.get("/api/v1/recordings", headers=headers)).status == 403
@@ -244,8 +274,11 @@ async def test_list_fields(client: Client) -> None:
         "id": ALICE_ID, "user": "alice", "source": "10.0.0.5", "target": "desk-01", "protocol": "vnc",
         "started": "2026-11-25T08:00:00.000000Z", "ended": "2026-11-25T08:00:31.000000Z", "duration": 31.0,
         "end_reason": "closed", "bytes": alice["bytes"], "keys": 2, "clicks": 4, "video": "ready",
+        "groups": None,  # recorded before groups were
     }
     assert alice["bytes"] > 100
+    response = await client.get("/api/v1/recordings?user=bob", headers=await login(client, "sue", "supervisors"))
+    assert (await response.json())["recordings"][0]["groups"] == ["operators", "staff"]
 
 
 @pytest.mark.parametrize(("query", "expected"), [

@@ -41,7 +41,7 @@ POLICY = Policy("operators", ("operators",), (ip_network("127.0.0.0/8"),), ("des
 
 def live_session(number: int = 1) -> LiveSession:
     return LiveSession(id=f"s-{number}", protocol="vnc", username="alice", source="127.0.0.1", target="desk-01",
-                       web_session_id="w")
+                       web_session_id="w", groups=frozenset({"operators", "night-shift"}))
 
 
 def raw_screen(colour: tuple[int, int, int]) -> bytes:
@@ -68,6 +68,7 @@ async def test_a_finished_session_is_indexed_and_its_video_rendered(tmp_path: Pa
     row = await RecordingIndex(store).get(recorder.recording_id)
     assert row is not None and row.video_state == VideoState.READY and row.sha256 is not None
     assert row.end_reason == "the browser closed the session"
+    assert row.user_groups == ("night-shift", "operators")  # the user's groups, for supervisors' watch
     assert row.video_path == str(sealed.path.with_suffix(".mp4")) and Path(row.video_path).stat().st_size > 0
 
 

@@ -32,6 +32,7 @@ from recorder.index import (
     RecordingSummary,
     TimelineEvent,
     VideoState,
+    Visibility,
     summarize_journal,
 )
 from recorder.journal import (
@@ -108,6 +109,11 @@ def full_session(start: datetime = STARTED) -> list[Record]:
 
 
 # ---------------------------------------------------------------- summarize_journal
+
+
+def test_the_summary_carries_the_users_groups_from_the_header(tmp_path: Path) -> None:
+    path = write_journal(tmp_path, full_session(), journal_header(groups=["night-shift", "operators"]))
+    assert summarize_journal(path).user_groups == ("night-shift", "operators")
 
 
 def test_summary_of_a_finished_session_with_full_input(tmp_path: Path) -> None:
@@ -300,6 +306,7 @@ async def test_add_then_get_events_and_activity(tmp_path: Path, store: Store) ->
         "id": SESSION_ID, "user": "alice", "source": "10.0.0.5", "target": "desk-01", "protocol": "vnc",
         "started": "2026-11-25T08:00:00.250000Z", "ended": "2026-11-25T08:00:31.250000Z", "duration": 31.0,
         "end_reason": "closed", "bytes": summary.bytes, "keys": 2, "clicks": 4, "video": "none",
+        "groups": None,  # the journal's HEADER predates recorded groups
     }
     assert await index.get("20261125T080000Z-ffffffff") is None
     assert await index.events("20261125T080000Z-ffffffff") == []
@@ -343,6 +350,40 @@ async def test_search_is_newest_first_and_filters(index: RecordingIndex) -> None
     assert ids(await index.search(end_reason="gateway crashed")) == ["4"]
     assert ids(await index.search(limit=2)) == ["4", "3"]
     assert await index.search(user="carol") == []
+
+
+#: Group names a directory may hold, with characters that mean something to JSON and to LIKE.
+AWKWARD_GROUPS = {"1": ("ops",), "2": ("Ops", "sales_team"), "3": ('x","ops', "a%b"), "4": None, "5": ("ops\\",)}
+
+
+async def awkward_index(store: Store) -> RecordingIndex:
+    index = RecordingIndex(store)
+    for n, groups in AWKWARD_GROUPS.items():
+        summary = summary_of(f"20261125T08000{n}Z-0000000{n}", f"user{n}", "desk-01",
+                             datetime(2026, 11, 25, 8, 0, int(n), tzinfo=UTC), 60)
+        await index.add(dataclasses.replace(summary, user_groups=groups), sha256=None, node="gw-1")
+    return index
+
+
+async def check_visibility(index: RecordingIndex) -> None:
+    """Who finds what: users by name, groups by exact (case-sensitive) membership, unknown groups never."""
+    async def visible(users: Iterable[str] = (), groups: Iterable[str] = ()) -> list[str]:
+        return ids(await index.search(visible=Visibility(frozenset(users), frozenset(groups))))
+
+    assert await visible(groups={"ops"}) == ["1"]
+    assert await visible(groups={"Ops"}) == ["2"]
+    assert await visible(groups={"sales_team"}) == ["2"] and await visible(groups={"sales%"}) == []
+    assert await visible(groups={'x","ops'}) == ["3"] and await visible(groups={"a%b"}) == ["3"]
+    assert await visible(groups={"ops\\"}) == ["5"]
+    assert await visible(groups={"op", "s"}) == []
+    assert await visible(users={"user4"}, groups={"ops"}) == ["4", "1"]
+    assert await visible() == []
+    row = await index.get("20261125T080003Z-00000003")
+    assert row is not None and row.user_groups == ('a%b', 'x","ops') and row.to_json()["groups"] == ['a%b', 'x","ops']
+
+
+async def test_search_narrowed_to_what_a_viewer_may_see(store: Store) -> None:
+    await check_visibility(await awkward_index(store))
 
 
 @pytest.mark.parametrize("limit", [0, -1, 1001])

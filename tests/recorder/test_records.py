@@ -68,6 +68,13 @@ class TestGoldenBytes:
         assert encode_json(header().to_json()) == GOLDEN_HEADER
         assert SessionHeader.from_json(json.loads(GOLDEN_HEADER)) == header()
 
+    def test_header_with_the_users_groups(self) -> None:
+        """Journals written since groups are recorded: one more key, last; older ones read as groups None."""
+        with_groups = header(groups=("operators", "night-shift"))
+        assert encode_json(with_groups.to_json()) == GOLDEN_HEADER[:-1] + b',"groups":["operators","night-shift"]}'
+        assert SessionHeader.from_json(json.loads(encode_json(with_groups.to_json()))) == with_groups
+        assert header().groups is None and "groups" not in header().to_json()
+
     @pytest.mark.parametrize(("end", "golden"), [
         (SessionEnd(1795593601.5, "browser closed"), GOLDEN_END),
         (SessionEnd(1795593601.5, "gateway crashed", crashed=True, torn_at=4096), GOLDEN_CRASHED_END),
@@ -170,6 +177,8 @@ def test_an_event_reads_back_as_written(event_type: str, fields: dict[str, Any])
     ({"pixel_format": {**dataclasses.asdict(RGBX8888), "bits_per_pixel": 12}},
      "the header's pixel_format is unusable: bits-per-pixel must be 8, 16 or 32, not 12"),
     ({"record_input": "off"}, "the header's record_input must be 'full' or 'counts', not 'off'"),
+    ({"groups": "operators"}, "the header's groups must be a list of texts, not 'operators'"),
+    ({"groups": ["operators", 7]}, "the header's groups must be a list of texts, not ('operators', 7)"),
     ({"format": 2}, "the header's format is 2; this gateway reads format 1"),
     ({"format": True}, "the header's format is True"),
     ({"format": ...}, "the header's format is None"),

@@ -46,7 +46,7 @@ def header(session_id: str = SESSION_ID) -> SessionHeader:
     return session_header(
         session_id=session_id, user="alice", source="192.0.2.7", target="desk-01", started_epoch=STARTED,
         width=1024, height=768, pixel_format=RGBX8888, desktop_name=b"x11 \xff desk", policy="operators",
-        record_input="full", clipboard="off",
+        record_input="full", clipboard="off", groups=frozenset({"operators"}),
     )
 
 
@@ -278,7 +278,7 @@ def test_session_header_fields() -> None:
                          "red_max": 255, "green_max": 255, "blue_max": 255,
                          "red_shift": 16, "green_shift": 8, "blue_shift": 0},
         "desktop_name": "x11 \ufffd desk", "gateway_version": __version__, "node": header().node,
-        "policy": "operators", "record_input": "full", "clipboard": "off",
+        "policy": "operators", "record_input": "full", "clipboard": "off", "groups": ["operators"],
     }
     assert isinstance(header().node, str) and header().node
 

@@ -1,7 +1,8 @@
 // The desktop page: noVNC over the gateway's WebSocket. The gateway has already
 // authenticated the user (cookie) and holds the target's password; RFB security here is None.
+// The gateway's notices (GET /api/v1/notices) tell the operator who is viewing the screen,
+// when the session will end for idleness, and who ended it and why.
 import RFB from "/static/novnc/core/rfb.js";
-import { api } from "/static/api.js";
 
 const target = decodeURIComponent(location.pathname.split("/").pop());
 const status = document.getElementById("status");
@@ -46,33 +47,73 @@ document.getElementById("disconnect").addEventListener("click", () => {
   rfb.disconnect();
 });
 
-// Idle warning: the gateway ends a session after the policy's idle timeout without keyboard or
-// mouse input, and journals a warning shortly before; this page mirrors that clock so the
-// operator sees the warning too. Capture phase: noVNC stops the events it handles.
+// Notices, as server-sent events. Notices for another desktop of the same user are ignored;
+// replayed ones (sent before this page connected) only rebuild who is viewing now.
+const notices = new EventSource("/api/v1/notices");
+const viewing = document.getElementById("viewing");
+const viewersText = document.getElementById("viewers");
+const viewingEnded = document.getElementById("viewing-ended");
 const idleBanner = document.getElementById("idle-warning");
 const idleSeconds = document.getElementById("idle-seconds");
-let lastInput = performance.now();
-for (const type of ["keydown", "pointerdown", "pointermove", "wheel", "touchstart"]) {
-  window.addEventListener(type, () => { lastInput = performance.now(); }, { capture: true, passive: true });
+const viewers = new Set();
+let clockOffset = 0;  // the gateway's clock minus this page's (ms): countdowns run on the gateway's time
+let idleDeadline = null;  // epoch seconds on the gateway's clock, while a warning stands
+let endedBy = "";
+let viewingEndedTimer;
+
+notices.addEventListener("hello", (event) => {
+  clockOffset = JSON.parse(event.data).now * 1000 - Date.now();
+});
+notices.addEventListener("notice", (event) => {
+  const notice = JSON.parse(event.data);
+  if (notice.target && notice.target !== target) return;
+  if (notice.type === "viewing_started") {
+    viewers.add(notice.by);
+  } else if (notice.type === "viewing_ended") {
+    viewers.delete(notice.by);
+    if (!notice.replay) showViewingEnded(notice.by);
+  } else if (notice.type === "idle_warning" && !notice.replay) {
+    idleDeadline = notice.deadline_epoch;
+  } else if (notice.type === "session_ended" && !notice.replay) {
+    endedBy = `Your session was ended by ${notice.by}: ${notice.reason}`;
+    if (!ended.hidden) showEnded();
+  }
+  showViewers();
+});
+window.deskgateNotices = notices;  // for end-to-end tests
+
+function showViewers() {
+  viewersText.textContent = [...viewers].sort().join(", ");
+  viewing.hidden = viewers.size === 0 || !ended.hidden;
 }
 
-async function watchIdle() {
-  const { ok, data } = await api("GET", "/api/v1/targets");
-  const entry = ok ? data.targets.find((t) => t.name === target) : undefined;
-  if (!entry || entry.idle_timeout === null) return;
-  setInterval(() => {
-    const left = entry.idle_timeout - (performance.now() - lastInput) / 1000;
-    const warn = ended.hidden && left <= entry.idle_warning && left > 0;
-    idleSeconds.textContent = String(Math.ceil(left));
-    idleBanner.hidden = !warn;
-  }, 250);
+function showViewingEnded(by) {
+  viewingEnded.textContent = `${by} stopped viewing your screen`;
+  viewingEnded.hidden = false;
+  clearTimeout(viewingEndedTimer);
+  viewingEndedTimer = setTimeout(() => { viewingEnded.hidden = true; }, 8000);
 }
-watchIdle();
+
+// Input on the screen reaches the gateway and restarts its idle clock: the warning no longer stands.
+// Capture phase: noVNC stops the events it handles.
+const screen = document.getElementById("screen");
+for (const type of ["keydown", "pointerdown", "pointermove", "wheel", "touchstart"]) {
+  screen.addEventListener(type, () => { idleDeadline = null; }, { capture: true, passive: true });
+}
+setInterval(() => {
+  const left = idleDeadline === null ? 0 : idleDeadline - (Date.now() + clockOffset) / 1000;
+  idleSeconds.textContent = String(Math.ceil(left));
+  idleBanner.hidden = !(ended.hidden && left > 0);
+}, 250);
 
 function showEnded() {
+  const firstTime = ended.hidden;
   idleBanner.hidden = true;
   status.textContent = "Disconnected";
-  endedReason.textContent = endReason || "The session has ended.";
+  endedReason.textContent = endedBy || endReason || "The session has ended.";
   endedReason.dataset.reason = endReason;
   ended.hidden = false;
+  showViewers();
+  // A notice saying who ended the session may still be on its way from another node.
+  if (firstTime) setTimeout(() => notices.close(), 5000);
 }

@@ -12,6 +12,7 @@ if (status === 401) {
 } else {
   document.getElementById("whoami").textContent = `Signed in as ${data.user}`;
   showRecordingsLinkIfAllowed();
+  document.getElementById("sessions-link").hidden = !data.may_watch;  // supervisors (policy `watch`), admins
   message.textContent = data.targets.length
     ? "Choose a desktop to open."
     : "No desktop is available to you from this network. Ask your administrator.";

@@ -1,0 +1,156 @@
+"""The live-session directory on a real SQLite database: publish, keep current, expire, end across nodes, count viewers.
+
+Two :class:`SessionDirectory` objects on one database play two nodes; each has its own clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from base.db import Store
+from base.metrics import Metrics
+from gateway.session_directory import SessionDirectory
+from gateway.sessions import (
+    EndRequest,
+    LiveSession,
+    SessionControl,
+    SessionRegistry,
+    is_live_session_id,
+    new_session_id,
+)
+from tests.functional.auth_helpers import Clock
+
+STARTED = 1_795_564_800.0  # 2026-11-25 00:00 UTC
+
+
+def live(session_id: str, user: str = "alice", *groups: str) -> LiveSession:
+    return LiveSession(session_id, "vnc", user, "10.0.0.5", "desk-01", "web-" + session_id,
+                       frozenset(groups or ("operators",)), started=STARTED)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    clock = Clock()
+    clock.now = STARTED + 60
+    return clock
+
+
+@pytest.fixture
+def nodes(store: Store, clock: Clock) -> tuple[SessionDirectory, SessionDirectory]:
+    return SessionDirectory(store, "gw-a", clock), SessionDirectory(store, "gw-b", clock)
+
+
+def test_session_ids_are_unique_across_nodes_and_checked() -> None:
+    ids = {new_session_id() for _ in range(1000)}
+    assert len(ids) == 1000 and all(is_live_session_id(session_id) for session_id in ids)
+    assert new_session_id(STARTED).startswith("6b062500-")
+    for bad in ("", "../etc", "6b062500-0001", "6A1F2A80-0123abcd", "6b062500-0123abcd/x"):
+        assert not is_live_session_id(bad)
+
+
+async def test_every_node_lists_every_nodes_sessions(nodes: tuple[SessionDirectory, SessionDirectory],
+                                                     clock: Clock) -> None:
+    a, b = nodes
+    await a.publish(live("6b062500-000000a1", "alice", "operators", "staff"))
+    await b.publish(live("6b062500-000000b2", "bob"))
+    for node in nodes:
+        assert [(e.id, e.username, e.node) for e in await node.list()] == [
+            ("6b062500-000000a1", "alice", "gw-a"), ("6b062500-000000b2", "bob", "gw-b")]
+    entry = await b.get("6b062500-000000a1")
+    assert entry is not None
+    clock.advance(30)
+    assert entry.to_json(clock()) == {
+        "id": "6b062500-000000a1", "user": "alice", "source": "10.0.0.5", "target": "desk-01", "protocol": "vnc",
+        "started": "2026-11-25T00:00:00.000000Z", "idle_seconds": 30, "viewers": 0, "node": "gw-a",
+        "groups": ["operators", "staff"], "ending": False,
+    }
+    await a.withdraw("6b062500-000000a1")
+    assert [e.id for e in await b.list()] == ["6b062500-000000b2"] and await b.get("6b062500-000000a1") is None
+
+
+async def test_rows_a_dead_node_left_expire_and_a_live_node_renews_its_own(
+        nodes: tuple[SessionDirectory, SessionDirectory], clock: Clock) -> None:
+    a, b = nodes
+    registry = SessionRegistry(Metrics())
+    kept = live("6b062500-000000a1")
+    await a.publish(kept)
+    await b.publish(live("6b062500-000000b2", "bob"))  # node b dies now
+    control = registry.add(kept)
+    for _ in range(4):
+        clock.advance(10)
+        await a.sync(registry.controls())
+    assert [e.id for e in await b.list()] == ["6b062500-000000a1"]  # b's row is 40 s past its heartbeat
+    assert await a.get("6b062500-000000b2") is None
+    assert await b.purge() == 1
+    # A row purged while its node was cut off from the database comes back at the next sync.
+    clock.advance(60)
+    assert await b.purge() == 1 and await a.list() == []
+    await a.sync([control])
+    assert [e.id for e in await b.list()] == ["6b062500-000000a1"]
+
+
+async def test_sync_keeps_the_operators_last_input(nodes: tuple[SessionDirectory, SessionDirectory],
+                                                   clock: Clock) -> None:
+    a, _ = nodes
+    session = live("6b062500-000000a1")
+    await a.publish(session)
+    control = SessionControl(session)
+    control.last_input = asyncio.get_running_loop().time() - 42  # the operator typed 42 s ago
+    await a.sync([control])
+    entry = await a.get(session.id)
+    assert entry is not None
+    assert abs(entry.last_input.timestamp() - (datetime.now(UTC).timestamp() - 42)) < 1
+
+
+async def test_an_end_request_from_any_node_reaches_the_node_holding_the_session(
+        nodes: tuple[SessionDirectory, SessionDirectory]) -> None:
+    a, b = nodes
+    await a.publish(live("6b062500-000000a1"))
+    await a.publish(live("6b062500-000000a2", "carol"))
+    assert await a.end_requests(["6b062500-000000a1", "6b062500-000000a2"]) == {}
+    assert await b.request_end("6b062500-000000a1", EndRequest("sam", "training break"))
+    assert not await b.request_end("6b062500-000000a1", EndRequest("root", "again"))  # the first request wins
+    assert not await b.request_end("6b062500-ffffffff", EndRequest("sam", "gone"))
+    assert await a.end_requests(["6b062500-000000a1", "6b062500-000000a2"]) == {
+        "6b062500-000000a1": EndRequest("sam", "training break")}
+    entry = await a.get("6b062500-000000a1")
+    assert entry is not None and entry.end_request == EndRequest("sam", "training break")
+    assert entry.to_json(STARTED)["ending"] is True
+    with pytest.raises(ValueError, match="a reason is 1 to 300 characters"):
+        await b.request_end("6b062500-000000a2", EndRequest("sam", "x" * 301))
+
+
+async def test_viewers_are_counted_from_any_node_and_never_below_zero(
+        nodes: tuple[SessionDirectory, SessionDirectory]) -> None:
+    a, b = nodes
+    await a.publish(live("6b062500-000000a1"))
+    await b.viewer_joined("6b062500-000000a1")
+    await a.viewer_joined("6b062500-000000a1")
+    entry = await a.get("6b062500-000000a1")
+    assert entry is not None and entry.viewers == 2
+    for _ in range(3):
+        await b.viewer_left("6b062500-000000a1")
+    entry = await a.get("6b062500-000000a1")
+    assert entry is not None and entry.viewers == 0
+
+
+def test_expiry_must_outlast_missed_heartbeats(store: Store) -> None:
+    with pytest.raises(ValueError, match="3 \\* sync_interval <= expiry"):
+        SessionDirectory(store, sync_interval=5, expiry=10)
+
+
+async def test_the_registry_ends_a_session_on_request_once(tmp_path: Path) -> None:
+    registry = SessionRegistry(Metrics())
+    control = registry.add(live("6b062500-000000a1"))
+    assert registry.end("6b062500-000000a1", EndRequest("sam", "training"))
+    assert not registry.end("6b062500-000000a1", EndRequest("root", "later"))
+    assert not registry.end("6b062500-ffffffff", EndRequest("sam", "gone"))
+    assert control.terminated.result() == "ended by sam: training"
+    assert control.end_request == EndRequest("sam", "training")
+    other = registry.add(live("6b062500-000000a2"))
+    other.terminate("you signed out")  # not a person's request: no end_request
+    assert not other.end(EndRequest("sam", "too late")) and other.end_request is None
