@@ -140,6 +140,7 @@ class TypedTextBuilder:
             chord = []  # AltGr as Windows browsers send it: Ctrl+Alt typing a character such as @ or €
         name = _FUNCTION_KEYS.get(keysym)
         if chord:
+            key: str | None
             if text == " ":
                 key = "Space"
             elif text is not None:
