@@ -13,7 +13,7 @@ from tests.recorder.test_render import RawEncoder, read_video, typing_session
 
 @pytest.fixture
 def journal(tmp_path: Path) -> Path:
-    return typing_session(RawEncoder(), updates=120, interval=0.25).write(tmp_path / "s.dgj")
+    return typing_session(RawEncoder(), updates=600, interval=0.25).write(tmp_path / "s.dgj")
 
 
 async def test_a_clip_renders_in_a_worker_with_its_progress_and_poster(tmp_path: Path, journal: Path) -> None:
@@ -24,11 +24,11 @@ async def test_a_clip_renders_in_a_worker_with_its_progress_and_poster(tmp_path:
         reported.append(fraction)
 
     try:
-        result = await pool.submit(journal, tmp_path / "clip.mp4", start=5.0, end=25.0, poster=tmp_path / "c.jpg",
+        result = await pool.submit(journal, tmp_path / "clip.mp4", start=5.0, end=145.0, poster=tmp_path / "c.jpg",
                                    progress=progress)
     finally:
         await pool.close()
-    assert result.error is None and result.duration == pytest.approx(20.0)
+    assert result.error is None and result.duration == pytest.approx(140.0)
     assert read_video(tmp_path / "clip.mp4").times[0] == 0.0
     assert (tmp_path / "c.jpg").stat().st_size > 0
     assert reported and reported == sorted(reported) and all(0 < fraction < 1 for fraction in reported)
