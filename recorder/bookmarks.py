@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import and_, delete, func, insert, select
+from sqlalchemy.engine import RowMapping
 
 from base.db import Store
 from base.times import isoformat_utc
@@ -83,8 +84,8 @@ def check_moment(t: object) -> float:
     return float(t)
 
 
-def _bookmark(row: Any) -> Bookmark:
-    return Bookmark(row.id, row.recording_id, row.owner, row.t, row.note, row.created)
+def _bookmark(row: RowMapping) -> Bookmark:
+    return Bookmark(row["id"], row["recording_id"], row["owner"], row["t"], row["note"], row["created"])
 
 
 class Bookmarks:
@@ -118,7 +119,7 @@ class Bookmarks:
         table = recording_bookmarks.c
         query = select(recording_bookmarks).where(table.recording_id == recording_id).order_by(table.t, table.id)
         async with self.store.read() as connection:
-            return [_bookmark(row) for row in (await connection.execute(query)).all()]
+            return [_bookmark(row) for row in (await connection.execute(query)).mappings().all()]
 
     async def by_owner(self, owner: str, limit: int = MAX_LISTED) -> list[tuple[Bookmark, BookmarkedRecording]]:
         """``owner``'s bookmarks, newest first, each with the recording it is in."""
@@ -127,15 +128,15 @@ class Bookmarks:
                  .join(recordings, recordings.c.id == table.recording_id)
                  .where(table.owner == owner).order_by(table.created.desc(), table.id.desc()).limit(limit))
         async with self.store.read() as connection:
-            rows = (await connection.execute(query)).all()
-        return [(_bookmark(row), BookmarkedRecording(row.recording_id, row.user, row.target, row.started))
+            rows = (await connection.execute(query)).mappings().all()
+        return [(_bookmark(row), BookmarkedRecording(row["recording_id"], row["user"], row["target"], row["started"]))
                 for row in rows]
 
     async def get(self, recording_id: str, bookmark_id: int) -> Bookmark | None:
         table = recording_bookmarks.c
         query = select(recording_bookmarks).where(table.id == bookmark_id, table.recording_id == recording_id)
         async with self.store.read() as connection:
-            row = (await connection.execute(query)).first()
+            row = (await connection.execute(query)).mappings().first()
         return _bookmark(row) if row is not None else None
 
     async def delete(self, recording_id: str, bookmark_id: int) -> bool:
