@@ -199,3 +199,18 @@ async def test_appends_from_another_process_interleave_into_one_chain(tmp_path: 
     assert verdict.ok and verdict.checked == 60 + mine
     users = "".join(event.user[0] for event in await audit.list(limit=None) if event.user)
     assert "pc" in users and "cp" in users  # the two writers really interleaved
+
+
+async def test_a_users_history_includes_what_administrators_did_to_them(audit: AuditLog) -> None:
+    await audit.record("login", user="alice", source="10.0.0.5", outcome="success")
+    await audit.record("user.disable", user="root", source="cli", target="alice", outcome="success", note="left")
+    await audit.record("user.totp_reset", user="root", source="cli", target="bob", outcome="success")
+    await audit.record("session.open", user="bob", source="10.0.0.6", target="alice", outcome="allowed")  # a desktop
+    await audit.record("user.enable", user="root", source="cli", target="alice", outcome="success")
+    await audit.record("user.disable", user="root", source="cli", target="alice_b", outcome="success")
+    assert [(e.user, e.action, e.target) for e in await audit.list(user="alice")] == [
+        ("alice", "login", None), ("root", "user.disable", "alice"), ("root", "user.enable", "alice")]
+    assert [e.action for e in await audit.list(user="root")] == ["user.disable", "user.totp_reset", "user.enable",
+                                                                  "user.disable"]
+    assert [e.action for e in await audit.list(user="bob")] == ["user.totp_reset", "session.open"]
+    assert [e.action for e in await audit.list(user="alice_%")] == []  # a name is no pattern

@@ -74,3 +74,22 @@ def test_audit_verify_command_exit_status(config: Config, capsys: pytest.Capture
     assert audit_verify_command(config) == 1
     assert capsys.readouterr().out == ("audit log TAMPERED at event #2: event #2 was edited: its contents do not "
                                        "match its hash (1 events before it are intact)\n")
+
+
+def test_audit_list_of_a_user_shows_what_was_done_to_them(config: Config, capsys: pytest.CaptureFixture[str]) -> None:
+    async def fill() -> None:
+        store = await Store.open(config.storage.database)
+        try:
+            audit = AuditLog(store, clock=FakeClock())
+            await audit.record("login", user="alice", source="10.0.0.5", outcome="success")
+            await audit.record("user.disable", user="root", source="cli", target="alice", outcome="success")
+            await audit.record("login", user="bob", source="10.0.0.6", outcome="success")
+        finally:
+            await store.close()
+
+    asyncio.run(fill())
+    assert audit_list_command(config, "alice", None, as_json=False) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split("  ")[2:5] for line in lines] == [["alice", "10.0.0.5", "login"],
+                                                         ["root", "cli", "user.disable"]]
+    assert lines[1].endswith("user.disable  alice  success")
