@@ -144,6 +144,21 @@ class Metrics:
             "Pointer moves dropped because a browser sent them faster than the per-session limit.",
             registry=r,
         )
+        # issue 10, recordings as a review tool: clip exports and the limits on review requests
+        self.clip_exports_running = Gauge(
+            f"{PREFIX}_clip_exports_running", "Clip exports queued or rendering on this gateway.", registry=r
+        )
+        self.clip_exports_total = Counter(
+            f"{PREFIX}_clip_exports_total", "Clip exports finished; outcome is ready or failed.", ["outcome"],
+            registry=r,
+        )
+        self.review_refused_total = Counter(
+            f"{PREFIX}_review_refused_total",
+            "Review requests refused by a limit; reason is clips_busy, clips_per_user, clips_unavailable "
+            "or bookmarks_per_recording.",
+            ["reason"],
+            registry=r,
+        )
 
     def exposition(self) -> bytes:
         """The registry in Prometheus text format."""
