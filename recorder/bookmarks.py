@@ -97,7 +97,7 @@ class Bookmarks:
         self.max_per_recording = max_per_recording
         self.clock = clock
 
-    async def add(self, recording_id: str, owner: str, t: float, note: str) -> Bookmark:
+    async def add(self, recording_id: str, owner: str, t: float, note: object) -> Bookmark:
         """Mark ``t`` with ``note`` (see :func:`clean_note`); BookmarkLimitReached past the per-recording limit."""
         note, t = clean_note(note), check_moment(t)
         created = datetime.fromtimestamp(self.clock(), UTC)
