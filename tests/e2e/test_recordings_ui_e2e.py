@@ -26,6 +26,7 @@ from playwright.async_api import Browser, BrowserContext, Page, expect
 
 from auth.local import LocalUserStore
 from gateway.config import load_config
+from gateway.rfb.messages import KeyEvent
 from gateway.web.app import create_app
 from gateway.web.keys import RECORDING_INDEX
 from recorder.index import (
@@ -35,7 +36,6 @@ from recorder.index import (
     TimelineEvent,
     VideoState,
 )
-from gateway.rfb.messages import KeyEvent
 from recorder.records import SessionEvent
 from recorder.video import write_jpeg
 from tests.conftest import User
