@@ -174,8 +174,11 @@ class RecordingService:
         log.info("recording rendered", extra={"ctx": {"recording": recording_id, "frames": result.frames,
                                                       "realtime_factor": round(result.realtime_factor, 1)}})
 
-    async def export_clip(self, recording: RecordingRow, owner: str, start: object, end: object) -> Clip:
-        """Queue the export of ``start`` to ``end`` seconds of ``recording`` for ``owner``; the clip as queued.
+    async def export_clip(self, recording: RecordingRow, journal: Path, owner: str, start: object,
+                          end: object) -> Clip:
+        """Queue the export of ``start`` to ``end`` seconds of ``recording`` (its ``journal``) for ``owner``.
+
+        Returns the clip as queued.
 
         ValueError says what is wrong with the range (see :func:`~recorder.clips.check_clip_range`);
         ClipRefused that a limit refuses it now (counted in ``review_refused_total``).
@@ -186,7 +189,7 @@ class RecordingService:
             self._metrics.review_refused_total.labels(reason=refusal.reason).inc()
             raise refusal
         clip = await self.clips.create(recording.id, owner, start, end, self._node)
-        task = asyncio.get_running_loop().create_task(self._export(clip, Path(recording.path)))
+        task = asyncio.get_running_loop().create_task(self._export(clip, journal))
         self._clip_jobs[clip.id] = (owner, task)
         self._metrics.clip_exports_running.set(len(self._clip_jobs))
         task.add_done_callback(lambda _: self._clip_done(clip.id))

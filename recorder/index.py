@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import delete, exists, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import RowMapping
 
 from base.db import Store
@@ -60,6 +61,8 @@ MIN_QUIET_SECONDS = 10.0
 #: Typed texts kept in memory, and read from journals at once: each read is a pass over a whole journal.
 TYPED_TEXT_CACHE = 16
 TYPED_TEXT_READERS = 2
+#: Recordings whose source is filled in for network search at once, the first time one is asked for.
+SOURCE_BACKFILL_BATCH = 5000
 IPNetwork = IPv4Network | IPv6Network
 P = TypeVar("P")
 
@@ -330,6 +333,11 @@ def _source_row(recording_id: str, source: str) -> dict[str, Any] | None:
     return {"recording_id": recording_id, "version": version, "address": address}
 
 
+def _source_rows(recordings_and_sources: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    """The ``recording_sources`` rows of (recording id, source) pairs whose source is an IP address."""
+    return [row for row in (_source_row(*pair) for pair in recordings_and_sources) if row is not None]
+
+
 def _network_range(network: IPNetwork) -> tuple[int, str, str]:
     """(IP version, lowest, highest address key) of ``network``; an IPv4-mapped IPv6 network is IPv4."""
     if isinstance(network, IPv6Network) and network.network_address.ipv4_mapped is not None \
@@ -509,18 +517,29 @@ class RecordingIndex:
         return typed
 
     async def _backfill_sources(self) -> None:
-        """Once per index: the ``recording_sources`` rows of recordings indexed before that table existed."""
+        """Once per index: the ``recording_sources`` rows of recordings indexed before that table existed.
+
+        In batches, the addresses parsed in a worker thread: there may be many.
+        """
         if self._sources_backfilled:
             return
-        missing = select(recordings.c.id, recordings.c.source).where(
-            ~exists().where(recording_sources.c.recording_id == recordings.c.id))
-        async with self.store.read() as connection:
-            rows = (await connection.execute(missing)).all()
-        added = [row for row in (_source_row(found.id, found.source) for found in rows) if row is not None]
-        if added:
-            async with self.store.transaction() as connection:
-                for row in added:  # if absent: another node may be filling them in too
-                    await connection.execute(self.store.insert_if_absent(recording_sources, row))
+        after = ""
+        insert_missing = (sqlite.insert if self.store.dialect == "sqlite" else postgresql.insert)(
+            recording_sources).on_conflict_do_nothing()  # another node may be filling them in too
+        while True:
+            batch = (select(recordings.c.id, recordings.c.source)
+                     .where(recordings.c.id > after,
+                            ~exists().where(recording_sources.c.recording_id == recordings.c.id))
+                     .order_by(recordings.c.id).limit(SOURCE_BACKFILL_BATCH))
+            async with self.store.read() as connection:
+                rows = [(found.id, found.source) for found in (await connection.execute(batch)).all()]
+            if not rows:
+                break
+            added = await asyncio.to_thread(_source_rows, rows)
+            if added:
+                async with self.store.transaction() as connection:
+                    await connection.execute(insert_missing, added)
+            after = rows[-1][0]
         self._sources_backfilled = True
 
 

@@ -422,7 +422,7 @@ async def export_clip(request: web.Request) -> web.Response:
         return error_json(404, f"the journal of {found.id} is missing")
     try:
         body = await _json_object(request)
-        clip = await service.export_clip(found, caller.identity.username, body.get("from"), body.get("to"))
+        clip = await service.export_clip(found, journal, caller.identity.username, body.get("from"), body.get("to"))
     except ValueError as exc:
         return error_json(400, str(exc))
     except ClipRefused as exc:

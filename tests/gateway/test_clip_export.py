@@ -63,7 +63,7 @@ async def test_a_clip_is_exported_with_its_progress(tmp_path: Path, store: Store
     service = clip_service(tmp_path, store, RenderPool(1, progress_interval=0.02))
     seen: set[tuple[ClipState, float]] = set()
     try:
-        clip = await service.export_clip(row, "sue", 10.0, 40.0)
+        clip = await service.export_clip(row, Path(row.path), "sue", 10.0, 40.0)
         assert (clip.state, clip.start, clip.end, clip.owner) == (ClipState.QUEUED, 10.0, 40.0, "sue")
         assert metric(service, "clip_exports_running") == 1
         async with asyncio.timeout(60):
@@ -87,18 +87,18 @@ async def test_clip_exports_are_bounded_per_gateway_and_per_person(tmp_path: Pat
     row = await indexed(tmp_path, store)
     service = clip_service(tmp_path, store, RenderPool(1), max_clip_jobs=2, max_clip_jobs_per_user=1)
     try:
-        first = await service.export_clip(row, "sue", 0.0, 20.0)
+        first = await service.export_clip(row, Path(row.path), "sue", 0.0, 20.0)
         with pytest.raises(ClipRefused, match="you have 1 clip exports under way; wait for one to finish") as mine:
-            await service.export_clip(row, "sue", 0.0, 20.0)
-        await service.export_clip(row, "sam", 0.0, 20.0)
+            await service.export_clip(row, Path(row.path), "sue", 0.0, 20.0)
+        await service.export_clip(row, Path(row.path), "sam", 0.0, 20.0)
         with pytest.raises(ClipRefused, match="the gateway is exporting 2 clips already") as busy:
-            await service.export_clip(row, "tom", 0.0, 20.0)
+            await service.export_clip(row, Path(row.path), "tom", 0.0, 20.0)
         assert (mine.value.reason, busy.value.reason) == ("clips_per_user", "clips_busy")
         assert metric(service, "review_refused_total", reason="clips_busy") == 1
         assert metric(service, "review_refused_total", reason="clips_per_user") == 1
         await finished(service, first)
         await asyncio.sleep(0)  # the export's task has ended: sue may export again
-        await service.export_clip(row, "sue", 5.0, 10.0)
+        await service.export_clip(row, Path(row.path), "sue", 5.0, 10.0)
     finally:
         await service.close()
 
@@ -108,9 +108,9 @@ async def test_a_bad_range_is_refused_before_anything_is_queued(tmp_path: Path, 
     service = clip_service(tmp_path, store, RenderPool(1), max_clip_seconds=2)  # type: ignore[arg-type]
     try:
         with pytest.raises(ValueError, match="a clip may be at most 2 s long"):
-            await service.export_clip(row, "sue", 0.0, 4.0)
+            await service.export_clip(row, Path(row.path), "sue", 0.0, 4.0)
         with pytest.raises(ValueError, match="from must be between 0 and the recording's end"):
-            await service.export_clip(row, "sue", 9.0, 10.0)
+            await service.export_clip(row, Path(row.path), "sue", 9.0, 10.0)
         assert await service.clips.for_recording(row.id) == []
     finally:
         await service.close()
@@ -120,7 +120,7 @@ async def test_without_render_workers_there_are_no_clips(tmp_path: Path, store: 
     row = await indexed(tmp_path, store, updates=20)
     service = clip_service(tmp_path, store, None)
     with pytest.raises(ClipRefused, match="this gateway renders no videos") as refused:
-        await service.export_clip(row, "sue", 0.0, 3.0)
+        await service.export_clip(row, Path(row.path), "sue", 0.0, 3.0)
     assert refused.value.reason == "clips_unavailable"
 
 
@@ -129,7 +129,7 @@ async def test_an_export_that_fails_says_why(tmp_path: Path, store: Store) -> No
     Path(row.path).write_bytes(b"no longer a journal")
     service = clip_service(tmp_path, store, RenderPool(1))
     try:
-        clip = await service.export_clip(row, "sue", 0.0, 3.0)
+        clip = await service.export_clip(row, Path(row.path), "sue", 0.0, 3.0)
         failed = await finished(service, clip)
     finally:
         await service.close()
@@ -141,7 +141,7 @@ async def test_an_export_that_fails_says_why(tmp_path: Path, store: Store) -> No
 async def test_stopping_or_restarting_the_gateway_fails_unfinished_exports(tmp_path: Path, store: Store) -> None:
     row = await indexed(tmp_path, store)
     service = clip_service(tmp_path, store, RenderPool(1))
-    clip = await service.export_clip(row, "sue", 0.0, 45.0)
+    clip = await service.export_clip(row, Path(row.path), "sue", 0.0, 45.0)
     await service.close()
     stopped = await service.clips.get(row.id, clip.id)
     assert stopped is not None and (stopped.state, stopped.error) == (ClipState.FAILED, CLIPS_ABANDONED)

@@ -486,3 +486,15 @@ async def test_typed_text_is_read_from_the_journal_and_cached(tmp_path: Path, st
         journal.write(b"\x00")
     await index.typed_text(SESSION_ID, path)
     assert len(reads) == 2
+
+
+async def test_the_source_backfill_goes_in_batches(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(index_module, "SOURCE_BACKFILL_BATCH", 2)
+    index = RecordingIndex(store)
+    sources = ["10.0.0.1", "bogus", "10.0.0.3", "10.0.0.4", "10.1.0.5"]
+    for n, source in enumerate(sources, start=1):
+        await index.add(dataclasses.replace(SAMPLES[0], id=f"20261125T080000Z-0000000{n}", source=source,
+                                            started=SAMPLES[0].started + timedelta(minutes=n)), None, "gw-1")
+    async with store.transaction() as connection:
+        await connection.execute(delete(recording_sources))
+    assert ids(await RecordingIndex(store).search(source=ip_network("10.0.0.0/16"))) == ["4", "3", "1"]
