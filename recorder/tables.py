@@ -62,7 +62,8 @@ recording_sources = Table(
     metadata,
     Column("recording_id", String(32), ForeignKey("recordings.id", ondelete="CASCADE"), primary_key=True),
     Column("version", Integer, nullable=False),  # 4 or 6
-    Column("address", String(32), nullable=False),  # fixed-width hex: sorts as the number does
+    # Fixed-width hex, compared byte by byte (PostgreSQL: the "C" collation), so it sorts as the number does.
+    Column("address", String(32).with_variant(String(32, collation="C"), "postgresql"), nullable=False),
     Index("ix_recording_sources_address", "version", "address"),
 )
 
