@@ -220,7 +220,7 @@ function marker(group, kind, text) {
   const button = document.createElement("button");
   button.type = "button";
   button.className = `marker ${kind}${group.length > 1 ? " group" : ""}`;
-  button.dataset.type = group.length > 1 ? "group" : first.type ?? kind;
+  button.dataset.type = first.type ?? kind;  // a group: its first event's (the one it seeks to)
   button.dataset.t = String(first.t);
   button.dataset.count = String(group.length);
   if (group.length > 1) button.textContent = String(group.length);
