@@ -178,6 +178,20 @@ class Metrics:
             f"{PREFIX}_notice_streams_ended_total",
             "Notice streams ended; reason is closed, signed_out, replaced (too many pages of one user), "
             "overflow (a page not reading) or shutdown.",
+            registry=r,
+        )
+        # issue 10, recordings as a review tool: clip exports and the limits on review requests
+        self.clip_exports_running = Gauge(
+            f"{PREFIX}_clip_exports_running", "Clip exports queued or rendering on this gateway.", registry=r
+        )
+        self.clip_exports_total = Counter(
+            f"{PREFIX}_clip_exports_total", "Clip exports finished; outcome is ready or failed.", ["outcome"],
+            registry=r,
+        )
+        self.review_refused_total = Counter(
+            f"{PREFIX}_review_refused_total",
+            "Review requests refused by a limit; reason is clips_busy, clips_per_user, clips_unavailable "
+            "or bookmarks_per_recording.",
             ["reason"],
             registry=r,
         )

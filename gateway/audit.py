@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Column, Index, Integer, String, Table, Text, func, insert, select
+from sqlalchemy import Column, Index, Integer, String, Table, Text, and_, func, insert, or_, select
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -51,6 +51,9 @@ from gateway.config.model import AuditConfig
 log = logging.getLogger(__name__)
 
 GENESIS_HASH = "0" * 64
+#: Actions done *to* a person, who is their target (an administrator disabling a user, resetting
+#: their TOTP, …): they belong to that person's history as much as to the actor's. Prefixes.
+ACTIONS_ON_A_PERSON = ("user.",)
 _CHAIN_LOCK = "deskgate.audit_events"
 _CHAINED_FIELDS = ("time", "user", "source", "action", "target", "outcome", "reason", "detail")
 
@@ -189,10 +192,17 @@ class AuditLog:
 
     async def list(self, user: str | None = None, since: datetime | None = None,
                    limit: int | None = 1000) -> list[AuditEvent]:
-        """Events oldest first: the newest ``limit`` of those by ``user`` at or after ``since``."""
+        """Events oldest first: the newest ``limit`` of ``user``'s history at or after ``since``.
+
+        A user's history is what they did and what was done to them (:data:`ACTIONS_ON_A_PERSON`
+        with them as the target).
+        """
         query = select(audit_events)
         if user is not None:
-            query = query.where(audit_events.c.user == user)
+            c = audit_events.c
+            done_to = and_(c.target == user, or_(*(c.action.startswith(prefix, autoescape=True)
+                                                   for prefix in ACTIONS_ON_A_PERSON)))
+            query = query.where(or_(c.user == user, done_to))
         if since is not None:
             query = query.where(audit_events.c.time >= since)
         query = query.order_by(audit_events.c.id.desc())

@@ -6,8 +6,13 @@ factory ``create_app`` uses unless it is given another). A desktop session asks 
 :class:`~recorder.writer.SessionRecorder` before the browser's handshake completes
 (fail-closed: no journal, no session), and hands the journal back when the session ends;
 the service seals it, then indexes it for search and renders its video in a worker
-process, in the background. At start-up :meth:`~RecordingService.recover` finalizes the
-journals a crashed gateway left open and indexes them like any other.
+process, in the background, with a poster (its first picture with content, as a JPEG next to
+the video). At start-up :meth:`~RecordingService.recover` finalizes the journals a crashed
+gateway left open and indexes them like any other.
+
+Reviewers export clips (a stretch of a recording, to MP4) through :meth:`~RecordingService.export_clip`:
+each is rendered in the same worker pool, its progress kept in the database so that any
+gateway can show it. How many may be under way, at all and per person, is bounded.
 
 Everything about the journals themselves (format, writer, seal, index, render) is in
 :mod:`recorder`; this module adds what only the gateway knows: the session, its policy, audit.
@@ -33,8 +38,9 @@ from gateway.journals import RecordingContext, SessionJournal
 from gateway.policy import Policy
 from gateway.rfb.messages import ServerInit
 from gateway.sessions import LiveSession
+from recorder.clips import MAX_CLIP_SECONDS, Clip, ClipStore, check_clip_range, clip_path
 from recorder.errors import RecordingError, RecordingUnavailable
-from recorder.index import RecordingIndex, VideoState
+from recorder.index import RecordingIndex, RecordingRow, VideoState
 from recorder.journal import new_session_id, recording_path
 from recorder.recovery import finalize_orphans
 from recorder.seal import load_or_create_key, read_seal
@@ -45,6 +51,19 @@ log = logging.getLogger(__name__)
 
 #: Render workers per gateway: half the cores, so proxying keeps the rest.
 RENDER_WORKERS = max(1, (os.cpu_count() or 2) // 2)
+#: Clip exports queued or rendering on one gateway at most: they share the workers with the sessions' videos.
+MAX_CLIP_JOBS = 4
+#: Clip exports one person may have under way on one gateway at most.
+MAX_CLIP_JOBS_PER_USER = 2
+CLIPS_ABANDONED = "the gateway stopped before the export finished; export the clip again"
+
+
+class ClipRefused(Exception):
+    """A clip export that a limit refuses; ``reason`` is the metric's label, the message says what to do."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +91,10 @@ class RecordingService:
         index: RecordingIndex,
         audit: AuditLog,
         render_pool: RenderPool | None,
+        *,
+        max_clip_jobs: int = MAX_CLIP_JOBS,
+        max_clip_jobs_per_user: int = MAX_CLIP_JOBS_PER_USER,
+        max_clip_seconds: float = MAX_CLIP_SECONDS,
     ) -> None:
         self.settings = settings
         self._metrics = metrics
@@ -81,6 +104,11 @@ class RecordingService:
         self._node = platform.node()
         self._background: set[asyncio.Task[None]] = set()
         self._open: dict[str, SessionRecorder] = {}
+        self.clips = ClipStore(index.store)
+        self._max_clip_jobs = max_clip_jobs
+        self._max_clip_jobs_per_user = max_clip_jobs_per_user
+        self._max_clip_seconds = max_clip_seconds
+        self._clip_jobs: dict[str, tuple[str, asyncio.Task[None]]] = {}  # clip id → (owner, its export)
 
     async def start(self, live: LiveSession, server_init: ServerInit, policy: Policy) -> SessionRecorder:
         """Create the journal of ``live``; RecordingUnavailable (audited) when it cannot be created."""
@@ -116,7 +144,11 @@ class RecordingService:
         self._spawn(self._index_and_render(journal))
 
     async def recover(self) -> int:
-        """Finalize journals left open by a crash and hand each to :meth:`sealed`; returns how many."""
+        """Finalize journals left open by a crash and hand each to :meth:`sealed`; returns how many.
+
+        Clip exports this gateway had under way when it stopped are marked failed.
+        """
+        await self._abandon_clips()
         finalized = await asyncio.to_thread(finalize_orphans, self.settings.root, self.settings.key)
         for path in finalized:
             log.warning("recovered a recording after a crash", extra={"ctx": {"path": str(path)}})
@@ -130,7 +162,7 @@ class RecordingService:
         output = journal.with_suffix(".mp4")
         await self._index.set_video(recording_id, VideoState.PENDING)
         try:
-            result = await self._render_pool.submit(journal, output)
+            result = await self._render_pool.submit(journal, output, poster=journal.with_suffix(".jpg"))
         except (OSError, RecordingError) as exc:
             log.error("rendering a recording failed", extra={"ctx": {"recording": recording_id, "error": exc}})
             await self._index.set_video(recording_id, VideoState.FAILED)
@@ -142,12 +174,87 @@ class RecordingService:
         log.info("recording rendered", extra={"ctx": {"recording": recording_id, "frames": result.frames,
                                                       "realtime_factor": round(result.realtime_factor, 1)}})
 
+    async def export_clip(self, recording: RecordingRow, journal: Path, owner: str, start: object,
+                          end: object) -> Clip:
+        """Queue the export of ``start`` to ``end`` seconds of ``recording`` (its ``journal``) for ``owner``.
+
+        Returns the clip as queued.
+
+        ValueError says what is wrong with the range (see :func:`~recorder.clips.check_clip_range`);
+        ClipRefused that a limit refuses it now (counted in ``review_refused_total``).
+        """
+        start, end = check_clip_range(start, end, recording.duration, self._max_clip_seconds)
+        refusal = self._clip_refusal(owner)
+        if refusal is not None:
+            self._metrics.review_refused_total.labels(reason=refusal.reason).inc()
+            raise refusal
+        clip = await self.clips.create(recording.id, owner, start, end, self._node)
+        task = asyncio.get_running_loop().create_task(self._export(clip, journal))
+        self._clip_jobs[clip.id] = (owner, task)
+        self._metrics.clip_exports_running.set(len(self._clip_jobs))
+        task.add_done_callback(lambda _: self._clip_done(clip.id))
+        return clip
+
     async def close(self) -> None:
-        """Wait for indexing and rendering under way, then stop the render workers."""
+        """Stop clip exports, wait for indexing and rendering under way, then stop the render workers."""
+        for _, task in self._clip_jobs.values():
+            task.cancel()
+        if self._clip_jobs:
+            await asyncio.gather(*(task for _, task in self._clip_jobs.values()), return_exceptions=True)
+            await self._abandon_clips()
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
         if self._render_pool is not None:
             await self._render_pool.close()
+
+    def _clip_refusal(self, owner: str) -> ClipRefused | None:
+        if self._render_pool is None:
+            return ClipRefused("clips_unavailable", "this gateway renders no videos, so it cannot export clips")
+        if len(self._clip_jobs) >= self._max_clip_jobs:
+            return ClipRefused("clips_busy", f"the gateway is exporting {len(self._clip_jobs)} clips already; "
+                                             "try again when one has finished")
+        if sum(1 for who, _ in self._clip_jobs.values() if who == owner) >= self._max_clip_jobs_per_user:
+            return ClipRefused("clips_per_user", f"you have {self._max_clip_jobs_per_user} clip exports under way; "
+                                                 "wait for one to finish")
+        return None
+
+    async def _export(self, clip: Clip, journal: Path) -> None:
+        """Render the clip and keep its row up to date; never raises (the row says what happened)."""
+        assert self._render_pool is not None
+        output = clip_path(self.settings.root, clip.id)
+        context = {"clip": clip.id, "recording": clip.recording_id}
+        try:
+            await asyncio.to_thread(output.parent.mkdir, mode=0o700, parents=True, exist_ok=True)
+            await self.clips.rendering(clip.id, 0.0)
+            result = await self._render_pool.submit(journal, output, start=clip.start, end=clip.end,
+                                                    progress=lambda fraction: self.clips.rendering(clip.id, fraction))
+            if result.error is not None:
+                log.warning("a clip rendered only in part", extra={"ctx": {**context, "error": result.error}})
+            await self.clips.ready(clip.id, output)
+            self._metrics.clip_exports_total.labels(outcome="ready").inc()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the reviewer sees the reason in the page
+            log.error("exporting a clip failed", extra={"ctx": {**context, "error": exc}})
+            self._metrics.clip_exports_total.labels(outcome="failed").inc()
+            try:
+                await self.clips.failed(clip.id, f"the export failed: {exc}")
+            except Exception:
+                log.exception("cannot record a failed clip export", extra={"ctx": context})
+
+    def _clip_done(self, clip_id: str) -> None:
+        self._clip_jobs.pop(clip_id, None)
+        self._metrics.clip_exports_running.set(len(self._clip_jobs))
+
+    async def _abandon_clips(self) -> None:
+        """Mark this gateway's unfinished clip exports failed (it stopped, or crashed before)."""
+        try:
+            abandoned = await self.clips.abandon(self._node, CLIPS_ABANDONED)
+        except Exception:
+            log.exception("cannot mark unfinished clip exports failed")
+            return
+        if abandoned:
+            log.warning("unfinished clip exports marked failed", extra={"ctx": {"clips": abandoned}})
 
     async def _index_and_render(self, journal: Path) -> None:
         try:

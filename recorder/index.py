@@ -2,16 +2,23 @@
 
 :func:`summarize_journal` reads one journal (blocking; run it in a thread) into a
 :class:`RecordingSummary`: who, from where, to what, when, how long, why it ended, its size,
-input counts, events, and input *activity* — keys and clicks per 5-second bucket, which the
-player's timeline draws. Activity is computed here, from the journal's client data (each
-KeyEvent press and each PointerEvent button press, at its record's time) or, for recordings
-that keep only input counts, from each INPUT_COUNTS record at its time (so at flush
-granularity). Only non-empty buckets are kept.
+input counts, events, and *activity* — keys, clicks and bytes of screen updates per 5-second
+bucket, which the player's timeline draws and its idle skipping jumps over
+(:func:`quiet_stretches`). Input is counted from the journal's client data (each KeyEvent
+press and each PointerEvent button press, at its record's time) or, for recordings that keep
+only input counts, from each INPUT_COUNTS record at its time (so at flush granularity); screen
+changes are the desktop's bytes (it sends updates only when its picture changes). Only
+non-empty buckets are kept.
 
-:class:`RecordingIndex` stores summaries in the ``recordings`` and ``recording_events`` tables
-of :mod:`recorder.tables` and answers searches, newest first. A search may be narrowed to what
-one viewer may see (:class:`Visibility`: some users' recordings, and those of members of some
-groups — the user's groups as the journal's HEADER recorded them).
+:class:`RecordingIndex` stores summaries in the ``recordings``, ``recording_events`` and
+``recording_sources`` tables of :mod:`recorder.tables` and answers searches, newest first: by
+user (exact, or part of the name), target, time, duration, end reason, source address (exact
+or a network) and event type. It also gives a recording's typed text
+(:mod:`recorder.typed_text`), read from the journal in a worker thread and cached: key
+strokes are never copied into the database.
+A search may be narrowed to what one viewer may see (:class:`Visibility`: some users'
+recordings, and those of members of some groups — the user's groups as the journal's HEADER
+recorded them).
 """
 
 from __future__ import annotations
@@ -19,15 +26,17 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, delete, false, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, delete, exists, false, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import RowMapping
 
 from base.db import Store
@@ -43,12 +52,21 @@ from recorder.journal import (
     decode_json,
 )
 from recorder.records import InputCounts, SessionEnd, SessionEvent, SessionHeader
-from recorder.tables import recording_events, recordings
+from recorder.tables import recording_events, recording_sources, recordings
+from recorder.typed_text import TypedText, read_typed_text
 
 log = logging.getLogger(__name__)
 
 ACTIVITY_BUCKET_SECONDS = 5
 MAX_SEARCH_LIMIT = 1000
+#: The shortest stretch without input or screen change that the player offers to skip.
+MIN_QUIET_SECONDS = 10.0
+#: Typed texts kept in memory, and read from journals at once: each read is a pass over a whole journal.
+TYPED_TEXT_CACHE = 16
+TYPED_TEXT_READERS = 2
+#: Recordings whose source is filled in for network search at once, the first time one is asked for.
+SOURCE_BACKFILL_BATCH = 5000
+IPNetwork = IPv4Network | IPv6Network
 P = TypeVar("P")
 
 
@@ -63,14 +81,53 @@ class VideoState(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class ActivityBucket:
-    """Input in the ``ACTIVITY_BUCKET_SECONDS`` starting ``t`` seconds into the recording."""
+    """Input and screen updates in the ``ACTIVITY_BUCKET_SECONDS`` starting ``t`` seconds into the recording.
+
+    ``screen`` is bytes of the desktop's updates; None for recordings indexed before it was counted.
+    """
 
     t: float
     keys: int
     clicks: int
+    screen: int | None = 0
+
+    @property
+    def active(self) -> bool:
+        return bool(self.keys or self.clicks or self.screen)
 
     def to_json(self) -> dict[str, Any]:
-        return {"t": self.t, "keys": self.keys, "clicks": self.clicks}
+        return {"t": self.t, "keys": self.keys, "clicks": self.clicks, "screen": self.screen}
+
+
+@dataclass(frozen=True, slots=True)
+class QuietStretch:
+    """From ``start`` to ``end`` seconds the operator gave no input and the screen did not change."""
+
+    start: float
+    end: float
+
+    def to_json(self) -> dict[str, float]:
+        return {"from": self.start, "to": self.end}
+
+
+def quiet_stretches(buckets: list[ActivityBucket], duration: float,
+                    min_seconds: float = MIN_QUIET_SECONDS) -> list[QuietStretch] | None:
+    """The stretches of at least ``min_seconds`` between ``buckets`` (in time order) and up to ``duration``.
+
+    None when the buckets do not say whether the screen changed (indexed before it was counted).
+    """
+    if any(bucket.screen is None for bucket in buckets):
+        return None
+    stretches, quiet_since = [], 0.0
+    for bucket in buckets:
+        if not bucket.active:
+            continue
+        if bucket.t - quiet_since >= min_seconds:
+            stretches.append(QuietStretch(quiet_since, bucket.t))
+        quiet_since = max(quiet_since, bucket.t + ACTIVITY_BUCKET_SECONDS)
+    if duration - quiet_since >= min_seconds:
+        stretches.append(QuietStretch(quiet_since, duration))
+    return stretches
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,8 +203,8 @@ class Visibility:
 # ---------------------------------------------------------------- journal → summary
 
 
-class _InputTally:
-    """Key presses and button presses, in total and per activity bucket."""
+class _ActivityTally:
+    """Key presses, button presses and screen update bytes per activity bucket."""
 
     def __init__(self, max_record: int) -> None:
         # The journal holds what the proxy forwarded, so its own limits were already applied:
@@ -157,6 +214,10 @@ class _InputTally:
         self._failed = False
         self.keys: Counter[int] = Counter()
         self.clicks: Counter[int] = Counter()
+        self.screen: Counter[int] = Counter()
+
+    def server_data(self, t: float, size: int) -> None:
+        self.screen[_bucket(t)] += size
 
     def client_data(self, t: float, data: bytes, path: Path) -> None:
         if self._failed:
@@ -179,9 +240,10 @@ class _InputTally:
         self.clicks[bucket] += counts.clicks
 
     def buckets(self) -> list[ActivityBucket]:
-        starts = sorted(start for start in self.keys.keys() | self.clicks.keys()
-                        if self.keys[start] or self.clicks[start])
-        return [ActivityBucket(float(start), self.keys[start], self.clicks[start]) for start in starts]
+        starts = sorted(start for start in self.keys.keys() | self.clicks.keys() | self.screen.keys()
+                        if self.keys[start] or self.clicks[start] or self.screen[start])
+        return [ActivityBucket(float(start), self.keys[start], self.clicks[start], self.screen[start])
+                for start in starts]
 
 
 def _bucket(t: float) -> int:
@@ -226,11 +288,13 @@ def summarize_journal(path: Path, *, max_events: int = 10_000, max_record: int =
         header = SessionHeader.from_json(reader.header)
     except JournalCorrupt as exc:
         raise JournalCorrupt(f"{path}: {exc}") from exc
-    tally = _InputTally(max_record)
+    tally = _ActivityTally(max_record)
     events: list[TimelineEvent] = []
     for record in reader:
         t = record.offset_us / 1e6
-        if record.kind == RecordKind.CLIENT_DATA:
+        if record.kind == RecordKind.SERVER_DATA:
+            tally.server_data(t, len(record.payload))
+        elif record.kind == RecordKind.CLIENT_DATA:
             tally.client_data(t, record.payload, path)
         elif record.kind == RecordKind.INPUT_COUNTS:
             counts = _payload(InputCounts.from_json, record, path)
@@ -262,7 +326,7 @@ def summarize_journal(path: Path, *, max_events: int = 10_000, max_record: int =
 def _row(mapping: RowMapping) -> RecordingRow:
     values = {name: mapping[name] for name in RecordingRow.__dataclass_fields__}
     values["video_state"] = VideoState(values["video_state"])
-    values["user_groups"] = _groups_from_column(values["user_groups"])
+    values["user_groups"] = groups_from_column(values["user_groups"])
     return RecordingRow(**values)
 
 
@@ -271,7 +335,7 @@ def _groups_column(groups: tuple[str, ...] | None) -> str | None:
     return None if groups is None else json.dumps(sorted(groups), ensure_ascii=True, separators=(",", ":"))
 
 
-def _groups_from_column(text: str | None) -> tuple[str, ...] | None:
+def groups_from_column(text: str | None) -> tuple[str, ...] | None:
     if text is None:
         return None
     groups = json.loads(text)
@@ -281,19 +345,69 @@ def _groups_from_column(text: str | None) -> tuple[str, ...] | None:
 _ROW_COLUMNS = [recordings.c[name] for name in RecordingRow.__dataclass_fields__]
 
 
-class RecordingIndex:
-    """Recording summaries in the database: add, mark rendered, search, fetch."""
+def _address_key(address: IPv4Address | IPv6Address) -> tuple[int, str]:
+    """(IP version, the address as fixed-width hex): equal keys for equal addresses, ordered as they are."""
+    if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.version, f"{int(address):0{address.max_prefixlen // 4}x}"
 
-    def __init__(self, store: Store) -> None:
+
+def _source_row(recording_id: str, source: str) -> dict[str, Any] | None:
+    """The ``recording_sources`` row of a recording from ``source``; None if it is not an IP address."""
+    try:
+        version, address = _address_key(ip_address(source))
+    except ValueError:
+        return None
+    return {"recording_id": recording_id, "version": version, "address": address}
+
+
+def _source_rows(recordings_and_sources: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    """The ``recording_sources`` rows of (recording id, source) pairs whose source is an IP address."""
+    return [row for row in (_source_row(*pair) for pair in recordings_and_sources) if row is not None]
+
+
+def _network_range(network: IPNetwork) -> tuple[int, str, str]:
+    """(IP version, lowest, highest address key) of ``network``; an IPv4-mapped IPv6 network is IPv4."""
+    if isinstance(network, IPv6Network) and network.network_address.ipv4_mapped is not None \
+            and network.prefixlen >= 96:
+        mapped = IPv4Network((network.network_address.ipv4_mapped, network.prefixlen - 96))
+        return _network_range(mapped)
+    version, low = _address_key(network.network_address)
+    return version, low, _address_key(network.broadcast_address)[1]
+
+
+def _contains_pattern(text: str) -> str:
+    """A LIKE pattern (escape character ``\\``) matching values that contain ``text``."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+class RecordingIndex:
+    """Recording summaries in the database: add, mark rendered, search, fetch; typed text from the journals.
+
+    ``typed_text_cache`` typed texts stay in memory; at most ``typed_text_readers`` journals are
+    read for them at once (each read is a pass over a whole journal, in a worker thread).
+    """
+
+    def __init__(self, store: Store, *, typed_text_cache: int = TYPED_TEXT_CACHE,
+                 typed_text_readers: int = TYPED_TEXT_READERS) -> None:
+        if typed_text_cache < 0 or typed_text_readers < 1:
+            raise ValueError("typed_text_cache must be 0 or more and typed_text_readers at least 1")
         self.store = store
+        self._typed_cache: OrderedDict[tuple[str, int], TypedText] = OrderedDict()
+        self._typed_cache_size = typed_text_cache
+        self._typed_readers = asyncio.Semaphore(typed_text_readers)
+        self._sources_backfilled = False
 
     async def add(self, summary: RecordingSummary, sha256: str | None, node: str) -> None:
         """Index ``summary`` (replacing an earlier summary of the same id, but keeping its video state)."""
+        buckets = [[bucket.t, bucket.keys, bucket.clicks, bucket.screen] for bucket in summary.activity]
         row = {
             **{name: getattr(summary, name) for name in RecordingMetadata.__dataclass_fields__},
-            "activity": json.dumps([[bucket.t, bucket.keys, bucket.clicks] for bucket in summary.activity]),
+            "activity": json.dumps({"buckets": buckets}),
             "sha256": sha256, "node": node, "user_groups": _groups_column(summary.user_groups),
         }
+        source = _source_row(summary.id, summary.source)
         events = [
             {"recording_id": summary.id, "t": timed.t, "type": timed.event.type,
              "detail": json.dumps(dict(timed.event.fields), default=str)}
@@ -304,6 +418,9 @@ class RecordingIndex:
             await connection.execute(delete(recording_events).where(recording_events.c.recording_id == summary.id))
             if events:
                 await connection.execute(insert(recording_events), events)
+            await connection.execute(delete(recording_sources).where(recording_sources.c.recording_id == summary.id))
+            if source is not None:
+                await connection.execute(insert(recording_sources), [source])
 
     async def add_journal(self, path: Path, sha256: str | None, node: str) -> RecordingSummary:
         """Summarize the journal at ``path`` in a worker thread, and index it."""
@@ -329,10 +446,16 @@ class RecordingIndex:
         max_duration: float | None = None,
         end_reason: str | None = None,
         limit: int = 100,
+        user_contains: str | None = None,
+        source: IPNetwork | None = None,
+        event: str | None = None,
         visible: Visibility | None = None,
     ) -> list[RecordingRow]:
         """Recordings matching every given filter, newest first; ``since <= started < until``.
 
+        ``user`` is the exact name, ``user_contains`` any part of it (case ignored for ASCII
+        letters); ``source`` a network (a single address is a /32 or /128), matching IPv4
+        sources also in their IPv4-mapped IPv6 form; ``event`` a type of event the recording holds.
         ``visible`` narrows them to what one viewer may see (None: everything).
         """
         if not 1 <= limit <= MAX_SEARCH_LIMIT:
@@ -341,6 +464,17 @@ class RecordingIndex:
         c = recordings.c
         if user is not None:
             query = query.where(c.user == user)
+        if user_contains is not None:
+            query = query.where(c.user.ilike(_contains_pattern(user_contains), escape="\\"))
+        if source is not None:
+            await self._backfill_sources()
+            version, low, high = _network_range(source)
+            sources = recording_sources.c
+            query = query.where(exists().where(sources.recording_id == c.id, sources.version == version,
+                                               sources.address.between(low, high)))
+        if event is not None:
+            events = recording_events.c
+            query = query.where(exists().where(events.recording_id == c.id, events.type == event))
         if target is not None:
             query = query.where(c.target == target)
         if since is not None:
@@ -394,8 +528,74 @@ class RecordingIndex:
         return [TimelineEvent(row["t"], SessionEvent(row["type"], json.loads(row["detail"]))) for row in rows]
 
     async def activity(self, recording_id: str) -> list[ActivityBucket]:
-        """Keys and clicks per 5-second bucket (non-empty buckets only, in time order)."""
+        """Keys, clicks and screen bytes per 5-second bucket (non-empty buckets only, in time order)."""
         async with self.store.read() as connection:
             stored: str | None = await connection.scalar(
                 select(recordings.c.activity).where(recordings.c.id == recording_id))
-        return [ActivityBucket(t, keys, clicks) for t, keys, clicks in json.loads(stored or "[]")]
+        return _buckets(stored)[0]
+
+    async def quiet_stretches(self, recording_id: str,
+                              min_seconds: float = MIN_QUIET_SECONDS) -> list[QuietStretch] | None:
+        """The recording's stretches without input or screen change (see :func:`quiet_stretches`).
+
+        None when it is not indexed, or was indexed before screen changes were counted.
+        """
+        query = select(recordings.c.activity, recordings.c.duration).where(recordings.c.id == recording_id)
+        async with self.store.read() as connection:
+            found = (await connection.execute(query)).first()
+        if found is None:
+            return None
+        buckets, screen_counted = _buckets(found.activity)
+        return quiet_stretches(buckets, found.duration, min_seconds) if screen_counted else None
+
+    async def typed_text(self, recording_id: str, journal: Path) -> TypedText:
+        """What was typed in the recording (from its journal, read in a worker thread), cached by id and size.
+
+        Raises what :func:`~recorder.typed_text.read_typed_text` raises.
+        """
+        key = (recording_id, (await asyncio.to_thread(journal.stat)).st_size)  # a recovered journal may grow
+        cached = self._typed_cache.get(key)
+        if cached is not None:
+            self._typed_cache.move_to_end(key)
+            return cached
+        async with self._typed_readers:
+            typed = await asyncio.to_thread(read_typed_text, journal)
+        if self._typed_cache_size:
+            self._typed_cache[key] = typed
+            while len(self._typed_cache) > self._typed_cache_size:
+                self._typed_cache.popitem(last=False)
+        return typed
+
+    async def _backfill_sources(self) -> None:
+        """Once per index: the ``recording_sources`` rows of recordings indexed before that table existed.
+
+        In batches, the addresses parsed in a worker thread: there may be many.
+        """
+        if self._sources_backfilled:
+            return
+        after = ""
+        insert_missing = (sqlite.insert if self.store.dialect == "sqlite" else postgresql.insert)(
+            recording_sources).on_conflict_do_nothing()  # another node may be filling them in too
+        while True:
+            batch = (select(recordings.c.id, recordings.c.source)
+                     .where(recordings.c.id > after,
+                            ~exists().where(recording_sources.c.recording_id == recordings.c.id))
+                     .order_by(recordings.c.id).limit(SOURCE_BACKFILL_BATCH))
+            async with self.store.read() as connection:
+                rows = [(found.id, found.source) for found in (await connection.execute(batch)).all()]
+            if not rows:
+                break
+            added = await asyncio.to_thread(_source_rows, rows)
+            if added:
+                async with self.store.transaction() as connection:
+                    await connection.execute(insert_missing, added)
+            after = rows[-1][0]
+        self._sources_backfilled = True
+
+
+def _buckets(stored: str | None) -> tuple[list[ActivityBucket], bool]:
+    """The stored activity's buckets, and whether it counted screen changes (not before they were)."""
+    value = json.loads(stored or "[]")
+    if isinstance(value, dict):
+        return [ActivityBucket(t, keys, clicks, screen) for t, keys, clicks, screen in value["buckets"]], True
+    return [ActivityBucket(t, keys, clicks, None) for t, keys, clicks in value], False

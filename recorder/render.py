@@ -9,12 +9,18 @@ frame, and updates closer than ``1 / max_fps`` are coalesced into the latest.
 
 H.264 in MP4 keeps one size for the whole video: after a resize the desktop is
 letterboxed into the size it started with (scaled down if it grew, centred on black).
+
+A *clip* is ``start`` to ``end`` seconds of a session: everything before ``start`` is
+replayed (the desktop must be rebuilt) but not encoded, and the video's time 0 is ``start``.
+A render may also write a *poster*: the first picture with content (not all one colour) as a
+JPEG, which the player shows before playing instead of the session's black first frame.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,7 +49,7 @@ from recorder.errors import DecodeError
 from recorder.framebuffer import Framebuffer, RGBArray
 from recorder.journal import JournalReader, JournalRecord, RecordKind
 from recorder.records import SessionHeader
-from recorder.video import VideoEncoder
+from recorder.video import VideoEncoder, write_jpeg
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -57,6 +63,7 @@ class RenderResult:
     output: Path
     last_frame: RGBArray  # the last frame encoded, at the desktop's size, cursor drawn
     error: str | None = None
+    poster: Path | None = None  # the poster written, if one was asked for
 
 
 class SessionReplay:
@@ -131,15 +138,21 @@ class SessionReplay:
 
 
 class _FrameClock:
-    """Emits frames at variable rate, never closer than ``min_interval``: the latest picture wins."""
+    """Emits frames at variable rate, never closer than ``min_interval``: the latest picture wins.
 
-    def __init__(self, encoder: VideoEncoder, replay: SessionReplay, min_interval: float) -> None:
-        self._encoder = encoder
+    With ``find_poster`` it keeps a copy of the first frame with content, as ``poster``.
+    """
+
+    def __init__(self, encoder: VideoEncoder, replay: SessionReplay, min_interval: float,
+                 find_poster: bool = False) -> None:
+        self.encoder = encoder
         self._replay = replay
         self._min_interval = min_interval
         self._pending = False
+        self._find_poster = find_poster
+        self.poster: RGBArray | None = None
         self.last_frame: RGBArray = replay.frame()
-        self._emit(0.0)  # the video starts with the session, so video time is journal time
+        self._emit(0.0)  # the video starts with the session (or clip), so video time is journal time
 
     def changed(self, t: float) -> None:
         """The picture changed at ``t``: show it now, or as soon as the interval allows."""
@@ -158,11 +171,11 @@ class _FrameClock:
         if self._pending:
             self._emit(self._next_slot())
         if self._last_time() + 0.001 <= end:
-            self._encoder.add_frame(self.last_frame, end)
+            self.encoder.add_frame(self.last_frame, end)
 
     def _last_time(self) -> float:
-        assert self._encoder.last_time is not None
-        return self._encoder.last_time
+        assert self.encoder.last_time is not None
+        return self.encoder.last_time
 
     def _next_slot(self) -> float:
         return self._last_time() + self._min_interval
@@ -170,7 +183,14 @@ class _FrameClock:
     def _emit(self, t: float) -> None:
         self._pending = False
         self.last_frame = self._replay.frame()
-        self._encoder.add_frame(self.last_frame, t)
+        self.encoder.add_frame(self.last_frame, t)
+        if self._find_poster and self.poster is None and _has_content(self.last_frame):
+            self.poster = self.last_frame.copy()
+
+
+def _has_content(frame: RGBArray) -> bool:
+    """Not all one colour: the desktop has painted something."""
+    return bool((frame != frame[0, 0]).any())
 
 
 def render_journal(
@@ -180,8 +200,15 @@ def render_journal(
     progress: Callable[[float], None] | None = None,
     max_fps: float = 30.0,
     keyframe_interval: float = 2.0,
+    start: float = 0.0,
+    end: float | None = None,
+    poster: Path | None = None,
 ) -> RenderResult:
-    """Render a journal to an H.264 MP4 at ``output``; ``progress`` gets the fraction of journal bytes read.
+    """Render a journal, or ``start`` to ``end`` seconds of it, to an H.264 MP4 at ``output``.
+
+    ``progress`` gets the fraction done: of the journal's bytes read, or for a clip (``end``
+    given) of the way to ``end``. ``poster``: also write the first picture with content there
+    as a JPEG (the last picture if none has any).
 
     Malformed data (a protocol violation, an undecodable rectangle) ends decoding:
     the video made so far is finished cleanly and ``RenderResult.error`` says what
@@ -191,30 +218,47 @@ def render_journal(
     """
     if not 0 < max_fps <= 1000:
         raise ValueError(f"max_fps must be in (0, 1000], not {max_fps}")
+    if start < 0 or (end is not None and end <= start):
+        raise ValueError(f"a clip must start at 0 s or later and end after it starts, not {start} to {end}")
     started = time.perf_counter()
     reader = JournalReader(journal)
-    journal_size = journal.stat().st_size
+    journal_size = max(journal.stat().st_size, 1)
     replay = SessionReplay(SessionHeader.from_json(reader.header))
-    report = _ProgressReporter(progress, journal_size)
+    report = _ProgressReporter(progress)
     error: str | None = None
-    t = 0.0
-    with VideoEncoder(
-        output, replay.framebuffer.width, replay.framebuffer.height, keyframe_interval=keyframe_interval
-    ) as encoder:
-        clock = _FrameClock(encoder, replay, 1.0 / max_fps)
+    t = start
+    with ExitStack() as stack:
+
+        def start_clock() -> _FrameClock:
+            """The video begins: at the desktop's size now, with the picture now as its first frame."""
+            encoder = stack.enter_context(VideoEncoder(output, replay.framebuffer.width, replay.framebuffer.height,
+                                                       keyframe_interval=keyframe_interval))
+            return _FrameClock(encoder, replay, 1.0 / max_fps, find_poster=poster is not None)
+
+        clock: _FrameClock | None = None
         try:
             for record in reader:
                 t = record.offset_us / 1e6
-                clock.advance(t)
-                if replay.apply(record):
-                    clock.changed(t)
-                report(record.position)
-            end = max(t, reader.last_offset_us / 1e6)
+                if end is not None and t > end:
+                    break
+                if clock is None and t >= start:
+                    clock = start_clock()
+                if clock is not None:
+                    clock.advance(t - start)
+                if replay.apply(record) and clock is not None:
+                    clock.changed(t - start)
+                report(record.position / journal_size if end is None else t / end)
+            stop = max(t, reader.last_offset_us / 1e6) if end is None else end
         except DecodeError as exc:
             error = f"{journal.name}: decoding stopped at {t:.3f} s (journal byte {record.position}): {exc}"
-            end = t
-        clock.finish(end)
-    report(journal_size)
+            stop = t
+        if clock is None:  # no record at or after ``start``
+            clock = start_clock()
+        clock.finish(stop - start)
+        encoder = clock.encoder
+    if poster is not None:
+        write_jpeg(clock.poster if clock.poster is not None else clock.last_frame, poster)
+    report(1.0)
     wall_seconds = time.perf_counter() - started
     duration = encoder.last_time or 0.0
     return RenderResult(
@@ -225,21 +269,21 @@ def render_journal(
         output=output,
         last_frame=clock.last_frame,
         error=error,
+        poster=poster,
     )
 
 
 class _ProgressReporter:
-    """Calls ``progress(fraction)`` when the fraction read grows by a thousandth or more."""
+    """Calls ``progress(fraction)`` when the fraction done grows by a thousandth or more."""
 
-    def __init__(self, progress: Callable[[float], None] | None, total: int) -> None:
+    def __init__(self, progress: Callable[[float], None] | None) -> None:
         self._progress = progress
-        self._total = max(total, 1)
         self._reported = -1
 
-    def __call__(self, position: int) -> None:
+    def __call__(self, fraction: float) -> None:
         if self._progress is None:
             return
-        permille = min(1000, position * 1000 // self._total)
+        permille = min(1000, int(fraction * 1000))
         if permille > self._reported:
             self._reported = permille
             self._progress(permille / 1000)

@@ -1,4 +1,5 @@
-"""The recordings index's tables: one row per recording, and its events for the player's timeline."""
+"""The recordings index's tables: one row per recording, its events for the player's timeline, its source
+address for search by network, and what reviewers made of it: bookmarks and exported clips."""
 
 from __future__ import annotations
 
@@ -55,4 +56,48 @@ recording_events = Table(
     Column("type", String(64), nullable=False),
     Column("detail", Text, nullable=False),  # JSON object: the event's other fields
     Index("ix_recording_events_recording", "recording_id", "t"),
+)
+
+#: Each recording's source address as a number, so that search by network (CIDR) works on any database.
+recording_sources = Table(
+    "recording_sources",
+    metadata,
+    Column("recording_id", String(32), ForeignKey("recordings.id", ondelete="CASCADE"), primary_key=True),
+    Column("version", Integer, nullable=False),  # 4 or 6
+    # Fixed-width hex, compared byte by byte (PostgreSQL: the "C" collation), so it sorts as the number does.
+    Column("address", String(32).with_variant(String(32, collation="C"), "postgresql"), nullable=False),
+    Index("ix_recording_sources_address", "version", "address"),
+)
+
+#: Moments of recordings that reviewers marked, each with a note ("training: good handling of a complaint").
+recording_bookmarks = Table(
+    "recording_bookmarks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("recording_id", String(32), ForeignKey("recordings.id", ondelete="CASCADE"), nullable=False),
+    Column("owner", String(255), nullable=False),
+    Column("t", Float, nullable=False),  # seconds since the recording started
+    Column("note", Text, nullable=False),
+    Column("created", UTCDateTime, nullable=False),
+    Index("ix_recording_bookmarks_recording", "recording_id", "t"),
+    Index("ix_recording_bookmarks_owner", "owner", "created"),
+)
+
+#: Clips (a stretch of a recording) exported to MP4, and how far each export has come.
+recording_clips = Table(
+    "recording_clips",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("recording_id", String(32), ForeignKey("recordings.id", ondelete="CASCADE"), nullable=False),
+    Column("owner", String(255), nullable=False),
+    Column("clip_start", Float, nullable=False),  # seconds since the recording started
+    Column("clip_end", Float, nullable=False),
+    Column("state", String(16), nullable=False),  # recorder.clips.ClipState
+    Column("progress", Float, nullable=False),  # 0 to 1
+    Column("error", Text, nullable=True),
+    Column("path", Text, nullable=True),  # the MP4, once ready
+    Column("node", String(255), nullable=False),  # the gateway that renders it
+    Column("created", UTCDateTime, nullable=False),
+    Index("ix_recording_clips_recording", "recording_id", "created"),
+    Index("ix_recording_clips_owner", "owner", "created"),
 )

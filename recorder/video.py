@@ -7,10 +7,13 @@ frame keeps the journal's time to the millisecond.
 Every frame is coded at one constant quantizer with the deblocking filter off:
 screen content is sharp text, and the picture a reviewer pauses on must be as
 legible as the first one, whatever came before it.
+
+:func:`write_jpeg` writes one picture as a JPEG: the player's poster, shown before playing.
 """
 
 from __future__ import annotations
 
+import os
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
@@ -168,3 +171,30 @@ class VideoEncoder:
         canvas[:] = 0
         canvas[top : top + height, left : left + width] = rgb
         return canvas
+
+
+def write_jpeg(rgb: RGBArray, path: Path, *, max_width: int = 1920, quality: int = 3) -> None:
+    """Write an (h, w, 3) uint8 RGB picture to ``path`` as a JPEG, scaled down to ``max_width`` if wider.
+
+    ``quality`` is the JPEG quantizer, 2 (finest) to 31. The file appears whole or not at all.
+    """
+    if not 2 <= quality <= 31:
+        raise ValueError(f"quality must be in 2..31, not {quality}")
+    if "mjpeg" not in av.codecs_available:
+        raise CodecUnavailable("PyAV was built without mjpeg: JPEG pictures cannot be written")
+    height, width = rgb.shape[:2]
+    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+    if width > max_width:
+        width, height = max_width, max(1, round(height * max_width / width))
+        frame = frame.reformat(width, height, interpolation="AREA")
+    context = av.CodecContext.create("mjpeg", "w")
+    context.width, context.height = width, height
+    context.pix_fmt = "yuvj420p"  # full-range YUV, as JPEG files are
+    context.time_base = Fraction(1, 1)
+    context.options = {"qmin": str(quality), "qmax": str(quality)}
+    picture = frame.reformat(format="yuvj420p")
+    picture.pts = 0
+    data = b"".join(bytes(packet) for packet in [*context.encode(picture), *context.encode(None)])
+    partial = path.with_name(path.name + ".part")
+    partial.write_bytes(data)
+    os.replace(partial, path)

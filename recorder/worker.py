@@ -4,37 +4,80 @@ Decoding and H.264 encoding are CPU-bound for minutes at a time: they run in a
 ``ProcessPoolExecutor`` whose workers are *spawned* (a fresh interpreter, not a
 fork of the gateway with its event loop, sockets and threads). The event loop
 only awaits the result.
+
+A render may report its progress (a clip export's progress bar): every worker gets the
+pool's shared array of progress slots when it starts; a render given a slot writes the
+fraction done into it, and the event loop reads the slot every ``progress_interval``
+seconds. One float per render, no messages, no locks.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import multiprocessing
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
+from typing import Any
 
 from base.metrics import Metrics
 from recorder.errors import RecordingError
 from recorder.render import RenderResult, render_journal
 
+log = logging.getLogger(__name__)
+
+#: Renders that may report progress at once; one more waits for a free slot to report.
+PROGRESS_SLOTS = 8
+
+_progress_slots: Any = None  # in a worker process: the pool's shared progress array
+
+
+def _share_progress(slots: Any) -> None:
+    """A worker's initializer: keep the pool's progress array."""
+    global _progress_slots
+    _progress_slots = slots
+
+
+def _render(journal: Path, output: Path, poster: Path | None, start: float, end: float | None,
+            slot: int | None) -> RenderResult:
+    """In a worker: render, writing the fraction done into ``slot`` if given one."""
+
+    def report(fraction: float) -> None:
+        _progress_slots[slot] = fraction
+
+    return render_journal(journal, output, progress=report if slot is not None else None, poster=poster,
+                          start=start, end=end)
+
 
 class RenderPool:
     """A pool of ``workers`` render processes; ``metrics`` (optional) gets the queue length and render times."""
 
-    def __init__(self, workers: int, metrics: Metrics | None = None) -> None:
+    def __init__(self, workers: int, metrics: Metrics | None = None, *, progress_slots: int = PROGRESS_SLOTS,
+                 progress_interval: float = 0.25) -> None:
         if workers < 1:
             raise ValueError(f"a render pool needs at least one worker, not {workers}")
+        if progress_slots < 1 or progress_interval <= 0:
+            raise ValueError("progress_slots and progress_interval must be positive")
         self._workers = workers
         self._metrics = metrics
+        self._context = multiprocessing.get_context("spawn")
+        self._progress = self._context.RawArray("d", progress_slots)
+        self._free_slots = list(range(progress_slots))
+        self._progress_interval = progress_interval
         self._executor = self._new_executor()
         self._closed = False
 
-    async def submit(self, journal: Path, output: Path) -> RenderResult:
-        """Render ``journal`` to ``output`` in a worker; the render's own exceptions are raised here.
+    async def submit(self, journal: Path, output: Path, *, poster: Path | None = None, start: float = 0.0,
+                     end: float | None = None,
+                     progress: Callable[[float], Awaitable[None]] | None = None) -> RenderResult:
+        """Render ``journal`` (or ``start`` to ``end`` of it) to ``output`` in a worker; see :func:`render_journal`.
 
-        A worker that dies (killed, out of memory, crashed) fails only the renders it
-        took down, with a RecordingError; the pool starts fresh workers for the next.
+        ``progress`` is awaited with the fraction done as it grows, while a progress slot is
+        free. The render's own exceptions are raised here. A worker that dies (killed, out of
+        memory, crashed) fails only the renders it took down, with a RecordingError; the pool
+        starts fresh workers for the next.
         """
         if self._closed:
             raise RuntimeError("the render pool is closed")
@@ -42,8 +85,14 @@ class RenderPool:
         if metrics is not None:
             metrics.render_queue_length.inc()
         executor = self._executor
+        slot = self._free_slots.pop() if progress is not None and self._free_slots else None
         try:
-            future = asyncio.get_running_loop().run_in_executor(executor, render_journal, journal, output)
+            if slot is not None:
+                self._progress[slot] = 0.0
+            future = asyncio.get_running_loop().run_in_executor(executor, _render, journal, output, poster, start,
+                                                                end, slot)
+            if slot is not None and progress is not None:
+                await self._follow(future, slot, progress)
             result = await future
         except BrokenProcessPool as exc:
             self._replace_broken(executor)
@@ -52,6 +101,8 @@ class RenderPool:
                 "the render pool has started new workers, submit the recording again"
             ) from exc
         finally:
+            if slot is not None:
+                self._free_slots.append(slot)
             if metrics is not None:
                 metrics.render_queue_length.dec()
         if metrics is not None:
@@ -63,6 +114,20 @@ class RenderPool:
         self._closed = True
         await asyncio.to_thread(self._executor.shutdown, wait=True, cancel_futures=True)
 
+    async def _follow(self, future: asyncio.Future[RenderResult], slot: int,
+                      progress: Callable[[float], Awaitable[None]]) -> None:
+        """Hand the slot's fraction to ``progress`` whenever it grew, until the render is done."""
+        reported = 0.0
+        while not future.done():
+            await asyncio.wait([future], timeout=self._progress_interval)
+            fraction = self._progress[slot]
+            if fraction > reported and not future.done():
+                reported = fraction
+                try:
+                    await progress(fraction)
+                except Exception:  # the render goes on; only its progress is not shown
+                    log.exception("reporting a render's progress failed", extra={"ctx": {"fraction": fraction}})
+
     def _replace_broken(self, broken: ProcessPoolExecutor) -> None:
         # Several renders fail together when a pool breaks: only the first replaces it.
         if self._executor is broken and not self._closed:
@@ -70,4 +135,5 @@ class RenderPool:
             broken.shutdown(wait=False, cancel_futures=True)
 
     def _new_executor(self) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(max_workers=self._workers, mp_context=multiprocessing.get_context("spawn"))
+        return ProcessPoolExecutor(max_workers=self._workers, mp_context=self._context,
+                                   initializer=_share_progress, initargs=(self._progress,))

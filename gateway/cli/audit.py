@@ -28,7 +28,8 @@ def add_commands(commands: CommandGroups, common: argparse.ArgumentParser) -> No
     audit = commands.add_parser("audit", help="the audit log").add_subparsers(
         dest="audit_command", required=True, metavar="COMMAND")
     audit_list = audit.add_parser("list", parents=[common], help="audit events, oldest first")
-    audit_list.add_argument("--user", metavar="U", help="only this user's events")
+    audit_list.add_argument("--user", metavar="U",
+                            help="only this user's history: what they did, and what administrators did to them")
     audit_list.add_argument("--since", metavar="ISO", help="only events at or after this time or date")
     audit_list.add_argument("--json", action="store_true", help="one JSON object per event and line")
     audit_list.set_defaults(handler=lambda args: audit_list_command(load_config(args.config), args.user,

@@ -1,25 +1,34 @@
-"""Recordings over HTTP: search, the video (with Range), and the events and activity for the timeline.
+"""Recordings over HTTP: search, the video (with Range), the timeline, and what reviewers work with.
 
 Who may see what: administrators see every recording; anyone else sees recordings only if
 some policy matching their groups and source address says ``recordings: all`` (everything)
 or ``own`` (their own), or ``watch`` names a group the recorded user was in when the session
 started (:mod:`gateway.watch`; ``"*"``: everyone's, even recordings made before groups were
-recorded). Every list, view (events) and download (video) is audited, allowed or denied,
-before anything is sent; if the audit event cannot be stored the request fails.
+recorded). Every list, view (events, typed text, poster, bookmarks) and download (video, clip)
+is audited, allowed or denied, before anything is sent; so is every bookmark made or removed
+and every clip asked for; if the audit event cannot be stored the request fails. A clip's
+progress is polled, so only its refusals are audited.
+
+For review: the typed text (rebuilt from the journal's key events, ``record_input: full``),
+the poster (the first picture with content), bookmarks (a moment and a note, per person) and
+clips (a stretch exported to MP4 in the render workers, with its progress). Bookmarks and
+clips live under their recording's URL, so the recording's authorization covers them.
 
 A recording id from the URL is only ever a key: it must be a well-formed session id and name an
-indexed recording, and the video file is the one the index names, served only if it resolves
-to a file inside ``storage.recordings``.
+indexed recording; the files served (video, poster, clip) and read (journal) are the ones the
+index names, used only if they resolve to a file inside ``storage.recordings``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +39,14 @@ from auth.identity import Identity
 from base.times import parse_time
 from gateway.config import parse_duration
 from gateway.policy import IPAddress, PolicySet, RecordingAccess, normalize_source
+from gateway.recording_service import ClipRefused, RecordingService
 from gateway.watch import WatchScope, watch_scope
-from gateway.web.keys import AUDIT, CONFIG, POLICIES, RECORDING_INDEX
+from gateway.web.keys import AUDIT, CONFIG, METRICS, POLICIES, RECORDING_INDEX, RECORDINGS, STORE
 from gateway.web.pages import signed_in_page
 from gateway.web.security import client_address, current_session, error_json
+from recorder.bookmarks import BookmarkLimitReached, Bookmarks, check_moment
+from recorder.clips import ClipState, ClipStore, is_clip_id
+from recorder.errors import RecordingError
 from recorder.index import MAX_SEARCH_LIMIT, RecordingRow, VideoState, Visibility
 from recorder.journal import is_session_id
 
@@ -41,10 +54,12 @@ log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 
 MAX_FILTER_TEXT = 255
-_TEXT_FILTERS = ("user", "target", "end_reason")
-LIST_PARAMETERS = (*_TEXT_FILTERS, "since", "until", "min_duration", "max_duration", "limit")
+_TEXT_FILTERS = ("user", "user_contains", "target", "end_reason")
+LIST_PARAMETERS = (*_TEXT_FILTERS, "since", "until", "min_duration", "max_duration", "source", "event", "limit")
 _SECONDS = re.compile(r"\d{1,9}(\.\d{1,6})?")
 _LIMIT = re.compile(r"\d{1,4}")
+_EVENT_TYPE = re.compile(r"[a-z][a-z0-9_]{0,63}")
+_BOOKMARK_ID = re.compile(r"[1-9]\d{0,17}")
 
 
 def recording_access(identity: Identity, source: IPAddress, policies: PolicySet) -> RecordingAccess:
@@ -107,6 +122,16 @@ def parse_list_filters(query: MultiMapping[str]) -> dict[str, Any]:
             filters[name] = _seconds(name, values[name])
     if filters.get("min_duration", 0.0) > filters.get("max_duration", math.inf):
         raise ValueError("min_duration must not be greater than max_duration")
+    if "source" in values:
+        try:
+            filters["source"] = ip_network(values["source"], strict=False)
+        except ValueError:
+            raise ValueError(f"source: {values['source']!r} is not an IP address or network "
+                             "(e.g. 10.0.0.5 or 10.0.0.0/24)") from None
+    if "event" in values:
+        if not _EVENT_TYPE.fullmatch(values["event"]):
+            raise ValueError(f"event: {values['event']!r} is not an event type (e.g. clipboard_blocked)")
+        filters["event"] = values["event"]
     if "limit" in values:
         if not _LIMIT.fullmatch(values["limit"]) or not 1 <= int(values["limit"]) <= MAX_SEARCH_LIMIT:
             raise ValueError(f"limit: {values['limit']!r} is not a whole number from 1 to {MAX_SEARCH_LIMIT}")
@@ -128,9 +153,10 @@ class _Caller:
     def sees_none(self) -> bool:
         return self.access == RecordingAccess.NONE and self.watch.nobody
 
-    def may_see(self, row: RecordingRow) -> bool:
-        return (self.access == RecordingAccess.ALL or self.watch.covers(row.user_groups)
-                or (self.access == RecordingAccess.OWN and row.user == self.identity.username))
+    def may_see(self, user: str, groups: tuple[str, ...] | None) -> bool:
+        """Whether a recording of ``user``, recorded in ``groups``, is the caller's to see."""
+        return (self.access == RecordingAccess.ALL or self.watch.covers(groups)
+                or (self.access == RecordingAccess.OWN and user == self.identity.username))
 
     def visibility(self) -> Visibility | None:
         """What a search may return: None for everything."""
@@ -170,7 +196,7 @@ async def _authorized_recording(request: web.Request, action: str) -> tuple[_Cal
     row = await request.app[RECORDING_INDEX].get(recording_id)
     if row is None:
         return error_json(404, f"there is no recording {recording_id}")
-    if not caller.may_see(row):
+    if not caller.may_see(row.user, row.user_groups):
         await _audit(request, caller, action, recording_id, "denied",
                      "the recording is another user's, outside the groups this user may watch")
         if caller.watch.nobody:
@@ -179,20 +205,36 @@ async def _authorized_recording(request: web.Request, action: str) -> tuple[_Cal
     return caller, row
 
 
-def _video_file(row: RecordingRow, recordings_root: Path) -> Path | None:
-    """The row's video file, if it exists and resolves (symlinks followed) to inside the recordings root.
+def _file_inside(name: str | Path | None, recordings_root: Path) -> Path | None:
+    """The file ``name``, if it exists and resolves (symlinks followed) to inside the recordings root.
 
     Blocking (it stats the file system): call it in a thread.
     """
-    if row.video_path is None:
+    if name is None:
         return None
     try:
-        path = Path(row.video_path).resolve(strict=True)
+        path = Path(name).resolve(strict=True)
     except (OSError, RuntimeError):
         return None
     if not path.is_relative_to(recordings_root.resolve()) or not path.is_file():
         return None
     return path
+
+
+def _video_file(row: RecordingRow, recordings_root: Path) -> Path | None:
+    """The row's video file, if it is inside the recordings root (blocking)."""
+    return _file_inside(row.video_path, recordings_root)
+
+
+async def _json_object(request: web.Request) -> dict[str, Any]:
+    """The request's JSON object body; ValueError says what is wrong with it."""
+    try:
+        body = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ValueError("send a JSON object (Content-Type: application/json)") from None
+    if not isinstance(body, dict):
+        raise ValueError("send a JSON object (Content-Type: application/json)")
+    return body
 
 
 def _filters_for_audit(filters: Mapping[str, Any]) -> dict[str, Any]:
@@ -253,12 +295,206 @@ async def recording_events(request: web.Request) -> web.Response:
     index = request.app[RECORDING_INDEX]
     events = await index.events(found.id)
     activity = await index.activity(found.id)
+    quiet = await index.quiet_stretches(found.id)
     await _audit(request, caller, "recording.view", found.id, "allowed")
     return web.json_response({
         "recording": found.to_json(),
         "events": [event.to_json() for event in events],
         "activity": [bucket.to_json() for bucket in activity],
+        "idle": [stretch.to_json() for stretch in quiet] if quiet is not None else None,
     })
+
+
+@routes.get("/api/v1/recordings/{id}/typed")
+async def recording_typed_text(request: web.Request) -> web.Response:
+    """What the operator typed, in time order; with ``record_input: counts``, that it was not recorded."""
+    authorized = await _authorized_recording(request, "recording.typed_text")
+    if isinstance(authorized, web.Response):
+        return authorized
+    caller, found = authorized
+    journal = await asyncio.to_thread(_file_inside, found.path, request.app[CONFIG].storage.recordings)
+    if journal is None:
+        log.error("indexed journal missing or outside the recordings directory",
+                  extra={"ctx": {"recording": found.id, "path": found.path}})
+        return error_json(404, f"the journal of {found.id} is missing")
+    await _audit(request, caller, "recording.typed_text", found.id, "allowed")
+    try:
+        typed = await request.app[RECORDING_INDEX].typed_text(found.id, journal)
+    except (OSError, RecordingError) as exc:
+        log.error("a journal's typed text cannot be read", extra={"ctx": {"recording": found.id, "error": exc}})
+        return error_json(500, f"the journal of {found.id} cannot be read ({exc}); an administrator can check it "
+                               "with deskgate recordings verify")
+    return web.json_response({"recording": found.id, **typed.to_json()})
+
+
+@routes.get("/api/v1/recordings/{id}/poster")
+async def recording_poster(request: web.Request) -> web.StreamResponse:
+    """The video's first picture with content, as a JPEG: what the player shows before playing."""
+    authorized = await _authorized_recording(request, "recording.poster")
+    if isinstance(authorized, web.Response):
+        return authorized
+    caller, found = authorized
+    poster = None
+    if found.video_state == VideoState.READY and found.video_path is not None:
+        poster = await asyncio.to_thread(_file_inside, Path(found.video_path).with_suffix(".jpg"),
+                                         request.app[CONFIG].storage.recordings)
+    if poster is None:
+        return error_json(404, f"{found.id} has no poster (its video is not rendered, or was rendered before "
+                               "posters were made)")
+    await _audit(request, caller, "recording.poster", found.id, "allowed")
+    return web.FileResponse(poster, headers={"Content-Type": "image/jpeg"})
+
+
+# ---------------------------------------------------------------- bookmarks
+
+
+@routes.get("/api/v1/recordings/{id}/bookmarks")
+async def recording_bookmarks(request: web.Request) -> web.Response:
+    """Everyone's bookmarks on the recording, in time order."""
+    authorized = await _authorized_recording(request, "recording.bookmarks")
+    if isinstance(authorized, web.Response):
+        return authorized
+    caller, found = authorized
+    bookmarks = await Bookmarks(request.app[STORE]).for_recording(found.id)
+    await _audit(request, caller, "recording.bookmarks", found.id, "allowed", count=len(bookmarks))
+    return web.json_response({"bookmarks": [bookmark.to_json() for bookmark in bookmarks]})
+
+
+@routes.post("/api/v1/recordings/{id}/bookmarks")
+async def add_bookmark(request: web.Request) -> web.Response:
+    """Bookmark a moment: JSON ``{"t": seconds, "note": text}``; 201 with the bookmark."""
+    authorized = await _authorized_recording(request, "recording.bookmark")
+    if isinstance(authorized, web.Response):
+        return authorized
+    caller, found = authorized
+    try:
+        body = await _json_object(request)
+        t = check_moment(body.get("t"))
+        if t > found.duration:
+            raise ValueError(f"t is after the recording's end ({found.duration:.1f} s)")
+        bookmark = await Bookmarks(request.app[STORE]).add(found.id, caller.identity.username, t, body.get("note"))
+    except ValueError as exc:
+        return error_json(400, str(exc))
+    except BookmarkLimitReached as exc:
+        request.app[METRICS].review_refused_total.labels(reason="bookmarks_per_recording").inc()
+        await _audit(request, caller, "recording.bookmark", found.id, "denied", str(exc))
+        return error_json(409, str(exc))
+    await _audit(request, caller, "recording.bookmark", found.id, "allowed", bookmark=bookmark.id, t=t,
+                 note=bookmark.note)
+    return web.json_response({"bookmark": bookmark.to_json()}, status=201)
+
+
+@routes.delete("/api/v1/recordings/{id}/bookmarks/{bookmark}")
+async def delete_bookmark(request: web.Request) -> web.Response:
+    """Remove a bookmark: one's own (administrators: anyone's)."""
+    authorized = await _authorized_recording(request, "recording.bookmark_delete")
+    if isinstance(authorized, web.Response):
+        return authorized
+    caller, found = authorized
+    bookmarks = Bookmarks(request.app[STORE])
+    text = request.match_info["bookmark"]
+    bookmark = await bookmarks.get(found.id, int(text)) if _BOOKMARK_ID.fullmatch(text) else None
+    if bookmark is None:
+        return error_json(404, f"{found.id} has no bookmark {text}")
+    if bookmark.owner != caller.identity.username and not caller.identity.admin:
+        await _audit(request, caller, "recording.bookmark_delete", found.id, "denied", "the bookmark is another's",
+                     bookmark=bookmark.id)
+        return error_json(403, f"only {bookmark.owner} (or an administrator) may delete this bookmark")
+    await _audit(request, caller, "recording.bookmark_delete", found.id, "allowed", bookmark=bookmark.id,
+                 owner=bookmark.owner)
+    await bookmarks.delete(found.id, bookmark.id)
+    return web.json_response({"deleted": bookmark.id})
+
+
+@routes.get("/api/v1/bookmarks")
+async def my_bookmarks(request: web.Request) -> web.Response:
+    """The caller's own bookmarks, newest first, on the recordings they may still see."""
+    caller = _caller(request)
+    if caller is None:
+        return error_json(401, "log in first")
+    if caller.sees_none:
+        await _audit(request, caller, "bookmark.list", None, "denied", "no policy lets this user see recordings")
+        return error_json(403, "you may not see recordings")
+    mine = await Bookmarks(request.app[STORE]).by_owner(caller.identity.username)
+    visible = [{**bookmark.to_json(), "recording": recording.to_json()} for bookmark, recording in mine
+               if caller.may_see(recording.user, recording.user_groups)]
+    await _audit(request, caller, "bookmark.list", None, "allowed", count=len(visible))
+    return web.json_response({"bookmarks": visible})
+
+
+# ---------------------------------------------------------------- clips
+
+
+@routes.post("/api/v1/recordings/{id}/clips")
+async def export_clip(request: web.Request) -> web.Response:
+    """Export a stretch to MP4: JSON ``{"from": seconds, "to": seconds}``; 202 with the queued clip."""
+    authorized = await _authorized_recording(request, "recording.clip")
+    if isinstance(authorized, web.Response):
+        return authorized
+    caller, found = authorized
+    service = request.app.get(RECORDINGS)
+    if not isinstance(service, RecordingService):
+        return error_json(503, "this gateway cannot export clips")
+    journal = await asyncio.to_thread(_file_inside, found.path, request.app[CONFIG].storage.recordings)
+    if journal is None:
+        return error_json(404, f"the journal of {found.id} is missing")
+    try:
+        body = await _json_object(request)
+        clip = await service.export_clip(found, journal, caller.identity.username, body.get("from"), body.get("to"))
+    except ValueError as exc:
+        return error_json(400, str(exc))
+    except ClipRefused as exc:
+        await _audit(request, caller, "recording.clip", found.id, "denied", str(exc))
+        return error_json(429 if exc.reason == "clips_per_user" else 503, str(exc))
+    await _audit(request, caller, "recording.clip", found.id, "allowed", clip=clip.id, start=clip.start, end=clip.end)
+    return web.json_response({"clip": clip.to_json()}, status=202)
+
+
+@routes.get("/api/v1/recordings/{id}/clips")
+async def recording_clips(request: web.Request) -> web.Response:
+    """The recording's clips, newest first, with their state and progress."""
+    authorized = await _authorized_recording(request, "recording.clips")
+    if isinstance(authorized, web.Response):
+        return authorized
+    clips = await ClipStore(request.app[STORE]).for_recording(authorized[1].id)
+    return web.json_response({"clips": [clip.to_json() for clip in clips]})
+
+
+@routes.get("/api/v1/recordings/{id}/clips/{clip}")
+async def clip_status(request: web.Request) -> web.Response:
+    """One clip's state and progress (what the page's progress bar polls)."""
+    authorized = await _authorized_recording(request, "recording.clip_status")
+    if isinstance(authorized, web.Response):
+        return authorized
+    found = authorized[1]
+    clip_id = request.match_info["clip"]
+    clip = await ClipStore(request.app[STORE]).get(found.id, clip_id) if is_clip_id(clip_id) else None
+    if clip is None:
+        return error_json(404, f"{found.id} has no clip {clip_id}")
+    return web.json_response({"clip": clip.to_json()})
+
+
+@routes.get("/api/v1/recordings/{id}/clips/{clip}/video")
+async def clip_video(request: web.Request) -> web.StreamResponse:
+    """A ready clip's MP4, with HTTP Range."""
+    authorized = await _authorized_recording(request, "recording.clip_download")
+    if isinstance(authorized, web.Response):
+        return authorized
+    caller, found = authorized
+    clip_id = request.match_info["clip"]
+    clip = await ClipStore(request.app[STORE]).get(found.id, clip_id) if is_clip_id(clip_id) else None
+    if clip is None:
+        return error_json(404, f"{found.id} has no clip {clip_id}")
+    if clip.state != ClipState.READY:
+        return error_json(404, f"clip {clip.id} is not ready (state: {clip.state.value})")
+    path = await asyncio.to_thread(_file_inside, clip.path, request.app[CONFIG].storage.recordings)
+    if path is None:
+        return error_json(404, f"the file of clip {clip.id} is missing (it was exported on {clip.node})")
+    await _audit(request, caller, "recording.clip_download", found.id, "allowed", clip=clip.id,
+                 range=request.headers.get("Range"))
+    name = f"{found.id}-{int(clip.start)}s-{int(clip.end)}s.mp4"
+    return web.FileResponse(path, headers={"Content-Type": "video/mp4",
+                                           "Content-Disposition": f'attachment; filename="{name}"'})
 
 
 routes.get("/recordings")(signed_in_page("recordings.html"))

@@ -1,13 +1,17 @@
-"""A supervisor reviews a recording in a real browser: search, open, speed up, jump to an event, play.
+"""A supervisor reviews a recording in a real browser: search, open, speed up, jump to an event, play;
+read the session's wall-clock time and what was typed, jump from a typed line, bookmark a moment,
+export a clip; skip idle stretches; see the poster before playing and grouped markers.
 
-The gateway is the real web application (``create_app``) with the real recording routes and
-index; the recordings are index rows with a real H.264 MP4, so the browser's own decoder, seeking
-over HTTP Range, and playback rate are what is tested.
+The gateway is the real web application (``create_app``) with the real recording routes, index
+and render workers; the recordings are index rows with a real H.264 MP4 (so the browser's own
+decoder, seeking over HTTP Range, and playback rate are what is tested) and a real journal
+holding the operator's key events.
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
 import textwrap
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -22,6 +26,7 @@ from playwright.async_api import Browser, BrowserContext, Page, expect
 
 from auth.local import LocalUserStore
 from gateway.config import load_config
+from gateway.rfb.messages import KeyEvent
 from gateway.web.app import create_app
 from gateway.web.keys import RECORDING_INDEX
 from recorder.index import (
@@ -32,7 +37,9 @@ from recorder.index import (
     VideoState,
 )
 from recorder.records import SessionEvent
+from recorder.video import write_jpeg
 from tests.conftest import User
+from tests.recorder.test_index import client, end_record, journal_header, write_journal
 
 pytestmark = pytest.mark.e2e
 
@@ -65,6 +72,15 @@ ACTIVITY_PIXELS = """() => {
   return drawn;
 }"""
 ACTIVITY = [ActivityBucket(0.0, 12, 1), ActivityBucket(5.0, 30, 0), ActivityBucket(10.0, 3, 4)]
+# What the operator typed, into the journal: "hi" and Return at 3 s, an order number at 14 s.
+TYPED = [(3.0, 0x68), (3.25, 0x69), (3.5, 0xFF0D), (14.0, 0x34), (14.1, 0x37), (14.2, 0x31), (14.3, 0x31)]
+# A second recording, for idle skipping and markers: input at the start and from 15 s, nothing between.
+REVIEW_ID = "20261125T050000Z-1d1e1d1e"
+REVIEW_STARTED = datetime(2026, 11, 25, 5, tzinfo=UTC)
+REVIEW_EVENTS = [TimelineEvent(6.0, SessionEvent.idle_warning(60)), TimelineEvent(6.05, SessionEvent.resize(800, 600)),
+                 TimelineEvent(6.1, SessionEvent.clipboard_blocked("to_local", 3))]
+REVIEW_ACTIVITY = [ActivityBucket(0.0, 5, 0, 100), ActivityBucket(15.0, 5, 0, 100)]
+POSTER_COLOUR = (230, 120, 20)  # orange: nothing like the video's blue frames
 
 
 @dataclass
@@ -128,12 +144,21 @@ def write_config(workdir: Path) -> Path:
 
 
 async def index_recordings(index: RecordingIndex, recordings: Path) -> None:
-    """The recording under test, plus neighbours the search must leave out."""
+    """The recordings under test, plus neighbours the search must leave out."""
     await index.add(summary(RECORDING_ID, "alice", STARTED, VIDEO_SECONDS, "user disconnected", recordings,
                             EVENTS, ACTIVITY), sha256=None, node="test")
+    keys = [client(t, KeyEvent(True, keysym), KeyEvent(False, keysym)) for t, keysym in TYPED]
+    write_journal(recordings, [*keys, end_record(VIDEO_SECONDS, started=STARTED)],
+                  journal_header(RECORDING_ID, STARTED, source="127.0.0.1"))
     video = recordings / STARTED.strftime("%Y/%m/%d") / f"{RECORDING_ID}.mp4"
     write_test_video(video)
     assert await index.set_video(RECORDING_ID, VideoState.READY, video)
+    await index.add(summary(REVIEW_ID, "carol", REVIEW_STARTED, VIDEO_SECONDS, "user disconnected", recordings,
+                            REVIEW_EVENTS, REVIEW_ACTIVITY), sha256=None, node="test")
+    review_video = recordings / REVIEW_STARTED.strftime("%Y/%m/%d") / f"{REVIEW_ID}.mp4"
+    write_test_video(review_video)
+    write_jpeg(np.full((240, 320, 3), POSTER_COLOUR, np.uint8), review_video.with_suffix(".jpg"))
+    assert await index.set_video(REVIEW_ID, VideoState.READY, review_video)
     # Same user, the local days before and after; another user, same local day (video still rendering).
     await index.add(summary("20261124T020000Z-0000d0d0", "alice", STARTED - timedelta(hours=25.5), 120,
                             "user disconnected", recordings), sha256=None, node="test")
@@ -205,7 +230,7 @@ async def test_supervisor_finds_a_session_and_jumps_to_an_event_while_it_plays(
     await sign_in(page, gateway, "sam")
     await page.click("#recordings-link")
     await expect(page).to_have_url(f"{gateway.url}/recordings")
-    await expect(page.locator("#results tbody tr")).to_have_count(4)
+    await expect(page.locator("#results tbody tr")).to_have_count(5)
 
     await page.fill("#f-user", "alice")
     await page.fill("#f-from", LOCAL_DAY)
@@ -230,6 +255,20 @@ async def test_supervisor_finds_a_session_and_jumps_to_an_event_while_it_plays(
     assert await page.evaluate(ACTIVITY_PIXELS) > 0
     await page.wait_for_function("() => document.getElementById('video').readyState >= 1", timeout=10000)
     assert abs(float(await page.evaluate("document.getElementById('video').duration")) - VIDEO_SECONDS) < 0.5
+
+    # The session's own date and time, in the viewer's zone and named, beside the video's time.
+    await expect(page.locator("#wall-clock")).to_have_text("Nov 24, 2026, 10:30:00 PM EST")
+    # What was typed, line by line, from the journal's key events; a line seeks to when it was typed.
+    entries = page.locator("#typed .typed-entry")
+    await expect(entries).to_have_count(2)
+    await expect(entries.nth(0).locator(".typed-text")).to_have_text("hi⏎")
+    await expect(entries.nth(1).locator(".typed-text")).to_have_text("4711")
+    await expect(entries.nth(1).locator(".time")).to_have_text("0:14")
+    await entries.nth(1).locator("button").click()
+    await wait_for_time_near(page, 14.0)
+    await expect(page.locator("#wall-clock")).to_have_text("Nov 24, 2026, 10:30:14 PM EST")
+    await expect(entries.nth(1)).to_have_attribute("aria-current", "true")
+    await expect(entries.nth(0)).not_to_have_attribute("aria-current", "true")
 
     await page.click("#speed-4")
     await expect(page.locator("#speed-4")).to_have_attribute("aria-pressed", "true")
@@ -303,3 +342,88 @@ async def test_an_operator_gets_no_recordings_link_and_the_page_says_why(
     await expect(page.locator("#message")).to_have_text("you may not see recordings")  # the API's own words
     await expect(page.locator("#message")).to_have_class("error")
     await expect(page.locator("#results")).to_be_hidden()
+
+
+async def open_player(page: Page, gateway: RecordingsGateway, recording_id: str) -> None:
+    await page.goto(f"{gateway.url}/recordings/{recording_id}")
+    await page.wait_for_function("() => document.getElementById('video').readyState >= 1", timeout=10000)
+
+
+async def test_supervisor_bookmarks_a_moment_and_exports_a_clip_for_training(
+    context: BrowserContext, recordings_gateway: RecordingsGateway
+) -> None:
+    gateway = recordings_gateway
+    page = await context.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    await sign_in(page, gateway, "sam")
+    await open_player(page, gateway, RECORDING_ID)
+
+    await page.locator("#typed .typed-entry button").first.click()  # the greeting, at 3 s
+    await wait_for_time_near(page, 3.0)
+    await expect(page.locator("#bookmark-at")).to_have_text("0:03")
+    await page.fill("#bookmark-note", "training: a friendly greeting")
+    await page.click("#bookmark-add")
+    bookmark = page.locator("#bookmarks .bookmark")
+    await expect(bookmark).to_have_count(1)
+    await expect(bookmark).to_contain_text("0:03training: a friendly greeting — sam")
+    await expect(page.locator("#bookmark-marks .marker")).to_have_count(1)
+
+    await page.fill("#clip-from", "0:02")
+    await page.fill("#clip-to", "0:08")
+    await page.click("#clip-export")
+    await expect(page.locator("#clip-message")).to_have_text("The clip is ready: download it below.", timeout=90000)
+    await expect(page.locator("#clip-progress")).to_have_attribute("value", "1")
+    link = page.locator('#clips li[data-state="ready"] a')
+    await expect(link).to_have_text("Download 0:02–0:08")
+    response = await page.request.get(f"{gateway.url}{await link.get_attribute('href')}")
+    assert response.status == 200 and response.headers["content-type"] == "video/mp4"
+    with av.open(io.BytesIO(await response.body())) as container:
+        assert abs(float(container.duration or 0) / 1e6 - 6.0) < 0.1
+
+    # "My bookmarks" on the search page leads back to the moment.
+    await page.goto(f"{gateway.url}/recordings")
+    await page.click("#my-bookmarks summary")
+    mine = page.locator("#bookmark-list a")
+    await expect(mine).to_have_text("training: a friendly greeting")
+    await mine.click()
+    await expect(page).to_have_url(f"{gateway.url}/recordings/{RECORDING_ID}#t=3")
+    await wait_for_time_near(page, 3.0)
+    assert problems == []
+
+
+async def test_idle_stretches_are_skipped_markers_grouped_and_the_poster_shown(
+    context: BrowserContext, recordings_gateway: RecordingsGateway
+) -> None:
+    page = await context.new_page()
+    await sign_in(page, recordings_gateway, "sam")
+    await open_player(page, recordings_gateway, REVIEW_ID)
+
+    # Before playing, the poster (the first picture with content) shows, not a black frame.
+    video = page.locator("#video")
+    await expect(video).to_have_attribute("poster", f"/api/v1/recordings/{REVIEW_ID}/poster")
+    await page.wait_for_function("""async (url) => {
+        const image = new Image(); image.src = url; await image.decode(); return image.naturalWidth === 320; }""",
+                                 arg=f"/api/v1/recordings/{REVIEW_ID}/poster")
+    with av.open(io.BytesIO(await video.screenshot()), format="png_pipe") as container:
+        shown = next(container.decode(video=0)).to_ndarray(format="rgb24")
+    centre = shown[shown.shape[0] // 2, shown.shape[1] // 2].astype(int)
+    assert np.abs(centre - POSTER_COLOUR).max() < 30, centre
+
+    # Three events within 0.1 s are one marker that says how many it holds.
+    await expect(page.locator("#markers .marker")).to_have_count(1)
+    group = page.locator("#markers .marker.group")
+    await expect(group).to_have_attribute("data-count", "3")
+    await expect(group).to_have_text("3")
+    await expect(page.locator("#events .event")).to_have_count(3)
+
+    # Nothing happens from 5 s to 15 s: with skipping on, playing from 4 s jumps to just before 15 s.
+    await expect(page.locator("#idle-bands .idle-band")).to_have_count(1)
+    await page.check("#skip-idle")
+    await page.evaluate("document.getElementById('video').currentTime = 4")
+    await wait_for_time_near(page, 4.0)
+    await page.evaluate("document.getElementById('video').play()")
+    await expect(page.locator("#skip-note")).to_have_text(
+        "Skipped 0:09 without input or screen change (0:05 → 0:14).", timeout=10000)
+    await page.wait_for_function("() => document.getElementById('video').currentTime >= 14", timeout=5000)
+    await page.evaluate("document.getElementById('video').pause()")

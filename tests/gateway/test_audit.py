@@ -488,3 +488,18 @@ async def test_verify_reports_checkpoints_that_disagree_about_one_event(audit: A
     assert (verdict.ok, verdict.first_bad_id, verdict.anchor, verdict.checked) == (False, 5, genuine, 5)
     assert (verdict.reason or "").startswith("event #5 is not the event node gw-2's checkpoint of "
                                              "2026-11-25T09:00:00.000000Z recorded as #5")
+
+
+async def test_a_users_history_includes_what_administrators_did_to_them(audit: AuditLog) -> None:
+    await audit.record("login", user="alice", source="10.0.0.5", outcome="success")
+    await audit.record("user.disable", user="root", source="cli", target="alice", outcome="success", note="left")
+    await audit.record("user.totp_reset", user="root", source="cli", target="bob", outcome="success")
+    await audit.record("session.open", user="bob", source="10.0.0.6", target="alice", outcome="allowed")  # a desktop
+    await audit.record("user.enable", user="root", source="cli", target="alice", outcome="success")
+    await audit.record("user.disable", user="root", source="cli", target="alice_b", outcome="success")
+    assert [(e.user, e.action, e.target) for e in await audit.list(user="alice")] == [
+        ("alice", "login", None), ("root", "user.disable", "alice"), ("root", "user.enable", "alice")]
+    assert [e.action for e in await audit.list(user="root")] == ["user.disable", "user.totp_reset", "user.enable",
+                                                                  "user.disable"]
+    assert [e.action for e in await audit.list(user="bob")] == ["user.totp_reset", "session.open"]
+    assert [e.action for e in await audit.list(user="alice_%")] == []  # a name is no pattern

@@ -125,8 +125,13 @@ def config(tmp_path: Path) -> Config:
 
 @pytest.fixture
 async def client(config: Config, aiohttp_client: ClientFactory) -> AsyncIterator[Client]:
-    app = build_app(config)
-    client = await aiohttp_client(app)
+    client = await aiohttp_client(build_app(config))
+    await add_recordings(client.app, config)
+    yield client
+
+
+async def add_recordings(app: web.Application, config: Config) -> None:
+    """alice's (rendered), bob's and tina's recordings, indexed."""
     index, root = app[RECORDING_INDEX], config.storage.recordings
     alice_start = datetime(2026, 11, 25, 8, tzinfo=UTC)
     alice = write_journal(root, full_session(alice_start), journal_header(ALICE_ID, alice_start))
@@ -141,7 +146,6 @@ async def client(config: Config, aiohttp_client: ClientFactory) -> AsyncIterator
     video = alice.with_suffix(".mp4")
     await asyncio.to_thread(write_mp4, video)
     await index.set_video(ALICE_ID, VideoState.READY, video)
-    yield client
 
 
 async def login(client: Client, username: str, *groups: str, admin: bool = False) -> dict[str, str]:
@@ -438,7 +442,9 @@ async def test_events_and_activity_for_the_timeline(client: Client) -> None:
         {"t": 30.0, "type": "resize", "width": 800, "height": 600},
         {"t": 31.0, "type": "session_end", "reason": "closed"},
     ]
-    assert body["activity"] == [{"t": 0.0, "keys": 2, "clicks": 1}, {"t": 10.0, "keys": 0, "clicks": 3}]
+    assert body["activity"] == [{"t": 0.0, "keys": 2, "clicks": 1, "screen": 0},
+                                {"t": 10.0, "keys": 0, "clicks": 3, "screen": 64}]
+    assert body["idle"] == [{"from": 15.0, "to": 31.0}]  # no input and no screen change for 10 s or more
     assert await audit_trail(client) == [("sue", "recording.view", ALICE_ID, "allowed")]
 
 

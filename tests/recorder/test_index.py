@@ -7,13 +7,16 @@ import json
 import tempfile
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sqlalchemy import delete, update
 
+import recorder.index as index_module
 from base.db import Store
 from gateway.rfb.messages import (
     RGBX8888,
@@ -33,6 +36,7 @@ from recorder.index import (
     TimelineEvent,
     VideoState,
     Visibility,
+    quiet_stretches,
     summarize_journal,
 )
 from recorder.journal import (
@@ -45,6 +49,7 @@ from recorder.journal import (
     recording_path,
 )
 from recorder.records import SessionEvent
+from recorder.tables import recording_sources, recordings
 
 STARTED = datetime(2026, 11, 25, 8, 0, 0, 250000, tzinfo=UTC)
 SESSION_ID = "20261125T080000Z-0123abcd"
@@ -127,7 +132,7 @@ def test_summary_of_a_finished_session_with_full_input(tmp_path: Path) -> None:
     assert summary.end_reason == "closed"
     assert summary.bytes == path.stat().st_size and summary.path == str(path)
     assert (summary.keys, summary.clicks) == (2, 1 + 2 + 1)
-    assert summary.activity == [ActivityBucket(0.0, 2, 1), ActivityBucket(10.0, 0, 3)]
+    assert summary.activity == [ActivityBucket(0.0, 2, 1), ActivityBucket(10.0, 0, 3, screen=64)]
     assert [event.to_json() for event in summary.events] == [
         {"t": 0.0, "type": "session_start"},
         {"t": 20.25, "type": "clipboard_blocked", "direction": "to_local", "length": 42},
@@ -390,3 +395,147 @@ async def test_search_narrowed_to_what_a_viewer_may_see(store: Store) -> None:
 async def test_search_limit_is_bounded(index: RecordingIndex, limit: int) -> None:
     with pytest.raises(ValueError, match="limit must be between 1 and 1000"):
         await index.search(limit=limit)
+
+
+# ---------------------------------------------------------------- screen activity and quiet stretches
+
+
+def test_screen_updates_count_in_the_activity_buckets(tmp_path: Path) -> None:
+    records = [(RecordKind.SERVER_DATA, 0.5, b"\x00" * 100), (RecordKind.SERVER_DATA, 4.9, b"\x00" * 20),
+               (RecordKind.SERVER_DATA, 42.0, b"\x00" * 7), client(43.0, KeyEvent(True, 0x61)), end_record(60.0)]
+    summary = summarize_journal(write_journal(tmp_path, records))
+    assert summary.activity == [ActivityBucket(0.0, 0, 0, 120), ActivityBucket(40.0, 1, 0, 7)]
+    assert (summary.keys, summary.clicks) == (1, 0)
+
+
+@pytest.mark.parametrize(("buckets", "duration", "min_seconds", "expected"), [
+    ([], 30.0, 10.0, [(0.0, 30.0)]),
+    ([(0.0, 1, 0, 0), (5.0, 0, 0, 10)], 10.0, 10.0, []),
+    ([(0.0, 1, 0, 0), (40.0, 0, 0, 10), (45.0, 0, 2, 0), (100.0, 3, 0, 0)], 130.0, 10.0,
+     [(5.0, 40.0), (50.0, 100.0), (105.0, 130.0)]),
+    ([(0.0, 1, 0, 0), (40.0, 0, 0, 10), (45.0, 0, 2, 0), (100.0, 3, 0, 0)], 130.0, 40.0, [(50.0, 100.0)]),
+    ([(10.0, 0, 0, 5), (20.0, 0, 0, 5)], 24.0, 10.0, [(0.0, 10.0)]),  # the end is within 10 s of the last bucket
+    ([(0.0, 0, 0, 0), (15.0, 1, 0, 0)], 20.0, 10.0, [(0.0, 15.0)]),  # an empty bucket is no activity
+])
+def test_quiet_stretches(buckets: list[tuple[float, int, int, int]], duration: float, min_seconds: float,
+                         expected: list[tuple[float, float]]) -> None:
+    stretches = quiet_stretches([ActivityBucket(*bucket) for bucket in buckets], duration, min_seconds)
+    assert stretches is not None
+    assert [(stretch.start, stretch.end) for stretch in stretches] == expected
+    assert [stretch.to_json() for stretch in stretches] == [{"from": a, "to": b} for a, b in expected]
+
+
+def test_quiet_stretches_are_unknown_without_screen_counts() -> None:
+    assert quiet_stretches([ActivityBucket(0.0, 1, 0, None)], 60.0) is None
+
+
+async def test_quiet_stretches_of_an_indexed_recording(tmp_path: Path, store: Store) -> None:
+    index = RecordingIndex(store)
+    records = [client(1.0, KeyEvent(True, 0x61)), (RecordKind.SERVER_DATA, 31.0, b"\x01" * 8), end_record(60.0)]
+    await index.add_journal(write_journal(tmp_path, records), None, "gw-1")
+    stretches = await index.quiet_stretches(SESSION_ID)
+    assert stretches is not None and [(s.start, s.end) for s in stretches] == [(5.0, 30.0), (35.0, 60.0)]
+    assert await index.quiet_stretches("20261125T080000Z-ffffffff") is None
+
+
+async def test_activity_indexed_before_screen_counts_reads_as_unknown(store: Store) -> None:
+    """Rows written by the previous version hold [t, keys, clicks] lists: their screen is unknown, not quiet."""
+    index = RecordingIndex(store)
+    await index.add(SAMPLES[0], sha256=None, node="gw-1")
+    for legacy in ("[[0.0, 1, 0]]", "[]"):
+        async with store.transaction() as connection:
+            await connection.execute(update(recordings).values(activity=legacy))
+        assert await index.quiet_stretches(SAMPLES[0].id) is None
+    assert await index.activity(SAMPLES[0].id) == []
+
+
+# ---------------------------------------------------------------- search: part of a name, source, event
+
+
+async def test_search_by_part_of_the_user_name(store: Store) -> None:
+    index = RecordingIndex(store)
+    for n, user in enumerate(["alice", "Alicia", "malice", "bob", "a_b", "a%b", "佐藤花子"], start=1):
+        await index.add(dataclasses.replace(SAMPLES[0], id=f"20261125T080000Z-0000000{n}", user=user,
+                                            started=SAMPLES[0].started + timedelta(minutes=n)), None, "gw-1")
+    assert ids(await index.search(user_contains="lic")) == ["3", "2", "1"]
+    assert ids(await index.search(user_contains="ALI")) == ["3", "2", "1"]  # case ignored
+    assert ids(await index.search(user_contains="_")) == ["5"]  # LIKE's wildcards are plain characters
+    assert ids(await index.search(user_contains="%")) == ["6"]
+    assert ids(await index.search(user_contains="花")) == ["7"]
+    assert ids(await index.search(user="alice")) == ["1"]  # exact stays exact
+    assert ids(await index.search(user="alice", user_contains="lic")) == ["1"]
+
+
+async def test_search_by_source_address_or_network(store: Store) -> None:
+    index = RecordingIndex(store)
+    sources = ["10.0.0.5", "10.0.0.200", "10.0.1.5", "192.168.1.9", "2001:db8::7", "2001:db8:1::7", "not an ip"]
+    for n, source in enumerate(sources, start=1):
+        await index.add(dataclasses.replace(SAMPLES[0], id=f"20261125T080000Z-0000000{n}", source=source,
+                                            started=SAMPLES[0].started + timedelta(minutes=n)), None, "gw-1")
+    assert ids(await index.search(source=ip_network("10.0.0.5"))) == ["1"]
+    assert ids(await index.search(source=ip_network("10.0.0.0/24"))) == ["2", "1"]
+    assert ids(await index.search(source=ip_network("10.0.0.0/8"))) == ["3", "2", "1"]
+    assert ids(await index.search(source=ip_network("0.0.0.0/0"))) == ["4", "3", "2", "1"]
+    assert ids(await index.search(source=ip_network("::ffff:10.0.0.0/120"))) == ["2", "1"]  # IPv4-mapped
+    assert ids(await index.search(source=ip_network("2001:db8::/32"))) == ["6", "5"]
+    assert ids(await index.search(source=ip_network("2001:db8::/48"))) == ["5"]
+    assert ids(await index.search(source=ip_network("2001:db8::7"))) == ["5"]
+    assert ids(await index.search(source=ip_network("::/0"))) == ["6", "5"]
+    assert await index.search(source=ip_network("10.0.2.0/24")) == []
+
+
+async def test_source_search_fills_in_recordings_indexed_before_the_source_table(store: Store) -> None:
+    index = RecordingIndex(store)
+    await index.add(SAMPLES[0], sha256=None, node="gw-1")
+    async with store.transaction() as connection:
+        await connection.execute(delete(recording_sources))
+    fresh = RecordingIndex(store)
+    assert ids(await fresh.search(source=ip_network("10.0.0.0/24"))) == ["1"]
+
+
+async def test_search_by_event_type(store: Store) -> None:
+    index = RecordingIndex(store)
+    blocked = TimelineEvent(3.0, SessionEvent.clipboard_blocked("to_local", 5))
+    warned = TimelineEvent(9.0, SessionEvent.idle_warning(60))
+    for summary, events in zip(SAMPLES, ([blocked], [blocked, warned], [warned], [])):
+        await index.add(dataclasses.replace(summary, events=events), None, "gw-1")
+    assert ids(await index.search(event="clipboard_blocked")) == ["2", "1"]
+    assert ids(await index.search(event="idle_warning")) == ["3", "2"]
+    assert ids(await index.search(event="idle_warning", user="alice")) == ["2"]
+    assert await index.search(event="viewed_by") == []
+
+
+# ---------------------------------------------------------------- typed text
+
+
+async def test_typed_text_is_read_from_the_journal_and_cached(tmp_path: Path, store: Store,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    index = RecordingIndex(store, typed_text_cache=1)
+    path = write_journal(tmp_path, [client(1.0, KeyEvent(True, 0x61)), end_record(2.0)])
+    reads: list[Path] = []
+    real_read = index_module.read_typed_text
+
+    def counting_read(journal: Path) -> Any:
+        reads.append(journal)
+        return real_read(journal)
+
+    monkeypatch.setattr(index_module, "read_typed_text", counting_read)
+    first = await index.typed_text(SESSION_ID, path)
+    assert [entry.text for entry in first.entries] == ["a"]
+    assert await index.typed_text(SESSION_ID, path) is first and len(reads) == 1
+    with path.open("ab") as journal:  # the journal changed (recovered): read again
+        journal.write(b"\x00")
+    await index.typed_text(SESSION_ID, path)
+    assert len(reads) == 2
+
+
+async def test_the_source_backfill_goes_in_batches(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(index_module, "SOURCE_BACKFILL_BATCH", 2)
+    index = RecordingIndex(store)
+    sources = ["10.0.0.1", "bogus", "10.0.0.3", "10.0.0.4", "10.1.0.5"]
+    for n, source in enumerate(sources, start=1):
+        await index.add(dataclasses.replace(SAMPLES[0], id=f"20261125T080000Z-0000000{n}", source=source,
+                                            started=SAMPLES[0].started + timedelta(minutes=n)), None, "gw-1")
+    async with store.transaction() as connection:
+        await connection.execute(delete(recording_sources))
+    assert ids(await RecordingIndex(store).search(source=ip_network("10.0.0.0/16"))) == ["4", "3", "1"]

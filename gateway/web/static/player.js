@@ -1,8 +1,14 @@
-// The recording player: the rendered video, playback speeds, and a timeline of input
-// activity and events under it; clicking the timeline or an event seeks the video there.
+// The recording player: the rendered video (its poster shown before playing), playback speeds,
+// the session's wall-clock time beside the video's, and a timeline of activity, idle stretches,
+// events and bookmarks under it (markers that would cover each other are grouped into one).
+// Clicking the timeline, an event, a typed line or a bookmark seeks the video there; idle
+// stretches can be skipped. The review panels (typed text, bookmarks, clips) are in review.js.
 import { api, logout } from "/static/api.js";
+import { clockTime, followTime, showBookmarks, showClips, showTyped, wallTime } from "/static/review.js";
 
 const BUCKET_SECONDS = 5;  // the API's activity buckets
+const MARKER_GAP_PX = 10;  // markers closer than this on the timeline are grouped
+const SKIP_LEAD = 1;  // seconds of an idle stretch still shown before the activity after it
 const VIDEO_STATES = {
   pending: "The video is being rendered — reload in a moment.",
   failed: "Rendering the video failed. An administrator can retry with “deskgate recordings render”.",
@@ -16,11 +22,22 @@ const videoState = document.getElementById("video-state");
 const timeline = document.getElementById("timeline");
 const canvas = document.getElementById("activity");
 const markers = document.getElementById("markers");
+const bookmarkMarks = document.getElementById("bookmark-marks");
+const idleBands = document.getElementById("idle-bands");
 const playhead = document.getElementById("playhead");
 const clock = document.getElementById("clock");
+const wallClock = document.getElementById("wall-clock");
+const skipIdle = document.getElementById("skip-idle");
+const skipMinimum = document.getElementById("skip-idle-min");
+const skipNote = document.getElementById("skip-note");
 const speedButtons = [...document.querySelectorAll("#speeds button")];
 let length = 1;  // seconds the timeline spans
+let started = 0;  // the session's start, in milliseconds since the epoch
 let activity = [];
+let events = [];
+let bookmarks = [];
+let idle = null;  // stretches without input or screen change; null when the index cannot tell
+let skipNoteTimer;
 
 document.getElementById("logout").addEventListener("click", logout);
 document.getElementById("back").search = location.search;  // back to the search we came from
@@ -32,8 +49,10 @@ video.addEventListener("error", () => {
   videoState.hidden = false;
   video.hidden = true;
 });
-video.addEventListener("timeupdate", updatePlayhead);
+video.addEventListener("timeupdate", () => { skipIdleStretch(); updatePlayhead(); });
 video.addEventListener("seeked", updatePlayhead);
+video.addEventListener("play", skipIdleStretch);
+video.addEventListener("loadedmetadata", seekToHash, { once: true });
 video.addEventListener("ratechange", () => {
   for (const button of speedButtons) {
     button.setAttribute("aria-pressed", String(Number(button.dataset.rate) === video.playbackRate));
@@ -44,11 +63,14 @@ for (const button of speedButtons) {
     video.defaultPlaybackRate = video.playbackRate = Number(button.dataset.rate);
   });
 }
+skipIdle.addEventListener("change", () => { drawIdleBands(); skipIdleStretch(); });
+skipMinimum.addEventListener("change", () => { drawIdleBands(); skipIdleStretch(); });
 timeline.addEventListener("click", (event) => {
   if (event.target.closest(".marker")) return;  // a marker seeks to its event's exact time
   const box = timeline.getBoundingClientRect();
   seek(((event.clientX - box.left) / box.width) * length);
 });
+window.addEventListener("hashchange", seekToHash);
 
 const { status, data } = await api("GET", `/api/v1/recordings/${encodeURIComponent(id)}/events`);
 if (status === 401) {
@@ -60,22 +82,29 @@ if (status === 401) {
   show(data);
 }
 
-function show({ recording, events, activity: buckets }) {
+function show({ recording, events: timelineEvents, activity: buckets, idle: quiet }) {
   activity = buckets;
+  events = timelineEvents;
+  idle = quiet;
+  started = Date.parse(recording.started);
   const lastMark = Math.max(0, ...events.map((event) => event.t), ...buckets.map((b) => b.t + BUCKET_SECONDS));
   length = Math.max(recording.duration || lastMark, 1);
   document.title = `deskgate — ${recording.user} on ${recording.target}`;
   document.getElementById("title").textContent = `${recording.user} on ${recording.target}`;
   showMetadata(recording);
   showVideo(recording);
+  showSkipIdle();
   document.getElementById("scale-end").textContent = clockTime(length);
-  markers.replaceChildren(...events.map(marker));
   document.getElementById("events").replaceChildren(...events.map(eventItem));
   message.hidden = true;
   document.getElementById("playback").hidden = false;
   document.getElementById("details").hidden = false;
-  new ResizeObserver(drawActivity).observe(timeline);
+  new ResizeObserver(() => { drawActivity(); layoutMarkers(); }).observe(timeline);
   updatePlayhead();
+  const panels = { seek, currentTime: () => video.currentTime, started, duration: length };
+  showTyped(id, panels);
+  showBookmarks(id, { ...panels, changed: (list) => { bookmarks = list; layoutMarkers(); } });
+  showClips(id, panels);
 }
 
 function showMetadata(recording) {
@@ -99,8 +128,19 @@ function showVideo(recording) {
     for (const button of speedButtons) button.disabled = true;
     return;
   }
-  video.src = `/api/v1/recordings/${encodeURIComponent(recording.id)}/video`;
+  const base = `/api/v1/recordings/${encodeURIComponent(recording.id)}`;
+  video.poster = `${base}/poster`;  // the first picture with content, not a black frame
+  video.src = `${base}/video`;
   video.hidden = false;
+}
+
+function showSkipIdle() {
+  const unknown = idle === null || video.hidden;
+  skipIdle.disabled = skipMinimum.disabled = unknown;
+  skipIdle.parentElement.title = idle === null
+    ? "This recording was indexed before idle stretches were recorded."
+    : "Jump over stretches without input or screen change";
+  drawIdleBands();
 }
 
 function seek(seconds) {
@@ -110,21 +150,84 @@ function seek(seconds) {
   updatePlayhead();
 }
 
-function updatePlayhead() {
-  playhead.style.left = `${Math.min(video.currentTime / length, 1) * 100}%`;
-  clock.textContent = `${clockTime(video.currentTime)} / ${clockTime(length)}`;
+function seekToHash() {
+  const match = /^#t=(\d+(?:\.\d+)?)$/.exec(location.hash);
+  if (match) seek(Number(match[1]));
 }
 
-function marker(event) {
+function updatePlayhead() {
+  const t = video.currentTime;
+  playhead.style.left = `${Math.min(t / length, 1) * 100}%`;
+  clock.textContent = `${clockTime(t)} / ${clockTime(length)}`;
+  wallClock.textContent = wallTime(started, t);
+  wallClock.dateTime = new Date(started + t * 1000).toISOString();
+  followTime(t);
+}
+
+// Skipping idle stretches: while playing, a stretch at least as long as chosen is jumped over
+// to just before the activity after it.
+function skippable() {
+  if (!skipIdle.checked || idle === null) return [];
+  return idle.filter((stretch) => stretch.to - stretch.from >= Number(skipMinimum.value));
+}
+
+function skipIdleStretch() {
+  if (video.paused || video.seeking || video.hidden) return;
+  const t = video.currentTime;
+  const stretch = skippable().find((quiet) => t >= quiet.from && t < quiet.to - SKIP_LEAD);
+  if (!stretch) return;
+  const to = stretch.to - SKIP_LEAD;
+  seek(to);
+  skipNote.textContent = `Skipped ${clockTime(to - stretch.from)} without input or screen change `
+    + `(${clockTime(stretch.from)} → ${clockTime(to)}).`;
+  skipNote.hidden = false;
+  clearTimeout(skipNoteTimer);
+  skipNoteTimer = setTimeout(() => { skipNote.hidden = true; }, 4000);
+}
+
+function drawIdleBands() {
+  idleBands.replaceChildren(...(idle ?? []).map((stretch) => {
+    const band = document.createElement("div");
+    band.className = "idle-band";
+    band.dataset.skipped = String(skippable().includes(stretch));
+    band.style.left = `${(stretch.from / length) * 100}%`;
+    band.style.width = `${((stretch.to - stretch.from) / length) * 100}%`;
+    band.title = `No input or screen change from ${clockTime(stretch.from)} to ${clockTime(stretch.to)}`;
+    return band;
+  }));
+}
+
+// Markers: events (and bookmarks, above them) grouped when closer than MARKER_GAP_PX, so none covers another.
+function layoutMarkers() {
+  const width = timeline.clientWidth || 1;
+  markers.replaceChildren(...groups(events, width).map((group) => marker(group, "event", describe)));
+  bookmarkMarks.replaceChildren(...groups(bookmarks, width).map(
+    (group) => marker(group, "bookmark", (bookmark) => `${bookmark.note} (${bookmark.owner})`)));
+}
+
+function groups(items, width) {
+  const grouped = [];
+  for (const item of [...items].sort((a, b) => a.t - b.t)) {
+    const group = grouped.at(-1);
+    if (group && ((item.t - group[0].t) / length) * width < MARKER_GAP_PX) group.push(item);
+    else grouped.push([item]);
+  }
+  return grouped;
+}
+
+function marker(group, kind, text) {
+  const [first] = group;
   const button = document.createElement("button");
   button.type = "button";
-  button.className = "marker event";
-  button.dataset.type = event.type;
-  button.dataset.t = String(event.t);
-  button.style.left = `${Math.min(event.t / length, 1) * 100}%`;
-  button.title = `${clockTime(event.t)} ${describe(event)}`;
+  button.className = `marker ${kind}${group.length > 1 ? " group" : ""}`;
+  button.dataset.type = first.type ?? kind;  // a group: its first event's (the one it seeks to)
+  button.dataset.t = String(first.t);
+  button.dataset.count = String(group.length);
+  if (group.length > 1) button.textContent = String(group.length);
+  button.style.left = `${Math.min(first.t / length, 1) * 100}%`;
+  button.title = group.map((item) => `${clockTime(item.t)} ${text(item)}`).join("\n");
   button.setAttribute("aria-label", button.title);
-  button.addEventListener("click", () => seek(event.t));
+  button.addEventListener("click", () => seek(first.t));
   return button;
 }
 
@@ -138,6 +241,7 @@ function eventItem(event) {
   const time = document.createElement("span");
   time.className = "time";
   time.textContent = clockTime(event.t);
+  time.title = wallTime(started, event.t);
   button.append(time, describe(event));
   button.addEventListener("click", () => seek(event.t));
   item.append(button);
@@ -154,11 +258,14 @@ function describe(event) {
     case "resize": return `Screen resized to ${event.width}×${event.height}`;
     case "idle_warning": return "Idle warning";
     case "terminated": return `Terminated by ${event.by}: ${event.reason ?? ""}`;
+    case "viewed_by": return `Viewed by ${event.by ?? event.viewer ?? "a supervisor"}`;
+    case "ended_by": return `Ended by ${event.by ?? "a supervisor"}: ${event.reason ?? ""}`;
     default: return event.type;
   }
 }
 
-// Keys and clicks per bucket as stacked bars; colours come from the stylesheet.
+// Keys and clicks per bucket as stacked bars, screen changes as a strip along the bottom;
+// colours come from the stylesheet.
 function drawActivity() {
   const { width, height } = canvas.getBoundingClientRect();
   const scale = window.devicePixelRatio || 1;
@@ -167,25 +274,25 @@ function drawActivity() {
   const context = canvas.getContext("2d");
   context.scale(scale, scale);
   const style = getComputedStyle(canvas);
+  const strip = 4;
+  const bars = height - strip;
   const peak = activity.reduce((most, bucket) => Math.max(most, bucket.keys + bucket.clicks), 1);
   const barWidth = Math.max(width * (BUCKET_SECONDS / length) - 1, 1);
   for (const bucket of activity) {
     const x = width * (bucket.t / length);
-    const keys = height * (bucket.keys / peak);
-    const clicks = height * (bucket.clicks / peak);
+    const keys = bars * (bucket.keys / peak);
+    const clicks = bars * (bucket.clicks / peak);
     context.fillStyle = style.getPropertyValue("--keys");
-    context.fillRect(x, height - keys, barWidth, keys);
+    context.fillRect(x, bars - keys, barWidth, keys);
     context.fillStyle = style.getPropertyValue("--clicks");
-    context.fillRect(x, height - keys - clicks, barWidth, clicks);
+    context.fillRect(x, bars - keys - clicks, barWidth, clicks);
+    if (bucket.screen) {
+      context.fillStyle = style.getPropertyValue("--screen");
+      context.fillRect(x, bars, barWidth, strip);
+    }
   }
 }
 
 function localTime(iso) {
   return new Date(iso).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "medium" });
-}
-
-function clockTime(totalSeconds) {
-  const s = Math.floor(totalSeconds);
-  const clockText = `${Math.floor(s / 60) % 60}:${String(s % 60).padStart(2, "0")}`;
-  return s >= 3600 ? `${Math.floor(s / 3600)}:${clockText.padStart(5, "0")}` : clockText;
 }

@@ -1,5 +1,6 @@
 // The supervisors' recordings search. The filters live in the page's query string, so a
-// search can be bookmarked and shared; the page turns them into an API query.
+// search can be bookmarked and shared; the page turns them into an API query. Below the
+// results, the supervisor's own bookmarks, each a link to its moment.
 import { api, logout } from "/static/api.js";
 
 const LIMIT = 500;
@@ -10,8 +11,10 @@ const message = document.getElementById("message");
 const table = document.getElementById("results");
 const body = table.tBodies[0];
 const reasons = document.getElementById("end-reasons");
+const myBookmarks = document.getElementById("my-bookmarks");
 
 document.getElementById("logout").addEventListener("click", logout);
+myBookmarks.addEventListener("toggle", () => { if (myBookmarks.open) showBookmarks(); });
 form.addEventListener("submit", (event) => {
   event.preventDefault();
   const filters = new URLSearchParams();
@@ -46,7 +49,8 @@ async function search() {
 // Page filters (local dates, minutes) → API filters (UTC instants, seconds).
 function apiQuery(filters) {
   const query = new URLSearchParams({ limit: String(LIMIT) });
-  for (const name of ["user", "target", "end_reason"]) {
+  if (filters.get("user")) query.set("user_contains", filters.get("user"));  // part of a name is enough
+  for (const name of ["target", "end_reason", "source", "event"]) {
     if (filters.get(name)) query.set(name, filters.get(name));
   }
   if (filters.get("from")) query.set("since", isoUTC(localDay(filters.get("from"), "From")));
@@ -135,4 +139,26 @@ function duration(totalSeconds) {
   const s = Math.round(totalSeconds);
   const clock = `${Math.floor(s / 60) % 60}:${String(s % 60).padStart(2, "0")}`;
   return s >= 3600 ? `${Math.floor(s / 3600)}:${clock.padStart(5, "0")}` : clock;
+}
+
+async function showBookmarks() {
+  const list = document.getElementById("bookmark-list");
+  const note = document.getElementById("bookmarks-message");
+  const { status, data } = await api("GET", "/api/v1/bookmarks");
+  if (status !== 200) {
+    note.textContent = data.error || `Could not load your bookmarks (HTTP ${status}).`;
+    note.className = "error";
+    return;
+  }
+  list.replaceChildren(...data.bookmarks.map((bookmark) => {
+    const item = document.createElement("li");
+    const link = document.createElement("a");
+    link.href = `/recordings/${encodeURIComponent(bookmark.recording.id)}#t=${bookmark.t}`;
+    link.textContent = bookmark.note;
+    const { user, target, started } = bookmark.recording;
+    item.append(link, ` — ${user} on ${target}, ${localTime(started)}, at ${duration(bookmark.t)}`);
+    return item;
+  }));
+  note.textContent = data.bookmarks.length ? "" : "You have no bookmarks yet: add them while playing a recording.";
+  note.className = "muted";
 }

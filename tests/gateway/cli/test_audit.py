@@ -208,3 +208,22 @@ def test_verify_needs_the_key_to_read_checkpoints(config: Config, capsys: pytest
     assert capsys.readouterr().err == (
         f"deskgate: cannot check the audit checkpoints: the key file {config.audit.checkpoint_key_file} is "
         "missing; copy it from a gateway node (every node uses the same)\n")
+
+
+def test_audit_list_of_a_user_shows_what_was_done_to_them(config: Config, capsys: pytest.CaptureFixture[str]) -> None:
+    async def fill() -> None:
+        store = await Store.open(config.storage.database)
+        try:
+            audit = AuditLog(store, clock=FakeClock())
+            await audit.record("login", user="alice", source="10.0.0.5", outcome="success")
+            await audit.record("user.disable", user="root", source="cli", target="alice", outcome="success")
+            await audit.record("login", user="bob", source="10.0.0.6", outcome="success")
+        finally:
+            await store.close()
+
+    asyncio.run(fill())
+    assert audit_list_command(config, "alice", None, as_json=False) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split("  ")[2:5] for line in lines] == [["alice", "10.0.0.5", "login"],
+                                                         ["root", "cli", "user.disable"]]
+    assert lines[1].endswith("user.disable  alice  success")

@@ -1,0 +1,210 @@
+// The player's review panels: what was typed, bookmarks, and clip export; and the time helpers
+// they share with the player. Every entry with a time seeks the video there.
+import { api } from "/static/api.js";
+
+const CLIP_POLL_MS = 500;
+const typedList = document.getElementById("typed");
+const typedMessage = document.getElementById("typed-message");
+const bookmarkAt = document.getElementById("bookmark-at");
+
+// 0:07, 12:34, 1:02:03
+export function clockTime(totalSeconds) {
+  const s = Math.floor(totalSeconds);
+  const clockText = `${Math.floor(s / 60) % 60}:${String(s % 60).padStart(2, "0")}`;
+  return s >= 3600 ? `${Math.floor(s / 3600)}:${clockText.padStart(5, "0")}` : clockText;
+}
+
+// "1:02:03", "2:30", "90" or "90.5" as seconds; NaN if it is none of them.
+export function parseClock(text) {
+  const match = /^\s*(?:(?:(\d+):)?(\d{1,2}):)?(\d+(?:\.\d+)?)\s*$/.exec(text);
+  if (!match) return NaN;
+  const [, hours, minutes, seconds] = match;
+  return Number(hours ?? 0) * 3600 + Number(minutes ?? 0) * 60 + Number(seconds);
+}
+
+// The session's real date and time ``seconds`` into it, in the viewer's locale and time zone, zone named.
+export function wallTime(startedMs, seconds) {
+  return new Date(startedMs + seconds * 1000).toLocaleString(undefined, {
+    year: "numeric", month: "short", day: "numeric", hour: "numeric", minute: "2-digit", second: "2-digit",
+    timeZoneName: "short",
+  });
+}
+
+function timedButton(t, started, ...content) {
+  const button = document.createElement("button");
+  button.type = "button";
+  const time = document.createElement("span");
+  time.className = "time";
+  time.textContent = clockTime(t);
+  time.title = wallTime(started, t);
+  button.append(time, ...content);
+  return button;
+}
+
+function say(element, text, isError = false) {
+  element.textContent = text;
+  element.className = isError ? "error" : "muted";
+  element.hidden = !text;
+}
+
+// ---------------------------------------------------------------- typed text
+
+export async function showTyped(id, { seek, started }) {
+  const { status, data } = await api("GET", `/api/v1/recordings/${encodeURIComponent(id)}/typed`);
+  if (status !== 200) return say(typedMessage, data.error || `Could not load the typed text (HTTP ${status}).`, true);
+  if (!data.recorded) {
+    return say(typedMessage, "Typed text was not recorded: the policy for this session keeps only "
+      + `input counts (record_input: ${data.record_input}).`);
+  }
+  typedList.replaceChildren(...data.entries.map((entry) => {
+    const item = document.createElement("li");
+    item.className = "typed-entry";
+    item.dataset.t = String(entry.t);
+    const text = document.createElement("span");
+    text.className = "typed-text";
+    text.textContent = entry.text;
+    const button = timedButton(entry.t, started, text);
+    button.addEventListener("click", () => seek(entry.t));
+    item.append(button);
+    return item;
+  }));
+  const notes = [];
+  if (!data.entries.length) notes.push("Nothing was typed.");
+  if (data.truncated) notes.push("Only the beginning is shown: the recording holds more typed text than a page can.");
+  if (data.error) notes.push(`The rest could not be read: ${data.error}`);
+  say(typedMessage, notes.join(" "), Boolean(data.error));
+}
+
+// The video is at ``t``: the line typed last before it is the current one; a bookmark would go there.
+export function followTime(t) {
+  bookmarkAt.textContent = clockTime(t);
+  let current = null;
+  for (const item of typedList.children) {
+    if (Number(item.dataset.t) <= t) current = item;
+    item.removeAttribute("aria-current");
+  }
+  current?.setAttribute("aria-current", "true");
+}
+
+// ---------------------------------------------------------------- bookmarks
+
+export async function showBookmarks(id, { seek, currentTime, started, changed }) {
+  const base = `/api/v1/recordings/${encodeURIComponent(id)}/bookmarks`;
+  const list = document.getElementById("bookmarks");
+  const form = document.getElementById("bookmark-form");
+  const note = document.getElementById("bookmark-note");
+  const bookmarkMessage = document.getElementById("bookmark-message");
+  const me = (await api("GET", "/api/v1/session")).data;
+
+  async function load() {
+    const { status, data } = await api("GET", base);
+    if (status !== 200) return say(bookmarkMessage, data.error || `Could not load the bookmarks (HTTP ${status}).`, true);
+    list.replaceChildren(...data.bookmarks.map((bookmark) => {
+      const item = document.createElement("li");
+      item.className = "bookmark";
+      item.dataset.t = String(bookmark.t);
+      const text = document.createElement("span");
+      text.textContent = `${bookmark.note} — ${bookmark.owner}`;
+      const button = timedButton(bookmark.t, started, text);
+      button.addEventListener("click", () => seek(bookmark.t));
+      item.append(button);
+      if (bookmark.owner === me.username || me.admin) {
+        const remove = document.createElement("button");
+        remove.type = "button";
+        remove.className = "remove";
+        remove.textContent = "Delete";
+        remove.setAttribute("aria-label", `Delete the bookmark “${bookmark.note}”`);
+        remove.addEventListener("click", async () => {
+          const result = await api("DELETE", `${base}/${bookmark.id}`);
+          if (!result.ok) return say(bookmarkMessage, result.data.error || `HTTP ${result.status}`, true);
+          await load();
+        });
+        item.append(remove);
+      }
+      return item;
+    }));
+    changed(data.bookmarks);
+  }
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const t = currentTime();
+    const { status, data } = await api("POST", base, { t, note: note.value });
+    if (status !== 201) return say(bookmarkMessage, data.error || `Could not bookmark (HTTP ${status}).`, true);
+    note.value = "";
+    say(bookmarkMessage, `Bookmarked ${clockTime(t)}.`);
+    await load();
+  });
+  await load();
+}
+
+// ---------------------------------------------------------------- clips
+
+export async function showClips(id, { currentTime, duration }) {
+  const base = `/api/v1/recordings/${encodeURIComponent(id)}/clips`;
+  const form = document.getElementById("clip-form");
+  const from = document.getElementById("clip-from");
+  const to = document.getElementById("clip-to");
+  const progress = document.getElementById("clip-progress");
+  const clipMessage = document.getElementById("clip-message");
+  const list = document.getElementById("clips");
+  from.value = clockTime(0);
+  to.value = clockTime(Math.min(duration, 30));
+  document.getElementById("clip-from-now").addEventListener("click", () => { from.value = clockTime(currentTime()); });
+  document.getElementById("clip-to-now").addEventListener("click", () => { to.value = clockTime(Math.ceil(currentTime())); });
+
+  function clipItem(clip) {
+    const item = document.createElement("li");
+    item.dataset.id = clip.id;
+    item.dataset.state = clip.state;
+    const range = `${clockTime(clip.from)}–${clockTime(clip.to)}`;
+    if (clip.state === "ready") {
+      const link = document.createElement("a");
+      link.href = `${base}/${clip.id}/video`;
+      link.download = "";
+      link.textContent = `Download ${range}`;
+      item.append(link, ` (${clip.owner})`);
+    } else if (clip.state === "failed") {
+      item.append(`${range}: ${clip.error ?? "failed"}`);
+    } else {
+      item.append(`${range}: ${clip.state} ${Math.round(clip.progress * 100)} %`);
+    }
+    return item;
+  }
+
+  async function load() {
+    const { status, data } = await api("GET", base);
+    if (status !== 200) return [];
+    list.replaceChildren(...data.clips.map(clipItem));
+    return data.clips;
+  }
+
+  async function follow(clip) {
+    progress.hidden = false;
+    while (clip.state === "queued" || clip.state === "rendering") {
+      progress.value = clip.progress;
+      say(clipMessage, `Exporting ${clockTime(clip.from)}–${clockTime(clip.to)}: ${Math.round(clip.progress * 100)} %`);
+      await new Promise((resolve) => setTimeout(resolve, CLIP_POLL_MS));
+      const { status, data } = await api("GET", `${base}/${clip.id}`);
+      if (status !== 200) return say(clipMessage, data.error || `Lost track of the export (HTTP ${status}).`, true);
+      clip = data.clip;
+    }
+    progress.value = 1;
+    progress.hidden = clip.state !== "ready";
+    if (clip.state === "ready") say(clipMessage, "The clip is ready: download it below.");
+    else say(clipMessage, clip.error ?? "The export failed.", true);
+    await load();
+  }
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const [start, end] = [parseClock(from.value), parseClock(to.value)];
+    if (Number.isNaN(start) || Number.isNaN(end)) return say(clipMessage, "Write From and To as m:ss (e.g. 1:30).", true);
+    const { status, data } = await api("POST", base, { from: start, to: end });
+    if (status !== 202) return say(clipMessage, data.error || `Could not export (HTTP ${status}).`, true);
+    await load();
+    await follow(data.clip);
+  });
+  const unfinished = (await load()).find((clip) => clip.state === "queued" || clip.state === "rendering");
+  if (unfinished) await follow(unfinished);
+}

@@ -1,0 +1,72 @@
+"""The render pool: renders in spawned worker processes, with progress read from shared slots."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from recorder.worker import RenderPool
+from tests.recorder.test_render import RawEncoder, read_video, typing_session
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Path:
+    return typing_session(RawEncoder(), updates=600, interval=0.25).write(tmp_path / "s.dgj")
+
+
+async def test_a_clip_renders_in_a_worker_with_its_progress_and_poster(tmp_path: Path, journal: Path) -> None:
+    pool = RenderPool(1, progress_interval=0.01)
+    reported: list[float] = []
+
+    async def progress(fraction: float) -> None:
+        reported.append(fraction)
+
+    try:
+        result = await pool.submit(journal, tmp_path / "clip.mp4", start=5.0, end=145.0, poster=tmp_path / "c.jpg",
+                                   progress=progress)
+    finally:
+        await pool.close()
+    assert result.error is None and result.duration == pytest.approx(140.0)
+    assert read_video(tmp_path / "clip.mp4").times[0] == 0.0
+    assert (tmp_path / "c.jpg").stat().st_size > 0
+    assert reported and reported == sorted(reported) and all(0 < fraction <= 1 for fraction in reported)
+
+
+async def test_renders_beyond_the_progress_slots_finish_without_progress(tmp_path: Path, journal: Path) -> None:
+    pool = RenderPool(2, progress_slots=1, progress_interval=0.01)
+    reports: dict[str, list[float]] = {"a": [], "b": []}
+
+    def recorder(name: str) -> object:
+        async def progress(fraction: float) -> None:
+            reports[name].append(fraction)
+        return progress
+
+    try:
+        results = await asyncio.gather(*(pool.submit(journal, tmp_path / f"{name}.mp4", start=0.0, end=30.0,
+                                                     progress=recorder(name))  # type: ignore[arg-type]
+                                         for name in reports))
+    finally:
+        await pool.close()
+    assert [result.error for result in results] == [None, None]
+    assert [bool(reports["a"]), bool(reports["b"])].count(True) <= 1  # one slot: one render reports at a time
+
+
+async def test_a_failing_progress_report_does_not_stop_the_render(tmp_path: Path, journal: Path) -> None:
+    pool = RenderPool(1, progress_interval=0.01)
+
+    async def broken(fraction: float) -> None:
+        raise OSError("database gone")
+
+    try:
+        result = await pool.submit(journal, tmp_path / "s.mp4", progress=broken)
+    finally:
+        await pool.close()
+    assert result.error is None and result.frames > 100
+
+
+def test_the_pool_needs_workers_and_slots() -> None:
+    for arguments in ({"workers": 0}, {"workers": 1, "progress_slots": 0}, {"workers": 1, "progress_interval": 0}):
+        with pytest.raises(ValueError):
+            RenderPool(**arguments)  # type: ignore[arg-type]
