@@ -178,6 +178,7 @@ class Metrics:
             f"{PREFIX}_notice_streams_ended_total",
             "Notice streams ended; reason is closed, signed_out, replaced (too many pages of one user), "
             "overflow (a page not reading) or shutdown.",
+            ["reason"],
             registry=r,
         )
         # issue 10, recordings as a review tool: clip exports and the limits on review requests

@@ -53,7 +53,7 @@ log = logging.getLogger(__name__)
 GENESIS_HASH = "0" * 64
 #: Actions done *to* a person, who is their target (an administrator disabling a user, resetting
 #: their TOTP, …): they belong to that person's history as much as to the actor's. Prefixes.
-ACTIONS_ON_A_PERSON = ("user.",)
+ACTIONS_ON_A_PERSON = ("user.", "session.end")  # admin actions on an account; a supervisor ending a session
 _CHAIN_LOCK = "deskgate.audit_events"
 _CHAINED_FIELDS = ("time", "user", "source", "action", "target", "outcome", "reason", "detail")
 

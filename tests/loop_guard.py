@@ -53,36 +53,40 @@ class LoopGuard:
         self.blocked: list[Blocked] = []
         self._original_run: Callable[[asyncio.Handle], None] | None = None
         self._gc_cpu: dict[int, float] = {}  # per thread: CPU seconds spent collecting garbage so far
-        self._gc_started: dict[int, float] = {}
+        self._gc_wall: dict[int, float] = {}  # per thread: wall seconds of the same collections
+        self._gc_started: dict[int, tuple[float, float]] = {}
 
     def _on_gc(self, phase: str, info: dict[str, int]) -> None:
-        thread, now = threading.get_ident(), time.thread_time()
+        thread, cpu, wall = threading.get_ident(), time.thread_time(), time.perf_counter()
         if phase == "start":
-            self._gc_started[thread] = now
+            self._gc_started[thread] = cpu, wall
         elif thread in self._gc_started:
-            self._gc_cpu[thread] = self._gc_cpu.get(thread, 0.0) + now - self._gc_started.pop(thread)
+            started_cpu, started_wall = self._gc_started.pop(thread)
+            self._gc_cpu[thread] = self._gc_cpu.get(thread, 0.0) + cpu - started_cpu
+            self._gc_wall[thread] = self._gc_wall.get(thread, 0.0) + wall - started_wall
 
     def install(self) -> None:
         original_run = self._original_run = asyncio.events.Handle._run
-        guard, gc_cpu = self, self._gc_cpu
+        guard, gc_cpu, gc_wall = self, self._gc_cpu, self._gc_wall
 
         def timed_run(handle: asyncio.Handle) -> None:
             thread = threading.get_ident()
-            cpu, wall, collecting = time.thread_time(), time.perf_counter(), gc_cpu.get(thread, 0.0)
+            cpu, wall = time.thread_time(), time.perf_counter()
+            collecting_cpu, collecting_wall = gc_cpu.get(thread, 0.0), gc_wall.get(thread, 0.0)
             try:
                 original_run(handle)
             finally:
-                collecting = gc_cpu.get(thread, 0.0) - collecting
-                cpu, wall = time.thread_time() - cpu - collecting, time.perf_counter() - wall - collecting
+                cpu = time.thread_time() - cpu - (gc_cpu.get(thread, 0.0) - collecting_cpu)
+                wall = time.perf_counter() - wall - (gc_wall.get(thread, 0.0) - collecting_wall)
                 if (cpu > MAX_CALLBACK_CPU or wall > MAX_CALLBACK_WALL) and not _is_test_code(handle):
                     guard.blocked.append(Blocked(_describe(handle), cpu, wall))
 
-        asyncio.events.Handle._run = timed_run  # type: ignore[method-assign]
+        asyncio.events.Handle._run = timed_run  # type: ignore[method-assign,assignment]
         gc.callbacks.append(self._on_gc)
 
     def uninstall(self) -> None:
         if self._original_run is not None:
-            asyncio.events.Handle._run = self._original_run  # type: ignore[method-assign]
+            asyncio.events.Handle._run = self._original_run  # type: ignore[method-assign,assignment]
         if self._on_gc in gc.callbacks:
             gc.callbacks.remove(self._on_gc)
 
