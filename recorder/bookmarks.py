@@ -59,7 +59,7 @@ class BookmarkedRecording:
     user: str
     target: str
     started: datetime
-    user_groups: tuple[str, ...] | None  # the recorded user's groups (None: recorded before groups were)
+    user_groups: tuple[str, ...] | None = None  # the recorded user's groups (None: recorded before groups were)
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "user": self.user, "target": self.target, "started": isoformat_utc(self.started)}

@@ -43,7 +43,7 @@ async def clean_database(postgres_url: str) -> AsyncIterator[str]:  # noqa: F811
     try:
         async with store.transaction() as connection:
             await connection.execute(text("TRUNCATE live_sessions, notices, recordings, recording_events, "
-                                          "audit_events, web_sessions, totp_used_steps RESTART IDENTITY"))
+                                          "audit_events, web_sessions, totp_used_steps RESTART IDENTITY CASCADE"))
     finally:
         await store.close()
     yield postgres_url
