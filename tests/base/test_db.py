@@ -24,8 +24,9 @@ import gateway.session_directory  # noqa: F401  (registers its table)
 from base.db import SchemaTooOld, Store, _advisory_lock_key, async_database_url
 from base.times import parse_time
 from gateway.audit import AuditLog
-from recorder.index import RecordingIndex, RecordingSummary, TimelineEvent, VideoState
+from recorder.index import RecordingIndex, VideoState
 from recorder.records import SessionEvent
+from recorder.summary import RecordingSummary, TimelineEvent
 from recorder.tables import recordings
 
 STARTED = datetime(2026, 11, 25, 8, 0, 0, 123456, tzinfo=UTC)

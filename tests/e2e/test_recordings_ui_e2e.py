@@ -29,14 +29,9 @@ from gateway.config import load_config
 from gateway.rfb.messages import KeyEvent
 from gateway.web.app import create_app
 from gateway.web.keys import RECORDING_INDEX
-from recorder.index import (
-    ActivityBucket,
-    RecordingIndex,
-    RecordingSummary,
-    TimelineEvent,
-    VideoState,
-)
+from recorder.index import RecordingIndex, VideoState
 from recorder.records import SessionEvent
+from recorder.summary import ActivityBucket, RecordingSummary, TimelineEvent
 from recorder.video import write_jpeg
 from tests.conftest import User
 from tests.recorder.test_index import client, end_record, journal_header, write_journal

@@ -29,16 +29,7 @@ from gateway.rfb.messages import (
     SetPixelFormat,
 )
 from recorder.errors import JournalCorrupt
-from recorder.index import (
-    ActivityBucket,
-    RecordingIndex,
-    RecordingSummary,
-    TimelineEvent,
-    VideoState,
-    Visibility,
-    quiet_stretches,
-    summarize_journal,
-)
+from recorder.index import RecordingIndex, VideoState, Visibility
 from recorder.journal import (
     JOURNAL_MAGIC,
     JournalFile,
@@ -49,6 +40,7 @@ from recorder.journal import (
     recording_path,
 )
 from recorder.records import SessionEvent
+from recorder.summary import ActivityBucket, RecordingSummary, TimelineEvent, quiet_stretches, summarize_journal
 from recorder.tables import recording_sources, recordings
 
 STARTED = datetime(2026, 11, 25, 8, 0, 0, 250000, tzinfo=UTC)

@@ -14,8 +14,9 @@ from sqlalchemy import delete, text
 from base.db import Store
 from recorder.bookmarks import Bookmarks
 from recorder.clips import ClipState, ClipStore
-from recorder.index import RecordingIndex, TimelineEvent
+from recorder.index import RecordingIndex
 from recorder.records import SessionEvent
+from recorder.summary import TimelineEvent
 from recorder.tables import recording_sources
 from tests.base.test_db import postgres_url  # noqa: F401  (a fixture: a throwaway cluster)
 from tests.recorder.test_index import SAMPLES
