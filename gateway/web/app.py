@@ -27,19 +27,16 @@ from dataclasses import dataclass
 import uvloop
 from aiohttp import web
 
-from auth.netacl import NetworkACL
 from base.db import Store
-from base.errors import ConfigError
 from base.metrics import Metrics
 from gateway.audit import AuditLog, CheckpointWriter
 from gateway.config import Address, Config
-from gateway.desktop import TargetEndpoint
 from gateway.journals import RecordingContext, RecordingsFactory
 from gateway.notices import NoticeBoard
-from gateway.policy import PolicySet
 from gateway.recording_service import recording_service
 from gateway.session_directory import SessionDirectory
 from gateway.sessions import SessionRegistry
+from gateway.settings import LiveSettings, Settings
 from gateway.web import (
     auth_routes,
     desktop_routes,
@@ -52,17 +49,14 @@ from gateway.web.auth_context import auth_context
 from gateway.web.keys import (
     AUDIT,
     CLOCK,
-    CONFIG,
     LIVE_SESSIONS,
     METRICS,
-    NETACL,
     NOTICES,
-    POLICIES,
     RECORDING_INDEX,
     RECORDINGS,
     SESSION_DIRECTORY,
+    SETTINGS,
     STORE,
-    VNC_ENDPOINTS,
 )
 from gateway.web.listener import ConnectionGate, GuardedSite, ListenerPolicy, RefusalReporter
 from gateway.web.pages import STATIC
@@ -83,35 +77,18 @@ from recorder.index import RecordingIndex
 log = logging.getLogger(__name__)
 
 
-def load_vnc_endpoints(config: Config) -> dict[str, TargetEndpoint]:
-    """Every VNC target with its password read once, at start-up (a missing file is a config error)."""
-    endpoints = {}
-    for name, target in config.targets.items():
-        if target.protocol != "vnc":
-            continue
-        password = None
-        if target.password_file is not None:
-            try:
-                password = target.password_file.read_bytes().rstrip(b"\r\n")
-            except OSError as exc:
-                raise ConfigError(config.path, None, f"targets.{name}.password_file",
-                                  f"cannot read {target.password_file}: {exc.strerror}") from exc
-        endpoints[name] = TargetEndpoint(name, target.host, target.port, password)
-    return endpoints
-
-
 async def database_context(app: web.Application) -> AsyncIterator[None]:
     """``app.cleanup_ctx`` entry: open ``storage.database`` at start-up, close it at shutdown.
 
     While it is open, the audit chain's head is checkpointed outside it: at start-up, at
     intervals, and at shutdown (after the other contexts have recorded their last events).
     """
-    store = await Store.open(app[CONFIG].storage.database)
+    store = await Store.open(app[SETTINGS].current.config.storage.database)
     try:
         app[STORE] = store
         app[RECORDING_INDEX] = RecordingIndex(store)
         app[AUDIT] = AuditLog(store)
-        async with CheckpointWriter.from_config(app[AUDIT], app[CONFIG].audit, app[METRICS]).running():
+        async with CheckpointWriter.from_config(app[AUDIT], app[SETTINGS].current.config.audit, app[METRICS]).running():
             yield
     finally:
         await store.close()
@@ -136,7 +113,7 @@ def recordings_context(recordings: RecordingsFactory) -> Callable[[web.Applicati
     """``app.cleanup_ctx`` entry after the database: the recordings ``recordings`` builds, until shutdown."""
 
     async def context(app: web.Application) -> AsyncIterator[None]:
-        built = recordings(RecordingContext(app[CONFIG], app[METRICS], app[RECORDING_INDEX], app[AUDIT]))
+        built = recordings(RecordingContext(app[SETTINGS].current.config, app[METRICS], app[RECORDING_INDEX], app[AUDIT]))
         async with built as service:
             app[RECORDINGS] = service
             yield
@@ -153,15 +130,12 @@ def create_app(config: Config, metrics: Metrics | None = None, clock: Callable[[
     app = web.Application(middlewares=[security_headers, network_allow_list, known_host, web_session,
                                        csrf_protection], client_max_size=64 * 1024)
     metrics = metrics or Metrics()
-    app[CONFIG] = config
+    app[SETTINGS] = LiveSettings(Settings.from_config(config))
     app[METRICS] = metrics
     app[CLOCK] = clock
-    app[NETACL] = NetworkACL(config.network.allow, config.network.trusted_proxies, config.network.proxy_header)
     app[DENIAL_AUDITOR] = DenialAuditor()
     app[PENDING_AUDITS] = set()
-    app[POLICIES] = PolicySet(config.policies)
     app[LIVE_SESSIONS] = SessionRegistry(metrics)
-    app[VNC_ENDPOINTS] = load_vnc_endpoints(config)
     app.add_routes(auth_routes.routes)
     app.add_routes(portal_routes.routes)
     app.add_routes(desktop_routes.routes)

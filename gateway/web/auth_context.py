@@ -33,13 +33,13 @@ from gateway.sessions import LiveSession
 from gateway.web.keys import (
     AUDIT,
     CLOCK,
-    CONFIG,
     LDAP,
     LIVE_SESSIONS,
     LOGIN,
     METRICS,
     NOTICES,
     SESSION_DIRECTORY,
+    SETTINGS,
     STORE,
     WEB_SESSIONS,
 )
@@ -54,7 +54,7 @@ PURGE_INTERVAL = 300.0
 
 def build_auth(app: web.Application) -> None:
     """Put the login service, the web sessions and (if configured) the LDAP backend into ``app``."""
-    config, store, clock, metrics = app[CONFIG], app[STORE], app[CLOCK], app[METRICS]
+    config, store, clock, metrics = app[SETTINGS].current.config, app[STORE], app[CLOCK], app[METRICS]
     auth = config.auth
     local_users = LocalUserStore(auth.local.users_file) if auth.local is not None else None
     available: dict[str, PasswordBackend] = {}

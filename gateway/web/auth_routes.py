@@ -34,7 +34,7 @@ from auth.login import answer_of
 from auth.totp import provisioning_uri, svg_data_uri
 from auth.totp_store import ENROLLMENT_LIFETIME
 from auth.websession import csrf_token_for
-from gateway.web.keys import AUDIT, CONFIG, LIVE_SESSIONS, LOGIN, WEB_SESSIONS
+from gateway.web.keys import AUDIT, LIVE_SESSIONS, LOGIN, SETTINGS, WEB_SESSIONS
 from gateway.web.pages import page, redirect_to_login
 from gateway.web.security import (
     DATABASE_DOWN,
@@ -145,7 +145,7 @@ async def whoami(request: web.Request) -> web.Response:
     session = current_session(request)
     if session is None:
         return error_json(401, "log in first")
-    settings = request.app[CONFIG].auth.web_session
+    settings = request.app[SETTINGS].current.config.auth.web_session
     return web.json_response({
         "username": session.identity.username, "groups": sorted(session.identity.groups),
         "admin": session.identity.admin, "csrf_token": session.csrf_token,
@@ -176,7 +176,7 @@ async def enrollment(request: web.Request) -> web.Response:
         pending = await request.app[LOGIN].pending_enrollment(token)
     except AuthError as error:
         return refusal(error)
-    uri = provisioning_uri(pending.secret, pending.identity.username, request.app[CONFIG].auth.totp.issuer)
+    uri = provisioning_uri(pending.secret, pending.identity.username, request.app[SETTINGS].current.config.auth.totp.issuer)
     return web.json_response({"username": pending.identity.username, "secret": pending.secret, "uri": uri,
                               "qr": svg_data_uri(uri), "csrf_token": csrf_token_for(token)})
 

@@ -23,17 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from gateway.desktop import DesktopSession
 from gateway.rfb.browser_limits import BrowserLimits
 from gateway.sessions import LiveSession
-from gateway.web.keys import (
-    AUDIT,
-    CONFIG,
-    LIVE_SESSIONS,
-    METRICS,
-    NOTICES,
-    POLICIES,
-    RECORDINGS,
-    SESSION_DIRECTORY,
-    VNC_ENDPOINTS,
-)
+from gateway.web.keys import AUDIT, LIVE_SESSIONS, METRICS, NOTICES, RECORDINGS, SESSION_DIRECTORY, SETTINGS
 from gateway.web.security import (
     client_address,
     current_session,
@@ -60,14 +50,15 @@ async def desktop_socket(request: web.Request) -> web.StreamResponse:
         log.warning("foreign origin refused", extra={"ctx": {"origin": request.headers.get("Origin"),
                                                              "user": session.identity.username}})
         return error_json(403, "this WebSocket may only be opened from the gateway's own pages")
-    target = app[CONFIG].targets.get(name)
-    endpoint = app[VNC_ENDPOINTS].get(name)
+    settings = app[SETTINGS].current
+    target = settings.config.targets.get(name)
+    endpoint = settings.vnc_endpoints.get(name)
     if target is None or endpoint is None:
         return error_json(404, f"there is no desktop called {name!r}")
     source = client_address(request)
     user = session.identity.username
     audit = app[AUDIT]
-    decision = app[POLICIES].decide(session.identity, source, name)
+    decision = settings.policies.decide(session.identity, source, name)
     if not decision.allowed or decision.policy is None:
         metrics.policy_denied_total.inc()
         metrics.sessions_total.labels(protocol="vnc", outcome="denied").inc()

@@ -12,28 +12,23 @@ from aiohttp import web
 
 from auth.ldap import LDAPBackend
 from auth.login import LoginService
-from auth.netacl import NetworkACL
 from auth.websession import WebSessionStore
 from base.db import Store
 from base.metrics import Metrics
 from gateway.audit import AuditLog
-from gateway.config import Config
-from gateway.desktop import TargetEndpoint
 from gateway.journals import SessionRecordings
 from gateway.notices import NoticeBoard
-from gateway.policy import PolicySet
 from gateway.session_directory import SessionDirectory
 from gateway.sessions import SessionRegistry
+from gateway.settings import LiveSettings
 from recorder.index import RecordingIndex
 
-CONFIG = web.AppKey("config", Config)
+#: The config in force and what is built from it; a reload replaces it (see gateway.settings).
+SETTINGS = web.AppKey("settings", LiveSettings)
 METRICS = web.AppKey("metrics", Metrics)
-NETACL = web.AppKey("netacl", NetworkACL)
 #: The wall clock of everything time-bound in authentication (TOTP, web sessions, throttle); tests inject one.
 CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")
-POLICIES = web.AppKey("policies", PolicySet)
 LIVE_SESSIONS = web.AppKey("live_sessions", SessionRegistry)
-VNC_ENDPOINTS = web.AppKey("vnc_endpoints", dict[str, TargetEndpoint])
 
 STORE = web.AppKey("store", Store)
 AUDIT = web.AppKey("audit", AuditLog)

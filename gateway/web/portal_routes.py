@@ -6,7 +6,7 @@ from aiohttp import web
 
 from gateway.desktop import idle_warning_lead
 from gateway.watch import watch_scope
-from gateway.web.keys import CONFIG, POLICIES
+from gateway.web.keys import SETTINGS
 from gateway.web.pages import signed_in_page
 from gateway.web.security import client_address, current_session, error_json
 
@@ -22,11 +22,12 @@ async def list_targets(request: web.Request) -> web.Response:
     session = current_session(request)
     if session is None:
         return error_json(401, "log in first")
-    config = request.app[CONFIG]
+    settings = request.app[SETTINGS].current
+    config = settings.config
     source = client_address(request)
     targets = []
     for name in config.targets:
-        decision = request.app[POLICIES].decide(session.identity, source, name)
+        decision = settings.policies.decide(session.identity, source, name)
         if decision.policy is None:
             continue
         idle_timeout = decision.policy.idle_timeout
@@ -36,7 +37,7 @@ async def list_targets(request: web.Request) -> web.Response:
             "idle_timeout": idle_timeout,
             "idle_warning": idle_warning_lead(idle_timeout) if idle_timeout is not None else None,
         })
-    may_watch = not watch_scope(session.identity, source, request.app[POLICIES]).nobody
+    may_watch = not watch_scope(session.identity, source, settings.policies).nobody
     return web.json_response({"user": session.identity.username, "targets": targets, "may_watch": may_watch})
 
 

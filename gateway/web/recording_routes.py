@@ -41,7 +41,7 @@ from gateway.config import parse_duration
 from gateway.policy import IPAddress, PolicySet, RecordingAccess, normalize_source
 from gateway.recording_service import ClipRefused, RecordingService
 from gateway.watch import WatchScope, watch_scope
-from gateway.web.keys import AUDIT, CONFIG, METRICS, POLICIES, RECORDING_INDEX, RECORDINGS, STORE
+from gateway.web.keys import AUDIT, METRICS, RECORDING_INDEX, RECORDINGS, SETTINGS, STORE
 from gateway.web.pages import signed_in_page
 from gateway.web.security import client_address, current_session, error_json
 from recorder.bookmarks import BookmarkLimitReached, Bookmarks, check_moment
@@ -171,7 +171,7 @@ def _caller(request: web.Request) -> _Caller | None:
     if session is None:
         return None
     source = client_address(request)
-    policies = request.app[POLICIES]
+    policies = request.app[SETTINGS].current.policies
     return _Caller(session.identity, str(source), recording_access(session.identity, source, policies),
                    watch_scope(session.identity, source, policies))
 
@@ -276,7 +276,7 @@ async def recording_video(request: web.Request) -> web.StreamResponse:
     caller, found = authorized
     if found.video_state != VideoState.READY:
         return error_json(404, f"the video of {found.id} is not rendered yet (state: {found.video_state.value})")
-    path = await asyncio.to_thread(_video_file, found, request.app[CONFIG].storage.recordings)
+    path = await asyncio.to_thread(_video_file, found, request.app[SETTINGS].current.config.storage.recordings)
     if path is None:
         log.error("indexed video missing or outside the recordings directory",
                   extra={"ctx": {"recording": found.id, "video_path": found.video_path}})
@@ -312,7 +312,7 @@ async def recording_typed_text(request: web.Request) -> web.Response:
     if isinstance(authorized, web.Response):
         return authorized
     caller, found = authorized
-    journal = await asyncio.to_thread(_file_inside, found.path, request.app[CONFIG].storage.recordings)
+    journal = await asyncio.to_thread(_file_inside, found.path, request.app[SETTINGS].current.config.storage.recordings)
     if journal is None:
         log.error("indexed journal missing or outside the recordings directory",
                   extra={"ctx": {"recording": found.id, "path": found.path}})
@@ -337,7 +337,7 @@ async def recording_poster(request: web.Request) -> web.StreamResponse:
     poster = None
     if found.video_state == VideoState.READY and found.video_path is not None:
         poster = await asyncio.to_thread(_file_inside, Path(found.video_path).with_suffix(".jpg"),
-                                         request.app[CONFIG].storage.recordings)
+                                         request.app[SETTINGS].current.config.storage.recordings)
     if poster is None:
         return error_json(404, f"{found.id} has no poster (its video is not rendered, or was rendered before "
                                "posters were made)")
@@ -435,7 +435,7 @@ async def export_clip(request: web.Request) -> web.Response:
     service = request.app.get(RECORDINGS)
     if not isinstance(service, RecordingService):
         return error_json(503, "this gateway cannot export clips")
-    journal = await asyncio.to_thread(_file_inside, found.path, request.app[CONFIG].storage.recordings)
+    journal = await asyncio.to_thread(_file_inside, found.path, request.app[SETTINGS].current.config.storage.recordings)
     if journal is None:
         return error_json(404, f"the journal of {found.id} is missing")
     try:
@@ -487,7 +487,7 @@ async def clip_video(request: web.Request) -> web.StreamResponse:
         return error_json(404, f"{found.id} has no clip {clip_id}")
     if clip.state != ClipState.READY:
         return error_json(404, f"clip {clip.id} is not ready (state: {clip.state.value})")
-    path = await asyncio.to_thread(_file_inside, clip.path, request.app[CONFIG].storage.recordings)
+    path = await asyncio.to_thread(_file_inside, clip.path, request.app[SETTINGS].current.config.storage.recordings)
     if path is None:
         return error_json(404, f"the file of clip {clip.id} is missing (it was exported on {clip.node})")
     await _audit(request, caller, "recording.clip_download", found.id, "allowed", clip=clip.id,

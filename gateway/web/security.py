@@ -36,7 +36,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from auth.netacl import IPAddress, ProxyHeader, is_ip_address
 from auth.websession import WebSession, csrf_token_for
 from gateway.config import Config, PublicURL
-from gateway.web.keys import AUDIT, CONFIG, METRICS, NETACL, WEB_SESSIONS
+from gateway.web.keys import AUDIT, METRICS, SETTINGS, WEB_SESSIONS
 from gateway.web.listener import Refusal, RefusalReporter, in_networks, peer_address, source_of
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ HOST_HEADER = re.compile(r"(?:\[([0-9A-Fa-f:.]+)\]|([^:\[\]/@\s]+))(?::(\d{1,5})
 
 def served_over_tls(app: web.Application) -> bool:
     """True when browsers reach the gateway over TLS: its own (``tls``) or a proxy's (``https`` public URL)."""
-    config = app[CONFIG]
+    config = app[SETTINGS].current.config
     public = config.listen.public_url
     return config.tls.enabled or (public is not None and public.scheme == "https")
 
@@ -114,7 +114,7 @@ def requested_authority(request: web.Request) -> tuple[str, str | None]:
     ``proto=``/``host=``, or ``X-Forwarded-Proto``/``X-Forwarded-Host``), the nearest proxy's entry.
     """
     scheme, host = request.scheme, request.headers.get(hdrs.HOST)
-    network = request.app[CONFIG].network
+    network = request.app[SETTINGS].current.config.network
     peer = peer_address((request.remote,))
     if peer is not None and in_networks(peer, network.trusted_proxies):
         if network.proxy_header is ProxyHeader.FORWARDED:
@@ -138,7 +138,7 @@ def is_own_host(config: Config, host: str) -> bool:
 
 def own_origin(request: web.Request) -> str:
     """The gateway's origin as browsers write it: ``listen.public_url``'s, else the one the request was sent to."""
-    public = request.app[CONFIG].listen.public_url
+    public = request.app[SETTINGS].current.config.listen.public_url
     if public is not None:
         return public.origin
     scheme, host = requested_authority(request)
@@ -246,7 +246,7 @@ async def finish_pending_audits(app: web.Application) -> None:
 async def network_allow_list(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Refuse every request, WebSocket upgrades included, from a network not in ``network.allow``."""
     app = request.app
-    acl = app[NETACL]
+    acl = app[SETTINGS].current.netacl
     address = acl.client_address(request.remote, request.headers)
     if address is None or not acl.is_allowed(address):
         app[METRICS].ip_denied_total.inc()
@@ -277,13 +277,13 @@ async def known_host(request: web.Request, handler: Handler) -> web.StreamRespon
     if host is None:  # HTTP/1.0 without Host: no browser, so no rebinding page
         return await handler(request)
     parsed = split_host(host)
-    if parsed is not None and is_own_host(request.app[CONFIG], parsed[0]):
+    if parsed is not None and is_own_host(request.app[SETTINGS].current.config, parsed[0]):
         return await handler(request)
     request.app[METRICS].host_refused_total.inc()
     log.warning("request for another host refused", extra={"ctx": {"host": host, "path": request.path}})
     if parsed is None:
         return web.Response(status=400, text=f"The Host header {host!r} is malformed.\n")
-    public = request.app[CONFIG].listen.public_url
+    public = request.app[SETTINGS].current.config.listen.public_url
     where = f"Open it at {public.origin}/." if public is not None else "Open it at its own address."
     return web.Response(status=421, text=f"This gateway does not answer to the name {parsed[0]}. {where}\n"
                         f"Administrators: if {parsed[0]} is this gateway's name, set listen.public_url.\n")

@@ -19,7 +19,7 @@ from gateway.notices import SessionEnded
 from gateway.sessions import EndRequest, is_live_session_id
 from gateway.watch import WatchScope, watch_scope
 from gateway.web.auth_routes import json_fields
-from gateway.web.keys import AUDIT, LIVE_SESSIONS, METRICS, NOTICES, POLICIES, SESSION_DIRECTORY
+from gateway.web.keys import AUDIT, LIVE_SESSIONS, METRICS, NOTICES, SESSION_DIRECTORY, SETTINGS
 from gateway.web.pages import signed_in_page
 from gateway.web.security import client_address, current_session, error_json
 
@@ -43,7 +43,7 @@ def _scope(request: web.Request) -> WatchScope | None:
     session = current_session(request)
     if session is None:
         return None
-    return watch_scope(session.identity, client_address(request), request.app[POLICIES])
+    return watch_scope(session.identity, client_address(request), request.app[SETTINGS].current.policies)
 
 
 @routes.get("/api/v1/sessions")

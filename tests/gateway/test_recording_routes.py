@@ -21,24 +21,15 @@ from multidict import MultiDict
 from yarl import URL
 
 from auth.identity import Identity
-from auth.netacl import NetworkACL
 from auth.websession import WebSessionStore
 from base.metrics import Metrics
 from gateway.audit import AuditLog
 from gateway.config import Config, load_config
 from gateway.policy import PolicySet, RecordingAccess
+from gateway.settings import LiveSettings, Settings
 from gateway.web import recording_routes
 from gateway.web.app import database_context
-from gateway.web.keys import (
-    AUDIT,
-    CONFIG,
-    METRICS,
-    NETACL,
-    POLICIES,
-    RECORDING_INDEX,
-    STORE,
-    WEB_SESSIONS,
-)
+from gateway.web.keys import AUDIT, METRICS, RECORDING_INDEX, SETTINGS, STORE, WEB_SESSIONS
 from gateway.web.recording_routes import (
     LIST_PARAMETERS,
     parse_list_filters,
@@ -107,11 +98,9 @@ async def web_sessions_context(app: web.Application) -> AsyncIterator[None]:
 
 def build_app(config: Config) -> web.Application:
     app = web.Application(middlewares=[network_allow_list, web_session])
-    app[CONFIG] = config
+    app[SETTINGS] = LiveSettings(Settings.from_config(config))
     app[METRICS] = Metrics()
-    app[NETACL] = NetworkACL(config.network.allow, config.network.trusted_proxies)
     app[DENIAL_AUDITOR] = DenialAuditor()
-    app[POLICIES] = PolicySet(config.policies)
     app.cleanup_ctx.append(database_context)
     app.cleanup_ctx.append(web_sessions_context)
     app.add_routes(recording_routes.routes)
@@ -392,10 +381,10 @@ async def test_a_video_not_rendered_yet_is_404(client: Client) -> None:
 async def test_a_video_path_outside_the_recordings_directory_is_never_served(client: Client, tmp_path: Path) -> None:
     outside = tmp_path / "secret.mp4"
     outside.write_bytes(b"not for you")
-    link = client.app[CONFIG].storage.recordings / "link.mp4"
+    link = client.app[SETTINGS].current.config.storage.recordings / "link.mp4"
     link.symlink_to(outside)
     headers = await login(client, "sue", "supervisors")
-    for path in (outside, link, client.app[CONFIG].storage.recordings / ".." / "secret.mp4", Path("/etc/passwd")):
+    for path in (outside, link, client.app[SETTINGS].current.config.storage.recordings / ".." / "secret.mp4", Path("/etc/passwd")):
         await client.app[RECORDING_INDEX].set_video(BOB_ID, VideoState.READY, path)
         response = await client.get(f"/api/v1/recordings/{BOB_ID}/video", headers=headers)
         assert response.status == 404
