@@ -17,7 +17,7 @@ NOVNC_DIR := gateway/web/static/novnc
 NOVNC_STAMP := $(NOVNC_DIR)/LICENSE.txt
 PYTEST_ARGS ?=
 
-.PHONY: deps system-deps test demo bench soak fuzz clean distclean
+.PHONY: deps system-deps test demo bench soak fuzz messages clean distclean
 
 deps: system-deps $(VENV_STAMP) $(NOVNC_STAMP)
 
@@ -76,6 +76,16 @@ fuzz: deps $(FUZZ_STAMP)
 		echo "deskgate: fuzzing $$target for $(FUZZ_SECONDS)s"; \
 		$(VENV)/bin/python -m fuzz $$target -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -timeout=30; \
 	done
+
+# Translations: extract the marked texts (babel.cfg) into gateway/locale/deskgate.pot and merge them
+# into each language's deskgate.po (new texts empty, changed ones fuzzy, removed ones dropped);
+# then translate the empty and fuzzy entries of ja. tests/gateway/test_i18n.py checks the result.
+MESSAGE_KEYWORDS := -k t -k tn:1,2 -k N_
+messages: deps
+	$(VENV)/bin/pybabel -q extract -F babel.cfg $(MESSAGE_KEYWORDS) --no-wrap --sort-by-file \
+		--project deskgate --copyright-holder "deskgate" -o gateway/locale/deskgate.pot .
+	$(VENV)/bin/pybabel -q update -i gateway/locale/deskgate.pot -d gateway/locale -D deskgate \
+		--no-wrap --ignore-obsolete --ignore-pot-creation-date
 
 # Build outputs and caches; keeps .venv, node_modules and var/ (demo users and recordings).
 clean:

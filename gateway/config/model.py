@@ -108,6 +108,14 @@ class AuditConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class UIConfig:
+    """The pages' defaults for a site (``ui:``): a browser's own language and a remembered choice come first."""
+
+    language: str = "en"  # ja | en: for browsers that ask for neither
+    timezone: str = "UTC"  # IANA name: the zone pages show dates and times in (Asia/Tokyo by default for ja)
+
+
+@dataclass(frozen=True, slots=True)
 class Target:
     name: str
     protocol: str
@@ -129,3 +137,4 @@ class Config:
     targets: Mapping[str, Target]
     policies: tuple[Policy, ...]
     audit: AuditConfig
+    ui: UIConfig = UIConfig()

@@ -20,6 +20,7 @@ from ipaddress import ip_network
 from pathlib import Path
 from types import MappingProxyType
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from yaml.nodes import Node, ScalarNode
 
@@ -44,7 +45,9 @@ from gateway.config.model import (
     StorageConfig,
     Target,
     TLSConfig,
+    UIConfig,
 )
+from gateway.i18n import LANGUAGES
 from gateway.policy import ANY_GROUP, Clipboard, InputRecording, Policy, RecordingAccess
 
 TARGET_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
@@ -103,7 +106,7 @@ class _ConfigReader:
 
     def config(self, root: Node | None) -> Config:
         top = self.r.mapping(root, "", ["listen", "tls", "network", "auth", "storage", "targets", "policies",
-                                        "audit"])
+                                        "audit", "ui"])
         tls = self.tls(top.get("tls"))
         targets = self.targets(top.get("targets"))
         policies = self.policies(top.get("policies"), targets)
@@ -117,6 +120,7 @@ class _ConfigReader:
             targets=MappingProxyType(targets),
             policies=policies,
             audit=self.audit(top.get("audit")),
+            ui=self.ui(top.get("ui")),
         )
 
     def path(self, node: Node | None, key: str, default: str) -> Path:
@@ -356,6 +360,20 @@ class _ConfigReader:
             checkpoint_interval=self.duration(section.get("checkpoint_interval"), "audit.checkpoint_interval", 60.0),
             node=name,
         )
+
+    def ui(self, node: Node | None) -> UIConfig:
+        section = self.r.mapping(node, "ui", ["language", "timezone"])
+        language_node = section.get("language")
+        language = "en" if language_node is None else self.r.choice(language_node, "ui.language", LANGUAGES)
+        default_zone = "Asia/Tokyo" if language == "ja" else "UTC"
+        zone_node = section.get("timezone")
+        zone = self.r.string(zone_node, "ui.timezone", default_zone)
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise self.r.error(zone_node, "ui.timezone", f"{zone!r} is not a time zone; use an IANA name such as "
+                               "Asia/Tokyo, Europe/Berlin or UTC") from None
+        return UIConfig(language=language, timezone=zone)
 
     def targets(self, node: Node | None) -> dict[str, Target]:
         targets = {}

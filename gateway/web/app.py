@@ -59,7 +59,7 @@ from gateway.web.keys import (
     STORE,
 )
 from gateway.web.listener import ConnectionGate, GuardedSite, ListenerPolicy, RefusalReporter
-from gateway.web.pages import STATIC
+from gateway.web.pages import STATIC, renderer
 from gateway.web.security import (
     DENIAL_AUDITOR,
     PENDING_AUDITS,
@@ -136,6 +136,7 @@ def create_app(config: Config, metrics: Metrics | None = None, clock: Callable[[
     app[DENIAL_AUDITOR] = DenialAuditor()
     app[PENDING_AUDITS] = set()
     app[LIVE_SESSIONS] = SessionRegistry(metrics)
+    renderer()  # reads the catalogs now: a broken one stops the start, not the first page
     app.add_routes(auth_routes.routes)
     app.add_routes(portal_routes.routes)
     app.add_routes(desktop_routes.routes)

@@ -24,6 +24,7 @@ from auth.errors import (
     AlreadyEnrolled,
     AuthError,
     DirectoryUnavailable,
+    EnrollmentExpired,
     EnrollmentRequired,
     RateLimited,
     ServerBusy,
@@ -34,8 +35,10 @@ from auth.login import answer_of
 from auth.totp import provisioning_uri, svg_data_uri
 from auth.totp_store import ENROLLMENT_LIFETIME
 from auth.websession import csrf_token_for
+from gateway.i18n import translator
+from gateway.web.auth_messages import refusal_message
 from gateway.web.keys import AUDIT, LIVE_SESSIONS, LOGIN, SETTINGS, WEB_SESSIONS
-from gateway.web.pages import page, redirect_to_login
+from gateway.web.pages import page, redirect_to_login, request_language
 from gateway.web.security import (
     DATABASE_DOWN,
     client_address,
@@ -53,17 +56,20 @@ MAX_FIELD = 1024
 SIGNED_OUT = "you signed out"
 
 
-def refusal(error: AuthError) -> web.Response:
-    """The HTTP answer to a refused login or enrollment."""
+def refusal(request: web.Request, error: AuthError) -> web.Response:
+    """The HTTP answer to a refused login or enrollment, in the caller's language."""
+    message = refusal_message(error, translator(request_language(request)))
     if isinstance(error, RateLimited):
-        return error_json(429, str(error), **{"Retry-After": str(error.retry_after)})
+        return error_json(429, message, **{"Retry-After": str(error.retry_after)})
     if isinstance(error, ServerBusy):
-        return error_json(503, str(error), **{"Retry-After": str(error.retry_after)})
+        return error_json(503, message, **{"Retry-After": str(error.retry_after)})
     if isinstance(error, (DirectoryUnavailable, TOTPUnavailable)):
-        return error_json(503, str(error))
+        return error_json(503, message)
     if isinstance(error, (AccountDisabled, AccessNotGranted, AlreadyEnrolled)):
-        return error_json(403, str(error))
-    return error_json(401, str(error))
+        return error_json(403, message)
+    if isinstance(error, EnrollmentExpired):  # the page goes back to the login page, whatever the language
+        return web.json_response({"error": message, "sign_in": "/login"}, status=401)
+    return error_json(401, message)
 
 
 async def json_fields(request: web.Request, names: tuple[str, ...]) -> list[str] | web.Response:
@@ -119,7 +125,7 @@ async def login(request: web.Request) -> web.Response:
                    max_age=int(ENROLLMENT_LIFETIME))
         return response
     except AuthError as error:
-        return refusal(answer_of(error))
+        return refusal(request, answer_of(error))
     except SQLAlchemyError as error:
         log.error("login failed on the database: %s", error)
         return error_json(503, DATABASE_DOWN)
@@ -155,7 +161,7 @@ async def whoami(request: web.Request) -> web.Response:
 
 @routes.get("/login")
 async def login_page(request: web.Request) -> web.StreamResponse:
-    return page("login.html")
+    return page(request, "login.html")
 
 
 # -- enrollment of an authenticator at the first login ------------------------------------------
@@ -163,9 +169,9 @@ async def login_page(request: web.Request) -> web.StreamResponse:
 
 @routes.get("/enroll")
 async def enroll_page(request: web.Request) -> web.StreamResponse:
-    if not request.cookies.get(enroll_cookie_name(request.app)):
+    if "lang" not in request.query and not request.cookies.get(enroll_cookie_name(request.app)):
         raise redirect_to_login()
-    return page("enroll.html")
+    return page(request, "enroll.html")
 
 
 @routes.get("/api/v1/totp/enrollment")
@@ -175,7 +181,7 @@ async def enrollment(request: web.Request) -> web.Response:
     try:
         pending = await request.app[LOGIN].pending_enrollment(token)
     except AuthError as error:
-        return refusal(error)
+        return refusal(request, error)
     uri = provisioning_uri(pending.secret, pending.identity.username, request.app[SETTINGS].current.config.auth.totp.issuer)
     return web.json_response({"username": pending.identity.username, "secret": pending.secret, "uri": uri,
                               "qr": svg_data_uri(uri), "csrf_token": csrf_token_for(token)})
@@ -193,7 +199,7 @@ async def confirm_enrollment(request: web.Request) -> web.Response:
         identity = await request.app[LOGIN].confirm_enrollment(token, totp_code.strip(), client_address(request))
         response = await start_web_session(request, identity)
     except AuthError as error:
-        return refusal(error)
+        return refusal(request, error)
     except SQLAlchemyError as error:
         log.error("enrollment failed on the database: %s", error)
         return error_json(503, DATABASE_DOWN)

@@ -39,8 +39,8 @@ from tests.recorder.test_index import client, end_record, journal_header, write_
 pytestmark = pytest.mark.e2e
 
 VIDEO_SECONDS = 20
-# The browser runs in New York: 03:30 UTC on the 25th is 22:30 on the 24th there, so searching
-# the 24th only finds this recording if the page turns local dates into UTC instants.
+# The site (ui.timezone) is in New York: 03:30 UTC on the 25th is 22:30 on the 24th there, so
+# searching the 24th only finds this recording if the page turns the site's dates into UTC instants.
 TIMEZONE = "America/New_York"
 STARTED = datetime(2026, 11, 25, 3, 30, tzinfo=UTC)
 LOCAL_DAY = "2026-11-24"
@@ -119,6 +119,7 @@ def write_config(workdir: Path) -> Path:
     config = workdir / "deskgate.yaml"
     config.write_text(textwrap.dedent("""\
         listen: {http: "127.0.0.1:0", metrics: "127.0.0.1:0"}
+        ui: {timezone: America/New_York}
         auth:
           local: {users_file: users.yaml}
         storage: {recordings: recordings, database: "sqlite:///deskgate.db"}

@@ -2,6 +2,7 @@
 //
 // Every state-changing call carries the session's CSRF token (X-CSRF-Token), fetched once
 // from GET /api/v1/session; the gateway refuses such calls without it.
+import { t } from "/static/i18n.js";
 
 const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
 let sessionToken = null;
@@ -24,10 +25,15 @@ export async function api(method, path, body, csrf) {
   if (!SAFE_METHODS.has(method) && csrf !== null) {
     options.headers["X-CSRF-Token"] = csrf === undefined ? await csrfToken() : csrf;
   }
-  const response = await fetch(path, options);
+  let response;
+  try {
+    response = await fetch(path, options);
+  } catch {  // no answer at all: the network, or the gateway is down
+    return { status: 0, ok: false, data: { error: t("Cannot reach the gateway. Check the network connection, then try again.") } };
+  }
   let data = {};
   try { data = await response.json(); } catch { /* an empty or non-JSON body */ }
-  return { status: response.status, ok: response.ok, data };
+  return { status: response.status, ok: response.ok, data, retryAfter: response.headers.get("Retry-After") };
 }
 
 export async function logout() {

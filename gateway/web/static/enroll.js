@@ -1,4 +1,5 @@
 import { api } from "/static/api.js";
+import { t } from "/static/i18n.js";
 
 const form = document.getElementById("enroll-form");
 const error = document.getElementById("enroll-error");
@@ -12,9 +13,9 @@ const { ok, status, data } = await api("GET", "/api/v1/totp/enrollment");
 if (status === 401) {
   location.assign("/login");
 } else if (!ok) {
-  fail(data.error || `Could not start the set-up (HTTP ${status}).`);
+  fail(data.error || t("Could not start the set-up (HTTP {status}).", { status }));
 } else {
-  document.getElementById("enroll-for").textContent = `Account: ${data.username}`;
+  document.getElementById("enroll-for").textContent = t("Account: {username}", { username: data.username });
   const qr = document.getElementById("qr");
   qr.src = data.qr;  // an SVG data: URI, shown as an image: no markup from the server enters the page
   qr.hidden = false;
@@ -29,11 +30,11 @@ if (status === 401) {
       location.assign("/");
       return;
     }
-    if (result.status === 401 && /sign in again/.test(result.data.error || "")) {
-      location.assign("/login");
+    if (result.data.sign_in) {  // the enrollment expired: start again from the login page
+      location.assign(result.data.sign_in);
       return;
     }
-    fail(result.data.error || `The code was refused (HTTP ${result.status}).`);
+    fail(result.data.error || t("The code was refused (HTTP {status}).", { status: result.status }));
     form.elements.code.value = "";
     form.elements.code.focus();
   });

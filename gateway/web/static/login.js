@@ -1,17 +1,25 @@
 import { api } from "/static/api.js";
+import { t } from "/static/i18n.js";
 
 const form = document.getElementById("login-form");
 const error = document.getElementById("login-error");
+
+// What went wrong: the gateway's answer is in the page's language already (from the language cookie
+// or Accept-Language); without one (no answer, or a proxy's page), a text from the status.
+function refusal({ status, data }) {
+  return data.error || t("Sign-in failed (HTTP {status}). Try again in a moment.", { status });
+}
 
 form.addEventListener("submit", async (event) => {
   event.preventDefault();
   error.hidden = true;
   const fields = new FormData(form);
-  const { ok, status, data } = await api("POST", "/api/v1/login", {
+  const result = await api("POST", "/api/v1/login", {
     username: fields.get("username"),
     password: fields.get("password"),
     totp: fields.get("totp"),
   }, null);
+  const { ok, status, data } = result;
   if (ok) {
     location.assign("/");
     return;
@@ -20,7 +28,7 @@ form.addEventListener("submit", async (event) => {
     location.assign(data.enroll);
     return;
   }
-  error.textContent = data.error || `Sign-in failed (HTTP ${status}).`;
+  error.textContent = refusal(result);
   error.hidden = false;
   form.elements.totp.value = "";  // a code is good once, and for 30 s: the next try needs the next one
   if (status === 401) {

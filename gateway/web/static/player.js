@@ -4,15 +4,16 @@
 // Clicking the timeline, an event, a typed line or a bookmark seeks the video there; idle
 // stretches can be skipped. The review panels (typed text, bookmarks, clips) are in review.js.
 import { api, logout } from "/static/api.js";
+import { formatDateTime, t } from "/static/i18n.js";
 import { clockTime, followTime, showBookmarks, showClips, showTyped, wallTime } from "/static/review.js";
 
 const BUCKET_SECONDS = 5;  // the API's activity buckets
 const MARKER_GAP_PX = 10;  // markers closer than this on the timeline are grouped
 const SKIP_LEAD = 1;  // seconds of an idle stretch still shown before the activity after it
 const VIDEO_STATES = {
-  pending: "The video is being rendered — reload in a moment.",
-  failed: "Rendering the video failed. An administrator can retry with “deskgate recordings render”.",
-  none: "This recording has no video.",
+  pending: t("The video is being rendered — reload in a moment."),
+  failed: t("Rendering the video failed. An administrator can retry with “deskgate recordings render”."),
+  none: t("This recording has no video."),
 };
 
 const id = decodeURIComponent(location.pathname.split("/").pop());
@@ -43,7 +44,7 @@ document.getElementById("logout").addEventListener("click", logout);
 document.getElementById("back").search = location.search;  // back to the search we came from
 
 video.addEventListener("error", () => {
-  videoState.textContent = "The video could not be loaded or played; the events below are still shown.";
+  videoState.textContent = t("The video could not be loaded or played; the events below are still shown.");
   videoState.dataset.state = "error";
   videoState.title = video.error?.message ?? "";  // the browser's reason, for whoever investigates
   videoState.hidden = false;
@@ -76,7 +77,7 @@ const { status, data } = await api("GET", `/api/v1/recordings/${encodeURICompone
 if (status === 401) {
   location.assign("/login");
 } else if (status !== 200) {
-  message.textContent = data.error || `Could not load the recording (HTTP ${status}).`;
+  message.textContent = data.error || t("Could not load the recording (HTTP {status}).", { status });
   message.className = "error";
 } else {
   show(data);
@@ -89,8 +90,9 @@ function show({ recording, events: timelineEvents, activity: buckets, idle: quie
   started = Date.parse(recording.started);
   const lastMark = Math.max(0, ...events.map((event) => event.t), ...buckets.map((b) => b.t + BUCKET_SECONDS));
   length = Math.max(recording.duration || lastMark, 1);
-  document.title = `deskgate — ${recording.user} on ${recording.target}`;
-  document.getElementById("title").textContent = `${recording.user} on ${recording.target}`;
+  const heading = t("{user} on {target}", { user: recording.user, target: recording.target });
+  document.title = `deskgate — ${heading}`;
+  document.getElementById("title").textContent = heading;
   showMetadata(recording);
   showVideo(recording);
   showSkipIdle();
@@ -122,7 +124,7 @@ function showMetadata(recording) {
 function showVideo(recording) {
   document.getElementById("playback").dataset.video = recording.video;
   if (recording.video !== "ready") {
-    videoState.textContent = VIDEO_STATES[recording.video] ?? `Video: ${recording.video}`;
+    videoState.textContent = VIDEO_STATES[recording.video] ?? t("Video: {state}", { state: recording.video });
     videoState.dataset.state = recording.video;
     videoState.hidden = false;
     for (const button of speedButtons) button.disabled = true;
@@ -138,8 +140,8 @@ function showSkipIdle() {
   const unknown = idle === null || video.hidden;
   skipIdle.disabled = skipMinimum.disabled = unknown;
   skipIdle.parentElement.title = idle === null
-    ? "This recording was indexed before idle stretches were recorded."
-    : "Jump over stretches without input or screen change";
+    ? t("This recording was indexed before idle stretches were recorded.")
+    : t("Jump over stretches without input or screen change");
   drawIdleBands();
 }
 
@@ -156,12 +158,12 @@ function seekToHash() {
 }
 
 function updatePlayhead() {
-  const t = video.currentTime;
-  playhead.style.left = `${Math.min(t / length, 1) * 100}%`;
-  clock.textContent = `${clockTime(t)} / ${clockTime(length)}`;
-  wallClock.textContent = wallTime(started, t);
-  wallClock.dateTime = new Date(started + t * 1000).toISOString();
-  followTime(t);
+  const now = video.currentTime;
+  playhead.style.left = `${Math.min(now / length, 1) * 100}%`;
+  clock.textContent = `${clockTime(now)} / ${clockTime(length)}`;
+  wallClock.textContent = wallTime(started, now);
+  wallClock.dateTime = new Date(started + now * 1000).toISOString();
+  followTime(now);
 }
 
 // Skipping idle stretches: while playing, a stretch at least as long as chosen is jumped over
@@ -173,13 +175,13 @@ function skippable() {
 
 function skipIdleStretch() {
   if (video.paused || video.seeking || video.hidden) return;
-  const t = video.currentTime;
-  const stretch = skippable().find((quiet) => t >= quiet.from && t < quiet.to - SKIP_LEAD);
+  const now = video.currentTime;
+  const stretch = skippable().find((quiet) => now >= quiet.from && now < quiet.to - SKIP_LEAD);
   if (!stretch) return;
   const to = stretch.to - SKIP_LEAD;
   seek(to);
-  skipNote.textContent = `Skipped ${clockTime(to - stretch.from)} without input or screen change `
-    + `(${clockTime(stretch.from)} → ${clockTime(to)}).`;
+  skipNote.textContent = t("Skipped {length} without input or screen change ({from} → {to}).",
+    { length: clockTime(to - stretch.from), from: clockTime(stretch.from), to: clockTime(to) });
   skipNote.hidden = false;
   clearTimeout(skipNoteTimer);
   skipNoteTimer = setTimeout(() => { skipNote.hidden = true; }, 4000);
@@ -192,7 +194,8 @@ function drawIdleBands() {
     band.dataset.skipped = String(skippable().includes(stretch));
     band.style.left = `${(stretch.from / length) * 100}%`;
     band.style.width = `${((stretch.to - stretch.from) / length) * 100}%`;
-    band.title = `No input or screen change from ${clockTime(stretch.from)} to ${clockTime(stretch.to)}`;
+    band.title = t("No input or screen change from {from} to {to}",
+      { from: clockTime(stretch.from), to: clockTime(stretch.to) });
     return band;
   }));
 }
@@ -248,18 +251,23 @@ function eventItem(event) {
   return item;
 }
 
+function someSupervisor() {  // an older recording does not name who
+  return t("a supervisor");
+}
+
 function describe(event) {
   switch (event.type) {
-    case "session_start": return "Session started";
-    case "session_end": return `Session ended: ${event.reason ?? ""}`;
+    case "session_start": return t("Session started");
+    case "session_end": return t("Session ended: {reason}", { reason: event.reason ?? "" });
     case "clipboard_blocked":
-      return `Clipboard blocked ${event.direction === "to_local" ? "to this computer" : "to the remote desktop"}`
-        + ` (${event.length} bytes)`;
-    case "resize": return `Screen resized to ${event.width}×${event.height}`;
-    case "idle_warning": return "Idle warning";
-    case "terminated": return `Terminated by ${event.by}: ${event.reason ?? ""}`;
-    case "viewed_by": return `Viewed by ${event.by ?? event.viewer ?? "a supervisor"}`;
-    case "ended_by": return `Ended by ${event.by ?? "a supervisor"}: ${event.reason ?? ""}`;
+      return event.direction === "to_local"
+        ? t("Clipboard blocked to this computer ({length} bytes)", { length: event.length })
+        : t("Clipboard blocked to the remote desktop ({length} bytes)", { length: event.length });
+    case "resize": return t("Screen resized to {width}×{height}", { width: event.width, height: event.height });
+    case "idle_warning": return t("Idle warning");
+    case "terminated": return t("Terminated by {by}: {reason}", { by: event.by, reason: event.reason ?? "" });
+    case "viewed_by": return t("Viewed by {by}", { by: event.by ?? event.viewer ?? someSupervisor() });
+    case "ended_by": return t("Ended by {by}: {reason}", { by: event.by ?? someSupervisor(), reason: event.reason ?? "" });
     default: return event.type;
   }
 }
@@ -294,5 +302,5 @@ function drawActivity() {
 }
 
 function localTime(iso) {
-  return new Date(iso).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "medium" });
+  return formatDateTime(iso);
 }

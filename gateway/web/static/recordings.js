@@ -2,9 +2,10 @@
 // search can be bookmarked and shared; the page turns them into an API query. Below the
 // results, the supervisor's own bookmarks, each a link to its moment.
 import { api, logout } from "/static/api.js";
+import { formatDateTime, siteDayStart, t, tn } from "/static/i18n.js";
 
 const LIMIT = 500;
-const VIDEO_STATES = { ready: "ready", pending: "rendering", failed: "failed", none: "none" };
+const VIDEO_STATES = { ready: t("ready"), pending: t("rendering"), failed: t("failed"), none: t("none") };
 
 const form = document.getElementById("search");
 const message = document.getElementById("message");
@@ -39,34 +40,32 @@ async function search() {
   } catch (error) {
     return showMessage(error.message, true);
   }
-  showMessage("Searching…");
+  showMessage(t("Searching…"));
   const { status, data } = await api("GET", `/api/v1/recordings?${query}`);
   if (status === 401) return location.assign("/login");
-  if (status !== 200) return showMessage(data.error || `The search failed (HTTP ${status}).`, true);
+  if (status !== 200) return showMessage(data.error || t("The search failed (HTTP {status}).", { status }), true);
   showResults(data.recordings);
 }
 
-// Page filters (local dates, minutes) → API filters (UTC instants, seconds).
+// Page filters (dates in the site's time zone, minutes) → API filters (UTC instants, seconds).
 function apiQuery(filters) {
   const query = new URLSearchParams({ limit: String(LIMIT) });
   if (filters.get("user")) query.set("user_contains", filters.get("user"));  // part of a name is enough
   for (const name of ["target", "end_reason", "source", "event"]) {
     if (filters.get(name)) query.set(name, filters.get(name));
   }
-  if (filters.get("from")) query.set("since", isoUTC(localDay(filters.get("from"), "From")));
-  if (filters.get("to")) {
-    const dayAfter = localDay(filters.get("to"), "To");
-    dayAfter.setDate(dayAfter.getDate() + 1);  // "to" includes the whole day
-    query.set("until", isoUTC(dayAfter));
-  }
-  if (filters.get("min_minutes")) query.set("min_duration", seconds(filters.get("min_minutes"), "Min. minutes"));
-  if (filters.get("max_minutes")) query.set("max_duration", seconds(filters.get("max_minutes"), "Max. minutes"));
+  if (filters.get("from")) query.set("since", isoUTC(siteDay(filters.get("from"), t("From"))));
+  if (filters.get("to")) query.set("until", isoUTC(siteDay(filters.get("to"), t("To"), 1)));  // the whole day
+  if (filters.get("min_minutes")) query.set("min_duration", seconds(filters.get("min_minutes"), t("Min. minutes")));
+  if (filters.get("max_minutes")) query.set("max_duration", seconds(filters.get("max_minutes"), t("Max. minutes")));
   return query.toString();
 }
 
-function localDay(value, label) {
-  const day = /^\d{4}-\d{2}-\d{2}$/.test(value) ? new Date(`${value}T00:00`) : new Date(NaN);
-  if (Number.isNaN(day.getTime())) throw new Error(`${label}: "${value}" is not a date (YYYY-MM-DD).`);
+function siteDay(value, label, addDays = 0) {
+  const day = siteDayStart(value, addDays);
+  if (day === null || Number.isNaN(day.getTime())) {
+    throw new Error(t('{label}: "{value}" is not a date (YYYY-MM-DD).', { label, value }));
+  }
   return day;
 }
 
@@ -76,7 +75,9 @@ function isoUTC(date) {
 
 function seconds(minutes, label) {
   const value = Number(minutes);
-  if (!Number.isFinite(value) || value < 0) throw new Error(`${label}: "${minutes}" is not a number of minutes.`);
+  if (!Number.isFinite(value) || value < 0) {
+    throw new Error(t('{label}: "{value}" is not a number of minutes.', { label, value: minutes }));
+  }
   return String(Math.round(value * 60));
 }
 
@@ -89,10 +90,10 @@ function showMessage(text, isError = false) {
 function showResults(recordings) {
   body.replaceChildren(...recordings.map(resultRow));
   rememberReasons(recordings);
-  if (!recordings.length) return showMessage("No recordings match.");
-  const count = recordings.length === 1 ? "1 recording" : `${recordings.length} recordings`;
+  if (!recordings.length) return showMessage(t("No recordings match."));
   message.textContent = recordings.length >= LIMIT
-    ? `Showing the newest ${LIMIT}; narrow the search to see older ones.` : `${count}, newest first.`;
+    ? t("Showing the newest {limit}; narrow the search to see older ones.", { limit: LIMIT })
+    : tn("{n} recording, newest first.", "{n} recordings, newest first.", recordings.length);
   message.className = "muted";
   table.hidden = false;
 }
@@ -131,7 +132,7 @@ function rememberReasons(recordings) {
 }
 
 function localTime(iso) {
-  return iso ? new Date(iso).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "medium" }) : "";
+  return iso ? formatDateTime(iso) : "";
 }
 
 function duration(totalSeconds) {
@@ -146,7 +147,7 @@ async function showBookmarks() {
   const note = document.getElementById("bookmarks-message");
   const { status, data } = await api("GET", "/api/v1/bookmarks");
   if (status !== 200) {
-    note.textContent = data.error || `Could not load your bookmarks (HTTP ${status}).`;
+    note.textContent = data.error || t("Could not load your bookmarks (HTTP {status}).", { status });
     note.className = "error";
     return;
   }
@@ -156,9 +157,10 @@ async function showBookmarks() {
     link.href = `/recordings/${encodeURIComponent(bookmark.recording.id)}#t=${bookmark.t}`;
     link.textContent = bookmark.note;
     const { user, target, started } = bookmark.recording;
-    item.append(link, ` — ${user} on ${target}, ${localTime(started)}, at ${duration(bookmark.t)}`);
+    item.append(link, " — ", t("{user} on {target}, {started}, at {at}",
+      { user, target, started: localTime(started), at: duration(bookmark.t) }));
     return item;
   }));
-  note.textContent = data.bookmarks.length ? "" : "You have no bookmarks yet: add them while playing a recording.";
+  note.textContent = data.bookmarks.length ? "" : t("You have no bookmarks yet: add them while playing a recording.");
   note.className = "muted";
 }

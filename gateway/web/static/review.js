@@ -1,6 +1,7 @@
 // The player's review panels: what was typed, bookmarks, and clip export; and the time helpers
 // they share with the player. Every entry with a time seeks the video there.
 import { api } from "/static/api.js";
+import { formatDateTime, t } from "/static/i18n.js";
 
 const CLIP_POLL_MS = 500;
 const typedList = document.getElementById("typed");
@@ -22,21 +23,18 @@ export function parseClock(text) {
   return Number(hours ?? 0) * 3600 + Number(minutes ?? 0) * 60 + Number(seconds);
 }
 
-// The session's real date and time ``seconds`` into it, in the viewer's locale and time zone, zone named.
+// The session's real date and time ``seconds`` into it, in the page's language and the site's time zone, zone named.
 export function wallTime(startedMs, seconds) {
-  return new Date(startedMs + seconds * 1000).toLocaleString(undefined, {
-    year: "numeric", month: "short", day: "numeric", hour: "numeric", minute: "2-digit", second: "2-digit",
-    timeZoneName: "short",
-  });
+  return formatDateTime(new Date(startedMs + seconds * 1000), { withZone: true });
 }
 
-function timedButton(t, started, ...content) {
+function timedButton(at, started, ...content) {
   const button = document.createElement("button");
   button.type = "button";
   const time = document.createElement("span");
   time.className = "time";
-  time.textContent = clockTime(t);
-  time.title = wallTime(started, t);
+  time.textContent = clockTime(at);
+  time.title = wallTime(started, at);
   button.append(time, ...content);
   return button;
 }
@@ -51,10 +49,10 @@ function say(element, text, isError = false) {
 
 export async function showTyped(id, { seek, started }) {
   const { status, data } = await api("GET", `/api/v1/recordings/${encodeURIComponent(id)}/typed`);
-  if (status !== 200) return say(typedMessage, data.error || `Could not load the typed text (HTTP ${status}).`, true);
+  if (status !== 200) return say(typedMessage, data.error || t("Could not load the typed text (HTTP {status}).", { status }), true);
   if (!data.recorded) {
-    return say(typedMessage, "Typed text was not recorded: the policy for this session keeps only "
-      + `input counts (record_input: ${data.record_input}).`);
+    return say(typedMessage, t("Typed text was not recorded: the policy for this session keeps only input "
+      + "counts (record_input: {mode}).", { mode: data.record_input }));
   }
   typedList.replaceChildren(...data.entries.map((entry) => {
     const item = document.createElement("li");
@@ -69,18 +67,18 @@ export async function showTyped(id, { seek, started }) {
     return item;
   }));
   const notes = [];
-  if (!data.entries.length) notes.push("Nothing was typed.");
-  if (data.truncated) notes.push("Only the beginning is shown: the recording holds more typed text than a page can.");
-  if (data.error) notes.push(`The rest could not be read: ${data.error}`);
+  if (!data.entries.length) notes.push(t("Nothing was typed."));
+  if (data.truncated) notes.push(t("Only the beginning is shown: the recording holds more typed text than a page can."));
+  if (data.error) notes.push(t("The rest could not be read: {error}", { error: data.error }));
   say(typedMessage, notes.join(" "), Boolean(data.error));
 }
 
 // The video is at ``t``: the line typed last before it is the current one; a bookmark would go there.
-export function followTime(t) {
-  bookmarkAt.textContent = clockTime(t);
+export function followTime(now) {
+  bookmarkAt.textContent = clockTime(now);
   let current = null;
   for (const item of typedList.children) {
-    if (Number(item.dataset.t) <= t) current = item;
+    if (Number(item.dataset.t) <= now) current = item;
     item.removeAttribute("aria-current");
   }
   current?.setAttribute("aria-current", "true");
@@ -98,7 +96,7 @@ export async function showBookmarks(id, { seek, currentTime, started, changed })
 
   async function load() {
     const { status, data } = await api("GET", base);
-    if (status !== 200) return say(bookmarkMessage, data.error || `Could not load the bookmarks (HTTP ${status}).`, true);
+    if (status !== 200) return say(bookmarkMessage, data.error || t("Could not load the bookmarks (HTTP {status}).", { status }), true);
     list.replaceChildren(...data.bookmarks.map((bookmark) => {
       const item = document.createElement("li");
       item.className = "bookmark";
@@ -112,11 +110,11 @@ export async function showBookmarks(id, { seek, currentTime, started, changed })
         const remove = document.createElement("button");
         remove.type = "button";
         remove.className = "remove";
-        remove.textContent = "Delete";
-        remove.setAttribute("aria-label", `Delete the bookmark “${bookmark.note}”`);
+        remove.textContent = t("Delete");
+        remove.setAttribute("aria-label", t("Delete the bookmark “{note}”", { note: bookmark.note }));
         remove.addEventListener("click", async () => {
           const result = await api("DELETE", `${base}/${bookmark.id}`);
-          if (!result.ok) return say(bookmarkMessage, result.data.error || `HTTP ${result.status}`, true);
+          if (!result.ok) return say(bookmarkMessage, result.data.error || t("Could not delete the bookmark (HTTP {status}).", { status: result.status }), true);
           await load();
         });
         item.append(remove);
@@ -128,17 +126,21 @@ export async function showBookmarks(id, { seek, currentTime, started, changed })
 
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    const t = currentTime();
-    const { status, data } = await api("POST", base, { t, note: note.value });
-    if (status !== 201) return say(bookmarkMessage, data.error || `Could not bookmark (HTTP ${status}).`, true);
+    const at = currentTime();
+    const { status, data } = await api("POST", base, { t: at, note: note.value });
+    if (status !== 201) return say(bookmarkMessage, data.error || t("Could not bookmark (HTTP {status}).", { status }), true);
     note.value = "";
-    say(bookmarkMessage, `Bookmarked ${clockTime(t)}.`);
+    say(bookmarkMessage, t("Bookmarked {at}.", { at: clockTime(at) }));
     await load();
   });
   await load();
 }
 
 // ---------------------------------------------------------------- clips
+
+function clipState(state) {
+  return { queued: t("queued"), rendering: t("rendering") }[state] ?? state;
+}
 
 export async function showClips(id, { currentTime, duration }) {
   const base = `/api/v1/recordings/${encodeURIComponent(id)}/clips`;
@@ -162,12 +164,13 @@ export async function showClips(id, { currentTime, duration }) {
       const link = document.createElement("a");
       link.href = `${base}/${clip.id}/video`;
       link.download = "";
-      link.textContent = `Download ${range}`;
+      link.textContent = t("Download {range}", { range });
       item.append(link, ` (${clip.owner})`);
     } else if (clip.state === "failed") {
-      item.append(`${range}: ${clip.error ?? "failed"}`);
+      const failed = t("failed");
+      item.append(t("{range}: {error}", { range, error: clip.error ?? failed }));
     } else {
-      item.append(`${range}: ${clip.state} ${Math.round(clip.progress * 100)} %`);
+      item.append(t("{range}: {state} {percent} %", { range, state: clipState(clip.state), percent: Math.round(clip.progress * 100) }));
     }
     return item;
   }
@@ -183,25 +186,26 @@ export async function showClips(id, { currentTime, duration }) {
     progress.hidden = false;
     while (clip.state === "queued" || clip.state === "rendering") {
       progress.value = clip.progress;
-      say(clipMessage, `Exporting ${clockTime(clip.from)}–${clockTime(clip.to)}: ${Math.round(clip.progress * 100)} %`);
+      say(clipMessage, t("Exporting {from}–{to}: {percent} %",
+        { from: clockTime(clip.from), to: clockTime(clip.to), percent: Math.round(clip.progress * 100) }));
       await new Promise((resolve) => setTimeout(resolve, CLIP_POLL_MS));
       const { status, data } = await api("GET", `${base}/${clip.id}`);
-      if (status !== 200) return say(clipMessage, data.error || `Lost track of the export (HTTP ${status}).`, true);
+      if (status !== 200) return say(clipMessage, data.error || t("Lost track of the export (HTTP {status}).", { status }), true);
       clip = data.clip;
     }
     progress.value = 1;
     progress.hidden = clip.state !== "ready";
-    if (clip.state === "ready") say(clipMessage, "The clip is ready: download it below.");
-    else say(clipMessage, clip.error ?? "The export failed.", true);
+    if (clip.state === "ready") say(clipMessage, t("The clip is ready: download it below."));
+    else say(clipMessage, clip.error ?? t("The export failed."), true);
     await load();
   }
 
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const [start, end] = [parseClock(from.value), parseClock(to.value)];
-    if (Number.isNaN(start) || Number.isNaN(end)) return say(clipMessage, "Write From and To as m:ss (e.g. 1:30).", true);
+    if (Number.isNaN(start) || Number.isNaN(end)) return say(clipMessage, t("Write From and To as m:ss (e.g. 1:30)."), true);
     const { status, data } = await api("POST", base, { from: start, to: end });
-    if (status !== 202) return say(clipMessage, data.error || `Could not export (HTTP ${status}).`, true);
+    if (status !== 202) return say(clipMessage, data.error || t("Could not export (HTTP {status}).", { status }), true);
     await load();
     await follow(data.clip);
   });
