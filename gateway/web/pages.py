@@ -36,7 +36,7 @@ LANGUAGE_PARAMETER = "lang"
 def environment(language: str) -> Environment:
     """The Jinja2 environment of one language: autoescaping, the i18n extension with its catalog."""
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(default=True),
-                      extensions=["jinja2.ext.i18n"], auto_reload=False)
+                      extensions=["jinja2.ext.i18n"], auto_reload=False, keep_trailing_newline=True)
     env.install_gettext_translations(translator(language), newstyle=True)  # type: ignore[attr-defined]
     return env
 
