@@ -120,7 +120,8 @@ async def login(request: web.Request) -> web.Response:
                                                   client_address(request))
         return await start_web_session(request, identity)
     except EnrollmentRequired as needed:
-        response = web.json_response({"error": str(needed), "enroll": "/enroll"}, status=403)
+        message = refusal_message(needed, translator(request_language(request)))
+        response = web.json_response({"error": message, "enroll": "/enroll"}, status=403)
         set_cookie(response, request.app, enroll_cookie_name(request.app), needed.token,
                    max_age=int(ENROLLMENT_LIFETIME))
         return response

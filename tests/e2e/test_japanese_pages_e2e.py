@@ -58,9 +58,14 @@ async def test_japanese_browser_gets_japanese_pages_and_can_switch_to_english_an
 
     # Recordings and the player, in Japanese; times in the site's zone (New York), not the browser's.
     await sign_in(page, recordings_gateway, "sam")
-    await page.goto(f"{recordings_gateway.url}/recordings")
+    await page.goto(f"{recordings_gateway.url}/recordings?user=alice")
     await expect(page.locator(".bar .title")).to_have_text("録画一覧")
-    await expect(page.locator("#message")).to_have_text("5 件（新しい順）")
+    await expect(page.locator("#message")).to_have_text("3 件（新しい順）")
+    await page.get_by_role("link", name="English").click()  # the search stays
+    await expect(page.locator("#message")).to_have_text("3 recordings, newest first.")
+    await expect(page).to_have_url(f"{recordings_gateway.url}/recordings?user=alice")
+    await page.get_by_role("link", name="日本語").click()
+    await expect(page.locator("#message")).to_have_text("3 件（新しい順）")
     await expect(page.locator("#results th").first).to_have_text("開始日時")
     await page.locator(f'tr[data-id="{RECORDING_ID}"] a').click()
     await expect(page.locator("#meta-started")).to_have_text("2026年11月24日 22:30:00")

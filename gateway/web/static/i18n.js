@@ -65,3 +65,13 @@ export function siteDayStart(day, addDays = 0) {
   const first = midnight - zoneOffset(midnight);
   return new Date(midnight - zoneOffset(first));  // the offset at that instant (a DST change that day)
 }
+
+// The switcher's links keep the address the page is at now (its search, its #t=): the gateway
+// remembers the language and redirects back to it.
+for (const link of document.querySelectorAll("nav.languages a[hreflang]")) {
+  link.addEventListener("click", () => {
+    const here = new URL(location.href);
+    here.searchParams.set("lang", link.hreflang);
+    link.href = here.pathname + here.search + here.hash;
+  });
+}
