@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, make_mocked_request
 from babel.messages.extract import extract_from_dir
 from babel.messages.frontend import parse_mapping_cfg
 from jinja2 import Environment, FileSystemLoader
@@ -27,7 +27,9 @@ from gateway.config import load_config
 from gateway.i18n import LANGUAGE_NAMES, LANGUAGES, negotiate, parse_accept_language, read_catalog, translator
 from gateway.web.app import create_app
 from gateway.web.auth_messages import FIXED_MESSAGES, refusal_message
-from gateway.web.pages import LANGUAGE_COOKIE, TEMPLATES, script_catalog
+from gateway.settings import LiveSettings, Settings
+from gateway.web.keys import SETTINGS
+from gateway.web.pages import LANGUAGE_COOKIE, TEMPLATES, remember_language, script_catalog
 
 ROOT = Path(__file__).resolve().parents[2]
 KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "N_": None, "t": None, "tn": (1, 2)}  # = make messages
@@ -302,6 +304,16 @@ async def test_lang_parameter_is_remembered_and_redirects_to_the_same_page(clien
     assert html_lang(await response.text()) == "en"
     response = await client.get("/login?lang=ja", allow_redirects=False)
     assert (response.headers["Location"], response.cookies[LANGUAGE_COOKIE].value) == ("/login", "ja")
+
+
+def test_the_language_cookie_is_secure_behind_tls(tmp_path: Path) -> None:
+    config = load_config(config_file(tmp_path, 'listen: {public_url: "https://gateway.example.com"}\n'))
+    app = web.Application()
+    app[SETTINGS] = LiveSettings(Settings.from_config(config))
+    redirect = remember_language(make_mocked_request("GET", "/login?lang=ja", app=app))
+    assert redirect is not None
+    assert redirect.cookies[LANGUAGE_COOKIE]["secure"] is True
+    assert remember_language(make_mocked_request("GET", "/login", app=app)) is None
 
 
 async def test_an_unsupported_lang_is_dropped_without_being_remembered(client: Client) -> None:

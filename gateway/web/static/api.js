@@ -33,7 +33,7 @@ export async function api(method, path, body, csrf) {
   }
   let data = {};
   try { data = await response.json(); } catch { /* an empty or non-JSON body */ }
-  return { status: response.status, ok: response.ok, data, retryAfter: response.headers.get("Retry-After") };
+  return { status: response.status, ok: response.ok, data };
 }
 
 export async function logout() {
