@@ -25,9 +25,9 @@ from auth.names import COMPATIBILITY_FORM
 from base.errors import ConfigError
 from gateway.config import load_config
 from gateway.i18n import LANGUAGE_NAMES, LANGUAGES, negotiate, parse_accept_language, read_catalog, translator
+from gateway.settings import LiveSettings, Settings
 from gateway.web.app import create_app
 from gateway.web.auth_messages import FIXED_MESSAGES, refusal_message
-from gateway.settings import LiveSettings, Settings
 from gateway.web.keys import SETTINGS
 from gateway.web.pages import LANGUAGE_COOKIE, TEMPLATES, remember_language, script_catalog
 
