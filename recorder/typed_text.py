@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gateway.rfb.clipboard import ExtendedClientCutText
 from gateway.rfb.framing import ClientMessageFramer, ClientMessageReceived
 from gateway.rfb.messages import ClientMessage, KeyEvent, QEMUExtendedKeyEvent
 from recorder.journal import MAX_RECORD, JournalReader, RecordKind
@@ -93,7 +94,7 @@ class TypedTextBuilder:
         self._total = 0
         self.truncated = False
 
-    def message(self, t: float, message: ClientMessage) -> None:
+    def message(self, t: float, message: ClientMessage | ExtendedClientCutText) -> None:
         """Follow one of the browser's messages at ``t``; only key events type anything."""
         if isinstance(message, KeyEvent):
             self.key(t, message.down, message.key)
