@@ -54,10 +54,11 @@ async def test_japanese_from_the_operators_input_method_reaches_the_desktop_and_
     page = await open_desktop(browser, gateway)
     # The desktop's side: a UTF-8 terminal whose shell writes what it is typed to a file.
     with x_client(desktop, ["xterm", "-u8", "-title", "jp-input", "-e", "sh", "-c", f"cat > {received}"]):
-        window = subprocess.run(["xdotool", "search", "--sync", "--onlyvisible", "--name", "jp-input"],
-                                env=on_desktop(desktop), capture_output=True, text=True, timeout=15).stdout.split()[0]
-        subprocess.run(["xdotool", "windowactivate", "--sync", window], env=on_desktop(desktop), timeout=15,
-                       check=True)
+        search = ["xdotool", "search", "--sync", "--onlyvisible", "--name", "jp-input"]
+        found = await asyncio.to_thread(subprocess.run, search, env=on_desktop(desktop), capture_output=True,
+                                        text=True, timeout=15)
+        await asyncio.to_thread(subprocess.run, ["xdotool", "windowactivate", "--sync", found.stdout.split()[0]],
+                                env=on_desktop(desktop), timeout=15, check=True)
         await expect(page.locator("#text-input")).to_be_focused()
         # What an input method commits: text with no key behind it (Playwright's insertText is an `input` event).
         await page.keyboard.insert_text(NAME_AND_ADDRESS)
@@ -74,9 +75,7 @@ async def test_japanese_from_the_operators_input_method_reaches_the_desktop_and_
         async with asyncio.timeout(20):  # the recording is indexed once the session is sealed
             while True:
                 async with sam.get(f"{gateway.url}/api/v1/recordings") as response:
-                    body = await response.json()
-                    print(response.status, body)
-                    recordings = body["recordings"]
+                    recordings = (await response.json())["recordings"]
                 if recordings:
                     break
                 await asyncio.sleep(0.2)
@@ -107,8 +106,9 @@ async def test_the_clipboard_carries_japanese_both_ways_when_the_policy_allows_i
         await page.click("#clipboard-paste")
         async with asyncio.timeout(15):
             while True:
-                out = subprocess.run(["xclip", "-o", "-selection", "clipboard"], env=on_desktop(desktop),
-                                     capture_output=True, timeout=10).stdout
+                # In a thread: the gateway, in this process, must forward the desktop's request meanwhile.
+                out = (await asyncio.to_thread(subprocess.run, ["xclip", "-o", "-selection", "clipboard"],
+                                               env=on_desktop(desktop), capture_output=True, timeout=10)).stdout
                 if out == pasted.encode():
                     break
                 await asyncio.sleep(0.2)

@@ -238,7 +238,7 @@ def test_an_extended_clipboard_bomb_fails_both_framers_at_the_inflated_limit() -
     client_wire = bomb.encode()
     server_wire = bytes((ServerMessageType.SERVER_CUT_TEXT,)) + client_wire[1:]
     assert len(client_wire) < 1100
-    for wire, framer in ((client_wire, ClientMessageFramer()), (server_wire, Desktop(RGBX8888).framer())):
+    for wire, framer in ((client_wire, ClientMessageFramer()), (server_wire, ServerMessageFramer(RGBX8888, 64, 48))):
         framer.receive_data(wire)
         [failed] = framer.events_received()
         assert isinstance(failed, ProtocolFailed) and isinstance(failed.error, LimitExceeded)

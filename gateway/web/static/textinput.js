@@ -16,10 +16,6 @@ const TEXT = {
   label: "Type here: text from your input method is sent to the desktop",
 };
 
-// TigerVNC's Xvnc maps a keysym that has no key to a spare keycode, re-used for the next such
-// keysym; an X client that reads the keymap late would see the next character's mapping. So
-// composed characters go out this far apart (ms), and keys pressed meanwhile wait their turn.
-const CHARACTER_PACE_MS = 60;
 const KEYSYM_RETURN = 0xff0d;
 const KEYSYM_TAB = 0xff09;
 const UNICODE_KEYSYM_BASE = 0x01000000;
@@ -35,31 +31,28 @@ export function keysymFor(character) {
   return codePoint < 0x100 ? codePoint : UNICODE_KEYSYM_BASE + codePoint;
 }
 
-const pending = [];  // what waits to be sent, in order: [keysym, null] or [null, a key event to replay]
-let sending = false;
+// Xvnc (TigerVNC 1.12) loses a keysym it added for the very first key event of its keyboard
+// (the core keyboard then takes the device's keymap): the first character typed would come out
+// as the second. A Control press and release before the page's first composed text avoids that
+// (Control alone, unlike Shift, switches no input method's mode and opens no menu).
+const KEYSYM_CONTROL_L = 0xffe3;
+let primed = false;
 
-async function sendPending(rfb, canvas) {
-  sending = true;
-  while (pending.length > 0) {
-    const [keysym, keyEvent] = pending.shift();
-    if (keyEvent !== null) {
-      canvas.dispatchEvent(keyEvent);
-      continue;
-    }
-    rfb.sendKey(keysym, null, true);
-    rfb.sendKey(keysym, null, false);
-    await new Promise((resolve) => setTimeout(resolve, CHARACTER_PACE_MS));
-  }
-  sending = false;
+function pressAndRelease(rfb, keysym) {
+  rfb.sendKey(keysym, null, true);
+  rfb.sendKey(keysym, null, false);
 }
 
-/** Send ``text`` to the desktop, one press and release per character, in order with the keys pressed. */
-export function typeText(rfb, canvas, text) {
+/** Send ``text`` to the desktop, one press and release per character. */
+export function typeText(rfb, text) {
+  if (!primed) {
+    primed = true;
+    pressAndRelease(rfb, KEYSYM_CONTROL_L);
+  }
   for (const character of text.replace(/\r\n/g, "\n")) {
     const keysym = keysymFor(character);
-    if (keysym !== null) pending.push([keysym, null]);
+    if (keysym !== null) pressAndRelease(rfb, keysym);
   }
-  if (!sending && pending.length > 0) sendPending(rfb, canvas);
 }
 
 /** Give the desktop in ``screen`` (noVNC's ``rfb`` draws in it) a text box for composed text. */
@@ -84,28 +77,23 @@ export function attachTextInput(rfb, screen) {
     box.addEventListener(type, (event) => {
       if (event.isComposing || event.keyCode === 229) return;  // the input method's: its text comes later
       event.preventDefault();  // never text in the box: noVNC sends the key
-      const replay = new KeyboardEvent(type, {
+      canvas.dispatchEvent(new KeyboardEvent(type, {
         key: event.key, code: event.code, location: event.location, repeat: event.repeat,
         ctrlKey: event.ctrlKey, altKey: event.altKey, shiftKey: event.shiftKey, metaKey: event.metaKey,
         modifierCapsLock: event.getModifierState("CapsLock"), modifierNumLock: event.getModifierState("NumLock"),
         modifierAltGraph: event.getModifierState("AltGraph"), bubbles: true, cancelable: true,
-      });
-      if (sending) {
-        pending.push([null, replay]);  // after the composed text still on its way
-      } else {
-        canvas.dispatchEvent(replay);
-      }
+      }));
     });
   }
 
   box.addEventListener("compositionend", (event) => {
-    typeText(rfb, canvas, event.data || "");
+    typeText(rfb, event.data || "");
     box.value = "";
   });
   box.addEventListener("input", (event) => {
     if (event.isComposing || COMPOSITION_INPUT.has(event.inputType)) return;
     if (event.inputType === "insertText" || event.inputType === "insertReplacementText") {
-      typeText(rfb, canvas, event.data ?? box.value);
+      typeText(rfb, event.data ?? box.value);
     }
     box.value = "";  // a paste or a deletion in the box types nothing
   });
