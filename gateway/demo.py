@@ -156,7 +156,7 @@ class XvncDesktop:
             # The terminal first: a window mapped while openbox starts up can be lost, one
             # mapped before is adopted.
             if self._japanese and shutil.which("ibus-daemon"):
-                self._clients.append(self._spawn(["ibus-daemon", "--xim", "--replace", "--panel=disable"], "ibus"))
+                self._start_input_method()
             windows = [self._start_terminal()] if self._terminal else []
             if self._window_manager:
                 self._start_window_manager(windows)
@@ -207,6 +207,23 @@ class XvncDesktop:
                 f"xterm said: {_log_tail(self._workdir / 'xterm.log')}"
             ) from None
         return int(found.split()[0])
+
+    def _start_input_method(self) -> None:
+        """Start ibus (serving XIM, so xterm takes part) with Mozc as its engine; return once Mozc is on."""
+        self._clients.append(self._spawn(["ibus-daemon", "--xim", "--replace", "--panel=disable"], "ibus"))
+        deadline = time.monotonic() + _WINDOW_TIMEOUT
+        while True:
+            with contextlib.suppress(DesktopError):  # until the daemon answers (it exits 1 even when it worked)
+                subprocess.run(["ibus", "engine", "mozc-jp"], env=self._client_env(), capture_output=True,
+                               timeout=_WINDOW_TIMEOUT)
+                if self._run_x_client(["ibus", "engine"]).strip() == b"mozc-jp":
+                    return
+            if time.monotonic() > deadline:
+                raise DesktopError(
+                    f"ibus did not start its Mozc engine within {_WINDOW_TIMEOUT:.0f} s; "
+                    f"ibus said: {_log_tail(self._workdir / 'ibus.log')}"
+                )
+            time.sleep(0.2)
 
     def _start_window_manager(self, windows: list[int]) -> None:
         """Start openbox; return once it manages the screen and has adopted ``windows``."""
