@@ -72,10 +72,7 @@ async def http_session() -> AsyncIterator[aiohttp.ClientSession]:
         yield session
 
 
-async def session(tmp_path: Path, desktop: XvncDesktop, http: aiohttp.ClientSession, mode: str,
-                  extended: bool) -> tuple[GatewayUnderTest, WebSocketRFBClient]:
-    gateway = await start_test_gateway(tmp_path, desktop.port, clipboard=mode)
-    assert (await gateway.login(http, "alice")).status == 200
+async def open_session(gateway: GatewayUnderTest, http: aiohttp.ClientSession, extended: bool) -> WebSocketRFBClient:
     client = await open_desktop(http, gateway.url)
     encodings = (Encoding.RAW, EXTENDED_CLIPBOARD_ENCODING) if extended else (Encoding.RAW,)
     await client.send(SetEncodings(encodings))
@@ -84,60 +81,70 @@ async def session(tmp_path: Path, desktop: XvncDesktop, http: aiohttp.ClientSess
         assert caps.action == ClipboardAction.CAPS  # type: ignore[attr-defined]
         actions = ClipboardAction.REQUEST | ClipboardAction.PEEK | ClipboardAction.NOTIFY | ClipboardAction.PROVIDE
         await client.send(ExtendedClientCutText.caps(actions, {ClipboardFormat.TEXT: 1 << 20}))  # type: ignore[arg-type]
-    return gateway, client
+    return client
 
 
-@pytest.mark.parametrize("extended", [True, False], ids=["extended", "classic"])
 @pytest.mark.parametrize("mode", MODES)
 async def test_each_direction_is_carried_or_blocked_as_the_policy_says(
-    tmp_path: Path, desktop: XvncDesktop, http_session: aiohttp.ClientSession, mode: str, extended: bool
+    tmp_path: Path, desktop: XvncDesktop, http_session: aiohttp.ClientSession, mode: str
 ) -> None:
-    gateway, client = await session(tmp_path, desktop, http_session, mode, extended)
-    text = JAPANESE if extended else LATIN1
+    gateway = await start_test_gateway(tmp_path, desktop.port, clipboard=mode)
     try:
-        # Copied on the desktop: does it reach the browser?
-        copier = subprocess.Popen(["xclip", "-quiet", "-selection", "clipboard"], stdin=subprocess.PIPE,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                  env={**os.environ, **desktop.env, "LANG": "C.UTF-8"})
-        assert copier.stdin is not None
-        copier.stdin.write(text.encode("utf-8"))
-        copier.stdin.close()
-        try:
-            if mode in ("to-local", "both"):
-                if extended:
-                    provide = await server_clipboard(client, ExtendedServerCutText)
-                    if provide.action == ClipboardAction.NOTIFY:  # type: ignore[attr-defined]
-                        await client.send(ExtendedClientCutText.announce(ClipboardAction.REQUEST))  # type: ignore[arg-type]
-                        provide = await server_clipboard(client, ExtendedServerCutText)
-                    # (TigerVNC provides small text at once, unasked)
-                    assert provide.text == text  # type: ignore[attr-defined]
-                else:
-                    cut = await server_clipboard(client, ServerCutText)
-                    assert cut.text == text.encode("latin-1")  # type: ignore[attr-defined]
-            else:
-                await wait_for(lambda: blocked(gateway, "to_local") >= 1)
-        finally:
-            copier.terminate()
-            copier.wait(timeout=10)
-
-        # Pasted from the browser: does it reach the desktop's clipboard?
-        before = blocked(gateway, "to_remote")
-        if extended:
-            await client.send(ExtendedClientCutText.announce(ClipboardAction.NOTIFY))  # type: ignore[arg-type]
-        else:
-            await client.send(ClientCutText(text.encode("latin-1")))
-        if mode in ("to-remote", "both"):
-            pasted = asyncio.create_task(asyncio.to_thread(xclip, desktop, "-o"))
-            if extended:  # the desktop asks for the data it was told of
-                request = await server_clipboard(client, ExtendedServerCutText)
-                while request.action == ClipboardAction.NOTIFY:  # type: ignore[attr-defined]  (its owner left)
-                    request = await server_clipboard(client, ExtendedServerCutText)
-                assert request.action == ClipboardAction.REQUEST  # type: ignore[attr-defined]
-                await client.send(ExtendedClientCutText.provide_text(text))  # type: ignore[arg-type]
-            assert (await pasted).decode("utf-8") == text
-        else:
-            await wait_for(lambda: blocked(gateway, "to_remote") > before)
-            assert xclip(desktop, "-o").decode("utf-8", "replace") != text
+        assert (await gateway.login(http_session, "alice")).status == 200
+        for extended in (True, False):  # one session each, one after the other (max_sessions: 1)
+            client = await open_session(gateway, http_session, extended)
+            try:
+                await both_directions(gateway, client, desktop, mode, extended)
+            finally:
+                await client.ws.close()
     finally:
-        await client.ws.close()
         await gateway.gateway.stop()
+
+
+async def both_directions(gateway: GatewayUnderTest, client: WebSocketRFBClient, desktop: XvncDesktop, mode: str,
+                          extended: bool) -> None:
+    text = JAPANESE if extended else LATIN1
+    before_local = blocked(gateway, "to_local")
+    # Copied on the desktop: does it reach the browser?
+    copier = subprocess.Popen(["xclip", "-quiet", "-selection", "clipboard"], stdin=subprocess.PIPE,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              env={**os.environ, **desktop.env, "LANG": "C.UTF-8"})
+    assert copier.stdin is not None
+    copier.stdin.write(text.encode("utf-8"))
+    copier.stdin.close()
+    try:
+        if mode in ("to-local", "both"):
+            if extended:
+                provide = await server_clipboard(client, ExtendedServerCutText)
+                if provide.action == ClipboardAction.NOTIFY:  # type: ignore[attr-defined]
+                    await client.send(ExtendedClientCutText.announce(ClipboardAction.REQUEST))  # type: ignore[arg-type]
+                    provide = await server_clipboard(client, ExtendedServerCutText)
+                # (TigerVNC provides small text at once, unasked)
+                assert provide.text == text  # type: ignore[attr-defined]
+            else:
+                cut = await server_clipboard(client, ServerCutText)
+                assert cut.text == text.encode("latin-1")  # type: ignore[attr-defined]
+        else:
+            await wait_for(lambda: blocked(gateway, "to_local") > before_local)
+    finally:
+        copier.terminate()
+        copier.wait(timeout=10)
+
+    # Pasted from the browser: does it reach the desktop's clipboard?
+    before = blocked(gateway, "to_remote")
+    if extended:
+        await client.send(ExtendedClientCutText.announce(ClipboardAction.NOTIFY))  # type: ignore[arg-type]
+    else:
+        await client.send(ClientCutText(text.encode("latin-1")))
+    if mode in ("to-remote", "both"):
+        pasted = asyncio.create_task(asyncio.to_thread(xclip, desktop, "-o"))
+        if extended:  # the desktop asks for the data it was told of
+            request = await server_clipboard(client, ExtendedServerCutText)
+            while request.action == ClipboardAction.NOTIFY:  # type: ignore[attr-defined]  (its owner left)
+                request = await server_clipboard(client, ExtendedServerCutText)
+            assert request.action == ClipboardAction.REQUEST  # type: ignore[attr-defined]
+            await client.send(ExtendedClientCutText.provide_text(text))  # type: ignore[arg-type]
+        assert (await pasted).decode("utf-8") == text
+    else:
+        await wait_for(lambda: blocked(gateway, "to_remote") > before)
+        assert xclip(desktop, "-o").decode("utf-8", "replace") != text
