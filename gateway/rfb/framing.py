@@ -6,8 +6,7 @@ resume when more bytes arrive, so a message split at any byte parses the same. T
 never raise into the caller: on a violation the parser stops and emits a final
 :class:`ProtocolFailed` carrying the exception; later data is ignored and freed.
 
-The target's stream is the proxy's hot path: rectangles are measured in place by plain methods, and the update's
-generator only yields when the buffer ends inside one.
+The target's stream is the hot path: rectangles are measured in place; an update yields only inside a rectangle.
 
 Every event carries ``raw``, the exact wire bytes it covers: the concatenation of ``raw`` over
 all events is the stream itself (up to a failure). The proxy (:mod:`gateway.rfb.proxy`)
