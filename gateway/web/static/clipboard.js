@@ -49,7 +49,7 @@ export async function attachClipboard(rfb, target, bar) {
   const state = element("p", { id: "clipboard-state", className: "muted" });
   const text = element("textarea", { id: "clipboard-text", rows: 5, placeholder: TEXT.placeholder });
   const paste = element("button", { type: "button", id: "clipboard-paste", textContent: TEXT.paste });
-  const close = element("button", { type: "button", textContent: TEXT.close });
+  const close = element("button", { type: "button", className: "secondary", textContent: TEXT.close });
   const message = element("p", { id: "clipboard-message", role: "status" });
   panel.append(heading, state, text, paste, close, message);
   bar.insertBefore(button, bar.querySelector("#disconnect"));
