@@ -22,6 +22,10 @@ packages=(
     xdotool
     chromium                     # end-to-end browser tests
     fonts-dejavu-core
+    fonts-noto-cjk               # Japanese on the demo desktop (Noto Sans/Serif/Mono CJK JP)
+    locales                      # ja_JP.UTF-8 for the demo desktop's session (generated below)
+    ibus-mozc                    # a Japanese input method on the demo desktop: ibus with Mozc, over XIM
+    xclip                        # the clipboard e2e test sets and reads the desktop's clipboard
     slapd                        # OpenLDAP server: the LDAP backend's functional tests
     ldap-utils
     libldap2-dev                 # python-ldap builds against libldap and libsasl
@@ -53,7 +57,18 @@ for package in "${packages[@]}"; do
     fi
 done
 
+# The demo desktop's Japanese UTF-8 locale (Debian ships it in /etc/locale.gen, commented out).
+ensure_japanese_locale() {
+    if locale -a 2>/dev/null | grep -qix 'ja_JP.utf8' || [ "$(id -u)" -ne 0 ] || ! command -v locale-gen >/dev/null; then
+        return 0
+    fi
+    sed -i 's/^# *\(ja_JP.UTF-8 UTF-8\)/\1/' /etc/locale.gen
+    grep -qx 'ja_JP.UTF-8 UTF-8' /etc/locale.gen || echo 'ja_JP.UTF-8 UTF-8' >> /etc/locale.gen
+    locale-gen >/dev/null
+}
+
 if [ "${#missing[@]}" -eq 0 ]; then
+    ensure_japanese_locale
     exit 0
 fi
 
@@ -69,3 +84,4 @@ echo "deskgate: installing missing Debian packages: ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -q
 apt-get install -y -q --no-install-recommends "${missing[@]}"
+ensure_japanese_locale

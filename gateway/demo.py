@@ -12,6 +12,7 @@ import contextlib
 import ctypes
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -84,6 +85,7 @@ class XvncDesktop:
         password: str | None = None,
         window_manager: bool = True,
         terminal: bool = True,
+        japanese: bool = False,
     ) -> None:
         self._workdir = Path(workdir)
         self._width = width
@@ -92,6 +94,7 @@ class XvncDesktop:
         self._password = password
         self._window_manager = window_manager
         self._terminal = terminal
+        self._japanese = japanese  # a Japanese UTF-8 session with an input method (ibus-mozc), where installed
         self._display_number: int | None = None
         self._port: int | None = None
         self._xvnc: subprocess.Popen[bytes] | None = None
@@ -152,6 +155,8 @@ class XvncDesktop:
             self._start_xvnc(security)
             # The terminal first: a window mapped while openbox starts up can be lost, one
             # mapped before is adopted.
+            if self._japanese and shutil.which("ibus-daemon"):
+                self._start_input_method()
             windows = [self._start_terminal()] if self._terminal else []
             if self._window_manager:
                 self._start_window_manager(windows)
@@ -188,8 +193,8 @@ class XvncDesktop:
     def _start_terminal(self) -> int:
         """Start the xterm; return its window once it is visible."""
         xterm = self._spawn(
-            ["xterm", "-title", "deskgate demo", "-geometry", "100x30+20+20",
-             "-fa", "DejaVu Sans Mono", "-fs", "11"],
+            ["xterm", "-u8", "-title", "deskgate demo", "-geometry", "100x30+20+20",
+             "-fa", "DejaVu Sans Mono", "-fd", "Noto Sans Mono CJK JP", "-fs", "11"],
             "xterm",
         )  # fmt: skip
         self._clients.append(xterm)
@@ -202,6 +207,23 @@ class XvncDesktop:
                 f"xterm said: {_log_tail(self._workdir / 'xterm.log')}"
             ) from None
         return int(found.split()[0])
+
+    def _start_input_method(self) -> None:
+        """Start ibus (serving XIM, so xterm takes part) with Mozc as its engine; return once Mozc is on."""
+        self._clients.append(self._spawn(["ibus-daemon", "--xim", "--replace", "--panel=disable"], "ibus"))
+        deadline = time.monotonic() + _WINDOW_TIMEOUT
+        while True:
+            with contextlib.suppress(DesktopError):  # until the daemon answers (it exits 1 even when it worked)
+                subprocess.run(["ibus", "engine", "mozc-jp"], env=self._client_env(), capture_output=True,
+                               timeout=_WINDOW_TIMEOUT)
+                if self._run_x_client(["ibus", "engine"]).strip() == b"mozc-jp":
+                    return
+            if time.monotonic() > deadline:
+                raise DesktopError(
+                    f"ibus did not start its Mozc engine within {_WINDOW_TIMEOUT:.0f} s; "
+                    f"ibus said: {_log_tail(self._workdir / 'ibus.log')}"
+                )
+            time.sleep(0.2)
 
     def _start_window_manager(self, windows: list[int]) -> None:
         """Start openbox; return once it manages the screen and has adopted ``windows``."""
@@ -241,7 +263,12 @@ class XvncDesktop:
         return _popen(command, self._workdir / f"{name}.log", env=self._client_env())
 
     def _client_env(self) -> dict[str, str]:
-        return {**os.environ, **self.env}
+        if not self._japanese:
+            return {**os.environ, **self.env}
+        # ja_JP.UTF-8 where `make deps` generated it, else C.UTF-8 (always there): UTF-8 either way.
+        japanese = {"LANG": _japanese_locale(), "XMODIFIERS": "@im=ibus", "GTK_IM_MODULE": "ibus",
+                    "QT_IM_MODULE": "ibus"}
+        return {**os.environ, **self.env, **japanese}
 
     def stop(self) -> None:
         """Stop every process this desktop started (clients first) and remove stale locks."""
@@ -289,6 +316,15 @@ def _popen(
             )  # fmt: skip
     except FileNotFoundError:
         raise DesktopError(f"{command[0]} is not installed: run `make deps`") from None
+
+
+def _japanese_locale() -> str:
+    """ja_JP.UTF-8 when the system has it, else C.UTF-8."""
+    try:
+        listed = subprocess.run(["locale", "-a"], capture_output=True, text=True, timeout=10).stdout.split()
+    except (OSError, subprocess.TimeoutExpired):
+        return "C.UTF-8"
+    return "ja_JP.UTF-8" if any(name.lower() in ("ja_jp.utf8", "ja_jp.utf-8") for name in listed) else "C.UTF-8"
 
 
 def _write_private(path: Path, data: bytes) -> None:
@@ -500,7 +536,7 @@ def run_demo(args: argparse.Namespace) -> int:
     workdir = Path(args.workdir).resolve()
     port = int(args.port)
     workdir.mkdir(parents=True, exist_ok=True)
-    desktop = XvncDesktop(workdir, password=secrets.token_urlsafe(_VNC_PASSWORD_BYTES))
+    desktop = XvncDesktop(workdir, password=secrets.token_urlsafe(_VNC_PASSWORD_BYTES), japanese=True)
     desktop.start()
     try:
         config_path = workdir / "deskgate.yaml"

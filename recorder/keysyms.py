@@ -23,6 +23,12 @@ MARKS: Final = {
     0xFF51: "←", 0xFF52: "↑", 0xFF53: "→", 0xFF54: "↓",
     0xFF96: "←", 0xFF97: "↑", 0xFF98: "→", 0xFF99: "↓",  # the keypad's arrows
 }
+#: The Japanese keyboard's input-method keys (they type nothing themselves), by their key-cap labels:
+#: a reader sees where the operator converted or switched modes on the desktop's input method.
+JAPANESE_KEYS: Final = {
+    0xFF21: "漢字", 0xFF22: "無変換", 0xFF23: "変換", 0xFF24: "ローマ字", 0xFF25: "ひらがな", 0xFF26: "カタカナ",
+    0xFF27: "カタカナ/ひらがな", 0xFF28: "全角", 0xFF29: "半角", 0xFF2A: "半角/全角", 0xFF30: "英数",
+}
 #: Keysyms of keys that end a line.
 LINE_ENDS: Final = frozenset({0xFF0D, 0xFF8D})
 #: Modifiers that make a key a shortcut (Ctrl+C) rather than text, by the name a reader sees.

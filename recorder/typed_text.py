@@ -4,7 +4,7 @@ With ``record_input: full`` the journal's CLIENT_DATA holds every KeyEvent (and 
 extended key event) the browser sent. :class:`TypedTextBuilder` follows the key presses in
 time order and writes them as :class:`TypedEntry` lines: characters as typed (see
 :mod:`recorder.keysyms`), Return, Tab, BackSpace and the arrows as visible marks (⏎ ⇥ ⌫ ←),
-shortcuts as ``‹Ctrl+C›``. An entry ends at Return, after ``burst_gap`` seconds without
+shortcuts as ``‹Ctrl+C›``, the Japanese input-method keys by their key caps (``‹変換›``). An entry ends at Return, after ``burst_gap`` seconds without
 typing, or at ``max_entry_chars``. Nothing is applied: a BackSpace shows as ⌫ after the
 characters it erased, so a reviewer sees corrections as they were made.
 
@@ -22,10 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gateway.rfb.clipboard import ExtendedClientCutText
 from gateway.rfb.framing import ClientMessageFramer, ClientMessageReceived
 from gateway.rfb.messages import ClientMessage, KeyEvent, QEMUExtendedKeyEvent
 from recorder.journal import MAX_RECORD, JournalReader, RecordKind
-from recorder.keysyms import CHORD_MODIFIERS, LINE_ENDS, MARKS, character, is_modifier
+from recorder.keysyms import CHORD_MODIFIERS, JAPANESE_KEYS, LINE_ENDS, MARKS, character, is_modifier
 from recorder.records import SessionHeader
 
 #: Seconds without a key press that end an entry.
@@ -35,7 +36,8 @@ MAX_ENTRY_CHARS = 500
 #: Characters kept of one recording at most: what a reviewer can read, and a bound on memory.
 MAX_TYPED_CHARS = 200_000
 _CHORD_ORDER = ("Ctrl", "Alt", "Meta", "Super", "Hyper")
-_FUNCTION_KEYS = {0xFFBE + n: f"F{n + 1}" for n in range(12)}  # F1 … F12
+#: Keys shown by name, as ‹F1› or ‹変換›: F1 … F12 and the Japanese input-method keys.
+_NAMED_KEYS = {**{0xFFBE + n: f"F{n + 1}" for n in range(12)}, **JAPANESE_KEYS}
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +95,7 @@ class TypedTextBuilder:
         self._total = 0
         self.truncated = False
 
-    def message(self, t: float, message: ClientMessage) -> None:
+    def message(self, t: float, message: ClientMessage | ExtendedClientCutText) -> None:
         """Follow one of the browser's messages at ``t``; only key events type anything."""
         if isinstance(message, KeyEvent):
             self.key(t, message.down, message.key)
@@ -138,7 +140,7 @@ class TypedTextBuilder:
         chord = [name for name in _CHORD_ORDER if name in {CHORD_MODIFIERS[held] for held in self._held}]
         if chord == ["Ctrl", "Alt"] and text is not None and not (text.isascii() and text.isalnum()):
             chord = []  # AltGr as Windows browsers send it: Ctrl+Alt typing a character such as @ or €
-        name = _FUNCTION_KEYS.get(keysym)
+        name = _NAMED_KEYS.get(keysym)
         if chord:
             key: str | None
             if text == " ":

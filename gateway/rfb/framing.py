@@ -6,16 +6,14 @@ resume when more bytes arrive, so a message split at any byte parses the same. T
 never raise into the caller: on a violation the parser stops and emits a final
 :class:`ProtocolFailed` carrying the exception; later data is ignored and freed.
 
-The target's stream is the proxy's hot path: rectangles are measured in place by plain
-methods, and the update's generator only yields when the buffer ends inside one.
+The target's stream is the hot path: rectangles are measured in place; an update yields only inside a rectangle.
 
-Every event carries ``raw``, the exact wire bytes it covers: the concatenation of
-``raw`` over all events is the stream itself (up to a failure). The proxy
-(:mod:`gateway.rfb.proxy`) forwards ``raw`` of the events it allows and the recorder
-journals it, byte for byte.
+Every event carries ``raw``, the exact wire bytes it covers: the concatenation of ``raw`` over
+all events is the stream itself (up to a failure). The proxy (:mod:`gateway.rfb.proxy`)
+forwards ``raw`` of the events it allows and the recorder journals it, byte for byte.
 
-Every length field is checked against its limit before anything waits for, or
-allocates, the bytes it announces.
+Every length field is checked against its limit before anything waits for, or allocates,
+the bytes it announces. Cut text, classic or Extended Clipboard, is read by :mod:`gateway.rfb.clipboard`.
 """
 
 from __future__ import annotations
@@ -25,6 +23,13 @@ from collections.abc import Generator, Iterable
 from dataclasses import dataclass
 from typing import Generic, TypeAlias, TypeVar
 
+from gateway.rfb.clipboard import (
+    EXTENDED_CLIPBOARD_ENCODING,
+    MAX_CLIPBOARD_INFLATED,
+    ExtendedClientCutText,
+    ExtendedServerCutText,
+    read_cut_text,
+)
 from gateway.rfb.constants import (
     HEXTILE_DEFINED_BITS,
     HEXTILE_TILE_SIZE,
@@ -80,7 +85,7 @@ class ProtocolFailed:
 
 @dataclass(frozen=True, slots=True)
 class ClientMessageReceived:
-    message: ClientMessage
+    message: ClientMessage | ExtendedClientCutText
     raw: bytes
 
 
@@ -119,7 +124,7 @@ class DesktopResized:
 
 @dataclass(frozen=True, slots=True)
 class ServerMessageReceived:
-    message: ServerMessage
+    message: ServerMessage | ExtendedServerCutText
     raw: bytes
 
 
@@ -165,10 +170,7 @@ class _Framer(Generic[EventT]):
         raise NotImplementedError
 
     def _read_counted(
-        self,
-        message: type[ClientCutText | ServerCutText | SetEncodings | SetDesktopSize | SetColourMapEntries],
-        limit: int,
-        items: str,
+        self, message: type[SetEncodings | SetDesktopSize | SetColourMapEntries], limit: int, items: str
     ) -> Generator[None, None, bytes]:
         """Read a message whose header counts the items that follow, refusing a count over ``limit`` first."""
         header = message.HEADER
@@ -180,7 +182,7 @@ class _Framer(Generic[EventT]):
 
 
 def checked_cut_text_limit(limit: int) -> int:
-    """A cut-text limit must stay under 2**31: a length with the top bit set (Extended Clipboard) is refused by it."""
+    """A cut-text limit (on the wire, either form) must stay under 2**31, the largest length either form can say."""
     if not 0 <= limit < 1 << 31:
         raise ValueError(f"the cut-text limit must be from 0 to 2**31 - 1 bytes, not {limit}")
     return limit
@@ -199,8 +201,10 @@ _FIXED_SIZE_CLIENT_MESSAGES: dict[int, type[SetPixelFormat | FramebufferUpdateRe
 class ClientMessageFramer(_Framer[ClientEvent]):
     """Cuts the browser's stream (after the handshake) into :class:`ClientMessageReceived` events."""
 
-    def __init__(self, *, max_cut_text: int = 1 << 20, max_encodings: int = 64, max_screens: int = 16) -> None:
+    def __init__(self, *, max_cut_text: int = 1 << 20, max_clipboard: int = MAX_CLIPBOARD_INFLATED,
+                 max_encodings: int = 64, max_screens: int = 16) -> None:
         self._max_cut_text = checked_cut_text_limit(max_cut_text)
+        self._max_clipboard = max_clipboard
         self._max_encodings = max_encodings
         self._max_screens = max_screens
         super().__init__()
@@ -211,16 +215,18 @@ class ClientMessageFramer(_Framer[ClientEvent]):
             yield from reader.wait_for(1)
             message_type = reader.buffer[0]
             message: type[ClientMessage]
+            if message_type == ClientMessageType.CLIENT_CUT_TEXT:  # classic or Extended Clipboard
+                cut_text, raw = yield from read_cut_text(
+                    reader, ClientCutText, ExtendedClientCutText, self._max_cut_text, self._max_clipboard
+                )
+                self._events.append(ClientMessageReceived(cut_text, raw))
+                continue
             if message_type in _FIXED_SIZE_CLIENT_MESSAGES:
                 message = _FIXED_SIZE_CLIENT_MESSAGES[message_type]
                 raw = yield from reader.read_exact(message.LAYOUT.size)
             elif message_type == ClientMessageType.SET_ENCODINGS:
                 message = SetEncodings
                 raw = yield from self._read_counted(message, self._max_encodings, "encodings")
-            elif message_type == ClientMessageType.CLIENT_CUT_TEXT:
-                message = ClientCutText
-                # Lengths with the top bit set (Extended Clipboard) are over any limit too.
-                raw = yield from self._read_counted(message, self._max_cut_text, "bytes")
             elif message_type == ClientMessageType.SET_DESKTOP_SIZE:
                 message = SetDesktopSize
                 raw = yield from self._read_counted(message, self._max_screens, "screens")
@@ -237,8 +243,8 @@ class ClientMessageFramer(_Framer[ClientEvent]):
 
 # ---------------------------------------------------------------- target → gateway
 
-#: Everything :class:`ServerMessageFramer` can frame, plus the tuning pseudo-encodings.
-FRAMEABLE_ENCODINGS = frozenset(Encoding) | frozenset(JPEG_QUALITY_LEVELS) | frozenset(COMPRESS_LEVELS)
+#: Everything :class:`ServerMessageFramer` can frame, plus the tuning pseudo-encodings and the Extended Clipboard.
+FRAMEABLE_ENCODINGS = frozenset((*Encoding, *JPEG_QUALITY_LEVELS, *COMPRESS_LEVELS, EXTENDED_CLIPBOARD_ENCODING))
 
 
 #: The largest desktop the gateway frames (and the recorder replays), unless told otherwise.
@@ -292,6 +298,7 @@ class ServerMessageFramer(_Framer[ServerEvent]):
         encodings: Iterable[int] = (Encoding.RAW,),
         max_framebuffer: tuple[int, int] = MAX_FRAMEBUFFER,
         max_cut_text: int = 1 << 20,
+        max_clipboard: int = MAX_CLIPBOARD_INFLATED,
         max_name: int = 1024,
         max_payload: int = 64 << 20,
     ) -> None:
@@ -301,6 +308,7 @@ class ServerMessageFramer(_Framer[ServerEvent]):
         self.set_encodings(encodings)
         self._max_framebuffer = max_framebuffer
         self._max_cut_text = checked_cut_text_limit(max_cut_text)
+        self._max_clipboard = max_clipboard
         self._max_name = max_name
         self._max_payload = max_payload
         self._hextile_at = (0, 0, _RECT_HEADER_SIZE)  # where a Hextile walk resumes: tile y, tile x, offset
@@ -333,7 +341,7 @@ class ServerMessageFramer(_Framer[ServerEvent]):
         while True:
             yield from reader.wait_for(1)
             message_type = reader.buffer[0]
-            message: ServerMessage
+            message: ServerMessage | ExtendedServerCutText
             if message_type == ServerMessageType.FRAMEBUFFER_UPDATE:
                 yield from self._parse_update()
                 continue
@@ -345,8 +353,9 @@ class ServerMessageFramer(_Framer[ServerEvent]):
                 raw = yield from reader.read_exact(Bell.LAYOUT.size)
                 message = Bell()
             elif message_type == ServerMessageType.SERVER_CUT_TEXT:
-                raw = yield from self._read_counted(ServerCutText, self._max_cut_text, "bytes")
-                message = ServerCutText.parse(raw)
+                message, raw = yield from read_cut_text(
+                    reader, ServerCutText, ExtendedServerCutText, self._max_cut_text, self._max_clipboard
+                )
             else:
                 raise UnsupportedEncoding(f"server message type {message_type} is not supported")
             self._events.append(ServerMessageReceived(message, raw))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Literal, TypeAlias
 
+from gateway.rfb.clipboard import ExtendedClientCutText
 from gateway.rfb.messages import ClientMessage, KeyEvent, PointerEvent, QEMUExtendedKeyEvent
 
 #: The kinds of input the journal counts when it does not keep the input itself (``record_input: counts``).
@@ -18,7 +19,7 @@ class InputPresses:
     def __init__(self) -> None:
         self._buttons = 0  # the pointer's button mask as last sent: a press is a bit that was not set
 
-    def presses(self, message: ClientMessage) -> tuple[int, int]:
+    def presses(self, message: ClientMessage | ExtendedClientCutText) -> tuple[int, int]:
         """(key presses, button presses) in ``message``; releases and moves make none."""
         if isinstance(message, (KeyEvent, QEMUExtendedKeyEvent)):
             return int(message.down), 0

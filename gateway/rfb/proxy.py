@@ -13,8 +13,14 @@ proxy applies the session's rules to every whole message before forwarding its e
 - the encoding filter: the browser's SetEncodings loses what the target's framer cannot
   frame (and is re-encoded if that changed it); the SetEncodings and SetPixelFormat it
   forwards change how the target's stream is framed from then on;
-- the clipboard rule: cut text crosses only in the directions allowed, else it is dropped
-  with :class:`ClipboardBlocked`;
+- the clipboard rule: cut text, classic or Extended Clipboard (:mod:`gateway.rfb.clipboard`),
+  crosses only in the directions allowed, else it is dropped with :class:`ClipboardBlocked`.
+  Both sides speak the Extended Clipboard to each other through the gateway when both offer
+  it (the browser's SetEncodings keeps its pseudo-encoding; the target answers with its caps,
+  which reach the browser): caps always cross; a notify or provide moves its sender's
+  clipboard and a request or peek asks for the peer's, so each is dropped when that
+  direction is closed. A dropped notify or provide is :class:`ClipboardBlocked` (a notify
+  with length 0: its data is then never sent);
 - the input-recording rule: with ``journal_input=False`` the operator's keys, pointer and
   clipboard text are forwarded but left out of the journal, only counted (:class:`InputCounted`);
 - the browser's limits (:mod:`gateway.rfb.browser_limits`), on the clock value ``now``
@@ -49,6 +55,13 @@ from enum import Enum
 from typing import Literal, TypeAlias
 
 from gateway.rfb.browser_limits import BrowserLimits, TokenBucket
+from gateway.rfb.clipboard import (
+    MAX_CLIPBOARD_INFLATED,
+    ClipboardAction,
+    ExtendedClientCutText,
+    ExtendedCutText,
+    ExtendedServerCutText,
+)
 from gateway.rfb.errors import InputFlood, LocalProtocolError, ProtocolViolation
 from gateway.rfb.framing import (
     ClientMessageFramer,
@@ -113,7 +126,8 @@ class PointerMovesDropped:
 
 @dataclass(frozen=True, slots=True)
 class ClipboardBlocked:
-    """Cut text of ``length`` bytes was dropped: the clipboard may not cross in ``direction``."""
+    """Cut text of ``length`` bytes (inflated, for the Extended Clipboard) was dropped: the clipboard
+    may not cross in ``direction``."""
 
     direction: Literal["to_remote", "to_local"]
     length: int
@@ -171,15 +185,19 @@ class ProxyConnection:
         journal_input: bool = True,
         browser_limits: BrowserLimits = BrowserLimits(),
         desktop_name: bytes = b"",
+        max_clipboard: int = MAX_CLIPBOARD_INFLATED,
     ) -> None:
         """Start from the target's ``server_init`` (its size and pixel format frame its first updates).
 
         The clipboard crosses in no direction unless allowed; ``journal_input=False``
         journals only counts of the operator's input. The browser is held to
-        ``browser_limits`` and told ``desktop_name`` when the target renames its desktop.
+        ``browser_limits`` and told ``desktop_name`` when the target renames its desktop. Extended
+        Clipboard data inflating past ``max_clipboard`` bytes, from either side, fails the session.
         """
-        self._browser = ClientMessageFramer(max_cut_text=browser_limits.max_cut_text)
-        self._target = ServerMessageFramer(server_init.pixel_format, server_init.width, server_init.height)
+        self._browser = ClientMessageFramer(max_cut_text=browser_limits.max_cut_text, max_clipboard=max_clipboard)
+        self._target = ServerMessageFramer(
+            server_init.pixel_format, server_init.width, server_init.height, max_clipboard=max_clipboard
+        )
         self._clipboard_to_remote = clipboard_to_remote
         self._clipboard_to_local = clipboard_to_local
         self._journal_input = journal_input
@@ -247,11 +265,16 @@ class ProxyConnection:
                     raw = SetEncodings(allowed).encode()
             elif isinstance(message, SetPixelFormat):
                 self._target.set_pixel_format(message.pixel_format)
-            elif isinstance(message, ClientCutText):
-                if not self._clipboard_to_remote:
-                    events.append(ClipboardBlocked("to_remote", len(message.text)))
+            elif isinstance(message, ClientCutText | ExtendedClientCutText):
+                if isinstance(message, ClientCutText):
+                    if not self._clipboard_to_remote:
+                        events.append(ClipboardBlocked("to_remote", len(message.text)))
+                        continue
+                elif not self._extended_clipboard_crosses(message, from_browser=True):
                     continue
-                if not self._journal_input:
+                if not self._journal_input and (
+                    isinstance(message, ClientCutText) or message.action == ClipboardAction.PROVIDE
+                ):
                     journal = False
                     events.append(InputCounted("cut_text", 1))
             forwarded.append(raw)
@@ -284,8 +307,13 @@ class ProxyConnection:
                     forwarded.append(self._desktop_name_rectangle)
                     continue
             elif isinstance(event, ServerMessageReceived):
-                if isinstance(event.message, ServerCutText) and not self._clipboard_to_local:
-                    self._events.append(ClipboardBlocked("to_local", len(event.message.text)))
+                message = event.message
+                if isinstance(message, ServerCutText) and not self._clipboard_to_local:
+                    self._events.append(ClipboardBlocked("to_local", len(message.text)))
+                    continue
+                if isinstance(message, ExtendedServerCutText) and not self._extended_clipboard_crosses(
+                    message, from_browser=False
+                ):
                     continue
             elif isinstance(event, DesktopResized):
                 self._events.append(Resized(event.width, event.height))
@@ -338,6 +366,19 @@ class ProxyConnection:
     def _fail(self, side: Side, error: ProtocolViolation) -> None:
         self._failed = True
         self._events.append(ProxyFailed(side, error))
+
+    def _extended_clipboard_crosses(self, message: ExtendedCutText, *, from_browser: bool) -> bool:
+        """Whether an Extended Clipboard message may cross; a dropped notify or provide is reported."""
+        action = message.action
+        if action == ClipboardAction.CAPS:
+            return True
+        moves_own_clipboard = action in (ClipboardAction.NOTIFY, ClipboardAction.PROVIDE)
+        to_remote = from_browser == moves_own_clipboard
+        if self._clipboard_to_remote if to_remote else self._clipboard_to_local:
+            return True
+        if moves_own_clipboard:
+            self._events.append(ClipboardBlocked("to_remote" if to_remote else "to_local", message.inflated_length))
+        return False
 
     def _count_input(self, message: KeyEvent | PointerEvent | QEMUExtendedKeyEvent) -> None:
         keys, clicks = self._presses.presses(message)

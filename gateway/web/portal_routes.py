@@ -36,6 +36,7 @@ async def list_targets(request: web.Request) -> web.Response:
             "protocol": config.targets[name].protocol,
             "idle_timeout": idle_timeout,
             "idle_warning": idle_warning_lead(idle_timeout) if idle_timeout is not None else None,
+            "clipboard": decision.policy.clipboard.value,  # off | to-remote | to-local | both
         })
     may_watch = not watch_scope(session.identity, source, settings.policies).nobody
     return web.json_response({"user": session.identity.username, "targets": targets, "may_watch": may_watch})

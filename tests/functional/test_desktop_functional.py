@@ -120,6 +120,7 @@ async def test_targets_lists_what_the_policy_allows(gateway: GatewayUnderTest, h
     await gateway.login(http, "alice")
     targets = await (await http.get(f"{gateway.url}/api/v1/targets")).json()
     assert [t["name"] for t in targets["targets"]] == ["desk-01", "desk-02"]
+    assert [t["clipboard"] for t in targets["targets"]] == ["off", "off"]  # the policy's, for the desktop page
 
 
 async def test_wrong_password_and_wrong_totp_are_refused(

@@ -99,6 +99,14 @@ def test_key_repeat_types_each_press_and_releases_type_nothing() -> None:
         (0.0, 0.53, "aaa")]
 
 
+def test_unicode_keysyms_show_as_japanese_and_the_input_method_keys_by_their_key_caps() -> None:
+    """Composed text (Unicode keysyms) as the characters; converting on the desktop's IME as its keys."""
+    nihon = [(0.0, ord(char)) for char in "nihon"]
+    assert typed(*word(0.0, "山田太郎 東京都"), (0.9, RETURN)) == [(0.0, 0.9, "山田太郎 東京都⏎")]
+    assert typed((0.0, 0xFF2A), *nihon, (0.1, 0xFF23), (0.2, RETURN), (0.3, 0xFF22), (0.4, 0xFF30)) == [
+        (0.0, 0.2, "‹半角/全角›nihon‹変換›⏎"), (0.3, 0.4, "‹無変換›‹英数›")]
+
+
 def test_unknown_keys_type_nothing() -> None:
     assert typed((0.0, 0xFF50), (0.1, 0xFF63), (0.2, 0xFF13)) == []  # Home, Insert, Pause
 

@@ -11,13 +11,14 @@ messages come back exactly as built; a hostile one ends the stream with :class:`
 and a :class:`ProtocolViolation` (the one its generator names, at that message, when it names
 one), and no other exception escapes.
 
-The Extended Clipboard (a cut text whose length has its top bit set) is refused by design:
-the gateway filters its pseudo-encoding out of SetEncodings, so a peer that uses it anyway
-fails with :class:`LimitExceeded` at the length, before any of its bytes is waited for.
+The Extended Clipboard (a cut text whose length has its top bit set) is a family of its own
+in each direction: valid caps, requests, peeks, notifies and provides of Japanese text, and
+hostile ones over the limit on the wire, zlib bombs over the inflated limit, malformed ones.
 """
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from random import Random
@@ -27,6 +28,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.rfb.browser_limits import BrowserLimits
+from gateway.rfb.clipboard import (
+    ClipboardAction,
+    ClipboardFormat,
+    ExtendedClientCutText,
+    ExtendedCutText,
+    ExtendedServerCutText,
+)
 from gateway.rfb.errors import LimitExceeded, LocalProtocolError, ProtocolViolation
 from gateway.rfb.framing import (
     ClientMessageFramer,
@@ -54,7 +62,6 @@ from gateway.rfb.messages import (
     Rectangle,
     ServerCutText,
     ServerInit,
-    ServerMessage,
     ServerMessageType,
     SetEncodings,
     SetPixelFormat,
@@ -85,7 +92,6 @@ from tests.rfb.wire_generators import (
     Rect,
     ServerFamily,
     client_framer,
-    extended_clipboard,
     hostile_update,
     update,
 )
@@ -225,19 +231,19 @@ def test_server_message_family(family: ServerFamily, seed: int, pixel_format: Pi
                     lambda: family.hostile(rng))
 
 
-def test_the_extended_clipboard_is_refused_at_its_length_by_both_framers() -> None:
-    """What the hostile generators check in bulk, once in plain sight."""
-    client_wire = extended_clipboard(Random(1))
+def test_an_extended_clipboard_bomb_fails_both_framers_at_the_inflated_limit() -> None:
+    """What the hostile generators check in bulk, once in plain sight: 1 MiB of zeros in a 1 KiB message."""
+    bomb = ExtendedClientCutText(ClipboardAction.PROVIDE | ClipboardFormat.TEXT,
+                                 zlib.compress((1 << 20).to_bytes(4, "big") + bytes(1 << 20)))
+    client_wire = bomb.encode()
     server_wire = bytes((ServerMessageType.SERVER_CUT_TEXT,)) + client_wire[1:]
-    for wire, framer in ((client_wire, ClientMessageFramer()), (server_wire, Desktop(RGBX8888).framer())):
-        assert wire[4] & 0x80  # the length's top bit: Extended Clipboard
-        for byte in range(8):  # the header only, one byte at a time
-            framer.receive_data(wire[byte : byte + 1])
+    assert len(client_wire) < 1100
+    for wire, framer in ((client_wire, ClientMessageFramer()), (server_wire, ServerMessageFramer(RGBX8888, 64, 48))):
+        framer.receive_data(wire)
         [failed] = framer.events_received()
         assert isinstance(failed, ProtocolFailed) and isinstance(failed.error, LimitExceeded)
-        framer.receive_data(wire[8:])
-        assert framer.events_received() == []
-    assert filter_encodings([EXTENDED_CLIPBOARD, Encoding.RAW]) == (Encoding.RAW,)
+        assert "inflates past the limit" in str(failed.error)
+    assert filter_encodings([EXTENDED_CLIPBOARD, Encoding.RAW]) == (EXTENDED_CLIPBOARD, Encoding.RAW)
 
 
 # ---------------------------------------------------------------- the proxy connection
@@ -265,6 +271,9 @@ GATEWAY_NAME_RECT = Rectangle(0, 0, 0, 0, Encoding.DESKTOP_NAME).encode() + len(
 UNLIMITED = BrowserLimits(messages_per_second=1e9, message_burst=10**9, pointer_moves_per_second=1e9,
                           pointer_move_burst=10**9, presses_per_second=1e9, press_burst=10**9)
 OPERATOR_INPUT = (KeyEvent, PointerEvent, QEMUExtendedKeyEvent)
+#: An Extended Clipboard provide inflating one byte past the proxy's default limit.
+BOMB = ExtendedClientCutText(ClipboardAction.PROVIDE | ClipboardFormat.TEXT,
+                             zlib.compress((1 << 20).to_bytes(4, "big") + bytes((1 << 20) - 3))).encode()
 
 
 class SessionBuilder:
@@ -279,19 +288,35 @@ class SessionBuilder:
         self.session = Session()
         self.buttons = 0
 
-    def browser(self, message: ClientMessage) -> bytes:
+    def extended_crosses(self, message: ExtendedCutText, from_browser: bool) -> bool:
+        """The clipboard rule for the Extended Clipboard, as the proxy's docstring states it."""
+        action = message.action
+        if action == ClipboardAction.CAPS:
+            return True
+        sends = action in (ClipboardAction.NOTIFY, ClipboardAction.PROVIDE)  # else it asks for the peer's
+        direction = "to_remote" if from_browser == sends else "to_local"
+        if self.to_remote if direction == "to_remote" else self.to_local:
+            return True
+        if sends:
+            self.session.events.append(ClipboardBlocked(direction, message.inflated_length))  # type: ignore[arg-type]
+        return False
+
+    def browser(self, message: ClientMessage | ExtendedClientCutText) -> bytes:
         session, wire = self.session, message.encode()
         session.cases += 1
         if isinstance(message, ClientCutText) and not self.to_remote:
             session.events.append(ClipboardBlocked("to_remote", len(message.text)))
             return wire
+        if isinstance(message, ExtendedClientCutText) and not self.extended_crosses(message, True):
+            return wire
         forwarded = wire
         if isinstance(message, SetEncodings) and filter_encodings(message.encodings) != message.encodings:
             forwarded = SetEncodings(filter_encodings(message.encodings)).encode()
         session.to_target.append(forwarded)
-        if self.journal_input or not isinstance(message, (*OPERATOR_INPUT, ClientCutText)):
+        provides = isinstance(message, ExtendedClientCutText) and message.action == ClipboardAction.PROVIDE
+        if self.journal_input or not (isinstance(message, (*OPERATOR_INPUT, ClientCutText)) or provides):
             session.journal_browser.append(forwarded)
-        elif isinstance(message, ClientCutText):
+        elif isinstance(message, (ClientCutText, ExtendedClientCutText)):
             session.events.append(InputCounted("cut_text", 1))
         elif isinstance(message, PointerEvent):
             clicks = (message.button_mask & ~self.buttons).bit_count()
@@ -330,11 +355,14 @@ class SessionBuilder:
                 parts.append(wire)
                 continue
             else:
-                message: ServerMessage = self.rng.choice(SERVER_FAMILIES).valid(self.rng)
+                message = self.rng.choice(SERVER_FAMILIES).valid(self.rng)
                 wire = message.encode()
                 session.cases += 1
                 if isinstance(message, ServerCutText) and not self.to_local:
                     session.events.append(ClipboardBlocked("to_local", len(message.text)))
+                    parts.append(wire)
+                    continue
+                if isinstance(message, ExtendedServerCutText) and not self.extended_crosses(message, False):
                     parts.append(wire)
                     continue
             session.to_browser.append(wire)
@@ -402,14 +430,13 @@ def run_session(segments: Sequence[tuple[Side, bytes | None]], rules: dict[str, 
 def hostile_segment(rng: Random, desktop: Desktop) -> tuple[Side, bytes, type[ProtocolViolation] | None]:
     """A hostile message from either side, and the error the proxy must fail with, if certain.
 
-    The proxy's framers have the default limits, above the generators' small ones: only the
-    Extended Clipboard is over every limit.
+    The proxy's framers have the default limits, above the generators' small ones: an
+    Extended Clipboard bomb past the default inflated limit stands for them all.
     """
     side = rng.choice((Side.BROWSER, Side.TARGET))
     if rng.random() < 0.2:
-        wire = extended_clipboard(rng)
-        return side, wire if side is Side.BROWSER else bytes((ServerMessageType.SERVER_CUT_TEXT,)) + wire[1:], \
-            LimitExceeded
+        wire = BOMB if side is Side.BROWSER else bytes((ServerMessageType.SERVER_CUT_TEXT,)) + BOMB[1:]
+        return side, wire, LimitExceeded
     if side is Side.BROWSER:
         wire, error = rng.choice(CLIENT_FAMILIES).hostile(rng)
     else:

@@ -244,6 +244,17 @@ def test_with_full_input_recording_nothing_is_counted() -> None:
     assert transcript.events == [InputActivity()]  # once per chunk, for the idle watchdog
 
 
+def test_japanese_keys_and_unicode_keysyms_pass_unchanged_as_input() -> None:
+    """Zenkaku/Hankaku, Henkan, Muhenkan, Hiragana/Katakana, Eisu, Kanji, and 山 typed as its Unicode keysym."""
+    keys = [0xFF2A, 0xFF23, 0xFF22, 0xFF27, 0xFF30, 0xFF21, 0x01005C71]
+    chunk = b"".join(KeyEvent(down, key).encode() for key in keys for down in (True, False))
+    qemu = QEMUExtendedKeyEvent(True, 0xFF23, 0x79).encode()  # Henkan with its scancode
+    transcript = feed(make_proxy(), Side.BROWSER, [chunk, qemu])
+    assert transcript.sent[Side.TARGET] == chunk + qemu
+    assert transcript.journal[Side.BROWSER] == chunk + qemu
+    assert transcript.events == [InputActivity(), InputActivity()]
+
+
 def test_update_requests_and_cut_text_are_not_input_activity() -> None:
     chunk = FramebufferUpdateRequest(True, 0, 0, 1, 1).encode() + ClientCutText(b"c").encode()
     assert feed(make_proxy(clipboard_to_remote=True), Side.BROWSER, [chunk]).events == []

@@ -20,6 +20,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from random import Random
 
+from gateway.rfb.clipboard import (
+    EXTENDED_CLIPBOARD_ENCODING,
+    ClipboardAction,
+    ClipboardFormat,
+    ExtendedClientCutText,
+    ExtendedCutText,
+    ExtendedServerCutText,
+)
 from gateway.rfb.errors import LimitExceeded, ProtocolViolation, UnsupportedEncoding
 from gateway.rfb.framing import FRAMEABLE_ENCODINGS, ClientMessageFramer, ServerMessageFramer
 from gateway.rfb.messages import (
@@ -53,8 +61,9 @@ NAME_LIMIT = 256
 PAYLOAD_LIMIT = 1 << 15
 FRAMEBUFFER_LIMIT = (512, 384)
 START_SIZE = (64, 48)
-#: The Extended Clipboard pseudo-encoding; the gateway filters it out, so a negative cut-text length is refused.
-EXTENDED_CLIPBOARD = 0xC0A1E5CE - (1 << 32)
+#: What an Extended Clipboard provide may inflate to in the families' framers.
+CLIPBOARD_LIMIT = 2048
+EXTENDED_CLIPBOARD = EXTENDED_CLIPBOARD_ENCODING
 
 Hostile = tuple[bytes, type[ProtocolViolation] | None]
 
@@ -132,7 +141,8 @@ TARGET_PIXEL_FORMATS = (
 
 
 def client_framer() -> ClientMessageFramer:
-    return ClientMessageFramer(max_cut_text=CUT_TEXT_LIMIT, max_encodings=ENCODINGS_LIMIT, max_screens=SCREENS_LIMIT)
+    return ClientMessageFramer(max_cut_text=CUT_TEXT_LIMIT, max_clipboard=CLIPBOARD_LIMIT,
+                               max_encodings=ENCODINGS_LIMIT, max_screens=SCREENS_LIMIT)
 
 
 KNOWN_ENCODINGS: tuple[int, ...] = (*Encoding, *range(-32, -22), *range(-256, -246), EXTENDED_CLIPBOARD, -312, -313, 6, 21)
@@ -148,11 +158,51 @@ def screen(rng: Random) -> Screen:
     return Screen(uint(rng, 32), uint(rng, 16), uint(rng, 16), uint(rng, 16), uint(rng, 16), uint(rng, 32))
 
 
-def extended_clipboard(rng: Random) -> bytes:
-    """A ClientCutText/ServerCutText in the Extended Clipboard format: a negative length, flags, zlib data."""
-    flags = rng.choice((0x01000000 | 0x1F, 0x02000000, 0x04000000, 0x08000000 | 1, 0x10000000 | 1))
-    body = u32(flags) + (zlib.compress(u32(5) + b"hello") if flags & 0x10000000 else b"")
-    return struct.pack(">B3xi", ClientMessageType.CLIENT_CUT_TEXT, -len(body)) + body
+_CLIPBOARD_CHARACTERS = "山田太郎東京都日本語のテキストｶﾅ é€\n\r\t abcXYZ012"
+
+
+def clipboard_text(rng: Random, longest: int = 40) -> str:
+    """Text as people copy it: Japanese, Latin, line ends, and now and then any code point (no surrogates)."""
+    return "".join(rng.choice(_CLIPBOARD_CHARACTERS) if rng.random() < 0.9
+                   else chr(rng.choice((rng.randint(0x20, 0xD7FF), rng.randint(0xE000, 0x10FFFF))))
+                   for _ in range(upto(rng, longest, 4)))
+
+
+def extended_cut_text(rng: Random, message: type[ExtendedCutText]) -> ExtendedCutText:
+    """A valid Extended Clipboard message of each action, a provide in half of them."""
+    roll = rng.random()
+    if roll < 0.5:
+        return message.provide_text(clipboard_text(rng))
+    if roll < 0.65:
+        actions = ClipboardAction(0)
+        for action in ClipboardAction:
+            actions |= action if rng.random() < 0.5 else 0
+        return message.caps(actions, {ClipboardFormat.TEXT: uint(rng, 32)} if rng.random() < 0.8 else {})
+    action = rng.choice((ClipboardAction.REQUEST, ClipboardAction.PEEK, ClipboardAction.NOTIFY))
+    return message.announce(action, ClipboardFormat(rng.choice((0, 1, 1, 0x1F))))
+
+
+def extended_clipboard_hostile(rng: Random, message_type: int = ClientMessageType.CLIENT_CUT_TEXT) -> Hostile:
+    """An Extended Clipboard message over a limit (on the wire, or inflated: a zlib bomb) or malformed."""
+    def wire(flags: int, payload: bytes) -> bytes:
+        return struct.pack(">B3xiI", message_type, -(4 + len(payload)), flags) + payload
+    provide = ClipboardAction.PROVIDE | ClipboardFormat.TEXT
+    roll = rng.random()
+    if roll < 0.25:
+        size = rng.choice((CUT_TEXT_LIMIT + 1, 1 << 31, rng.randint(CUT_TEXT_LIMIT + 1, 1 << 31)))
+        return struct.pack(">B3xi", message_type, -size), LimitExceeded
+    if roll < 0.45:
+        inflated = rng.randint(CLIPBOARD_LIMIT - 3, 4 * CLIPBOARD_LIMIT)  # with its 4-byte size: over the limit
+        return wire(provide, zlib.compress(u32(inflated) + bytes(inflated))), LimitExceeded
+    if roll < 0.55:
+        return struct.pack(">B3xi", message_type, -rng.randint(1, 3)) + rng.randbytes(3), ProtocolViolation
+    if roll < 0.7:
+        return wire(provide, b"\xff" + rng.randbytes(rng.randint(0, 20))), ProtocolViolation  # not zlib
+    if roll < 0.85:  # its size says more than its data holds
+        data = rng.randbytes(rng.randint(0, 20))
+        return wire(provide, zlib.compress(u32(len(data) + rng.randint(1, 9)) + data)), ProtocolViolation
+    flags = rng.choice((1 << 29, 1 << 31, ClipboardAction.REQUEST | ClipboardAction.NOTIFY, 0, 1))
+    return wire(flags, b""), ProtocolViolation
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,14 +210,14 @@ class ClientFamily:
     """One client message type: a valid message, and hostile wire bytes."""
 
     name: str
-    valid: Callable[[Random], ClientMessage]
+    valid: Callable[[Random], ClientMessage | ExtendedClientCutText]
     hostile: Callable[[Random], Hostile]
 
 
 _UNKNOWN_CLIENT_TYPES = [t for t in range(256) if t not in set(ClientMessageType)]
 
 
-def _client_hostile(rng: Random, valid: Callable[[Random], ClientMessage],
+def _client_hostile(rng: Random, valid: Callable[[Random], ClientMessage | ExtendedClientCutText],
                     specific: Callable[[Random], Hostile] | None) -> Hostile:
     roll = rng.random()
     if specific is not None and roll < 0.5:
@@ -178,14 +228,14 @@ def _client_hostile(rng: Random, valid: Callable[[Random], ClientMessage],
     return flipped(rng, valid(rng).encode()), None
 
 
-def _client_family(name: str, valid: Callable[[Random], ClientMessage],
+def _client_family(name: str, valid: Callable[[Random], ClientMessage | ExtendedClientCutText],
                    specific: Callable[[Random], Hostile] | None = None) -> ClientFamily:
     return ClientFamily(name, valid, lambda rng: _client_hostile(rng, valid, specific))
 
 
 def _cut_text_hostile(rng: Random) -> Hostile:
-    if rng.random() < 0.5:
-        return extended_clipboard(rng), LimitExceeded
+    if rng.random() < 0.3:
+        return extended_clipboard_hostile(rng)
     length = rng.choice((CUT_TEXT_LIMIT + 1, 1 << 30, (1 << 31) - 1, rng.randint(CUT_TEXT_LIMIT + 1, 1 << 31)))
     return struct.pack(">B3xI", ClientMessageType.CLIENT_CUT_TEXT, length) + rng.randbytes(8), LimitExceeded
 
@@ -208,6 +258,8 @@ CLIENT_FAMILIES = (
     _client_family("PointerEvent", lambda rng: PointerEvent(uint(rng, 8), uint(rng, 16), uint(rng, 16))),
     _client_family("ClientCutText", lambda rng: ClientCutText(rng.randbytes(upto(rng, CUT_TEXT_LIMIT, 40))),
                    _cut_text_hostile),
+    _client_family("ExtendedClientCutText", lambda rng: extended_cut_text(rng, ExtendedClientCutText),
+                   extended_clipboard_hostile),
     _client_family(
         "SetDesktopSize",
         lambda rng: SetDesktopSize(uint(rng, 16), uint(rng, 16),
@@ -237,6 +289,7 @@ class Desktop:
     def framer(self) -> ServerMessageFramer:
         return ServerMessageFramer(self.pixel_format, self.width, self.height, encodings=FRAMEABLE_ENCODINGS,
                                    max_framebuffer=FRAMEBUFFER_LIMIT, max_cut_text=CUT_TEXT_LIMIT,
+                                   max_clipboard=CLIPBOARD_LIMIT,
                                    max_name=NAME_LIMIT, max_payload=PAYLOAD_LIMIT)
 
     def copy(self) -> Desktop:
@@ -532,11 +585,11 @@ class ServerFamily:
     """One server message type other than FramebufferUpdate."""
 
     name: str
-    valid: Callable[[Random], ServerMessage]
+    valid: Callable[[Random], ServerMessage | ExtendedServerCutText]
     hostile: Callable[[Random], Hostile]
 
 
-def _server_hostile(rng: Random, valid: Callable[[Random], ServerMessage],
+def _server_hostile(rng: Random, valid: Callable[[Random], ServerMessage | ExtendedServerCutText],
                     specific: Callable[[Random], Hostile]) -> Hostile:
     roll = rng.random()
     if roll < 0.5:
@@ -565,7 +618,7 @@ def _server_cut_text_hostile(rng: Random) -> Hostile:
     return bytes((ServerMessageType.SERVER_CUT_TEXT,)) + wire[1:], error
 
 
-def _server_family(name: str, valid: Callable[[Random], ServerMessage],
+def _server_family(name: str, valid: Callable[[Random], ServerMessage | ExtendedServerCutText],
                    specific: Callable[[Random], Hostile]) -> ServerFamily:
     return ServerFamily(name, valid, lambda rng: _server_hostile(rng, valid, specific))
 
@@ -576,4 +629,6 @@ SERVER_FAMILIES = (
                    lambda rng: (bytes((rng.randint(4, 255),)), UnsupportedEncoding)),
     _server_family("ServerCutText", lambda rng: ServerCutText(rng.randbytes(upto(rng, CUT_TEXT_LIMIT, 40))),
                    _server_cut_text_hostile),
+    _server_family("ExtendedServerCutText", lambda rng: extended_cut_text(rng, ExtendedServerCutText),
+                   lambda rng: extended_clipboard_hostile(rng, ServerMessageType.SERVER_CUT_TEXT)),
 )

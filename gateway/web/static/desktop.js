@@ -3,6 +3,8 @@
 // The gateway's notices (GET /api/v1/notices) tell the operator who is viewing the screen,
 // when the session will end for idleness, and who ended it and why.
 import RFB from "/static/novnc/core/rfb.js";
+import { attachClipboard } from "/static/clipboard.js";
+import { attachTextInput } from "/static/textinput.js";
 
 const target = decodeURIComponent(location.pathname.split("/").pop());
 const status = document.getElementById("status");
@@ -39,8 +41,8 @@ rfb.addEventListener("securityfailure", (event) => {
   showEnded();
 });
 rfb.addEventListener("disconnect", () => showEnded());
-// Clipboard stays on the server: nothing received is written to the local clipboard.
-rfb.addEventListener("clipboard", () => {});
+attachTextInput(rfb, document.getElementById("screen"));  // text from the operator's input method
+attachClipboard(rfb, target, document.querySelector("header.bar"));  // where the policy allows it
 
 document.getElementById("disconnect").addEventListener("click", () => {
   endReason = "you disconnected";
