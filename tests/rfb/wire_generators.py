@@ -19,6 +19,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from random import Random
+from typing import TypeVar
 
 from gateway.rfb.clipboard import (
     EXTENDED_CLIPBOARD_ENCODING,
@@ -168,7 +169,10 @@ def clipboard_text(rng: Random, longest: int = 40) -> str:
                    for _ in range(upto(rng, longest, 4)))
 
 
-def extended_cut_text(rng: Random, message: type[ExtendedCutText]) -> ExtendedCutText:
+CutTextT = TypeVar("CutTextT", bound=ExtendedCutText)
+
+
+def extended_cut_text(rng: Random, message: type[CutTextT]) -> CutTextT:
     """A valid Extended Clipboard message of each action, a provide in half of them."""
     roll = rng.random()
     if roll < 0.5:
