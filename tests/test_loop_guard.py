@@ -6,6 +6,9 @@ import asyncio
 import gc
 import time
 
+import pytest
+
+from tests import loop_guard
 from tests.loop_guard import GUARD, MAX_CALLBACK_CPU
 
 
@@ -27,6 +30,22 @@ async def test_a_callback_that_holds_the_loop_is_reported() -> None:
     blocked, GUARD.blocked = GUARD.blocked, []  # seen, and not held against this test
     assert len(blocked) == 1
     assert blocked[0].cpu_seconds > MAX_CALLBACK_CPU and "ms CPU" in str(blocked[0])
+
+
+async def test_a_callback_that_waits_is_reported_by_its_wall_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(loop_guard, "MAX_CALLBACK_WALL", 0.02)
+    await run_callback(lambda: time.sleep(loop_guard.wall_allowance() + 0.05))
+    blocked, GUARD.blocked = GUARD.blocked, []
+    assert len(blocked) == 1
+    assert blocked[0].wall_seconds > 0.02 and blocked[0].cpu_seconds < MAX_CALLBACK_CPU
+
+
+def test_the_wall_allowance_stretches_with_the_machines_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(loop_guard.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(loop_guard.os, "getloadavg", lambda: (1.0, 0.0, 0.0))
+    assert loop_guard.wall_allowance() == loop_guard.MAX_CALLBACK_WALL
+    monkeypatch.setattr(loop_guard.os, "getloadavg", lambda: (12.0, 0.0, 0.0))
+    assert loop_guard.wall_allowance() == 6 * loop_guard.MAX_CALLBACK_WALL
 
 
 async def test_short_callbacks_and_the_tests_own_task_are_not() -> None:
