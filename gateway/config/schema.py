@@ -45,6 +45,7 @@ from gateway.config.model import (
     Target,
     TLSConfig,
 )
+from gateway.hours import TimeWindow, local_zone, parse_hours, zone_named
 from gateway.policy import ANY_GROUP, Clipboard, InputRecording, Policy, RecordingAccess
 
 TARGET_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
@@ -407,7 +408,7 @@ class _ConfigReader:
     def policy(self, node: Node, key: str, targets: Mapping[str, Target]) -> Policy:
         r = self.r
         keys = ["name", "groups", "from", "targets", "clipboard", "idle_timeout", "max_session", "recordings",
-                "record_input", "watch"]
+                "record_input", "watch", "hours", "timezone"]
         section = r.mapping(node, key, keys, required=["name", "groups", "targets"])
         groups = tuple(r.string(item, item_key) for item, item_key in r.sequence(section["groups"], f"{key}.groups"))
         if not groups:
@@ -433,7 +434,31 @@ class _ConfigReader:
             record_input=InputRecording(self.choice_or(section.get("record_input"), f"{key}.record_input",
                                                        InputRecording, InputRecording.FULL)),
             watch=self.watch(section.get("watch"), f"{key}.watch"),
+            hours=self.hours(section.get("hours"), section.get("timezone"), key),
         )
+
+    def hours(self, node: Node | None, zone_node: Node | None, key: str) -> TimeWindow | None:
+        """``hours`` (one string, ranges separated by ``;``, or a list of ranges) in ``timezone`` (default: local)."""
+        zone = local_zone()
+        if zone_node is not None and not self.r.is_null(zone_node):
+            try:
+                zone = zone_named(self.r.string(zone_node, f"{key}.timezone"))
+            except ValueError as error:
+                raise self.r.error(zone_node, f"{key}.timezone", str(error)) from None
+        if node is None or self.r.is_null(node):
+            if zone_node is not None:
+                raise self.r.error(zone_node, f"{key}.timezone", "applies only to hours; add hours or remove it")
+            return None
+        if isinstance(node, ScalarNode):
+            ranges: list[str] | str = self.r.string(node, f"{key}.hours")
+        else:
+            ranges = [self.r.string(item, f"{key}.hours") for item, _ in self.r.sequence(node, f"{key}.hours")]
+            if not ranges:
+                raise self.r.error(node, f"{key}.hours", "is empty; list time ranges or remove the key")
+        try:
+            return parse_hours(ranges, zone)
+        except ValueError as error:
+            raise self.r.error(node, f"{key}.hours", str(error)) from None
 
     def watch(self, node: Node | None, key: str) -> tuple[str, ...]:
         """``watch``: a list of groups, or ``"*"`` (alone, or as the only item) for everyone; absent: nobody."""
