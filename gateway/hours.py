@@ -29,6 +29,7 @@ DAY_SPAN = re.compile(r"([A-Za-z]{3})(?:\s*-\s*([A-Za-z]{3}))?")
 #: How many days ahead a window is searched for its next opening or closing (a week and a day covers every range).
 HORIZON_DAYS = 8
 MAX_TEXT = 1000
+DEFAULT_WARNING = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +48,8 @@ class TimeWindow:
     text: str
     ranges: tuple[HourRange, ...]
     zone: ZoneInfo
+    #: How long before the window closes a running session's operator is warned (seconds).
+    warning: float = DEFAULT_WARNING
 
     def __str__(self) -> str:
         return f"{self.text} {self.zone.key}"
@@ -97,7 +100,7 @@ class TimeWindow:
         return datetime.combine(day, time(minutes // 60, minutes % 60), self.zone).timestamp()
 
 
-def parse_hours(ranges: list[str] | str, zone: ZoneInfo) -> TimeWindow:
+def parse_hours(ranges: list[str] | str, zone: ZoneInfo, warning: float = DEFAULT_WARNING) -> TimeWindow:
     """The window of ``ranges`` (one string with ``;`` between ranges, or a list) in ``zone``; ValueError if malformed."""
     items = ranges if isinstance(ranges, list) else ranges.split(";")
     parsed: list[HourRange] = []
@@ -106,7 +109,7 @@ def parse_hours(ranges: list[str] | str, zone: ZoneInfo) -> TimeWindow:
             raise ValueError(f"an empty range in {_quote(ranges)}; {HINT}")
         parsed.append(_parse_range(item))
     text = "; ".join(" ".join(item.split()) for item in items)
-    return TimeWindow(text, tuple(parsed), zone)
+    return TimeWindow(text, tuple(parsed), zone, warning)
 
 
 def _quote(value: object) -> str:
