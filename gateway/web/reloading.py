@@ -171,33 +171,44 @@ class ConfigReloader:
         if self._seen == self._applied or self._seen != seen:
             return None
         trigger = "file" if self._seen[0] != self._applied[0] else "users_file"
-        return await self.reload(trigger)
+        async with self._lock:
+            if self._signatures() == self._applied:  # a signal's reload got there first
+                return None
+            return await self._reload(trigger)
 
     async def reload(self, trigger: str) -> ReloadOutcome:
         """Load, validate and apply the config file; refuse it whole when it is invalid."""
         async with self._lock:
-            started = time.time()
-            self._applied = self._seen = self._signatures()
-            live = self.app[SETTINGS]
-            metrics = self.app[METRICS]
-            try:
-                config, changed, kept = merge(live.current.config, load_config(live.current.config.path))
-                settings = Settings.from_config(config)
-            except ConfigError as error:
-                metrics.config_reloads_total.labels(result="error").inc()
-                log.error("configuration reload refused; the previous configuration stays in force",
-                          extra={"ctx": {"trigger": trigger, "error": str(error)}})
-                return await self._finish(ReloadOutcome(trigger, started, "error", error=str(error)))
-            live.replace(settings)
-            for follow in self.on_replace:
-                follow(settings)
-            metrics.config_reloads_total.labels(result="ok").inc()
-            log.info("configuration reloaded", extra={"ctx": {"trigger": trigger, "changed": ",".join(changed)}})
-            if kept:
-                log.warning("configuration changes that need a restart were not applied; the old values stay",
-                            extra={"ctx": {"sections": ",".join(kept)}})
-            ended = self.watcher.check(await self._local_identities())
-            return await self._finish(ReloadOutcome(trigger, started, "ok", changed, kept, sessions_ended=ended))
+            return await self._reload(trigger)
+
+    async def _reload(self, trigger: str) -> ReloadOutcome:
+        started = time.time()
+        self._applied = self._seen = self._signatures()
+        live = self.app[SETTINGS]
+        metrics = self.app[METRICS]
+        try:
+            config, changed, kept = merge(live.current.config, load_config(live.current.config.path))
+            settings = Settings.from_config(config)
+        except ConfigError as error:
+            metrics.config_reloads_total.labels(result="error").inc()
+            log.error("configuration reload refused; the previous configuration stays in force",
+                      extra={"ctx": {"trigger": trigger, "error": str(error)}})
+            return await self._finish(ReloadOutcome(trigger, started, "error", error=str(error)))
+        live.replace(settings)
+        for follow in self.on_replace:
+            follow(settings)
+        metrics.config_reloads_total.labels(result="ok").inc()
+        log.info("configuration reloaded", extra={"ctx": {"trigger": trigger, "changed": ",".join(changed)}})
+        if kept:
+            log.warning("configuration changes that need a restart were not applied; the old values stay",
+                        extra={"ctx": {"sections": ",".join(kept)}})
+        try:
+            identities = await self._local_identities()
+        except SQLAlchemyError as error:  # the database is away: decide with the groups people signed in with
+            log.warning("cannot look up the users of live sessions: %s", error)
+            identities = {}
+        ended = self.watcher.check(identities)
+        return await self._finish(ReloadOutcome(trigger, started, "ok", changed, kept, sessions_ended=ended))
 
     async def _finish(self, outcome: ReloadOutcome) -> ReloadOutcome:
         self.last = outcome
