@@ -22,6 +22,7 @@ from tests.functional.auth_helpers import (
     PASSWORD,
     add_local_users,
     audit_events,
+    auth_gateway,
     base_settings,
     cookie_session,
     deskgate,
@@ -187,3 +188,24 @@ async def test_config_reload_without_a_running_gateway_says_so(
     assert await deskgate("config", "reload", "--config", str(path)) == 1
     error = capsys.readouterr().err
     assert "no pid file, so no gateway runs with this configuration here" in error
+
+
+async def test_a_change_of_the_users_file_ends_the_sessions_it_no_longer_allows(
+        tmp_path: Path, desktop: XvncDesktop) -> None:
+    async with auth_gateway(tmp_path, policies("operators"), desktop_port=desktop.port, users=USERS) as gateway, \
+            cookie_session() as alice:
+        assert (await gateway.login(alice, "alice")).status == 200
+        client = await open_desktop(alice, gateway.url)
+        users_file = gateway.config.auth.local.users_file if gateway.config.auth.local is not None else None
+        assert users_file is not None
+        users = yaml.safe_load(users_file.read_text())
+        users["users"]["alice"]["groups"] = ["contractors"]  # moved out of the desks' group, by hand
+        partial = users_file.with_suffix(".partial")
+        partial.write_text(yaml.safe_dump(users))
+        partial.chmod(0o600)
+        os.replace(partial, users_file)
+
+        closed = await closed_with(client, within=15)
+        assert (closed.code, closed.reason) == (CloseCode.ACCESS_CHANGED, "access changed by the administrator")
+    (reload,) = [event for event in await gateway.audit() if event.action == "config.reload"]
+    assert (reload.outcome, reload.detail["trigger"], reload.detail["sessions_ended"]) == ("ok", "users_file", 1)
