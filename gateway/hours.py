@@ -34,7 +34,7 @@ DEFAULT_WARNING = 300.0
 
 @dataclass(frozen=True, slots=True)
 class HourRange:
-    """One range: on ``days`` (0 = Monday) from ``start`` to ``end``, minutes after midnight; ``end`` > 1440 runs past it."""
+    """One range: on ``days`` (0 = Monday) from ``start`` to ``end``, minutes after midnight (past 1440: next day)."""
 
     days: frozenset[int]
     start: int
@@ -101,7 +101,7 @@ class TimeWindow:
 
 
 def parse_hours(ranges: list[str] | str, zone: ZoneInfo, warning: float = DEFAULT_WARNING) -> TimeWindow:
-    """The window of ``ranges`` (one string with ``;`` between ranges, or a list) in ``zone``; ValueError if malformed."""
+    """The window of ``ranges`` (a string with ``;`` between ranges, or a list) in ``zone``; ValueError if malformed."""
     items = ranges if isinstance(ranges, list) else ranges.split(";")
     parsed: list[HourRange] = []
     for item in items:

@@ -140,7 +140,7 @@ class PolicySet:
         self.policies = tuple(policies)
 
     def decide(self, identity: Identity, source: IPAddress, target: str, at: float | None = None) -> Decision:
-        """Whether ``identity`` may open ``target`` from ``source`` at ``at`` (epoch; None: now), and which policy says so."""
+        """Whether ``identity`` may open ``target`` from ``source`` at ``at`` (epoch; None: now), and which policy."""
         source = normalize_source(source)
         at = time.time() if at is None else at
         closed: Policy | None = None  # the first policy that would allow it at another time
@@ -159,7 +159,7 @@ class PolicySet:
 
     def allowed_targets(self, identity: Identity, source: IPAddress, targets: Iterable[str],
                         at: float | None = None) -> list[str]:
-        """The subset of ``targets``, in their order, that ``identity`` may open from ``source`` at ``at`` (None: now)."""
+        """The subset of ``targets``, in their order, that ``identity`` may open from ``source`` at ``at``."""
         return [target for target in targets if self.decide(identity, source, target, at).allowed]
 
     def explain(self, identity: Identity, source: IPAddress, target: str, at: float | None = None) -> list[str]:

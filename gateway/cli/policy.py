@@ -1,7 +1,8 @@
 """``deskgate policy explain``: which policy decides for a user, a source address and a target, and why.
 
 A policy with ``hours`` that is closed says when it opens next; one that decides says until when
-it applies (``--at`` decides at another time). Its last line says whose live sessions and recordings the user may watch from that address (``watch``).
+it applies (``--at`` decides at another time). Its last line says whose live sessions and
+recordings the user may watch from that address (``watch``).
 """
 
 from __future__ import annotations

@@ -10,8 +10,8 @@
   the settings in force stay. A valid one replaces them at once (:meth:`LiveSettings.replace`;
   what needs a restart keeps its old value, :func:`gateway.reload.merge`), the listeners'
   admission follows, and every live session is decided again.
-- :class:`AccessWatcher` decides every live session of this node again, each ``interval``
-  and after each reload, against the policies in force and the time: a session still allowed
+- :class:`AccessWatcher` decides every live session of this node again after each reload and,
+  for time windows, each ``interval``, against the policies in force and the time: a session still allowed
   goes on untouched, with the terms it started with (clipboard, input recording, idle and
   maximum length are not changed under a running session); one no longer allowed ends, with
   "access changed by the administrator" (outcome ``access_changed``) or, when a policy's hours
@@ -69,8 +69,13 @@ class AccessWatcher:
                 log.exception("access watcher round failed")
             await asyncio.sleep(self.interval)
 
-    def check(self, identities: Mapping[str, Identity | None] | None = None) -> int:
-        """One round; ``identities`` (by session id) replace the signed-in ones, None: no access. Returns how many ended."""
+    def check(self, identities: Mapping[str, Identity | None] | None = None, *, reloaded: bool = False) -> int:
+        """One round; returns how many sessions it ended.
+
+        Between reloads only the time changes, so only a closed window ends a session; after a reload
+        (``reloaded``) any refusal does. ``identities`` (by session id) replace the ones the sessions
+        signed in with; None there: no access.
+        """
         settings = self.app[SETTINGS].current
         now = self.app[CLOCK]()
         controls = [control for control in self.app[LIVE_SESSIONS].controls() if not control.terminated.done()]
@@ -81,14 +86,14 @@ class AccessWatcher:
             session = control.session
             identity = (identities or {}).get(session.id, _signed_in(session))
             verdict = self._verdict(settings, session, identity, now)
-            if verdict is not None:
+            if verdict is None:
+                self._warn_before_closing(settings, control, identity, now)
+            elif reloaded or verdict[0] == "outside_hours":
                 cause, reason, why = verdict
                 log.info("ending a session the policies no longer allow", extra={"ctx": {
                     "user": session.username, "session": session.id, "target": session.target, "why": why}})
                 control.terminate(reason, cause)
                 ended += 1
-            else:
-                self._warn_before_closing(settings, control, identity, now)
         return ended
 
     @staticmethod
@@ -112,7 +117,8 @@ class AccessWatcher:
     def _warn_before_closing(self, settings: Settings, control: SessionControl, identity: Identity | None,
                              now: float) -> None:
         session = control.session
-        assert identity is not None
+        if identity is None:
+            return
         source = ip_address(session.source)
         decision = settings.policies.decide(identity, source, session.target, now)
         hours = decision.policy.hours if decision.policy is not None else None
@@ -207,7 +213,7 @@ class ConfigReloader:
         except SQLAlchemyError as error:  # the database is away: decide with the groups people signed in with
             log.warning("cannot look up the users of live sessions: %s", error)
             identities = {}
-        ended = self.watcher.check(identities)
+        ended = self.watcher.check(identities, reloaded=True)
         return await self._finish(ReloadOutcome(trigger, started, "ok", changed, kept, sessions_ended=ended))
 
     async def _finish(self, outcome: ReloadOutcome) -> ReloadOutcome:

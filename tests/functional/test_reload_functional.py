@@ -1,4 +1,4 @@
-"""Hot reload of a ``deskgate serve`` process with real Xvnc desktop sessions: SIGHUP, a file edit, ``config reload``."""
+"""Hot reload of ``deskgate serve`` with real Xvnc desktop sessions: SIGHUP, a file edit, ``config reload``."""
 
 from __future__ import annotations
 
@@ -114,7 +114,8 @@ async def test_sighup_applies_a_valid_change_without_dropping_an_allowed_session
             assert (closed.code, closed.reason) == (CloseCode.ACCESS_CHANGED, "access changed by the administrator")
             await still_serves(kept)
             assert await served.metric('deskgate_config_reloads_total{result="ok"}') == 1
-            assert await until(lambda: served.metric('deskgate_sessions_total{outcome="access_changed",protocol="vnc"}'))
+            ended = 'deskgate_sessions_total{outcome="access_changed",protocol="vnc"}'
+            assert await until(lambda: served.metric(ended))
             refused = await bob.get(f"{url}/api/v1/targets")
             assert (await refused.json())["targets"] == []
             await still_serves(kept)
