@@ -43,7 +43,7 @@ class ReloadUnanswered(GatewayError):
 class ReloadOutcome:
     """What one reload did: ``result`` ok or error, the sections it ``changed`` and those ``kept`` until a restart."""
 
-    trigger: str  # signal (SIGHUP, deskgate config reload), file (the config file changed), users_file
+    trigger: str  # signal (SIGHUP, deskgate config reload) or file (the config file changed)
     started: float  # epoch seconds
     result: str
     changed: tuple[str, ...] = ()

@@ -3,10 +3,10 @@
 :func:`reload_context` (an ``app.cleanup_ctx`` entry after authentication's) runs two loops:
 
 - :class:`ConfigReloader` reloads on request (SIGHUP, see :func:`gateway.web.app.serve_until_signalled`)
-  and when the config file or the local users file changes (a digest of each, polled every
-  ``poll_interval``; a change is acted on once two polls agree, so a file caught half-written
-  is not reloaded). A reload loads and validates the whole file; an invalid one is refused
-  (log, ``config_reloads_total{result="error"}``, audit ``config.reload`` with the error) and
+  and when the config file changes (a digest, polled every ``poll_interval``; a change is acted
+  on once two polls agree, so a file caught half-written is not reloaded). A change of the local
+  users file alone decides the live sessions of local users again, without a reload. A reload
+  loads and validates the whole file; an invalid one is refused (log, ``config_reloads_total{result="error"}``, audit ``config.reload`` with the error) and
   the settings in force stay. A valid one replaces them at once (:meth:`LiveSettings.replace`;
   what needs a restart keeps its old value, :func:`gateway.reload.merge`), the listeners'
   admission follows, and every live session is decided again.
@@ -172,15 +172,19 @@ class ConfigReloader:
                 log.exception("config file watch round failed")
 
     async def poll(self) -> ReloadOutcome | None:
-        """Reload when a file changed and two looks agree on its new content."""
+        """Act on a changed file once two looks agree on its content: reload the config, or decide local users again."""
         seen, self._seen = self._seen, self._signatures()
         if self._seen == self._applied or self._seen != seen:
             return None
-        trigger = "file" if self._seen[0] != self._applied[0] else "users_file"
         async with self._lock:
             if self._signatures() == self._applied:  # a signal's reload got there first
                 return None
-            return await self._reload(trigger)
+            if self._seen[0] != self._applied[0]:
+                return await self._reload("file")
+            self._applied = self._seen
+            ended = await self._decide_again()
+            log.info("users file changed", extra={"ctx": {"file": str(self.files[-1]), "sessions_ended": ended}})
+            return None
 
     async def reload(self, trigger: str) -> ReloadOutcome:
         """Load, validate and apply the config file; refuse it whole when it is invalid."""
@@ -208,13 +212,17 @@ class ConfigReloader:
         if kept:
             log.warning("configuration changes that need a restart were not applied; the old values stay",
                         extra={"ctx": {"sections": ",".join(kept)}})
+        ended = await self._decide_again()
+        return await self._finish(ReloadOutcome(trigger, started, "ok", changed, kept, sessions_ended=ended))
+
+    async def _decide_again(self) -> int:
+        """Decide every live session again, local users with their entry in the users file now; how many ended."""
         try:
             identities = await self._local_identities()
         except SQLAlchemyError as error:  # the database is away: decide with the groups people signed in with
             log.warning("cannot look up the users of live sessions: %s", error)
             identities = {}
-        ended = self.watcher.check(identities, reloaded=True)
-        return await self._finish(ReloadOutcome(trigger, started, "ok", changed, kept, sessions_ended=ended))
+        return self.watcher.check(identities, reloaded=True)
 
     async def _finish(self, outcome: ReloadOutcome) -> ReloadOutcome:
         self.last = outcome

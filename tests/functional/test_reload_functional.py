@@ -18,6 +18,7 @@ from gateway.config import load_config
 from gateway.demo import XvncDesktop
 from gateway.desktop import CloseCode
 from gateway.rfb.messages import FramebufferUpdateRequest
+from gateway.web.reloading import RELOADER
 from tests.functional.auth_helpers import (
     PASSWORD,
     add_local_users,
@@ -208,5 +209,25 @@ async def test_a_change_of_the_users_file_ends_the_sessions_it_no_longer_allows(
 
         closed = await closed_with(client, within=15)
         assert (closed.code, closed.reason) == (CloseCode.ACCESS_CHANGED, "access changed by the administrator")
-    (reload,) = [event for event in await gateway.audit() if event.action == "config.reload"]
-    assert (reload.outcome, reload.detail["trigger"], reload.detail["sessions_ended"]) == ("ok", "users_file", 1)
+    events = await gateway.audit()
+    assert [(event.user, event.outcome) for event in events if event.action == "session.close"] == \
+        [("alice", "access_changed")]
+    assert not [event for event in events if event.action == "config.reload"]  # the config itself did not change
+
+
+async def test_a_reloaded_allow_list_admits_new_connections_and_ends_sessions_from_outside_it(
+        tmp_path: Path, desktop: XvncDesktop) -> None:
+    async with auth_gateway(tmp_path, policies("operators"), desktop_port=desktop.port, users=USERS) as gateway, \
+            cookie_session() as alice:
+        assert (await gateway.login(alice, "alice")).status == 200
+        client = await open_desktop(alice, gateway.url)
+        write_config(tmp_path, merge(policies("operators"), {"network": {"allow": ["10.0.0.0/8"]}}), desktop.port)
+        outcome = await gateway.gateway.app[RELOADER].reload("signal")
+
+        assert (outcome.result, outcome.changed, outcome.kept, outcome.sessions_ended) == ("ok", ("network",), (), 1)
+        closed = await closed_with(client, within=10)
+        assert (closed.code, closed.reason) == (CloseCode.ACCESS_CHANGED, "access changed by the administrator")
+        async with aiohttp.ClientSession() as fresh:
+            refused = await fresh.get(f"{gateway.url}/healthz")
+            assert refused.status == 403
+            assert "is not allowed to use this gateway" in await refused.text()
