@@ -4,15 +4,16 @@
 
 - :class:`ConfigReloader` reloads on request (SIGHUP, see :func:`gateway.web.app.serve_until_signalled`)
   and when the config file changes (a digest, polled every ``poll_interval``; a change is acted
-  on once two polls agree, so a file caught half-written is not reloaded). A change of the local
-  users file alone decides the live sessions of local users again, without a reload. A reload
-  loads and validates the whole file; an invalid one is refused (log, ``config_reloads_total{result="error"}``, audit ``config.reload`` with the error) and
-  the settings in force stay. A valid one replaces them at once (:meth:`LiveSettings.replace`;
-  what needs a restart keeps its old value, :func:`gateway.reload.merge`), the listeners'
-  admission follows, and every live session is decided again.
-- :class:`AccessWatcher` decides every live session of this node again after each reload and,
-  for time windows, each ``interval``, against the policies in force and the time: a session still allowed
-  goes on untouched, with the terms it started with (clipboard, input recording, idle and
+  on once two polls agree, so a file caught half-written is not reloaded). A reload loads and
+  validates the whole file; an invalid one is refused (log, ``config_reloads_total{result="error"}``,
+  audit ``config.reload`` with the error) and the settings in force stay. A valid one replaces
+  them at once (:meth:`LiveSettings.replace`; what needs a restart keeps its old value,
+  :func:`gateway.reload.merge`), the listeners' admission follows, and every live session is
+  decided again. A change of the local users file alone decides the live sessions of local users
+  again, without a reload.
+- :class:`AccessWatcher` decides every live session of this node again after each reload and, for
+  time windows, each ``interval``, against the policies in force and the time: a session still
+  allowed goes on untouched, with the terms it started with (clipboard, input recording, idle and
   maximum length are not changed under a running session); one no longer allowed ends, with
   "access changed by the administrator" (outcome ``access_changed``) or, when a policy's hours
   have closed, "outside working hours" (``outside_hours``). A session whose window closes
