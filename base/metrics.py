@@ -196,6 +196,19 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        # issue 11, hot reload and time windows
+        self.config_reloads_total = Counter(
+            f"{PREFIX}_config_reloads_total",
+            "Configuration reloads (SIGHUP, file change, deskgate config reload); result is ok or error "
+            "(the file was refused and the old configuration stays in force).",
+            ["result"],
+            registry=r,
+        )
+        self.window_warnings_total = Counter(
+            f"{PREFIX}_window_warnings_total",
+            "Operators warned that their session's time window (a policy's hours) is about to close.",
+            registry=r,
+        )
 
     def exposition(self) -> bytes:
         """The registry in Prometheus text format."""

@@ -129,6 +129,13 @@ class CloseCode(IntEnum):
     TERMINATED = 4010, "terminated"
     RECORDING_FAILED = 4011, "recording_failed"
     INPUT_FLOOD = 4012, "input_flood"
+    ACCESS_CHANGED = 4020, "access_changed"  # a reload: the policies in force no longer allow it
+    OUTSIDE_HOURS = 4021, "outside_hours"  # its policy's time window closed
+
+    @classmethod
+    def ending(cls, cause: str | None) -> CloseCode:
+        """The code of a session the gateway ended for ``cause`` (an outcome label); TERMINATED for any other."""
+        return next((code for code in cls if code.outcome == cause), cls.TERMINATED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -445,4 +452,4 @@ class DesktopSession:
                 request = self._control.end_request
                 if request is not None:
                     recorder.event("ended_by", by=request.by, reason=request.reason)
-                raise SessionEnded(CloseCode.TERMINATED, self._terminated.result())
+                raise SessionEnded(CloseCode.ending(self._control.cause), self._terminated.result())

@@ -1,4 +1,5 @@
-"""The gateway's messages to a signed-in user's pages: who is viewing their screen, idle warnings, who ended a session.
+"""The gateway's messages to a signed-in user's pages: who is viewing their screen, idle and closing-hours warnings,
+who ended a session.
 
 Code anywhere in the gateway posts a typed notice (a frozen dataclass below) for a user with
 :meth:`NoticeBoard.post`. It is stored in the ``notices`` table — the user's page may be
@@ -109,6 +110,23 @@ class IdleWarning:
 
 
 @dataclass(frozen=True, slots=True)
+class WindowClosing:
+    """The session (on ``target``) ends at ``closing_epoch`` (the gateway's clock): its policy's hours end then."""
+
+    closing_epoch: float
+    target: str | None = None
+    type: ClassVar[str] = "window_closing"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.closing_epoch, bool) or not isinstance(self.closing_epoch, (int, float)) \
+                or not math.isfinite(self.closing_epoch):
+            raise ValueError(f"WindowClosing.closing_epoch must be a time, not {self.closing_epoch!r}")
+
+    def expires(self, posted: float) -> float:
+        return max(posted, self.closing_epoch) + 60.0
+
+
+@dataclass(frozen=True, slots=True)
 class SessionEnded:
     """``by`` ended the user's session (on ``target``) for ``reason``."""
 
@@ -124,7 +142,7 @@ class SessionEnded:
         return posted + 300.0
 
 
-Notice = ViewingStarted | ViewingEnded | IdleWarning | SessionEnded
+Notice = ViewingStarted | ViewingEnded | IdleWarning | WindowClosing | SessionEnded
 
 
 class NoticePoster(Protocol):

@@ -6,7 +6,8 @@ matches, access is denied. A policy matches when all three hold:
 - the user is in one of its ``groups`` (``"*"`` matches any authenticated user);
 - the source address is in one of its ``from_networks`` (empty: any source that
   already passed the global allow list);
-- the target name matches one of its ``targets`` glob patterns (case-sensitive).
+- the target name matches one of its ``targets`` glob patterns (case-sensitive);
+- the time of the decision is inside its ``hours`` (:mod:`gateway.hours`; absent: any time).
 
 A policy may also say whose work its users may look after (``watch``: groups, or ``"*"``
 for everyone): their live sessions and their recordings. That grant does not depend on a
@@ -15,6 +16,7 @@ target; :mod:`gateway.watch` gathers it from every policy matching the viewer's 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -22,6 +24,7 @@ from fnmatch import fnmatchcase
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
 from auth.identity import Identity
+from gateway.hours import TimeWindow
 
 IPAddress = IPv4Address | IPv6Address
 IPNetwork = IPv4Network | IPv6Network
@@ -77,6 +80,7 @@ class Policy:
     recordings: RecordingAccess = RecordingAccess.NONE
     record_input: InputRecording = InputRecording.FULL
     watch: tuple[str, ...] = ()  # groups whose live sessions and recordings these users may see; ("*",): all
+    hours: TimeWindow | None = None  # when the policy applies; None: at any time
 
     def group_matches(self, identity: Identity) -> bool:
         return ANY_GROUP in self.groups or not identity.groups.isdisjoint(self.groups)
@@ -87,8 +91,16 @@ class Policy:
     def target_matches(self, target: str) -> bool:
         return any(fnmatchcase(target, pattern) for pattern in self.targets)
 
-    def mismatches(self, identity: Identity, source: IPAddress, target: str) -> list[str]:
-        """Why this policy does not match, one clause per failed condition (empty: it matches)."""
+    def hours_mismatch(self, at: float) -> str | None:
+        """Why the time ``at`` (epoch seconds) is outside :attr:`hours`, with when they open next; None when inside."""
+        if self.hours is None or self.hours.is_open(at):
+            return None
+        opening = self.hours.next_opening(at)
+        when = f"opens next {self.hours.local_time(opening)}" if opening is not None else "never opens"
+        return f"outside hours {self.hours}; {when}"
+
+    def mismatches(self, identity: Identity, source: IPAddress, target: str, at: float) -> list[str]:
+        """Why this policy does not match at ``at``, one clause per failed condition (empty: it matches)."""
         reasons = []
         if not self.group_matches(identity):
             reasons.append(f"{identity.username} is not in any of groups {', '.join(self.groups)}")
@@ -97,6 +109,9 @@ class Policy:
             reasons.append(f"source {source} is not in {networks}")
         if not self.target_matches(target):
             reasons.append(f"target {target} does not match {', '.join(self.targets)}")
+        outside = self.hours_mismatch(at)
+        if outside is not None:
+            reasons.append(outside)
         return reasons
 
 
@@ -107,6 +122,8 @@ class Decision:
     allowed: bool
     policy: Policy | None
     reason: str
+    #: Denied only because a policy that would allow it is outside its ``hours`` now.
+    outside_hours: bool = False
 
 
 def normalize_source(source: IPAddress) -> IPAddress:
@@ -122,28 +139,37 @@ class PolicySet:
     def __init__(self, policies: Sequence[Policy]) -> None:
         self.policies = tuple(policies)
 
-    def decide(self, identity: Identity, source: IPAddress, target: str) -> Decision:
-        """Whether ``identity`` may open ``target`` from ``source``, and which policy says so."""
+    def decide(self, identity: Identity, source: IPAddress, target: str, at: float | None = None) -> Decision:
+        """Whether ``identity`` may open ``target`` from ``source`` at ``at`` (epoch; None: now), and which policy."""
         source = normalize_source(source)
+        at = time.time() if at is None else at
+        closed: Policy | None = None  # the first policy that would allow it at another time
         for policy in self.policies:
-            if not policy.mismatches(identity, source, target):
+            reasons = policy.mismatches(identity, source, target, at)
+            if not reasons:
                 reason = f"policy '{policy.name}' allows {identity.username} from {source} to {target}"
                 return Decision(True, policy, reason)
+            if closed is None and reasons == [policy.hours_mismatch(at)]:
+                closed = policy
         groups = ", ".join(sorted(identity.groups)) or "none"
         reason = f"no policy allows {identity.username} (groups: {groups}) from {source} to {target}"
-        return Decision(False, None, reason)
+        if closed is not None:
+            reason += f" now: policy '{closed.name}' is {closed.hours_mismatch(at)}"
+        return Decision(False, None, reason, outside_hours=closed is not None)
 
-    def allowed_targets(self, identity: Identity, source: IPAddress, targets: Iterable[str]) -> list[str]:
-        """The subset of ``targets``, in their order, that ``identity`` may open from ``source``."""
-        return [target for target in targets if self.decide(identity, source, target).allowed]
+    def allowed_targets(self, identity: Identity, source: IPAddress, targets: Iterable[str],
+                        at: float | None = None) -> list[str]:
+        """The subset of ``targets``, in their order, that ``identity`` may open from ``source`` at ``at``."""
+        return [target for target in targets if self.decide(identity, source, target, at).allowed]
 
-    def explain(self, identity: Identity, source: IPAddress, target: str) -> list[str]:
-        """One line per policy, in evaluation order: whether it matches, and if not, why not."""
+    def explain(self, identity: Identity, source: IPAddress, target: str, at: float | None = None) -> list[str]:
+        """One line per policy, in evaluation order: whether it matches at ``at`` (None: now), and if not, why not."""
         source = normalize_source(source)
+        at = time.time() if at is None else at
         lines = []
         decided_by: Policy | None = None
         for index, policy in enumerate(self.policies, start=1):
-            reasons = policy.mismatches(identity, source, target)
+            reasons = policy.mismatches(identity, source, target, at)
             if reasons:
                 verdict = "no match: " + "; ".join(reasons)
             elif decided_by is None:

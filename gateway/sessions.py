@@ -60,7 +60,7 @@ class EndRequest:
 class SessionControl:
     """What a session's proxy shares with the registry: termination requests in; input time, recording id out."""
 
-    __slots__ = ("session", "terminated", "end_request", "last_input", "recording_id")
+    __slots__ = ("session", "terminated", "end_request", "cause", "last_input", "recording_id")
 
     def __init__(self, session: LiveSession) -> None:
         self.session = session
@@ -69,13 +69,17 @@ class SessionControl:
         self.terminated: asyncio.Future[str] = loop.create_future()
         #: Who asked to end it and why, when a person did (not a logout or a shutdown).
         self.end_request: EndRequest | None = None
+        #: Why the gateway itself ended it, as an outcome label (access_changed, outside_hours), when it did.
+        self.cause: str | None = None
         #: The event loop's time of the operator's last keyboard or pointer input (set by the proxy).
         self.last_input = loop.time()
         #: Set by the proxy once the session's journal exists.
         self.recording_id: str | None = None
 
-    def terminate(self, reason: str) -> None:
+    def terminate(self, reason: str, cause: str | None = None) -> None:
+        """End the session with ``reason`` (for people) and ``cause`` (the outcome label, when not "terminated")."""
         if not self.terminated.done():
+            self.cause = cause
             self.terminated.set_result(reason)
 
     def end(self, request: EndRequest) -> bool:

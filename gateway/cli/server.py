@@ -1,12 +1,16 @@
-"""``deskgate serve``, ``demo`` and ``config check``: run the gateway, or check its configuration."""
+"""``deskgate serve``, ``demo``, ``config check`` and ``config reload``: run the gateway, check its configuration,
+or have the running gateway reload it."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+from base.errors import ConfigError
 from gateway.cli.common import CommandGroups
 from gateway.config import load_config
+from gateway.config.schema import DEFAULT_PID_FILE
+from gateway.reload import request_reload
 
 
 def add_commands(commands: CommandGroups, common: argparse.ArgumentParser) -> None:
@@ -23,6 +27,14 @@ def add_commands(commands: CommandGroups, common: argparse.ArgumentParser) -> No
     check = config.add_parser("check", parents=[common], help="validate a configuration file")
     check.add_argument("file", type=Path, metavar="FILE")
     check.set_defaults(handler=cmd_config_check)
+
+    reload = config.add_parser("reload", parents=[common],
+                               help="have the gateway running with this configuration reload it (as SIGHUP does)")
+    reload.add_argument("--pid-file", type=Path, default=None, metavar="FILE",
+                        help="the gateway's pid file (default: storage.pid_file of the configuration)")
+    reload.add_argument("--timeout", type=float, default=15.0, metavar="SECONDS",
+                        help="how long to wait for the gateway's answer (default: 15)")
+    reload.set_defaults(handler=cmd_config_reload)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -42,3 +54,16 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     config = load_config(args.file)
     print(f"{args.file}: OK ({len(config.targets)} targets, {len(config.policies)} policies)")
     return 0
+
+
+def cmd_config_reload(args: argparse.Namespace) -> int:
+    """Ask the gateway to reload; print its outcome (exit 1 when it refused the file)."""
+    pid_file = args.pid_file
+    if pid_file is None:
+        try:
+            pid_file = load_config(args.config).storage.pid_file
+        except ConfigError:  # the gateway will refuse it and say why; find it where it is by default
+            pid_file = args.config.absolute().parent / DEFAULT_PID_FILE
+    outcome = request_reload(pid_file, args.timeout)
+    print(outcome.describe())
+    return 0 if outcome.result == "ok" else 1

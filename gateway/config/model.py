@@ -95,6 +95,7 @@ class StorageConfig:
     database: str
     fsync_interval: float
     recording_key_file: Path  # HMAC key that seals finished recordings; created (0600) if missing
+    pid_file: Path  # where ``deskgate serve`` writes its process id (``deskgate config reload`` signals it)
 
 
 @dataclass(frozen=True, slots=True)

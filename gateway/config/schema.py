@@ -47,6 +47,7 @@ from gateway.config.model import (
     TLSConfig,
     UIConfig,
 )
+from gateway.hours import DEFAULT_WARNING, TimeWindow, local_zone, parse_hours, zone_named
 from gateway.i18n import LANGUAGES
 from gateway.policy import ANY_GROUP, Clipboard, InputRecording, Policy, RecordingAccess
 
@@ -56,6 +57,8 @@ HOSTNAME = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9_-]{1,63
 DURATION_UNITS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 DURATION_TOKEN = re.compile(r"(\d+)(ms|d|h|m|s)")
 DURATION_HINT = "use e.g. 90s, 10m, 1h30m, 2d or a number of seconds"
+#: Where ``deskgate serve`` writes its process id, relative to the config file's directory.
+DEFAULT_PID_FILE = "var/deskgate.pid"
 DATABASE_URL = re.compile(r"(sqlite|postgresql)(\+\w+)?://")
 
 
@@ -330,7 +333,8 @@ class _ConfigReader:
         return None if ANY_GROUP in groups else frozenset(groups)
 
     def storage(self, node: Node | None) -> StorageConfig:
-        section = self.r.mapping(node, "storage", ["recordings", "database", "fsync_interval", "recording_key_file"])
+        section = self.r.mapping(node, "storage", ["recordings", "database", "fsync_interval", "recording_key_file",
+                                                       "pid_file"])
         database = self.r.string(section.get("database"), "storage.database", "sqlite:///var/deskgate.db")
         if not DATABASE_URL.match(database):
             raise self.r.error(section.get("database"), "storage.database",
@@ -344,6 +348,7 @@ class _ConfigReader:
             fsync_interval=self.duration(section.get("fsync_interval"), "storage.fsync_interval", 1.0),
             recording_key_file=self.path(section.get("recording_key_file"), "storage.recording_key_file",
                                          "var/recording.key"),
+            pid_file=self.path(section.get("pid_file"), "storage.pid_file", DEFAULT_PID_FILE),
         )
 
     def audit(self, node: Node | None) -> AuditConfig:
@@ -425,7 +430,7 @@ class _ConfigReader:
     def policy(self, node: Node, key: str, targets: Mapping[str, Target]) -> Policy:
         r = self.r
         keys = ["name", "groups", "from", "targets", "clipboard", "idle_timeout", "max_session", "recordings",
-                "record_input", "watch"]
+                "record_input", "watch", "hours", "timezone", "hours_warning"]
         section = r.mapping(node, key, keys, required=["name", "groups", "targets"])
         groups = tuple(r.string(item, item_key) for item, item_key in r.sequence(section["groups"], f"{key}.groups"))
         if not groups:
@@ -451,7 +456,35 @@ class _ConfigReader:
             record_input=InputRecording(self.choice_or(section.get("record_input"), f"{key}.record_input",
                                                        InputRecording, InputRecording.FULL)),
             watch=self.watch(section.get("watch"), f"{key}.watch"),
+            hours=self.hours(section, key),
         )
+
+    def hours(self, section: Mapping[str, Node], key: str) -> TimeWindow | None:
+        """``hours`` (one string, ranges separated by ``;``, or a list of ranges) in ``timezone`` (default: local),
+        with ``hours_warning`` (default 5m) before they close."""
+        node, zone_node, warning_node = section.get("hours"), section.get("timezone"), section.get("hours_warning")
+        warning = self.duration(warning_node, f"{key}.hours_warning", DEFAULT_WARNING)
+        zone = local_zone()
+        if zone_node is not None and not self.r.is_null(zone_node):
+            try:
+                zone = zone_named(self.r.string(zone_node, f"{key}.timezone"))
+            except ValueError as error:
+                raise self.r.error(zone_node, f"{key}.timezone", str(error)) from None
+        if node is None or self.r.is_null(node):
+            for name, extra in (("timezone", zone_node), ("hours_warning", warning_node)):
+                if extra is not None:
+                    raise self.r.error(extra, f"{key}.{name}", "applies only to hours; add hours or remove it")
+            return None
+        if isinstance(node, ScalarNode):
+            ranges: list[str] | str = self.r.string(node, f"{key}.hours")
+        else:
+            ranges = [self.r.string(item, f"{key}.hours") for item, _ in self.r.sequence(node, f"{key}.hours")]
+            if not ranges:
+                raise self.r.error(node, f"{key}.hours", "is empty; list time ranges or remove the key")
+        try:
+            return parse_hours(ranges, zone, warning)
+        except ValueError as error:
+            raise self.r.error(node, f"{key}.hours", str(error)) from None
 
     def watch(self, node: Node | None, key: str) -> tuple[str, ...]:
         """``watch``: a list of groups, or ``"*"`` (alone, or as the only item) for everyone; absent: nobody."""

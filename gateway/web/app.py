@@ -8,7 +8,8 @@ a request may take to arrive (``network.header_timeout`` and its siblings).
 Lifecycle, in ``app.cleanup_ctx`` order: the database (and the audit log and recording
 index on it), the live-session directory and the notice board with its delivery loop
 (:func:`supervision_context`), authentication and the watcher that keeps sessions honest
-(:mod:`gateway.web.auth_context`), then the recordings, built by the factory ``create_app``
+(:mod:`gateway.web.auth_context`), hot reload and the watcher that keeps live sessions within the
+policies in force (:mod:`gateway.web.reloading`), then the recordings, built by the factory ``create_app``
 was given (:func:`~gateway.recording_service.recording_service` unless a test or the bench
 hands it another).
 """
@@ -34,6 +35,7 @@ from gateway.config import Address, Config
 from gateway.journals import RecordingContext, RecordingsFactory
 from gateway.notices import NoticeBoard
 from gateway.recording_service import recording_service
+from gateway.reload import remove_pid_file, status_path, write_pid_file
 from gateway.session_directory import SessionDirectory
 from gateway.sessions import SessionRegistry
 from gateway.settings import LiveSettings, Settings
@@ -60,6 +62,7 @@ from gateway.web.keys import (
 )
 from gateway.web.listener import ConnectionGate, GuardedSite, ListenerPolicy, RefusalReporter
 from gateway.web.pages import STATIC, renderer
+from gateway.web.reloading import RELOADER, reload_context
 from gateway.web.security import (
     DENIAL_AUDITOR,
     PENDING_AUDITS,
@@ -146,6 +149,7 @@ def create_app(config: Config, metrics: Metrics | None = None, clock: Callable[[
     app.cleanup_ctx.append(database_context)
     app.cleanup_ctx.append(supervision_context)
     app.cleanup_ctx.append(auth_context)
+    app.cleanup_ctx.append(reload_context)
     app.cleanup_ctx.append(recordings_context(recordings))
     app.router.add_static("/static/", STATIC, follow_symlinks=False)
     app.on_shutdown.append(_end_live_sessions)
@@ -209,12 +213,17 @@ def _url(scheme: str, host: str, port: int) -> str:
     return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
 
 
-def listener_gates(config: Config, metrics: Metrics, report: RefusalReporter) -> tuple[ConnectionGate, ConnectionGate]:
-    """The admission of the web and the metrics listener (a metrics listener on loopback admits any local peer)."""
+def listener_policies(config: Config) -> tuple[ListenerPolicy, ListenerPolicy]:
+    """Whom the web and the metrics listener admit (a metrics listener on loopback admits any local peer)."""
     network = config.network
     web_policy = ListenerPolicy("web", network.allow, network.trusted_proxies, network.connections)
     metrics_peers = None if config.listen.metrics.is_loopback else network.metrics_peers
-    metrics_policy = ListenerPolicy("metrics", metrics_peers, (), network.connections)
+    return web_policy, ListenerPolicy("metrics", metrics_peers, (), network.connections)
+
+
+def listener_gates(config: Config, metrics: Metrics, report: RefusalReporter) -> tuple[ConnectionGate, ConnectionGate]:
+    """The admission of the web and the metrics listener, as :func:`listener_policies` says."""
+    web_policy, metrics_policy = listener_policies(config)
     return ConnectionGate(web_policy, metrics, report), ConnectionGate(metrics_policy, metrics, report)
 
 
@@ -226,6 +235,11 @@ async def start_gateway(config: Config, metrics: Metrics | None = None, clock: C
     http, bound_http = await _start_site(app, config.listen.http, web_gate, _ssl_context(config))
     metrics_runner, bound_metrics = await _start_site(create_metrics_app(app[METRICS]), config.listen.metrics,
                                                       metrics_gate)
+
+    def follow(settings: Settings) -> None:  # new connections are admitted by the reloaded network section
+        web_gate.policy, metrics_gate.policy = listener_policies(settings.config)
+
+    app[RELOADER].on_replace.append(follow)
     scheme = "https" if config.tls.enabled else "http"
     return RunningGateway(app, (http, metrics_runner), _url(scheme, config.listen.http.host, bound_http),
                           _url("http", config.listen.metrics.host, bound_metrics) + "/metrics")
@@ -241,17 +255,24 @@ async def wait_for_stop_signal() -> None:
 
 
 async def serve_until_signalled(config: Config) -> None:
+    """Run until SIGINT or SIGTERM; SIGHUP reloads the config, answering in the status file by the pid file."""
     gateway = await start_gateway(config)
-    log.info("gateway listening", extra={"ctx": {"url": gateway.url, "metrics": gateway.metrics_url}})
+    reloader = gateway.app[RELOADER]
+    reloader.status_file = status_path(config.storage.pid_file)
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reloader.request)
+    write_pid_file(config.storage.pid_file)
+    log.info("gateway listening", extra={"ctx": {"url": gateway.url, "metrics": gateway.metrics_url,
+                                                 "pid_file": str(config.storage.pid_file)}})
     try:
         await wait_for_stop_signal()
     finally:
         log.info("gateway stopping")
+        remove_pid_file(config.storage.pid_file)
         await gateway.stop()
 
 
 def run_gateway(config: Config) -> None:
-    """Run the gateway in the foreground until SIGINT or SIGTERM, on uvloop.
+    """Run the gateway in the foreground until SIGINT or SIGTERM (SIGHUP reloads its config), on uvloop.
 
     uvloop, not the default loop: with many sessions its cheaper socket and callback
     handling keeps tail latency down (bench: p99 added latency at 60 office sessions on

@@ -23,7 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from gateway.desktop import DesktopSession
 from gateway.rfb.browser_limits import BrowserLimits
 from gateway.sessions import LiveSession
-from gateway.web.keys import AUDIT, LIVE_SESSIONS, METRICS, NOTICES, RECORDINGS, SESSION_DIRECTORY, SETTINGS
+from gateway.web.keys import AUDIT, CLOCK, LIVE_SESSIONS, METRICS, NOTICES, RECORDINGS, SESSION_DIRECTORY, SETTINGS
 from gateway.web.security import (
     client_address,
     current_session,
@@ -58,12 +58,14 @@ async def desktop_socket(request: web.Request) -> web.StreamResponse:
     source = client_address(request)
     user = session.identity.username
     audit = app[AUDIT]
-    decision = settings.policies.decide(session.identity, source, name)
+    decision = settings.policies.decide(session.identity, source, name, app[CLOCK]())
     if not decision.allowed or decision.policy is None:
         metrics.policy_denied_total.inc()
         metrics.sessions_total.labels(protocol="vnc", outcome="denied").inc()
         await audit.record("session.open", user=user, source=source, target=name, outcome="denied",
                            reason=decision.reason, protocol="vnc")
+        if decision.outside_hours:
+            return error_json(403, f"{name} is outside its working hours: {decision.reason}")
         return error_json(403, f"you may not open {name} from here")
 
     # + 1: aiohttp refuses a message of max_msg_size bytes or more.

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from gateway.desktop import idle_warning_lead
 from gateway.watch import watch_scope
-from gateway.web.keys import SETTINGS
+from gateway.web.keys import CLOCK, SETTINGS
 from gateway.web.pages import signed_in_page
 from gateway.web.security import client_address, current_session, error_json
 
@@ -27,7 +27,7 @@ async def list_targets(request: web.Request) -> web.Response:
     source = client_address(request)
     targets = []
     for name in config.targets:
-        decision = settings.policies.decide(session.identity, source, name)
+        decision = settings.policies.decide(session.identity, source, name, request.app[CLOCK]())
         if decision.policy is None:
             continue
         idle_timeout = decision.policy.idle_timeout

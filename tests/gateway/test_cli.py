@@ -283,6 +283,29 @@ def test_policy_explain_shows_whom_a_supervisor_may_watch(config_file: Path, mon
         "watch: root_ may watch the live sessions and recordings of everyone (admin)")
 
 
+def test_policy_explain_says_when_the_hours_open_and_close(config_file: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    config_file.write_text(CONFIG + textwrap.indent(textwrap.dedent("""\
+        - name: day-shift
+          groups: [day]
+          targets: ["desk-01"]
+          hours: "Mon-Fri 08:00-20:00"
+          timezone: Asia/Tokyo
+        """), "  "))
+    add_user(config_file, monkeypatch, "dana", "day")
+    capsys.readouterr()
+    explain = ["policy", "explain", "dana", "--from", "127.0.0.1", "--target", "desk-01", "--config", str(config_file)]
+    assert main([*explain, "--at", "2026-12-11T21:00+09:00"]) == 1  # a Friday evening
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == ("DENIED: no policy allows dana (groups: day) from 127.0.0.1 to desk-01 now: policy "
+                        "'day-shift' is outside hours Mon-Fri 08:00-20:00 Asia/Tokyo; opens next Mon 08:00")
+    assert "  3. policy 'day-shift': no match: outside hours Mon-Fri 08:00-20:00 Asia/Tokyo; opens next Mon 08:00" \
+        in lines
+    assert main([*explain, "--at", "2026-12-11T10:00+09:00"]) == 0
+    assert "hours: policy 'day-shift' applies until Fri 20:00 (Mon-Fri 08:00-20:00 Asia/Tokyo)" in \
+        capsys.readouterr().out.splitlines()
+
+
 @pytest.mark.parametrize(("argv", "message"), [
     (["bob", "--from", "127.0.0.1", "--target", "desk-01"], "no local user 'bob'"),
     (["alice", "--from", "127.0.0.1", "--target", "desk-99"], "no target 'desk-99'"),

@@ -76,6 +76,8 @@ def test_every_close_code_carries_its_outcome_label() -> None:
         4010: "terminated",
         4011: "recording_failed",
         4012: "input_flood",
+        4020: "access_changed",
+        4021: "outside_hours",
     }
     assert CloseCode.IDLE_TIMEOUT.outcome == "idle_timeout"
     assert isinstance(CloseCode.TERMINATED, int) and int(CloseCode.TERMINATED) == 4010

@@ -1,7 +1,7 @@
 // The desktop page: noVNC over the gateway's WebSocket. The gateway has already
 // authenticated the user (cookie) and holds the target's password; RFB security here is None.
 // The gateway's notices (GET /api/v1/notices) tell the operator who is viewing the screen,
-// when the session will end for idleness, and who ended it and why.
+// when the session will end for idleness or because its working hours end, and who ended it and why.
 import RFB from "/static/novnc/core/rfb.js";
 import { attachClipboard } from "/static/clipboard.js";
 import { attachTextInput } from "/static/textinput.js";
@@ -83,6 +83,19 @@ notices.addEventListener("notice", (event) => {
   showViewers();
 });
 window.deskgateNotices = notices;  // for end-to-end tests
+
+// The policy's working hours end soon (window_closing): say when, in this browser's time; gone once the session ends.
+const windowBanner = document.getElementById("window-closing");
+notices.addEventListener("notice", (event) => {
+  const notice = JSON.parse(event.data);
+  if (notice.type !== "window_closing" || (notice.target && notice.target !== target)) return;
+  const closing = new Date(notice.closing_epoch * 1000 - clockOffset);
+  if (closing <= new Date()) return;
+  document.getElementById("window-closing-time").textContent =
+    closing.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  windowBanner.hidden = !ended.hidden;
+});
+socket.addEventListener("close", () => { windowBanner.hidden = true; });
 
 function showViewers() {
   viewersText.textContent = [...viewers].sort().join(", ");
