@@ -41,6 +41,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import TypeVar
@@ -129,6 +130,12 @@ class CloseCode(IntEnum):
     TERMINATED = 4010, "terminated"
     RECORDING_FAILED = 4011, "recording_failed"
     INPUT_FLOOD = 4012, "input_flood"
+    IN_USE = 4013, "in_use"  # refused before the session starts: the target holds its max_sessions
+
+    @property
+    def signs_out(self) -> bool:
+        """Whether a session ending so ends the web sign-in that opened it too (idle, too long)."""
+        return self in (CloseCode.IDLE_TIMEOUT, CloseCode.MAX_SESSION)
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +165,11 @@ class TargetEndpoint:
     password: bytes | None
 
 
+#: Ends the web sign-in that opened a session ending with an idle timeout or its maximum length, before
+#: the page hears of it (so that its "Reconnect" meets the login page).
+SignOut = Callable[["SessionEnded"], Awaitable[None]]
+
+
 class DesktopSession:
     """Proxy one browser WebSocket to one VNC target until either side ends it."""
 
@@ -174,8 +186,10 @@ class DesktopSession:
         timeouts: Timeouts = Timeouts(),
         browser_limits: BrowserLimits = BrowserLimits(),
         browser_slice: int = BROWSER_SLICE,
+        sign_out: SignOut | None = None,
     ) -> None:
         self._ws = ws
+        self._sign_out = sign_out
         self._target = target
         self._policy = policy
         self._live = live
@@ -209,6 +223,8 @@ class DesktopSession:
             if self._writer is not None:
                 self._writer.close()
         try:
+            if ended.code.signs_out and self._sign_out is not None:
+                await self._sign_out(ended)
             await self._ws.close(code=ended.code, message=close_reason(ended.reason))
         finally:
             if self._recorder is not None:
@@ -419,8 +435,8 @@ class DesktopSession:
                 idle_deadline = self._last_input + policy.idle_timeout
                 if now >= idle_deadline:
                     self._metrics.idle_logouts_total.inc()
-                    raise SessionEnded(CloseCode.IDLE_TIMEOUT,
-                                       f"no input for {policy.idle_timeout:.0f} s: session ended for safety")
+                    raise SessionEnded(CloseCode.IDLE_TIMEOUT, f"no input for {policy.idle_timeout:.0f} s: you were "
+                                       "signed out for safety; sign in again to continue")
                 warning_at = idle_deadline - idle_warning_lead(policy.idle_timeout)
                 if now < warning_at:
                     deadlines.append(warning_at)
@@ -433,8 +449,8 @@ class DesktopSession:
             if policy.max_session is not None:
                 max_deadline = started + policy.max_session
                 if now >= max_deadline:
-                    raise SessionEnded(CloseCode.MAX_SESSION,
-                                       f"maximum session length of {policy.max_session:.0f} s reached")
+                    raise SessionEnded(CloseCode.MAX_SESSION, f"maximum session length of {policy.max_session:.0f} s "
+                                       "reached: you were signed out; sign in again to continue")
                 deadlines.append(max_deadline)
             wait = min(deadlines) - now if deadlines else None
             done, _ = await asyncio.wait((self._terminated, recorder.failure), timeout=wait,
