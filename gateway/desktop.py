@@ -22,6 +22,12 @@ so a browser that stops reading stops the reads from the target, and a slow reco
 disk slows both directions; buffers are bounded by the read size, the browser's
 WebSocket message cap, the framers' limits and the recorder's high-water mark.
 
+A session that ends for idleness or its maximum length signs the operator out: the
+``sign_out`` callback ends the web session that opened it before the browser hears of
+the end, so the page's "Reconnect" meets the login page (password and TOTP again).
+What counts as input is the proxy's :class:`~gateway.rfb.proxy.InputActivity`: pointer
+events that change nothing and key repeats do not.
+
 The operator's page hears from the watchdog through the notice board
 (:mod:`gateway.notices`): the idle warning carries the deadline on the gateway's clock. A
 session someone ended (:class:`~gateway.sessions.EndRequest`) says who and why in its close

@@ -79,7 +79,8 @@ class InputRecording(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Policy:
-    """One access rule; durations are in seconds, ``None`` meaning no policy-specific limit."""
+    """One access rule; durations are in seconds, ``None`` meaning no limit (a loaded config always sets
+    ``idle_timeout``: by default the web sign-in's, see :mod:`gateway.config.schema`)."""
 
     name: str
     groups: tuple[str, ...]
