@@ -23,7 +23,7 @@ disk slows both directions; buffers are bounded by the read size, the browser's
 WebSocket message cap, the framers' limits and the recorder's high-water mark.
 
 A session that ends for idleness or its maximum length signs the operator out: the
-``sign_out`` callback ends the web session that opened it before the browser hears of
+``before_close`` callback ends the web session that opened it before the browser hears of
 the end, so the page's "Reconnect" meets the login page (password and TOTP again).
 What counts as input is the proxy's :class:`~gateway.rfb.proxy.InputActivity`: pointer
 events that change nothing and key repeats do not.
@@ -171,9 +171,10 @@ class TargetEndpoint:
     password: bytes | None
 
 
-#: Ends the web sign-in that opened a session ending with an idle timeout or its maximum length, before
-#: the page hears of it (so that its "Reconnect" meets the login page).
-SignOut = Callable[["SessionEnded"], Awaitable[None]]
+#: What must be done as a session ends, before the browser hears of it: free its place on the target (a
+#: "Reconnect" must not find it taken) and, when it ended for idleness or its length, end its web sign-in
+#: (so that "Reconnect" meets the login page).
+BeforeClose = Callable[["SessionEnded"], Awaitable[None]]
 
 
 class DesktopSession:
@@ -192,10 +193,10 @@ class DesktopSession:
         timeouts: Timeouts = Timeouts(),
         browser_limits: BrowserLimits = BrowserLimits(),
         browser_slice: int = BROWSER_SLICE,
-        sign_out: SignOut | None = None,
+        before_close: BeforeClose | None = None,
     ) -> None:
         self._ws = ws
-        self._sign_out = sign_out
+        self._before_close = before_close
         self._target = target
         self._policy = policy
         self._live = live
@@ -229,8 +230,8 @@ class DesktopSession:
             if self._writer is not None:
                 self._writer.close()
         try:
-            if ended.code.signs_out and self._sign_out is not None:
-                await self._sign_out(ended)
+            if self._before_close is not None:
+                await self._before_close(ended)
             await self._ws.close(code=ended.code, message=close_reason(ended.reason))
         finally:
             if self._recorder is not None:

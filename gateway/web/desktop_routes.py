@@ -157,6 +157,16 @@ async def desktop_socket(request: web.Request) -> web.StreamResponse:
         raise
     control = registry.add(live)
 
+    async def before_close(ended: SessionEnded) -> None:
+        registry.remove(live)  # no more heartbeats: should the withdrawal below fail, the row expires
+        try:
+            await directory.withdraw(live.id)
+        except SQLAlchemyError as error:
+            log.warning("cannot withdraw a session from the directory: %s", error,
+                        extra={"ctx": {"session": live.id}})
+        if ended.code.signs_out:
+            await sign_out(ended)
+
     async def sign_out(ended: SessionEnded) -> None:
         reason = ended.code.outcome
         try:
@@ -172,17 +182,13 @@ async def desktop_socket(request: web.Request) -> web.StreamResponse:
     started = time.monotonic()
     try:
         ended = await DesktopSession(ws, endpoint, policy, live, control, metrics, app[RECORDINGS],
-                                     app[NOTICES], browser_limits=BROWSER_LIMITS, sign_out=sign_out).run()
+                                     app[NOTICES], browser_limits=BROWSER_LIMITS, before_close=before_close).run()
     finally:
-        registry.remove(live)  # no more heartbeats: should the withdrawal below fail, the row expires
+        registry.remove(live)  # when the session failed before its end (remove is idempotent)
     duration = time.monotonic() - started
     outcome = ended.code.outcome
     metrics.sessions_total.labels(protocol="vnc", outcome=outcome).inc()
     metrics.session_duration_seconds.observe(duration)
-    try:
-        await directory.withdraw(live.id)
-    except SQLAlchemyError as error:
-        log.warning("cannot withdraw a session from the directory: %s", error, extra={"ctx": {"session": live.id}})
     await audit.record("session.close", user=user, source=source, target=name, outcome=outcome,
                        reason=ended.reason, protocol="vnc", session=live.id, recording=control.recording_id,
                        duration=round(duration, 3))
