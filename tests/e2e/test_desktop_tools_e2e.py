@@ -92,15 +92,11 @@ async def test_special_keys_fit_and_the_warning_before_leaving(
     await page.click("[data-keys=ctrl-alt-del]")
     await expect(page.locator("#keys-list")).to_be_hidden()
 
-    dialogs: list[str] = []
-
-    async def leave(dialog: Dialog) -> None:
-        dialogs.append(dialog.type)
-        await dialog.accept()
-
-    page.on("dialog", leave)
-    await page.close(run_before_unload=True)
-    assert dialogs == ["beforeunload"]
+    async with page.expect_event("dialog", timeout=10000) as asked:  # leaving a connected desktop asks first
+        await page.close(run_before_unload=True)
+    dialog: Dialog = await asked.value
+    assert dialog.type == "beforeunload"
+    await dialog.accept()
 
     recordings = tmp_path / "recordings"
     async with asyncio.timeout(15):  # the session ends with the page, and its recording is finished
