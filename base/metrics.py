@@ -209,6 +209,20 @@ class Metrics:
             "Operators warned that their session's time window (a policy's hours) is about to close.",
             registry=r,
         )
+        # issue 11, access: sign-outs by a desktop's limits, and one desktop per operator
+        self.sign_outs_total = Counter(
+            f"{PREFIX}_sign_outs_total",
+            "Web sign-ins ended because a desktop they opened reached a limit; reason is idle_timeout or max_session.",
+            ["reason"],
+            registry=r,
+        )
+        self.sessions_refused_total = Counter(
+            f"{PREFIX}_sessions_refused_total",
+            "Desktops refused because the target holds its max_sessions operators already; reason is in_use "
+            "(a one-operator desktop) or too_many (a shared one).",
+            ["reason"],
+            registry=r,
+        )
 
     def exposition(self) -> bytes:
         """The registry in Prometheus text format."""

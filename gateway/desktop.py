@@ -22,6 +22,12 @@ so a browser that stops reading stops the reads from the target, and a slow reco
 disk slows both directions; buffers are bounded by the read size, the browser's
 WebSocket message cap, the framers' limits and the recorder's high-water mark.
 
+A session that ends for idleness or its maximum length signs the operator out: the
+``before_close`` callback ends the web session that opened it before the browser hears of
+the end, so the page's "Reconnect" meets the login page (password and TOTP again).
+What counts as input is the proxy's :class:`~gateway.rfb.proxy.InputActivity`: pointer
+events that change nothing and key repeats do not.
+
 The operator's page hears from the watchdog through the notice board
 (:mod:`gateway.notices`): the idle warning carries the deadline on the gateway's clock. A
 session someone ended (:class:`~gateway.sessions.EndRequest`) says who and why in its close
@@ -41,6 +47,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import TypeVar
@@ -129,6 +136,7 @@ class CloseCode(IntEnum):
     TERMINATED = 4010, "terminated"
     RECORDING_FAILED = 4011, "recording_failed"
     INPUT_FLOOD = 4012, "input_flood"
+    IN_USE = 4013, "in_use"  # refused before the session starts: the target holds its max_sessions
     ACCESS_CHANGED = 4020, "access_changed"  # a reload: the policies in force no longer allow it
     OUTSIDE_HOURS = 4021, "outside_hours"  # its policy's time window closed
 
@@ -136,6 +144,11 @@ class CloseCode(IntEnum):
     def ending(cls, cause: str | None) -> CloseCode:
         """The code of a session the gateway ended for ``cause`` (an outcome label); TERMINATED for any other."""
         return next((code for code in cls if code.outcome == cause), cls.TERMINATED)
+
+    @property
+    def signs_out(self) -> bool:
+        """Whether a session ending so ends the web sign-in that opened it too (idle, too long)."""
+        return self in (CloseCode.IDLE_TIMEOUT, CloseCode.MAX_SESSION)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +178,12 @@ class TargetEndpoint:
     password: bytes | None
 
 
+#: What must be done as a session ends, before the browser hears of it: free its place on the target (a
+#: "Reconnect" must not find it taken) and, when it ended for idleness or its length, end its web sign-in
+#: (so that "Reconnect" meets the login page).
+BeforeClose = Callable[["SessionEnded"], Awaitable[None]]
+
+
 class DesktopSession:
     """Proxy one browser WebSocket to one VNC target until either side ends it."""
 
@@ -181,8 +200,10 @@ class DesktopSession:
         timeouts: Timeouts = Timeouts(),
         browser_limits: BrowserLimits = BrowserLimits(),
         browser_slice: int = BROWSER_SLICE,
+        before_close: BeforeClose | None = None,
     ) -> None:
         self._ws = ws
+        self._before_close = before_close
         self._target = target
         self._policy = policy
         self._live = live
@@ -216,6 +237,8 @@ class DesktopSession:
             if self._writer is not None:
                 self._writer.close()
         try:
+            if self._before_close is not None:
+                await self._before_close(ended)
             await self._ws.close(code=ended.code, message=close_reason(ended.reason))
         finally:
             if self._recorder is not None:
@@ -426,8 +449,8 @@ class DesktopSession:
                 idle_deadline = self._last_input + policy.idle_timeout
                 if now >= idle_deadline:
                     self._metrics.idle_logouts_total.inc()
-                    raise SessionEnded(CloseCode.IDLE_TIMEOUT,
-                                       f"no input for {policy.idle_timeout:.0f} s: session ended for safety")
+                    raise SessionEnded(CloseCode.IDLE_TIMEOUT, f"no input for {policy.idle_timeout:.0f} s: you were "
+                                       "signed out for safety; sign in again to continue")
                 warning_at = idle_deadline - idle_warning_lead(policy.idle_timeout)
                 if now < warning_at:
                     deadlines.append(warning_at)
@@ -440,8 +463,8 @@ class DesktopSession:
             if policy.max_session is not None:
                 max_deadline = started + policy.max_session
                 if now >= max_deadline:
-                    raise SessionEnded(CloseCode.MAX_SESSION,
-                                       f"maximum session length of {policy.max_session:.0f} s reached")
+                    raise SessionEnded(CloseCode.MAX_SESSION, f"maximum session length of {policy.max_session:.0f} s "
+                                       "reached: you were signed out; sign in again to continue")
                 deadlines.append(max_deadline)
             wait = min(deadlines) - now if deadlines else None
             done, _ = await asyncio.wait((self._terminated, recorder.failure), timeout=wait,

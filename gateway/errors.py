@@ -1,7 +1,8 @@
 """The gateway's own errors, above the RFB core's (:mod:`gateway.rfb.errors`).
 
     GatewayError
-     └── PolicyDenied          no policy allows this user, source and target
+     ├── PolicyDenied          no policy allows this user, source and target
+     └── TargetInUse           the target already holds its max_sessions operators' sessions
 
 Configuration errors are :class:`base.errors.ConfigError`; protocol and target errors
 are :class:`gateway.rfb.errors.RFBError`. The asyncio edge turns them into a WebSocket
@@ -17,3 +18,30 @@ class GatewayError(Exception):
 
 class PolicyDenied(GatewayError):
     """No policy allows this user, from this address, to this target."""
+
+
+class TargetInUse(GatewayError):
+    """The target already holds its ``max_sessions`` operators' sessions (live viewers aside)."""
+
+    def __init__(self, target: str, max_sessions: int, holders: tuple[str, ...], username: str) -> None:
+        self.target = target
+        self.max_sessions = max_sessions
+        self.holders = holders  # who holds them (user names, for the log and the audit event, never the page)
+        self.username = username  # who was refused
+        super().__init__(self.reason)
+
+    @property
+    def metric_reason(self) -> str:
+        """``sessions_refused_total{reason}``: in_use (a one-operator target), too_many (a shared one)."""
+        return "in_use" if self.max_sessions == 1 else "too_many"
+
+    @property
+    def reason(self) -> str:
+        """What the refused operator reads."""
+        if self.username in self.holders and self.max_sessions == 1:
+            return (f"you already have {self.target} open in another window or tab; "
+                    "use that one, or close it and try again")
+        if self.max_sessions == 1:
+            return f"{self.target} is in use by another operator; choose another desktop or try again later"
+        return (f"{self.target} already has {self.max_sessions} sessions open, its limit; "
+                "try again later or choose another desktop")

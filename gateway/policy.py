@@ -6,7 +6,9 @@ matches, access is denied. A policy matches when all three hold:
 - the user is in one of its ``groups`` (``"*"`` matches any authenticated user);
 - the source address is in one of its ``from_networks`` (empty: any source that
   already passed the global allow list);
-- the target name matches one of its ``targets`` glob patterns (case-sensitive);
+- the target name matches one of its ``targets`` glob patterns (case-sensitive), in which
+  ``{user}`` stands for the signed-in user's name (:func:`user_pattern`): ``desk-{user}``
+  gives each operator their own desktop;
 - the time of the decision is inside its ``hours`` (:mod:`gateway.hours`; absent: any time).
 
 A policy may also say whose work its users may look after (``watch``: groups, or ``"*"``
@@ -24,12 +26,24 @@ from fnmatch import fnmatchcase
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
 from auth.identity import Identity
+from auth.names import name_key
 from gateway.hours import TimeWindow
 
 IPAddress = IPv4Address | IPv6Address
 IPNetwork = IPv4Network | IPv6Network
 
 ANY_GROUP = "*"
+#: In a policy's target pattern, the signed-in user's name.
+USER_PLACEHOLDER = "{user}"
+_GLOB_SPECIAL = str.maketrans({"*": "[*]", "?": "[?]", "[": "[[]", "]": "[]]"})
+
+
+def user_pattern(pattern: str, username: str) -> str:
+    """``pattern`` with ``{user}`` replaced by ``username`` as a directory compares it (:func:`auth.names.name_key`:
+    ``Alice`` opens ``desk-alice``), its glob characters escaped so that a name never widens the pattern."""
+    if USER_PLACEHOLDER not in pattern:
+        return pattern
+    return pattern.replace(USER_PLACEHOLDER, name_key(username).translate(_GLOB_SPECIAL))
 
 
 class Clipboard(StrEnum):
@@ -68,7 +82,8 @@ class InputRecording(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Policy:
-    """One access rule; durations are in seconds, ``None`` meaning no policy-specific limit."""
+    """One access rule; durations are in seconds, ``None`` meaning no limit (a loaded config always sets
+    ``idle_timeout``: by default the web sign-in's, see :mod:`gateway.config.schema`)."""
 
     name: str
     groups: tuple[str, ...]
@@ -88,8 +103,8 @@ class Policy:
     def source_matches(self, source: IPAddress) -> bool:
         return not self.from_networks or any(source in network for network in self.from_networks)
 
-    def target_matches(self, target: str) -> bool:
-        return any(fnmatchcase(target, pattern) for pattern in self.targets)
+    def target_matches(self, target: str, username: str) -> bool:
+        return any(fnmatchcase(target, user_pattern(pattern, username)) for pattern in self.targets)
 
     def hours_mismatch(self, at: float) -> str | None:
         """Why the time ``at`` (epoch seconds) is outside :attr:`hours`, with when they open next; None when inside."""
@@ -107,8 +122,11 @@ class Policy:
         if not self.source_matches(source):
             networks = ", ".join(str(network) for network in self.from_networks)
             reasons.append(f"source {source} is not in {networks}")
-        if not self.target_matches(target):
-            reasons.append(f"target {target} does not match {', '.join(self.targets)}")
+        if not self.target_matches(target, identity.username):
+            patterns = (pattern if USER_PLACEHOLDER not in pattern
+                        else f"{pattern} (for {identity.username}: {user_pattern(pattern, identity.username)})"
+                        for pattern in self.targets)
+            reasons.append(f"target {target} does not match {', '.join(patterns)}")
         outside = self.hours_mismatch(at)
         if outside is not None:
             reasons.append(outside)

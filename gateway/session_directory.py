@@ -12,6 +12,12 @@ and why into the session's row; the holding node's watcher reads the requests fo
 sessions every round (:meth:`~SessionDirectory.end_requests`) and ends them. Live viewers are
 counted in the row by whichever node serves them (:meth:`~SessionDirectory.viewer_joined`).
 
+A target's ``max_sessions`` is kept across nodes at :meth:`~SessionDirectory.publish`: the count
+of the target's listed sessions and the insert run in one transaction serialized on that
+target (a PostgreSQL advisory lock; SQLite's write lock), so of two operators opening the
+last free place at once on any two nodes, exactly one gets it. Live viewers are not rows of
+their own and do not count.
+
 Times are each node's wall clock, as for web sessions: nodes keep their clocks in step (NTP).
 """
 
@@ -44,6 +50,7 @@ from sqlalchemy.engine import RowMapping
 
 from base.db import Store, UTCDateTime, metadata
 from base.times import isoformat_utc
+from gateway.errors import TargetInUse
 from gateway.sessions import EndRequest, LiveSession, SessionControl
 
 #: The live sessions of every node; each row is kept by the node holding the session.
@@ -123,11 +130,25 @@ class SessionDirectory:
         self.expiry = expiry
         self.max_reason = max_reason
 
-    async def publish(self, live: LiveSession) -> None:
-        """Insert ``live``'s row, as its session opens on this node."""
-        async with self.store.transaction() as connection:
+    async def publish(self, live: LiveSession, max_sessions: int | None = None) -> None:
+        """Insert ``live``'s row, as its session opens on this node; raises :class:`TargetInUse` (and inserts
+        nothing) when its target already has ``max_sessions`` listed sessions (None: no limit)."""
+        async with self.store.serialized(f"deskgate.target.{live.target}") as connection:
             now = self.clock()
+            if max_sessions is not None:
+                c = live_sessions.c
+                holders: tuple[str, ...] = tuple((await connection.execute(select(c.username).where(
+                    c.target == live.target, c.id != live.id, self._listed(now)).order_by(c.started))).scalars())
+                if len(holders) >= max_sessions:
+                    raise TargetInUse(live.target, max_sessions, holders, live.username)
             await connection.execute(self.store.upsert(live_sessions, self._row(live, now, now)))
+
+    async def holders(self, target: str) -> list[str]:
+        """Who holds a listed session on ``target`` now (user names, oldest first)."""
+        c = live_sessions.c
+        query = select(c.username).where(c.target == target, self._listed(self.clock())).order_by(c.started)
+        async with self.store.read() as connection:
+            return list((await connection.execute(query)).scalars())
 
     async def withdraw(self, session_id: str) -> None:
         """Delete the row of a session that ended on this node."""

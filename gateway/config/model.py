@@ -125,6 +125,7 @@ class Target:
     password_file: Path | None
     username: str | None
     key_file: Path | None
+    max_sessions: int | None = 1  # operators' sessions at once (live viewers aside); None: no limit
 
 
 @dataclass(frozen=True, slots=True)

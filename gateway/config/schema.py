@@ -49,7 +49,7 @@ from gateway.config.model import (
 )
 from gateway.hours import DEFAULT_WARNING, TimeWindow, local_zone, parse_hours, zone_named
 from gateway.i18n import LANGUAGES
-from gateway.policy import ANY_GROUP, Clipboard, InputRecording, Policy, RecordingAccess
+from gateway.policy import ANY_GROUP, USER_PLACEHOLDER, Clipboard, InputRecording, Policy, RecordingAccess
 
 TARGET_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
 PROTOCOL_DEFAULT_PORTS = {"vnc": 5900, "ssh": 22}
@@ -112,13 +112,14 @@ class _ConfigReader:
                                         "audit", "ui"])
         tls = self.tls(top.get("tls"))
         targets = self.targets(top.get("targets"))
-        policies = self.policies(top.get("policies"), targets)
+        web_session = self.web_session(top.get("auth"))
+        policies = self.policies(top.get("policies"), targets, web_session.idle_timeout)
         return Config(
             path=self.r.path.absolute(),
             listen=self.listen(top.get("listen"), tls),
             tls=tls,
             network=self.network(top.get("network")),
-            auth=self.auth(top.get("auth"), policies),
+            auth=self.auth(top.get("auth"), policies, web_session),
             storage=self.storage(top.get("storage")),
             targets=MappingProxyType(targets),
             policies=policies,
@@ -238,7 +239,19 @@ class _ConfigReader:
             ),
         )
 
-    def auth(self, node: Node | None, policies: tuple[Policy, ...]) -> AuthConfig:
+    def web_session(self, auth_node: Node | None) -> WebSessionConfig:
+        """``auth.web_session`` (read before the policies: its idle timeout is theirs by default)."""
+        r = self.r
+        section = r.mapping(auth_node, "auth", None)
+        web = r.mapping(section.get("web_session"), "auth.web_session", ["idle_timeout", "absolute_timeout"])
+        idle = self.duration(web.get("idle_timeout"), "auth.web_session.idle_timeout", 15 * 60.0)
+        absolute = self.duration(web.get("absolute_timeout"), "auth.web_session.absolute_timeout", 12 * 3600.0)
+        if idle > absolute:
+            raise r.error(web.get("idle_timeout"), "auth.web_session.idle_timeout",
+                          "is longer than auth.web_session.absolute_timeout; make it shorter")
+        return WebSessionConfig(idle, absolute)
+
+    def auth(self, node: Node | None, policies: tuple[Policy, ...], web_session: WebSessionConfig) -> AuthConfig:
         r = self.r
         section = r.mapping(node, "auth", ["local", "ldap", "totp", "web_session", "order"])
         local = None
@@ -250,12 +263,6 @@ class _ConfigReader:
         if local is None and ldap is None:
             raise r.error(node, "auth", "no way to log in; configure auth.local or auth.ldap")
         totp = r.mapping(section.get("totp"), "auth.totp", ["required", "issuer", "secret_key_file"])
-        web = r.mapping(section.get("web_session"), "auth.web_session", ["idle_timeout", "absolute_timeout"])
-        idle = self.duration(web.get("idle_timeout"), "auth.web_session.idle_timeout", 15 * 60.0)
-        absolute = self.duration(web.get("absolute_timeout"), "auth.web_session.absolute_timeout", 12 * 3600.0)
-        if idle > absolute:
-            raise r.error(web.get("idle_timeout"), "auth.web_session.idle_timeout",
-                          "is longer than auth.web_session.absolute_timeout; make it shorter")
         return AuthConfig(
             local=local,
             ldap=ldap,
@@ -264,7 +271,7 @@ class _ConfigReader:
                 issuer=r.string(totp.get("issuer"), "auth.totp.issuer", "deskgate"),
                 secret_key_file=self.path(totp.get("secret_key_file"), "auth.totp.secret_key_file", "var/totp.key"),
             ),
-            web_session=WebSessionConfig(idle, absolute),
+            web_session=web_session,
             order=self.backend_order(section.get("order"), {"local": local, "ldap": ldap}),
         )
 
@@ -392,7 +399,7 @@ class _ConfigReader:
 
     def target(self, name: str, node: Node, key: str) -> Target:
         r = self.r
-        keys = ["protocol", "host", "port", "password_file", "username", "key_file"]
+        keys = ["protocol", "host", "port", "password_file", "username", "key_file", "max_sessions"]
         section = r.mapping(node, key, keys, required=["protocol", "host"])
         protocol = r.choice(section["protocol"], f"{key}.protocol", list(PROTOCOL_DEFAULT_PORTS))
         host = r.string(section["host"], f"{key}.host")
@@ -415,22 +422,37 @@ class _ConfigReader:
             password_file=self.optional_path(section.get("password_file"), f"{key}.password_file"),
             username=r.optional_string(section.get("username"), f"{key}.username"),
             key_file=self.optional_path(section.get("key_file"), f"{key}.key_file"),
+            max_sessions=self.max_sessions(section, key, protocol),
         )
 
-    def policies(self, node: Node | None, targets: Mapping[str, Target]) -> tuple[Policy, ...]:
+    def max_sessions(self, section: dict[str, Node], key: str, protocol: str) -> int | None:
+        """``max_sessions``: how many operators' sessions a target holds at once (live viewers aside);
+        absent: 1 for a desktop, any number for a terminal; null: any number."""
+        if "max_sessions" not in section:
+            return 1 if protocol == "vnc" else None
+        node = section["max_sessions"]
+        if self.r.is_null(node):
+            return None
+        value = self.r.integer(node, f"{key}.max_sessions")
+        if value < 1:
+            raise self.r.error(node, f"{key}.max_sessions", f"{value} is not a number of sessions; use 1 or more, "
+                               "or null for no limit")
+        return value
+
+    def policies(self, node: Node | None, targets: Mapping[str, Target], default_idle: float) -> tuple[Policy, ...]:
         policies: dict[str, Policy] = {}
         for item, key in self.r.sequence(node, "policies"):
-            policy = self.policy(item, key, targets)
+            policy = self.policy(item, key, targets, default_idle)
             if policy.name in policies:
                 name_node = self.r.mapping(item, key, None)["name"]
                 raise self.r.error(name_node, f"{key}.name", f"policy name {policy.name!r} is used twice; rename one")
             policies[policy.name] = policy
         return tuple(policies.values())
 
-    def policy(self, node: Node, key: str, targets: Mapping[str, Target]) -> Policy:
+    def policy(self, node: Node, key: str, targets: Mapping[str, Target], default_idle: float) -> Policy:
         r = self.r
-        keys = ["name", "groups", "from", "targets", "clipboard", "idle_timeout", "max_session", "recordings",
-                "record_input", "watch", "hours", "timezone", "hours_warning"]
+        keys = ["name", "groups", "from", "targets", "clipboard", "idle_timeout", "idle_timeout_override",
+                "max_session", "recordings", "record_input", "watch", "hours", "timezone", "hours_warning"]
         section = r.mapping(node, key, keys, required=["name", "groups", "targets"])
         groups = tuple(r.string(item, item_key) for item, item_key in r.sequence(section["groups"], f"{key}.groups"))
         if not groups:
@@ -438,7 +460,10 @@ class _ConfigReader:
         patterns = []
         for item, item_key in r.sequence(section["targets"], f"{key}.targets"):
             pattern = r.string(item, item_key)
-            if not any(fnmatchcase(name, pattern) for name in targets):
+            if "{" in pattern.replace(USER_PLACEHOLDER, "") or "}" in pattern.replace(USER_PLACEHOLDER, ""):
+                raise r.error(item, item_key, f"{pattern!r}: only {USER_PLACEHOLDER} may stand for something "
+                              "(the signed-in user's name)")
+            if not any(fnmatchcase(name, pattern.replace(USER_PLACEHOLDER, "*")) for name in targets):
                 raise r.error(item, item_key, f"{pattern!r} matches no target defined under targets")
             patterns.append(pattern)
         if not patterns:
@@ -449,7 +474,7 @@ class _ConfigReader:
             from_networks=self.networks(section.get("from"), f"{key}.from"),
             targets=tuple(patterns),
             clipboard=self.clipboard(section.get("clipboard"), f"{key}.clipboard"),
-            idle_timeout=self.optional_duration(section.get("idle_timeout"), f"{key}.idle_timeout"),
+            idle_timeout=self.idle_timeout(section, key, default_idle),
             max_session=self.optional_duration(section.get("max_session"), f"{key}.max_session"),
             recordings=RecordingAccess(self.choice_or(section.get("recordings"), f"{key}.recordings",
                                                       RecordingAccess, RecordingAccess.NONE)),
@@ -485,6 +510,25 @@ class _ConfigReader:
             return parse_hours(ranges, zone, warning)
         except ValueError as error:
             raise self.r.error(node, f"{key}.hours", str(error)) from None
+
+    def idle_timeout(self, section: dict[str, Node], key: str, default: float) -> float:
+        """A policy's idle timeout: absent, the web sign-in's (``auth.web_session.idle_timeout``); a policy may
+        shorten it, and make it longer only with ``idle_timeout_override: true`` (an administrator's explicit
+        choice, not a slip of the pen)."""
+        r = self.r
+        override_node = section.get("idle_timeout_override")
+        override = r.boolean(override_node, f"{key}.idle_timeout_override", False)
+        value = self.optional_duration(section.get("idle_timeout"), f"{key}.idle_timeout")
+        if value is None:
+            if override:
+                raise r.error(override_node, f"{key}.idle_timeout_override",
+                              "applies only with an idle_timeout; add one, or remove this key")
+            return default
+        if value > default and not override:
+            raise r.error(section["idle_timeout"], f"{key}.idle_timeout",
+                          f"is longer than auth.web_session.idle_timeout ({default:g} s); shorten it, or add "
+                          "idle_timeout_override: true to keep idle desktops open that long")
+        return value
 
     def watch(self, node: Node | None, key: str) -> tuple[str, ...]:
         """``watch``: a list of groups, or ``"*"`` (alone, or as the only item) for everyone; absent: nobody."""

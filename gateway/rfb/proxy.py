@@ -72,7 +72,7 @@ from gateway.rfb.framing import (
     ServerMessageReceived,
     filter_encodings,
 )
-from gateway.rfb.input_presses import InputKind, InputPresses
+from gateway.rfb.input_presses import InputActivityTracker, InputKind, InputPresses
 from gateway.rfb.messages import (
     ClientCutText,
     Encoding,
@@ -106,7 +106,9 @@ class JournalData:
 
 @dataclass(frozen=True, slots=True)
 class InputActivity:
-    """The operator used the keyboard or the pointer (what the idle watchdog watches)."""
+    """The operator used the keyboard or the pointer (what the idle watchdog watches): a pointer event that
+    moved the pointer or changed its buttons, a key pressed or released — not a key-down repeated while the
+    key is held, nor a pointer event that changes nothing (:class:`~gateway.rfb.input_presses.InputActivityTracker`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +212,7 @@ class ProxyConnection:
             Rectangle(0, 0, 0, 0, Encoding.DESKTOP_NAME).encode() + _NAME_LENGTH.pack(len(desktop_name)) + desktop_name
         )
         self._presses = InputPresses()
+        self._activity = InputActivityTracker()
         self._events: list[ProxyEvent] = []
         self._to_browser: list[bytes] = []
         self._to_target: list[bytes] = []
@@ -241,7 +244,7 @@ class ProxyConnection:
             message, raw = event.message, event.raw
             journal = True
             if isinstance(message, _OPERATOR_INPUT):
-                if not active:
+                if self._activity.is_activity(message) and not active:  # the tracker sees every message
                     active = True
                     events.append(_INPUT_ACTIVITY)
                 if isinstance(message, PointerEvent) and message.button_mask == self._buttons:

@@ -9,7 +9,15 @@ negotiated: inflating and deflating would cost CPU per byte on the throughput pa
 few compressed bytes could carry a whole message of input.
 
 Each session is listed in the session directory for every node's supervisors from the moment
-it opens until it ends (:mod:`gateway.session_directory`).
+it opens until it ends (:mod:`gateway.session_directory`); listing it is also where a target's
+``max_sessions`` is kept, across nodes. A session refused there (the target is in use) is
+refused after the WebSocket is accepted: it closes with :attr:`CloseCode.IN_USE` and the reason,
+which the page shows. The page first asks ``GET /api/v1/targets/{target}/check``, which answers
+every refusal it can foresee (no such desktop, no policy, in use) with its reason, so that the
+operator reads why rather than a lost connection.
+
+A session that ends for idleness or its maximum length ends the web sign-in that opened it too
+(:attr:`CloseCode.signs_out`), before the page hears of it: its "Reconnect" leads to the login page.
 """
 
 from __future__ import annotations
@@ -20,10 +28,24 @@ import time
 from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 
-from gateway.desktop import DesktopSession
+from auth.websession import WebSession
+from gateway.desktop import CloseCode, DesktopSession, SessionEnded, close_reason
+from gateway.errors import TargetInUse
+from gateway.policy import Policy
 from gateway.rfb.browser_limits import BrowserLimits
 from gateway.sessions import LiveSession
-from gateway.web.keys import AUDIT, CLOCK, LIVE_SESSIONS, METRICS, NOTICES, RECORDINGS, SESSION_DIRECTORY, SETTINGS
+from gateway.settings import Settings
+from gateway.web.keys import (
+    AUDIT,
+    CLOCK,
+    LIVE_SESSIONS,
+    METRICS,
+    NOTICES,
+    RECORDINGS,
+    SESSION_DIRECTORY,
+    SETTINGS,
+    WEB_SESSIONS,
+)
 from gateway.web.security import (
     client_address,
     current_session,
@@ -36,6 +58,58 @@ routes = web.RouteTableDef()
 
 #: What each browser may send (the WebSocket message cap is its largest message).
 BROWSER_LIMITS = BrowserLimits()
+
+
+async def _admit(request: web.Request, session: WebSession, settings: Settings, name: str) -> Policy | web.Response:
+    """The policy that lets the caller open desktop ``name`` from here, or the refusal (audited and counted)."""
+    app = request.app
+    metrics = app[METRICS]
+    if name not in settings.config.targets or name not in settings.vnc_endpoints:
+        return error_json(404, f"there is no desktop called {name!r}")
+    source = client_address(request)
+    decision = settings.policies.decide(session.identity, source, name, app[CLOCK]())
+    if not decision.allowed or decision.policy is None:
+        metrics.policy_denied_total.inc()
+        metrics.sessions_total.labels(protocol="vnc", outcome="denied").inc()
+        await app[AUDIT].record("session.open", user=session.identity.username, source=source, target=name,
+                                outcome="denied", reason=decision.reason, protocol="vnc")
+        if decision.outside_hours:
+            return error_json(403, f"{name} is outside its working hours: {decision.reason}")
+        return error_json(403, f"you may not open {name} from here: {decision.reason}")
+    return decision.policy
+
+
+async def _refuse_in_use(request: web.Request, refusal: TargetInUse) -> None:
+    """Count and audit a desktop refused because its target is full."""
+    metrics = request.app[METRICS]
+    metrics.sessions_refused_total.labels(reason=refusal.metric_reason).inc()
+    metrics.sessions_total.labels(protocol="vnc", outcome=CloseCode.IN_USE.outcome).inc()
+    log.info("desktop refused: in use", extra={"ctx": {"user": refusal.username, "target": refusal.target,
+                                                       "holders": ", ".join(refusal.holders)}})
+    await request.app[AUDIT].record("session.open", user=refusal.username, source=client_address(request),
+                                    target=refusal.target, outcome=CloseCode.IN_USE.outcome, reason=refusal.reason,
+                                    protocol="vnc", max_sessions=refusal.max_sessions, holders=list(refusal.holders))
+
+
+@routes.get("/api/v1/targets/{target}/check")
+async def check_desktop(request: web.Request) -> web.Response:
+    """Whether the caller may open this desktop now: 200, or 403/404/409 with the reason the page shows."""
+    session = current_session(request)
+    if session is None:
+        return error_json(401, "log in first")
+    settings = request.app[SETTINGS].current
+    name = request.match_info["target"]
+    admitted = await _admit(request, session, settings, name)
+    if isinstance(admitted, web.Response):
+        return admitted
+    max_sessions = settings.config.targets[name].max_sessions
+    if max_sessions is not None:
+        holders = tuple(await request.app[SESSION_DIRECTORY].holders(name))
+        if len(holders) >= max_sessions:
+            refusal = TargetInUse(name, max_sessions, holders, session.identity.username)
+            await _refuse_in_use(request, refusal)
+            return error_json(409, refusal.reason)
+    return web.json_response({"target": name, "available": True})
 
 
 @routes.get("/ws/vnc/{target}")
@@ -51,22 +125,13 @@ async def desktop_socket(request: web.Request) -> web.StreamResponse:
                                                              "user": session.identity.username}})
         return error_json(403, "this WebSocket may only be opened from the gateway's own pages")
     settings = app[SETTINGS].current
-    target = settings.config.targets.get(name)
-    endpoint = settings.vnc_endpoints.get(name)
-    if target is None or endpoint is None:
-        return error_json(404, f"there is no desktop called {name!r}")
+    policy = await _admit(request, session, settings, name)
+    if isinstance(policy, web.Response):
+        return policy
+    endpoint = settings.vnc_endpoints[name]
     source = client_address(request)
     user = session.identity.username
     audit = app[AUDIT]
-    decision = settings.policies.decide(session.identity, source, name, app[CLOCK]())
-    if not decision.allowed or decision.policy is None:
-        metrics.policy_denied_total.inc()
-        metrics.sessions_total.labels(protocol="vnc", outcome="denied").inc()
-        await audit.record("session.open", user=user, source=source, target=name, outcome="denied",
-                           reason=decision.reason, protocol="vnc")
-        if decision.outside_hours:
-            return error_json(403, f"{name} is outside its working hours: {decision.reason}")
-        return error_json(403, f"you may not open {name} from here")
 
     # + 1: aiohttp refuses a message of max_msg_size bytes or more.
     ws = web.WebSocketResponse(protocols=("binary",), max_msg_size=BROWSER_LIMITS.largest_message + 1,
@@ -78,27 +143,55 @@ async def desktop_socket(request: web.Request) -> web.StreamResponse:
     registry = app[LIVE_SESSIONS]
     live = LiveSession(id=registry.new_id(), protocol="vnc", username=user, source=str(source), target=name,
                        web_session_id=session.id, groups=session.identity.groups)
-    # Audited and listed before any byte reaches the target: a session the audit log cannot hold does not
-    # start, and none runs unseen by the supervisors.
-    await audit.record("session.open", user=user, source=source, target=name, outcome="allowed",
-                       reason=f"policy {decision.policy.name}", protocol="vnc", session=live.id)
+    # Listed (which claims a place on the target) and audited before any byte reaches the target: a session
+    # the audit log cannot hold does not start, and none runs unseen by the supervisors.
     directory = app[SESSION_DIRECTORY]
-    await directory.publish(live)
+    try:
+        await directory.publish(live, settings.config.targets[name].max_sessions)
+    except TargetInUse as refusal:
+        await _refuse_in_use(request, refusal)
+        await ws.close(code=CloseCode.IN_USE, message=close_reason(refusal.reason))
+        return ws
+    try:
+        await audit.record("session.open", user=user, source=source, target=name, outcome="allowed",
+                           reason=f"policy {policy.name}", protocol="vnc", session=live.id)
+    except BaseException:
+        await directory.withdraw(live.id)
+        raise
     control = registry.add(live)
+
+    async def before_close(ended: SessionEnded) -> None:
+        registry.remove(live)  # no more heartbeats: should the withdrawal below fail, the row expires
+        try:
+            await directory.withdraw(live.id)
+        except SQLAlchemyError as error:
+            log.warning("cannot withdraw a session from the directory: %s", error,
+                        extra={"ctx": {"session": live.id}})
+        if ended.code.signs_out:
+            await sign_out(ended)
+
+    async def sign_out(ended: SessionEnded) -> None:
+        reason = ended.code.outcome
+        try:
+            await app[WEB_SESSIONS].end(session.id, ended.reason)
+            await audit.record("logout", user=user, source=source, target=name, outcome=reason, reason=ended.reason,
+                               session=live.id)
+        except SQLAlchemyError as error:  # the watcher cannot retry this: say so loudly
+            log.error("cannot end the sign-in of a session that ended on %s: %s", reason, error,
+                      extra={"ctx": {"session": live.id, "user": user}})
+            return
+        metrics.sign_outs_total.labels(reason=reason).inc()
+
     started = time.monotonic()
     try:
-        ended = await DesktopSession(ws, endpoint, decision.policy, live, control, metrics, app[RECORDINGS],
-                                     app[NOTICES], browser_limits=BROWSER_LIMITS).run()
+        ended = await DesktopSession(ws, endpoint, policy, live, control, metrics, app[RECORDINGS],
+                                     app[NOTICES], browser_limits=BROWSER_LIMITS, before_close=before_close).run()
     finally:
-        registry.remove(live)  # no more heartbeats: should the withdrawal below fail, the row expires
+        registry.remove(live)  # when the session failed before its end (remove is idempotent)
     duration = time.monotonic() - started
     outcome = ended.code.outcome
     metrics.sessions_total.labels(protocol="vnc", outcome=outcome).inc()
     metrics.session_duration_seconds.observe(duration)
-    try:
-        await directory.withdraw(live.id)
-    except SQLAlchemyError as error:
-        log.warning("cannot withdraw a session from the directory: %s", error, extra={"ctx": {"session": live.id}})
     await audit.record("session.close", user=user, source=source, target=name, outcome=outcome,
                        reason=ended.reason, protocol="vnc", session=live.id, recording=control.recording_id,
                        duration=round(duration, 3))

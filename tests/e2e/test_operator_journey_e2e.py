@@ -188,8 +188,10 @@ async def test_an_idle_operator_is_warned_then_logged_out(
         await expect(warning).to_be_hidden()
         await expect(page.locator("#status")).to_have_text("Connected to desk-01")
         await expect(page.locator("#ended")).to_be_visible(timeout=10000)
-        await expect(page.locator("#ended-reason")).to_contain_text("no input for 5 s")
+        await expect(page.locator("#ended-reason")).to_contain_text("no input for 5 s: you were signed out")
         await expect(warning).to_be_hidden()
+        await page.click("#reconnect")  # the idle logout ended the sign-in too: password and TOTP again
+        await expect(page).to_have_url(f"{gateway.url}/login")
         await page.close()
     finally:
         await gateway.gateway.stop()

@@ -20,7 +20,7 @@ from tests.rfbclient import RFBClosed, WebSocketRFBClient
 USERS = {"alice": ["operators"], "bob": ["operators"], "tina": ["trainees"], "sam": ["supervisors"],
          "tess": ["trainers"]}
 LOOPBACK = ["127.0.0.0/8", "::1/128"]
-POLICIES: dict[str, Any] = {"policies": [
+POLICIES: dict[str, Any] = {"targets": {"desk-01": {"max_sessions": None}}, "policies": [  # desk-01: shared
     {"name": "operators", "groups": ["operators", "trainees"], "from": LOOPBACK, "targets": ["desk-*"]},
     {"name": "supervisors", "groups": ["supervisors"], "from": LOOPBACK, "targets": ["desk-01"],
      "watch": ["operators"]},

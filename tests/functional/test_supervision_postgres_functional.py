@@ -6,6 +6,7 @@ configuration (but their own listeners), database, users and Xvnc desktop.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,6 +20,9 @@ from sqlalchemy import text
 from base.db import Store
 from gateway.config import load_config
 from gateway.desktop import CloseCode
+from gateway.errors import TargetInUse
+from gateway.session_directory import SessionDirectory
+from gateway.sessions import LiveSession
 from gateway.web.app import start_gateway
 from tests.base.test_db import postgres_url  # noqa: F401  (a fixture: a throwaway cluster)
 from tests.functional.auth_helpers import (
@@ -134,3 +138,24 @@ async def test_recordings_are_found_by_the_users_groups_on_postgresql(clean_data
         await check_visibility(await awkward_index(store))
     finally:
         await store.close()
+
+
+async def test_of_simultaneous_opens_of_one_desktop_on_two_nodes_one_wins(clean_database: str) -> None:
+    """max_sessions on PostgreSQL: the count and the insert are serialized per target across connections."""
+    stores = [await Store.open(clean_database) for _ in range(2)]
+    try:
+        nodes = [SessionDirectory(store, f"gw-{index}") for index, store in enumerate(stores)]
+        for round_ in range(3):
+            opens = [nodes[index % 2].publish(LiveSession(f"6b062500-{round_:04x}{index:04x}", "vnc", f"user{index}",
+                                                          "127.0.0.1", "desk-07", f"web-{index}",
+                                                          frozenset({"operators"})), max_sessions=1)
+                     for index in range(6)]
+            results = await asyncio.gather(*opens, return_exceptions=True)
+            assert sum(result is None for result in results) == 1, results
+            assert all(isinstance(result, TargetInUse) for result in results if result is not None)
+            assert len(await nodes[1].holders("desk-07")) == 1
+            async with stores[0].transaction() as connection:
+                await connection.execute(text("DELETE FROM live_sessions"))
+    finally:
+        for store in stores:
+            await store.close()

@@ -76,6 +76,7 @@ def test_every_close_code_carries_its_outcome_label() -> None:
         4010: "terminated",
         4011: "recording_failed",
         4012: "input_flood",
+        4013: "in_use",
         4020: "access_changed",
         4021: "outside_hours",
     }
@@ -399,11 +400,23 @@ async def test_an_idle_session_is_warned_then_ended(start: Start) -> None:
 async def test_input_keeps_a_session_alive(start: Start) -> None:
     harness, client = await start(ScriptedTarget(), policy=replace(POLICY, idle_timeout=0.6, max_session=1.5))
     await client.handshake()
+    for step in range(5):
+        await asyncio.sleep(0.25)
+        await client.send(PointerEvent(0, step, 1))  # a move: a pointer event that changes nothing is no input
+    ended = await closed(harness, client)
+    assert ended.code == CloseCode.MAX_SESSION  # never idle for 0.6 s, so the maximum length ends it
+
+
+async def test_pointer_events_in_place_and_key_repeats_do_not_keep_a_session_alive(start: Start) -> None:
+    harness, client = await start(ScriptedTarget(), policy=replace(POLICY, idle_timeout=0.6, max_session=5.0))
+    await client.handshake()
+    await client.send(KeyEvent(True, 0x61))
     for _ in range(5):
         await asyncio.sleep(0.25)
         await client.send(PointerEvent(0, 1, 1))
+        await client.send(KeyEvent(True, 0x61))  # auto-repeat of a held key
     ended = await closed(harness, client)
-    assert ended.code == CloseCode.MAX_SESSION  # never idle for 0.6 s, so the maximum length ends it
+    assert ended.code == CloseCode.IDLE_TIMEOUT
 
 
 async def test_a_target_that_leaves_during_the_handshake_is_explained_to_the_browser(start: Start) -> None:

@@ -104,3 +104,30 @@ def test_clipboard_directions() -> None:
     ]
     assert Clipboard("to-remote") is Clipboard.TO_REMOTE and str(Clipboard.BOTH) == "both"
     assert CONTRACTORS.clipboard is Clipboard.OFF  # the default
+
+
+OWN_DESKTOP = Policy(name="own-desktop", groups=("operators",), from_networks=(), targets=("desk-{user}",))
+
+
+@pytest.mark.parametrize(("username", "target", "allowed"), [
+    ("alice", "desk-alice", True),
+    ("alice", "desk-bob", False),
+    ("Alice", "desk-alice", True),  # the name as a directory compares it
+    ("ａｌｉｃｅ", "desk-alice", True),
+    ("a*", "desk-alice", False),  # glob characters in a name are literal
+    ("a*", "desk-a*", True),
+    ("[ab]", "desk-a", False),
+    ("?", "desk-x", False),
+])
+def test_user_placeholder_is_the_signed_in_users_name(username: str, target: str, allowed: bool) -> None:
+    identity = Identity(username, frozenset({"operators"}), admin=False, backend="local")
+    assert PolicySet([OWN_DESKTOP]).decide(identity, LOCALHOST, target).allowed is allowed
+
+
+def test_user_placeholder_in_the_portal_list_and_explain() -> None:
+    policies = PolicySet([OWN_DESKTOP])
+    assert policies.allowed_targets(ALICE, LOCALHOST, ["desk-alice", "desk-bob", "desk-01"]) == ["desk-alice"]
+    assert policies.explain(ALICE, LOCALHOST, "desk-bob") == [
+        "1. policy 'own-desktop': no match: target desk-bob does not match desk-{user} (for alice: desk-alice)",
+        "no policy matches: deny",
+    ]

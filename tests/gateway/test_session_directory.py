@@ -13,6 +13,7 @@ import pytest
 
 from base.db import Store
 from base.metrics import Metrics
+from gateway.errors import TargetInUse
 from gateway.session_directory import SessionDirectory
 from gateway.sessions import (
     EndRequest,
@@ -154,3 +155,56 @@ async def test_the_registry_ends_a_session_on_request_once(tmp_path: Path) -> No
     other = registry.add(live("6b062500-000000a2"))
     other.terminate("you signed out")  # not a person's request: no end_request
     assert not other.end(EndRequest("sam", "too late")) and other.end_request is None
+
+
+def on(target: str, session_id: str, user: str) -> LiveSession:
+    return LiveSession(session_id, "vnc", user, "10.0.0.5", target, "web-" + session_id, frozenset({"operators"}),
+                       started=STARTED)
+
+
+async def test_max_sessions_is_kept_across_nodes(nodes: tuple[SessionDirectory, SessionDirectory],
+                                                 clock: Clock) -> None:
+    a, b = nodes
+    await a.publish(on("desk-07", "6b062500-000000a1", "alice"), max_sessions=1)
+    with pytest.raises(TargetInUse) as caught:
+        await b.publish(on("desk-07", "6b062500-000000b2", "bob"), max_sessions=1)
+    assert caught.value.reason == "desk-07 is in use by another operator; choose another desktop or try again later"
+    assert caught.value.metric_reason == "in_use" and caught.value.holders == ("alice",)
+    assert await b.holders("desk-07") == ["alice"]
+    with pytest.raises(TargetInUse) as caught:  # the holder's own second window
+        await b.publish(on("desk-07", "6b062500-000000a3", "alice"), max_sessions=1)
+    assert caught.value.reason.startswith("you already have desk-07 open in another window or tab")
+    await b.publish(on("desk-08", "6b062500-000000b4", "bob"), max_sessions=1)  # another target
+    await a.withdraw("6b062500-000000a1")
+    await b.publish(on("desk-07", "6b062500-000000b2", "bob"), max_sessions=1)
+    assert await a.holders("desk-07") == ["bob"]
+
+
+async def test_a_dead_nodes_sessions_stop_counting_when_they_expire(
+        nodes: tuple[SessionDirectory, SessionDirectory], clock: Clock) -> None:
+    a, b = nodes
+    await a.publish(on("desk-07", "6b062500-000000a1", "alice"), max_sessions=1)
+    clock.now += a.expiry + 1  # gw-a stopped renewing its rows
+    await b.publish(on("desk-07", "6b062500-000000b2", "bob"), max_sessions=1)
+
+
+async def test_shared_targets_count_up_to_their_limit(nodes: tuple[SessionDirectory, SessionDirectory]) -> None:
+    a, b = nodes
+    await a.publish(on("wall", "6b062500-000000a1", "alice"), max_sessions=2)
+    await b.publish(on("wall", "6b062500-000000b2", "bob"), max_sessions=2)
+    with pytest.raises(TargetInUse) as caught:
+        await a.publish(on("wall", "6b062500-000000c3", "carol"), max_sessions=2)
+    assert caught.value.metric_reason == "too_many"
+    assert caught.value.reason.startswith("wall already has 2 sessions open, its limit")
+    await a.publish(on("wall", "6b062500-000000c3", "carol"))  # no limit
+
+
+async def test_of_simultaneous_opens_on_two_nodes_exactly_one_wins(
+        nodes: tuple[SessionDirectory, SessionDirectory]) -> None:
+    a, b = nodes
+    opens = [node.publish(on("desk-07", f"6b062500-0000{index:04x}", f"user{index}"), max_sessions=1)
+             for index in range(8) for node in (nodes[index % 2],)]
+    results = await asyncio.gather(*opens, return_exceptions=True)
+    assert sum(result is None for result in results) == 1
+    assert all(isinstance(result, TargetInUse) for result in results if result is not None)
+    assert len(await a.holders("desk-07")) == 1 and len(await b.holders("desk-07")) == 1

@@ -1,52 +1,171 @@
 // The desktop page: noVNC over the gateway's WebSocket. The gateway has already
 // authenticated the user (cookie) and holds the target's password; RFB security here is None.
+// Before opening the WebSocket the page asks the gateway whether it may (GET
+// /api/v1/targets/{name}/check), so that a refusal (no policy, in use) is shown with its reason;
+// a refusal the check could not foresee arrives as the WebSocket's close reason.
 // The gateway's notices (GET /api/v1/notices) tell the operator who is viewing the screen,
 // when the session will end for idleness or because its working hours end, and who ended it and why.
 import RFB from "/static/novnc/core/rfb.js";
 import { attachClipboard } from "/static/clipboard.js";
 import { attachTextInput } from "/static/textinput.js";
+import KeyTable from "/static/novnc/core/input/keysym.js";
+
+// Every text this script shows (the template holds the rest).
+const TEXT = {
+  title: (target) => `deskgate — ${target}`,
+  connected: (target) => `Connected to ${target}`,
+  disconnected: "Disconnected",
+  ended: "The session has ended.",
+  endedTitle: "Session ended",
+  refusedTitle: "Cannot open this desktop",
+  lost: "the connection to the gateway was lost",
+  refused: "the gateway refused the session",
+  checkFailed: "the gateway did not answer; check your network connection and try again",
+  youDisconnected: "you disconnected",
+  tryAgain: "Try again",
+  endedBy: (by, reason) => `Your session was ended by ${by}: ${reason}`,
+  stoppedViewing: (by) => `${by} stopped viewing your screen`,
+  fitToWindow: "Fit to window",
+  actualSize: "1:1",
+  fullScreen: "Full screen",
+  exitFullScreen: "Exit full screen",
+};
+
+// The special keys menu: each entry's keys, pressed in order and released in reverse.
+const SPECIAL_KEYS = {
+  "ctrl-shift-esc": [["Control_L", "ControlLeft"], ["Shift_L", "ShiftLeft"], ["Escape", "Escape"]],
+  "ctrl-esc": [["Control_L", "ControlLeft"], ["Escape", "Escape"]],
+  "super": [["Super_L", "MetaLeft"]],
+  "alt-tab": [["Alt_L", "AltLeft"], ["Tab", "Tab"]],
+  "alt-f4": [["Alt_L", "AltLeft"], ["F4", "F4"]],
+  "print": [["Print", "PrintScreen"]],
+};
 
 const target = decodeURIComponent(location.pathname.split("/").pop());
 const status = document.getElementById("status");
 const ended = document.getElementById("ended");
 const endedReason = document.getElementById("ended-reason");
+const reconnect = document.getElementById("reconnect");
 document.getElementById("desktop-name").textContent = target;
-document.getElementById("reconnect").href = location.pathname;
-document.title = `deskgate — ${target}`;
+reconnect.href = location.pathname;
+document.title = TEXT.title(target);
 
-const scheme = location.protocol === "https:" ? "wss" : "ws";
-const socket = new WebSocket(`${scheme}://${location.host}/ws/vnc/${encodeURIComponent(target)}`, ["binary"]);
-socket.binaryType = "arraybuffer";
-
+let rfb = null;
+let connected = false;
 let endReason = "";
-socket.addEventListener("close", (event) => {
-  // The gateway's reason wins; otherwise keep what we already know (e.g. "you disconnected").
-  endReason = event.reason || endReason || (event.code === 1006 ? "the connection to the gateway was lost" : "");
-  showEnded();
-});
 
-const rfb = new RFB(document.getElementById("screen"), socket, { shared: true });
-rfb.scaleViewport = true;        // fit the remote screen to the window
-rfb.resizeSession = false;       // never resize the operator's remote desktop
-rfb.clipViewport = false;
-rfb.focusOnClick = true;
-window.deskgateRFB = rfb;        // for diagnostics and end-to-end tests
+async function check() {
+  // Whether the gateway lets this operator open the desktop now; the reason when it does not.
+  let response;
+  try {
+    response = await fetch(`/api/v1/targets/${encodeURIComponent(target)}/check`, { credentials: "same-origin" });
+  } catch {
+    return TEXT.checkFailed;
+  }
+  if (response.status === 401) {
+    location.assign("/login");  // signed out (idle, logged out elsewhere): sign in again
+    return null;
+  }
+  if (response.ok) return "";
+  const body = await response.json().catch(() => ({}));
+  return body.error || TEXT.refused;
+}
 
-rfb.addEventListener("connect", () => {
-  status.textContent = `Connected to ${target}`;
-  rfb.focus();
-});
-rfb.addEventListener("securityfailure", (event) => {
-  endReason = event.detail.reason || "the gateway refused the session";
-  showEnded();
-});
-rfb.addEventListener("disconnect", () => showEnded());
-attachTextInput(rfb, document.getElementById("screen"));  // text from the operator's input method
-attachClipboard(rfb, target, document.querySelector("header.bar"));  // where the policy allows it
+function connect() {
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  const socket = new WebSocket(`${scheme}://${location.host}/ws/vnc/${encodeURIComponent(target)}`, ["binary"]);
+  socket.binaryType = "arraybuffer";
+  socket.addEventListener("close", (event) => {
+    // The gateway's reason wins; otherwise keep what we already know (e.g. "you disconnected").
+    endReason = event.reason || endReason || (event.code === 1006 ? TEXT.lost : "");
+    showEnded();
+  });
+
+  rfb = new RFB(document.getElementById("screen"), socket, { shared: true });
+  rfb.scaleViewport = true;        // fit the remote screen to the window (the scale button toggles it)
+  rfb.resizeSession = false;       // never resize the operator's remote desktop
+  rfb.clipViewport = false;
+  rfb.focusOnClick = true;
+  window.deskgateRFB = rfb;        // for diagnostics and end-to-end tests
+
+  rfb.addEventListener("connect", () => {
+    connected = true;
+    status.textContent = TEXT.connected(target);
+    keysButton.disabled = false;
+    rfb.focus();
+  });
+  rfb.addEventListener("securityfailure", (event) => {
+    endReason = event.detail.reason || TEXT.refused;
+    showEnded();
+  });
+  rfb.addEventListener("disconnect", () => showEnded());
+  attachTextInput(rfb, document.getElementById("screen"));  // text from the operator's input method
+  attachClipboard(rfb, target, document.querySelector("header.bar"));  // where the policy allows it
+}
 
 document.getElementById("disconnect").addEventListener("click", () => {
-  endReason = "you disconnected";
-  rfb.disconnect();
+  endReason = TEXT.youDisconnected;
+  if (rfb) rfb.disconnect();
+});
+
+// Closing or leaving the page while connected ends the session: the browser asks first.
+window.addEventListener("beforeunload", (event) => {
+  if (!connected) return;
+  event.preventDefault();
+  event.returnValue = "";
+});
+
+// The special keys menu: keys the operator's own computer would keep for itself.
+const keysButton = document.getElementById("keys-button");
+const keysList = document.getElementById("keys-list");
+function showKeys(open) {
+  keysList.hidden = !open;
+  keysButton.setAttribute("aria-expanded", String(open));
+}
+keysButton.addEventListener("click", () => showKeys(keysList.hidden));
+document.addEventListener("click", (event) => {
+  if (!document.getElementById("keys-menu").contains(event.target)) showKeys(false);
+});
+keysList.addEventListener("click", (event) => {
+  const item = event.target.closest("button[data-keys]");
+  if (!item || !rfb || !connected) return;
+  const name = item.dataset.keys;
+  if (name === "ctrl-alt-del") {
+    rfb.sendCtrlAltDel();
+  } else {
+    const keys = SPECIAL_KEYS[name];
+    for (const [sym, code] of keys) rfb.sendKey(KeyTable[`XK_${sym}`], code, true);
+    for (const [sym, code] of [...keys].reverse()) rfb.sendKey(KeyTable[`XK_${sym}`], code, false);
+  }
+  showKeys(false);
+  rfb.focus();
+});
+
+// 1:1 or fit to the window; the button says what it switches to.
+const scaleButton = document.getElementById("scale");
+scaleButton.addEventListener("click", () => {
+  const fit = scaleButton.dataset.mode !== "fit";
+  scaleButton.dataset.mode = fit ? "fit" : "actual";
+  scaleButton.textContent = fit ? TEXT.actualSize : TEXT.fitToWindow;
+  if (rfb) {
+    rfb.scaleViewport = fit;
+    rfb.focus();
+  }
+});
+
+// Full screen; there, the browser lets the page take keys like Alt+Tab and Esc where it can (Chromium).
+const fullscreenButton = document.getElementById("fullscreen");
+fullscreenButton.addEventListener("click", async () => {
+  if (document.fullscreenElement) {
+    await document.exitFullscreen();
+  } else {
+    await document.documentElement.requestFullscreen();
+    await navigator.keyboard?.lock?.().catch(() => {});
+  }
+  if (rfb) rfb.focus();
+});
+document.addEventListener("fullscreenchange", () => {
+  fullscreenButton.textContent = document.fullscreenElement ? TEXT.exitFullScreen : TEXT.fullScreen;
 });
 
 // Notices, as server-sent events. Notices for another desktop of the same user are ignored;
@@ -77,7 +196,7 @@ notices.addEventListener("notice", (event) => {
   } else if (notice.type === "idle_warning" && !notice.replay) {
     idleDeadline = notice.deadline_epoch;
   } else if (notice.type === "session_ended" && !notice.replay) {
-    endedBy = `Your session was ended by ${notice.by}: ${notice.reason}`;
+    endedBy = TEXT.endedBy(notice.by, notice.reason);
     if (!ended.hidden) showEnded();
   }
   showViewers();
@@ -103,7 +222,7 @@ function showViewers() {
 }
 
 function showViewingEnded(by) {
-  viewingEnded.textContent = `${by} stopped viewing your screen`;
+  viewingEnded.textContent = TEXT.stoppedViewing(by);
   viewingEnded.hidden = false;
   clearTimeout(viewingEndedTimer);
   viewingEndedTimer = setTimeout(() => { viewingEnded.hidden = true; }, 8000);
@@ -124,11 +243,25 @@ setInterval(() => {
 function showEnded() {
   const firstTime = ended.hidden;
   idleBanner.hidden = true;
-  status.textContent = "Disconnected";
-  endedReason.textContent = endedBy || endReason || "The session has ended.";
+  connected = false;
+  keysButton.disabled = true;
+  showKeys(false);
+  status.textContent = TEXT.disconnected;
+  endedReason.textContent = endedBy || endReason || TEXT.ended;
   endedReason.dataset.reason = endReason;
   ended.hidden = false;
   showViewers();
   // A notice saying who ended the session may still be on its way from another node.
   if (firstTime) setTimeout(() => notices.close(), 5000);
+}
+
+// Last, once everything above is in place: ask, then connect or say why not.
+const refusal = await check();
+if (refusal) {
+  endReason = refusal;
+  document.getElementById("ended-title").textContent = TEXT.refusedTitle;
+  reconnect.textContent = TEXT.tryAgain;
+  showEnded();
+} else if (refusal === "") {
+  connect();
 }
