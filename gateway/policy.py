@@ -16,7 +16,7 @@ target; :mod:`gateway.watch` gathers it from every policy matching the viewer's 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from fnmatch import fnmatchcase
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
@@ -77,6 +77,7 @@ class Policy:
     recordings: RecordingAccess = RecordingAccess.NONE
     record_input: InputRecording = InputRecording.FULL
     watch: tuple[str, ...] = ()  # groups whose live sessions and recordings these users may see; ("*",): all
+    origin: str = field(default="", compare=False)  # where it was written, "FILE:LINE" (for the admin console)
 
     def group_matches(self, identity: Identity) -> bool:
         return ANY_GROUP in self.groups or not identity.groups.isdisjoint(self.groups)

@@ -38,7 +38,9 @@ async def list_targets(request: web.Request) -> web.Response:
             "idle_warning": idle_warning_lead(idle_timeout) if idle_timeout is not None else None,
         })
     may_watch = not watch_scope(session.identity, source, settings.policies).nobody
-    return web.json_response({"user": session.identity.username, "targets": targets, "may_watch": may_watch})
+    identity = session.identity
+    return web.json_response({"user": identity.username, "targets": targets, "may_watch": may_watch,
+                              "admin": identity.admin, "own_password": identity.backend == "local"})
 
 
 @routes.get("/healthz")
