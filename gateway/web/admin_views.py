@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from datetime import UTC, datetime
 from ipaddress import ip_address
 from typing import Any
@@ -81,7 +82,7 @@ async def probe(target: Target, timeout: float) -> str | None:
     except TimeoutError:
         return f"no answer within {timeout:g} s"
     except OSError as error:
-        return error.strerror or str(error)
+        return os.strerror(error.errno) if error.errno else str(error)  # "Connection refused", not the call
     writer.close()
     with contextlib.suppress(OSError):
         await writer.wait_closed()
