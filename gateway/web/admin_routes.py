@@ -19,6 +19,7 @@ the CSRF middleware demands the session's token on every change.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any
 
 from aiohttp import web
@@ -99,8 +100,8 @@ def groups_field(body: dict[str, Any]) -> list[str] | web.Response:
 
 
 async def _change(request: web.Request, session: WebSession, action: str, name: str,
-                  answer: Any) -> web.Response:
-    """Run an awaited change; a refused one (UserAdminError) is audited as a failure and answered 400/404."""
+                  answer: Awaitable[dict[str, Any]]) -> web.Response:
+    """Await a change; a refused one (UserAdminError) is audited as a failure and answered 400/404."""
     try:
         result = await answer
     except UserAdminError as error:
@@ -109,7 +110,6 @@ async def _change(request: web.Request, session: WebSession, action: str, name: 
         status = 404 if str(error).startswith(("no user", "no local user")) else 400
         return error_json(status, str(error))
     request.app[METRICS].admin_actions_total.labels(action=action).inc()
-    assert isinstance(result, dict)
     return web.json_response(result)
 
 
