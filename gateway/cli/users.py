@@ -179,7 +179,9 @@ def run_user_admin(config: Config, use: Callable[[UserAdmin], Awaitable[T]]) -> 
         try:
             box = SecretBox.from_file(config.auth.totp.secret_key_file)
             web = config.auth.web_session
-            local = LocalUserStore(config.auth.local.users_file) if config.auth.local is not None else None
+            # Off the loop: the store hashes a dummy password (argon2, several threads) when it is made.
+            local = (await asyncio.to_thread(LocalUserStore, config.auth.local.users_file)
+                     if config.auth.local is not None else None)
             admin = UserAdmin(config, local, store, AuditLog(store), TOTPSecrets(store, box),
                               WebSessionStore(store, web.idle_timeout, web.absolute_timeout),
                               DisabledAccounts(store), getpass.getuser(), SOURCE)
