@@ -30,6 +30,11 @@ class DisabledAccounts:
                                             .where(disabled_accounts.c.username == username))
         return found is not None
 
+    async def all(self) -> frozenset[str]:
+        """Every disabled account's name."""
+        async with self.store.read() as connection:
+            return frozenset((await connection.scalars(select(disabled_accounts.c.username))).all())
+
     async def disable(self, username: str, by: str, reason: str | None) -> bool:
         """Disable ``username``; False when it already was."""
         row = {"username": username, "since": datetime.fromtimestamp(self.clock(), UTC), "by": by, "reason": reason}

@@ -264,7 +264,7 @@ class LDAPBackend:
         self._bind_user(connection, dn, password, deadline)
         canonical = self._canonical_username(dn, attributes)
         self._bind_service(connection, deadline)
-        return Identity(canonical, self._groups(connection, dn, username, deadline), admin=False, backend=BACKEND)
+        return self._identity(canonical, self._groups(connection, dn, username, deadline))
 
     def _bind_template(self, connection: Connection, username: str, password: str, deadline: float) -> Identity:
         dn = self._config.user_base.replace("{username}", escape_dn_chars(username))
@@ -277,7 +277,11 @@ class LDAPBackend:
         if not found:
             raise _Refused(f"{dn} does not match {user_filter}")
         canonical = self._canonical_username(dn, found[0][1])
-        return Identity(canonical, self._groups(connection, dn, username, deadline), admin=False, backend=BACKEND)
+        return self._identity(canonical, self._groups(connection, dn, username, deadline))
+
+    def _identity(self, name: str, groups: frozenset[str]) -> Identity:
+        """Who bound: an administrator when in one of ``admin_groups``."""
+        return Identity(name, groups, admin=not groups.isdisjoint(self._config.admin_groups), backend=BACKEND)
 
     def _bind_service(self, connection: Connection, deadline: float) -> None:
         self._arm(connection, deadline)

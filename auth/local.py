@@ -127,10 +127,7 @@ class LocalUserStore:
             )
         if not password:
             raise UserAdminError("the password is empty")
-        group_list = tuple(dict.fromkeys(groups))
-        for group in group_list:
-            if not GROUP.fullmatch(group):
-                raise UserAdminError(f"{group!r} is not a valid group name; no spaces or commas, at most 64 characters")
+        group_list = _valid_groups(groups)
         secret = new_secret()
         user = LocalUser(name, self._hasher.hash(password), secret, group_list, admin, disabled=False)
 
@@ -141,6 +138,37 @@ class LocalUserStore:
 
         self._modify(add)
         return secret
+
+    def set_password(self, name: str, password: str) -> None:
+        """Give ``name`` a new password (hashed here: slow, call it in a worker thread)."""
+        if not password:
+            raise UserAdminError("the password is empty")
+        new_hash = self._hasher.hash(password)
+        self._modify(lambda users: self._change(users, name, lambda user: replace(user, password_hash=new_hash)))
+
+    def set_groups(self, name: str, groups: Iterable[str]) -> tuple[str, ...]:
+        """Replace ``name``'s groups; returns them as stored (duplicates dropped)."""
+        group_list = _valid_groups(groups)
+        self._modify(lambda users: self._change(users, name, lambda user: replace(user, groups=group_list)))
+        return group_list
+
+    def delete_user(self, name: str) -> None:
+        """Remove ``name`` from the file."""
+
+        def delete(users: dict[str, LocalUser]) -> None:
+            if users.pop(name, None) is None:
+                raise UserAdminError(f"no user {name!r} in {self.path}")
+
+        self._modify(delete)
+
+    def all(self) -> list[LocalUser]:
+        """Every user of the file, by name."""
+        return sorted(self._current().values(), key=lambda user: user.name)
+
+    def _change(self, users: dict[str, LocalUser], name: str, change: Callable[[LocalUser], LocalUser]) -> None:
+        if name not in users:
+            raise UserAdminError(f"no user {name!r} in {self.path}")
+        users[name] = change(users[name])
 
     def clear_totp(self, name: str, secret: str) -> None:
         """Remove ``name``'s TOTP secret from the file if it is still ``secret`` (it moved to the database)."""
@@ -259,6 +287,14 @@ class LocalUserStore:
             os.fsync(directory)  # make the rename itself durable
         finally:
             os.close(directory)
+
+
+def _valid_groups(groups: Iterable[str]) -> tuple[str, ...]:
+    group_list = tuple(dict.fromkeys(groups))
+    for group in group_list:
+        if not GROUP.fullmatch(group):
+            raise UserAdminError(f"{group!r} is not a valid group name; no spaces or commas, at most 64 characters")
+    return group_list
 
 
 @contextmanager

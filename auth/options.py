@@ -25,6 +25,8 @@ class LDAPConfig:
     ca_file: Path | None = None  # CAs to trust for the directory's certificate; None: libldap's (ldap.conf)
     # Directory users must be in one of these groups to log in (or enroll); None: anyone the directory knows.
     allowed_groups: frozenset[str] | None = None
+    # Directory users in one of these groups are administrators (and may log in, whatever allowed_groups says).
+    admin_groups: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

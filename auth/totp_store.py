@@ -69,6 +69,19 @@ class TOTPSecrets:
             result = await connection.execute(self.store.insert_if_absent(totp_secrets, self._row(username, secret)))
         return bool(result.rowcount)
 
+    async def delete(self, username: str) -> bool:
+        """Forget ``username``'s secret and used codes (the user is deleted); True when there was a secret."""
+        async with self.store.transaction() as connection:
+            result = await connection.execute(delete(totp_secrets).where(totp_secrets.c.username == username))
+            await connection.execute(delete(totp_used_steps).where(totp_used_steps.c.username == username))
+        return bool(result.rowcount)
+
+    async def enrolled(self) -> dict[str, datetime]:
+        """When each enrolled user got their secret."""
+        async with self.store.read() as connection:
+            rows = (await connection.execute(select(totp_secrets.c.username, totp_secrets.c.enrolled))).all()
+        return {row.username: row.enrolled for row in rows}
+
     def _row(self, username: str, secret: str) -> dict[str, object]:
         return {"username": username, "secret": self.box.seal(secret.encode(), _context(username)),
                 "enrolled": datetime.fromtimestamp(self.clock(), UTC)}

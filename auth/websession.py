@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, or_, select, update
+from sqlalchemy import ColumnElement, and_, delete, or_, select, update
 from sqlalchemy.engine import Row
 
 from auth.identity import Identity
@@ -106,6 +106,11 @@ class WebSessionStore:
     async def end_user(self, username: str, reason: str) -> int:
         """End every live session of ``username`` (logout everywhere, user disabled); return how many."""
         return await self._end(web_sessions.c.username == username, reason)
+
+    async def end_others(self, username: str, keep: str, reason: str) -> int:
+        """End every live session of ``username`` but ``keep`` (a session id); return how many."""
+        return await self._end(and_(web_sessions.c.username == username,
+                                    web_sessions.c.id_hash != token_hash(keep)), reason)
 
     async def why_ended(self, session_ids: Iterable[str]) -> dict[str, str]:
         """For each of ``session_ids`` that is no longer live, why; live ones are left out."""

@@ -223,6 +223,23 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        # issue 11, users and the admin console: administrators' changes, refusals, own password changes
+        self.admin_actions_total = Counter(
+            f"{PREFIX}_admin_actions_total",
+            "Changes made through the admin console; action is user.add, user.disable, user.totp_reset, ...",
+            ["action"],
+            registry=r,
+        )
+        self.admin_denied_total = Counter(
+            f"{PREFIX}_admin_denied_total", "Admin console requests refused: the caller is not an administrator.",
+            registry=r,
+        )
+        self.password_changes_total = Counter(
+            f"{PREFIX}_password_changes_total",
+            "Users changing their own password; result is ok, wrong_password, refused or rate_limited.",
+            ["result"],
+            registry=r,
+        )
 
     def exposition(self) -> bytes:
         """The registry in Prometheus text format."""

@@ -212,6 +212,15 @@ class AuditLog:
             rows = (await connection.execute(query)).all()
         return [_event(row) for row in reversed(rows)]
 
+    async def latest(self, action: str, since: datetime | None = None) -> AuditEvent | None:
+        """The newest event of ``action`` (at or after ``since``), or None."""
+        query = select(audit_events).where(audit_events.c.action == action)
+        if since is not None:
+            query = query.where(audit_events.c.time >= since)
+        async with self.store.read() as connection:
+            row = (await connection.execute(query.order_by(audit_events.c.id.desc()).limit(1))).first()
+        return None if row is None else _event(row)
+
     async def head(self, since: ChainHead | None = None) -> tuple[ChainHead, bool]:
         """The chain's head now, and whether ``since`` (an earlier head) is still in it, unchanged.
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from fnmatch import fnmatchcase
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
@@ -96,6 +96,7 @@ class Policy:
     record_input: InputRecording = InputRecording.FULL
     watch: tuple[str, ...] = ()  # groups whose live sessions and recordings these users may see; ("*",): all
     hours: TimeWindow | None = None  # when the policy applies; None: at any time
+    origin: str = field(default="", compare=False)  # where it was written, "FILE:LINE" (for the admin console)
 
     def group_matches(self, identity: Identity) -> bool:
         return ANY_GROUP in self.groups or not identity.groups.isdisjoint(self.groups)

@@ -1,10 +1,8 @@
-"""``deskgate user ...``: administrators' changes to users, each one audited.
+"""``deskgate user ...``: administrators' changes to users, each one audited (see :mod:`gateway.useradmin`).
 
-A user is found in the users file first, then in the directory (``auth.ldap``), whose
-spelling of the name is the one stored (so that a reset reaches the account that logs
-in). TOTP secrets go into the database, sealed with ``auth.totp.secret_key_file``;
-disabling a user, or resetting their authenticator, ends every web session of theirs,
-and each running gateway closes their desktops within seconds.
+The audit events name the OS user who ran the command as the actor (source ``cli``) and
+the changed user as the target. TOTP secrets go into the database, sealed with
+``auth.totp.secret_key_file``.
 """
 
 from __future__ import annotations
@@ -12,38 +10,56 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import json
 import sys
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from auth.accounts import DisabledAccounts
-from auth.errors import UserAdminError
-from auth.ldap import LDAPBackend
 from auth.local import LocalUserStore
 from auth.secretbox import SecretBox
-from auth.totp import new_secret, provisioning_uri, terminal_qr
+from auth.totp import provisioning_uri, terminal_qr
 from auth.totp_store import TOTPSecrets
 from auth.websession import WebSessionStore
 from base.db import Store
+from base.times import isoformat_utc
 from gateway.audit import AuditLog
 from gateway.cli.common import CommandGroups
 from gateway.config import Config, load_config
+from gateway.useradmin import UserAdmin, UserEntry, password_problem
 
 SOURCE = "cli"
-MIN_PASSWORD_LENGTH = 12
 T = TypeVar("T")
 
 
 def add_commands(commands: CommandGroups, common: argparse.ArgumentParser) -> None:
-    user = commands.add_parser("user", help="local users").add_subparsers(
+    user = commands.add_parser("user", help="users and their roles").add_subparsers(
         dest="user_command", required=True, metavar="COMMAND")
-    add = user.add_parser("add", parents=[common], help="add a local user and enroll their authenticator")
+    listing = user.add_parser("list", parents=[common], help="every user: groups, admin, disabled, TOTP, last login")
+    listing.add_argument("--json", action="store_true", help="one JSON object per line")
+    listing.set_defaults(handler=cmd_list)
+    add = user.add_parser("add", parents=[common], help="add a local user and enroll their authenticator",
+                          description="Add a local user; prints the TOTP URI and QR code to scan once.")
     add.add_argument("name", metavar="NAME")
     add.add_argument("--group", action="append", default=[], metavar="G", help="a group (repeatable)")
-    add.add_argument("--admin", action="store_true", help="may supervise and administer")
+    add.add_argument("--admin", action="store_true",
+                     help="an administrator: the admin console (/admin), every live session and recording; "
+                          "directory users become administrators through auth.ldap.admin_groups")
     add.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
     add.set_defaults(handler=cmd_add)
+    passwd = user.add_parser("passwd", parents=[common], help="set a local user's password; ends their sessions")
+    passwd.add_argument("name", metavar="NAME")
+    passwd.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
+    passwd.set_defaults(handler=cmd_passwd)
+    set_groups = user.add_parser("set-groups", parents=[common],
+                                 help="replace a local user's groups (none: no group); ends their sessions")
+    set_groups.add_argument("name", metavar="NAME")
+    set_groups.add_argument("groups", nargs="*", metavar="G")
+    set_groups.set_defaults(handler=cmd_set_groups)
+    delete = user.add_parser("delete", parents=[common],
+                             help="delete a local user and their TOTP secret; never the last administrator")
+    delete.add_argument("name", metavar="NAME")
+    delete.set_defaults(handler=cmd_delete)
     totp_reset = user.add_parser("totp-reset", parents=[common],
                                  help="give a user (local or directory) a new TOTP secret")
     totp_reset.add_argument("name", metavar="NAME")
@@ -64,17 +80,45 @@ def _print_enrollment(config: Config, name: str, secret: str) -> None:
     print(terminal_qr(uri))
 
 
-def cmd_add(args: argparse.Namespace) -> int:
+def _password_from_stdin(args: argparse.Namespace) -> str | None:
+    """The first line of stdin, or None after saying on stderr what is wrong."""
     if not args.password_stdin:
         print("deskgate: pass the password on stdin with --password-stdin "
               "(it never goes on the command line)", file=sys.stderr)
-        return 1
+        return None
     password = sys.stdin.readline().removesuffix("\n").removesuffix("\r")
-    if not password:
-        print("deskgate: the password on stdin is empty", file=sys.stderr)
-        return 1
-    if len(password) < MIN_PASSWORD_LENGTH:
-        print(f"deskgate: the password is too short; use at least {MIN_PASSWORD_LENGTH} characters", file=sys.stderr)
+    problem = password_problem(password)
+    if problem is not None:
+        print(f"deskgate: {problem.replace('the password', 'the password on stdin', 1)}", file=sys.stderr)
+        return None
+    return password
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    users = run_user_admin(load_config(args.config), lambda admin: admin.list_users())
+    if args.json:
+        for entry in users:
+            print(json.dumps(entry.to_json(), ensure_ascii=False))
+        return 0
+    print(f"{'NAME':<20} {'SOURCE':<7} {'ADMIN':<5} {'DISABLED':<8} {'TOTP':<4} {'LAST LOGIN':<20} GROUPS")
+    for entry in users:
+        print(_row(entry))
+    return 0
+
+
+def _row(entry: UserEntry) -> str:
+    def yes_no(value: bool | None) -> str:
+        return "?" if value is None else "yes" if value else "no"
+
+    groups = "?" if entry.groups is None else ",".join(entry.groups) or "-"
+    login = isoformat_utc(entry.last_login) if entry.last_login is not None else "-"
+    return (f"{entry.name:<20} {entry.source:<7} {yes_no(entry.admin):<5} {yes_no(entry.disabled):<8} "
+            f"{yes_no(entry.totp_enrolled):<4} {login:<20} {groups}")
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    password = _password_from_stdin(args)
+    if password is None:
         return 1
     config = load_config(args.config)
     secret = run_user_admin(config, lambda admin: admin.add_local(args.name, password, args.group, args.admin))
@@ -106,71 +150,25 @@ def cmd_enable(args: argparse.Namespace) -> int:
     return 0
 
 
-@dataclass(slots=True)
-class UserAdmin:
-    """The stores an administrator's command changes, opened from the configuration."""
+def cmd_passwd(args: argparse.Namespace) -> int:
+    password = _password_from_stdin(args)
+    if password is None:
+        return 1
+    ended = run_user_admin(load_config(args.config), lambda admin: admin.set_password(args.name, password))
+    print(f"new password for {args.name}; {ended} web session(s) of theirs ended")
+    return 0
 
-    config: Config
-    local_users: LocalUserStore | None
-    store: Store
-    audit: AuditLog
-    secrets: TOTPSecrets
-    sessions: WebSessionStore
-    disabled: DisabledAccounts
-    operator: str
 
-    async def find(self, name: str) -> tuple[str, str]:
-        """``(backend, stored name)`` of the user called ``name``; UserAdminError if there is none."""
-        auth = self.config.auth
-        if self.local_users is not None and self.local_users.get(name) is not None:
-            return "local", name
-        if auth.ldap is not None:
-            found = await LDAPBackend(auth.ldap).canonical_name(name)
-            if found is not None:
-                return "ldap", found
-        places = " or ".join(where for where, on in (("the users file", auth.local), ("the directory", auth.ldap)) if on)
-        raise UserAdminError(f"no user {name!r} in {places}")
+def cmd_set_groups(args: argparse.Namespace) -> int:
+    groups = run_user_admin(load_config(args.config), lambda admin: admin.set_groups(args.name, args.groups))
+    print(f"{args.name} is now in {', '.join(groups) if groups else 'no group'}; their sessions have ended")
+    return 0
 
-    async def add_local(self, name: str, password: str, groups: list[str], admin: bool) -> str:
-        """Add a local user and their TOTP secret (into the database); return the secret."""
-        users = self.local_users
-        if users is None:
-            raise UserAdminError("local users are switched off in this configuration (auth.local)")
-        secret = await asyncio.to_thread(users.add_user, name, password, groups, admin)
-        await self.secrets.set(name, secret)
-        await asyncio.to_thread(users.clear_totp, name, secret)
-        await self._audit("user.add", name, backend="local", groups=sorted(groups), admin=admin)
-        return secret
 
-    async def reset_totp(self, name: str) -> tuple[str, str]:
-        """A new TOTP secret for the user (the old authenticator stops working); ``(stored name, secret)``."""
-        backend, stored = await self.find(name)
-        if backend == "local" and self.local_users is not None:
-            # First: a secret left in the file would be moved into the database at the next login.
-            leftover = await asyncio.to_thread(self.local_users.totp_secret, stored)
-            if leftover is not None:
-                await asyncio.to_thread(self.local_users.clear_totp, stored, leftover)
-        secret = new_secret()
-        await self.secrets.set(stored, secret)
-        ended = await self.sessions.end_user(stored, "your authenticator was reset; sign in again")
-        await self._audit("user.totp_reset", stored, backend=backend, web_sessions_ended=ended)
-        return stored, secret
-
-    async def set_disabled(self, name: str, disabled: bool, reason: str | None) -> tuple[str, bool]:
-        """Disable (ending every session) or enable a user; ``(stored name, whether anything changed)``."""
-        _, stored = await self.find(name)
-        if not disabled:
-            changed = await self.disabled.enable(stored)
-            await self._audit("user.enable", stored, changed=changed)
-            return stored, changed
-        changed = await self.disabled.disable(stored, self.operator, reason)
-        ended = await self.sessions.end_user(stored, "your account was disabled")
-        await self._audit("user.disable", stored, changed=changed, web_sessions_ended=ended, note=reason)
-        return stored, changed
-
-    async def _audit(self, action: str, target: str, **detail: Any) -> None:
-        await self.audit.record(action, user=self.operator, source=SOURCE, target=target, outcome="success",
-                                **detail)
+def cmd_delete(args: argparse.Namespace) -> int:
+    run_user_admin(load_config(args.config), lambda admin: admin.delete(args.name))
+    print(f"deleted {args.name} and their TOTP secret; their sessions have ended")
+    return 0
 
 
 def run_user_admin(config: Config, use: Callable[[UserAdmin], Awaitable[T]]) -> T:
@@ -181,10 +179,12 @@ def run_user_admin(config: Config, use: Callable[[UserAdmin], Awaitable[T]]) -> 
         try:
             box = SecretBox.from_file(config.auth.totp.secret_key_file)
             web = config.auth.web_session
-            local = LocalUserStore(config.auth.local.users_file) if config.auth.local is not None else None
+            # Off the loop: the store hashes a dummy password (argon2, several threads) when it is made.
+            local = (await asyncio.to_thread(LocalUserStore, config.auth.local.users_file)
+                     if config.auth.local is not None else None)
             admin = UserAdmin(config, local, store, AuditLog(store), TOTPSecrets(store, box),
                               WebSessionStore(store, web.idle_timeout, web.absolute_timeout),
-                              DisabledAccounts(store), getpass.getuser())
+                              DisabledAccounts(store), getpass.getuser(), SOURCE)
             return await use(admin)
         finally:
             await store.close()

@@ -294,7 +294,7 @@ class _ConfigReader:
     def ldap(self, node: Node, policies: tuple[Policy, ...]) -> LDAPConfig:
         r = self.r
         keys = ["url", "start_tls", "bind_dn", "bind_password_file", "user_base", "user_filter",
-                "group_base", "group_filter", "timeout", "ca_file", "allowed_groups"]
+                "group_base", "group_filter", "timeout", "ca_file", "allowed_groups", "admin_groups"]
         section = r.mapping(node, "auth.ldap", keys, required=["url", "user_base"])
         url = r.string(section["url"], "auth.ldap.url")
         start_tls = r.boolean(section.get("start_tls"), "auth.ldap.start_tls", False)
@@ -313,6 +313,8 @@ class _ConfigReader:
         if "{username}" not in user_filter:
             raise r.error(section.get("user_filter"), "auth.ldap.user_filter",
                           "must contain {username}, e.g. (uid={username})")
+        admin_groups = self.admin_groups(section.get("admin_groups"))
+        allowed_groups = self.allowed_groups(section.get("allowed_groups"), policies)
         return LDAPConfig(
             url=url,
             start_tls=start_tls,
@@ -324,8 +326,19 @@ class _ConfigReader:
             group_filter=r.optional_string(section.get("group_filter"), "auth.ldap.group_filter"),
             timeout=self.duration(section.get("timeout"), "auth.ldap.timeout", 5.0),
             ca_file=self.optional_path(section.get("ca_file"), "auth.ldap.ca_file"),
-            allowed_groups=self.allowed_groups(section.get("allowed_groups"), policies),
+            allowed_groups=None if allowed_groups is None else allowed_groups | admin_groups,
+            admin_groups=admin_groups,
         )
+
+    def admin_groups(self, node: Node | None) -> frozenset[str]:
+        """``auth.ldap.admin_groups``: directory groups whose members are administrators; absent: none."""
+        groups = set()
+        for item, key in self.r.sequence(node, "auth.ldap.admin_groups"):
+            group = self.r.string(item, key)
+            if group == ANY_GROUP:
+                raise self.r.error(item, key, '"*" would make every directory user an administrator; name the groups')
+            groups.add(group)
+        return frozenset(groups)
 
     def allowed_groups(self, node: Node | None, policies: tuple[Policy, ...]) -> frozenset[str] | None:
         """The listed groups; absent: the groups the policies name; ``"*"`` anywhere: no restriction (None)."""
@@ -482,6 +495,7 @@ class _ConfigReader:
                                                        InputRecording, InputRecording.FULL)),
             watch=self.watch(section.get("watch"), f"{key}.watch"),
             hours=self.hours(section, key),
+            origin=f"{self.r.path}:{node.start_mark.line + 1}",
         )
 
     def hours(self, section: Mapping[str, Node], key: str) -> TimeWindow | None:

@@ -40,6 +40,9 @@ from gateway.session_directory import SessionDirectory
 from gateway.sessions import SessionRegistry
 from gateway.settings import LiveSettings, Settings
 from gateway.web import (
+    account_routes,
+    admin_routes,
+    admin_views,
     auth_routes,
     desktop_routes,
     notice_routes,
@@ -58,6 +61,7 @@ from gateway.web.keys import (
     RECORDINGS,
     SESSION_DIRECTORY,
     SETTINGS,
+    STARTED,
     STORE,
 )
 from gateway.web.listener import ConnectionGate, GuardedSite, ListenerPolicy, RefusalReporter
@@ -136,6 +140,7 @@ def create_app(config: Config, metrics: Metrics | None = None, clock: Callable[[
     app[SETTINGS] = LiveSettings(Settings.from_config(config))
     app[METRICS] = metrics
     app[CLOCK] = clock
+    app[STARTED] = clock()
     app[DENIAL_AUDITOR] = DenialAuditor()
     app[PENDING_AUDITS] = set()
     app[LIVE_SESSIONS] = SessionRegistry(metrics)
@@ -146,6 +151,9 @@ def create_app(config: Config, metrics: Metrics | None = None, clock: Callable[[
     app.add_routes(recording_routes.routes)
     app.add_routes(session_routes.routes)
     app.add_routes(notice_routes.routes)
+    app.add_routes(account_routes.routes)
+    app.add_routes(admin_routes.routes)
+    app.add_routes(admin_views.routes)
     app.cleanup_ctx.append(database_context)
     app.cleanup_ctx.append(supervision_context)
     app.cleanup_ctx.append(auth_context)

@@ -28,6 +28,8 @@ SETTINGS = web.AppKey("settings", LiveSettings)
 METRICS = web.AppKey("metrics", Metrics)
 #: The wall clock of everything time-bound in authentication (TOTP, web sessions, throttle); tests inject one.
 CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")
+#: When this gateway started, on CLOCK (the admin console's "since start").
+STARTED = web.AppKey("started", float)
 LIVE_SESSIONS = web.AppKey("live_sessions", SessionRegistry)
 
 STORE = web.AppKey("store", Store)

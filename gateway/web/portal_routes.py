@@ -39,7 +39,9 @@ async def list_targets(request: web.Request) -> web.Response:
             "clipboard": decision.policy.clipboard.value,  # off | to-remote | to-local | both
         })
     may_watch = not watch_scope(session.identity, source, settings.policies).nobody
-    return web.json_response({"user": session.identity.username, "targets": targets, "may_watch": may_watch})
+    identity = session.identity
+    return web.json_response({"user": identity.username, "targets": targets, "may_watch": may_watch,
+                              "admin": identity.admin, "own_password": identity.backend == "local"})
 
 
 @routes.get("/healthz")

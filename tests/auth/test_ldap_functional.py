@@ -379,3 +379,14 @@ async def test_canonical_name_finds_the_directorys_spelling(backend: LDAPBackend
     server.stop()
     with pytest.raises(DirectoryUnavailable):
         await backend.canonical_name("alice")
+
+
+async def test_members_of_admin_groups_are_administrators_nested_groups_included(config: LDAPConfig) -> None:
+    backend = LDAPBackend(replace(config, admin_groups=frozenset({"staff"})))
+
+    alice = await backend.authenticate("alice", USERS["alice"])  # in staff through operators
+    bob = await backend.authenticate("bob", USERS["bob"])
+
+    assert alice == Identity("alice", frozenset({"operators", "staff"}), admin=True, backend="ldap")
+    assert bob.admin is False
+    assert (await LDAPBackend(config).authenticate("alice", USERS["alice"])).admin is False  # none configured

@@ -192,3 +192,21 @@ async def test_every_spelling_the_directory_folds_together_shares_one_throttle(
                               ("alİce", "failure", "wrong username or password"),
                               ("alice", "failure", "wrong username or password")]
         assert [reason for _, _, reason in events[5:10]] == ["rate limited (user)"] * 5
+
+
+async def test_a_directory_user_in_admin_groups_is_an_administrator_of_the_console(
+        tmp_path: Path, settings: dict[str, Any], http: aiohttp.ClientSession) -> None:
+    # "contractors" is in no policy: bob gets in as an administrator only, and sees the console.
+    settings["auth"]["ldap"]["admin_groups"] = ["contractors"]
+    async with auth_gateway(tmp_path, settings, users={"ops_local": ["operators"]}) as gateway:
+        await enroll(gateway, http, "bob")
+        session = await (await http.get(f"{gateway.url}/api/v1/session")).json()
+        assert (session["groups"], session["admin"]) == (["contractors"], True)
+        targets = await (await http.get(f"{gateway.url}/api/v1/targets")).json()
+        assert (targets["targets"], targets["admin"]) == ([], True)
+        users = await (await http.get(f"{gateway.url}/api/v1/admin/users")).json()
+        assert [(user["name"], user["source"], user["admin"]) for user in users["users"]] == [
+            ("bob", "ldap", True), ("ops_local", "local", False)]
+        async with cookie_session() as alice:
+            await enroll(gateway, alice, "alice")
+            assert (await alice.get(f"{gateway.url}/api/v1/admin/users")).status == 403

@@ -181,6 +181,27 @@ def test_ldap_allowed_groups_default_to_the_groups_policies_name(tmp_path: Path)
     assert no_policies.auth.ldap is not None and no_policies.auth.ldap.allowed_groups == frozenset()
 
 
+def test_ldap_admin_groups_are_administrators_who_may_always_log_in(tmp_path: Path) -> None:
+    ldap = "auth:\n  ldap: {url: 'ldaps://l', user_base: 'ou=p,dc=e'%s}\n"
+    policies = TARGETS + "policies:\n  - {name: a, groups: [ops], targets: [desk-01]}\n"
+    config = load_config(write(tmp_path, ldap % ", admin_groups: [it-admins]" + policies))
+    assert config.auth.ldap is not None and config.auth.ldap.admin_groups == frozenset({"it-admins"})
+    assert config.auth.ldap.allowed_groups == frozenset({"ops", "it-admins"})  # in no policy's groups, still let in
+    config = load_config(write(tmp_path, ldap % ", allowed_groups: ['*'], admin_groups: [it-admins]" + policies))
+    assert config.auth.ldap is not None and config.auth.ldap.allowed_groups is None
+    assert load_config(write(tmp_path, ldap % "" + policies)).auth.ldap.admin_groups == frozenset()  # type: ignore[union-attr]
+    with pytest.raises(ConfigError, match=r"admin_groups\[0\]: \"\*\" would make every directory user an admin"):
+        load_config(write(tmp_path, ldap % ", admin_groups: ['*']" + policies))
+
+
+def test_policies_remember_where_they_were_written(tmp_path: Path) -> None:
+    path = write(tmp_path, TARGETS + "policies:\n  - name: a\n    groups: [ops]\n    targets: [desk-01]\n"
+                                     "  - {name: b, groups: [ops], targets: [desk-01]}\n")
+    lines = path.read_text().splitlines()
+    assert [policy.origin for policy in load_config(path).policies] == [
+        f"{path}:{lines.index('  - name: a') + 1}", f"{path}:{len(lines)}"]
+
+
 def test_clipboard_modes(tmp_path: Path) -> None:
     for text, mode in [("both", Clipboard.BOTH), ('"to-remote"', Clipboard.TO_REMOTE), ("to-local", Clipboard.TO_LOCAL),
                        ('"off"', Clipboard.OFF), ("no", Clipboard.OFF)]:

@@ -13,8 +13,12 @@ if (status === 401) {
   document.getElementById("whoami").textContent = `Signed in as ${data.user}`;
   showRecordingsLinkIfAllowed();
   document.getElementById("sessions-link").hidden = !data.may_watch;  // supervisors (policy `watch`), admins
+  document.getElementById("admin-link").hidden = !data.admin;
+  document.getElementById("admin-hint").hidden = !data.admin || data.targets.length > 0;
+  document.getElementById("password-section").hidden = !data.own_password;
   message.textContent = data.targets.length
     ? "Choose a desktop to open."
+    : data.admin ? "No desktop is available to you from this network."
     : "No desktop is available to you from this network. Ask your administrator.";
   for (const target of data.targets) {
     const item = document.createElement("li");
@@ -32,3 +36,18 @@ async function showRecordingsLinkIfAllowed() {
   const { status } = await api("GET", "/api/v1/recordings?limit=1");
   document.getElementById("recordings-link").hidden = status !== 200;
 }
+
+// A local user's own password: current, then the new one twice; other sign-ins of theirs end.
+const passwordForm = document.getElementById("password-form");
+const passwordMessage = document.getElementById("password-message");
+passwordForm.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const value = (id) => document.getElementById(id).value;
+  const { status, data: answer } = await api("POST", "/api/v1/password",
+    { current: value("password-current"), new: value("password-new"), repeat: value("password-repeat") });
+  passwordMessage.className = status === 200 ? "muted" : "error";
+  passwordMessage.textContent = status === 200
+    ? "Your password is changed. Your other sign-ins have ended."
+    : answer.error || `Your password could not be changed (HTTP ${status}).`;
+  if (status === 200) passwordForm.reset();
+});
