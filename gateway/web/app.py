@@ -40,6 +40,7 @@ from gateway.settings import LiveSettings, Settings
 from gateway.web import (
     auth_routes,
     desktop_routes,
+    live_routes,
     notice_routes,
     portal_routes,
     recording_routes,
@@ -140,6 +141,7 @@ def create_app(config: Config, metrics: Metrics | None = None, clock: Callable[[
     app.add_routes(portal_routes.routes)
     app.add_routes(desktop_routes.routes)
     app.add_routes(recording_routes.routes)
+    app.add_routes(live_routes.routes)
     app.add_routes(session_routes.routes)
     app.add_routes(notice_routes.routes)
     app.cleanup_ctx.append(database_context)

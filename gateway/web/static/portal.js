@@ -13,6 +13,7 @@ if (status === 401) {
   document.getElementById("whoami").textContent = `Signed in as ${data.user}`;
   showRecordingsLinkIfAllowed();
   document.getElementById("sessions-link").hidden = !data.may_watch;  // supervisors (policy `watch`), admins
+  document.getElementById("wall-link").hidden = !data.may_watch;
   message.textContent = data.targets.length
     ? "Choose a desktop to open."
     : "No desktop is available to you from this network. Ask your administrator.";
