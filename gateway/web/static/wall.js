@@ -49,11 +49,13 @@ async function refresh() {
       tiles.delete(id);
     }
   }
-  for (const session of shown) {
+  const ordered = shown.map((session) => {
     const tile = tiles.get(session.id) ?? addTile(session);
     updateTile(tile, session);
-    wall.append(tile.element);  // keeps the order; moving a node keeps its canvas
-  }
+    return tile.element;
+  });
+  // Move tiles only when the order changed: a moved node loses a click under way.
+  if (ordered.some((element, index) => wall.children[index] !== element)) wall.replaceChildren(...ordered);
   message.className = "muted";
   message.textContent = shown.length === 0 ? strings.nobody
     : shown.length === 1 ? strings.one : format("many", { count: shown.length });
@@ -86,11 +88,6 @@ function addTile(session) {
     element.classList.add("tile-ended");
     element.querySelector(".tile-idle").textContent = strings["tile-ended"];
   });
-  // noVNC handles the pointer on its canvas: open the live view before it sees the click.
-  element.addEventListener("click", (event) => {
-    event.preventDefault();
-    location.assign(element.href);
-  }, { capture: true });
   const tile = { element, rfb, history: [] };
   tiles.set(session.id, tile);
   return tile;
