@@ -18,6 +18,7 @@ node's ``live_viewers`` gauge; a ``viewing_started`` notice to the operator's pa
 ``viewing_ended`` when it ends, whatever the end (``finally``); and ``viewed_by`` events
 (``by``, ``from``, then ``by``, ``from``, ``to``) in the session's journal — written at once
 when this node holds the session, else posted in the directory for the holding node's watcher.
+A view that outlasts the session has no end event: its journal is sealed; it lasted to the end.
 The operator's notice is posted before the view starts: a view the operator cannot be told of
 does not start.
 """
