@@ -121,6 +121,10 @@ class SessionRegistry:
         if self._sessions.pop(session.id, None) is not None:
             self._metrics.sessions_active.labels(protocol=session.protocol).dec()
 
+    def holds(self, session_id: str) -> bool:
+        """Whether the session is live on this node."""
+        return session_id in self._sessions
+
     def recording_id(self, session_id: str) -> str | None:
         control = self._sessions.get(session_id)
         return control.recording_id if control is not None else None

@@ -39,6 +39,7 @@ from gateway.config.model import (
     Config,
     ConnectionLimits,
     ListenConfig,
+    LiveViewConfig,
     NetworkConfig,
     PublicURL,
     StorageConfig,
@@ -103,7 +104,7 @@ class _ConfigReader:
 
     def config(self, root: Node | None) -> Config:
         top = self.r.mapping(root, "", ["listen", "tls", "network", "auth", "storage", "targets", "policies",
-                                        "audit"])
+                                        "audit", "live_view"])
         tls = self.tls(top.get("tls"))
         targets = self.targets(top.get("targets"))
         policies = self.policies(top.get("policies"), targets)
@@ -117,6 +118,7 @@ class _ConfigReader:
             targets=MappingProxyType(targets),
             policies=policies,
             audit=self.audit(top.get("audit")),
+            live_view=self.live_view(top.get("live_view")),
         )
 
     def path(self, node: Node | None, key: str, default: str) -> Path:
@@ -356,6 +358,23 @@ class _ConfigReader:
             checkpoint_interval=self.duration(section.get("checkpoint_interval"), "audit.checkpoint_interval", 60.0),
             node=name,
         )
+
+    def live_view(self, node: Node | None) -> LiveViewConfig:
+        section = self.r.mapping(node, "live_view", ["interval", "tile_interval", "tile_quality"])
+        default = LiveViewConfig()
+        intervals = {}
+        for name in ("interval", "tile_interval"):
+            key = f"live_view.{name}"
+            intervals[name] = value = self.duration(section.get(name), key, getattr(default, name))
+            if not 0 <= value <= 60:
+                raise self.r.error(section.get(name), key, "must be from 0 to 60 s (e.g. 100ms, 2s)")
+        quality = default.tile_quality
+        if (node_quality := section.get("tile_quality")) is not None:
+            quality = self.r.integer(node_quality, "live_view.tile_quality")
+            if not 0 <= quality <= 9:
+                raise self.r.error(node_quality, "live_view.tile_quality", "must be a JPEG quality level from 0 to 9")
+        return LiveViewConfig(interval=intervals["interval"], tile_interval=intervals["tile_interval"],
+                              tile_quality=quality)
 
     def targets(self, node: Node | None) -> dict[str, Target]:
         targets = {}

@@ -2,7 +2,8 @@
 
 ``GET /ws/live/{id}`` is a view-only live view of that session (:mod:`gateway.live_view`):
 WebSocket, subprotocol ``binary``, RFB 3.8 security None, opened only from the gateway's own
-pages (Origin). ``?mode=tile`` is a wall tile: one update every 2 s at low JPEG quality.
+pages (Origin). ``?mode=tile`` is a wall tile: one update every 2 s at low JPEG quality (the
+config's ``live_view:`` sets both paces, read when a view opens).
 ``GET /api/v1/sessions/{id}`` says whose session it is (for the page's title), and the pages
 ``/live/{id}`` and ``/wall`` serve their static files.
 
@@ -35,10 +36,11 @@ from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 
 from base.times import isoformat_utc
+from gateway.config import LiveViewConfig
 from gateway.live_view import MAX_VIEWER_MESSAGE, LiveView
 from gateway.notices import ViewingEnded, ViewingStarted
 from gateway.rfb.messages import ServerInit
-from gateway.rfb.viewer import LIVE_PACING, TILE_PACING, Pacing, ViewerConnection
+from gateway.rfb.viewer import TILE_PACING, Pacing, ViewerConnection
 from gateway.session_directory import DirectoryEntry
 from gateway.sessions import is_live_session_id
 from gateway.watch import watch_scope
@@ -49,8 +51,7 @@ from gateway.web.security import client_address, current_session, error_json, or
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 
-#: How each mode paces the target: ``live`` (the page /live/{id}) and ``tile`` (the wall).
-MODES: dict[str, Pacing] = {"live": LIVE_PACING, "tile": TILE_PACING}
+MODES = ("live", "tile")  # the page /live/{id}, and a tile of the wall
 #: How often a view checks that the operator's session is still listed (seconds).
 SESSION_CHECK_INTERVAL = 2.0
 
@@ -120,9 +121,10 @@ async def live_socket(request: web.Request) -> web.StreamResponse:
         return await _refuse(request, "foreign_origin", f"foreign origin {request.headers.get('Origin')!r}",
                              "this WebSocket may only be opened from the gateway's own pages",
                              session=request.match_info["id"][:64])
-    pacing = MODES.get(request.query.get("mode", "live"))
-    if pacing is None:
+    mode = request.query.get("mode", "live")
+    if mode not in MODES:
         return error_json(400, f"mode must be one of {', '.join(MODES)}")
+    pacing = pacing_for(mode, app[SETTINGS].current.config.live_view)
     entry = await _viewable(request)
     if isinstance(entry, web.Response):
         return entry
@@ -135,7 +137,6 @@ async def live_socket(request: web.Request) -> web.StreamResponse:
         return error_json(400, "expected a WebSocket upgrade")
 
     viewer = session.identity.username
-    mode = "tile" if pacing is TILE_PACING else "live"
     viewing = Viewing(app, entry, viewer, str(client_address(request)), mode)
     await viewing.start()  # audited, and the operator told, before any byte of the screen is shown
     try:
@@ -156,6 +157,14 @@ async def live_socket(request: web.Request) -> web.StreamResponse:
 
 def _iso(epoch: float) -> str:
     return isoformat_utc(datetime.fromtimestamp(epoch, UTC))
+
+
+def pacing_for(mode: str, config: LiveViewConfig) -> Pacing:
+    """How the gateway paces the target for a viewer in ``mode`` (``live_view:`` in the config)."""
+    if mode == "tile":
+        return Pacing(config.tile_interval, jpeg_quality=config.tile_quality,
+                      compress_level=TILE_PACING.compress_level)
+    return Pacing(config.interval)
 
 
 class Viewing:
@@ -199,6 +208,9 @@ class Viewing:
             duration=round(ended - self._started, 3)))
 
     async def still_live(self) -> bool:
+        """Whether the session is still live: this node's registry when it holds it, else the directory."""
+        if self.app[LIVE_SESSIONS].holds(self.entry.id):
+            return True
         try:
             return await self.app[SESSION_DIRECTORY].get(self.entry.id) is not None
         except SQLAlchemyError:  # the database is away: keep the view; the next check decides
