@@ -110,7 +110,6 @@ ViewerEvent: TypeAlias = InputDropped | CutTextWithheld | UpdateForwarded | Resi
 _UPDATE_FORWARDED = UpdateForwarded()
 _DESKTOP_NAME = int(Encoding.DESKTOP_NAME)
 _NAME_LENGTH = struct.Struct(">I")
-_TUNING = frozenset(JPEG_QUALITY_LEVELS) | frozenset(COMPRESS_LEVELS)
 
 
 def _dropped_kind(message: object) -> DroppedKind:
@@ -253,15 +252,14 @@ class ViewerConnection:
         """The viewer's encodings the target's framer can frame, with the pacing's quality levels."""
         pacing = self._pacing
         encodings = tuple(e for e in filter_encodings(requested) if e != Encoding.QEMU_EXTENDED_KEY_EVENT)
-        if pacing.jpeg_quality is None and pacing.compress_level is None:
-            return encodings
-        levels = tuple(level for level in (
-            None if pacing.jpeg_quality is None else JPEG_QUALITY_LEVELS[pacing.jpeg_quality],
-            None if pacing.compress_level is None else COMPRESS_LEVELS[pacing.compress_level]) if level is not None)
-        kept = tuple(e for e in encodings if e not in _TUNING
-                     or (pacing.jpeg_quality is None and e in JPEG_QUALITY_LEVELS)
-                     or (pacing.compress_level is None and e in COMPRESS_LEVELS))
-        return kept + levels
+        levels = []  # the gateway's own levels replace the viewer's of the same kind
+        if pacing.jpeg_quality is not None:
+            encodings = tuple(e for e in encodings if e not in JPEG_QUALITY_LEVELS)
+            levels.append(JPEG_QUALITY_LEVELS[pacing.jpeg_quality])
+        if pacing.compress_level is not None:
+            encodings = tuple(e for e in encodings if e not in COMPRESS_LEVELS)
+            levels.append(COMPRESS_LEVELS[pacing.compress_level])
+        return encodings + tuple(levels)
 
     def _accepts(self, side: Side) -> bool:
         if side in self._ended:
