@@ -17,7 +17,7 @@ NOVNC_DIR := gateway/web/static/novnc
 NOVNC_STAMP := $(NOVNC_DIR)/LICENSE.txt
 PYTEST_ARGS ?=
 
-.PHONY: deps system-deps test demo bench soak fuzz messages clean distclean
+.PHONY: deps system-deps test demo bench bench-live soak fuzz messages clean distclean
 
 deps: system-deps $(VENV_STAMP) $(NOVNC_STAMP)
 
@@ -55,6 +55,10 @@ demo: deps
 
 bench: deps
 	$(VENV)/bin/python -m bench
+
+# What watching costs: gateway CPU per live view and per wall tile, latency a live view adds (bench/live_view.py).
+bench-live: deps
+	$(VENV)/bin/python -m bench.live_view
 
 # 100 sessions through `deskgate serve` to real Xvnc desktops for 10 minutes (bench/soak.py).
 soak: deps

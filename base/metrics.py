@@ -240,6 +240,23 @@ class Metrics:
             ["result"],
             registry=r,
         )
+        # issue 10, live view and the wall (gateway/live_view.py): viewers now, what they sent and was dropped, refusals
+        self.live_viewers = Gauge(
+            f"{PREFIX}_live_viewers", "Live views (and wall tiles) this node serves now.", registry=r
+        )
+        self.live_view_dropped_input_total = Counter(
+            f"{PREFIX}_live_view_dropped_input_total",
+            "Messages from live viewers dropped, never forwarded to the target; kind is key, pointer, cut_text or other.",
+            ["kind"],
+            registry=r,
+        )
+        self.live_view_refused_total = Counter(
+            f"{PREFIX}_live_view_refused_total",
+            "Live views refused; reason is not_watched, unknown_session, foreign_origin, sharing_refused or "
+            "target_unavailable.",
+            ["reason"],
+            registry=r,
+        )
 
     def exposition(self) -> bytes:
         """The registry in Prometheus text format."""

@@ -242,6 +242,7 @@ class DesktopSession:
             await self._ws.close(code=ended.code, message=close_reason(ended.reason))
         finally:
             if self._recorder is not None:
+                self._control.journal = None  # a viewer leaving now must not write into a sealed journal
                 await self._recordings.finish(self._live, self._recorder, ended.reason)
         return ended
 
@@ -262,6 +263,7 @@ class DesktopSession:
         try:
             recorder = self._recorder = await self._recordings.start(self._live, server_init, self._policy)
             self._control.recording_id = recorder.recording_id
+            self._control.journal = recorder
         except RecordingUnavailable as exc:
             browser.reject(f"{exc} Tell your administrator.")
             await self._send_to_browser(browser.data_to_send())

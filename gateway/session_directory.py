@@ -18,6 +18,12 @@ target (a PostgreSQL advisory lock; SQLite's write lock), so of two operators op
 last free place at once on any two nodes, exactly one gets it. Live viewers are not rows of
 their own and do not count.
 
+Events for a session's journal from another node (a live viewer's ``viewed_by``) go the same
+way: :meth:`~SessionDirectory.post_event` stores one in ``live_session_events``, and the holding
+node's watcher takes those of its sessions every round (:meth:`~SessionDirectory.take_events`)
+and writes them into their journals. Events nobody took (the session ended first) are purged
+with the expired rows.
+
 Times are each node's wall clock, as for web sessions: nodes keep their clocks in step (NTP).
 """
 
@@ -73,6 +79,28 @@ live_sessions = Table(
     Column("end_requested", UTCDateTime, nullable=True),
     Index("ix_live_sessions_heartbeat", "heartbeat"),
 )
+
+
+#: Journal events posted for a session held by another node, until that node takes them.
+live_session_events = Table(
+    "live_session_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("session_id", String(32), nullable=False),
+    Column("type", String(32), nullable=False),
+    Column("payload", Text, nullable=False),  # JSON object: the event's fields
+    Column("posted", UTCDateTime, nullable=False),
+    Index("ix_live_session_events_session_id", "session_id"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PostedEvent:
+    """A journal event for the session ``session_id``, posted on any node."""
+
+    session_id: str
+    type: str
+    fields: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,11 +247,32 @@ class SessionDirectory:
     async def viewer_left(self, session_id: str) -> None:
         await self._count_viewer(session_id, -1)
 
-    async def purge(self) -> int:
-        """Delete the rows of sessions whose node stopped renewing them; returns how many."""
+    async def post_event(self, session_id: str, type: str, fields: dict[str, Any]) -> None:
+        """Store a journal event for a session the holding node (any node) writes into its journal."""
         async with self.store.transaction() as connection:
-            result = await connection.execute(delete(live_sessions).where(
-                live_sessions.c.heartbeat < _time(self.clock() - self.expiry)))
+            await connection.execute(insert(live_session_events).values(
+                session_id=session_id, type=type, payload=json.dumps(fields), posted=_time(self.clock())))
+
+    async def take_events(self, session_ids: Iterable[str]) -> tuple[PostedEvent, ...]:
+        """The journal events posted for any of ``session_ids`` (this node's sessions), oldest first; they are
+        deleted as they are taken."""
+        ids = list(session_ids)
+        if not ids:
+            return ()
+        c = live_session_events.c
+        async with self.store.transaction() as connection:
+            rows = (await connection.execute(select(live_session_events).where(c.session_id.in_(ids))
+                                             .order_by(c.id))).all()
+            if rows:
+                await connection.execute(delete(live_session_events).where(c.id.in_([row.id for row in rows])))
+        return tuple(PostedEvent(row.session_id, row.type, json.loads(row.payload)) for row in rows)
+
+    async def purge(self) -> int:
+        """Delete the rows of sessions whose node stopped renewing them, and events nobody took; returns how many."""
+        cutoff = _time(self.clock() - self.expiry)
+        async with self.store.transaction() as connection:
+            result = await connection.execute(delete(live_sessions).where(live_sessions.c.heartbeat < cutoff))
+            await connection.execute(delete(live_session_events).where(live_session_events.c.posted < cutoff))
         return int(result.rowcount)
 
     async def _count_viewer(self, session_id: str, change: int) -> None:

@@ -15,6 +15,7 @@ import secrets
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from base.metrics import Metrics
 
@@ -57,10 +58,17 @@ class EndRequest:
         return f"ended by {self.by}: {self.reason}"
 
 
-class SessionControl:
-    """What a session's proxy shares with the registry: termination requests in; input time, recording id out."""
+class JournalEvents(Protocol):
+    """Where a session's journal takes events from outside the session (a live viewer, on any node)."""
 
-    __slots__ = ("session", "terminated", "end_request", "cause", "last_input", "recording_id")
+    def event(self, type: str, **fields: Any) -> None: ...
+
+
+class SessionControl:
+    """What a session's proxy shares with the registry: termination requests and journal events in;
+    input time, recording id out."""
+
+    __slots__ = ("session", "terminated", "end_request", "cause", "last_input", "recording_id", "journal")
 
     def __init__(self, session: LiveSession) -> None:
         self.session = session
@@ -75,6 +83,8 @@ class SessionControl:
         self.last_input = loop.time()
         #: Set by the proxy once the session's journal exists.
         self.recording_id: str | None = None
+        #: The session's journal, for events from outside the session (set by the proxy with recording_id).
+        self.journal: JournalEvents | None = None
 
     def terminate(self, reason: str, cause: str | None = None) -> None:
         """End the session with ``reason`` (for people) and ``cause`` (the outcome label, when not "terminated")."""
@@ -115,9 +125,21 @@ class SessionRegistry:
         if self._sessions.pop(session.id, None) is not None:
             self._metrics.sessions_active.labels(protocol=session.protocol).dec()
 
+    def holds(self, session_id: str) -> bool:
+        """Whether the session is live on this node."""
+        return session_id in self._sessions
+
     def recording_id(self, session_id: str) -> str | None:
         control = self._sessions.get(session_id)
         return control.recording_id if control is not None else None
+
+    def journal(self, session_id: str, type: str, fields: dict[str, Any]) -> bool:
+        """Write an event into a session's journal; False when the session is not here or has no journal yet."""
+        control = self._sessions.get(session_id)
+        if control is None or control.journal is None:
+            return False
+        control.journal.event(type, **fields)
+        return True
 
     def controls(self) -> list[SessionControl]:
         """The controls of every live session (a copy: sessions may end while the caller looks)."""

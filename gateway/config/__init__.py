@@ -6,6 +6,7 @@ from gateway.config.model import (
            Config,
            ConnectionLimits,
            ListenConfig,
+           LiveViewConfig,
            NetworkConfig,
            PublicURL,
            StorageConfig,
@@ -14,5 +15,5 @@ from gateway.config.model import (
 )
 from gateway.config.schema import load_config, parse_duration
 
-__all__ = ["Address", "AuditConfig", "Config", "ConnectionLimits", "ListenConfig", "NetworkConfig", "PublicURL",
-           "StorageConfig", "TLSConfig", "Target", "load_config", "parse_duration"]
+__all__ = ["Address", "AuditConfig", "Config", "ConnectionLimits", "ListenConfig", "LiveViewConfig", "NetworkConfig",
+           "PublicURL", "StorageConfig", "TLSConfig", "Target", "load_config", "parse_duration"]

@@ -117,6 +117,15 @@ class UIConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class LiveViewConfig:
+    """How often the gateway asks a target for updates for a live viewer (``live_view:``)."""
+
+    interval: float = 0.1  # seconds between two update requests of a live view (/live/{id})
+    tile_interval: float = 2.0  # of a wall tile (/wall)
+    tile_quality: int = 1  # the Tight JPEG quality (0-9) a tile asks the target for
+
+
+@dataclass(frozen=True, slots=True)
 class Target:
     name: str
     protocol: str
@@ -140,3 +149,4 @@ class Config:
     policies: tuple[Policy, ...]
     audit: AuditConfig
     ui: UIConfig = UIConfig()
+    live_view: LiveViewConfig = LiveViewConfig()

@@ -40,6 +40,7 @@ from gateway.config.model import (
     Config,
     ConnectionLimits,
     ListenConfig,
+    LiveViewConfig,
     NetworkConfig,
     PublicURL,
     StorageConfig,
@@ -109,7 +110,7 @@ class _ConfigReader:
 
     def config(self, root: Node | None) -> Config:
         top = self.r.mapping(root, "", ["listen", "tls", "network", "auth", "storage", "targets", "policies",
-                                        "audit", "ui"])
+                                        "audit", "ui", "live_view"])
         tls = self.tls(top.get("tls"))
         targets = self.targets(top.get("targets"))
         web_session = self.web_session(top.get("auth"))
@@ -125,6 +126,7 @@ class _ConfigReader:
             policies=policies,
             audit=self.audit(top.get("audit")),
             ui=self.ui(top.get("ui")),
+            live_view=self.live_view(top.get("live_view")),
         )
 
     def path(self, node: Node | None, key: str, default: str) -> Path:
@@ -399,6 +401,23 @@ class _ConfigReader:
             raise self.r.error(zone_node, "ui.timezone", f"{zone!r} is not a time zone; use an IANA name such as "
                                "Asia/Tokyo, Europe/Berlin or UTC") from None
         return UIConfig(language=language, timezone=zone)
+
+    def live_view(self, node: Node | None) -> LiveViewConfig:
+        section = self.r.mapping(node, "live_view", ["interval", "tile_interval", "tile_quality"])
+        default = LiveViewConfig()
+        intervals = {}
+        for name in ("interval", "tile_interval"):
+            key = f"live_view.{name}"
+            intervals[name] = value = self.duration(section.get(name), key, getattr(default, name))
+            if not 0 <= value <= 60:
+                raise self.r.error(section.get(name), key, "must be from 0 to 60 s (e.g. 100ms, 2s)")
+        quality = default.tile_quality
+        if (node_quality := section.get("tile_quality")) is not None:
+            quality = self.r.integer(node_quality, "live_view.tile_quality")
+            if not 0 <= quality <= 9:
+                raise self.r.error(node_quality, "live_view.tile_quality", "must be a JPEG quality level from 0 to 9")
+        return LiveViewConfig(interval=intervals["interval"], tile_interval=intervals["tile_interval"],
+                              tile_quality=quality)
 
     def targets(self, node: Node | None) -> dict[str, Target]:
         targets = {}

@@ -7,6 +7,7 @@
      │    └── UnsupportedEncoding  a message or encoding the gateway cannot frame
      ├── LocalProtocolError    we misused a state machine or built an invalid message (a bug of ours)
      ├── TargetUnavailable     the target refused the connection or went away
+     │    └── SharingRefused      it closed on a shared ClientInit: no second connection (live view)
      └── TargetAuthFailed      the target refused the gateway's credentials
 
 The state machines never raise a peer's error into their caller: they end with a
@@ -43,6 +44,10 @@ class LocalProtocolError(RFBError):
 
 class TargetUnavailable(RFBError):
     """The target could not be reached, refused the connection, or closed it."""
+
+
+class SharingRefused(TargetUnavailable):
+    """The target closed the connection on a shared ClientInit: it takes no second connection beside the operator's."""
 
 
 class TargetAuthFailed(RFBError):

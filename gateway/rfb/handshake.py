@@ -33,6 +33,7 @@ from gateway.rfb.errors import (
     LocalProtocolError,
     ProtocolViolation,
     RFBError,
+    SharingRefused,
     TargetAuthFailed,
     TargetUnavailable,
 )
@@ -221,6 +222,9 @@ class ClientHandshake(_Handshake):
         return f"<ClientHandshake state={self._state.name}>"
 
     def _closed_error(self) -> RFBError:
+        if self._state is HandshakeState.SERVER_INIT and self._shared:
+            return SharingRefused("the target closed the connection on a shared ClientInit: it does not accept a "
+                                  "second connection beside the one open (its VNC server must allow sharing)")
         return TargetUnavailable("the target closed the connection during the handshake")
 
     def _negotiate(self) -> Generator[None, None, None]:

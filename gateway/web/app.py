@@ -45,6 +45,7 @@ from gateway.web import (
     admin_views,
     auth_routes,
     desktop_routes,
+    live_routes,
     notice_routes,
     portal_routes,
     recording_routes,
@@ -149,6 +150,7 @@ def create_app(config: Config, metrics: Metrics | None = None, clock: Callable[[
     app.add_routes(portal_routes.routes)
     app.add_routes(desktop_routes.routes)
     app.add_routes(recording_routes.routes)
+    app.add_routes(live_routes.routes)
     app.add_routes(session_routes.routes)
     app.add_routes(notice_routes.routes)
     app.add_routes(account_routes.routes)

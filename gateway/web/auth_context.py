@@ -131,6 +131,7 @@ class SessionWatcher:
                     "user": session.username, "session": session.id, "reason": reason}})
                 registry.terminate(session.id, reason)
         ended_on_request = await self._end_requested(live)
+        await self._journal_posted_events(live)
         if sessions.clock() - self._last_keep_alive >= sessions.touch_interval:  # on the sessions' own clock
             self._last_keep_alive = sessions.clock()
             await sessions.keep_alive(ids - ended.keys())
@@ -156,6 +157,14 @@ class SessionWatcher:
             log.info("ending a session on request", extra={"ctx": {
                 "session": session_id, "by": requests[session_id].by, "reason": requests[session_id].reason}})
         return len(ended)
+
+    async def _journal_posted_events(self, live: list[LiveSession]) -> None:
+        """Write the journal events other nodes posted for this node's sessions (a live viewer's ``viewed_by``)."""
+        registry = self.app[LIVE_SESSIONS]
+        for posted in await self.app[SESSION_DIRECTORY].take_events(session.id for session in live):
+            if not registry.journal(posted.session_id, posted.type, posted.fields):
+                log.warning("a journal event for a session without a journal was lost", extra={"ctx": {
+                    "session": posted.session_id, "type": posted.type}})
 
     async def _purge(self) -> None:
         login = self.app[LOGIN]

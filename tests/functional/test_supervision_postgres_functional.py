@@ -46,7 +46,8 @@ async def clean_database(postgres_url: str) -> AsyncIterator[str]:  # noqa: F811
     store = await Store.open(postgres_url)
     try:
         async with store.transaction() as connection:
-            await connection.execute(text("TRUNCATE live_sessions, notices, recordings, recording_events, "
+            await connection.execute(text("TRUNCATE live_sessions, live_session_events, notices, recordings, "
+                                          "recording_events, "
                                           "audit_events, web_sessions, totp_used_steps RESTART IDENTITY CASCADE"))
     finally:
         await store.close()

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from auth.netacl import ProxyHeader
 from base.errors import ConfigError
-from gateway.config import Address, ConnectionLimits, PublicURL, load_config, parse_duration
+from gateway.config import Address, ConnectionLimits, LiveViewConfig, PublicURL, load_config, parse_duration
 from gateway.policy import Clipboard
 
 DESIGN_EXAMPLE = """\
@@ -217,6 +217,12 @@ def test_watch_lists_groups_or_star_and_defaults_to_nobody(tmp_path: Path) -> No
         assert load_config(path).policies[0].watch == watch, text
 
 
+def test_live_view_pacing_defaults_and_settings(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, "")).live_view == LiveViewConfig(0.1, 2.0, 1)
+    config = load_config(write(tmp_path, "live_view: {interval: 250ms, tile_interval: 5s, tile_quality: 0}\n"))
+    assert config.live_view == LiveViewConfig(0.25, 5.0, 0)
+
+
 def test_public_url_and_connection_limits(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, ""))
     assert config.listen.public_url is None  # browsers use the listen address (and localhost on loopback)
@@ -365,6 +371,9 @@ policies:
                  "expected a whole number", id="per-source-not-a-number"),
     pytest.param("network:\n  metrics_allow: [10.0.0.1/8]\n", 2, "network.metrics_allow[0]", "has host bits set",
                  id="metrics-allow"),
+    pytest.param("live_view:\n  interval: 2m\n", 2, "live_view.interval", "from 0 to 60 s", id="live-interval"),
+    pytest.param("live_view:\n  tile_quality: 10\n", 2, "live_view.tile_quality", "from 0 to 9", id="tile-quality"),
+    pytest.param("live_view:\n  fps: 10\n", 2, "live_view.fps", "", id="live-view-unknown-key"),
 ]
 
 

@@ -208,3 +208,35 @@ async def test_of_simultaneous_opens_on_two_nodes_exactly_one_wins(
     assert sum(result is None for result in results) == 1
     assert all(isinstance(result, TargetInUse) for result in results if result is not None)
     assert len(await a.holders("desk-07")) == 1 and len(await b.holders("desk-07")) == 1
+
+
+async def test_journal_events_posted_on_any_node_are_taken_once_by_the_holding_node(
+        nodes: tuple[SessionDirectory, SessionDirectory], clock: Clock) -> None:
+    a, b = nodes
+    await b.post_event("6b062500-000000a1", "viewed_by", {"by": "sam", "from": "2026-11-25T00:01:00Z"})
+    await b.post_event("6b062500-000000a2", "viewed_by", {"by": "tess"})
+    await b.post_event("6b062500-000000a1", "viewed_by", {"by": "sam", "to": "2026-11-25T00:02:00Z"})
+    taken = await a.take_events(["6b062500-000000a1"])
+    assert [(event.session_id, event.fields) for event in taken] == [
+        ("6b062500-000000a1", {"by": "sam", "from": "2026-11-25T00:01:00Z"}),
+        ("6b062500-000000a1", {"by": "sam", "to": "2026-11-25T00:02:00Z"})]
+    assert await a.take_events(["6b062500-000000a1"]) == () and await a.take_events([]) == ()
+    clock.now += a.expiry + 1  # nobody took tess's: it goes with the expired rows
+    await a.purge()
+    assert await a.take_events(["6b062500-000000a2"]) == ()
+
+
+async def test_the_registry_journals_events_only_for_a_session_with_a_journal(tmp_path: Path) -> None:
+    registry = SessionRegistry(Metrics())
+    control = registry.add(live("6b062500-000000a1"))
+    assert not registry.journal("6b062500-000000a1", "viewed_by", {"by": "sam"})  # no journal yet
+    written: list[tuple[str, dict[str, object]]] = []
+
+    class Journal:
+        def event(self, type: str, **fields: object) -> None:
+            written.append((type, fields))
+
+    control.journal = Journal()
+    assert registry.journal("6b062500-000000a1", "viewed_by", {"by": "sam", "from": "x"})
+    assert not registry.journal("6b062500-ffffffff", "viewed_by", {"by": "sam"})
+    assert written == [("viewed_by", {"by": "sam", "from": "x"})]

@@ -176,7 +176,7 @@ const viewersText = document.getElementById("viewers");
 const viewingEnded = document.getElementById("viewing-ended");
 const idleBanner = document.getElementById("idle-warning");
 const idleSeconds = document.getElementById("idle-seconds");
-const viewers = new Set();
+const viewers = new Map();  // who is viewing -> in how many views (a live view and a wall tile, say)
 let clockOffset = 0;  // the gateway's clock minus this page's (ms): countdowns run on the gateway's time
 let idleDeadline = null;  // epoch seconds on the gateway's clock, while a warning stands
 let endedBy = "";
@@ -189,10 +189,12 @@ notices.addEventListener("notice", (event) => {
   const notice = JSON.parse(event.data);
   if (notice.target && notice.target !== target) return;
   if (notice.type === "viewing_started") {
-    viewers.add(notice.by);
+    viewers.set(notice.by, (viewers.get(notice.by) ?? 0) + 1);
   } else if (notice.type === "viewing_ended") {
-    viewers.delete(notice.by);
-    if (!notice.replay) showViewingEnded(notice.by);
+    // Without a target it ends every view of that person; else one of them.
+    const left = notice.target ? (viewers.get(notice.by) ?? 0) - 1 : 0;
+    if (left > 0) viewers.set(notice.by, left); else viewers.delete(notice.by);
+    if (!notice.replay && left <= 0) showViewingEnded(notice.by);
   } else if (notice.type === "idle_warning" && !notice.replay) {
     idleDeadline = notice.deadline_epoch;
   } else if (notice.type === "session_ended" && !notice.replay) {
@@ -217,7 +219,7 @@ notices.addEventListener("notice", (event) => {
 socket.addEventListener("close", () => { windowBanner.hidden = true; });
 
 function showViewers() {
-  viewersText.textContent = [...viewers].sort().join(", ");
+  viewersText.textContent = [...viewers.keys()].sort().join(", ");
   viewing.hidden = viewers.size === 0 || !ended.hidden;
 }
 

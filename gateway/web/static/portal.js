@@ -16,6 +16,7 @@ if (status === 401) {
   document.getElementById("admin-link").hidden = !data.admin;
   document.getElementById("admin-hint").hidden = !data.admin || data.targets.length > 0;
   document.getElementById("password-section").hidden = !data.own_password;
+  document.getElementById("wall-link").hidden = !data.may_watch;
   message.textContent = data.targets.length
     ? "Choose a desktop to open."
     : data.admin ? "No desktop is available to you from this network."

@@ -13,6 +13,7 @@ const endForm = document.getElementById("end-form");
 const endReason = document.getElementById("end-reason");
 const endError = document.getElementById("end-error");
 let ending = null;  // the session the dialog is about
+const viewLabel = document.getElementById("strings").content.querySelector('[data-key="view"]').textContent;
 
 document.getElementById("logout").addEventListener("click", logout);
 document.getElementById("end-cancel").addEventListener("click", () => dialog.close());
@@ -62,9 +63,16 @@ function sessionRow(session) {
   action.textContent = session.ending ? "Ending…" : "End session";
   action.disabled = session.ending;
   action.addEventListener("click", () => askReason(session));
+  const view = document.createElement("a");
+  view.href = `/live/${encodeURIComponent(session.id)}`;
+  view.className = "view-live";
+  view.textContent = viewLabel;
+  const actions = document.createElement("span");
+  actions.className = "actions";
+  actions.append(view, " ", action);
   const cells = [session.user, session.groups.join(", "), session.target, session.source,
     localTime(session.started), duration((Date.now() - Date.parse(session.started)) / 1000),
-    duration(session.idle_seconds), session.viewers, session.node, action];
+    duration(session.idle_seconds), session.viewers, session.node, actions];
   for (const content of cells) {
     const cell = document.createElement("td");
     cell.append(content ?? "");
