@@ -192,8 +192,9 @@ class SessionDirectory:
         async with self.store.transaction() as connection:
             present: set[str] = set((await connection.execute(
                 select(live_sessions.c.id).where(live_sessions.c.id.in_(held)))).scalars())
+            # A session the registry let go while this ran is being withdrawn: never bring its row back.
             missing = [self._row(held[session_id].session, now, held[session_id].last_input_epoch())
-                       for session_id in held.keys() - present]
+                       for session_id in held.keys() - present if held[session_id].held]
             if missing:
                 await connection.execute(insert(live_sessions), missing)
             changes = [{"key": session_id, "input_at": _time(held[session_id].last_input_epoch()),

@@ -68,7 +68,7 @@ class SessionControl:
     """What a session's proxy shares with the registry: termination requests and journal events in;
     input time, recording id out."""
 
-    __slots__ = ("session", "terminated", "end_request", "cause", "last_input", "recording_id", "journal")
+    __slots__ = ("session", "terminated", "end_request", "cause", "last_input", "recording_id", "journal", "held")
 
     def __init__(self, session: LiveSession) -> None:
         self.session = session
@@ -83,6 +83,8 @@ class SessionControl:
         self.last_input = loop.time()
         #: Set by the proxy once the session's journal exists.
         self.recording_id: str | None = None
+        #: False once the registry let the session go: its directory row must not be renewed or re-inserted.
+        self.held = True
         #: The session's journal, for events from outside the session (set by the proxy with recording_id).
         self.journal: JournalEvents | None = None
 
@@ -122,7 +124,9 @@ class SessionRegistry:
         return control
 
     def remove(self, session: LiveSession) -> None:
-        if self._sessions.pop(session.id, None) is not None:
+        control = self._sessions.pop(session.id, None)
+        if control is not None:
+            control.held = False
             self._metrics.sessions_active.labels(protocol=session.protocol).dec()
 
     def holds(self, session_id: str) -> bool:

@@ -94,6 +94,21 @@ async def test_rows_a_dead_node_left_expire_and_a_live_node_renews_its_own(
     assert [e.id for e in await b.list()] == ["6b062500-000000a1"]
 
 
+async def test_sync_never_brings_back_a_session_withdrawn_while_it_ran(
+        nodes: tuple[SessionDirectory, SessionDirectory]) -> None:
+    a, _ = nodes
+    registry = SessionRegistry(Metrics())
+    session = live("6b062500-000000a1")
+    await a.publish(session, max_sessions=1)
+    registry.add(session)
+    snapshot = registry.controls()  # the watcher's round starts ...
+    registry.remove(session)  # ... the session ends, and its row is withdrawn
+    await a.withdraw(session.id)
+    await a.sync(snapshot)
+    assert await a.list() == []
+    await a.publish(live("6b062500-000000a2"), max_sessions=1)  # the desktop is free again at once
+
+
 async def test_sync_keeps_the_operators_last_input(nodes: tuple[SessionDirectory, SessionDirectory],
                                                    clock: Clock) -> None:
     a, _ = nodes
