@@ -216,7 +216,6 @@ notices.addEventListener("notice", (event) => {
     closing.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
   windowBanner.hidden = !ended.hidden;
 });
-socket.addEventListener("close", () => { windowBanner.hidden = true; });
 
 function showViewers() {
   viewersText.textContent = [...viewers.keys()].sort().join(", ");
@@ -245,6 +244,7 @@ setInterval(() => {
 function showEnded() {
   const firstTime = ended.hidden;
   idleBanner.hidden = true;
+  windowBanner.hidden = true;
   connected = false;
   keysButton.disabled = true;
   showKeys(false);
