@@ -115,6 +115,10 @@ class UIConfig:
     timezone: str = "UTC"  # IANA name: the zone pages show dates and times in (Asia/Tokyo by default for ja)
 
 
+#: ``known_hosts: none`` on an ssh target: its host key is not checked (logged loudly at every session).
+KNOWN_HOSTS_UNCHECKED = "none"
+
+
 @dataclass(frozen=True, slots=True)
 class Target:
     name: str
@@ -124,6 +128,9 @@ class Target:
     password_file: Path | None
     username: str | None
     key_file: Path | None
+    #: ssh targets: the known-hosts file that vouches for the target's host key; None: the gateway
+    #: user's ``~/.ssh/known_hosts``; :data:`KNOWN_HOSTS_UNCHECKED` (``known_hosts: none``): no check.
+    known_hosts: Path | str | None = None
 
 
 @dataclass(frozen=True, slots=True)

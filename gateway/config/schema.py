@@ -35,6 +35,7 @@ from auth.options import (
 from base.yamlnodes import IPNetwork, NodeReader, compose_yaml_file, join_key
 from gateway.audit_checkpoints import NODE_NAME
 from gateway.config.model import (
+    KNOWN_HOSTS_UNCHECKED,
     Address,
     AuditConfig,
     Config,
@@ -387,7 +388,7 @@ class _ConfigReader:
 
     def target(self, name: str, node: Node, key: str) -> Target:
         r = self.r
-        keys = ["protocol", "host", "port", "password_file", "username", "key_file"]
+        keys = ["protocol", "host", "port", "password_file", "username", "key_file", "known_hosts"]
         section = r.mapping(node, key, keys, required=["protocol", "host"])
         protocol = r.choice(section["protocol"], f"{key}.protocol", list(PROTOCOL_DEFAULT_PORTS))
         host = r.string(section["host"], f"{key}.host")
@@ -397,7 +398,7 @@ class _ConfigReader:
         port = PROTOCOL_DEFAULT_PORTS[protocol] if port_node is None else r.integer(port_node, f"{key}.port")
         if not 1 <= port <= 65535:
             raise r.error(port_node, f"{key}.port", f"port {port} is out of range; use 1-65535")
-        for option, wanted in {"password_file": "vnc", "username": "ssh", "key_file": "ssh"}.items():
+        for option, wanted in {"username": "ssh", "key_file": "ssh", "known_hosts": "ssh"}.items():
             if option in section and protocol != wanted:
                 raise r.error(section[option], f"{key}.{option}", f"applies only to {wanted} targets, not {protocol}")
         if protocol == "ssh" and "username" not in section:
@@ -410,7 +411,14 @@ class _ConfigReader:
             password_file=self.optional_path(section.get("password_file"), f"{key}.password_file"),
             username=r.optional_string(section.get("username"), f"{key}.username"),
             key_file=self.optional_path(section.get("key_file"), f"{key}.key_file"),
+            known_hosts=self.known_hosts(section.get("known_hosts"), f"{key}.known_hosts"),
         )
+
+    def known_hosts(self, node: Node | None, key: str) -> Path | str | None:
+        """An ssh target's known-hosts file, or ``none`` (its host key is not checked)."""
+        if node is not None and self.r.string(node, key) == KNOWN_HOSTS_UNCHECKED:
+            return KNOWN_HOSTS_UNCHECKED
+        return self.optional_path(node, key)
 
     def policies(self, node: Node | None, targets: Mapping[str, Target]) -> tuple[Policy, ...]:
         policies: dict[str, Policy] = {}

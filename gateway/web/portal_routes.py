@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.desktop import idle_warning_lead
+from gateway.session_watch import idle_warning_lead
 from gateway.watch import watch_scope
 from gateway.web.keys import SETTINGS
 from gateway.web.pages import signed_in_page

@@ -76,6 +76,7 @@ def test_every_close_code_carries_its_outcome_label() -> None:
         4010: "terminated",
         4011: "recording_failed",
         4012: "input_flood",
+        4013: "host_key_refused",
     }
     assert CloseCode.IDLE_TIMEOUT.outcome == "idle_timeout"
     assert isinstance(CloseCode.TERMINATED, int) and int(CloseCode.TERMINATED) == 4010
