@@ -1,4 +1,4 @@
-"""The operator's portal: the targets they may open now, and the desktop page."""
+"""The operator's portal: the targets they may open now, and the desktop and terminal pages."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ routes = web.RouteTableDef()
 
 routes.get("/")(signed_in_page("portal.html"))
 routes.get("/desktop/{target}")(signed_in_page("desktop.html"))
+routes.get("/terminal/{target}")(signed_in_page("terminal.html", inline_styles=True))
 
 
 @routes.get("/api/v1/targets")
