@@ -15,6 +15,7 @@ from recorder.errors import JournalCorrupt
 from recorder.journal import recording_path
 from recorder.records import SessionHeader
 from recorder.summary import summarize_journal
+from recorder.typed_text import read_typed_text
 from recorder.writer import SessionRecorder, session_header
 
 SESSION_ID = "20261207T043000Z-0a1b2c3d"
@@ -76,3 +77,8 @@ def test_a_terminal_header_round_trips_and_only_terminals_may_lack_a_pixel_forma
     assert SessionHeader.from_json(json.loads(json.dumps(header.to_json()))) == header
     with pytest.raises(JournalCorrupt):
         SessionHeader.from_json({**header.to_json(), "protocol": "vnc"})
+
+
+async def test_a_terminal_recordings_typed_text_is_its_input_characters(tmp_path: Path) -> None:
+    typed = read_typed_text(await terminal_journal(tmp_path))
+    assert [entry.text for entry in typed.entries] == ["echo 日本語⏎"]
