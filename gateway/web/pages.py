@@ -23,7 +23,7 @@ from markupsafe import Markup
 
 from gateway.i18n import LANGUAGE_NAMES, LANGUAGES, negotiate, supported, translator
 from gateway.web.keys import SETTINGS
-from gateway.web.security import INLINE_STYLE_CONTENT_SECURITY_POLICY, current_session, served_over_tls
+from gateway.web.security import TERMINAL_CONTENT_SECURITY_POLICY, current_session, served_over_tls
 
 WEB_DIR = Path(__file__).parent
 TEMPLATES = WEB_DIR / "templates"
@@ -119,11 +119,11 @@ def redirect_to_login() -> web.HTTPFound:
     return web.HTTPFound("/login")
 
 
-def signed_in_page(name: str, *, inline_styles: bool = False) -> Callable[[web.Request],
+def signed_in_page(name: str, *, terminal_assets: bool = False) -> Callable[[web.Request],
                                                                           Awaitable[web.StreamResponse]]:
     """A handler serving the page ``name`` to a signed-in caller and sending anyone else to the login page.
 
-    ``inline_styles``: the page's scripts create ``<style>`` elements (xterm.js, asciinema-player).
+    ``terminal_assets``: the page runs xterm.js or asciinema-player (:data:`TERMINAL_CONTENT_SECURITY_POLICY`).
     """
 
     async def serve(request: web.Request) -> web.StreamResponse:
@@ -133,8 +133,8 @@ def signed_in_page(name: str, *, inline_styles: bool = False) -> Callable[[web.R
         if current_session(request) is None:
             raise redirect_to_login()
         response = page(request, name)
-        if inline_styles:
-            response.headers["Content-Security-Policy"] = INLINE_STYLE_CONTENT_SECURITY_POLICY
+        if terminal_assets:
+            response.headers["Content-Security-Policy"] = TERMINAL_CONTENT_SECURITY_POLICY
         return response
 
     return serve

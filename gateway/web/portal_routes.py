@@ -15,7 +15,7 @@ routes = web.RouteTableDef()
 
 routes.get("/")(signed_in_page("portal.html"))
 routes.get("/desktop/{target}")(signed_in_page("desktop.html"))
-routes.get("/terminal/{target}")(signed_in_page("terminal.html", inline_styles=True))
+routes.get("/terminal/{target}")(signed_in_page("terminal.html", terminal_assets=True))
 
 
 @routes.get("/api/v1/targets")

@@ -525,4 +525,4 @@ async def clip_video(request: web.Request) -> web.StreamResponse:
 
 
 routes.get("/recordings")(signed_in_page("recordings.html"))
-routes.get("/recordings/{id}")(signed_in_page("player.html", inline_styles=True))
+routes.get("/recordings/{id}")(signed_in_page("player.html", terminal_assets=True))
