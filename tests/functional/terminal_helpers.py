@@ -22,6 +22,7 @@ TERMINAL_USERS = {"alice": ["operators"], "sam": ["supervisors"]}
 def terminal_settings(sshd: SshdServer, workdir: Path, extra_targets: dict[str, Any] | None = None,
                       idle_timeout: str = "15m", record_input: str = "full") -> dict[str, Any]:
     """Config changes: shell-01 on ``sshd``, shell-idle (a 2 s idle timeout), policies for alice and sam."""
+    workdir.mkdir(parents=True, exist_ok=True)
     wrong_hosts = workdir / "wrong_known_hosts"
     other = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode().split()
     wrong_hosts.write_text(f"[127.0.0.1]:{sshd.port} {other[0]} {other[1]}\n")
