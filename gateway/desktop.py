@@ -71,7 +71,13 @@ from gateway.rfb.proxy import (
     Side,
 )
 from gateway.rfb_io import READ_SIZE, drive, over_streams
-from gateway.session_watch import CloseCode, SessionEnded, close_reason, watch_session
+from gateway.session_watch import (  # noqa: F401  (idle_warning_lead: still importable from here)
+    CloseCode,
+    SessionEnded,
+    close_reason,
+    idle_warning_lead,
+    watch_session,
+)
 from gateway.sessions import LiveSession, SessionControl
 from recorder.errors import RecordingUnavailable
 

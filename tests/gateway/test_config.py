@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from auth.netacl import ProxyHeader
 from base.errors import ConfigError
 from gateway.config import Address, ConnectionLimits, PublicURL, load_config, parse_duration
+from gateway.config.model import KNOWN_HOSTS_UNCHECKED
 from gateway.policy import Clipboard
 
 DESIGN_EXAMPLE = """\
@@ -431,3 +432,15 @@ def test_mangled_files_either_load_or_raise_config_error(
         load_config(path)
     except ConfigError as error:
         assert str(error).startswith(str(path))
+
+
+def test_ssh_targets_take_a_known_hosts_file_a_password_file_or_no_host_key_check(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, textwrap.dedent("""\
+        targets:
+          shell-01: {protocol: ssh, host: h, username: ops, password_file: p.pass, known_hosts: var/known_hosts}
+          shell-02: {protocol: ssh, host: h, username: ops, known_hosts: none}
+          shell-03: {protocol: ssh, host: h, username: ops}
+        """)))
+    first, second, third = config.targets.values()
+    assert (first.password_file, first.known_hosts) == (tmp_path / "p.pass", tmp_path / "var/known_hosts")
+    assert second.known_hosts == KNOWN_HOSTS_UNCHECKED and third.known_hosts is None
