@@ -95,7 +95,7 @@ async def direct(sshd: SshdServer, big_file: Path, keys: int) -> Figures:
             await process.stdin.drain()
 
         async def receive() -> bytes:
-            return await process.stdout.read(64 * 1024)
+            return bytes(await process.stdout.read(64 * 1024))
 
         return await measure("direct asyncssh", send, receive, big_file, keys)
 
