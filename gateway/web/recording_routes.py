@@ -459,6 +459,9 @@ async def export_clip(request: web.Request) -> web.Response:
     if isinstance(authorized, web.Response):
         return authorized
     caller, found = authorized
+    if found.protocol == TERMINAL_PROTOCOL:
+        return error_json(400, f"{found.id} records a terminal, which has no video; download its asciicast "
+                               f"(/api/v1/recordings/{found.id}/cast) instead")
     service = request.app.get(RECORDINGS)
     if not isinstance(service, RecordingService):
         return error_json(503, "this gateway cannot export clips")

@@ -70,7 +70,7 @@ async def test_japanese_round_trips_resize_reaches_the_pty_and_the_session_is_re
         code, reason = await closed(ws)
         assert code == 4005 and "ended" in reason
 
-        await login(sam, gateway, "sam")
+        sam_token = await login(sam, gateway, "sam")
         found = await wait_for_recording(sam, gateway, text=f"{JAPANESE}-42")
         assert [(row["user"], row["target"], row["protocol"]) for row in found] == [("alice", "shell-01", "ssh")]
         response = await sam.get(f"{gateway.url}/api/v1/recordings", params={"text": "never-typed-xyz"})
@@ -84,6 +84,9 @@ async def test_japanese_round_trips_resize_reaches_the_pty_and_the_session_is_re
         typed = "".join(event[2] for event in lines[1:] if event[1] == "i")
         assert f"echo {JAPANESE}-$((6*7))" in typed  # record_input: full
         assert [event[2] for event in lines[1:] if event[1] == "r"] == ["120x40"]
+        clip = await sam.post(f"{gateway.url}/api/v1/recordings/{found[0]['id']}/clips", json={"from": 0, "to": 1},
+                              headers={"Origin": gateway.url, "X-CSRF-Token": sam_token})
+        assert clip.status == 400 and "asciicast" in (await clip.json())["error"]
 
         await audited(gateway, "session.close")
         events = await gateway.audit()
