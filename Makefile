@@ -15,11 +15,16 @@ NOVNC_SOURCE := node_modules/@novnc/novnc
 NOVNC_DIR := gateway/web/static/novnc
 # The noVNC copy is complete once its LICENSE.txt is there: it is copied last.
 NOVNC_STAMP := $(NOVNC_DIR)/LICENSE.txt
+# xterm.js (the terminal page) and asciinema-player (terminal recordings), complete once their LICENSE is there.
+XTERM_DIR := gateway/web/static/xterm
+XTERM_STAMP := $(XTERM_DIR)/LICENSE
+ASCIINEMA_DIR := gateway/web/static/asciinema
+ASCIINEMA_STAMP := $(ASCIINEMA_DIR)/LICENSE
 PYTEST_ARGS ?=
 
 .PHONY: deps system-deps test demo bench bench-live soak fuzz messages clean distclean
 
-deps: system-deps $(VENV_STAMP) $(NOVNC_STAMP)
+deps: system-deps $(VENV_STAMP) $(NOVNC_STAMP) $(XTERM_STAMP) $(ASCIINEMA_STAMP)
 
 system-deps:
 	@PYTHON='$(PYTHON)' deploy/install-system-deps.sh
@@ -46,6 +51,20 @@ $(NOVNC_STAMP): $(NPM_STAMP)
 	cp -R $(NOVNC_SOURCE)/core $(NOVNC_SOURCE)/vendor $(NOVNC_SOURCE)/AUTHORS $(NOVNC_DIR)/
 	cp $(NOVNC_SOURCE)/docs/LICENSE.* $(NOVNC_DIR)/docs/
 	cp $(NOVNC_SOURCE)/LICENSE.txt $@
+
+$(XTERM_STAMP): $(NPM_STAMP)
+	rm -rf $(XTERM_DIR)
+	mkdir -p $(XTERM_DIR)
+	cp node_modules/@xterm/xterm/lib/xterm.js node_modules/@xterm/xterm/css/xterm.css \
+		node_modules/@xterm/addon-fit/lib/addon-fit.js $(XTERM_DIR)/
+	cp node_modules/@xterm/xterm/LICENSE $@
+
+$(ASCIINEMA_STAMP): $(NPM_STAMP)
+	rm -rf $(ASCIINEMA_DIR)
+	mkdir -p $(ASCIINEMA_DIR)
+	cp node_modules/asciinema-player/dist/bundle/asciinema-player.min.js \
+		node_modules/asciinema-player/dist/bundle/asciinema-player.css $(ASCIINEMA_DIR)/
+	cp node_modules/asciinema-player/LICENSE $@
 
 test: deps
 	$(VENV)/bin/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
@@ -93,7 +112,7 @@ messages: deps
 
 # Build outputs and caches; keeps .venv, node_modules and var/ (demo users and recordings).
 clean:
-	rm -rf build dist *.egg-info .pytest_cache .mypy_cache .hypothesis $(NOVNC_DIR)
+	rm -rf build dist *.egg-info .pytest_cache .mypy_cache .hypothesis $(NOVNC_DIR) $(XTERM_DIR) $(ASCIINEMA_DIR)
 	find . -path ./$(VENV) -prune -o -path ./node_modules -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 
 # Also the installed dependencies; the next target re-creates them.

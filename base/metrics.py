@@ -257,6 +257,14 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        # issue 13, terminal sessions: SSH targets the gateway could not open a session on
+        self.terminal_target_refusals_total = Counter(
+            f"{PREFIX}_terminal_target_refusals_total",
+            "Terminal sessions that did not reach their SSH target; reason is host_key (unknown or mismatched "
+            "key), auth (the target refused the gateway's credentials) or unreachable.",
+            ["reason"],
+            registry=r,
+        )
 
     def exposition(self) -> bytes:
         """The registry in Prometheus text format."""

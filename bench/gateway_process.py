@@ -37,6 +37,7 @@ from gateway.rfb.messages import ServerInit
 from gateway.sessions import LiveSession
 from gateway.web.app import start_gateway, wait_for_stop_signal
 from recorder.errors import RecordingWriteFailed
+from recorder.records import TerminalSize
 
 
 class DiscardingJournal:
@@ -65,7 +66,7 @@ class DiscardingJournal:
 class DiscardingRecordings:
     """Gives every session a :class:`DiscardingJournal`: the proxy without its journal."""
 
-    async def start(self, live: LiveSession, server_init: ServerInit, policy: Policy) -> DiscardingJournal:
+    async def start(self, live: LiveSession, screen: ServerInit | TerminalSize, policy: Policy) -> DiscardingJournal:
         return DiscardingJournal(f"discarded-{live.id}")
 
     async def finish(self, live: LiveSession, journal: SessionJournal, reason: str) -> None:

@@ -14,6 +14,8 @@ packages=(
     ca-certificates
     tigervnc-standalone-server   # Xvnc: the demo desktop and the functional tests' VNC target
     tigervnc-tools               # vncpasswd
+    openssh-server               # sshd: the terminal tests' SSH target
+    openssh-client               # ssh-keygen: the terminal tests' host and client keys
     x11-apps                     # xwd: screenshots
     x11-utils
     x11-xserver-utils

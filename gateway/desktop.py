@@ -46,17 +46,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from enum import IntEnum
 from typing import TypeVar
 
 from aiohttp import WebSocketError, WSCloseCode, WSMsgType, web
 
 from base.metrics import Metrics
 from gateway.journals import SessionJournal, SessionRecordings
-from gateway.notices import IdleWarning, NoticePoster
+from gateway.notices import NoticePoster
 from gateway.policy import InputRecording, Policy
 from gateway.rfb.browser_limits import BrowserLimits
 from gateway.rfb.errors import InputFlood, ProtocolViolation, TargetAuthFailed, TargetUnavailable
@@ -80,6 +78,7 @@ from gateway.rfb.proxy import (
     Side,
 )
 from gateway.rfb_io import READ_SIZE, drive, over_streams
+from gateway.session_watch import CloseCode, SessionEnded, close_reason, watch_session
 from gateway.sessions import LiveSession, SessionControl
 from recorder.errors import RecordingUnavailable
 
@@ -93,79 +92,12 @@ E = TypeVar("E", ClientVersionReceived, HandshakeComplete)
 #: noVNC's messages are mostly a few bytes (at most 10 KiB).
 BROWSER_SLICE = 512
 
-#: The idle warning comes this long before an idle logout, or after four fifths of a shorter timeout.
-IDLE_WARNING_LEAD = 60.0
-
-
-#: A WebSocket close frame's reason holds at most 123 bytes.
-MAX_CLOSE_REASON = 123
-
-
-def idle_warning_lead(idle_timeout: float) -> float:
-    """How many seconds before the idle logout the operator is warned (page) and the journal says so."""
-    return min(IDLE_WARNING_LEAD, idle_timeout / 5)
-
-
-def close_reason(reason: str) -> bytes:
-    """``reason`` cut to fit a close frame, never inside a UTF-8 character (the page shows it)."""
-    return reason.encode()[:MAX_CLOSE_REASON].decode("utf-8", "ignore").encode()
-
-
-class CloseCode(IntEnum):
-    """WebSocket close codes the desktop page explains to the operator, each with its outcome label.
-
-    The label names how the session ended in ``sessions_total{outcome}`` and the audit log.
-    """
-
-    outcome: str
-
-    def __new__(cls, code: int, outcome: str) -> CloseCode:
-        member = int.__new__(cls, code)
-        member._value_ = code
-        member.outcome = outcome
-        return member
-
-    NORMAL = 1000, "closed"
-    PROTOCOL_ERROR = 1008, "protocol_error"
-    MESSAGE_TOO_BIG = 1009, "message_too_big"
-    INTERNAL_ERROR = 1011, "error"
-    TARGET_UNAVAILABLE = 4004, "target_unavailable"
-    TARGET_CLOSED = 4005, "target_closed"
-    IDLE_TIMEOUT = 4008, "idle_timeout"
-    MAX_SESSION = 4009, "max_session"
-    TERMINATED = 4010, "terminated"
-    RECORDING_FAILED = 4011, "recording_failed"
-    INPUT_FLOOD = 4012, "input_flood"
-    IN_USE = 4013, "in_use"  # refused before the session starts: the target holds its max_sessions
-    ACCESS_CHANGED = 4020, "access_changed"  # a reload: the policies in force no longer allow it
-    OUTSIDE_HOURS = 4021, "outside_hours"  # its policy's time window closed
-
-    @classmethod
-    def ending(cls, cause: str | None) -> CloseCode:
-        """The code of a session the gateway ended for ``cause`` (an outcome label); TERMINATED for any other."""
-        return next((code for code in cls if code.outcome == cause), cls.TERMINATED)
-
-    @property
-    def signs_out(self) -> bool:
-        """Whether a session ending so ends the web sign-in that opened it too (idle, too long)."""
-        return self in (CloseCode.IDLE_TIMEOUT, CloseCode.MAX_SESSION)
-
-
 @dataclass(frozen=True, slots=True)
 class Timeouts:
     """Bounds on every network wait of a desktop session (seconds)."""
 
     connect: float = 10.0
     handshake: float = 15.0
-
-
-class SessionEnded(Exception):
-    """Raised by a pump to end the session with a close code and a reason for people."""
-
-    def __init__(self, code: CloseCode, reason: str) -> None:
-        super().__init__(reason)
-        self.code = code
-        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,7 +150,6 @@ class DesktopSession:
         self._moves_dropped = False  # journaled and logged once per session
         self._throttled = False  # logged once per session
         self._loop = asyncio.get_running_loop()
-        self._last_input = self._loop.time()
         self._terminated = control.terminated
         self._writer: asyncio.StreamWriter | None = None
         self._to_target = metrics.proxy_bytes_total.labels(protocol="vnc", direction="to_target")
@@ -397,7 +328,7 @@ class DesktopSession:
                 else:
                     recorder.client_data(event.data)
             elif isinstance(event, InputActivity):
-                self._last_input = self._control.last_input = self._loop.time()
+                self._control.last_input = self._loop.time()
             elif isinstance(event, InputCounted):
                 recorder.input_counted(event.kind, event.count)
             elif isinstance(event, ClipboardBlocked):
@@ -441,40 +372,4 @@ class DesktopSession:
 
     async def _watchdog(self, recorder: SessionJournal) -> None:
         """End the session on idle timeout, maximum duration, a recording failure or a termination."""
-        policy = self._policy
-        started = self._loop.time()
-        warned_for: float | None = None  # the last input time an idle warning was journaled for
-        while True:
-            now = self._loop.time()
-            deadlines = []
-            if policy.idle_timeout is not None:
-                idle_deadline = self._last_input + policy.idle_timeout
-                if now >= idle_deadline:
-                    self._metrics.idle_logouts_total.inc()
-                    raise SessionEnded(CloseCode.IDLE_TIMEOUT, f"no input for {policy.idle_timeout:.0f} s: you were "
-                                       "signed out for safety; sign in again to continue")
-                warning_at = idle_deadline - idle_warning_lead(policy.idle_timeout)
-                if now < warning_at:
-                    deadlines.append(warning_at)
-                elif warned_for != self._last_input:  # once per idle stretch
-                    warned_for = self._last_input
-                    recorder.event("idle_warning", seconds_left=round(idle_deadline - now, 1))
-                    self._notices.post_nowait(self._live.username, IdleWarning(time.time() + idle_deadline - now,
-                                                                               self._target.name))
-                deadlines.append(idle_deadline)
-            if policy.max_session is not None:
-                max_deadline = started + policy.max_session
-                if now >= max_deadline:
-                    raise SessionEnded(CloseCode.MAX_SESSION, f"maximum session length of {policy.max_session:.0f} s "
-                                       "reached: you were signed out; sign in again to continue")
-                deadlines.append(max_deadline)
-            wait = min(deadlines) - now if deadlines else None
-            done, _ = await asyncio.wait((self._terminated, recorder.failure), timeout=wait,
-                                         return_when=asyncio.FIRST_COMPLETED)
-            if recorder.failure in done:
-                raise SessionEnded(CloseCode.RECORDING_FAILED, str(recorder.failure.result()))
-            if self._terminated in done:
-                request = self._control.end_request
-                if request is not None:
-                    recorder.event("ended_by", by=request.by, reason=request.reason)
-                raise SessionEnded(CloseCode.ending(self._control.cause), self._terminated.result())
+        await watch_session(self._policy, self._control, recorder, self._notices, self._metrics)

@@ -45,3 +45,23 @@ class TargetInUse(GatewayError):
             return f"{self.target} is in use by another operator; choose another desktop or try again later"
         return (f"{self.target} already has {self.max_sessions} sessions open, its limit; "
                 "try again later or choose another desktop")
+
+
+class TerminalProtocolError(GatewayError):
+    """The browser sent a terminal WebSocket message the protocol (or its limits) does not allow."""
+
+
+class TargetRefused(GatewayError):
+    """An SSH target could not be reached, did not prove its identity, or refused the gateway's credentials.
+
+    ``reason`` (the ``terminal_target_refusals_total`` label): ``host_key`` when its host key is unknown
+    or does not match ``known_hosts``, ``auth`` when it refused the credentials, else ``unreachable``.
+    """
+
+    def __init__(self, message: str, *, reason: str = "unreachable") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+    @property
+    def host_key(self) -> bool:
+        return self.reason == "host_key"

@@ -24,6 +24,7 @@ from gateway.rfb.messages import ServerInit
 from gateway.sessions import LiveSession
 from recorder.errors import RecordingWriteFailed
 from recorder.index import RecordingIndex
+from recorder.records import TerminalSize
 
 
 class SessionJournal(Protocol):
@@ -56,8 +57,11 @@ class SessionJournal(Protocol):
 class SessionRecordings(Protocol):
     """Opens a journal for each session before it starts, and finishes it when it ends."""
 
-    async def start(self, live: LiveSession, server_init: ServerInit, policy: Policy) -> SessionJournal:
-        """The session's journal; raises :class:`~recorder.errors.RecordingUnavailable` (fail-closed) otherwise."""
+    async def start(self, live: LiveSession, screen: ServerInit | TerminalSize, policy: Policy) -> SessionJournal:
+        """The session's journal; raises :class:`~recorder.errors.RecordingUnavailable` (fail-closed) otherwise.
+
+        ``screen`` is a desktop's ServerInit, or a terminal's size in cells (``live.protocol`` "ssh").
+        """
         ...
 
     async def finish(self, live: LiveSession, journal: SessionJournal, reason: str) -> None:

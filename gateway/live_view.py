@@ -21,13 +21,14 @@ from typing import TypeVar
 from aiohttp import WSMsgType, web
 
 from base.metrics import Metrics
-from gateway.desktop import CloseCode, SessionEnded, TargetEndpoint, Timeouts, close_reason
+from gateway.desktop import TargetEndpoint, Timeouts
 from gateway.rfb.errors import ProtocolViolation, SharingRefused, TargetAuthFailed, TargetUnavailable
 from gateway.rfb.handshake import ClientHandshake, ClientVersionReceived, HandshakeComplete, ServerHandshake
 from gateway.rfb.messages import ServerInit
 from gateway.rfb.proxy import ProxyFailed, Resized, Side
 from gateway.rfb.viewer import CutTextWithheld, InputDropped, UpdateForwarded, ViewerConnection, ViewerEvent
 from gateway.rfb_io import READ_SIZE, drive, over_streams
+from gateway.session_watch import CloseCode, SessionEnded, close_reason
 
 log = logging.getLogger(__name__)
 

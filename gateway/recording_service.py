@@ -2,7 +2,7 @@
 
 :class:`RecordingService` is built once per gateway from ``storage`` (directory, fsync
 interval, recording key) and the shared services, by :func:`recording_service` (the
-factory ``create_app`` uses unless it is given another). A desktop session asks it for a
+factory ``create_app`` uses unless it is given another). A desktop or terminal session asks it for a
 :class:`~recorder.writer.SessionRecorder` before the browser's handshake completes
 (fail-closed: no journal, no session), and hands the journal back when the session ends;
 the service seals it, then indexes it for search and renders its video in a worker
@@ -42,6 +42,7 @@ from recorder.clips import MAX_CLIP_SECONDS, Clip, ClipStore, check_clip_range, 
 from recorder.errors import RecordingError, RecordingUnavailable
 from recorder.index import RecordingIndex, RecordingRow, VideoState
 from recorder.journal import new_session_id, recording_path
+from recorder.records import TERMINAL_PROTOCOL, TerminalSize
 from recorder.recovery import finalize_orphans
 from recorder.seal import load_or_create_key, read_seal
 from recorder.worker import RenderPool
@@ -110,15 +111,19 @@ class RecordingService:
         self._max_clip_seconds = max_clip_seconds
         self._clip_jobs: dict[str, tuple[str, asyncio.Task[None]]] = {}  # clip id → (owner, its export)
 
-    async def start(self, live: LiveSession, server_init: ServerInit, policy: Policy) -> SessionRecorder:
+    async def start(self, live: LiveSession, screen: ServerInit | TerminalSize, policy: Policy) -> SessionRecorder:
         """Create the journal of ``live``; RecordingUnavailable (audited) when it cannot be created."""
         started = time.time()
         recording_id = new_session_id()
+        if isinstance(screen, ServerInit):
+            width, height, pixel_format, name = screen.width, screen.height, screen.pixel_format, screen.name
+        else:
+            width, height, pixel_format, name = screen.cols, screen.rows, None, live.target.encode()
         header = session_header(
             session_id=recording_id, user=live.username, source=live.source, target=live.target,
-            started_epoch=started, width=server_init.width, height=server_init.height,
-            pixel_format=server_init.pixel_format, desktop_name=server_init.name, policy=policy.name,
-            record_input=policy.record_input.value, clipboard=policy.clipboard.value, groups=live.groups,
+            started_epoch=started, width=width, height=height, pixel_format=pixel_format, desktop_name=name,
+            policy=policy.name, record_input=policy.record_input.value, clipboard=policy.clipboard.value,
+            groups=live.groups, protocol=live.protocol,
         )
         path = recording_path(self.settings.root, recording_id)
         try:
@@ -263,7 +268,8 @@ class RecordingService:
         except Exception:  # one bad journal must not stop the others
             log.exception("indexing a recording failed", extra={"ctx": {"path": str(journal)}})
             return
-        await self.render(summary.id, journal)
+        if summary.protocol != TERMINAL_PROTOCOL:  # a terminal plays as text: no video
+            await self.render(summary.id, journal)
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)

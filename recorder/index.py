@@ -41,7 +41,7 @@ from recorder.summary import (
     quiet_stretches,
     summarize_journal,
 )
-from recorder.tables import recording_events, recording_sources, recordings
+from recorder.tables import recording_events, recording_sources, recording_text, recordings
 from recorder.typed_text import TypedText, read_typed_text
 
 log = logging.getLogger(__name__)
@@ -195,6 +195,10 @@ class RecordingIndex:
             await connection.execute(delete(recording_sources).where(recording_sources.c.recording_id == summary.id))
             if source is not None:
                 await connection.execute(insert(recording_sources), [source])
+            await connection.execute(delete(recording_text).where(recording_text.c.recording_id == summary.id))
+            if summary.screen_text:
+                await connection.execute(insert(recording_text),
+                                         [{"recording_id": summary.id, "text": summary.screen_text}])
 
     async def add_journal(self, path: Path, sha256: str | None, node: str) -> RecordingSummary:
         """Summarize the journal at ``path`` in a worker thread, and index it."""
@@ -224,12 +228,14 @@ class RecordingIndex:
         source: IPNetwork | None = None,
         event: str | None = None,
         visible: Visibility | None = None,
+        text: str | None = None,
     ) -> list[RecordingRow]:
         """Recordings matching every given filter, newest first; ``since <= started < until``.
 
         ``user`` is the exact name, ``user_contains`` any part of it (case ignored for ASCII
         letters); ``source`` a network (a single address is a /32 or /128), matching IPv4
-        sources also in their IPv4-mapped IPv6 form; ``event`` a type of event the recording holds.
+        sources also in their IPv4-mapped IPv6 form; ``event`` a type of event the recording holds;
+        ``text`` any part of the text that appeared on a terminal recording's screen (case ignored for ASCII).
         ``visible`` narrows them to what one viewer may see (None: everything).
         """
         if not 1 <= limit <= MAX_SEARCH_LIMIT:
@@ -249,6 +255,10 @@ class RecordingIndex:
         if event is not None:
             events = recording_events.c
             query = query.where(exists().where(events.recording_id == c.id, events.type == event))
+        if text is not None:
+            screens = recording_text.c
+            query = query.where(exists().where(screens.recording_id == c.id,
+                                               screens.text.ilike(_contains_pattern(text), escape="\\")))
         if target is not None:
             query = query.where(c.target == target)
         if since is not None:

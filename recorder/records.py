@@ -44,12 +44,28 @@ def _is_number(value: object) -> TypeGuard[float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+#: The protocol of terminal sessions' journals: their data records are terminal bytes, not RFB.
+TERMINAL_PROTOCOL = "ssh"
+
+
+@dataclass(frozen=True, slots=True)
+class TerminalSize:
+    """A terminal's size in character cells."""
+
+    cols: int
+    rows: int
+
+
 @dataclass(frozen=True, slots=True)
 class SessionHeader:
     """The HEADER record: who, from where, to what, when, and the desktop's screen and pixel format.
 
     ``groups`` are the user's groups when the session started (what supervisors' ``watch``
     is judged by); None in journals written before they were recorded.
+
+    A terminal session's journal (``protocol`` :data:`TERMINAL_PROTOCOL`) has the terminal's
+    columns and rows as ``width`` and ``height`` and no pixel format (None); its SERVER_DATA is
+    the target's output, its CLIENT_DATA the operator's input, both as terminal bytes.
     """
 
     session_id: str
@@ -61,7 +77,7 @@ class SessionHeader:
     started_epoch: float
     width: int
     height: int
-    pixel_format: PixelFormat
+    pixel_format: PixelFormat | None
     desktop_name: str
     gateway_version: str
     node: str
@@ -84,7 +100,9 @@ class SessionHeader:
             value = getattr(self, name)
             if type(value) is not int or not 0 <= value <= _U16:
                 raise ValueError(f"the header's {name} must be a whole number from 0 to {_U16}, not {value!r}")
-        if not isinstance(self.pixel_format, PixelFormat):
+        if self.pixel_format is None and self.protocol != TERMINAL_PROTOCOL:
+            raise ValueError("only a terminal session's header may have no pixel_format")
+        if self.pixel_format is not None and not isinstance(self.pixel_format, PixelFormat):
             raise ValueError(f"the header's pixel_format must be a PixelFormat, not {self.pixel_format!r}")
         if self.record_input not in get_args(RecordInput):
             raise ValueError(f"the header's record_input must be 'full' or 'counts', not {self.record_input!r}")
@@ -99,7 +117,7 @@ class SessionHeader:
             "target": self.target, "protocol": self.protocol,
             "started": f"{self.started.astimezone(UTC):%Y-%m-%dT%H:%M:%S.%fZ}", "started_epoch": self.started_epoch,
             "width": self.width, "height": self.height,
-            "pixel_format": dataclasses.asdict(self.pixel_format),
+            "pixel_format": None if self.pixel_format is None else dataclasses.asdict(self.pixel_format),
             "desktop_name": self.desktop_name, "gateway_version": self.gateway_version, "node": self.node,
             "policy": self.policy, "record_input": self.record_input, "clipboard": self.clipboard,
         }
@@ -122,7 +140,9 @@ class SessionHeader:
             raise JournalCorrupt(f"started: {exc}") from None
         try:
             arguments: dict[str, Any] = {item.name: value.get(item.name) for item in dataclasses.fields(cls)}
-            arguments.update(started=started_time, pixel_format=_pixel_format(value.get("pixel_format")))
+            pixel_format = value.get("pixel_format")
+            arguments.update(started=started_time,
+                             pixel_format=None if pixel_format is None else _pixel_format(pixel_format))
             if isinstance(arguments["groups"], list):
                 arguments["groups"] = tuple(arguments["groups"])
             return cls(**arguments)

@@ -72,6 +72,8 @@ class SessionReplay:
     def __init__(self, header: SessionHeader) -> None:
         """Start from the journal header's size and pixel format; DecodeError if the size is unusable."""
         width, height, pixel_format = header.width, header.height, header.pixel_format
+        if pixel_format is None:
+            raise DecodeError("a terminal recording has no desktop to render; play it as text (asciicast)")
         try:
             check_framebuffer_size(width, height, MAX_FRAMEBUFFER)
         except RFBError as exc:

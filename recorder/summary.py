@@ -7,7 +7,8 @@ skipping jumps over (:func:`quiet_stretches`). Input is counted from the journal
 data (each KeyEvent press and each PointerEvent button press, at its record's time) or, for
 recordings that keep only input counts, from each INPUT_COUNTS record at its time (so at flush
 granularity); screen changes are the desktop's bytes (it sends updates only when its picture
-changes). Only non-empty buckets are kept. :mod:`recorder.index` stores summaries for search.
+changes). Only non-empty buckets are kept. A terminal recording's input is counted one key per
+typed character, and its output's text (:mod:`recorder.terminal_text`) is kept for search. :mod:`recorder.index` stores summaries for search.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from gateway.rfb.framing import ClientMessageFramer, ClientMessageReceived
 from gateway.rfb.input_presses import InputPresses
 from recorder.errors import JournalCorrupt
 from recorder.journal import MAX_RECORD, JournalReader, JournalRecord, RecordKind, decode_json
-from recorder.records import InputCounts, SessionEnd, SessionEvent, SessionHeader
+from recorder.records import TERMINAL_PROTOCOL, InputCounts, SessionEnd, SessionEvent, SessionHeader
+from recorder.terminal_text import ScreenText
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +125,7 @@ class RecordingSummary(RecordingMetadata):
     events: list[TimelineEvent] = field(default_factory=list)
     activity: list[ActivityBucket] = field(default_factory=list)
     user_groups: tuple[str, ...] | None = None  # None: the journal predates recorded groups
+    screen_text: str | None = None  # terminal recordings: the text that appeared (recorder.terminal_text)
 
 
 class _ActivityTally:
@@ -140,6 +143,10 @@ class _ActivityTally:
 
     def server_data(self, t: float, size: int) -> None:
         self.screen[_bucket(t)] += size
+
+    def typed(self, t: float, data: bytes) -> None:
+        """Terminal input: one key per character (UTF-8 continuation bytes are not characters)."""
+        self.keys[_bucket(t)] += sum(1 for byte in data if byte & 0xC0 != 0x80)
 
     def client_data(self, t: float, data: bytes, path: Path) -> None:
         if self._failed:
@@ -212,12 +219,18 @@ def summarize_journal(path: Path, *, max_events: int = 10_000, max_record: int =
         raise JournalCorrupt(f"{path}: {exc}") from exc
     tally = _ActivityTally(max_record)
     events: list[TimelineEvent] = []
+    screen = ScreenText() if header.protocol == TERMINAL_PROTOCOL else None
     for record in reader:
         t = record.offset_us / 1e6
         if record.kind == RecordKind.SERVER_DATA:
             tally.server_data(t, len(record.payload))
+            if screen is not None:
+                screen.feed(record.payload)
         elif record.kind == RecordKind.CLIENT_DATA:
-            tally.client_data(t, record.payload, path)
+            if screen is not None:
+                tally.typed(t, record.payload)
+            else:
+                tally.client_data(t, record.payload, path)
         elif record.kind == RecordKind.INPUT_COUNTS:
             counts = _payload(InputCounts.from_json, record, path)
             if counts is not None:
@@ -238,5 +251,5 @@ def summarize_journal(path: Path, *, max_events: int = 10_000, max_record: int =
         protocol=header.protocol, started=started, ended=ended, duration=duration, end_reason=end_reason,
         bytes=path.stat().st_size, keys=sum(bucket.keys for bucket in activity),
         clicks=sum(bucket.clicks for bucket in activity), path=str(path), events=events, activity=activity,
-        user_groups=header.groups,
+        user_groups=header.groups, screen_text=None if screen is None else screen.text(),
     )

@@ -1,5 +1,5 @@
 """The recordings index's tables: one row per recording, its events for the player's timeline, its source
-address for search by network, and what reviewers made of it: bookmarks and exported clips."""
+address for search by network, a terminal's screen text for search by text, and what reviewers made of it: bookmarks and exported clips."""
 
 from __future__ import annotations
 
@@ -56,6 +56,14 @@ recording_events = Table(
     Column("type", String(64), nullable=False),
     Column("detail", Text, nullable=False),  # JSON object: the event's other fields
     Index("ix_recording_events_recording", "recording_id", "t"),
+)
+
+#: The text that appeared on a terminal recording's screen (bounded, escape sequences removed), for search.
+recording_text = Table(
+    "recording_text",
+    metadata,
+    Column("recording_id", String(32), ForeignKey("recordings.id", ondelete="CASCADE"), primary_key=True),
+    Column("text", Text, nullable=False),
 )
 
 #: Each recording's source address as a number, so that search by network (CIDR) works on any database.

@@ -12,12 +12,16 @@ What reaches the desktop is keys, not text: an input method on the desktop (Japa
 kana-kanji conversion) turns ``nihon`` and a conversion key into 日本 there, and the
 entry shows ``nihon``.
 
+A terminal session's CLIENT_DATA is the characters typed (UTF-8): they are shown as they
+are, Return, Tab and BackSpace as marks, other control characters as ``‹Ctrl+X›``.
+
 With ``record_input: counts`` the journal has no key events: :func:`read_typed_text` says
 so without reading further. It reads a whole journal (blocking: call it in a worker thread).
 """
 
 from __future__ import annotations
 
+import codecs
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +31,7 @@ from gateway.rfb.framing import ClientMessageFramer, ClientMessageReceived
 from gateway.rfb.messages import ClientMessage, KeyEvent, QEMUExtendedKeyEvent
 from recorder.journal import MAX_RECORD, JournalReader, RecordKind
 from recorder.keysyms import CHORD_MODIFIERS, JAPANESE_KEYS, LINE_ENDS, MARKS, character, is_modifier
-from recorder.records import SessionHeader
+from recorder.records import TERMINAL_PROTOCOL, SessionHeader
 
 #: Seconds without a key press that end an entry.
 BURST_GAP = 2.0
@@ -172,6 +176,8 @@ def read_typed_text(path: Path, *, max_record: int = MAX_RECORD, burst_gap: floa
     header = SessionHeader.from_json(reader.header)
     if header.record_input != "full":
         return TypedText(header.record_input)
+    if header.protocol == TERMINAL_PROTOCOL:
+        return _terminal_typed_text(reader, burst_gap, max_entry_chars, max_chars)
     # The journal holds what the proxy forwarded, within its limits: these only bound a hostile file.
     framer = ClientMessageFramer(max_cut_text=max_record, max_encodings=1024, max_screens=256)
     builder = TypedTextBuilder(burst_gap=burst_gap, max_entry_chars=max_entry_chars, max_chars=max_chars)
@@ -189,3 +195,49 @@ def read_typed_text(path: Path, *, max_record: int = MAX_RECORD, burst_gap: floa
         if error is not None or builder.truncated:
             break
     return TypedText("full", tuple(builder.entries()), builder.truncated, error)
+
+
+def _terminal_mark(char: str) -> str:
+    """How a typed terminal character shows in an entry."""
+    if char in "\r\n":
+        return "⏎"
+    if char == "\t":
+        return "⇥"
+    if char == "\x7f":
+        return "⌫"
+    if char == "\x1b":
+        return "‹Esc›"
+    if char < " ":
+        return f"‹Ctrl+{chr(ord(char) + 64)}›"
+    return char
+
+
+def _terminal_typed_text(reader: JournalReader, burst_gap: float, max_entry_chars: int, max_chars: int) -> TypedText:
+    """Typed text of a terminal journal: its input characters, in entries ended by Return or a pause."""
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    entries: list[TypedEntry] = []
+    text: list[str] = []
+    start = last = 0.0
+    total = 0
+    for record in reader:
+        if record.kind != RecordKind.CLIENT_DATA:
+            continue
+        t = record.offset_us / 1e6
+        for char in decoder.decode(record.payload):
+            if text and (t - last > burst_gap or len(text) >= max_entry_chars):
+                entries.append(TypedEntry(start, last, "".join(text)))
+                text = []
+            if not text:
+                start = t
+            text.append(_terminal_mark(char))
+            last = t
+            total += 1
+            if total >= max_chars:
+                entries.append(TypedEntry(start, last, "".join(text)))
+                return TypedText("full", tuple(entries), truncated=True)
+            if char in "\r\n":
+                entries.append(TypedEntry(start, last, "".join(text)))
+                text = []
+    if text:
+        entries.append(TypedEntry(start, last, "".join(text)))
+    return TypedText("full", tuple(entries))

@@ -90,16 +90,21 @@ def session_header(
     started_epoch: float,
     width: int,
     height: int,
-    pixel_format: PixelFormat,
+    pixel_format: PixelFormat | None,
     desktop_name: bytes,
     policy: str,
     record_input: RecordInput,
     clipboard: str,
     groups: frozenset[str],
+    protocol: str = "vnc",
 ) -> SessionHeader:
-    """The HEADER of a VNC session's journal written by this gateway, on this node (``groups``: the user's)."""
+    """The HEADER of a session's journal written by this gateway, on this node (``groups``: the user's).
+
+    A terminal session (``protocol="ssh"``) gives its columns and rows as ``width`` and ``height``
+    and no ``pixel_format``.
+    """
     return SessionHeader(
-        session_id=session_id, user=user, source=source, target=target, protocol="vnc",
+        session_id=session_id, user=user, source=source, target=target, protocol=protocol,
         started=datetime.fromtimestamp(started_epoch, UTC), started_epoch=started_epoch, width=width,
         height=height, pixel_format=pixel_format, desktop_name=desktop_name.decode("utf-8", "replace"),
         gateway_version=__version__, node=platform.node(), policy=policy, record_input=record_input,

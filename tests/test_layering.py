@@ -25,7 +25,7 @@ PACKAGES = ("base", "auth", "recorder", "gateway")
 
 #: Modules that must not do network or event-loop I/O: bytes in, events out.
 SANS_IO = ("gateway/rfb", "recorder/decoders", "recorder/framebuffer.py", "recorder/journal.py",
-           "recorder/records.py")
+           "recorder/records.py", "recorder/terminal_text.py", "gateway/terminal_messages.py")
 IO_MODULES = frozenset({"asyncio", "socket", "ssl", "selectors", "aiohttp", "websockets", "asyncssh", "uvloop",
                         "aiobotocore", "sqlalchemy", "aiosqlite", "asyncpg", "ldap"})
 

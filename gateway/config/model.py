@@ -116,6 +116,10 @@ class UIConfig:
     timezone: str = "UTC"  # IANA name: the zone pages show dates and times in (Asia/Tokyo by default for ja)
 
 
+#: ``known_hosts: none`` on an ssh target: its host key is not checked (logged loudly at every session).
+KNOWN_HOSTS_UNCHECKED = "none"
+
+
 @dataclass(frozen=True, slots=True)
 class LiveViewConfig:
     """How often the gateway asks a target for updates for a live viewer (``live_view:``)."""
@@ -135,6 +139,9 @@ class Target:
     username: str | None
     key_file: Path | None
     max_sessions: int | None = 1  # operators' sessions at once (live viewers aside); None: no limit
+    #: ssh targets: the known-hosts file that vouches for the target's host key; None: the gateway
+    #: user's ``~/.ssh/known_hosts``; :data:`KNOWN_HOSTS_UNCHECKED` (``known_hosts: none``): no check.
+    known_hosts: Path | str | None = None
 
 
 @dataclass(frozen=True, slots=True)

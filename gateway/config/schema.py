@@ -35,6 +35,7 @@ from auth.options import (
 from base.yamlnodes import IPNetwork, NodeReader, compose_yaml_file, join_key
 from gateway.audit_checkpoints import NODE_NAME
 from gateway.config.model import (
+    KNOWN_HOSTS_UNCHECKED,
     Address,
     AuditConfig,
     Config,
@@ -431,7 +432,7 @@ class _ConfigReader:
 
     def target(self, name: str, node: Node, key: str) -> Target:
         r = self.r
-        keys = ["protocol", "host", "port", "password_file", "username", "key_file", "max_sessions"]
+        keys = ["protocol", "host", "port", "password_file", "username", "key_file", "max_sessions", "known_hosts"]
         section = r.mapping(node, key, keys, required=["protocol", "host"])
         protocol = r.choice(section["protocol"], f"{key}.protocol", list(PROTOCOL_DEFAULT_PORTS))
         host = r.string(section["host"], f"{key}.host")
@@ -441,7 +442,7 @@ class _ConfigReader:
         port = PROTOCOL_DEFAULT_PORTS[protocol] if port_node is None else r.integer(port_node, f"{key}.port")
         if not 1 <= port <= 65535:
             raise r.error(port_node, f"{key}.port", f"port {port} is out of range; use 1-65535")
-        for option, wanted in {"password_file": "vnc", "username": "ssh", "key_file": "ssh"}.items():
+        for option, wanted in {"username": "ssh", "key_file": "ssh", "known_hosts": "ssh"}.items():
             if option in section and protocol != wanted:
                 raise r.error(section[option], f"{key}.{option}", f"applies only to {wanted} targets, not {protocol}")
         if protocol == "ssh" and "username" not in section:
@@ -455,6 +456,7 @@ class _ConfigReader:
             username=r.optional_string(section.get("username"), f"{key}.username"),
             key_file=self.optional_path(section.get("key_file"), f"{key}.key_file"),
             max_sessions=self.max_sessions(section, key, protocol),
+            known_hosts=self.known_hosts(section.get("known_hosts"), f"{key}.known_hosts"),
         )
 
     def max_sessions(self, section: dict[str, Node], key: str, protocol: str) -> int | None:
@@ -470,6 +472,12 @@ class _ConfigReader:
             raise self.r.error(node, f"{key}.max_sessions", f"{value} is not a number of sessions; use 1 or more, "
                                "or null for no limit")
         return value
+
+    def known_hosts(self, node: Node | None, key: str) -> Path | str | None:
+        """An ssh target's known-hosts file, or ``none`` (its host key is not checked)."""
+        if node is not None and self.r.string(node, key) == KNOWN_HOSTS_UNCHECKED:
+            return KNOWN_HOSTS_UNCHECKED
+        return self.optional_path(node, key)
 
     def policies(self, node: Node | None, targets: Mapping[str, Target], default_idle: float) -> tuple[Policy, ...]:
         policies: dict[str, Policy] = {}

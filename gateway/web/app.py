@@ -50,6 +50,7 @@ from gateway.web import (
     portal_routes,
     recording_routes,
     session_routes,
+    terminal_routes,
 )
 from gateway.web.auth_context import auth_context
 from gateway.web.keys import (
@@ -149,6 +150,7 @@ def create_app(config: Config, metrics: Metrics | None = None, clock: Callable[[
     app.add_routes(auth_routes.routes)
     app.add_routes(portal_routes.routes)
     app.add_routes(desktop_routes.routes)
+    app.add_routes(terminal_routes.routes)
     app.add_routes(recording_routes.routes)
     app.add_routes(live_routes.routes)
     app.add_routes(session_routes.routes)

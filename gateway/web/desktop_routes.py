@@ -29,10 +29,11 @@ from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 
 from auth.websession import WebSession
-from gateway.desktop import CloseCode, DesktopSession, SessionEnded, close_reason
+from gateway.desktop import DesktopSession
 from gateway.errors import TargetInUse
 from gateway.policy import Policy
 from gateway.rfb.browser_limits import BrowserLimits
+from gateway.session_watch import CloseCode, SessionEnded, close_reason
 from gateway.sessions import LiveSession
 from gateway.settings import Settings
 from gateway.web.keys import (
@@ -44,7 +45,6 @@ from gateway.web.keys import (
     RECORDINGS,
     SESSION_DIRECTORY,
     SETTINGS,
-    WEB_SESSIONS,
 )
 from gateway.web.security import (
     client_address,
@@ -52,6 +52,7 @@ from gateway.web.security import (
     error_json,
     origin_allowed,
 )
+from gateway.web.session_rules import refuse_in_use, sign_out_after
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -79,18 +80,6 @@ async def _admit(request: web.Request, session: WebSession, settings: Settings, 
     return decision.policy
 
 
-async def _refuse_in_use(request: web.Request, refusal: TargetInUse) -> None:
-    """Count and audit a desktop refused because its target is full."""
-    metrics = request.app[METRICS]
-    metrics.sessions_refused_total.labels(reason=refusal.metric_reason).inc()
-    metrics.sessions_total.labels(protocol="vnc", outcome=CloseCode.IN_USE.outcome).inc()
-    log.info("desktop refused: in use", extra={"ctx": {"user": refusal.username, "target": refusal.target,
-                                                       "holders": ", ".join(refusal.holders)}})
-    await request.app[AUDIT].record("session.open", user=refusal.username, source=client_address(request),
-                                    target=refusal.target, outcome=CloseCode.IN_USE.outcome, reason=refusal.reason,
-                                    protocol="vnc", max_sessions=refusal.max_sessions, holders=list(refusal.holders))
-
-
 @routes.get("/api/v1/targets/{target}/check")
 async def check_desktop(request: web.Request) -> web.Response:
     """Whether the caller may open this desktop now: 200, or 403/404/409 with the reason the page shows."""
@@ -107,7 +96,7 @@ async def check_desktop(request: web.Request) -> web.Response:
         holders = tuple(await request.app[SESSION_DIRECTORY].holders(name))
         if len(holders) >= max_sessions:
             refusal = TargetInUse(name, max_sessions, holders, session.identity.username)
-            await _refuse_in_use(request, refusal)
+            await refuse_in_use(request, refusal, "vnc")
             return error_json(409, refusal.reason)
     return web.json_response({"target": name, "available": True})
 
@@ -149,7 +138,7 @@ async def desktop_socket(request: web.Request) -> web.StreamResponse:
     try:
         await directory.publish(live, settings.config.targets[name].max_sessions)
     except TargetInUse as refusal:
-        await _refuse_in_use(request, refusal)
+        await refuse_in_use(request, refusal, "vnc")
         await ws.close(code=CloseCode.IN_USE, message=close_reason(refusal.reason))
         return ws
     try:
@@ -167,20 +156,7 @@ async def desktop_socket(request: web.Request) -> web.StreamResponse:
         except SQLAlchemyError as error:
             log.warning("cannot withdraw a session from the directory: %s", error,
                         extra={"ctx": {"session": live.id}})
-        if ended.code.signs_out:
-            await sign_out(ended)
-
-    async def sign_out(ended: SessionEnded) -> None:
-        reason = ended.code.outcome
-        try:
-            await app[WEB_SESSIONS].end(session.id, ended.reason)
-            await audit.record("logout", user=user, source=source, target=name, outcome=reason, reason=ended.reason,
-                               session=live.id)
-        except SQLAlchemyError as error:  # the watcher cannot retry this: say so loudly
-            log.error("cannot end the sign-in of a session that ended on %s: %s", reason, error,
-                      extra={"ctx": {"session": live.id, "user": user}})
-            return
-        metrics.sign_outs_total.labels(reason=reason).inc()
+        await sign_out_after(request, session, live, ended)
 
     started = time.monotonic()
     try:

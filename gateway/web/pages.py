@@ -23,7 +23,7 @@ from markupsafe import Markup
 
 from gateway.i18n import LANGUAGE_NAMES, LANGUAGES, negotiate, supported, translator
 from gateway.web.keys import SETTINGS
-from gateway.web.security import current_session, served_over_tls
+from gateway.web.security import TERMINAL_CONTENT_SECURITY_POLICY, current_session, served_over_tls
 
 WEB_DIR = Path(__file__).parent
 TEMPLATES = WEB_DIR / "templates"
@@ -119,8 +119,12 @@ def redirect_to_login() -> web.HTTPFound:
     return web.HTTPFound("/login")
 
 
-def signed_in_page(name: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    """A handler serving the page ``name`` to a signed-in caller and sending anyone else to the login page."""
+def signed_in_page(name: str, *, terminal_assets: bool = False) -> Callable[[web.Request],
+                                                                          Awaitable[web.StreamResponse]]:
+    """A handler serving the page ``name`` to a signed-in caller and sending anyone else to the login page.
+
+    ``terminal_assets``: the page runs xterm.js or asciinema-player (:data:`TERMINAL_CONTENT_SECURITY_POLICY`).
+    """
 
     async def serve(request: web.Request) -> web.StreamResponse:
         redirect = remember_language(request)
@@ -128,6 +132,9 @@ def signed_in_page(name: str) -> Callable[[web.Request], Awaitable[web.StreamRes
             raise redirect
         if current_session(request) is None:
             raise redirect_to_login()
-        return page(request, name)
+        response = page(request, name)
+        if terminal_assets:
+            response.headers["Content-Security-Policy"] = TERMINAL_CONTENT_SECURITY_POLICY
+        return response
 
     return serve

@@ -1,10 +1,10 @@
-"""The operator's portal: the targets they may open now, and the desktop page."""
+"""The operator's portal: the targets they may open now, and the desktop and terminal pages."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.desktop import idle_warning_lead
+from gateway.session_watch import idle_warning_lead
 from gateway.watch import watch_scope
 from gateway.web.keys import CLOCK, SETTINGS
 from gateway.web.pages import signed_in_page
@@ -15,6 +15,7 @@ routes = web.RouteTableDef()
 
 routes.get("/")(signed_in_page("portal.html"))
 routes.get("/desktop/{target}")(signed_in_page("desktop.html"))
+routes.get("/terminal/{target}")(signed_in_page("terminal.html", terminal_assets=True))
 
 
 @routes.get("/api/v1/targets")

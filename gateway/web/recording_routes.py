@@ -44,17 +44,19 @@ from gateway.watch import WatchScope, watch_scope
 from gateway.web.keys import AUDIT, METRICS, RECORDING_INDEX, RECORDINGS, SETTINGS, STORE
 from gateway.web.pages import signed_in_page
 from gateway.web.security import client_address, current_session, error_json
+from recorder.asciicast import ASCIICAST_MEDIA_TYPE, asciicast_lines
 from recorder.bookmarks import BookmarkLimitReached, Bookmarks, check_moment
 from recorder.clips import ClipState, ClipStore, is_clip_id
 from recorder.errors import RecordingError
 from recorder.index import MAX_SEARCH_LIMIT, RecordingRow, VideoState, Visibility
 from recorder.journal import is_session_id
+from recorder.records import TERMINAL_PROTOCOL
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 
 MAX_FILTER_TEXT = 255
-_TEXT_FILTERS = ("user", "user_contains", "target", "end_reason")
+_TEXT_FILTERS = ("user", "user_contains", "target", "end_reason", "text")
 LIST_PARAMETERS = (*_TEXT_FILTERS, "since", "until", "min_duration", "max_duration", "source", "event", "limit")
 _SECONDS = re.compile(r"\d{1,9}(\.\d{1,6})?")
 _LIMIT = re.compile(r"\d{1,4}")
@@ -327,6 +329,31 @@ async def recording_typed_text(request: web.Request) -> web.Response:
     return web.json_response({"recording": found.id, **typed.to_json()})
 
 
+@routes.get("/api/v1/recordings/{id}/cast")
+async def recording_cast(request: web.Request) -> web.StreamResponse:
+    """A terminal recording as asciicast v2 (what asciinema-player plays): output, and input as recorded."""
+    authorized = await _authorized_recording(request, "recording.download")
+    if isinstance(authorized, web.Response):
+        return authorized
+    caller, found = authorized
+    if found.protocol != TERMINAL_PROTOCOL:
+        return error_json(404, f"{found.id} records a desktop, not a terminal; play its video instead")
+    journal = await asyncio.to_thread(_file_inside, found.path, request.app[SETTINGS].current.config.storage.recordings)
+    if journal is None:
+        log.error("indexed journal missing or outside the recordings directory",
+                  extra={"ctx": {"recording": found.id, "path": found.path}})
+        return error_json(404, f"the journal of {found.id} is missing")
+    try:
+        cast = await asyncio.to_thread(lambda: "".join(asciicast_lines(journal)).encode())
+    except (OSError, RecordingError) as exc:
+        log.error("a terminal journal cannot be read", extra={"ctx": {"recording": found.id, "error": exc}})
+        return error_json(500, f"the journal of {found.id} cannot be read ({exc}); an administrator can check it "
+                               "with deskgate recordings verify")
+    await _audit(request, caller, "recording.download", found.id, "allowed", format="asciicast")
+    return web.Response(body=cast, headers={"Content-Type": ASCIICAST_MEDIA_TYPE,
+                                            "Content-Disposition": f'inline; filename="{found.id}.cast"'})
+
+
 @routes.get("/api/v1/recordings/{id}/poster")
 async def recording_poster(request: web.Request) -> web.StreamResponse:
     """The video's first picture with content, as a JPEG: what the player shows before playing."""
@@ -432,6 +459,9 @@ async def export_clip(request: web.Request) -> web.Response:
     if isinstance(authorized, web.Response):
         return authorized
     caller, found = authorized
+    if found.protocol == TERMINAL_PROTOCOL:
+        return error_json(400, f"{found.id} records a terminal, which has no video; download its asciicast "
+                               f"(/api/v1/recordings/{found.id}/cast) instead")
     service = request.app.get(RECORDINGS)
     if not isinstance(service, RecordingService):
         return error_json(503, "this gateway cannot export clips")
@@ -498,4 +528,4 @@ async def clip_video(request: web.Request) -> web.StreamResponse:
 
 
 routes.get("/recordings")(signed_in_page("recordings.html"))
-routes.get("/recordings/{id}")(signed_in_page("player.html"))
+routes.get("/recordings/{id}")(signed_in_page("player.html", terminal_assets=True))

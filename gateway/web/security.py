@@ -49,6 +49,11 @@ CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'"
 )
+#: The terminal and player pages: xterm.js and asciinema-player size their character cells in ``<style>``
+#: elements they create, and asciinema-player's terminal emulator is WebAssembly, so those pages allow
+#: inline styles and compiling WebAssembly from the gateway's own files (never inline script or eval).
+TERMINAL_CONTENT_SECURITY_POLICY = CONTENT_SECURITY_POLICY.replace(
+    "script-src 'self'; style-src 'self'", "script-src 'self' 'wasm-unsafe-eval'; style-src 'self' 'unsafe-inline'")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 DATABASE_DOWN = "the gateway cannot reach its database; try again in a minute or contact your administrator"
 CSRF_HEADER = "X-CSRF-Token"

@@ -96,8 +96,8 @@ async def test_open_creates_the_directory_the_tables_and_wal_mode(tmp_path: Path
             tables = await connection.run_sync(lambda sync: set(inspect(sync).get_table_names()))
             journal_mode = await connection.scalar(text("PRAGMA journal_mode"))
             busy_timeout = await connection.scalar(text("PRAGMA busy_timeout"))
-        assert tables == {"recordings", "recording_events", "recording_sources", "recording_bookmarks",
-                          "recording_clips", "audit_events", "web_sessions", "totp_secrets",
+        assert tables == {"recordings", "recording_events", "recording_sources", "recording_text",
+                          "recording_bookmarks", "recording_clips", "audit_events", "web_sessions", "totp_secrets",
                           "totp_used_steps", "totp_enrollments", "auth_failures", "auth_known_sources",
                           "disabled_accounts", "live_sessions", "live_session_events", "notices"}
         assert journal_mode == "wal"
@@ -284,7 +284,7 @@ async def test_postgresql_tables_times_and_upsert(postgres_store: Store) -> None
 async def test_postgresql_nodes_starting_together_create_the_tables_once(postgres_url: str) -> None:
     first = await Store.open(postgres_url)
     async with first.transaction() as connection:
-        await connection.execute(text("DROP TABLE recording_sources, recording_bookmarks, recording_clips, "
+        await connection.execute(text("DROP TABLE recording_sources, recording_text, recording_bookmarks, recording_clips, "
                                       "recording_events, recordings, audit_events"))
     await first.close()
     stores = await asyncio.gather(*(Store.open(postgres_url) for _ in range(4)))

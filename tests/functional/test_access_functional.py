@@ -13,8 +13,8 @@ import aiohttp
 import pytest
 
 from gateway.demo import XvncDesktop
-from gateway.desktop import CloseCode
 from gateway.rfb.messages import KeyEvent, PointerEvent
+from gateway.session_watch import CloseCode
 from gateway.web.app import RunningGateway, start_gateway
 from tests.functional.auth_helpers import AuthGateway, auth_gateway, cookie_session
 from tests.functional.supervision_helpers import closed_with

@@ -22,7 +22,6 @@ import pytest
 from sqlalchemy import insert
 
 from gateway.demo import XvncDesktop
-from gateway.desktop import CloseCode
 from gateway.rfb.errors import TargetUnavailable
 from gateway.rfb.messages import (
     ClientCutText,
@@ -34,6 +33,7 @@ from gateway.rfb.messages import (
     SetDesktopSize,
 )
 from gateway.session_directory import SessionDirectory, live_session_events, live_sessions
+from gateway.session_watch import CloseCode
 from gateway.web.keys import LIVE_SESSIONS, METRICS, SESSION_DIRECTORY, STORE
 from tests.functional.auth_helpers import AuthGateway, auth_gateway, cookie_session
 from tests.functional.supervision_helpers import POLICIES, USERS, EventStream, closed_with, open_desktop

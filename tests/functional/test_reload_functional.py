@@ -16,8 +16,8 @@ import yaml
 
 from gateway.config import load_config
 from gateway.demo import XvncDesktop
-from gateway.desktop import CloseCode
 from gateway.rfb.messages import FramebufferUpdateRequest
+from gateway.session_watch import CloseCode
 from gateway.web.reloading import RELOADER
 from tests.functional.auth_helpers import (
     PASSWORD,

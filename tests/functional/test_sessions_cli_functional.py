@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from gateway.demo import XvncDesktop
-from gateway.desktop import CloseCode
+from gateway.session_watch import CloseCode
 from tests.functional.auth_helpers import ROOT, AuthGateway, auth_gateway, cookie_session
 from tests.functional.supervision_helpers import POLICIES, USERS, EventStream, closed_with, open_desktop
 

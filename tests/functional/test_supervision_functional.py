@@ -17,8 +17,8 @@ import aiohttp
 import pytest
 
 from gateway.demo import XvncDesktop
-from gateway.desktop import CloseCode
 from gateway.notices import ViewingEnded, ViewingStarted
+from gateway.session_watch import CloseCode
 from gateway.web import notice_routes
 from gateway.web.keys import NOTICES
 from tests.functional.auth_helpers import AuthGateway, auth_gateway, cookie_session

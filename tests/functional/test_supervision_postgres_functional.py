@@ -19,9 +19,9 @@ from sqlalchemy import text
 
 from base.db import Store
 from gateway.config import load_config
-from gateway.desktop import CloseCode
 from gateway.errors import TargetInUse
 from gateway.session_directory import SessionDirectory
+from gateway.session_watch import CloseCode
 from gateway.sessions import LiveSession
 from gateway.web.app import start_gateway
 from tests.base.test_db import postgres_url  # noqa: F401  (a fixture: a throwaway cluster)

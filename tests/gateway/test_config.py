@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from auth.netacl import ProxyHeader
 from base.errors import ConfigError
 from gateway.config import Address, ConnectionLimits, LiveViewConfig, PublicURL, load_config, parse_duration
+from gateway.config.model import KNOWN_HOSTS_UNCHECKED
 from gateway.policy import Clipboard
 
 DESIGN_EXAMPLE = """\
@@ -305,8 +306,8 @@ policies:
                  "is not a host name or IP address", id="target-host"),
     pytest.param("targets:\n  ok: {protocol: vnc, host: h}\n  Desk_01:\n    protocol: vnc\n", 3, "targets.Desk_01",
                  "is not a valid target name", id="target-name"),
-    pytest.param("targets:\n  shell: {protocol: ssh, host: h, password_file: p}\n", 2, "targets.shell.password_file",
-                 "applies only to vnc targets", id="option-for-other-protocol"),
+    pytest.param("targets:\n  desk: {protocol: vnc, host: h, known_hosts: k}\n", 2, "targets.desk.known_hosts",
+                 "applies only to ssh targets", id="option-for-other-protocol"),
     pytest.param("targets:\n  shell: {protocol: ssh, host: h}\n", 2, "targets.shell.username", "is required for ssh",
                  id="ssh-username"),
     pytest.param(TARGETS + "policies:\n  - {name: p, groups: [], targets: [desk-01]}\n", 4, "policies[0].groups",
@@ -461,3 +462,15 @@ def test_mangled_files_either_load_or_raise_config_error(
         load_config(path)
     except ConfigError as error:
         assert str(error).startswith(str(path))
+
+
+def test_ssh_targets_take_a_known_hosts_file_a_password_file_or_no_host_key_check(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, textwrap.dedent("""\
+        targets:
+          shell-01: {protocol: ssh, host: h, username: ops, password_file: p.pass, known_hosts: var/known_hosts}
+          shell-02: {protocol: ssh, host: h, username: ops, known_hosts: none}
+          shell-03: {protocol: ssh, host: h, username: ops}
+        """)))
+    first, second, third = config.targets.values()
+    assert (first.password_file, first.known_hosts) == (tmp_path / "p.pass", tmp_path / "var/known_hosts")
+    assert second.known_hosts == KNOWN_HOSTS_UNCHECKED and third.known_hosts is None

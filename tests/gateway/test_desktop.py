@@ -17,14 +17,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from base.metrics import Metrics
-from gateway.desktop import (
-    BROWSER_SLICE,
-    CloseCode,
-    DesktopSession,
-    SessionEnded,
-    TargetEndpoint,
-    Timeouts,
-)
+from gateway.desktop import BROWSER_SLICE, DesktopSession, TargetEndpoint, Timeouts
 from gateway.journals import SessionJournal
 from gateway.notices import IdleWarning, Notice
 from gateway.policy import Clipboard, InputRecording, Policy
@@ -51,6 +44,7 @@ from gateway.rfb.messages import (
     SetEncodings,
 )
 from gateway.rfb_io import drive, over_streams
+from gateway.session_watch import CloseCode, SessionEnded
 from gateway.sessions import EndRequest, LiveSession, SessionControl
 from recorder.errors import RecordingWriteFailed
 from tests.rfb.helpers import update
@@ -77,6 +71,7 @@ def test_every_close_code_carries_its_outcome_label() -> None:
         4011: "recording_failed",
         4012: "input_flood",
         4013: "in_use",
+        4014: "host_key_refused",
         4020: "access_changed",
         4021: "outside_hours",
     }

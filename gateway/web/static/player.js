@@ -39,6 +39,11 @@ let events = [];
 let bookmarks = [];
 let idle = null;  // stretches without input or screen change; null when the index cannot tell
 let skipNoteTimer;
+// A terminal recording plays in asciinema-player (its asciicast), not as a video.
+let cast = null;
+let castSource = "";
+let castTime = 0;  // seconds, polled from the player
+let castSpeed = 1;
 
 document.getElementById("logout").addEventListener("click", logout);
 document.getElementById("back").search = location.search;  // back to the search we came from
@@ -61,7 +66,13 @@ video.addEventListener("ratechange", () => {
 });
 for (const button of speedButtons) {
   button.addEventListener("click", () => {
-    video.defaultPlaybackRate = video.playbackRate = Number(button.dataset.rate);
+    if (cast) {
+      castSpeed = Number(button.dataset.rate);
+      for (const other of speedButtons) other.setAttribute("aria-pressed", String(other === button));
+      playCast(castTime, true);  // asciinema-player takes its speed when created
+    } else {
+      video.defaultPlaybackRate = video.playbackRate = Number(button.dataset.rate);
+    }
   });
 }
 skipIdle.addEventListener("change", () => { drawIdleBands(); skipIdleStretch(); });
@@ -103,7 +114,7 @@ function show({ recording, events: timelineEvents, activity: buckets, idle: quie
   document.getElementById("details").hidden = false;
   new ResizeObserver(() => { drawActivity(); layoutMarkers(); }).observe(timeline);
   updatePlayhead();
-  const panels = { seek, currentTime: () => video.currentTime, started, duration: length };
+  const panels = { seek, currentTime, started, duration: length };
   showTyped(id, panels);
   showBookmarks(id, { ...panels, changed: (list) => { bookmarks = list; layoutMarkers(); } });
   showClips(id, panels);
@@ -121,7 +132,21 @@ function showMetadata(recording) {
   }
 }
 
+function currentTime() {
+  return cast ? castTime : video.currentTime;
+}
+
 function showVideo(recording) {
+  if (recording.protocol === "ssh") {
+    castSource = `/api/v1/recordings/${encodeURIComponent(recording.id)}/cast`;
+    playCast(0, false);
+    setInterval(async () => {
+      castTime = (await cast.getCurrentTime()) ?? castTime;
+      updatePlayhead();
+    }, 250);
+    seekToHash();
+    return;
+  }
   document.getElementById("playback").dataset.video = recording.video;
   if (recording.video !== "ready") {
     videoState.textContent = VIDEO_STATES[recording.video] ?? t("Video: {state}", { state: recording.video });
@@ -145,7 +170,22 @@ function showSkipIdle() {
   drawIdleBands();
 }
 
+function playCast(startAt, autoPlay) {
+  const stage = document.getElementById("cast");
+  cast?.dispose();
+  stage.replaceChildren();
+  cast = window.AsciinemaPlayer.create(castSource, stage, { speed: castSpeed, startAt, autoPlay, fit: "width" });
+  window.deskgateCast = cast;  // for end-to-end tests
+  stage.hidden = false;
+}
+
 function seek(seconds) {
+  if (cast) {
+    castTime = Math.min(Math.max(seconds, 0), length);
+    cast.seek(castTime);
+    updatePlayhead();
+    return;
+  }
   if (video.hidden) return;
   const end = Number.isFinite(video.duration) ? video.duration : length;
   video.currentTime = Math.min(Math.max(seconds, 0), end);
@@ -158,7 +198,7 @@ function seekToHash() {
 }
 
 function updatePlayhead() {
-  const now = video.currentTime;
+  const now = currentTime();
   playhead.style.left = `${Math.min(now / length, 1) * 100}%`;
   clock.textContent = `${clockTime(now)} / ${clockTime(length)}`;
   wallClock.textContent = wallTime(started, now);

@@ -24,7 +24,8 @@ if (status === 401) {
   for (const target of data.targets) {
     const item = document.createElement("li");
     const link = document.createElement("a");
-    link.href = target.protocol === "vnc" ? `/desktop/${encodeURIComponent(target.name)}` : "#";
+    const page = { vnc: "desktop", ssh: "terminal" }[target.protocol];
+    link.href = page ? `/${page}/${encodeURIComponent(target.name)}` : "#";
     link.textContent = target.name;
     link.dataset.target = target.name;
     item.append(link);

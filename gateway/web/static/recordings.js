@@ -51,7 +51,7 @@ async function search() {
 function apiQuery(filters) {
   const query = new URLSearchParams({ limit: String(LIMIT) });
   if (filters.get("user")) query.set("user_contains", filters.get("user"));  // part of a name is enough
-  for (const name of ["target", "end_reason", "source", "event"]) {
+  for (const name of ["target", "end_reason", "source", "event", "text"]) {
     if (filters.get(name)) query.set(name, filters.get(name));
   }
   if (filters.get("from")) query.set("since", isoUTC(siteDay(filters.get("from"), t("From"))));
