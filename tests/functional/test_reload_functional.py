@@ -45,7 +45,9 @@ LOOPBACK = ["127.0.0.0/8", "::1/128"]
 
 
 def policies(*groups: str) -> dict[str, Any]:
-    return {"policies": [{"name": "desks", "groups": list(groups), "from": LOOPBACK, "targets": ["desk-*"]}]}
+    """One policy for ``groups`` on desk-01, which two operators share here (max_sessions: null)."""
+    return {"targets": {"desk-01": {"max_sessions": None}},
+            "policies": [{"name": "desks", "groups": list(groups), "from": LOOPBACK, "targets": ["desk-*"]}]}
 
 
 class Served:
