@@ -11,6 +11,8 @@ from auth.netacl import ProxyHeader
 from auth.options import AuthConfig
 from base.yamlnodes import IPNetwork
 from gateway.policy import Policy
+from recorder.storage import S3Location
+from recorder.upload import SEGMENT_BYTES, SEGMENT_SECONDS, UPLOAD_DEADLINE
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +97,13 @@ class StorageConfig:
     database: str
     fsync_interval: float
     recording_key_file: Path  # HMAC key that seals finished recordings; created (0600) if missing
+    # Object storage (issue 14): with ``s3`` set, ``recordings`` is the local spool the journals are written to first
+    s3: S3Location | None = None
+    segment_bytes: int = SEGMENT_BYTES  # upload a segment once this many bytes wait...
+    segment_interval: float = SEGMENT_SECONDS  # ...or once this many seconds have passed
+    upload_deadline: float = UPLOAD_DEADLINE  # bytes waiting longer end the session, fail-closed
+    retention: float | None = None  # seconds recordings are kept; None: forever
+    workers: bool = True  # ``serve`` also claims recorder jobs (false: leave them to ``deskgate worker``)
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,6 +44,7 @@ from gateway.web import (
     portal_routes,
     recording_routes,
     session_routes,
+    storage_routes,
 )
 from gateway.web.auth_context import auth_context
 from gateway.web.keys import (
@@ -141,6 +142,7 @@ def create_app(config: Config, metrics: Metrics | None = None, clock: Callable[[
     app.add_routes(portal_routes.routes)
     app.add_routes(desktop_routes.routes)
     app.add_routes(recording_routes.routes)
+    app.add_routes(storage_routes.routes)
     app.add_routes(session_routes.routes)
     app.add_routes(notice_routes.routes)
     app.cleanup_ctx.append(database_context)

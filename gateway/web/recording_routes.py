@@ -44,11 +44,13 @@ from gateway.watch import WatchScope, watch_scope
 from gateway.web.keys import AUDIT, METRICS, RECORDING_INDEX, RECORDINGS, SETTINGS, STORE
 from gateway.web.pages import signed_in_page
 from gateway.web.security import client_address, current_session, error_json
+from gateway.web.storage_routes import journal_file, object_response, remote_recordings
 from recorder.bookmarks import BookmarkLimitReached, Bookmarks, check_moment
 from recorder.clips import ClipState, ClipStore, is_clip_id
 from recorder.errors import RecordingError
 from recorder.index import MAX_SEARCH_LIMIT, RecordingRow, VideoState, Visibility
 from recorder.journal import is_session_id
+from recorder.storage import POSTER, VIDEO
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -182,7 +184,7 @@ async def _audit(request: web.Request, caller: _Caller, action: str, target: str
                                     outcome=outcome, reason=reason, **detail)
 
 
-async def _authorized_recording(request: web.Request, action: str) -> tuple[_Caller, RecordingRow] | web.Response:
+async def authorized_recording(request: web.Request, action: str) -> tuple[_Caller, RecordingRow] | web.Response:
     """The caller and the recording named in the URL if they may see it; otherwise the (audited) refusal."""
     caller = _caller(request)
     if caller is None:
@@ -203,6 +205,11 @@ async def _authorized_recording(request: web.Request, action: str) -> tuple[_Cal
             return error_json(403, "you may only see your own recordings")
         return error_json(403, f"you may not see {row.user}'s recordings")
     return caller, row
+
+
+def recordings_root(request: web.Request) -> Path:
+    """The recordings directory (with object storage: the spool) of the config in force."""
+    return request.app[SETTINGS].current.config.storage.recordings
 
 
 def _file_inside(name: str | Path | None, recordings_root: Path) -> Path | None:
@@ -270,12 +277,16 @@ async def list_recordings(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/recordings/{id}/video")
 async def recording_video(request: web.Request) -> web.StreamResponse:
-    authorized = await _authorized_recording(request, "recording.download")
+    authorized = await authorized_recording(request, "recording.download")
     if isinstance(authorized, web.Response):
         return authorized
     caller, found = authorized
     if found.video_state != VideoState.READY:
         return error_json(404, f"the video of {found.id} is not rendered yet (state: {found.video_state.value})")
+    remote = remote_recordings(request)
+    if remote is not None:
+        await _audit(request, caller, "recording.download", found.id, "allowed", range=request.headers.get("Range"))
+        return await object_response(request, remote.storage, f"{found.id}/{VIDEO}", "video/mp4", f"{found.id}.mp4")
     path = await asyncio.to_thread(_video_file, found, request.app[SETTINGS].current.config.storage.recordings)
     if path is None:
         log.error("indexed video missing or outside the recordings directory",
@@ -288,7 +299,7 @@ async def recording_video(request: web.Request) -> web.StreamResponse:
 
 @routes.get("/api/v1/recordings/{id}/events")
 async def recording_events(request: web.Request) -> web.Response:
-    authorized = await _authorized_recording(request, "recording.view")
+    authorized = await authorized_recording(request, "recording.view")
     if isinstance(authorized, web.Response):
         return authorized
     caller, found = authorized
@@ -308,11 +319,11 @@ async def recording_events(request: web.Request) -> web.Response:
 @routes.get("/api/v1/recordings/{id}/typed")
 async def recording_typed_text(request: web.Request) -> web.Response:
     """What the operator typed, in time order; with ``record_input: counts``, that it was not recorded."""
-    authorized = await _authorized_recording(request, "recording.typed_text")
+    authorized = await authorized_recording(request, "recording.typed_text")
     if isinstance(authorized, web.Response):
         return authorized
     caller, found = authorized
-    journal = await asyncio.to_thread(_file_inside, found.path, request.app[SETTINGS].current.config.storage.recordings)
+    journal = await journal_file(request, found, recordings_root(request))
     if journal is None:
         log.error("indexed journal missing or outside the recordings directory",
                   extra={"ctx": {"recording": found.id, "path": found.path}})
@@ -330,11 +341,16 @@ async def recording_typed_text(request: web.Request) -> web.Response:
 @routes.get("/api/v1/recordings/{id}/poster")
 async def recording_poster(request: web.Request) -> web.StreamResponse:
     """The video's first picture with content, as a JPEG: what the player shows before playing."""
-    authorized = await _authorized_recording(request, "recording.poster")
+    authorized = await authorized_recording(request, "recording.poster")
     if isinstance(authorized, web.Response):
         return authorized
     caller, found = authorized
     poster = None
+    remote = remote_recordings(request)
+    if remote is not None and found.video_state == VideoState.READY:
+        await _audit(request, caller, "recording.poster", found.id, "allowed")
+        return await object_response(request, remote.storage, f"{found.id}/{POSTER}", "image/jpeg",
+                                     f"{found.id}.jpg")
     if found.video_state == VideoState.READY and found.video_path is not None:
         poster = await asyncio.to_thread(_file_inside, Path(found.video_path).with_suffix(".jpg"),
                                          request.app[SETTINGS].current.config.storage.recordings)
@@ -351,7 +367,7 @@ async def recording_poster(request: web.Request) -> web.StreamResponse:
 @routes.get("/api/v1/recordings/{id}/bookmarks")
 async def recording_bookmarks(request: web.Request) -> web.Response:
     """Everyone's bookmarks on the recording, in time order."""
-    authorized = await _authorized_recording(request, "recording.bookmarks")
+    authorized = await authorized_recording(request, "recording.bookmarks")
     if isinstance(authorized, web.Response):
         return authorized
     caller, found = authorized
@@ -363,7 +379,7 @@ async def recording_bookmarks(request: web.Request) -> web.Response:
 @routes.post("/api/v1/recordings/{id}/bookmarks")
 async def add_bookmark(request: web.Request) -> web.Response:
     """Bookmark a moment: JSON ``{"t": seconds, "note": text}``; 201 with the bookmark."""
-    authorized = await _authorized_recording(request, "recording.bookmark")
+    authorized = await authorized_recording(request, "recording.bookmark")
     if isinstance(authorized, web.Response):
         return authorized
     caller, found = authorized
@@ -387,7 +403,7 @@ async def add_bookmark(request: web.Request) -> web.Response:
 @routes.delete("/api/v1/recordings/{id}/bookmarks/{bookmark}")
 async def delete_bookmark(request: web.Request) -> web.Response:
     """Remove a bookmark: one's own (administrators: anyone's)."""
-    authorized = await _authorized_recording(request, "recording.bookmark_delete")
+    authorized = await authorized_recording(request, "recording.bookmark_delete")
     if isinstance(authorized, web.Response):
         return authorized
     caller, found = authorized
@@ -428,14 +444,14 @@ async def my_bookmarks(request: web.Request) -> web.Response:
 @routes.post("/api/v1/recordings/{id}/clips")
 async def export_clip(request: web.Request) -> web.Response:
     """Export a stretch to MP4: JSON ``{"from": seconds, "to": seconds}``; 202 with the queued clip."""
-    authorized = await _authorized_recording(request, "recording.clip")
+    authorized = await authorized_recording(request, "recording.clip")
     if isinstance(authorized, web.Response):
         return authorized
     caller, found = authorized
     service = request.app.get(RECORDINGS)
     if not isinstance(service, RecordingService):
         return error_json(503, "this gateway cannot export clips")
-    journal = await asyncio.to_thread(_file_inside, found.path, request.app[SETTINGS].current.config.storage.recordings)
+    journal = await journal_file(request, found, recordings_root(request))
     if journal is None:
         return error_json(404, f"the journal of {found.id} is missing")
     try:
@@ -453,7 +469,7 @@ async def export_clip(request: web.Request) -> web.Response:
 @routes.get("/api/v1/recordings/{id}/clips")
 async def recording_clips(request: web.Request) -> web.Response:
     """The recording's clips, newest first, with their state and progress."""
-    authorized = await _authorized_recording(request, "recording.clips")
+    authorized = await authorized_recording(request, "recording.clips")
     if isinstance(authorized, web.Response):
         return authorized
     clips = await ClipStore(request.app[STORE]).for_recording(authorized[1].id)
@@ -463,7 +479,7 @@ async def recording_clips(request: web.Request) -> web.Response:
 @routes.get("/api/v1/recordings/{id}/clips/{clip}")
 async def clip_status(request: web.Request) -> web.Response:
     """One clip's state and progress (what the page's progress bar polls)."""
-    authorized = await _authorized_recording(request, "recording.clip_status")
+    authorized = await authorized_recording(request, "recording.clip_status")
     if isinstance(authorized, web.Response):
         return authorized
     found = authorized[1]
@@ -477,7 +493,7 @@ async def clip_status(request: web.Request) -> web.Response:
 @routes.get("/api/v1/recordings/{id}/clips/{clip}/video")
 async def clip_video(request: web.Request) -> web.StreamResponse:
     """A ready clip's MP4, with HTTP Range."""
-    authorized = await _authorized_recording(request, "recording.clip_download")
+    authorized = await authorized_recording(request, "recording.clip_download")
     if isinstance(authorized, web.Response):
         return authorized
     caller, found = authorized
