@@ -166,8 +166,7 @@ class RecordingService:
         uploader = SegmentUploader(
             self.remote.storage, recording_id, recorder.path, lambda: recorder.synced_size, self._metrics,
             segment_bytes=self.settings.segment_bytes, segment_seconds=self.settings.segment_interval,
-            deadline=self.settings.upload_deadline, on_overdue=overdue,
-            on_segment=lambda: self._spawn(self._renew(recording_id)))
+            deadline=self.settings.upload_deadline, on_overdue=overdue)
         try:
             await jobs.add(JobKind.RECOVER, recording_id, leased=True)
             await uploader.upload_pending()
@@ -177,12 +176,20 @@ class RecordingService:
         uploader.start()
         self._uploaders[recording_id] = uploader
 
-    async def _renew(self, recording_id: str) -> None:
+    async def watch_uploads(self) -> None:
+        """Report the upload lag every second, and renew the live recordings' leases every third of a lease."""
         assert self._jobs is not None
-        try:
-            await self._jobs.renew(JobKind.RECOVER, recording_id)
-        except Exception:  # another node recovers it after the lease: at most the segments since are lost there
-            log.exception("cannot renew a live recording's lease", extra={"ctx": {"recording": recording_id}})
+        renewed = 0.0
+        loop = asyncio.get_running_loop()
+        while True:
+            self._metrics.recording_upload_lag_seconds.set(self.upload_lag())
+            if loop.time() - renewed >= self._jobs.lease / 3:
+                try:
+                    await self._jobs.renew_all(JobKind.RECOVER, list(self._uploaders))
+                    renewed = loop.time()
+                except Exception:  # past the lease, another node recovers them from their segments
+                    log.exception("cannot renew the live recordings' leases")
+            await asyncio.sleep(1.0)
 
     def upload_lag(self) -> float:
         """Seconds the longest-waiting live recording's bytes have waited for upload."""
@@ -369,13 +376,14 @@ async def recording_service(context: RecordingContext) -> AsyncIterator[Recordin
     metrics, storage = context.metrics, context.config.storage
     settings = RecordingSettings.from_config(context.config)
     async with recorder_storage(context.config, settings.key) as remote, contextlib.AsyncExitStack() as tasks:
-        jobs = JobQueue(context.index.store, context.config.audit.node) if remote is not None else None
+        jobs = JobQueue(context.index.store, context.config.audit.node, lease=storage.job_lease) \
+            if remote is not None else None
         service = RecordingService(settings, metrics, context.index, context.audit, RenderPool(RENDER_WORKERS, metrics),
                                    remote=remote, jobs=jobs)
         try:
             await service.recover()
             if remote is not None and jobs is not None:
-                tasks.enter_context(_running(_report_lag(service, metrics)))
+                tasks.enter_context(_running(service.watch_uploads()))
                 if storage.workers:
                     runner = JobRunner(jobs, remote, context.index, service.render_pool, metrics)
                     tasks.enter_context(_running(runner.run()))
@@ -415,8 +423,3 @@ def _running(work: Coroutine[Any, Any, None]) -> Iterator[None]:
     finally:
         task.cancel()
 
-
-async def _report_lag(service: RecordingService, metrics: Metrics) -> None:
-    while True:
-        metrics.recording_upload_lag_seconds.set(service.upload_lag())
-        await asyncio.sleep(1.0)

@@ -39,7 +39,7 @@ async def run_worker(config: Config, metrics: Metrics | None = None) -> None:
     try:
         async with recorder_storage(config, load_or_create_key(storage.recording_key_file)) as remote:
             if remote is not None:
-                runner = JobRunner(JobQueue(store, config.audit.node), remote, index, pool, metrics)
+                runner = JobRunner(JobQueue(store, config.audit.node, lease=storage.job_lease), remote, index, pool, metrics)
                 tasks.append(asyncio.create_task(runner.run()))
             if storage.retention is not None:
                 retention = Retention(index, audit, metrics, keep=storage.retention, root=storage.recordings,

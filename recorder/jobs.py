@@ -5,7 +5,7 @@ A job is (kind, recording id) with a lease: the node that claims it holds it unt
 by any node, so a node started beside another finishes what the first left.
 
 - ``recover``: queued, already leased by the recording node, when a session starts; the node
-  renews the lease with every segment it uploads and deletes the job when the session ends.
+  renews the leases of its live sessions every third of a lease and deletes the job when the session ends.
   If the node dies, the lease runs out and another node finalizes and seals the recording
   from its segments.
 - ``index``: queued when a recording is sealed: index it, render its video and poster, upload them.
@@ -66,11 +66,13 @@ class JobQueue:
         async with self.store.transaction() as connection:
             await connection.execute(statement)
 
-    async def renew(self, kind: JobKind, recording_id: str) -> None:
-        """Extend this node's lease on a job it holds."""
+    async def renew_all(self, kind: JobKind, recording_ids: list[str]) -> None:
+        """Extend this node's leases on the jobs of ``recording_ids`` (a live node's heartbeat)."""
+        if not recording_ids:
+            return
         async with self.store.transaction() as connection:
             await connection.execute(update(jobs).where(
-                jobs.c.kind == kind.value, jobs.c.recording_id == recording_id, jobs.c.node == self.node,
+                jobs.c.kind == kind.value, jobs.c.recording_id.in_(recording_ids), jobs.c.node == self.node,
             ).values(lease_until=self._clock() + self.lease))
 
     async def done(self, kind: JobKind, recording_id: str) -> None:

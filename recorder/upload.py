@@ -43,7 +43,7 @@ class SegmentUploader:
     def __init__(self, storage: ObjectStorage, recording_id: str, journal: Path, durable: Callable[[], int],
                  metrics: Metrics, *, segment_bytes: int = SEGMENT_BYTES, segment_seconds: float = SEGMENT_SECONDS,
                  deadline: float = UPLOAD_DEADLINE, on_overdue: Callable[[str], None] | None = None,
-                 on_segment: Callable[[], object] | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic) -> None:
         if segment_bytes < 1 or segment_seconds <= 0 or deadline <= 0:
             raise ValueError("segment_bytes, segment_seconds and deadline must be positive")
         self._storage = storage
@@ -55,7 +55,6 @@ class SegmentUploader:
         self._segment_seconds = segment_seconds
         self._deadline = deadline
         self._on_overdue = on_overdue
-        self._on_segment = on_segment
         self._clock = clock
         self.uploaded = 0  # bytes of the journal in the bucket
         self._boundaries: list[int] = []  # end offset of each segment uploaded
@@ -84,8 +83,6 @@ class SegmentUploader:
         self._boundaries.append(end)
         self._waiting_since = None
         self._last_upload = self._clock()
-        if self._on_segment is not None:
-            self._on_segment()
 
     async def _put_with_retries(self, name: str, data: bytes) -> None:
         delay = RETRY_FIRST

@@ -11,6 +11,7 @@ from auth.netacl import ProxyHeader
 from auth.options import AuthConfig
 from base.yamlnodes import IPNetwork
 from gateway.policy import Policy
+from recorder.jobs import LEASE_SECONDS
 from recorder.storage import S3Location
 from recorder.upload import SEGMENT_BYTES, SEGMENT_SECONDS, UPLOAD_DEADLINE
 
@@ -103,6 +104,7 @@ class StorageConfig:
     segment_interval: float = SEGMENT_SECONDS  # ...or once this many seconds have passed
     upload_deadline: float = UPLOAD_DEADLINE  # bytes waiting longer end the session, fail-closed
     retention: float | None = None  # seconds recordings are kept; None: forever
+    job_lease: float = LEASE_SECONDS  # a recorder job (a live recording's recovery) is another node's after this
     workers: bool = True  # ``serve`` also claims recorder jobs (false: leave them to ``deskgate worker``)
 
 

@@ -49,6 +49,7 @@ from gateway.config.model import (
 )
 from gateway.i18n import LANGUAGES
 from gateway.policy import ANY_GROUP, Clipboard, InputRecording, Policy, RecordingAccess
+from recorder.jobs import LEASE_SECONDS
 from recorder.storage import S3Location
 from recorder.upload import SEGMENT_BYTES, SEGMENT_SECONDS, UPLOAD_DEADLINE
 
@@ -334,7 +335,7 @@ class _ConfigReader:
     def storage(self, node: Node | None) -> StorageConfig:
         section = self.r.mapping(node, "storage", ["recordings", "database", "fsync_interval", "recording_key_file",
                                                    "spool", "s3", "segment_bytes", "segment_interval",
-                                                   "upload_deadline", "retention", "workers"])
+                                                   "upload_deadline", "retention", "workers", "job_lease"])
         database = self.r.string(section.get("database"), "storage.database", "sqlite:///var/deskgate.db")
         if not DATABASE_URL.match(database):
             raise self.r.error(section.get("database"), "storage.database",
@@ -361,6 +362,7 @@ class _ConfigReader:
                                            SEGMENT_SECONDS),
             upload_deadline=self.duration(section.get("upload_deadline"), "storage.upload_deadline", UPLOAD_DEADLINE),
             retention=self.optional_duration(section.get("retention"), "storage.retention"),
+            job_lease=self.duration(section.get("job_lease"), "storage.job_lease", LEASE_SECONDS),
             workers=self.r.boolean(section.get("workers"), "storage.workers", True),
         )
 

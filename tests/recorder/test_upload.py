@@ -104,8 +104,7 @@ async def test_another_node_recovers_a_recording_whose_node_died(tmp_path: Path,
     node_a, node_b = JobQueue(store, "node-a", clock=clock), JobQueue(store, "node-b", clock=clock)
     metrics = Metrics()
     await node_a.add(JobKind.RECOVER, SESSION_ID, leased=True)
-    recorder, uploader = await live_recording(tmp_path / "a", bucket, metrics,
-                                              on_segment=lambda: None)
+    recorder, uploader = await live_recording(tmp_path / "a", bucket, metrics)
     recorder.server_data(b"\x00" * 3000)
     uploaded = await wait_for_segments(bucket, 2)
     recorder.server_data(b"\x02" * 50)  # after the last segment: lost with the node
