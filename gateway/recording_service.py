@@ -48,7 +48,7 @@ from recorder.journal import new_session_id, recording_path
 from recorder.recovery import finalize_orphans
 from recorder.remote import JobRunner, RemoteRecordings
 from recorder.seal import load_or_create_key, read_seal
-from recorder.storage import S3Storage, StorageError
+from recorder.storage import S3Storage, StorageError, clip_key
 from recorder.upload import SEGMENT_BYTES, SEGMENT_SECONDS, UPLOAD_DEADLINE, SegmentUploader
 from recorder.worker import RenderPool
 from recorder.writer import SessionRecorder, session_header
@@ -306,7 +306,11 @@ class RecordingService:
                                                     progress=lambda fraction: self.clips.rendering(clip.id, fraction))
             if result.error is not None:
                 log.warning("a clip rendered only in part", extra={"ctx": {**context, "error": result.error}})
-            await self.clips.ready(clip.id, output)
+            stored: Path | str = output
+            if self.remote is not None:  # any node serves it from the bucket
+                stored = clip_key(clip.recording_id, clip.id)
+                await self.remote.storage.put(stored, await asyncio.to_thread(output.read_bytes))
+            await self.clips.ready(clip.id, stored)
             self._metrics.clip_exports_total.labels(outcome="ready").inc()
         except asyncio.CancelledError:
             raise

@@ -11,6 +11,7 @@ Object layout of one recording (``prefix/`` is the URL's path, ``ID`` its sessio
     prefix/ID/seal             the seal (recorder.seal), written last, at close
     prefix/ID/video.mp4        the rendered video and its poster (exports)
     prefix/ID/poster.jpg
+    prefix/ID/clip-CLIP.mp4    clips reviewers exported
 
 A journal is written to the node's local spool first (:mod:`recorder.writer`) and uploaded
 in segments while the session runs (:mod:`recorder.upload`).
@@ -30,6 +31,11 @@ SEGMENT_RE = re.compile(r"^segment-(\d{6})$", re.ASCII)
 SEAL = "seal"
 VIDEO = "video.mp4"
 POSTER = "poster.jpg"
+
+
+def clip_key(recording_id: str, clip_id: str) -> str:
+    """Where an exported clip of the recording is kept: ``ID/clip-CLIP.mp4``."""
+    return f"{recording_id}/clip-{clip_id}.mp4"
 #: How long one request to the bucket may take before it counts as failed.
 REQUEST_TIMEOUT = 10.0
 

@@ -50,7 +50,7 @@ from recorder.clips import ClipState, ClipStore, is_clip_id
 from recorder.errors import RecordingError
 from recorder.index import MAX_SEARCH_LIMIT, RecordingRow, VideoState, Visibility
 from recorder.journal import is_session_id
-from recorder.storage import POSTER, VIDEO
+from recorder.storage import POSTER, VIDEO, clip_key
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -503,12 +503,18 @@ async def clip_video(request: web.Request) -> web.StreamResponse:
         return error_json(404, f"{found.id} has no clip {clip_id}")
     if clip.state != ClipState.READY:
         return error_json(404, f"clip {clip.id} is not ready (state: {clip.state.value})")
+    name = f"{found.id}-{int(clip.start)}s-{int(clip.end)}s.mp4"
+    remote = remote_recordings(request)
+    if remote is not None:
+        await _audit(request, caller, "recording.clip_download", found.id, "allowed", clip=clip.id,
+                     range=request.headers.get("Range"))
+        return await object_response(request, remote.storage, clip_key(found.id, clip.id), "video/mp4", name,
+                                     "attachment")
     path = await asyncio.to_thread(_file_inside, clip.path, request.app[SETTINGS].current.config.storage.recordings)
     if path is None:
         return error_json(404, f"the file of clip {clip.id} is missing (it was exported on {clip.node})")
     await _audit(request, caller, "recording.clip_download", found.id, "allowed", clip=clip.id,
                  range=request.headers.get("Range"))
-    name = f"{found.id}-{int(clip.start)}s-{int(clip.end)}s.mp4"
     return web.FileResponse(path, headers={"Content-Type": "video/mp4",
                                            "Content-Disposition": f'attachment; filename="{name}"'})
 

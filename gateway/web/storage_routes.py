@@ -47,7 +47,7 @@ async def journal_file(request: web.Request, row: RecordingRow, inside: Path) ->
 
 
 async def object_response(request: web.Request, storage: ObjectStorage, key: str, content_type: str,
-                          filename: str) -> web.StreamResponse:
+                          filename: str, disposition: str = "inline") -> web.StreamResponse:
     """The object ``key`` from the bucket, honouring a single ``Range: bytes=a-b``."""
     try:
         size = await storage.size(key)
@@ -56,7 +56,7 @@ async def object_response(request: web.Request, storage: ObjectStorage, key: str
     if size is None:
         return error_json(404, f"{filename} is missing from the recording storage")
     headers = {"Content-Type": content_type, "Accept-Ranges": "bytes",
-               "Content-Disposition": f'inline; filename="{filename}"'}
+               "Content-Disposition": f'{disposition}; filename="{filename}"'}
     start, end, status = 0, size, 200
     match = _RANGE.fullmatch(request.headers.get("Range", "").strip())
     if match and (match.group(1) or match.group(2)):

@@ -120,7 +120,7 @@ async def test_any_node_serves_any_recording_and_recovers_a_dead_nodes(
             await asyncio.gather(wait_ready(a), wait_ready(b))
             async with cookie_session() as alice, cookie_session() as bob, cookie_session() as rita:
                 await sign_in(alice, a, codes, "alice")
-                await sign_in(rita, b, codes, "rita")
+                rita_token = await sign_in(rita, b, codes, "rita")
 
                 # A session through node A, played through node B.
                 desktop_a = await open_desktop(alice, a)
@@ -136,6 +136,18 @@ async def test_any_node_serves_any_recording_and_recovers_a_dead_nodes(
                 assert video.status == 200 and await video.read() == await bucket.read(f"{first}/video.mp4")
                 ranged = await rita.get(f"{b}/api/v1/recordings/{first}/video", headers={"Range": "bytes=4-11"})
                 assert ranged.status == 206 and await ranged.read() == b"ftypisom"
+                # A clip exported through node B is downloaded through node A (web sessions are in the database).
+                exported = await rita.post(f"{b}/api/v1/recordings/{first}/clips", json={"from": 0, "to": 0.5},
+                                           headers={"Origin": b, "X-CSRF-Token": rita_token})
+                assert exported.status == 202, await exported.text()
+                clip = (await exported.json())["clip"]["id"]
+                async with asyncio.timeout(20):
+                    while (await (await rita.get(f"{b}/api/v1/recordings/{first}/clips/{clip}")).json())[
+                            "clip"]["state"] != "ready":
+                        await asyncio.sleep(0.2)
+                clip_video = await rita.get(f"{a}/api/v1/recordings/{first}/clips/{clip}/video")
+                assert clip_video.status == 200
+                assert await clip_video.read() == await bucket.read(f"{first}/clip-{clip}.mp4")
 
                 # Node A dies mid-session: what reached the bucket is recovered by the worker beside node B.
                 await sign_in(bob, a, codes, "bob", steps=1)
