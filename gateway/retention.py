@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +63,14 @@ async def tombstone(store: Store, recording_id: str) -> Tombstone | None:
     return None if row is None else Tombstone(**dict(row))
 
 
+def _span(seconds: float) -> str:
+    """``storage.retention`` in words: "180 days", "12 hours", "90 seconds"."""
+    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)} {unit}"
+    return f"{seconds:g} seconds"
+
+
 class HoldError(Exception):
     """A hold or release that cannot be done; the message says why."""
 
@@ -109,7 +117,7 @@ class Retention:
 
     @property
     def reason(self) -> str:
-        return f"retention: older than {timedelta(seconds=self._keep).days} days"
+        return f"retention: older than {_span(self._keep)}"
 
     async def expired(self) -> list[RecordingRow]:
         """The recordings past retention and not held, oldest first."""

@@ -13,7 +13,7 @@ from base.db import Store
 from gateway.audit import AuditLog
 from gateway.cli.retention import EXIT_DELETED, run_retention
 from gateway.config import Config, load_config
-from gateway.retention import tombstone
+from gateway.retention import _span, tombstone
 from gateway.web import storage_routes
 from recorder.index import RecordingIndex
 from recorder.seal import load_or_create_key, seal_journal
@@ -149,3 +149,9 @@ async def test_admins_hold_and_release_through_the_api_others_may_not(
     assert await journal.read() == (config.storage.recordings / "2026/11/26" / f"{TINA_ID}.dgj").read_bytes()
     ranged = await client.get(f"/api/v1/recordings/{ALICE_ID}/journal", headers={**admin, "Range": "bytes=0-7"})
     assert ranged.status == 206 and await ranged.read() == b"DGJRNL\x00\x01"
+
+
+@pytest.mark.parametrize(("seconds", "words"), [(180 * 86400, "180 days"), (12 * 3600, "12 hours"),
+                                                (90, "90 seconds"), (600, "10 minutes")])
+def test_the_deletion_reason_names_the_retention_span(seconds: float, words: str) -> None:
+    assert _span(seconds) == words
