@@ -184,7 +184,7 @@ async def _audit(request: web.Request, caller: _Caller, action: str, target: str
                                     outcome=outcome, reason=reason, **detail)
 
 
-async def authorized_recording(request: web.Request, action: str) -> tuple[_Caller, RecordingRow] | web.Response:
+async def _authorized_recording(request: web.Request, action: str) -> tuple[_Caller, RecordingRow] | web.Response:
     """The caller and the recording named in the URL if they may see it; otherwise the (audited) refusal."""
     caller = _caller(request)
     if caller is None:
@@ -207,7 +207,7 @@ async def authorized_recording(request: web.Request, action: str) -> tuple[_Call
     return caller, row
 
 
-def recordings_root(request: web.Request) -> Path:
+def _recordings_root(request: web.Request) -> Path:
     """The recordings directory (with object storage: the spool) of the config in force."""
     return request.app[SETTINGS].current.config.storage.recordings
 
@@ -277,7 +277,7 @@ async def list_recordings(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/recordings/{id}/video")
 async def recording_video(request: web.Request) -> web.StreamResponse:
-    authorized = await authorized_recording(request, "recording.download")
+    authorized = await _authorized_recording(request, "recording.download")
     if isinstance(authorized, web.Response):
         return authorized
     caller, found = authorized
@@ -299,7 +299,7 @@ async def recording_video(request: web.Request) -> web.StreamResponse:
 
 @routes.get("/api/v1/recordings/{id}/events")
 async def recording_events(request: web.Request) -> web.Response:
-    authorized = await authorized_recording(request, "recording.view")
+    authorized = await _authorized_recording(request, "recording.view")
     if isinstance(authorized, web.Response):
         return authorized
     caller, found = authorized
@@ -319,11 +319,11 @@ async def recording_events(request: web.Request) -> web.Response:
 @routes.get("/api/v1/recordings/{id}/typed")
 async def recording_typed_text(request: web.Request) -> web.Response:
     """What the operator typed, in time order; with ``record_input: counts``, that it was not recorded."""
-    authorized = await authorized_recording(request, "recording.typed_text")
+    authorized = await _authorized_recording(request, "recording.typed_text")
     if isinstance(authorized, web.Response):
         return authorized
     caller, found = authorized
-    journal = await journal_file(request, found, recordings_root(request))
+    journal = await journal_file(request, found, _recordings_root(request))
     if journal is None:
         log.error("indexed journal missing or outside the recordings directory",
                   extra={"ctx": {"recording": found.id, "path": found.path}})
@@ -338,10 +338,26 @@ async def recording_typed_text(request: web.Request) -> web.Response:
     return web.json_response({"recording": found.id, **typed.to_json()})
 
 
+@routes.get("/api/v1/recordings/{id}/journal")
+async def recording_journal(request: web.Request) -> web.StreamResponse:
+    """The raw journal, with HTTP Range (review tools; a copy to check against its seal), on any node."""
+    authorized = await _authorized_recording(request, "recording.download")
+    if isinstance(authorized, web.Response):
+        return authorized
+    caller, found = authorized
+    journal = await journal_file(request, found, _recordings_root(request))
+    if journal is None:
+        return error_json(404, f"the journal of {found.id} is missing")
+    await _audit(request, caller, "recording.download", found.id, "allowed", kind="journal",
+                 range=request.headers.get("Range"))
+    return web.FileResponse(journal, headers={"Content-Type": "application/octet-stream",
+                                              "Content-Disposition": f'attachment; filename="{found.id}.dgj"'})
+
+
 @routes.get("/api/v1/recordings/{id}/poster")
 async def recording_poster(request: web.Request) -> web.StreamResponse:
     """The video's first picture with content, as a JPEG: what the player shows before playing."""
-    authorized = await authorized_recording(request, "recording.poster")
+    authorized = await _authorized_recording(request, "recording.poster")
     if isinstance(authorized, web.Response):
         return authorized
     caller, found = authorized
@@ -367,7 +383,7 @@ async def recording_poster(request: web.Request) -> web.StreamResponse:
 @routes.get("/api/v1/recordings/{id}/bookmarks")
 async def recording_bookmarks(request: web.Request) -> web.Response:
     """Everyone's bookmarks on the recording, in time order."""
-    authorized = await authorized_recording(request, "recording.bookmarks")
+    authorized = await _authorized_recording(request, "recording.bookmarks")
     if isinstance(authorized, web.Response):
         return authorized
     caller, found = authorized
@@ -379,7 +395,7 @@ async def recording_bookmarks(request: web.Request) -> web.Response:
 @routes.post("/api/v1/recordings/{id}/bookmarks")
 async def add_bookmark(request: web.Request) -> web.Response:
     """Bookmark a moment: JSON ``{"t": seconds, "note": text}``; 201 with the bookmark."""
-    authorized = await authorized_recording(request, "recording.bookmark")
+    authorized = await _authorized_recording(request, "recording.bookmark")
     if isinstance(authorized, web.Response):
         return authorized
     caller, found = authorized
@@ -403,7 +419,7 @@ async def add_bookmark(request: web.Request) -> web.Response:
 @routes.delete("/api/v1/recordings/{id}/bookmarks/{bookmark}")
 async def delete_bookmark(request: web.Request) -> web.Response:
     """Remove a bookmark: one's own (administrators: anyone's)."""
-    authorized = await authorized_recording(request, "recording.bookmark_delete")
+    authorized = await _authorized_recording(request, "recording.bookmark_delete")
     if isinstance(authorized, web.Response):
         return authorized
     caller, found = authorized
@@ -444,14 +460,14 @@ async def my_bookmarks(request: web.Request) -> web.Response:
 @routes.post("/api/v1/recordings/{id}/clips")
 async def export_clip(request: web.Request) -> web.Response:
     """Export a stretch to MP4: JSON ``{"from": seconds, "to": seconds}``; 202 with the queued clip."""
-    authorized = await authorized_recording(request, "recording.clip")
+    authorized = await _authorized_recording(request, "recording.clip")
     if isinstance(authorized, web.Response):
         return authorized
     caller, found = authorized
     service = request.app.get(RECORDINGS)
     if not isinstance(service, RecordingService):
         return error_json(503, "this gateway cannot export clips")
-    journal = await journal_file(request, found, recordings_root(request))
+    journal = await journal_file(request, found, _recordings_root(request))
     if journal is None:
         return error_json(404, f"the journal of {found.id} is missing")
     try:
@@ -469,7 +485,7 @@ async def export_clip(request: web.Request) -> web.Response:
 @routes.get("/api/v1/recordings/{id}/clips")
 async def recording_clips(request: web.Request) -> web.Response:
     """The recording's clips, newest first, with their state and progress."""
-    authorized = await authorized_recording(request, "recording.clips")
+    authorized = await _authorized_recording(request, "recording.clips")
     if isinstance(authorized, web.Response):
         return authorized
     clips = await ClipStore(request.app[STORE]).for_recording(authorized[1].id)
@@ -479,7 +495,7 @@ async def recording_clips(request: web.Request) -> web.Response:
 @routes.get("/api/v1/recordings/{id}/clips/{clip}")
 async def clip_status(request: web.Request) -> web.Response:
     """One clip's state and progress (what the page's progress bar polls)."""
-    authorized = await authorized_recording(request, "recording.clip_status")
+    authorized = await _authorized_recording(request, "recording.clip_status")
     if isinstance(authorized, web.Response):
         return authorized
     found = authorized[1]
@@ -493,7 +509,7 @@ async def clip_status(request: web.Request) -> web.Response:
 @routes.get("/api/v1/recordings/{id}/clips/{clip}/video")
 async def clip_video(request: web.Request) -> web.StreamResponse:
     """A ready clip's MP4, with HTTP Range."""
-    authorized = await authorized_recording(request, "recording.clip_download")
+    authorized = await _authorized_recording(request, "recording.clip_download")
     if isinstance(authorized, web.Response):
         return authorized
     caller, found = authorized

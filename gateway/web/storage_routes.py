@@ -1,7 +1,7 @@
 """Recordings kept in object storage, over HTTP: bytes served from the bucket with Range, and legal holds.
 
-``GET /api/v1/recordings/{id}/journal`` serves a recording's journal (for review tools and
-to check a copy against its seal), with HTTP Range, on any node. ``POST`` and ``DELETE
+Helpers for :mod:`gateway.web.recording_routes` (a local copy of a journal, an object with
+Range) and the legal hold routes: ``POST`` and ``DELETE
 /api/v1/recordings/{id}/hold`` (administrators; JSON ``{"reason"}`` to hold) put a recording
 on legal hold and release it, audited; retention never deletes a held recording.
 """
@@ -74,24 +74,6 @@ async def object_response(request: web.Request, storage: ObjectStorage, key: str
     except (StorageError, FileNotFoundError) as exc:
         return error_json(503, f"the recording storage did not answer ({exc}); try again shortly")
     return web.Response(body=body, status=status, headers=headers)
-
-
-@routes.get("/api/v1/recordings/{id}/journal")
-async def recording_journal(request: web.Request) -> web.StreamResponse:
-    from gateway.web.recording_routes import authorized_recording, recordings_root
-
-    authorized = await authorized_recording(request, "recording.download")
-    if isinstance(authorized, web.Response):
-        return authorized
-    caller, found = authorized
-    journal = await journal_file(request, found, recordings_root(request))
-    if journal is None:
-        return error_json(404, f"the journal of {found.id} is missing")
-    await request.app[AUDIT].record("recording.download", user=caller.identity.username, source=caller.source,
-                                    target=found.id, outcome="allowed", kind="journal",
-                                    range=request.headers.get("Range"))
-    return web.FileResponse(journal, headers={"Content-Type": "application/octet-stream",
-                                              "Content-Disposition": f'attachment; filename="{found.id}.dgj"'})
 
 
 async def _admin(request: web.Request) -> tuple[str, str] | web.Response:
