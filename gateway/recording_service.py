@@ -202,10 +202,15 @@ class RecordingService:
         if sealed.failure is not None:
             await self._audit_quietly("recording.write", live, recording_id=sealed.session_id, outcome="failure",
                                       reason=str(sealed.failure), failure=sealed.failure.reason)
-        uploader = self._uploaders.pop(journal.recording_id, None)
+        uploader = self._uploaders.get(journal.recording_id)
         if uploader is None:
             self.sealed(sealed.path)
-        elif await uploader.finish(sealed.size):
+            return
+        try:  # its lease is renewed until the upload is over: no other node recovers it meanwhile
+            uploaded = await uploader.finish(sealed.size)
+        finally:
+            del self._uploaders[journal.recording_id]
+        if uploaded:
             assert self._jobs is not None
             try:
                 await self._jobs.add(JobKind.INDEX, sealed.session_id)
