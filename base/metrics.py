@@ -266,6 +266,30 @@ class Metrics:
             registry=r,
         )
 
+        # issue 14, recordings in object storage, jobs and retention
+        self.recording_upload_lag_seconds = Gauge(
+            f"{PREFIX}_recording_upload_lag_seconds",
+            "Longest time a live recording's durable bytes have waited for upload to object storage.", registry=r
+        )
+        self.recording_upload_failures_total = Counter(
+            f"{PREFIX}_recording_upload_failures_total", "Uploads to object storage that failed (each is retried).",
+            registry=r,
+        )
+        self.recording_upload_bytes_total = Counter(
+            f"{PREFIX}_recording_upload_bytes_total", "Recording bytes uploaded to object storage.", registry=r
+        )
+        self.jobs_queued = Gauge(
+            f"{PREFIX}_jobs_queued", "Recorder jobs (index, recover) waiting in the database, as last seen.",
+            registry=r,
+        )
+        self.jobs_done_total = Counter(
+            f"{PREFIX}_jobs_done_total", "Recorder jobs this node finished; outcome is ok or failed.",
+            ["kind", "outcome"], registry=r,
+        )
+        self.recordings_deleted_total = Counter(
+            f"{PREFIX}_recordings_deleted_total", "Recordings deleted by retention.", registry=r
+        )
+
     def exposition(self) -> bytes:
         """The registry in Prometheus text format."""
         return generate_latest(self.registry)

@@ -21,11 +21,12 @@ Everything about the journals themselves (format, writer, seal, index, render) i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import platform
 import time
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,15 +37,20 @@ from gateway.audit import AuditLog
 from gateway.config import Config
 from gateway.journals import RecordingContext, SessionJournal
 from gateway.policy import Policy
+from gateway.retention import Retention
 from gateway.rfb.messages import ServerInit
 from gateway.sessions import LiveSession
 from recorder.clips import MAX_CLIP_SECONDS, Clip, ClipStore, check_clip_range, clip_path
 from recorder.errors import RecordingError, RecordingUnavailable
 from recorder.index import RecordingIndex, RecordingRow, VideoState
+from recorder.jobs import JobKind, JobQueue
 from recorder.journal import new_session_id, recording_path
 from recorder.records import TERMINAL_PROTOCOL, TerminalSize
 from recorder.recovery import finalize_orphans
+from recorder.remote import JobRunner, RemoteRecordings
 from recorder.seal import load_or_create_key, read_seal
+from recorder.storage import S3Storage, StorageError, clip_key
+from recorder.upload import SEGMENT_BYTES, SEGMENT_SECONDS, UPLOAD_DEADLINE, SegmentUploader
 from recorder.worker import RenderPool
 from recorder.writer import SessionRecorder, session_header
 
@@ -71,15 +77,19 @@ class ClipRefused(Exception):
 class RecordingSettings:
     """What the service needs from ``storage``, read once at start-up."""
 
-    root: Path
+    root: Path  # the recordings directory, or with object storage the local spool
     key: bytes
     fsync_interval: float
+    segment_bytes: int = SEGMENT_BYTES
+    segment_interval: float = SEGMENT_SECONDS
+    upload_deadline: float = UPLOAD_DEADLINE
 
     @classmethod
     def from_config(cls, config: Config) -> RecordingSettings:
         """The settings, creating the recording key (0600) on first start; RecordingUnavailable if unusable."""
         storage = config.storage
-        return cls(storage.recordings, load_or_create_key(storage.recording_key_file), storage.fsync_interval)
+        return cls(storage.recordings, load_or_create_key(storage.recording_key_file), storage.fsync_interval,
+                   storage.segment_bytes, storage.segment_interval, storage.upload_deadline)
 
 
 class RecordingService:
@@ -96,12 +106,19 @@ class RecordingService:
         max_clip_jobs: int = MAX_CLIP_JOBS,
         max_clip_jobs_per_user: int = MAX_CLIP_JOBS_PER_USER,
         max_clip_seconds: float = MAX_CLIP_SECONDS,
+        remote: RemoteRecordings | None = None,
+        jobs: JobQueue | None = None,
     ) -> None:
+        if (remote is None) != (jobs is None):
+            raise ValueError("object storage needs a job queue, and a job queue object storage")
         self.settings = settings
+        self.remote = remote
+        self._jobs = jobs
+        self._uploaders: dict[str, SegmentUploader] = {}
         self._metrics = metrics
         self._index = index
         self._audit = audit
-        self._render_pool = render_pool
+        self.render_pool = render_pool
         self._node = platform.node()
         self._background: set[asyncio.Task[None]] = set()
         self._open: dict[str, SessionRecorder] = {}
@@ -132,8 +149,56 @@ class RecordingService:
         except RecordingUnavailable as exc:
             await self._audit_quietly("recording.start", live, recording_id, "failure", str(exc))
             raise
+        if self.remote is not None:
+            try:
+                await self._start_upload(recorder)
+            except RecordingUnavailable as exc:
+                await recorder.close("recording storage unavailable")
+                await self._audit_quietly("recording.start", live, recording_id, "failure", str(exc))
+                raise
         self._open[recording_id] = recorder
         return recorder
+
+    async def _start_upload(self, recorder: SessionRecorder) -> None:
+        """Lease the recording's recover job and upload its first segment (a bucket that does not answer
+        refuses the session within ``upload_deadline``), then upload in the background."""
+        assert self.remote is not None and self._jobs is not None
+        jobs, recording_id = self._jobs, recorder.session_id
+
+        def overdue(reason: str) -> None:
+            recorder.abort("upload_failed", StorageError(reason))
+
+        uploader = SegmentUploader(
+            self.remote.storage, recording_id, recorder.path, lambda: recorder.synced_size, self._metrics,
+            segment_bytes=self.settings.segment_bytes, segment_seconds=self.settings.segment_interval,
+            deadline=self.settings.upload_deadline, on_overdue=overdue)
+        try:
+            await jobs.add(JobKind.RECOVER, recording_id, leased=True)
+            await uploader.upload_pending()
+        except Exception as exc:
+            raise RecordingUnavailable(f"recording storage is not available ({exc}); "
+                                       "the session cannot start unrecorded") from exc
+        uploader.start()
+        self._uploaders[recording_id] = uploader
+
+    async def watch_uploads(self) -> None:
+        """Report the upload lag every second, and renew the live recordings' leases every third of a lease."""
+        assert self._jobs is not None
+        renewed = 0.0
+        loop = asyncio.get_running_loop()
+        while True:
+            self._metrics.recording_upload_lag_seconds.set(self.upload_lag())
+            if loop.time() - renewed >= self._jobs.lease / 3:
+                try:
+                    await self._jobs.renew_all(JobKind.RECOVER, list(self._uploaders))
+                    renewed = loop.time()
+                except Exception:  # past the lease, another node recovers them from their segments
+                    log.exception("cannot renew the live recordings' leases")
+            await asyncio.sleep(1.0)
+
+    def upload_lag(self) -> float:
+        """Seconds the longest-waiting live recording's bytes have waited for upload."""
+        return max((uploader.lag for uploader in self._uploaders.values()), default=0.0)
 
     async def finish(self, live: LiveSession, journal: SessionJournal, reason: str) -> None:
         """Seal the journal, audit a failed one, then hand it to :meth:`sealed`."""
@@ -142,7 +207,21 @@ class RecordingService:
         if sealed.failure is not None:
             await self._audit_quietly("recording.write", live, recording_id=sealed.session_id, outcome="failure",
                                       reason=str(sealed.failure), failure=sealed.failure.reason)
-        self.sealed(sealed.path)
+        uploader = self._uploaders.get(journal.recording_id)
+        if uploader is None:
+            self.sealed(sealed.path)
+            return
+        try:  # its lease is renewed until the upload is over: no other node recovers it meanwhile
+            uploaded = await uploader.finish(sealed.size)
+        finally:
+            del self._uploaders[journal.recording_id]
+        if uploaded:
+            assert self._jobs is not None
+            try:
+                await self._jobs.add(JobKind.INDEX, sealed.session_id)
+                await self._jobs.done(JobKind.RECOVER, sealed.session_id)
+            except Exception:  # the recover job stays: once its lease runs out, a node indexes it
+                log.exception("cannot queue a recording for indexing", extra={"ctx": {"recording": sealed.session_id}})
 
     def sealed(self, journal: Path) -> None:
         """A journal was finished (at a session's end, or by recovery): index it and render it, in the background."""
@@ -154,6 +233,8 @@ class RecordingService:
         Clip exports this gateway had under way when it stopped are marked failed.
         """
         await self._abandon_clips()
+        if self.remote is not None:
+            return 0  # the jobs recover from the bucket, on any node
         finalized = await asyncio.to_thread(finalize_orphans, self.settings.root, self.settings.key)
         for path in finalized:
             log.warning("recovered a recording after a crash", extra={"ctx": {"path": str(path)}})
@@ -162,12 +243,12 @@ class RecordingService:
 
     async def render(self, recording_id: str, journal: Path) -> None:
         """Render one recording's video next to its journal and record the outcome in the index."""
-        if self._render_pool is None:
+        if self.render_pool is None:
             return
         output = journal.with_suffix(".mp4")
         await self._index.set_video(recording_id, VideoState.PENDING)
         try:
-            result = await self._render_pool.submit(journal, output, poster=journal.with_suffix(".jpg"))
+            result = await self.render_pool.submit(journal, output, poster=journal.with_suffix(".jpg"))
         except (OSError, RecordingError) as exc:
             log.error("rendering a recording failed", extra={"ctx": {"recording": recording_id, "error": exc}})
             await self._index.set_video(recording_id, VideoState.FAILED)
@@ -209,11 +290,11 @@ class RecordingService:
             await self._abandon_clips()
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
-        if self._render_pool is not None:
-            await self._render_pool.close()
+        if self.render_pool is not None:
+            await self.render_pool.close()
 
     def _clip_refusal(self, owner: str) -> ClipRefused | None:
-        if self._render_pool is None:
+        if self.render_pool is None:
             return ClipRefused("clips_unavailable", "this gateway renders no videos, so it cannot export clips")
         if len(self._clip_jobs) >= self._max_clip_jobs:
             return ClipRefused("clips_busy", f"the gateway is exporting {len(self._clip_jobs)} clips already; "
@@ -225,17 +306,21 @@ class RecordingService:
 
     async def _export(self, clip: Clip, journal: Path) -> None:
         """Render the clip and keep its row up to date; never raises (the row says what happened)."""
-        assert self._render_pool is not None
+        assert self.render_pool is not None
         output = clip_path(self.settings.root, clip.id)
         context = {"clip": clip.id, "recording": clip.recording_id}
         try:
             await asyncio.to_thread(output.parent.mkdir, mode=0o700, parents=True, exist_ok=True)
             await self.clips.rendering(clip.id, 0.0)
-            result = await self._render_pool.submit(journal, output, start=clip.start, end=clip.end,
+            result = await self.render_pool.submit(journal, output, start=clip.start, end=clip.end,
                                                     progress=lambda fraction: self.clips.rendering(clip.id, fraction))
             if result.error is not None:
                 log.warning("a clip rendered only in part", extra={"ctx": {**context, "error": result.error}})
-            await self.clips.ready(clip.id, output)
+            stored: Path | str = output
+            if self.remote is not None:  # any node serves it from the bucket
+                stored = clip_key(clip.recording_id, clip.id)
+                await self.remote.storage.put(stored, await asyncio.to_thread(output.read_bytes))
+            await self.clips.ready(clip.id, stored)
             self._metrics.clip_exports_total.labels(outcome="ready").inc()
         except asyncio.CancelledError:
             raise
@@ -299,13 +384,57 @@ async def recording_service(context: RecordingContext) -> AsyncIterator[Recordin
     """The gateway's recordings (``create_app``'s default factory): journals on disk, indexed and rendered.
 
     At start-up it finalizes the journals a crash left open; at shutdown it waits for indexing
-    and rendering under way and stops the render workers.
+    and rendering under way and stops the render workers. With ``storage.recordings: s3://…`` the
+    journals are uploaded as they are written, and (unless ``storage.workers: false``) this node
+    also claims recorder jobs; with ``storage.retention`` it deletes expired recordings.
     """
-    metrics = context.metrics
-    service = RecordingService(RecordingSettings.from_config(context.config), metrics, context.index,
-                               context.audit, RenderPool(RENDER_WORKERS, metrics))
+    metrics, storage = context.metrics, context.config.storage
+    settings = RecordingSettings.from_config(context.config)
+    async with recorder_storage(context.config, settings.key) as remote, contextlib.AsyncExitStack() as tasks:
+        jobs = JobQueue(context.index.store, context.config.audit.node, lease=storage.job_lease) \
+            if remote is not None else None
+        service = RecordingService(settings, metrics, context.index, context.audit, RenderPool(RENDER_WORKERS, metrics),
+                                   remote=remote, jobs=jobs)
+        try:
+            await service.recover()
+            if remote is not None and jobs is not None:
+                tasks.enter_context(_running(service.watch_uploads()))
+                if storage.workers:
+                    runner = JobRunner(jobs, remote, context.index, service.render_pool, metrics)
+                    tasks.enter_context(_running(runner.run()))
+            if storage.retention is not None and storage.workers:
+                retention = Retention(context.index, context.audit, metrics, keep=storage.retention,
+                                      root=storage.recordings, remote=remote, node=context.config.audit.node)
+                tasks.enter_context(_running(retention.run_forever()))
+            yield service
+        finally:
+            await tasks.aclose()
+            await service.close()
+
+
+@asynccontextmanager
+async def recorder_storage(config: Config, key: bytes) -> AsyncIterator[RemoteRecordings | None]:
+    """The bucket of ``storage.recordings: s3://…`` as this node sees it; None for a directory."""
+    storage = config.storage
+    if storage.s3 is None:
+        yield None
+        return
     try:
-        await service.recover()
-        yield service
+        bucket = await S3Storage.open(storage.s3)
+    except Exception as exc:
+        raise RecordingUnavailable(f"cannot use the bucket {storage.s3.bucket}: {exc}") from exc
+    try:
+        yield RemoteRecordings(bucket, storage.recordings, key, storage.upload_deadline)
     finally:
-        await service.close()
+        await bucket.close()
+
+
+@contextlib.contextmanager
+def _running(work: Coroutine[Any, Any, None]) -> Iterator[None]:
+    """Run ``work`` as a task while the block runs; cancel it after."""
+    task = asyncio.get_running_loop().create_task(work)
+    try:
+        yield
+    finally:
+        task.cancel()
+

@@ -137,7 +137,7 @@ class ClipStore:
     async def rendering(self, clip_id: str, progress: float) -> None:
         await self._update(clip_id, state=ClipState.RENDERING.value, progress=min(max(progress, 0.0), 1.0))
 
-    async def ready(self, clip_id: str, path: Path) -> None:
+    async def ready(self, clip_id: str, path: Path | str) -> None:
         await self._update(clip_id, state=ClipState.READY.value, progress=1.0, path=str(path))
 
     async def failed(self, clip_id: str, error: str) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Literal
 
 #: Why a journal write or fsync failed: the ``recording_failures_total`` reason.
-FailureReason = Literal["disk_full", "io_error", "file_too_large", "permission"]
+FailureReason = Literal["disk_full", "io_error", "file_too_large", "permission", "upload_failed"]
 
 
 class RecordingError(Exception):

@@ -41,14 +41,15 @@ def finalize_orphans(root: Path, key: bytes, *, max_record: int = MAX_RECORD) ->
         if not path.is_file() or seal_path(path).exists():
             continue
         try:
-            if _finalize(path, key, max_record):
+            if finalize_journal(path, key, max_record):
                 finalized.append(path)
         except (OSError, RecordingError) as exc:
             log.warning("cannot finalize an orphaned recording", extra={"ctx": {"path": str(path), "error": exc}})
     return finalized
 
 
-def _finalize(path: Path, key: bytes, max_record: int) -> bool:
+def finalize_journal(path: Path, key: bytes, max_record: int = MAX_RECORD) -> bool:
+    """Finalize and seal one journal without a writer (False: a live process still holds it)."""
     journal = JournalFile.reopen(path)
     if journal is None:
         return False  # a live gateway process is still writing it

@@ -109,3 +109,41 @@ recording_clips = Table(
     Index("ix_recording_clips_recording", "recording_id", "created"),
     Index("ix_recording_clips_owner", "owner", "created"),
 )
+
+#: Work any node may do (index a recording; recover one whose node died), claimed by a lease.
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False),  # recorder.jobs.JobKind
+    Column("recording_id", String(32), nullable=False),
+    Column("node", String(255), nullable=True),  # who holds the lease; None: nobody yet
+    Column("lease_until", Float, nullable=False),  # epoch seconds; the job may be claimed once it has passed
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("created", UTCDateTime, nullable=False),
+    Index("ix_jobs_kind_recording", "kind", "recording_id", unique=True),
+    Index("ix_jobs_lease", "lease_until"),
+)
+
+#: Recordings an administrator put on legal hold: retention never deletes them while the row exists.
+recording_holds = Table(
+    "recording_holds",
+    metadata,
+    Column("recording_id", String(32), primary_key=True),
+    Column("by", String(255), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("since", UTCDateTime, nullable=False),
+)
+
+#: What is left of a recording retention deleted: who, what, when, and the hash its seal vouched for.
+recording_tombstones = Table(
+    "recording_tombstones",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("user", String(255), nullable=False),
+    Column("target", String(255), nullable=False),
+    Column("started", UTCDateTime, nullable=False),
+    Column("deleted", UTCDateTime, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("sha256", String(64), nullable=True),
+)

@@ -67,6 +67,7 @@ _FAILURE_MESSAGES: dict[FailureReason, str] = {
     "file_too_large": "the recording reached the largest file the gateway may write",
     "permission": "the recording storage refused the write",
     "io_error": "the recording storage failed",
+    "upload_failed": "the recording could not be uploaded to object storage in time",
 }
 
 
@@ -324,6 +325,11 @@ class SessionRecorder:
         except OSError as exc:
             return exc
         return None
+
+    def abort(self, reason: FailureReason, cause: BaseException) -> None:
+        """End the recording from outside (its upload is overdue): ``failure`` completes, the session ends."""
+        if self._accepting:
+            self._fail(reason, cause)
 
     def _fail(self, reason: FailureReason, cause: BaseException) -> None:
         detail = f" ({cause.strerror})" if isinstance(cause, OSError) and cause.strerror else ""

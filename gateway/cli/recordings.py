@@ -12,13 +12,16 @@ from pathlib import Path
 
 from base.db import Store
 from base.times import parse_time
+from gateway.cli import retention
 from gateway.cli.common import CommandGroups
 from gateway.config import Config, load_config
+from gateway.recording_service import recorder_storage
 from recorder.errors import IntegrityError, RecordingError
 from recorder.index import MAX_SEARCH_LIMIT, RecordingIndex, RecordingRow
-from recorder.journal import recording_path
+from recorder.journal import is_session_id, recording_path
 from recorder.render import render_journal
 from recorder.seal import read_key, verify_journal
+from recorder.storage import download_journal
 
 PROGRESS_WIDTH = 40
 
@@ -40,6 +43,7 @@ def add_commands(commands: CommandGroups, common: argparse.ArgumentParser) -> No
     verify = recordings.add_parser("verify", parents=[common], help="check a recording against its seal")
     verify.add_argument("id", metavar="ID")
     verify.set_defaults(handler=lambda args: verify_command(load_config(args.config), args.id))
+    retention.add_commands(recordings, common)
 
 
 def _human_duration(seconds: float) -> str:
@@ -98,6 +102,13 @@ def _journal(config: Config, recording_id: str) -> Path | None:
     return path
 
 
+async def _download(config: Config, recording_id: str) -> None:
+    """Copy a recording from the bucket to the spool, where the commands read it."""
+    async with recorder_storage(config, read_key(config.storage.recording_key_file)) as remote:
+        if remote is not None:
+            await download_journal(remote.storage, recording_id, recording_path(remote.spool, recording_id))
+
+
 class _ProgressBar:
     """A one-line progress bar on stderr, redrawn only when it moves."""
 
@@ -118,6 +129,8 @@ class _ProgressBar:
 
 def render_command(config: Config, recording_id: str, output: Path) -> int:
     """Render one recording to an MP4 file, with a progress bar and the realtime factor at the end."""
+    if config.storage.s3 is not None and is_session_id(recording_id):
+        asyncio.run(_download(config, recording_id))
     journal = _journal(config, recording_id)
     if journal is None:
         return 1
@@ -139,7 +152,12 @@ def render_command(config: Config, recording_id: str, output: Path) -> int:
 
 
 def verify_command(config: Config, recording_id: str) -> int:
-    """Check one recording against its seal: exit 0 when intact, 1 saying why when not."""
+    """Check one recording against its seal: exit 0 when intact, 1 saying why when not, 3 when retention deleted it."""
+    deleted = retention.deleted_message(config, recording_id) if is_session_id(recording_id) else None
+    if deleted is not None:
+        return deleted
+    if config.storage.s3 is not None and is_session_id(recording_id):
+        asyncio.run(_download(config, recording_id))
     journal = _journal(config, recording_id)
     if journal is None:
         return 1

@@ -17,6 +17,10 @@ def add_commands(commands: CommandGroups, common: argparse.ArgumentParser) -> No
     serve = commands.add_parser("serve", parents=[common], help="run the gateway in the foreground")
     serve.set_defaults(handler=cmd_serve)
 
+    worker = commands.add_parser("worker", parents=[common],
+                                 help="recorder workers only: indexing, recovery, videos, retention")
+    worker.set_defaults(handler=cmd_worker)
+
     demo = commands.add_parser("demo", parents=[common], help="a demo desktop, a demo user and the gateway")
     demo.add_argument("--workdir", type=Path, default=Path("var/demo"), help="where the demo keeps its files")
     demo.add_argument("--port", type=int, default=8080, help="HTTP port of the gateway (default: 8080)")
@@ -41,6 +45,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from gateway.web.app import run_gateway
 
     run_gateway(load_config(args.config))
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from gateway.worker import run_worker
+
+    asyncio.run(run_worker(load_config(args.config)))
     return 0
 
 

@@ -11,6 +11,9 @@ from auth.netacl import ProxyHeader
 from auth.options import AuthConfig
 from base.yamlnodes import IPNetwork
 from gateway.policy import Policy
+from recorder.jobs import LEASE_SECONDS
+from recorder.storage import S3Location
+from recorder.upload import SEGMENT_BYTES, SEGMENT_SECONDS, UPLOAD_DEADLINE
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +99,14 @@ class StorageConfig:
     fsync_interval: float
     recording_key_file: Path  # HMAC key that seals finished recordings; created (0600) if missing
     pid_file: Path  # where ``deskgate serve`` writes its process id (``deskgate config reload`` signals it)
+    # Object storage (issue 14): with ``s3`` set, ``recordings`` is the local spool the journals are written to first
+    s3: S3Location | None = None
+    segment_bytes: int = SEGMENT_BYTES  # upload a segment once this many bytes wait...
+    segment_interval: float = SEGMENT_SECONDS  # ...or once this many seconds have passed
+    upload_deadline: float = UPLOAD_DEADLINE  # bytes waiting longer end the session, fail-closed
+    retention: float | None = None  # seconds recordings are kept; None: forever
+    job_lease: float = LEASE_SECONDS  # a recorder job (a live recording's recovery) is another node's after this
+    workers: bool = True  # ``serve`` also claims recorder jobs (false: leave them to ``deskgate worker``)
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,6 +52,9 @@ from gateway.config.model import (
 from gateway.hours import DEFAULT_WARNING, TimeWindow, local_zone, parse_hours, zone_named
 from gateway.i18n import LANGUAGES
 from gateway.policy import ANY_GROUP, USER_PLACEHOLDER, Clipboard, InputRecording, Policy, RecordingAccess
+from recorder.jobs import LEASE_SECONDS
+from recorder.storage import S3Location
+from recorder.upload import SEGMENT_BYTES, SEGMENT_SECONDS, UPLOAD_DEADLINE
 
 TARGET_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
 PROTOCOL_DEFAULT_PORTS = {"vnc": 5900, "ssh": 22}
@@ -357,7 +360,8 @@ class _ConfigReader:
 
     def storage(self, node: Node | None) -> StorageConfig:
         section = self.r.mapping(node, "storage", ["recordings", "database", "fsync_interval", "recording_key_file",
-                                                       "pid_file"])
+                                                       "pid_file", "spool", "s3", "segment_bytes", "segment_interval",
+                                                       "upload_deadline", "retention", "workers", "job_lease"])
         database = self.r.string(section.get("database"), "storage.database", "sqlite:///var/deskgate.db")
         if not DATABASE_URL.match(database):
             raise self.r.error(section.get("database"), "storage.database",
@@ -365,14 +369,51 @@ class _ConfigReader:
         scheme, _, sqlite_path = database.partition(":///")
         if scheme.startswith("sqlite") and sqlite_path and not sqlite_path.startswith(("/", ":memory:")):
             database = f"{scheme}:///{self.base / sqlite_path}"  # relative to the config file, like other paths
+        recordings_node = section.get("recordings")
+        s3 = self.s3(recordings_node, section.get("s3"))
+        segment_node = section.get("segment_bytes")
+        segment_bytes = SEGMENT_BYTES if segment_node is None else self.r.integer(segment_node, "storage.segment_bytes")
+        if segment_bytes < 1:
+            raise self.r.error(segment_node, "storage.segment_bytes", "must be a positive number of bytes")
         return StorageConfig(
-            recordings=self.path(section.get("recordings"), "storage.recordings", "var/recordings"),
+            recordings=self.path(section.get("spool"), "storage.spool", "var/spool") if s3 is not None
+            else self.path(recordings_node, "storage.recordings", "var/recordings"),
             database=database,
             fsync_interval=self.duration(section.get("fsync_interval"), "storage.fsync_interval", 1.0),
             recording_key_file=self.path(section.get("recording_key_file"), "storage.recording_key_file",
                                          "var/recording.key"),
             pid_file=self.path(section.get("pid_file"), "storage.pid_file", DEFAULT_PID_FILE),
+            s3=s3,
+            segment_bytes=segment_bytes,
+            segment_interval=self.duration(section.get("segment_interval"), "storage.segment_interval",
+                                           SEGMENT_SECONDS),
+            upload_deadline=self.duration(section.get("upload_deadline"), "storage.upload_deadline", UPLOAD_DEADLINE),
+            retention=self.optional_duration(section.get("retention"), "storage.retention"),
+            job_lease=self.duration(section.get("job_lease"), "storage.job_lease", LEASE_SECONDS),
+            workers=self.r.boolean(section.get("workers"), "storage.workers", True),
         )
+
+    def s3(self, recordings: Node | None, node: Node | None) -> S3Location | None:
+        """``storage.recordings: s3://…`` with ``storage.s3``; None for a directory."""
+        url = self.r.string(recordings, "storage.recordings", "var/recordings")
+        if not url.startswith("s3://"):
+            if node is not None:
+                raise self.r.error(node, "storage.s3", "is set but storage.recordings is a directory; "
+                                   "write storage.recordings: s3://BUCKET/PREFIX to keep recordings in a bucket")
+            return None
+        section = self.r.mapping(node, "storage.s3", ["endpoint", "region", "access_key_file", "secret_key_file"])
+        access, secret = section.get("access_key_file"), section.get("secret_key_file")
+        if (access is None) != (secret is None):
+            raise self.r.error(access or secret, "storage.s3", "give both access_key_file and secret_key_file, "
+                               "or neither (then the AWS variables, e.g. AWS_ACCESS_KEY_ID, are used)")
+        try:
+            return S3Location.parse(
+                url, endpoint=self.r.optional_string(section.get("endpoint"), "storage.s3.endpoint"),
+                region=self.r.optional_string(section.get("region"), "storage.s3.region"),
+                access_key_file=self.optional_path(access, "storage.s3.access_key_file"),
+                secret_key_file=self.optional_path(secret, "storage.s3.secret_key_file"))
+        except ValueError as error:
+            raise self.r.error(recordings, "storage.recordings", str(error)) from None
 
     def audit(self, node: Node | None) -> AuditConfig:
         section = self.r.mapping(node, "audit", ["checkpoint_key_file", "checkpoint_dir", "checkpoint_interval",

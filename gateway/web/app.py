@@ -50,6 +50,7 @@ from gateway.web import (
     portal_routes,
     recording_routes,
     session_routes,
+    storage_routes,
     terminal_routes,
 )
 from gateway.web.auth_context import auth_context
@@ -153,6 +154,7 @@ def create_app(config: Config, metrics: Metrics | None = None, clock: Callable[[
     app.add_routes(terminal_routes.routes)
     app.add_routes(recording_routes.routes)
     app.add_routes(live_routes.routes)
+    app.add_routes(storage_routes.routes)
     app.add_routes(session_routes.routes)
     app.add_routes(notice_routes.routes)
     app.add_routes(account_routes.routes)

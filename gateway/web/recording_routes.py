@@ -44,6 +44,7 @@ from gateway.watch import WatchScope, watch_scope
 from gateway.web.keys import AUDIT, METRICS, RECORDING_INDEX, RECORDINGS, SETTINGS, STORE
 from gateway.web.pages import signed_in_page
 from gateway.web.security import client_address, current_session, error_json
+from gateway.web.storage_routes import journal_file, object_response, remote_recordings
 from recorder.asciicast import ASCIICAST_MEDIA_TYPE, asciicast_lines
 from recorder.bookmarks import BookmarkLimitReached, Bookmarks, check_moment
 from recorder.clips import ClipState, ClipStore, is_clip_id
@@ -51,6 +52,7 @@ from recorder.errors import RecordingError
 from recorder.index import MAX_SEARCH_LIMIT, RecordingRow, VideoState, Visibility
 from recorder.journal import is_session_id
 from recorder.records import TERMINAL_PROTOCOL
+from recorder.storage import POSTER, VIDEO, clip_key
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -207,6 +209,11 @@ async def _authorized_recording(request: web.Request, action: str) -> tuple[_Cal
     return caller, row
 
 
+def _recordings_root(request: web.Request) -> Path:
+    """The recordings directory (with object storage: the spool) of the config in force."""
+    return request.app[SETTINGS].current.config.storage.recordings
+
+
 def _file_inside(name: str | Path | None, recordings_root: Path) -> Path | None:
     """The file ``name``, if it exists and resolves (symlinks followed) to inside the recordings root.
 
@@ -278,6 +285,10 @@ async def recording_video(request: web.Request) -> web.StreamResponse:
     caller, found = authorized
     if found.video_state != VideoState.READY:
         return error_json(404, f"the video of {found.id} is not rendered yet (state: {found.video_state.value})")
+    remote = remote_recordings(request)
+    if remote is not None:
+        await _audit(request, caller, "recording.download", found.id, "allowed", range=request.headers.get("Range"))
+        return await object_response(request, remote.storage, f"{found.id}/{VIDEO}", "video/mp4", f"{found.id}.mp4")
     path = await asyncio.to_thread(_video_file, found, request.app[SETTINGS].current.config.storage.recordings)
     if path is None:
         log.error("indexed video missing or outside the recordings directory",
@@ -314,7 +325,7 @@ async def recording_typed_text(request: web.Request) -> web.Response:
     if isinstance(authorized, web.Response):
         return authorized
     caller, found = authorized
-    journal = await asyncio.to_thread(_file_inside, found.path, request.app[SETTINGS].current.config.storage.recordings)
+    journal = await journal_file(request, found, _recordings_root(request))
     if journal is None:
         log.error("indexed journal missing or outside the recordings directory",
                   extra={"ctx": {"recording": found.id, "path": found.path}})
@@ -338,10 +349,8 @@ async def recording_cast(request: web.Request) -> web.StreamResponse:
     caller, found = authorized
     if found.protocol != TERMINAL_PROTOCOL:
         return error_json(404, f"{found.id} records a desktop, not a terminal; play its video instead")
-    journal = await asyncio.to_thread(_file_inside, found.path, request.app[SETTINGS].current.config.storage.recordings)
+    journal = await journal_file(request, found, _recordings_root(request))
     if journal is None:
-        log.error("indexed journal missing or outside the recordings directory",
-                  extra={"ctx": {"recording": found.id, "path": found.path}})
         return error_json(404, f"the journal of {found.id} is missing")
     try:
         cast = await asyncio.to_thread(lambda: "".join(asciicast_lines(journal)).encode())
@@ -354,6 +363,22 @@ async def recording_cast(request: web.Request) -> web.StreamResponse:
                                             "Content-Disposition": f'inline; filename="{found.id}.cast"'})
 
 
+@routes.get("/api/v1/recordings/{id}/journal")
+async def recording_journal(request: web.Request) -> web.StreamResponse:
+    """The raw journal, with HTTP Range (review tools; a copy to check against its seal), on any node."""
+    authorized = await _authorized_recording(request, "recording.download")
+    if isinstance(authorized, web.Response):
+        return authorized
+    caller, found = authorized
+    journal = await journal_file(request, found, _recordings_root(request))
+    if journal is None:
+        return error_json(404, f"the journal of {found.id} is missing")
+    await _audit(request, caller, "recording.download", found.id, "allowed", kind="journal",
+                 range=request.headers.get("Range"))
+    return web.FileResponse(journal, headers={"Content-Type": "application/octet-stream",
+                                              "Content-Disposition": f'attachment; filename="{found.id}.dgj"'})
+
+
 @routes.get("/api/v1/recordings/{id}/poster")
 async def recording_poster(request: web.Request) -> web.StreamResponse:
     """The video's first picture with content, as a JPEG: what the player shows before playing."""
@@ -362,6 +387,11 @@ async def recording_poster(request: web.Request) -> web.StreamResponse:
         return authorized
     caller, found = authorized
     poster = None
+    remote = remote_recordings(request)
+    if remote is not None and found.video_state == VideoState.READY:
+        await _audit(request, caller, "recording.poster", found.id, "allowed")
+        return await object_response(request, remote.storage, f"{found.id}/{POSTER}", "image/jpeg",
+                                     f"{found.id}.jpg")
     if found.video_state == VideoState.READY and found.video_path is not None:
         poster = await asyncio.to_thread(_file_inside, Path(found.video_path).with_suffix(".jpg"),
                                          request.app[SETTINGS].current.config.storage.recordings)
@@ -465,7 +495,7 @@ async def export_clip(request: web.Request) -> web.Response:
     service = request.app.get(RECORDINGS)
     if not isinstance(service, RecordingService):
         return error_json(503, "this gateway cannot export clips")
-    journal = await asyncio.to_thread(_file_inside, found.path, request.app[SETTINGS].current.config.storage.recordings)
+    journal = await journal_file(request, found, _recordings_root(request))
     if journal is None:
         return error_json(404, f"the journal of {found.id} is missing")
     try:
@@ -517,12 +547,18 @@ async def clip_video(request: web.Request) -> web.StreamResponse:
         return error_json(404, f"{found.id} has no clip {clip_id}")
     if clip.state != ClipState.READY:
         return error_json(404, f"clip {clip.id} is not ready (state: {clip.state.value})")
+    name = f"{found.id}-{int(clip.start)}s-{int(clip.end)}s.mp4"
+    remote = remote_recordings(request)
+    if remote is not None:
+        await _audit(request, caller, "recording.clip_download", found.id, "allowed", clip=clip.id,
+                     range=request.headers.get("Range"))
+        return await object_response(request, remote.storage, clip_key(found.id, clip.id), "video/mp4", name,
+                                     "attachment")
     path = await asyncio.to_thread(_file_inside, clip.path, request.app[SETTINGS].current.config.storage.recordings)
     if path is None:
         return error_json(404, f"the file of clip {clip.id} is missing (it was exported on {clip.node})")
     await _audit(request, caller, "recording.clip_download", found.id, "allowed", clip=clip.id,
                  range=request.headers.get("Range"))
-    name = f"{found.id}-{int(clip.start)}s-{int(clip.end)}s.mp4"
     return web.FileResponse(path, headers={"Content-Type": "video/mp4",
                                            "Content-Disposition": f'attachment; filename="{name}"'})
 

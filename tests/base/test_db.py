@@ -99,7 +99,8 @@ async def test_open_creates_the_directory_the_tables_and_wal_mode(tmp_path: Path
         assert tables == {"recordings", "recording_events", "recording_sources", "recording_text",
                           "recording_bookmarks", "recording_clips", "audit_events", "web_sessions", "totp_secrets",
                           "totp_used_steps", "totp_enrollments", "auth_failures", "auth_known_sources",
-                          "disabled_accounts", "live_sessions", "live_session_events", "notices"}
+                          "disabled_accounts", "live_sessions", "live_session_events", "notices", "jobs",
+                          "recording_holds", "recording_tombstones"}
         assert journal_mode == "wal"
         assert busy_timeout >= 5000
     finally:

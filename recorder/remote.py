@@ -1,0 +1,154 @@
+"""Recordings in object storage, seen from any node: the jobs (recover, index) and local copies.
+
+:class:`JobRunner` claims jobs from :class:`~recorder.jobs.JobQueue` and does them with this
+node's spool (local copies of journals, downloaded from the bucket when missing) and render
+workers. It runs inside ``deskgate serve`` and ``deskgate worker``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from base.metrics import Metrics
+from recorder.errors import RecordingError
+from recorder.index import RecordingIndex, VideoState
+from recorder.jobs import Job, JobKind, JobQueue
+from recorder.journal import recording_path
+from recorder.recovery import finalize_journal
+from recorder.seal import read_seal
+from recorder.storage import POSTER, SEAL, VIDEO, ObjectStorage, StorageError, download_journal, segments
+from recorder.upload import SegmentUploader
+from recorder.worker import RenderPool
+
+log = logging.getLogger(__name__)
+
+#: Seconds between looks for claimable jobs when none was found.
+POLL_SECONDS = 1.0
+#: A failed job is tried again after this many seconds times its attempts, up to MAX_ATTEMPTS.
+RETRY_SECONDS = 5.0
+MAX_ATTEMPTS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteRecordings:
+    """One node's view of the bucket: ``spool`` holds the local copies, ``key`` seals recovered journals."""
+
+    storage: ObjectStorage
+    spool: Path
+    key: bytes
+    upload_deadline: float
+
+    async def local_journal(self, recording_id: str) -> Path | None:
+        """The journal in the spool, downloaded with its seal if this node has no sealed copy; None: not stored."""
+        path = recording_path(self.spool, recording_id)
+        sealed = path.with_name(path.name + ".seal")
+        if await asyncio.to_thread(sealed.is_file):
+            return path
+        return path if await download_journal(self.storage, recording_id, path) else None
+
+    async def recover(self, recording_id: str, metrics: Metrics) -> bool:
+        """Finalize and seal a recording whose node died, from its segments; False: there is nothing to recover."""
+        path = recording_path(self.spool, recording_id)
+        keys = await segments(self.storage, recording_id)
+        if not keys:
+            return False
+        if await self.storage.size(f"{recording_id}/{SEAL}") is not None:
+            return True  # the recording node sealed it before it went
+        boundaries: list[int] = []
+        total = 0
+        for key in keys:
+            total += await self.storage.size(key) or 0
+            boundaries.append(total)
+        await download_journal(self.storage, recording_id, path)
+        if not await asyncio.to_thread(finalize_journal, path, self.key):
+            raise RecordingError(f"{path} is held by a live process on this node")
+        size = (await asyncio.to_thread(path.stat)).st_size
+        uploader = SegmentUploader(self.storage, recording_id, path, lambda: size, metrics,
+                                   deadline=self.upload_deadline)
+        uploader.resume_after(boundaries)
+        if not await uploader.finish(size):
+            raise StorageError(f"the recovered recording {recording_id} could not be uploaded")
+        log.warning("recovered a recording whose node died", extra={"ctx": {"recording": recording_id}})
+        return True
+
+
+class JobRunner:
+    """Claims and does recorder jobs until stopped."""
+
+    def __init__(self, queue: JobQueue, remote: RemoteRecordings, index: RecordingIndex,
+                 render_pool: RenderPool | None, metrics: Metrics, *, poll: float = POLL_SECONDS) -> None:
+        self.queue = queue
+        self.remote = remote
+        self._index = index
+        self._render_pool = render_pool
+        self._metrics = metrics
+        self._poll = poll
+
+    async def run(self) -> None:
+        """Do jobs one after the other, looking for new ones every ``poll`` seconds."""
+        while True:
+            try:
+                self._metrics.jobs_queued.set(await self.queue.waiting())
+                done = await self.run_once()
+            except Exception:  # the database may be away for a moment: try again later
+                log.exception("claiming a recorder job failed")
+                done = False
+            if not done:
+                await asyncio.sleep(self._poll)
+
+    async def run_once(self) -> bool:
+        """Claim one job and do it; False when there was none."""
+        job = await self.queue.claim()
+        if job is None:
+            return False
+        try:
+            await self._do(job)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self.queue.release(job, 0.0))
+            raise
+        except Exception as exc:
+            self._metrics.jobs_done_total.labels(kind=job.kind.value, outcome="failed").inc()
+            log.error("a recorder job failed", extra={"ctx": {"job": job.kind.value, "recording": job.recording_id,
+                                                              "attempt": job.attempts, "error": exc}})
+            if job.attempts >= MAX_ATTEMPTS:
+                await self.queue.done(job.kind, job.recording_id)
+            else:
+                await self.queue.release(job, RETRY_SECONDS * job.attempts)
+            return True
+        await self.queue.done(job.kind, job.recording_id)
+        self._metrics.jobs_done_total.labels(kind=job.kind.value, outcome="ok").inc()
+        return True
+
+    async def _do(self, job: Job) -> None:
+        if job.kind is JobKind.RECOVER:
+            if await self.remote.recover(job.recording_id, self._metrics):
+                await self.queue.add(JobKind.INDEX, job.recording_id)
+        elif job.kind is JobKind.INDEX:
+            await self.index(job.recording_id)
+
+    async def index(self, recording_id: str) -> None:
+        """Index a sealed recording from the bucket, render its video and poster and upload them."""
+        journal = await self.remote.local_journal(recording_id)
+        if journal is None:
+            raise RecordingError(f"the recording {recording_id} is not in object storage")
+        sha256 = await asyncio.to_thread(lambda: read_seal(journal).sha256)
+        await self._index.add_journal(journal, sha256, self.queue.node)
+        if self._render_pool is None:
+            return
+        video, poster = journal.with_suffix(".mp4"), journal.with_suffix(".jpg")
+        await self._index.set_video(recording_id, VideoState.PENDING)
+        try:
+            await self._render_pool.submit(journal, video, poster=poster)
+            await self.remote.storage.put(f"{recording_id}/{VIDEO}", await asyncio.to_thread(video.read_bytes))
+            if await asyncio.to_thread(poster.is_file):
+                await self.remote.storage.put(f"{recording_id}/{POSTER}", await asyncio.to_thread(poster.read_bytes))
+        except (OSError, RecordingError, StorageError) as exc:
+            log.error("rendering a recording failed", extra={"ctx": {"recording": recording_id, "error": exc}})
+            await self._index.set_video(recording_id, VideoState.FAILED)
+            return
+        await self._index.set_video(recording_id, VideoState.READY, f"{recording_id}/{VIDEO}")
