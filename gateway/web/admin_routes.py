@@ -29,12 +29,13 @@ from auth.totp import provisioning_uri, svg_data_uri
 from auth.websession import WebSession
 from gateway.useradmin import UserAdmin
 from gateway.web.keys import AUDIT, LOGIN, METRICS, SETTINGS, STORE, WEB_SESSIONS
+from gateway.web.messages import N_, say
 from gateway.web.pages import page, redirect_to_login
 from gateway.web.security import client_address, current_session, error_json
 
 routes = web.RouteTableDef()
 
-NOT_AN_ADMIN = "the admin console is for administrators; ask one if you need a change"
+NOT_AN_ADMIN = N_("the admin console is for administrators; ask one if you need a change")
 MAX_BODY_ITEMS = 100  # groups in one request
 MAX_TEXT = 1024
 
@@ -43,14 +44,14 @@ async def refuse_non_admin(request: web.Request) -> WebSession | web.Response:
     """The caller's session when they are an administrator; else the 401/403 answer (a 403 is audited)."""
     session = current_session(request)
     if session is None:
-        return error_json(401, "log in first")
+        return error_json(401, say(request, "log in first"))
     if session.identity.admin:
         return session
     request.app[METRICS].admin_denied_total.inc()
     await request.app[AUDIT].record("admin.denied", user=session.identity.username, source=client_address(request),
                                     target=request.path[:255], outcome="denied", reason="not an administrator",
                                     method=request.method)
-    return error_json(403, NOT_AN_ADMIN)
+    return error_json(403, say(request, NOT_AN_ADMIN))
 
 
 @routes.get("/admin")

@@ -7,6 +7,7 @@ from aiohttp import web
 from gateway.desktop import idle_warning_lead
 from gateway.watch import watch_scope
 from gateway.web.keys import CLOCK, SETTINGS
+from gateway.web.messages import say
 from gateway.web.pages import signed_in_page
 from gateway.web.security import client_address, current_session, error_json
 
@@ -21,7 +22,7 @@ routes.get("/desktop/{target}")(signed_in_page("desktop.html"))
 async def list_targets(request: web.Request) -> web.Response:
     session = current_session(request)
     if session is None:
-        return error_json(401, "log in first")
+        return error_json(401, say(request, "log in first"))
     settings = request.app[SETTINGS].current
     config = settings.config
     source = client_address(request)
