@@ -25,6 +25,7 @@ from base.db import Store
 from base.times import isoformat_utc
 from gateway.audit import AuditLog
 from gateway.cli.common import CommandGroups
+from gateway.cli.messages import _
 from gateway.config import Config, load_config
 from gateway.useradmin import UserAdmin, UserEntry, password_problem
 
@@ -83,8 +84,8 @@ def _print_enrollment(config: Config, name: str, secret: str) -> None:
 def _password_from_stdin(args: argparse.Namespace) -> str | None:
     """The first line of stdin, or None after saying on stderr what is wrong."""
     if not args.password_stdin:
-        print("deskgate: pass the password on stdin with --password-stdin "
-              "(it never goes on the command line)", file=sys.stderr)
+        print(_("deskgate: pass the password on stdin with --password-stdin (it never goes on the command line)"),
+              file=sys.stderr)
         return None
     password = sys.stdin.readline().removesuffix("\n").removesuffix("\r")
     problem = password_problem(password)
