@@ -119,6 +119,7 @@ class RecordingService:
             started_epoch=started, width=server_init.width, height=server_init.height,
             pixel_format=server_init.pixel_format, desktop_name=server_init.name, policy=policy.name,
             record_input=policy.record_input.value, clipboard=policy.clipboard.value, groups=live.groups,
+            display_name=live.display_name,
         )
         path = recording_path(self.settings.root, recording_id)
         try:

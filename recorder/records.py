@@ -49,7 +49,8 @@ class SessionHeader:
     """The HEADER record: who, from where, to what, when, and the desktop's screen and pixel format.
 
     ``groups`` are the user's groups when the session started (what supervisors' ``watch``
-    is judged by); None in journals written before they were recorded.
+    is judged by); None in journals written before they were recorded. ``display_name`` is the
+    name people know the user by (Unicode), when they have one (optional: absent in older journals).
     """
 
     session_id: str
@@ -69,6 +70,7 @@ class SessionHeader:
     record_input: RecordInput
     clipboard: str
     groups: tuple[str, ...] | None = None
+    display_name: str | None = None
 
     def __post_init__(self) -> None:
         for name in _HEADER_TEXT:
@@ -91,6 +93,8 @@ class SessionHeader:
         if self.groups is not None and (not isinstance(self.groups, tuple)
                                         or not all(isinstance(group, str) for group in self.groups)):
             raise ValueError(f"the header's groups must be a list of texts, not {self.groups!r}")
+        if self.display_name is not None and not isinstance(self.display_name, str):
+            raise ValueError(f"the header's display_name must be a text, not {self.display_name!r}")
 
     def to_json(self) -> dict[str, Any]:
         """The HEADER object, in the order the gateway writes it (``groups`` only when known)."""
@@ -105,6 +109,8 @@ class SessionHeader:
         }
         if self.groups is not None:
             header["groups"] = list(self.groups)
+        if self.display_name is not None:
+            header["display_name"] = self.display_name
         return header
 
     @classmethod

@@ -123,6 +123,7 @@ class RecordingSummary(RecordingMetadata):
     events: list[TimelineEvent] = field(default_factory=list)
     activity: list[ActivityBucket] = field(default_factory=list)
     user_groups: tuple[str, ...] | None = None  # None: the journal predates recorded groups
+    display_name: str | None = None  # the name people know the user by, when the journal says
 
 
 class _ActivityTally:
@@ -238,5 +239,5 @@ def summarize_journal(path: Path, *, max_events: int = 10_000, max_record: int =
         protocol=header.protocol, started=started, ended=ended, duration=duration, end_reason=end_reason,
         bytes=path.stat().st_size, keys=sum(bucket.keys for bucket in activity),
         clicks=sum(bucket.clicks for bucket in activity), path=str(path), events=events, activity=activity,
-        user_groups=header.groups,
+        user_groups=header.groups, display_name=header.display_name,
     )

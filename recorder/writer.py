@@ -96,6 +96,7 @@ def session_header(
     record_input: RecordInput,
     clipboard: str,
     groups: frozenset[str],
+    display_name: str | None = None,
 ) -> SessionHeader:
     """The HEADER of a VNC session's journal written by this gateway, on this node (``groups``: the user's)."""
     return SessionHeader(
@@ -103,7 +104,7 @@ def session_header(
         started=datetime.fromtimestamp(started_epoch, UTC), started_epoch=started_epoch, width=width,
         height=height, pixel_format=pixel_format, desktop_name=desktop_name.decode("utf-8", "replace"),
         gateway_version=__version__, node=platform.node(), policy=policy, record_input=record_input,
-        clipboard=clipboard, groups=tuple(sorted(groups)),
+        clipboard=clipboard, groups=tuple(sorted(groups)), display_name=display_name,
     )
 
 

@@ -43,6 +43,7 @@ def add_commands(commands: CommandGroups, common: argparse.ArgumentParser) -> No
                           description="Add a local user; prints the TOTP URI and QR code to scan once.")
     add.add_argument("name", metavar="NAME")
     add.add_argument("--group", action="append", default=[], metavar="G", help="a group (repeatable)")
+    add.add_argument("--display-name", metavar="TEXT", help="the name people know them by (Unicode, e.g. 山田 太郎)")
     add.add_argument("--admin", action="store_true",
                      help="an administrator: the admin console (/admin), every live session and recording; "
                           "directory users become administrators through auth.ldap.admin_groups")
@@ -57,6 +58,12 @@ def add_commands(commands: CommandGroups, common: argparse.ArgumentParser) -> No
     set_groups.add_argument("name", metavar="NAME")
     set_groups.add_argument("groups", nargs="*", metavar="G")
     set_groups.set_defaults(handler=cmd_set_groups)
+
+    display = user.add_parser("set-display-name", parents=[common],
+                              help="set (or with no TEXT, remove) the name people know a local user by")
+    display.add_argument("name", metavar="NAME")
+    display.add_argument("text", nargs="?", default=None, metavar="TEXT")
+    display.set_defaults(handler=cmd_set_display_name)
     delete = user.add_parser("delete", parents=[common],
                              help="delete a local user and their TOTP secret; never the last administrator")
     delete.add_argument("name", metavar="NAME")
@@ -122,7 +129,8 @@ def cmd_add(args: argparse.Namespace) -> int:
     if password is None:
         return 1
     config = load_config(args.config)
-    secret = run_user_admin(config, lambda admin: admin.add_local(args.name, password, args.group, args.admin))
+    secret = run_user_admin(config, lambda admin: admin.add_local(args.name, password, args.group, args.admin,
+                                                                  args.display_name))
     assert config.auth.local is not None  # add_local refuses otherwise
     print(f"added user {args.name} to {config.auth.local.users_file}")
     _print_enrollment(config, args.name, secret)
@@ -163,6 +171,12 @@ def cmd_passwd(args: argparse.Namespace) -> int:
 def cmd_set_groups(args: argparse.Namespace) -> int:
     groups = run_user_admin(load_config(args.config), lambda admin: admin.set_groups(args.name, args.groups))
     print(f"{args.name} is now in {', '.join(groups) if groups else 'no group'}; their sessions have ended")
+    return 0
+
+
+def cmd_set_display_name(args: argparse.Namespace) -> int:
+    shown = run_user_admin(load_config(args.config), lambda admin: admin.set_display_name(args.name, args.text))
+    print(f"{args.name} is now shown as {shown}" if shown else f"{args.name} has no display name now")
     return 0
 
 

@@ -126,7 +126,8 @@ async def list_users(request: web.Request) -> web.Response:
         return session
     part = request.query.get("q", "").strip().lower()
     users = await user_admin(request, session).list_users()
-    return web.json_response({"users": [user.to_json() for user in users if part in user.name.lower()]})
+    return web.json_response({"users": [user.to_json() for user in users
+                                        if part in user.name.lower() or part in (user.display_name or "").lower()]})
 
 
 @routes.post("/api/v1/admin/users")
@@ -142,11 +143,14 @@ async def add_user(request: web.Request) -> web.Response:
         if isinstance(field, web.Response):
             return field
     assert isinstance(name, str) and isinstance(password, str) and isinstance(groups, list)
+    display_name = text_field(body, "display_name", required=False)
+    if isinstance(display_name, web.Response):
+        return display_name
     admin = body.get("admin", False) is True
     admin_of = user_admin(request, session)
 
     async def add() -> dict[str, str]:
-        return _enrollment(request, name, await admin_of.add_local(name, password, groups, admin))
+        return _enrollment(request, name, await admin_of.add_local(name, password, groups, admin, display_name))
 
     return await _change(request, session, "user.add", name, add())
 
@@ -247,3 +251,23 @@ async def set_groups(request: web.Request) -> web.Response:
         return {"user": name, "groups": list(await admin_of.set_groups(name, groups))}
 
     return await _change(request, session, "user.groups", name, change())
+
+
+@routes.put("/api/v1/admin/users/{name}/display-name")
+async def set_display_name(request: web.Request) -> web.Response:
+    named = await _named(request)
+    if isinstance(named, web.Response):
+        return named
+    session, name = named
+    body = await json_object(request)
+    if isinstance(body, web.Response):
+        return body
+    display_name = text_field(body, "display_name", required=False)
+    if isinstance(display_name, web.Response):
+        return display_name
+    admin_of = user_admin(request, session)
+
+    async def change() -> dict[str, Any]:
+        return {"user": name, "display_name": await admin_of.set_display_name(name, display_name)}
+
+    return await _change(request, session, "user.display_name", name, change())

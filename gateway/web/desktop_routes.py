@@ -145,7 +145,8 @@ async def desktop_socket(request: web.Request) -> web.StreamResponse:
 
     registry = app[LIVE_SESSIONS]
     live = LiveSession(id=registry.new_id(), protocol="vnc", username=user, source=str(source), target=name,
-                       web_session_id=session.id, groups=session.identity.groups)
+                       web_session_id=session.id, groups=session.identity.groups,
+                       display_name=session.identity.display_name)
     # Listed (which claims a place on the target) and audited before any byte reaches the target: a session
     # the audit log cannot hold does not start, and none runs unseen by the supervisors.
     directory = app[SESSION_DIRECTORY]
@@ -157,7 +158,8 @@ async def desktop_socket(request: web.Request) -> web.StreamResponse:
         return ws
     try:
         await audit.record("session.open", user=user, source=source, target=name, outcome="allowed",
-                           reason=f"policy {policy.name}", protocol="vnc", session=live.id)
+                           reason=f"policy {policy.name}", protocol="vnc", session=live.id,
+                           **({"display_name": live.display_name} if live.display_name is not None else {}))
     except BaseException:
         await directory.withdraw(live.id)
         raise

@@ -41,7 +41,8 @@ async def list_targets(request: web.Request) -> web.Response:
         })
     may_watch = not watch_scope(session.identity, source, settings.policies).nobody
     identity = session.identity
-    return web.json_response({"user": identity.username, "targets": targets, "may_watch": may_watch,
+    return web.json_response({"user": identity.username, "display_name": identity.display_name,
+                              "targets": targets, "may_watch": may_watch,
                               "admin": identity.admin, "own_password": identity.backend == "local"})
 
 

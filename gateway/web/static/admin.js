@@ -11,7 +11,11 @@ const TEXT = {
   policiesFailed: (status) => t("Could not load the policies (HTTP {status}).", { status }),
   yes: t("yes"), no: t("no"), unknown: "?", none: "—",
   disable: t("Disable"), enable: t("Enable"), resetTotp: t("Reset TOTP"), resetPassword: t("Reset password"),
-  groups: t("Groups"), access: t("Access"),
+  groups: t("Groups"), access: t("Access"), displayName: t("Display name"),
+  displayNameTitle: (name) => t("Display name of {name}", { name }),
+  displayNameLabel: t("Display name (empty: none)"),
+  displayNameSet: (name, shown) => t("{name} is now shown as {shown}.", { name, shown }),
+  displayNameRemoved: (name) => t("{name} has no display name now.", { name }),
   confirmDisable: (name) => t("Disable {name}? Their sessions end at once.", { name }),
   confirmTotp: (name) => t("Give {name} a new authenticator key? The old one stops working and their sessions end.", { name }),
   passwordTitle: (name) => t("New password for {name}", { name }), passwordLabel: t("Password (at least 12 characters)"),
@@ -82,9 +86,12 @@ function userRow(user) {
     user.disabled ? button(TEXT.enable, "enable") : button(TEXT.disable, "disable", "danger"),
     button(TEXT.resetTotp, "totp-reset"),
   );
-  if (user.source === "local") actions.append(button(TEXT.resetPassword, "password"), button(TEXT.groups, "groups"));
+  if (user.source === "local") {
+    actions.append(button(TEXT.resetPassword, "password"), button(TEXT.groups, "groups"),
+      button(TEXT.displayName, "display-name"));
+  }
   actions.append(button(TEXT.access, "access"));
-  row.append(cell(user.name), cell(user.source), cell(user.groups === null ? TEXT.unknown : user.groups.join(", ") || TEXT.none, "wrap"),
+  row.append(cell(user.name), cell(user.display_name || TEXT.none), cell(user.source), cell(user.groups === null ? TEXT.unknown : user.groups.join(", ") || TEXT.none, "wrap"),
     cell(yesNo(user.admin)), cell(yesNo(user.disabled)), cell(yesNo(user.totp_enrolled)),
     cell(user.last_login || TEXT.none), actions);
   for (const b of actions.querySelectorAll("button")) b.addEventListener("click", () => act(b.dataset.action, user));
@@ -111,6 +118,10 @@ async function act(action, user) {
     edit(TEXT.groupsTitle(name), TEXT.groupsLabel, (user.groups || []).join(" "), "text",
       (value) => api("PUT", `${userPath(name)}/groups`, { groups: words(value) }),
       (data) => TEXT.groupsSet(name, data.groups));
+  } else if (action === "display-name") {
+    edit(TEXT.displayNameTitle(name), TEXT.displayNameLabel, user.display_name || "", "text",
+      (value) => api("PUT", `${userPath(name)}/display-name`, { display_name: value }),
+      (data) => data.display_name ? TEXT.displayNameSet(name, data.display_name) : TEXT.displayNameRemoved(name));
   } else if (action === "access") {
     document.getElementById("access-user").value = name;
     showAccess();
@@ -159,6 +170,7 @@ addForm.addEventListener("submit", async (event) => {
   const name = document.getElementById("add-name").value.trim();
   const answer = await api("POST", "/api/v1/admin/users", {
     name, password: document.getElementById("add-password").value,
+    display_name: document.getElementById("add-display-name").value.trim(),
     groups: words(document.getElementById("add-groups").value), admin: document.getElementById("add-admin").checked,
   });
   if (report(answer, TEXT.added(name))) {
