@@ -37,6 +37,7 @@ const TEXT = {
 // language. The gateway's own reason (English, at most 123 bytes) is shown as it is in English and
 // where a code has no text here; otherwise it stays on the element (data-reason, title) as the detail.
 const CLOSE_TEXT = {
+  1000: t("the session was closed"),
   1008: t("the browser and the gateway could not understand each other; reload the page and try again"),
   1009: t("the browser sent more than the gateway accepts at once; reload the page and try again"),
   1011: t("internal gateway error; the session was ended"),
@@ -54,6 +55,7 @@ const CLOSE_TEXT = {
 
 function closeText(code, reason) {
   if (lang === "en" || !(code in CLOSE_TEXT)) return reason;
+  if (code === 1000 && endReason) return endReason;  // what the page already knows: "you disconnected"
   return CLOSE_TEXT[code];
 }
 
