@@ -103,7 +103,7 @@ fuzz: deps $(FUZZ_STAMP)
 # Translations: extract the marked texts (babel.cfg) into gateway/locale/deskgate.pot and merge them
 # into each language's deskgate.po (new texts empty, changed ones fuzzy, removed ones dropped);
 # then translate the empty and fuzzy entries of ja. tests/gateway/test_i18n.py checks the result.
-MESSAGE_KEYWORDS := -k t -k tn:1,2 -k N_
+MESSAGE_KEYWORDS := -k t -k tn:1,2 -k N_ -k say:2
 messages: deps
 	$(VENV)/bin/pybabel -q extract -F babel.cfg $(MESSAGE_KEYWORDS) --no-wrap --sort-by-file \
 		--project deskgate --copyright-holder "deskgate" -o gateway/locale/deskgate.pot .

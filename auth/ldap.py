@@ -255,7 +255,7 @@ class LDAPBackend:
         self._bind_service(connection, deadline)
         user_filter = _fill(self._config.user_filter, username=username)
         found = self._search(connection, self._config.user_base, ldap.SCOPE_SUBTREE, user_filter,
-                             [self._login_attribute], 2, deadline)  # fmt: skip
+                             self._user_attributes, 2, deadline)  # fmt: skip
         if not found:
             raise InvalidCredentials()
         if len(found) > 1:
@@ -264,24 +264,32 @@ class LDAPBackend:
         self._bind_user(connection, dn, password, deadline)
         canonical = self._canonical_username(dn, attributes)
         self._bind_service(connection, deadline)
-        return self._identity(canonical, self._groups(connection, dn, username, deadline))
+        return self._identity(canonical, self._groups(connection, dn, username, deadline), attributes)
 
     def _bind_template(self, connection: Connection, username: str, password: str, deadline: float) -> Identity:
         dn = self._config.user_base.replace("{username}", escape_dn_chars(username))
         self._bind_user(connection, dn, password, deadline)
         user_filter = _fill(self._config.user_filter, username=username)
         try:
-            found = self._search(connection, dn, ldap.SCOPE_BASE, user_filter, [self._login_attribute], 1, deadline)
+            found = self._search(connection, dn, ldap.SCOPE_BASE, user_filter, self._user_attributes, 1, deadline)
         except ldap.NO_SUCH_OBJECT:  # bound, yet cannot read itself: not a user entry
             found = []
         if not found:
             raise _Refused(f"{dn} does not match {user_filter}")
         canonical = self._canonical_username(dn, found[0][1])
-        return self._identity(canonical, self._groups(connection, dn, username, deadline))
+        return self._identity(canonical, self._groups(connection, dn, username, deadline), found[0][1])
 
-    def _identity(self, name: str, groups: frozenset[str]) -> Identity:
-        """Who bound: an administrator when in one of ``admin_groups``."""
-        return Identity(name, groups, admin=not groups.isdisjoint(self._config.admin_groups), backend=BACKEND)
+    @property
+    def _user_attributes(self) -> list[str]:
+        """What a user's entry is read for: the login name and the display name (or ``cn``)."""
+        return list(dict.fromkeys([self._login_attribute, self._config.display_name_attribute, "cn"]))
+
+    def _identity(self, name: str, groups: frozenset[str], attributes: dict[str, list[bytes]]) -> Identity:
+        """Who bound: an administrator when in one of ``admin_groups``; their display name (else ``cn``)."""
+        shown = _attribute(attributes, self._config.display_name_attribute) or _attribute(attributes, "cn")
+        display_name = " ".join(shown[0].split()) if shown else None
+        return Identity(name, groups, admin=not groups.isdisjoint(self._config.admin_groups), backend=BACKEND,
+                        display_name=display_name or None)
 
     def _bind_service(self, connection: Connection, deadline: float) -> None:
         self._arm(connection, deadline)

@@ -22,6 +22,7 @@ import re
 import secrets
 import tempfile
 import threading
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -43,6 +44,7 @@ USERNAME = re.compile(r"[a-z_][a-z0-9_.-]{0,31}")
 GROUP = re.compile(r"[^\s,]{1,64}")
 TOTP_SECRET = re.compile(r"[A-Z2-7]{16,128}=*")
 BACKEND = "local"
+MAX_DISPLAY_NAME = 64  # characters of a display name (a person's name, e.g. 山田 太郎)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,9 +57,10 @@ class LocalUser:
     groups: tuple[str, ...]
     admin: bool
     disabled: bool
+    display_name: str | None = None
 
     def identity(self) -> Identity:
-        return Identity(self.name, frozenset(self.groups), self.admin, BACKEND)
+        return Identity(self.name, frozenset(self.groups), self.admin, BACKEND, self.display_name)
 
 
 class LocalUserStore:
@@ -119,6 +122,7 @@ class LocalUserStore:
         admin: bool = False,
         *,
         replace: bool = False,
+        display_name: str | None = None,
     ) -> str:
         """Create (or with ``replace=True`` overwrite) a user; return the new TOTP secret."""
         if not USERNAME.fullmatch(name):
@@ -128,8 +132,9 @@ class LocalUserStore:
         if not password:
             raise UserAdminError("the password is empty")
         group_list = _valid_groups(groups)
+        shown = valid_display_name(display_name)
         secret = new_secret()
-        user = LocalUser(name, self._hasher.hash(password), secret, group_list, admin, disabled=False)
+        user = LocalUser(name, self._hasher.hash(password), secret, group_list, admin, disabled=False, display_name=shown)
 
         def add(users: dict[str, LocalUser]) -> None:
             if name in users and not replace:
@@ -145,6 +150,12 @@ class LocalUserStore:
             raise UserAdminError("the password is empty")
         new_hash = self._hasher.hash(password)
         self._modify(lambda users: self._change(users, name, lambda user: replace(user, password_hash=new_hash)))
+
+    def set_display_name(self, name: str, display_name: str | None) -> str | None:
+        """Give ``name`` a display name (None or blank: none); returns it as stored."""
+        shown = valid_display_name(display_name)
+        self._modify(lambda users: self._change(users, name, lambda user: replace(user, display_name=shown)))
+        return shown
 
     def set_groups(self, name: str, groups: Iterable[str]) -> tuple[str, ...]:
         """Replace ``name``'s groups; returns them as stored (duplicates dropped)."""
@@ -227,7 +238,8 @@ class LocalUserStore:
             if not USERNAME.fullmatch(name):
                 raise reader.error(reader.key_node(users_node, name), key, "is not a valid user name")
             fields = reader.mapping(
-                node, key, ["password", "totp_secret", "groups", "admin", "disabled"], required=["password"]
+                node, key, ["password", "totp_secret", "groups", "admin", "disabled", "display_name"],
+                required=["password"]
             )
             password_hash = reader.string(fields["password"], f"{key}.password")
             if not password_hash.startswith("$argon2"):
@@ -245,6 +257,7 @@ class LocalUserStore:
                 groups=tuple(reader.string(item, item_key) for item, item_key in groups),
                 admin=reader.boolean(fields.get("admin"), f"{key}.admin", False),
                 disabled=reader.boolean(fields.get("disabled"), f"{key}.disabled", False),
+                display_name=reader.optional_string(fields.get("display_name"), f"{key}.display_name"),
             )
         return users
 
@@ -266,12 +279,13 @@ class LocalUserStore:
                     "groups": list(user.groups),
                     "admin": user.admin,
                     "disabled": user.disabled,
+                    **({"display_name": user.display_name} if user.display_name is not None else {}),
                 }
                 for user in users.values()
             }
         }
         text = "# deskgate local users; change with `deskgate user ...`\n"
-        text += yaml.safe_dump(document, sort_keys=False, default_flow_style=False)
+        text += yaml.safe_dump(document, sort_keys=False, default_flow_style=False, allow_unicode=True)
         descriptor, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
         try:
             with os.fdopen(descriptor, "w", encoding="utf-8") as file:  # mkstemp creates it 0600
@@ -287,6 +301,21 @@ class LocalUserStore:
             os.fsync(directory)  # make the rename itself durable
         finally:
             os.close(directory)
+
+
+def valid_display_name(text: str | None) -> str | None:
+    """``text`` as a display name: NFC, spaces collapsed, at most MAX_DISPLAY_NAME characters, no control
+    characters; None when blank. UserAdminError says what is wrong."""
+    if text is None:
+        return None
+    shown = " ".join(unicodedata.normalize("NFC", text).split())
+    if not shown:
+        return None
+    if len(shown) > MAX_DISPLAY_NAME:
+        raise UserAdminError(f"the display name is longer than {MAX_DISPLAY_NAME} characters; shorten it")
+    if any(unicodedata.category(character)[0] == "C" for character in shown):
+        raise UserAdminError("the display name contains control or invisible characters; type it again")
+    return shown
 
 
 def _valid_groups(groups: Iterable[str]) -> tuple[str, ...]:

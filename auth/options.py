@@ -27,6 +27,8 @@ class LDAPConfig:
     allowed_groups: frozenset[str] | None = None
     # Directory users in one of these groups are administrators (and may log in, whatever allowed_groups says).
     admin_groups: frozenset[str] = frozenset()
+    # The attribute holding the name people know a user by (Unicode); ``cn`` when the entry lacks it.
+    display_name_attribute: str = "displayName"
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,8 @@ close reason, an HTTP status, a log line and a metric.
 
 from __future__ import annotations
 
+from gateway.i18n import Translator
+
 
 class GatewayError(Exception):
     """Base class of the errors the gateway itself raises on purpose."""
@@ -37,14 +39,24 @@ class TargetInUse(GatewayError):
 
     @property
     def reason(self) -> str:
-        """What the refused operator reads."""
+        """What the refused operator reads, in English (the audit log, the close frame)."""
+        return self.explain()
+
+    def explain(self, translator: Translator | None = None) -> str:
+        """What the refused operator reads, in ``translator``'s language (English without one)."""
+        gettext = translator.gettext if translator is not None else _english
         if self.username in self.holders and self.max_sessions == 1:
-            return (f"you already have {self.target} open in another window or tab; "
-                    "use that one, or close it and try again")
+            return gettext("you already have {target} open in another window or tab; "
+                           "use that one, or close it and try again", target=self.target)
         if self.max_sessions == 1:
-            return f"{self.target} is in use by another operator; choose another desktop or try again later"
-        return (f"{self.target} already has {self.max_sessions} sessions open, its limit; "
-                "try again later or choose another desktop")
+            return gettext("{target} is in use by another operator; choose another desktop or try again later",
+                           target=self.target)
+        return gettext("{target} already has {limit} sessions open, its limit; "
+                       "try again later or choose another desktop", target=self.target, limit=self.max_sessions)
+
+
+def _english(message: str, **values: object) -> str:
+    return message.format(**values)
 
 
 class TerminalProtocolError(GatewayError):

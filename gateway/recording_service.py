@@ -140,7 +140,7 @@ class RecordingService:
             session_id=recording_id, user=live.username, source=live.source, target=live.target,
             started_epoch=started, width=width, height=height, pixel_format=pixel_format, desktop_name=name,
             policy=policy.name, record_input=policy.record_input.value, clipboard=policy.clipboard.value,
-            groups=live.groups, protocol=live.protocol,
+            groups=live.groups, protocol=live.protocol, display_name=live.display_name,
         )
         path = recording_path(self.settings.root, recording_id)
         try:

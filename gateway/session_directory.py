@@ -77,6 +77,7 @@ live_sessions = Table(
     Column("end_reason", Text, nullable=True),  # an end request: why, by whom, when
     Column("end_by", String(255), nullable=True),
     Column("end_requested", UTCDateTime, nullable=True),
+    Column("display_name", String(255), nullable=True),  # the name people know the user by; None: none
     Index("ix_live_sessions_heartbeat", "heartbeat"),
 )
 
@@ -118,6 +119,7 @@ class DirectoryEntry:
     last_input: datetime
     viewers: int
     end_request: EndRequest | None
+    display_name: str | None = None
 
     def to_json(self, now: float) -> dict[str, Any]:
         """The fields of ``GET /api/v1/sessions`` (idle seconds at ``now``)."""
@@ -126,6 +128,7 @@ class DirectoryEntry:
             "protocol": self.protocol, "started": isoformat_utc(self.started),
             "idle_seconds": max(0, round(now - self.last_input.timestamp())), "viewers": self.viewers,
             "node": self.node, "groups": sorted(self.groups), "ending": self.end_request is not None,
+            "display_name": self.display_name,
         }
 
 
@@ -135,6 +138,7 @@ def _entry(row: RowMapping) -> DirectoryEntry:
         id=row["id"], username=row["username"], groups=frozenset(json.loads(row["user_groups"])),
         source=row["source"], target=row["target"], protocol=row["protocol"], node=row["node"],
         started=row["started"], last_input=row["last_input"], viewers=row["viewers"], end_request=request,
+        display_name=row["display_name"],
     )
 
 
@@ -291,4 +295,5 @@ class SessionDirectory:
             "id": live.id, "username": live.username, "user_groups": json.dumps(sorted(live.groups)),
             "source": live.source, "target": live.target, "protocol": live.protocol, "node": self.node,
             "started": _time(live.started), "last_input": _time(last_input), "heartbeat": _time(now), "viewers": 0,
+            "display_name": live.display_name,
         }

@@ -43,6 +43,7 @@ class LiveSession:
     web_session_id: str
     groups: frozenset[str]
     started: float = field(default_factory=time.time)
+    display_name: str | None = None  # the name people know the user by (Identity.display_name)
 
 
 @dataclass(frozen=True, slots=True)

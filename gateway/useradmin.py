@@ -15,6 +15,7 @@ changed user as ``target``, so that it is part of that user's history
 from __future__ import annotations
 
 import asyncio
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -60,9 +61,10 @@ class UserEntry:
     disabled: bool
     totp_enrolled: bool
     last_login: datetime | None
+    display_name: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "source": self.source,
+        return {"name": self.name, "display_name": self.display_name, "source": self.source,
                 "groups": None if self.groups is None else list(self.groups), "admin": self.admin,
                 "disabled": self.disabled, "totp_enrolled": self.totp_enrolled,
                 "last_login": None if self.last_login is None else isoformat_utc(self.last_login)}
@@ -94,16 +96,20 @@ class UserAdmin:
         places = " or ".join(where for where, on in (("the users file", auth.local), ("the directory", auth.ldap)) if on)
         raise UserAdminError(f"no user {name!r} in {places}")
 
-    async def add_local(self, name: str, password: str, groups: list[str], admin: bool) -> str:
+    async def add_local(self, name: str, password: str, groups: list[str], admin: bool,
+                        display_name: str | None = None) -> str:
         """Add a local user and their TOTP secret (into the database); return the secret."""
         users = self._local_store()
         problem = password_problem(password)
         if problem is not None:
             raise UserAdminError(problem)
-        secret = await asyncio.to_thread(users.add_user, name, password, groups, admin)
+        secret = await asyncio.to_thread(
+            functools.partial(users.add_user, name, password, groups, admin, display_name=display_name))
         await self.secrets.set(name, secret)
         await asyncio.to_thread(users.clear_totp, name, secret)
-        await self._audit("user.add", name, backend="local", groups=sorted(set(groups)), admin=admin)
+        shown = users.get(name)
+        await self._audit("user.add", name, backend="local", groups=sorted(set(groups)), admin=admin,
+                          display_name=shown.display_name if shown is not None else None)
         return secret
 
     async def reset_totp(self, name: str) -> tuple[str, str]:
@@ -154,6 +160,14 @@ class UserAdmin:
         await self._audit("user.groups", name, before=list(before), groups=list(stored), web_sessions_ended=ended)
         return stored
 
+    async def set_display_name(self, name: str, display_name: str | None) -> str | None:
+        """Give a local user the name people know them by (None or blank: none); returns it as stored."""
+        users = self._local_store()
+        before = self._local_user(name).display_name
+        shown = await asyncio.to_thread(users.set_display_name, name, display_name)
+        await self._audit("user.display_name", name, before=before, display_name=shown)
+        return shown
+
     async def delete(self, name: str) -> None:
         """Remove a local user with their TOTP state, ending their web sessions; never the last administrator."""
         users = self._local_store()
@@ -185,8 +199,9 @@ class UserAdmin:
             groups = user.groups if user is not None else tuple(sorted(known.groups)) if known else None
             admin = user.admin if user is not None else known.admin if known else None
             totp = name in enrolled or (user is not None and user.totp_secret is not None)
+            shown = user.display_name if user is not None else known.display_name if known else None
             entries.append(UserEntry(name, source, groups, admin, name in disabled or bool(user and user.disabled),
-                                     totp, logins.get(name)))
+                                     totp, logins.get(name), shown))
         return entries
 
     async def identity_of(self, name: str) -> Identity | None:

@@ -73,6 +73,7 @@ class RecordingRow(RecordingMetadata):
     video_path: str | None
     node: str
     user_groups: tuple[str, ...] | None = None
+    display_name: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The fields of ``GET /api/v1/recordings``."""
@@ -83,6 +84,7 @@ class RecordingRow(RecordingMetadata):
             "end_reason": self.end_reason, "bytes": self.bytes, "keys": self.keys, "clicks": self.clicks,
             "video": self.video_state.value,
             "groups": list(self.user_groups) if self.user_groups is not None else None,
+            "display_name": self.display_name,
         }
 
 
@@ -180,6 +182,7 @@ class RecordingIndex:
             **{name: getattr(summary, name) for name in RecordingMetadata.__dataclass_fields__},
             "activity": json.dumps({"buckets": buckets}),
             "sha256": sha256, "node": node, "user_groups": _groups_column(summary.user_groups),
+            "display_name": summary.display_name,
         }
         source = _source_row(summary.id, summary.source)
         events = [
@@ -232,10 +235,11 @@ class RecordingIndex:
     ) -> list[RecordingRow]:
         """Recordings matching every given filter, newest first; ``since <= started < until``.
 
-        ``user`` is the exact name, ``user_contains`` any part of it (case ignored for ASCII
-        letters); ``source`` a network (a single address is a /32 or /128), matching IPv4
-        sources also in their IPv4-mapped IPv6 form; ``event`` a type of event the recording holds;
-        ``text`` any part of the text that appeared on a terminal recording's screen (case ignored for ASCII).
+        ``user`` is the exact name, ``user_contains`` any part of it or of the display name (山田
+        finds 山田 太郎; case ignored for ASCII letters); ``source`` a network (a single address is a /32 or
+        /128), matching IPv4 sources also in their IPv4-mapped IPv6 form; ``event`` a type of event the
+        recording holds; ``text`` any part of the text that appeared on a terminal recording's screen (case
+        ignored for ASCII).
         ``visible`` narrows them to what one viewer may see (None: everything).
         """
         if not 1 <= limit <= MAX_SEARCH_LIMIT:
@@ -245,7 +249,8 @@ class RecordingIndex:
         if user is not None:
             query = query.where(c.user == user)
         if user_contains is not None:
-            query = query.where(c.user.ilike(_contains_pattern(user_contains), escape="\\"))
+            pattern = _contains_pattern(user_contains)
+            query = query.where(or_(c.user.ilike(pattern, escape="\\"), c.display_name.ilike(pattern, escape="\\")))
         if source is not None:
             await self._backfill_sources()
             version, low, high = _network_range(source)

@@ -66,6 +66,8 @@ class SessionHeader:
     A terminal session's journal (``protocol`` :data:`TERMINAL_PROTOCOL`) has the terminal's
     columns and rows as ``width`` and ``height`` and no pixel format (None); its SERVER_DATA is
     the target's output, its CLIENT_DATA the operator's input, both as terminal bytes.
+    ``display_name`` is the
+    name people know the user by (Unicode), when they have one (optional: absent in older journals).
     """
 
     session_id: str
@@ -85,6 +87,7 @@ class SessionHeader:
     record_input: RecordInput
     clipboard: str
     groups: tuple[str, ...] | None = None
+    display_name: str | None = None
 
     def __post_init__(self) -> None:
         for name in _HEADER_TEXT:
@@ -109,6 +112,8 @@ class SessionHeader:
         if self.groups is not None and (not isinstance(self.groups, tuple)
                                         or not all(isinstance(group, str) for group in self.groups)):
             raise ValueError(f"the header's groups must be a list of texts, not {self.groups!r}")
+        if self.display_name is not None and not isinstance(self.display_name, str):
+            raise ValueError(f"the header's display_name must be a text, not {self.display_name!r}")
 
     def to_json(self) -> dict[str, Any]:
         """The HEADER object, in the order the gateway writes it (``groups`` only when known)."""
@@ -123,6 +128,8 @@ class SessionHeader:
         }
         if self.groups is not None:
             header["groups"] = list(self.groups)
+        if self.display_name is not None:
+            header["display_name"] = self.display_name
         return header
 
     @classmethod

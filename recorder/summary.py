@@ -126,6 +126,7 @@ class RecordingSummary(RecordingMetadata):
     activity: list[ActivityBucket] = field(default_factory=list)
     user_groups: tuple[str, ...] | None = None  # None: the journal predates recorded groups
     screen_text: str | None = None  # terminal recordings: the text that appeared (recorder.terminal_text)
+    display_name: str | None = None  # the name people know the user by, when the journal says
 
 
 class _ActivityTally:
@@ -252,4 +253,5 @@ def summarize_journal(path: Path, *, max_events: int = 10_000, max_record: int =
         bytes=path.stat().st_size, keys=sum(bucket.keys for bucket in activity),
         clicks=sum(bucket.clicks for bucket in activity), path=str(path), events=events, activity=activity,
         user_groups=header.groups, screen_text=None if screen is None else screen.text(),
+        display_name=header.display_name,
     )

@@ -41,6 +41,7 @@ recordings = Table(
     Column("node", String(255), nullable=False),
     # JSON ["group", ...] (sorted, ASCII): the user's groups when the session started; None: not recorded
     Column("user_groups", Text, nullable=True),
+    Column("display_name", String(255), nullable=True),  # the name people know the user by (Unicode); None: none
     Index("ix_recordings_started", "started"),
     Index("ix_recordings_user_started", "user", "started"),
     Index("ix_recordings_target_started", "target", "started"),

@@ -98,6 +98,7 @@ def session_header(
     clipboard: str,
     groups: frozenset[str],
     protocol: str = "vnc",
+    display_name: str | None = None,
 ) -> SessionHeader:
     """The HEADER of a session's journal written by this gateway, on this node (``groups``: the user's).
 
@@ -109,7 +110,7 @@ def session_header(
         started=datetime.fromtimestamp(started_epoch, UTC), started_epoch=started_epoch, width=width,
         height=height, pixel_format=pixel_format, desktop_name=desktop_name.decode("utf-8", "replace"),
         gateway_version=__version__, node=platform.node(), policy=policy, record_input=record_input,
-        clipboard=clipboard, groups=tuple(sorted(groups)),
+        clipboard=clipboard, groups=tuple(sorted(groups)), display_name=display_name,
     )
 
 

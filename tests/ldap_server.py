@@ -50,6 +50,9 @@ USERS: dict[str, str] = {  # uid -> password
     "dave": "dave-pw-correct",
     "neil, j (ops)*": "neil-pw-correct",  # DN and filter special characters in one uid
 }
+#: Names people know users by: alice has a displayName (Unicode); bob only a cn of his own; the rest cn = uid.
+DISPLAY_NAMES: dict[str, str] = {"alice": "山田 花子"}
+COMMON_NAMES: dict[str, str] = {"bob": "Bob Smith"}
 CHAIN_LENGTH = 8  # chain-0 ∋ dave, chain-N ∋ chain-(N-1): deeper than any sane nesting limit
 GROUPS: dict[str, list[str]] = {  # cn -> members: "uid" for a user, "cn=NAME" for a group
     "operators": ["alice", "neil, j (ops)*"],
@@ -343,8 +346,9 @@ def _data_ldif() -> str:
     add(SERVICE_DN, objectClass=["organizationalRole", "simpleSecurityObject"], cn=["gateway"],
         userPassword=[_hash_password(SERVICE_PASSWORD)])  # fmt: skip
     for uid, password in USERS.items():
-        add(user_dn(uid), objectClass=["inetOrgPerson"], uid=[uid], cn=[uid], sn=[uid],
-            userPassword=[_hash_password(password)])  # fmt: skip
+        shown = {"displayName": [DISPLAY_NAMES[uid]]} if uid in DISPLAY_NAMES else {}
+        add(user_dn(uid), objectClass=["inetOrgPerson"], uid=[uid], cn=[COMMON_NAMES.get(uid, uid)], sn=[uid],
+            userPassword=[_hash_password(password)], **shown)  # fmt: skip
     for cn, members in GROUPS.items():
         member_dns = [group_dn(m.removeprefix("cn=")) if m.startswith("cn=") else user_dn(m) for m in members]
         add(group_dn(cn), objectClass=["groupOfNames"], cn=[cn], member=member_dns)

@@ -16,7 +16,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from auth.errors import AuthError
 from base.errors import ConfigError
 from gateway.cli import audit, policy, recordings, server, sessions, users
-from gateway.errors import GatewayError
+from gateway.cli.messages import _, cli_language, known
+from gateway.errors import GatewayError, TargetInUse
+from gateway.i18n import translator
 from gateway.logfmt import setup_logging
 from gateway.rfb.errors import RFBError
 from recorder.errors import RecordingError
@@ -46,8 +48,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(args.log_level)
     try:
         status: int = args.handler(args)
-    except (ConfigError, AuthError, GatewayError, RFBError, RecordingError, OSError, SQLAlchemyError) as error:
-        print(str(error) if isinstance(error, ConfigError) else f"deskgate: {_one_line(error)}", file=sys.stderr)
+    except ConfigError as error:
+        where = f"{error.path}:{error.line}" if error.line is not None else str(error.path)
+        print(_("{where}: {key}: {problem}", where=where, key=error.key, problem=known(error.message)), file=sys.stderr)
+        return 1
+    except (AuthError, GatewayError, RFBError, RecordingError, OSError, SQLAlchemyError) as error:
+        print(_("deskgate: {error}", error=_one_line(error)), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
@@ -57,4 +63,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _one_line(error: Exception) -> str:
     if isinstance(error, OSError) and error.filename is not None:
         return f"{error.filename}: {error.strerror or error}"
-    return str(error)
+    if isinstance(error, TargetInUse):
+        return error.explain(translator(cli_language()))
+    return known(str(error))

@@ -15,6 +15,7 @@ from ipaddress import ip_address
 
 from auth.netacl import NetworkACL
 from gateway.cli.common import CommandGroups, local_user_store
+from gateway.cli.messages import _
 from gateway.config import load_config
 from gateway.policy import PolicySet, normalize_source
 from gateway.watch import watch_scope
@@ -36,17 +37,18 @@ def cmd_explain(args: argparse.Namespace) -> int:
     try:
         source = normalize_source(ip_address(args.source))
     except ValueError:
-        print(f"deskgate: --from {args.source!r} is not an IP address", file=sys.stderr)
+        print(_("deskgate: --from {source} is not an IP address", source=repr(args.source)), file=sys.stderr)
         return 1
     config = load_config(args.config)
     store = local_user_store(config)
     user = store.get(args.user)
     if user is None:
-        print(f"deskgate: no local user {args.user!r} in {store.path}", file=sys.stderr)
+        print(_("deskgate: no local user {user} in {path}", user=repr(args.user), path=store.path), file=sys.stderr)
         return 1
     if args.target not in config.targets:
         known = ", ".join(config.targets) or "none"
-        print(f"deskgate: no target {args.target!r} in {args.config} (targets: {known})", file=sys.stderr)
+        print(_("deskgate: no target {target} in {path} (targets: {known})", target=repr(args.target),
+                path=args.config, known=known), file=sys.stderr)
         return 1
     identity = user.identity()
     policies = PolicySet(config.policies)

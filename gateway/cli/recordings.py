@@ -14,6 +14,7 @@ from base.db import Store
 from base.times import parse_time
 from gateway.cli import retention
 from gateway.cli.common import CommandGroups
+from gateway.cli.messages import _
 from gateway.config import Config, load_config
 from gateway.recording_service import recorder_storage
 from recorder.errors import IntegrityError, RecordingError
@@ -93,11 +94,12 @@ def _journal(config: Config, recording_id: str) -> Path | None:
     try:
         path = recording_path(config.storage.recordings, recording_id)
     except ValueError:
-        print(f"deskgate: {recording_id!r} is not a recording id (e.g. 20261125T080000Z-1a2b3c4d); "
-              "see deskgate recordings list", file=sys.stderr)
+        print(_("deskgate: {id} is not a recording id (e.g. 20261125T080000Z-1a2b3c4d); see deskgate recordings list",
+                id=repr(recording_id)), file=sys.stderr)
         return None
     if not path.is_file():
-        print(f"deskgate: no recording {recording_id} under {config.storage.recordings}", file=sys.stderr)
+        print(_("deskgate: no recording {id} under {path}", id=recording_id, path=config.storage.recordings),
+              file=sys.stderr)
         return None
     return path
 

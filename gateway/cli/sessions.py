@@ -18,6 +18,7 @@ from base.db import Store
 from base.metrics import Metrics
 from gateway.audit import AuditLog
 from gateway.cli.common import CommandGroups
+from gateway.cli.messages import _
 from gateway.config import Config, load_config
 from gateway.notices import NoticeBoard, SessionEnded
 from gateway.session_directory import DirectoryEntry, SessionDirectory
@@ -69,7 +70,7 @@ def sessions_list_command(config: Config, as_json: bool) -> int:
 def sessions_end_command(config: Config, session_id: str, reason: str) -> int:
     reason = " ".join(reason.split())  # one line: it ends up in a close frame and a notice
     if not reason:
-        print("deskgate: say why you end this session (--reason): the operator reads it", file=sys.stderr)
+        print(_("deskgate: say why you end this session (--reason): the operator reads it"), file=sys.stderr)
         return 1
     operator = getpass.getuser()
 
@@ -78,18 +79,19 @@ def sessions_end_command(config: Config, session_id: str, reason: str) -> int:
         try:
             directory = SessionDirectory(store)
             if len(reason) > directory.max_reason:
-                return f"the reason is longer than {directory.max_reason} characters; shorten it"
+                return _("the reason is longer than {limit} characters; shorten it", limit=directory.max_reason)
             entry = await directory.get(session_id) if is_live_session_id(session_id) else None
             if entry is None:
-                return f"there is no live session {session_id[:64]!r}; it may have ended already (sessions list)"
+                return _("there is no live session {session}; it may have ended already (sessions list)",
+                         session=repr(session_id[:64]))
             if entry.end_request is not None:
-                return f"{entry.end_request.by} already asked to end this session"
+                return _("{by} already asked to end this session", by=entry.end_request.by)
             request = EndRequest(f"{operator} ({SOURCE})", reason)
             await AuditLog(store).record("session.end", user=operator, source=SOURCE, target=entry.username,
                                         outcome="allowed", reason=reason, session=entry.id, desktop=entry.target,
                                         node=entry.node)
             if not await directory.request_end(entry.id, request):
-                return "this session is already ending"
+                return _("this session is already ending")
             board = NoticeBoard(store, Metrics())  # a registry of its own: this process exports nothing
             await board.post(entry.username, SessionEnded(request.by, reason, entry.target))
             print(f"ending {entry.username}'s session {entry.id} on {entry.target} (node {entry.node})")
@@ -99,6 +101,6 @@ def sessions_end_command(config: Config, session_id: str, reason: str) -> int:
 
     error = asyncio.run(end())
     if error is not None:
-        print(f"deskgate: {error}", file=sys.stderr)
+        print(_("deskgate: {error}", error=error), file=sys.stderr)
         return 1
     return 0

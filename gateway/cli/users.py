@@ -25,6 +25,7 @@ from base.db import Store
 from base.times import isoformat_utc
 from gateway.audit import AuditLog
 from gateway.cli.common import CommandGroups
+from gateway.cli.messages import _
 from gateway.config import Config, load_config
 from gateway.useradmin import UserAdmin, UserEntry, password_problem
 
@@ -42,6 +43,7 @@ def add_commands(commands: CommandGroups, common: argparse.ArgumentParser) -> No
                           description="Add a local user; prints the TOTP URI and QR code to scan once.")
     add.add_argument("name", metavar="NAME")
     add.add_argument("--group", action="append", default=[], metavar="G", help="a group (repeatable)")
+    add.add_argument("--display-name", metavar="TEXT", help="the name people know them by (Unicode, e.g. 山田 太郎)")
     add.add_argument("--admin", action="store_true",
                      help="an administrator: the admin console (/admin), every live session and recording; "
                           "directory users become administrators through auth.ldap.admin_groups")
@@ -56,6 +58,12 @@ def add_commands(commands: CommandGroups, common: argparse.ArgumentParser) -> No
     set_groups.add_argument("name", metavar="NAME")
     set_groups.add_argument("groups", nargs="*", metavar="G")
     set_groups.set_defaults(handler=cmd_set_groups)
+
+    display = user.add_parser("set-display-name", parents=[common],
+                              help="set (or with no TEXT, remove) the name people know a local user by")
+    display.add_argument("name", metavar="NAME")
+    display.add_argument("text", nargs="?", default=None, metavar="TEXT")
+    display.set_defaults(handler=cmd_set_display_name)
     delete = user.add_parser("delete", parents=[common],
                              help="delete a local user and their TOTP secret; never the last administrator")
     delete.add_argument("name", metavar="NAME")
@@ -83,8 +91,8 @@ def _print_enrollment(config: Config, name: str, secret: str) -> None:
 def _password_from_stdin(args: argparse.Namespace) -> str | None:
     """The first line of stdin, or None after saying on stderr what is wrong."""
     if not args.password_stdin:
-        print("deskgate: pass the password on stdin with --password-stdin "
-              "(it never goes on the command line)", file=sys.stderr)
+        print(_("deskgate: pass the password on stdin with --password-stdin (it never goes on the command line)"),
+              file=sys.stderr)
         return None
     password = sys.stdin.readline().removesuffix("\n").removesuffix("\r")
     problem = password_problem(password)
@@ -121,7 +129,8 @@ def cmd_add(args: argparse.Namespace) -> int:
     if password is None:
         return 1
     config = load_config(args.config)
-    secret = run_user_admin(config, lambda admin: admin.add_local(args.name, password, args.group, args.admin))
+    secret = run_user_admin(config, lambda admin: admin.add_local(args.name, password, args.group, args.admin,
+                                                                  args.display_name))
     assert config.auth.local is not None  # add_local refuses otherwise
     print(f"added user {args.name} to {config.auth.local.users_file}")
     _print_enrollment(config, args.name, secret)
@@ -162,6 +171,12 @@ def cmd_passwd(args: argparse.Namespace) -> int:
 def cmd_set_groups(args: argparse.Namespace) -> int:
     groups = run_user_admin(load_config(args.config), lambda admin: admin.set_groups(args.name, args.groups))
     print(f"{args.name} is now in {', '.join(groups) if groups else 'no group'}; their sessions have ended")
+    return 0
+
+
+def cmd_set_display_name(args: argparse.Namespace) -> int:
+    shown = run_user_admin(load_config(args.config), lambda admin: admin.set_display_name(args.name, args.text))
+    print(f"{args.name} is now shown as {shown}" if shown else f"{args.name} has no display name now")
     return 0
 
 

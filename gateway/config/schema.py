@@ -300,7 +300,8 @@ class _ConfigReader:
     def ldap(self, node: Node, policies: tuple[Policy, ...]) -> LDAPConfig:
         r = self.r
         keys = ["url", "start_tls", "bind_dn", "bind_password_file", "user_base", "user_filter",
-                "group_base", "group_filter", "timeout", "ca_file", "allowed_groups", "admin_groups"]
+                "group_base", "group_filter", "timeout", "ca_file", "allowed_groups", "admin_groups",
+                "display_name_attribute"]
         section = r.mapping(node, "auth.ldap", keys, required=["url", "user_base"])
         url = r.string(section["url"], "auth.ldap.url")
         start_tls = r.boolean(section.get("start_tls"), "auth.ldap.start_tls", False)
@@ -334,6 +335,8 @@ class _ConfigReader:
             ca_file=self.optional_path(section.get("ca_file"), "auth.ldap.ca_file"),
             allowed_groups=None if allowed_groups is None else allowed_groups | admin_groups,
             admin_groups=admin_groups,
+            display_name_attribute=r.string(section.get("display_name_attribute"), "auth.ldap.display_name_attribute",
+                                            "displayName"),
         )
 
     def admin_groups(self, node: Node | None) -> frozenset[str]:

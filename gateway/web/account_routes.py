@@ -19,6 +19,7 @@ from auth.errors import AuthError, InvalidCredentials, RateLimited
 from gateway.useradmin import password_problem
 from gateway.web.auth_routes import json_fields, refusal
 from gateway.web.keys import AUDIT, LOGIN, METRICS, WEB_SESSIONS
+from gateway.web.messages import N_, say
 from gateway.web.security import client_address, current_session, error_json
 
 routes = web.RouteTableDef()
@@ -30,7 +31,7 @@ OTHER_SESSIONS_ENDED = "you changed your password; sign in again with the new on
 async def change_own_password(request: web.Request) -> web.Response:
     session = current_session(request)
     if session is None:
-        return error_json(401, "log in first")
+        return error_json(401, say(request, "log in first"))
     fields = await json_fields(request, ("current", "new", "repeat"))
     if isinstance(fields, web.Response):
         return fields
@@ -41,13 +42,14 @@ async def change_own_password(request: web.Request) -> web.Response:
     users = login.local_users
     if session.identity.backend != "local" or users is None or users.get(name) is None:
         results.labels(result="refused").inc()
-        return error_json(409, "your password is kept by the directory; change it there (ask your administrator how)")
-    problem = password_problem(new) or ("the two new passwords differ; type the same one twice" if new != repeat
-                                        else "the new password is the current one; choose another" if new == current
-                                        else None)
+        return error_json(409, say(request, "your password is kept by the directory; change it there "
+                                            "(ask your administrator how)"))
+    problem = password_problem(new) or (N_("the two new passwords differ; type the same one twice") if new != repeat
+                                        else N_("the new password is the current one; choose another")
+                                        if new == current else None)
     if problem is not None:
         results.labels(result="refused").inc()
-        return error_json(400, problem)
+        return error_json(400, say(request, problem))
 
     async def audit(outcome: str, reason: str | None = None, **detail: object) -> None:
         await app[AUDIT].record("user.passwd", user=name, source=source, target=name, outcome=outcome,
@@ -64,7 +66,7 @@ async def change_own_password(request: web.Request) -> web.Response:
     except InvalidCredentials:
         results.labels(result="wrong_password").inc()
         await audit("failure", "wrong current password")
-        return error_json(403, "the current password is wrong")
+        return error_json(403, say(request, "the current password is wrong"))
     except AuthError as error:
         await login.throttle.withdraw(attempt)
         results.labels(result="refused").inc()

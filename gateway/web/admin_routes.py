@@ -29,12 +29,13 @@ from auth.totp import provisioning_uri, svg_data_uri
 from auth.websession import WebSession
 from gateway.useradmin import UserAdmin
 from gateway.web.keys import AUDIT, LOGIN, METRICS, SETTINGS, STORE, WEB_SESSIONS
+from gateway.web.messages import N_, say
 from gateway.web.pages import page, redirect_to_login
 from gateway.web.security import client_address, current_session, error_json
 
 routes = web.RouteTableDef()
 
-NOT_AN_ADMIN = "the admin console is for administrators; ask one if you need a change"
+NOT_AN_ADMIN = N_("the admin console is for administrators; ask one if you need a change")
 MAX_BODY_ITEMS = 100  # groups in one request
 MAX_TEXT = 1024
 
@@ -43,14 +44,14 @@ async def refuse_non_admin(request: web.Request) -> WebSession | web.Response:
     """The caller's session when they are an administrator; else the 401/403 answer (a 403 is audited)."""
     session = current_session(request)
     if session is None:
-        return error_json(401, "log in first")
+        return error_json(401, say(request, "log in first"))
     if session.identity.admin:
         return session
     request.app[METRICS].admin_denied_total.inc()
     await request.app[AUDIT].record("admin.denied", user=session.identity.username, source=client_address(request),
                                     target=request.path[:255], outcome="denied", reason="not an administrator",
                                     method=request.method)
-    return error_json(403, NOT_AN_ADMIN)
+    return error_json(403, say(request, NOT_AN_ADMIN))
 
 
 @routes.get("/admin")
@@ -125,7 +126,8 @@ async def list_users(request: web.Request) -> web.Response:
         return session
     part = request.query.get("q", "").strip().lower()
     users = await user_admin(request, session).list_users()
-    return web.json_response({"users": [user.to_json() for user in users if part in user.name.lower()]})
+    return web.json_response({"users": [user.to_json() for user in users
+                                        if part in user.name.lower() or part in (user.display_name or "").lower()]})
 
 
 @routes.post("/api/v1/admin/users")
@@ -141,11 +143,14 @@ async def add_user(request: web.Request) -> web.Response:
         if isinstance(field, web.Response):
             return field
     assert isinstance(name, str) and isinstance(password, str) and isinstance(groups, list)
+    display_name = text_field(body, "display_name", required=False)
+    if isinstance(display_name, web.Response):
+        return display_name
     admin = body.get("admin", False) is True
     admin_of = user_admin(request, session)
 
     async def add() -> dict[str, str]:
-        return _enrollment(request, name, await admin_of.add_local(name, password, groups, admin))
+        return _enrollment(request, name, await admin_of.add_local(name, password, groups, admin, display_name))
 
     return await _change(request, session, "user.add", name, add())
 
@@ -246,3 +251,23 @@ async def set_groups(request: web.Request) -> web.Response:
         return {"user": name, "groups": list(await admin_of.set_groups(name, groups))}
 
     return await _change(request, session, "user.groups", name, change())
+
+
+@routes.put("/api/v1/admin/users/{name}/display-name")
+async def set_display_name(request: web.Request) -> web.Response:
+    named = await _named(request)
+    if isinstance(named, web.Response):
+        return named
+    session, name = named
+    body = await json_object(request)
+    if isinstance(body, web.Response):
+        return body
+    display_name = text_field(body, "display_name", required=False)
+    if isinstance(display_name, web.Response):
+        return display_name
+    admin_of = user_admin(request, session)
+
+    async def change() -> dict[str, Any]:
+        return {"user": name, "display_name": await admin_of.set_display_name(name, display_name)}
+
+    return await _change(request, session, "user.display_name", name, change())

@@ -38,7 +38,8 @@ from auth.websession import csrf_token_for
 from gateway.i18n import translator
 from gateway.web.auth_messages import refusal_message
 from gateway.web.keys import AUDIT, LIVE_SESSIONS, LOGIN, SETTINGS, WEB_SESSIONS
-from gateway.web.pages import page, redirect_to_login, request_language
+from gateway.web.messages import request_language, say
+from gateway.web.pages import page, redirect_to_login
 from gateway.web.security import (
     DATABASE_DOWN,
     client_address,
@@ -129,7 +130,7 @@ async def login(request: web.Request) -> web.Response:
         return refusal(request, answer_of(error))
     except SQLAlchemyError as error:
         log.error("login failed on the database: %s", error)
-        return error_json(503, DATABASE_DOWN)
+        return error_json(503, say(request, DATABASE_DOWN))
 
 
 @routes.post("/api/v1/logout")
@@ -151,7 +152,7 @@ async def whoami(request: web.Request) -> web.Response:
     """The caller's session: who, and the CSRF token the pages send with every state change."""
     session = current_session(request)
     if session is None:
-        return error_json(401, "log in first")
+        return error_json(401, say(request, "log in first"))
     settings = request.app[SETTINGS].current.config.auth.web_session
     return web.json_response({
         "username": session.identity.username, "groups": sorted(session.identity.groups),
@@ -203,6 +204,6 @@ async def confirm_enrollment(request: web.Request) -> web.Response:
         return refusal(request, error)
     except SQLAlchemyError as error:
         log.error("enrollment failed on the database: %s", error)
-        return error_json(503, DATABASE_DOWN)
+        return error_json(503, say(request, DATABASE_DOWN))
     response.del_cookie(enroll_cookie_name(request.app), path="/")
     return response

@@ -31,6 +31,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from auth.websession import WebSession
 from gateway.desktop import DesktopSession
 from gateway.errors import TargetInUse
+from gateway.i18n import translator
 from gateway.policy import Policy
 from gateway.rfb.browser_limits import BrowserLimits
 from gateway.session_watch import CloseCode, SessionEnded, close_reason
@@ -46,6 +47,7 @@ from gateway.web.keys import (
     SESSION_DIRECTORY,
     SETTINGS,
 )
+from gateway.web.messages import request_language, say
 from gateway.web.security import (
     client_address,
     current_session,
@@ -66,7 +68,7 @@ async def _admit(request: web.Request, session: WebSession, settings: Settings, 
     app = request.app
     metrics = app[METRICS]
     if name not in settings.config.targets or name not in settings.vnc_endpoints:
-        return error_json(404, f"there is no desktop called {name!r}")
+        return error_json(404, say(request, "there is no desktop called {name}", name=repr(name)))
     source = client_address(request)
     decision = settings.policies.decide(session.identity, source, name, app[CLOCK]())
     if not decision.allowed or decision.policy is None:
@@ -75,8 +77,9 @@ async def _admit(request: web.Request, session: WebSession, settings: Settings, 
         await app[AUDIT].record("session.open", user=session.identity.username, source=source, target=name,
                                 outcome="denied", reason=decision.reason, protocol="vnc")
         if decision.outside_hours:
-            return error_json(403, f"{name} is outside its working hours: {decision.reason}")
-        return error_json(403, f"you may not open {name} from here: {decision.reason}")
+            return error_json(403, say(request, "{name} is outside its working hours: {reason}", name=name,
+                                                  reason=decision.reason))
+        return error_json(403, say(request, "you may not open {name} from here: {reason}", name=name, reason=decision.reason))
     return decision.policy
 
 
@@ -85,7 +88,7 @@ async def check_desktop(request: web.Request) -> web.Response:
     """Whether the caller may open this desktop now: 200, or 403/404/409 with the reason the page shows."""
     session = current_session(request)
     if session is None:
-        return error_json(401, "log in first")
+        return error_json(401, say(request, "log in first"))
     settings = request.app[SETTINGS].current
     name = request.match_info["target"]
     admitted = await _admit(request, session, settings, name)
@@ -97,7 +100,7 @@ async def check_desktop(request: web.Request) -> web.Response:
         if len(holders) >= max_sessions:
             refusal = TargetInUse(name, max_sessions, holders, session.identity.username)
             await refuse_in_use(request, refusal, "vnc")
-            return error_json(409, refusal.reason)
+            return error_json(409, refusal.explain(translator(request_language(request))))
     return web.json_response({"target": name, "available": True})
 
 
@@ -108,11 +111,11 @@ async def desktop_socket(request: web.Request) -> web.StreamResponse:
     name = request.match_info["target"]
     session = current_session(request)
     if session is None:
-        return error_json(401, "log in first")
+        return error_json(401, say(request, "log in first"))
     if not origin_allowed(request):
         log.warning("foreign origin refused", extra={"ctx": {"origin": request.headers.get("Origin"),
                                                              "user": session.identity.username}})
-        return error_json(403, "this WebSocket may only be opened from the gateway's own pages")
+        return error_json(403, say(request, "this WebSocket may only be opened from the gateway's own pages"))
     settings = app[SETTINGS].current
     policy = await _admit(request, session, settings, name)
     if isinstance(policy, web.Response):
@@ -131,7 +134,8 @@ async def desktop_socket(request: web.Request) -> web.StreamResponse:
 
     registry = app[LIVE_SESSIONS]
     live = LiveSession(id=registry.new_id(), protocol="vnc", username=user, source=str(source), target=name,
-                       web_session_id=session.id, groups=session.identity.groups)
+                       web_session_id=session.id, groups=session.identity.groups,
+                       display_name=session.identity.display_name)
     # Listed (which claims a place on the target) and audited before any byte reaches the target: a session
     # the audit log cannot hold does not start, and none runs unseen by the supervisors.
     directory = app[SESSION_DIRECTORY]
@@ -143,7 +147,8 @@ async def desktop_socket(request: web.Request) -> web.StreamResponse:
         return ws
     try:
         await audit.record("session.open", user=user, source=source, target=name, outcome="allowed",
-                           reason=f"policy {policy.name}", protocol="vnc", session=live.id)
+                           reason=f"policy {policy.name}", protocol="vnc", session=live.id,
+                           **({"display_name": live.display_name} if live.display_name is not None else {}))
     except BaseException:
         await directory.withdraw(live.id)
         raise

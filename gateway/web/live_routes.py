@@ -45,6 +45,7 @@ from gateway.session_directory import DirectoryEntry
 from gateway.sessions import is_live_session_id
 from gateway.watch import watch_scope
 from gateway.web.keys import AUDIT, LIVE_SESSIONS, METRICS, NOTICES, SESSION_DIRECTORY, SETTINGS
+from gateway.web.messages import N_, say
 from gateway.web.pages import page, redirect_to_login
 from gateway.web.security import client_address, current_session, error_json, origin_allowed
 
@@ -55,8 +56,8 @@ MODES = ("live", "tile")  # the page /live/{id}, and a tile of the wall
 #: How often a view checks that the operator's session is still listed (seconds).
 SESSION_CHECK_INTERVAL = 2.0
 
-MAY_NOT_VIEW = "you may not view this session: it has ended, or its user is not in a group you watch"
-MAY_WATCH_NOBODY = "you may not view live sessions: no policy lets you watch anyone's work"
+MAY_NOT_VIEW = N_("you may not view this session: it has ended, or its user is not in a group you watch")
+MAY_WATCH_NOBODY = N_("you may not view live sessions: no policy lets you watch anyone's work")
 
 
 async def _viewable(request: web.Request) -> DirectoryEntry | web.Response:
@@ -87,13 +88,13 @@ async def _refuse(request: web.Request, reason: str, why: str, message: str, **d
     request.app[METRICS].live_view_refused_total.labels(reason=reason).inc()
     await request.app[AUDIT].record("session.view", user=session.identity.username, source=client_address(request),
                                     target=detail.pop("operator", None), outcome="denied", reason=why, **detail)
-    return error_json(403, message)
+    return error_json(403, say(request, message))
 
 
 @routes.get("/api/v1/sessions/{id}")
 async def session_details(request: web.Request) -> web.Response:
     if current_session(request) is None:
-        return error_json(401, "log in first")
+        return error_json(401, say(request, "log in first"))
     entry = await _viewable(request)
     if isinstance(entry, web.Response):
         return entry
@@ -116,7 +117,7 @@ async def live_socket(request: web.Request) -> web.StreamResponse:
     app = request.app
     session = current_session(request)
     if session is None:
-        return error_json(401, "log in first")
+        return error_json(401, say(request, "log in first"))
     if not origin_allowed(request):
         return await _refuse(request, "foreign_origin", f"foreign origin {request.headers.get('Origin')!r}",
                              "this WebSocket may only be opened from the gateway's own pages",

@@ -27,6 +27,7 @@ from aiohttp import web
 
 from gateway.notices import PostedNotice
 from gateway.web.keys import NOTICES
+from gateway.web.messages import say
 from gateway.web.security import current_session, error_json
 
 routes = web.RouteTableDef()
@@ -63,7 +64,7 @@ def _last_event_id(request: web.Request) -> int | None:
 async def notice_stream(request: web.Request) -> web.StreamResponse:
     session = current_session(request)
     if session is None:
-        return error_json(401, "log in first")
+        return error_json(401, say(request, "log in first"))
     user = session.identity.username
     board = request.app[NOTICES]
     after = _last_event_id(request)

@@ -21,14 +21,14 @@ from aiohttp import web
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
-from gateway.i18n import LANGUAGE_NAMES, LANGUAGES, negotiate, supported, translator
+from gateway.i18n import LANGUAGE_NAMES, LANGUAGES, supported, translator
 from gateway.web.keys import SETTINGS
+from gateway.web.messages import LANGUAGE_COOKIE, request_language
 from gateway.web.security import TERMINAL_CONTENT_SECURITY_POLICY, current_session, served_over_tls
 
 WEB_DIR = Path(__file__).parent
 TEMPLATES = WEB_DIR / "templates"
 STATIC = WEB_DIR / "static"
-LANGUAGE_COOKIE = "deskgate_lang"
 LANGUAGE_COOKIE_AGE = 365 * 24 * 3600
 LANGUAGE_PARAMETER = "lang"
 
@@ -81,12 +81,6 @@ def renderer() -> PageRenderer:
     if _renderer is None:
         _renderer = PageRenderer()
     return _renderer
-
-
-def request_language(request: web.Request) -> str:
-    """The language of the caller's pages and messages: cookie, ``Accept-Language``, the site's default."""
-    default = request.app[SETTINGS].current.config.ui.language
-    return negotiate(request.headers.get("Accept-Language"), request.cookies.get(LANGUAGE_COOKIE), default)
 
 
 def remember_language(request: web.Request) -> web.HTTPFound | None:

@@ -7,6 +7,7 @@ from aiohttp import web
 from gateway.session_watch import idle_warning_lead
 from gateway.watch import watch_scope
 from gateway.web.keys import CLOCK, SETTINGS
+from gateway.web.messages import say
 from gateway.web.pages import signed_in_page
 from gateway.web.security import client_address, current_session, error_json
 
@@ -22,7 +23,7 @@ routes.get("/terminal/{target}")(signed_in_page("terminal.html", terminal_assets
 async def list_targets(request: web.Request) -> web.Response:
     session = current_session(request)
     if session is None:
-        return error_json(401, "log in first")
+        return error_json(401, say(request, "log in first"))
     settings = request.app[SETTINGS].current
     config = settings.config
     source = client_address(request)
@@ -41,7 +42,8 @@ async def list_targets(request: web.Request) -> web.Response:
         })
     may_watch = not watch_scope(session.identity, source, settings.policies).nobody
     identity = session.identity
-    return web.json_response({"user": identity.username, "targets": targets, "may_watch": may_watch,
+    return web.json_response({"user": identity.username, "display_name": identity.display_name,
+                              "targets": targets, "may_watch": may_watch,
                               "admin": identity.admin, "own_password": identity.backend == "local"})
 
 

@@ -42,6 +42,7 @@ from gateway.policy import IPAddress, PolicySet, RecordingAccess, normalize_sour
 from gateway.recording_service import ClipRefused, RecordingService
 from gateway.watch import WatchScope, watch_scope
 from gateway.web.keys import AUDIT, METRICS, RECORDING_INDEX, RECORDINGS, SETTINGS, STORE
+from gateway.web.messages import say
 from gateway.web.pages import signed_in_page
 from gateway.web.security import client_address, current_session, error_json
 from gateway.web.storage_routes import journal_file, object_response, remote_recordings
@@ -190,13 +191,13 @@ async def _authorized_recording(request: web.Request, action: str) -> tuple[_Cal
     """The caller and the recording named in the URL if they may see it; otherwise the (audited) refusal."""
     caller = _caller(request)
     if caller is None:
-        return error_json(401, "log in first")
+        return error_json(401, say(request, "log in first"))
     recording_id = request.match_info["id"]
     if not is_session_id(recording_id):
         return error_json(404, "there is no such recording")
     if caller.sees_none:
         await _audit(request, caller, action, recording_id, "denied", "no policy lets this user see recordings")
-        return error_json(403, "you may not see recordings")
+        return error_json(403, say(request, "you may not see recordings"))
     row = await request.app[RECORDING_INDEX].get(recording_id)
     if row is None:
         return error_json(404, f"there is no recording {recording_id}")
@@ -204,7 +205,7 @@ async def _authorized_recording(request: web.Request, action: str) -> tuple[_Cal
         await _audit(request, caller, action, recording_id, "denied",
                      "the recording is another user's, outside the groups this user may watch")
         if caller.watch.nobody:
-            return error_json(403, "you may only see your own recordings")
+            return error_json(403, say(request, "you may only see your own recordings"))
         return error_json(403, f"you may not see {row.user}'s recordings")
     return caller, row
 
@@ -257,10 +258,10 @@ def _filters_for_audit(filters: Mapping[str, Any]) -> dict[str, Any]:
 async def list_recordings(request: web.Request) -> web.Response:
     caller = _caller(request)
     if caller is None:
-        return error_json(401, "log in first")
+        return error_json(401, say(request, "log in first"))
     if caller.sees_none:
         await _audit(request, caller, "recording.list", None, "denied", "no policy lets this user see recordings")
-        return error_json(403, "you may not see recordings")
+        return error_json(403, say(request, "you may not see recordings"))
     try:
         filters = parse_list_filters(request.query)
     except ValueError as exc:
@@ -269,7 +270,7 @@ async def list_recordings(request: web.Request) -> web.Response:
         if filters.get("user", caller.identity.username) != caller.identity.username:
             await _audit(request, caller, "recording.list", None, "denied", "asked for another user's recordings",
                          filters=_filters_for_audit(filters))
-            return error_json(403, "you may only see your own recordings")
+            return error_json(403, say(request, "you may only see your own recordings"))
         filters["user"] = caller.identity.username
     rows = await request.app[RECORDING_INDEX].search(**filters, visible=caller.visibility())
     await _audit(request, caller, "recording.list", None, "allowed", filters=_filters_for_audit(filters),
@@ -468,10 +469,10 @@ async def my_bookmarks(request: web.Request) -> web.Response:
     """The caller's own bookmarks, newest first, on the recordings they may still see."""
     caller = _caller(request)
     if caller is None:
-        return error_json(401, "log in first")
+        return error_json(401, say(request, "log in first"))
     if caller.sees_none:
         await _audit(request, caller, "bookmark.list", None, "denied", "no policy lets this user see recordings")
-        return error_json(403, "you may not see recordings")
+        return error_json(403, say(request, "you may not see recordings"))
     mine = await Bookmarks(request.app[STORE]).by_owner(caller.identity.username)
     visible = [{**bookmark.to_json(), "recording": recording.to_json()} for bookmark, recording in mine
                if caller.may_see(recording.user, recording.user_groups)]

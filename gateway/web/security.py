@@ -38,6 +38,7 @@ from auth.websession import WebSession, csrf_token_for
 from gateway.config import Config, PublicURL
 from gateway.web.keys import AUDIT, METRICS, SETTINGS, WEB_SESSIONS
 from gateway.web.listener import Refusal, RefusalReporter, in_networks, peer_address, source_of
+from gateway.web.messages import N_, say
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ CONTENT_SECURITY_POLICY = (
 TERMINAL_CONTENT_SECURITY_POLICY = CONTENT_SECURITY_POLICY.replace(
     "script-src 'self'; style-src 'self'", "script-src 'self' 'wasm-unsafe-eval'; style-src 'self' 'unsafe-inline'")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-DATABASE_DOWN = "the gateway cannot reach its database; try again in a minute or contact your administrator"
+DATABASE_DOWN = N_("the gateway cannot reach its database; try again in a minute or contact your administrator")
 CSRF_HEADER = "X-CSRF-Token"
 #: Creates a session, so has no token to show: JSON only, from no other site.
 TOKENLESS_PATHS = frozenset({"/api/v1/login"})
@@ -303,7 +304,7 @@ async def web_session(request: web.Request, handler: Handler) -> web.StreamRespo
             session = await request.app[WEB_SESSIONS].get(session_id)
         except SQLAlchemyError as error:
             log.error("cannot look a web session up: %s", error)
-            return error_json(503, DATABASE_DOWN)
+            return error_json(503, say(request, DATABASE_DOWN))
         if session is not None:
             request[WEB_SESSION] = session
     return await handler(request)
@@ -320,14 +321,15 @@ async def csrf_protection(request: web.Request, handler: Handler) -> web.StreamR
                                                                         and origin != own_origin(request)):
         log.warning("cross-site request refused", extra={"ctx": {"origin": origin, "site": site,
                                                                   "path": request.path}})
-        return error_json(403, "cross-site request refused")
+        return error_json(403, say(request, "cross-site request refused"))
     if request.path not in TOKENLESS_PATHS:
         session = current_session(request)
         enrollment = request.cookies.get(enroll_cookie_name(request.app))
         expected = session.csrf_token if session is not None else csrf_token_for(enrollment) if enrollment else None
         if expected is not None and not hmac.compare_digest(request.headers.get(CSRF_HEADER, ""), expected):
             log.warning("CSRF token missing or wrong", extra={"ctx": {"path": request.path}})
-            return error_json(403, f"missing or wrong {CSRF_HEADER}; reload the page and try again")
+            return error_json(403, say(request, "missing or wrong {header}; reload the page and try again",
+                                                  header=CSRF_HEADER))
     return await handler(request)
 
 

@@ -20,12 +20,13 @@ from gateway.sessions import EndRequest, is_live_session_id
 from gateway.watch import WatchScope, watch_scope
 from gateway.web.auth_routes import json_fields
 from gateway.web.keys import AUDIT, LIVE_SESSIONS, METRICS, NOTICES, SESSION_DIRECTORY, SETTINGS
+from gateway.web.messages import N_, say
 from gateway.web.pages import signed_in_page
 from gateway.web.security import client_address, current_session, error_json
 
 routes = web.RouteTableDef()
 
-MAY_WATCH_NOBODY = "you may not see live sessions: no policy lets you watch anyone's work"
+MAY_WATCH_NOBODY = N_("you may not see live sessions: no policy lets you watch anyone's work")
 
 
 async def _refuse(request: web.Request, action: str, scope_action: str, message: str, *, target: str | None = None,
@@ -50,9 +51,9 @@ def _scope(request: web.Request) -> WatchScope | None:
 async def list_sessions(request: web.Request) -> web.Response:
     scope = _scope(request)
     if scope is None:
-        return error_json(401, "log in first")
+        return error_json(401, say(request, "log in first"))
     if scope.nobody:
-        return await _refuse(request, "session.list", "list", MAY_WATCH_NOBODY, reason=scope.describe())
+        return await _refuse(request, "session.list", "list", say(request, MAY_WATCH_NOBODY), reason=scope.describe())
     directory = request.app[SESSION_DIRECTORY]
     entries = await directory.list()
     now = directory.clock()
@@ -64,10 +65,10 @@ async def end_session(request: web.Request) -> web.Response:
     scope = _scope(request)
     session = current_session(request)
     if scope is None or session is None:
-        return error_json(401, "log in first")
+        return error_json(401, say(request, "log in first"))
     session_id = request.match_info["id"]
     if scope.nobody:
-        return await _refuse(request, "session.end", "end", MAY_WATCH_NOBODY, reason=scope.describe(),
+        return await _refuse(request, "session.end", "end", say(request, MAY_WATCH_NOBODY), reason=scope.describe(),
                              session=session_id[:64])
     fields = await json_fields(request, ("reason",))
     if isinstance(fields, web.Response):
@@ -75,25 +76,28 @@ async def end_session(request: web.Request) -> web.Response:
     directory = request.app[SESSION_DIRECTORY]
     reason = " ".join(fields[0].split())  # one line: it ends up in a close frame and a notice
     if not reason:
-        return error_json(400, "say why you end this session: the operator reads the reason")
+        return error_json(400, say(request, "say why you end this session: the operator reads the reason"))
     if len(reason) > directory.max_reason:
-        return error_json(400, f"the reason is longer than {directory.max_reason} characters; shorten it")
+        return error_json(400, say(request, "the reason is longer than {limit} characters; shorten it",
+                                        limit=directory.max_reason))
     entry = await directory.get(session_id) if is_live_session_id(session_id) else None
     if entry is None:
-        return error_json(404, f"there is no live session {session_id[:64]!r}; it may have ended already")
+        return error_json(404, say(request, "there is no live session {session}; it may have ended already",
+                                        session=repr(session_id[:64])))
     if not scope.covers(entry.groups):
-        return await _refuse(request, "session.end", "end", f"you may not end {entry.username}'s session",
+        return await _refuse(request, "session.end", "end", say(request, "you may not end {user}'s session",
+                                                                  user=entry.username),
                              target=entry.username, reason=f"not watched: the user's groups are outside the "
                              f"caller's watch ({scope.describe()})", session=entry.id, desktop=entry.target)
     if entry.end_request is not None:
-        return error_json(409, f"{entry.end_request.by} already asked to end this session")
+        return error_json(409, say(request, "{by} already asked to end this session", by=entry.end_request.by))
     by = session.identity.username
     end = EndRequest(by, reason)
     await request.app[AUDIT].record("session.end", user=by, source=client_address(request), target=entry.username,
                                     outcome="allowed", reason=reason, session=entry.id, desktop=entry.target,
                                     node=entry.node)
     if not await directory.request_end(entry.id, end):
-        return error_json(409, "this session is already ending")
+        return error_json(409, say(request, "this session is already ending"))
     request.app[METRICS].sessions_end_requested_total.inc()
     request.app[LIVE_SESSIONS].end(entry.id, end)  # at once when this node holds it; else its watcher does
     request.app[NOTICES].post_nowait(entry.username, SessionEnded(by, reason, entry.target))

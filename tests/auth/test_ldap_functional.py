@@ -106,7 +106,8 @@ async def refusal(backend: LDAPBackend, username: str, password: str) -> str:
 async def test_user_in_group_logs_in_with_direct_and_nested_groups(backend: LDAPBackend, metrics: Metrics) -> None:
     identity = await backend.authenticate("alice", USERS["alice"])
 
-    assert identity == Identity("alice", frozenset({"operators", "staff"}), admin=False, backend="ldap")
+    assert identity == Identity("alice", frozenset({"operators", "staff"}), admin=False, backend="ldap",
+                                display_name="山田 花子")
     assert ldap_up(metrics) == 1
     assert logins_measured(metrics) == 1
 
@@ -216,7 +217,7 @@ async def test_dn_template_binds_as_the_user_and_escapes_the_name(config: LDAPCo
     backend = LDAPBackend(replace(config, bind_dn=None, bind_password_file=None, user_base=f"uid={{username}},{PEOPLE}"))
 
     assert await backend.authenticate("alice", USERS["alice"]) == Identity(
-        "alice", frozenset({"operators", "staff"}), admin=False, backend="ldap"
+        "alice", frozenset({"operators", "staff"}), admin=False, backend="ldap", display_name="山田 花子"
     )
     for username in ("alice,ou=people", "*", "alice+cn=alice"):
         await refusal(backend, username, USERS["alice"])
@@ -387,6 +388,17 @@ async def test_members_of_admin_groups_are_administrators_nested_groups_included
     alice = await backend.authenticate("alice", USERS["alice"])  # in staff through operators
     bob = await backend.authenticate("bob", USERS["bob"])
 
-    assert alice == Identity("alice", frozenset({"operators", "staff"}), admin=True, backend="ldap")
+    assert alice == Identity("alice", frozenset({"operators", "staff"}), admin=True, backend="ldap",
+                             display_name="山田 花子")
     assert bob.admin is False
     assert (await LDAPBackend(config).authenticate("alice", USERS["alice"])).admin is False  # none configured
+
+
+async def test_display_names_come_from_the_configured_attribute_else_cn(config: LDAPConfig) -> None:
+    default = LDAPBackend(config)
+    assert (await default.authenticate("alice", USERS["alice"])).display_name == "山田 花子"  # displayName
+    assert (await default.authenticate("bob", USERS["bob"])).display_name == "Bob Smith"  # no displayName: cn
+    by_cn = LDAPBackend(replace(config, display_name_attribute="cn"))
+    assert (await by_cn.authenticate("alice", USERS["alice"])).display_name == "alice"
+    by_sn = LDAPBackend(replace(config, display_name_attribute="sn"))
+    assert (await by_sn.authenticate("bob", USERS["bob"])).display_name == "bob"

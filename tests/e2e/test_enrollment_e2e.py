@@ -81,7 +81,7 @@ async def test_first_sign_in_enrolls_an_authenticator_from_the_qr_code(
     await page.fill("#code", totp.now())
     await page.click("#confirm")
     await expect(page).to_have_url(f"{gateway.url}/")
-    await expect(page.locator("#whoami")).to_have_text("Signed in as alice")
+    await expect(page.locator("#whoami")).to_have_text("Signed in as 山田 花子 (alice)")  # the directory's displayName
     await expect(page.locator('a[data-target="desk-01"]')).to_be_visible()
 
     await page.click("#logout")

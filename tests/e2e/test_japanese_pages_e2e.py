@@ -73,3 +73,29 @@ async def test_japanese_browser_gets_japanese_pages_and_can_switch_to_english_an
     await expect(page.locator("#events")).to_contain_text("リモートデスクトップへのクリップボードをブロック（42 バイト）")
     await expect(page.locator("#speeds > .muted")).to_have_text("再生速度")
     await expect(page.locator("#bookmark-add")).to_have_text("ブックマーク")
+
+
+async def test_portal_and_desktop_pages_and_their_refusals_in_japanese(
+    japanese: BrowserContext, recordings_gateway: RecordingsGateway
+) -> None:
+    page = await japanese.new_page()
+    await sign_in(page, recordings_gateway, "alice")
+    await expect(page.locator("h1")).to_have_text("デスクトップ一覧")
+    await expect(page.locator("#whoami")).to_have_text("alice さんとしてログイン中")
+    await expect(page.locator("#portal-message")).to_have_text("使用するデスクトップを選んでください。")
+    await expect(page.locator("#logout")).to_have_text("ログアウト")
+
+    # A refusal the check foresees (the gateway's JSON error, translated by the gateway).
+    await page.goto(f"{recordings_gateway.url}/desktop/desk-99")
+    await expect(page.locator("#ended-title")).to_have_text("このデスクトップを開けません")
+    await expect(page.locator("#ended-reason")).to_have_text("'desk-99' という名前のデスクトップはありません")
+    await expect(page.locator("#reconnect")).to_have_text("もう一度試す")
+
+    # A session the gateway ends (desk-01 listens nowhere): the close code, told in Japanese; the
+    # gateway's English reason stays as the detail.
+    await page.goto(f"{recordings_gateway.url}/desktop/desk-01")
+    await expect(page.locator("#disconnect")).to_have_text("切断")
+    await expect(page.locator("#ended-reason")).to_have_text(
+        "現在このデスクトップに接続できません。しばらくしてからもう一度お試しいただくか、管理者にお問い合わせください",
+        timeout=15000)
+    assert "desk-01" in (await page.locator("#ended-reason").get_attribute("data-reason") or "")

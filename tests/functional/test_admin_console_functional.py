@@ -112,7 +112,7 @@ async def test_admin_changes_need_the_csrf_token_and_each_is_in_the_users_histor
         assert status == 200 and [user["name"] for user in listing["users"]] == ["carol"]
         assert listing["users"][0] | {"last_login": None} == {
             "name": "carol", "source": "local", "groups": ["operators"], "admin": False, "disabled": False,
-            "totp_enrolled": True, "last_login": None}
+            "totp_enrolled": True, "last_login": None, "display_name": None}
         carol_history = [entry for entry in await history(gateway, "carol") if entry[0] == ADMIN]
         assert carol_history == [
             (ADMIN, "user.add", "carol", "success"), (ADMIN, "user.totp_reset", "carol", "success"),

@@ -73,7 +73,7 @@ async def test_a_supervisor_ends_an_operators_session_and_the_operator_learns_wh
         assert session == {
             "id": session["id"], "user": "alice", "source": "127.0.0.1", "target": "desk-01", "protocol": "vnc",
             "started": session["started"], "idle_seconds": session["idle_seconds"], "viewers": 0,
-            "node": platform.node(), "groups": ["operators"], "ending": False,
+            "node": platform.node(), "groups": ["operators"], "ending": False, "display_name": None,
         }
         assert abs(datetime.fromisoformat(session["started"]).timestamp() - time.time()) < 60
         assert 0 <= session["idle_seconds"] < 60

@@ -267,7 +267,7 @@ async def test_list_fields(client: Client) -> None:
         "id": ALICE_ID, "user": "alice", "source": "10.0.0.5", "target": "desk-01", "protocol": "vnc",
         "started": "2026-11-25T08:00:00.000000Z", "ended": "2026-11-25T08:00:31.000000Z", "duration": 31.0,
         "end_reason": "closed", "bytes": alice["bytes"], "keys": 2, "clicks": 4, "video": "ready",
-        "groups": None,  # recorded before groups were
+        "groups": None, "display_name": None,  # recorded before groups (and display names) were
     }
     assert alice["bytes"] > 100
     response = await client.get("/api/v1/recordings?user=bob", headers=await login(client, "sue", "supervisors"))

@@ -6,6 +6,7 @@ Two :class:`SessionDirectory` objects on one database play two nodes; each has i
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -67,7 +68,7 @@ async def test_every_node_lists_every_nodes_sessions(nodes: tuple[SessionDirecto
     assert entry.to_json(clock()) == {
         "id": "6b062500-000000a1", "user": "alice", "source": "10.0.0.5", "target": "desk-01", "protocol": "vnc",
         "started": "2026-11-25T00:00:00.000000Z", "idle_seconds": 30, "viewers": 0, "node": "gw-a",
-        "groups": ["operators", "staff"], "ending": False,
+        "groups": ["operators", "staff"], "ending": False, "display_name": None,
     }
     await a.withdraw("6b062500-000000a1")
     assert [e.id for e in await b.list()] == ["6b062500-000000b2"] and await b.get("6b062500-000000a1") is None
@@ -255,3 +256,10 @@ async def test_the_registry_journals_events_only_for_a_session_with_a_journal(tm
     assert registry.journal("6b062500-000000a1", "viewed_by", {"by": "sam", "from": "x"})
     assert not registry.journal("6b062500-ffffffff", "viewed_by", {"by": "sam"})
     assert written == [("viewed_by", {"by": "sam", "from": "x"})]
+
+
+async def test_every_node_shows_the_display_name(nodes: tuple[SessionDirectory, SessionDirectory]) -> None:
+    a, b = nodes
+    await a.publish(replace(live("6b062500-000000c3", "sato"), display_name="佐藤 次郎"))
+    entry = await b.get("6b062500-000000c3")
+    assert entry is not None and entry.to_json(STARTED)["display_name"] == "佐藤 次郎"

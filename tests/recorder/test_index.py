@@ -304,6 +304,7 @@ async def test_add_then_get_events_and_activity(tmp_path: Path, store: Store) ->
         "started": "2026-11-25T08:00:00.250000Z", "ended": "2026-11-25T08:00:31.250000Z", "duration": 31.0,
         "end_reason": "closed", "bytes": summary.bytes, "keys": 2, "clicks": 4, "video": "none",
         "groups": None,  # the journal's HEADER predates recorded groups
+        "display_name": None,  # nor does it name the user otherwise
     }
     assert await index.get("20261125T080000Z-ffffffff") is None
     assert await index.events("20261125T080000Z-ffffffff") == []
@@ -531,3 +532,34 @@ async def test_the_source_backfill_goes_in_batches(store: Store, monkeypatch: py
     async with store.transaction() as connection:
         await connection.execute(delete(recording_sources))
     assert ids(await RecordingIndex(store).search(source=ip_network("10.0.0.0/16"))) == ["4", "3", "1"]
+
+
+async def test_recordings_are_found_by_part_of_a_japanese_display_name(tmp_path: Path, store: Store) -> None:
+    index = RecordingIndex(store)
+    people = [("20261125T080000Z-0000000a", "yamada", "山田 太郎"), ("20261125T080000Z-0000000b", "tanaka", "田中 花子"),
+              ("20261125T080000Z-0000000c", "sato", None)]
+    for number, (session_id, user, shown) in enumerate(people):
+        header = journal_header(session_id, STARTED + timedelta(minutes=number), user=user,
+                                **({"display_name": shown} if shown else {}))
+        await index.add_journal(write_journal(tmp_path, [end_record(5)], header), None, "gw-1")
+    found = await index.search(user_contains="山田")
+    assert [(row.user, row.display_name) for row in found] == [("yamada", "山田 太郎")]
+    assert found[0].to_json()["display_name"] == "山田 太郎"
+    assert [row.user for row in await index.search(user_contains="花子")] == ["tanaka"]
+    assert [row.user for row in await index.search(user_contains="a")] == ["sato", "tanaka", "yamada"]  # login names
+
+
+async def test_an_older_database_gains_the_display_name_column_on_open(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/old.db"
+    store = await Store.open(url)
+    async with store.transaction() as connection:
+        await connection.exec_driver_sql("ALTER TABLE recordings DROP COLUMN display_name")
+    await store.close()
+    store = await Store.open(url)
+    try:
+        index = RecordingIndex(store)
+        header = journal_header(user="yamada", display_name="山田 太郎")
+        await index.add_journal(write_journal(tmp_path, [end_record(5)], header), None, "gw-1")
+        assert [row.display_name for row in await index.search(user_contains="山田")] == ["山田 太郎"]
+    finally:
+        await store.close()

@@ -2,28 +2,45 @@
 // effective access of a user from an address, targets with reachability and who is on them,
 // and the policies as loaded with the last reload. Every change goes through /api/v1/admin/...
 import { api, logout } from "/static/api.js";
+import { fillElements, t } from "/static/i18n.js";
 
-// Every string this page shows that is not in admin.html.
+// Every string this page shows that is not in admin.html, translated (static/i18n.js).
 const TEXT = {
-  loadFailed: (what, status, error) => error || `Could not load ${what} (HTTP ${status}).`,
-  yes: "yes", no: "no", unknown: "?", none: "—",
-  disable: "Disable", enable: "Enable", resetTotp: "Reset TOTP", resetPassword: "Reset password",
-  groups: "Groups", access: "Access",
-  confirmDisable: (name) => `Disable ${name}? Their sessions end at once.`,
-  confirmTotp: (name) => `Give ${name} a new authenticator key? The old one stops working and their sessions end.`,
-  passwordTitle: (name) => `New password for ${name}`, passwordLabel: "Password (at least 12 characters)",
-  groupsTitle: (name) => `Groups of ${name}`, groupsLabel: "Groups (separated by spaces; empty: none)",
-  added: (name) => `Added ${name}.`, disabled: (name) => `Disabled ${name}.`, enabled: (name) => `Enabled ${name}.`,
-  totpReset: (name) => `New authenticator key for ${name}.`, passwordSet: (name) => `New password for ${name}.`,
-  groupsSet: (name, groups) => `${name} is now in ${groups.length ? groups.join(", ") : "no group"}.`,
-  allowed: "allowed", denied: "denied",
-  accessSummary: (data) => `${data.user} (${data.backend}; groups: ${data.groups.join(", ") || "none"}${
-    data.admin ? "; administrator" : ""}) from ${data.source}. ${data.watch}.`,
-  reachable: "yes", unreachable: (problem) => `no: ${problem}`, nobodyOn: "nobody",
-  noReload: "No reload since this gateway started.",
-  reload: (r) => r.outcome === "ok" ? `Last reload ${r.time}: applied.` : `Last reload ${r.time}: refused — ${r.error}.`,
-  loadedFrom: (path) => `Loaded from ${path}.`,
+  usersFailed: (status) => t("Could not load the users (HTTP {status}).", { status }),
+  targetsFailed: (status) => t("Could not load the targets (HTTP {status}).", { status }),
+  policiesFailed: (status) => t("Could not load the policies (HTTP {status}).", { status }),
+  yes: t("yes"), no: t("no"), unknown: "?", none: "—",
+  disable: t("Disable"), enable: t("Enable"), resetTotp: t("Reset TOTP"), resetPassword: t("Reset password"),
+  groups: t("Groups"), access: t("Access"), displayName: t("Display name"),
+  displayNameTitle: (name) => t("Display name of {name}", { name }),
+  displayNameLabel: t("Display name (empty: none)"),
+  displayNameSet: (name, shown) => t("{name} is now shown as {shown}.", { name, shown }),
+  displayNameRemoved: (name) => t("{name} has no display name now.", { name }),
+  confirmDisable: (name) => t("Disable {name}? Their sessions end at once.", { name }),
+  confirmTotp: (name) => t("Give {name} a new authenticator key? The old one stops working and their sessions end.", { name }),
+  passwordTitle: (name) => t("New password for {name}", { name }), passwordLabel: t("Password (at least 12 characters)"),
+  groupsTitle: (name) => t("Groups of {name}", { name }), groupsLabel: t("Groups (separated by spaces; empty: none)"),
+  added: (name) => t("Added {name}.", { name }), disabled: (name) => t("Disabled {name}.", { name }),
+  enabled: (name) => t("Enabled {name}.", { name }),
+  totpReset: (name) => t("New authenticator key for {name}.", { name }), passwordSet: (name) => t("New password for {name}.", { name }),
+  groupsSet: (name, groups) => groups.length ? t("{name} is now in {groups}.", { name, groups: groups.join(", ") })
+    : t("{name} is now in no group.", { name }),
+  allowed: t("allowed"), denied: t("denied"),
+  accessSummary: (data) => (data.admin
+    ? t("{user} ({backend}; groups: {groups}; administrator) from {source}. {watch}.", summaryValues(data))
+    : t("{user} ({backend}; groups: {groups}) from {source}. {watch}.", summaryValues(data))),
+  reachable: t("yes"), unreachable: (problem) => t("no: {problem}", { problem }), nobodyOn: t("nobody"),
+  noReload: t("No reload since this gateway started."),
+  reload: (r) => r.outcome === "ok" ? t("Last reload {time}: applied.", { time: r.time })
+    : t("Last reload {time}: refused — {error}.", { time: r.time, error: r.error }),
+  loadedFrom: (path) => t("Loaded from {path}.", { path }),
+  httpStatus: (status) => t("HTTP {status}", { status }),
 };
+
+function summaryValues(data) {
+  return { user: data.user, backend: data.backend, groups: data.groups.join(", ") || t("none"),
+    source: data.source, watch: data.watch };
+}
 
 const message = document.getElementById("message");
 const say = (text, error = false) => { message.textContent = text; message.className = error ? "error" : "muted"; };
@@ -38,7 +55,7 @@ search.addEventListener("input", loadUsers);
 async function loadUsers() {
   const { status, data } = await api("GET", `/api/v1/admin/users?q=${encodeURIComponent(search.value.trim())}`);
   if (status === 401) return location.assign("/login");
-  if (status !== 200) return say(TEXT.loadFailed("the users", status, data.error), true);
+  if (status !== 200) return say(data.error || TEXT.usersFailed(status), true);
   userBody.replaceChildren(...data.users.map(userRow));
 }
 
@@ -69,9 +86,12 @@ function userRow(user) {
     user.disabled ? button(TEXT.enable, "enable") : button(TEXT.disable, "disable", "danger"),
     button(TEXT.resetTotp, "totp-reset"),
   );
-  if (user.source === "local") actions.append(button(TEXT.resetPassword, "password"), button(TEXT.groups, "groups"));
+  if (user.source === "local") {
+    actions.append(button(TEXT.resetPassword, "password"), button(TEXT.groups, "groups"),
+      button(TEXT.displayName, "display-name"));
+  }
   actions.append(button(TEXT.access, "access"));
-  row.append(cell(user.name), cell(user.source), cell(user.groups === null ? TEXT.unknown : user.groups.join(", ") || TEXT.none, "wrap"),
+  row.append(cell(user.name), cell(user.display_name || TEXT.none), cell(user.source), cell(user.groups === null ? TEXT.unknown : user.groups.join(", ") || TEXT.none, "wrap"),
     cell(yesNo(user.admin)), cell(yesNo(user.disabled)), cell(yesNo(user.totp_enrolled)),
     cell(user.last_login || TEXT.none), actions);
   for (const b of actions.querySelectorAll("button")) b.addEventListener("click", () => act(b.dataset.action, user));
@@ -98,6 +118,10 @@ async function act(action, user) {
     edit(TEXT.groupsTitle(name), TEXT.groupsLabel, (user.groups || []).join(" "), "text",
       (value) => api("PUT", `${userPath(name)}/groups`, { groups: words(value) }),
       (data) => TEXT.groupsSet(name, data.groups));
+  } else if (action === "display-name") {
+    edit(TEXT.displayNameTitle(name), TEXT.displayNameLabel, user.display_name || "", "text",
+      (value) => api("PUT", `${userPath(name)}/display-name`, { display_name: value }),
+      (data) => data.display_name ? TEXT.displayNameSet(name, data.display_name) : TEXT.displayNameRemoved(name));
   } else if (action === "access") {
     document.getElementById("access-user").value = name;
     showAccess();
@@ -107,7 +131,7 @@ async function act(action, user) {
 
 function report({ status, data }, done) {
   if (status === 401) { location.assign("/login"); return false; }
-  if (status !== 200) { say(data.error || `HTTP ${status}`, true); return false; }
+  if (status !== 200) { say(data.error || TEXT.httpStatus(status), true); return false; }
   say(done);
   loadUsers();
   return true;
@@ -124,7 +148,7 @@ document.getElementById("edit-cancel").addEventListener("click", () => dialog.cl
 document.getElementById("edit-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   const { status, data } = await pending.send(editValue.value);
-  if (status !== 200) { editError.textContent = data.error || `HTTP ${status}`; return; }
+  if (status !== 200) { editError.textContent = data.error || TEXT.httpStatus(status); return; }
   dialog.close();
   say(pending.done(data));
   loadUsers();
@@ -146,6 +170,7 @@ addForm.addEventListener("submit", async (event) => {
   const name = document.getElementById("add-name").value.trim();
   const answer = await api("POST", "/api/v1/admin/users", {
     name, password: document.getElementById("add-password").value,
+    display_name: document.getElementById("add-display-name").value.trim(),
     groups: words(document.getElementById("add-groups").value), admin: document.getElementById("add-admin").checked,
   });
   if (report(answer, TEXT.added(name))) {
@@ -156,7 +181,10 @@ addForm.addEventListener("submit", async (event) => {
 
 const enrollment = document.getElementById("enrollment");
 function showEnrollment(data) {
-  document.getElementById("enroll-user").textContent = data.user;
+  const user = Object.assign(document.createElement("span"), { id: "enroll-user", textContent: data.user });
+  const key = Object.assign(document.createElement("code"), { id: "enroll-secret", className: "secret" });
+  fillElements(document.getElementById("enroll-title"), t("Authenticator for {user}"), { user });
+  fillElements(document.getElementById("enroll-key"), t("Key: {key}"), { key });
   document.getElementById("enroll-qr").src = data.qr;
   document.getElementById("enroll-secret").textContent = data.secret;
   document.getElementById("enroll-uri").textContent = data.uri;
@@ -165,7 +193,7 @@ function showEnrollment(data) {
 document.getElementById("enroll-done").addEventListener("click", () => {
   enrollment.hidden = true;
   document.getElementById("enroll-qr").removeAttribute("src");
-  for (const id of ["enroll-secret", "enroll-uri", "enroll-user"]) document.getElementById(id).textContent = "";
+  for (const id of ["enroll-key", "enroll-uri", "enroll-title"]) document.getElementById(id).textContent = "";
 });
 
 // -- effective access
@@ -178,7 +206,7 @@ async function showAccess() {
   const { status, data } = await api("GET", `/api/v1/admin/access?user=${encodeURIComponent(user)}&from=${encodeURIComponent(from)}`);
   const summary = document.getElementById("access-summary");
   if (status !== 200) {
-    summary.textContent = data.error || `HTTP ${status}`;
+    summary.textContent = data.error || TEXT.httpStatus(status);
     accessTable.hidden = true;
     return;
   }
@@ -208,7 +236,7 @@ document.getElementById("targets-refresh").addEventListener("click", loadTargets
 
 async function loadTargets() {
   const { status, data } = await api("GET", "/api/v1/admin/targets");
-  if (status !== 200) return say(TEXT.loadFailed("the targets", status, data.error), true);
+  if (status !== 200) return say(data.error || TEXT.targetsFailed(status), true);
   targetBody.replaceChildren(...data.targets.map((target) => {
     const row = document.createElement("tr");
     row.dataset.target = target.name;
@@ -223,7 +251,7 @@ async function loadTargets() {
 // -- policies
 async function loadPolicies() {
   const { status, data } = await api("GET", "/api/v1/admin/policies");
-  if (status !== 200) return say(TEXT.loadFailed("the policies", status, data.error), true);
+  if (status !== 200) return say(data.error || TEXT.policiesFailed(status), true);
   document.getElementById("reload-status").textContent =
     `${TEXT.loadedFrom(data.config)} ${data.last_reload ? TEXT.reload(data.last_reload) : TEXT.noReload}`;
   document.querySelector("#policy-table tbody").replaceChildren(...data.policies.map((policy, index) => {

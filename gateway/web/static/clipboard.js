@@ -9,20 +9,22 @@
 //   in the panel and, in a secure context, written to the operator's clipboard.
 // - Off: the panel says so and offers nothing.
 
+import { t } from "/static/i18n.js";
+
 const TEXT = {
-  button: "Clipboard",
-  title: "Clipboard",
-  off: "Clipboard is off for this desktop.",
-  toRemoteOnly: "You can paste into this desktop; copying from it is off.",
-  toLocalOnly: "You can copy from this desktop; pasting into it is off.",
-  both: "Paste into the desktop, or copy what the desktop copied.",
-  paste: "Paste into the desktop",
-  pasted: "Sent to the desktop.",
-  received: "The desktop copied this text.",
-  copiedLocally: "The desktop copied this text; it is on your clipboard too.",
-  notInClipboard: "Your clipboard cannot be read here: type or paste the text into the box, then send it.",
-  placeholder: "Text to paste into the desktop, or copied from it",
-  close: "Close",
+  button: t("Clipboard"),
+  title: t("Clipboard"),
+  off: t("Clipboard is off for this desktop."),
+  toRemoteOnly: t("You can paste into this desktop; copying from it is off."),
+  toLocalOnly: t("You can copy from this desktop; pasting into it is off."),
+  both: t("Paste into the desktop, or copy what the desktop copied."),
+  paste: t("Paste into the desktop"),
+  pasted: t("Sent to the desktop."),
+  received: t("The desktop copied this text."),
+  copiedLocally: t("The desktop copied this text; it is on your clipboard too."),
+  notInClipboard: t("Your clipboard cannot be read here: type or paste the text into the box, then send it."),
+  placeholder: t("Text to paste into the desktop, or copied from it"),
+  close: t("Close"),
 };
 
 function element(tag, properties = {}) {

@@ -9,27 +9,55 @@ import RFB from "/static/novnc/core/rfb.js";
 import { attachClipboard } from "/static/clipboard.js";
 import { attachTextInput } from "/static/textinput.js";
 import KeyTable from "/static/novnc/core/input/keysym.js";
+import { fillElements, formatTime, lang, t } from "/static/i18n.js";
 
-// Every text this script shows (the template holds the rest).
+// Every text this script shows (the template holds the rest), translated (static/i18n.js).
 const TEXT = {
-  title: (target) => `deskgate — ${target}`,
-  connected: (target) => `Connected to ${target}`,
-  disconnected: "Disconnected",
-  ended: "The session has ended.",
-  endedTitle: "Session ended",
-  refusedTitle: "Cannot open this desktop",
-  lost: "the connection to the gateway was lost",
-  refused: "the gateway refused the session",
-  checkFailed: "the gateway did not answer; check your network connection and try again",
-  youDisconnected: "you disconnected",
-  tryAgain: "Try again",
-  endedBy: (by, reason) => `Your session was ended by ${by}: ${reason}`,
-  stoppedViewing: (by) => `${by} stopped viewing your screen`,
-  fitToWindow: "Fit to window",
+  title: (target) => t("deskgate — {target}", { target }),
+  connected: (target) => t("Connected to {target}", { target }),
+  disconnected: t("Disconnected"),
+  ended: t("The session has ended."),
+  refusedTitle: t("Cannot open this desktop"),
+  lost: t("the connection to the gateway was lost"),
+  refused: t("the gateway refused the session"),
+  checkFailed: t("the gateway did not answer; check your network connection and try again"),
+  youDisconnected: t("you disconnected"),
+  tryAgain: t("Try again"),
+  endedBy: (by, reason) => t("Your session was ended by {by}: {reason}", { by, reason }),
+  stoppedViewing: (by) => t("{by} stopped viewing your screen", { by }),
+  idleWarning: (seconds) => t("No keyboard or mouse input for a while: this session ends in {seconds} s for safety. Move the mouse or press a key to stay.", { seconds }),
+  windowClosing: t("Your working hours for this desktop end at {time}: the session will be closed then. Save your work."),
+  fitToWindow: t("Fit to window"),
   actualSize: "1:1",
-  fullScreen: "Full screen",
-  exitFullScreen: "Exit full screen",
+  fullScreen: t("Full screen"),
+  exitFullScreen: t("Exit full screen"),
 };
+
+// Why the gateway closed the session, by close code (gateway/desktop.py CloseCode), in the page's
+// language. The gateway's own reason (English, at most 123 bytes) is shown as it is in English and
+// where a code has no text here; otherwise it stays on the element (data-reason, title) as the detail.
+const CLOSE_TEXT = {
+  1000: t("the session was closed"),
+  1008: t("the browser and the gateway could not understand each other; reload the page and try again"),
+  1009: t("the browser sent more than the gateway accepts at once; reload the page and try again"),
+  1011: t("internal gateway error; the session was ended"),
+  4004: t("the desktop cannot be reached now; try again later or ask your administrator"),
+  4005: t("the desktop closed the connection"),
+  4008: t("no keyboard or mouse input for too long: you were signed out for safety"),
+  4009: t("the session reached its maximum length: you were signed out; sign in again to continue"),
+  4010: t("the session was ended by the gateway"),
+  4011: t("the session could not be recorded, so it was ended; ask your administrator"),
+  4012: t("too much input arrived at once; check for a stuck key"),
+  4013: t("this desktop is in use by another operator; choose another desktop or try again later"),
+  4020: t("your access to this desktop was changed; ask your administrator"),
+  4021: t("your working hours for this desktop have ended"),
+};
+
+function closeText(code, reason) {
+  if (lang === "en" || !(code in CLOSE_TEXT)) return reason;
+  if (code === 1000 && endReason) return endReason;  // what the page already knows: "you disconnected"
+  return CLOSE_TEXT[code];
+}
 
 // The special keys menu: each entry's keys, pressed in order and released in reverse.
 const SPECIAL_KEYS = {
@@ -53,6 +81,7 @@ document.title = TEXT.title(target);
 let rfb = null;
 let connected = false;
 let endReason = "";
+let serverReason = "";  // the gateway's own (English) words, kept as the detail
 
 async function check() {
   // Whether the gateway lets this operator open the desktop now; the reason when it does not.
@@ -77,7 +106,9 @@ function connect() {
   socket.binaryType = "arraybuffer";
   socket.addEventListener("close", (event) => {
     // The gateway's reason wins; otherwise keep what we already know (e.g. "you disconnected").
-    endReason = event.reason || endReason || (event.code === 1006 ? TEXT.lost : "");
+    if (event.reason) serverReason = event.reason;
+    endReason = (event.reason && closeText(event.code, event.reason)) || endReason || (event.code === 1006 ? TEXT.lost : "");
+    windowBanner.hidden = true;
     showEnded();
   });
 
@@ -175,7 +206,6 @@ const viewing = document.getElementById("viewing");
 const viewersText = document.getElementById("viewers");
 const viewingEnded = document.getElementById("viewing-ended");
 const idleBanner = document.getElementById("idle-warning");
-const idleSeconds = document.getElementById("idle-seconds");
 const viewers = new Map();  // who is viewing -> in how many views (a live view and a wall tile, say)
 let clockOffset = 0;  // the gateway's clock minus this page's (ms): countdowns run on the gateway's time
 let idleDeadline = null;  // epoch seconds on the gateway's clock, while a warning stands
@@ -212,8 +242,10 @@ notices.addEventListener("notice", (event) => {
   if (notice.type !== "window_closing" || (notice.target && notice.target !== target)) return;
   const closing = new Date(notice.closing_epoch * 1000 - clockOffset);
   if (closing <= new Date()) return;
-  document.getElementById("window-closing-time").textContent =
-    closing.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  const time = document.createElement("time");
+  time.id = "window-closing-time";
+  time.textContent = formatTime(closing);
+  fillElements(windowBanner, TEXT.windowClosing, { time });
   windowBanner.hidden = !ended.hidden;
 });
 
@@ -237,7 +269,7 @@ for (const type of ["keydown", "pointerdown", "pointermove", "wheel", "touchstar
 }
 setInterval(() => {
   const left = idleDeadline === null ? 0 : idleDeadline - (Date.now() + clockOffset) / 1000;
-  idleSeconds.textContent = String(Math.ceil(left));
+  if (left > 0) idleBanner.textContent = TEXT.idleWarning(Math.ceil(left));
   idleBanner.hidden = !(ended.hidden && left > 0);
 }, 250);
 
@@ -250,7 +282,8 @@ function showEnded() {
   showKeys(false);
   status.textContent = TEXT.disconnected;
   endedReason.textContent = endedBy || endReason || TEXT.ended;
-  endedReason.dataset.reason = endReason;
+  endedReason.dataset.reason = serverReason || endReason;
+  if (serverReason && serverReason !== endedReason.textContent) endedReason.title = serverReason;
   ended.hidden = false;
   showViewers();
   // A notice saying who ended the session may still be on its way from another node.

@@ -46,6 +46,19 @@ export function formatDateTime(date, { withZone = false } = {}) {
   }).format(value);
 }
 
+// A time of day (hours and minutes) in the page's language and the site's time zone.
+export function formatTime(date) {
+  return new Intl.DateTimeFormat(lang, { hour: "2-digit", minute: "2-digit", timeZone }).format(date);
+}
+
+// Puts ``text`` (a translated sentence) into ``container`` with each {name} in ``elements`` replaced
+// by that element: a sentence with live parts in it, in the word order of the page's language.
+export function fillElements(container, text, elements) {
+  const parts = text.split(/\{(\w+)\}/);
+  container.replaceChildren(...parts.map((part, index) =>
+    index % 2 === 1 && part in elements ? elements[part] : index % 2 === 1 ? `{${part}}` : part));
+}
+
 // Milliseconds the site's time zone is ahead of UTC at the instant ``ms``.
 function zoneOffset(ms) {
   const parts = Object.fromEntries(new Intl.DateTimeFormat("en-US", {

@@ -1,11 +1,16 @@
 // The live view of one operator's session: noVNC, view only and scaled, over /ws/live/{id}.
 // The gateway sends nothing of this page's input to the operator's desktop; viewOnly also keeps
-// noVNC from sending it. The visible strings are in the page's <template id="strings">.
+// noVNC from sending it. The visible strings are translated (static/i18n.js).
 import RFB from "/static/novnc/core/rfb.js";
 import { api } from "/static/api.js";
+import { t } from "/static/i18n.js";
 
-const strings = Object.fromEntries([...document.getElementById("strings").content.querySelectorAll("[data-key]")]
-  .map((element) => [element.dataset.key, element.textContent]));
+const strings = {
+  whose: (user, target) => t("{user}'s screen on {target}", { user, target }),
+  connected: t("Watching live; the operator sees that you are viewing"),
+  lost: t("the connection to the gateway was lost"),
+  ended: t("The live view has ended."),
+};
 const sessionId = decodeURIComponent(location.pathname.split("/").pop());
 const status = document.getElementById("status");
 const ended = document.getElementById("ended");
@@ -13,9 +18,10 @@ const endedReason = document.getElementById("ended-reason");
 
 api("GET", `/api/v1/sessions/${encodeURIComponent(sessionId)}`).then(({ ok, data }) => {
   if (!ok) return;
-  const whose = strings.whose.replace("{user}", data.user).replace("{target}", data.target);
+  const user = data.display_name ? t("{name} ({user})", { name: data.display_name, user: data.user }) : data.user;
+  const whose = strings.whose(user, data.target);
   document.getElementById("whose").textContent = whose;
-  document.title = `deskgate — ${whose}`;
+  document.title = t("deskgate — {target}", { target: whose });
 });
 
 const scheme = location.protocol === "https:" ? "wss" : "ws";

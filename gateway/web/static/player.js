@@ -101,7 +101,9 @@ function show({ recording, events: timelineEvents, activity: buckets, idle: quie
   started = Date.parse(recording.started);
   const lastMark = Math.max(0, ...events.map((event) => event.t), ...buckets.map((b) => b.t + BUCKET_SECONDS));
   length = Math.max(recording.duration || lastMark, 1);
-  const heading = t("{user} on {target}", { user: recording.user, target: recording.target });
+  const who = recording.display_name
+    ? t("{name} ({user})", { name: recording.display_name, user: recording.user }) : recording.user;
+  const heading = t("{user} on {target}", { user: who, target: recording.target });
   document.title = `deskgate — ${heading}`;
   document.getElementById("title").textContent = heading;
   showMetadata(recording);

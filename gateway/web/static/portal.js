@@ -1,4 +1,5 @@
 import { api, logout } from "/static/api.js";
+import { t } from "/static/i18n.js";
 
 document.getElementById("logout").addEventListener("click", logout);
 
@@ -8,9 +9,11 @@ const { status, data } = await api("GET", "/api/v1/targets");
 if (status === 401) {
   location.assign("/login");
 } else if (status !== 200) {
-  message.textContent = data.error || `Could not load your desktops (HTTP ${status}).`;
+  message.textContent = data.error || t("Could not load your desktops (HTTP {status}).", { status });
 } else {
-  document.getElementById("whoami").textContent = `Signed in as ${data.user}`;
+  document.getElementById("whoami").textContent = data.display_name
+    ? t("Signed in as {name} ({user})", { name: data.display_name, user: data.user })
+    : t("Signed in as {user}", { user: data.user });
   showRecordingsLinkIfAllowed();
   document.getElementById("sessions-link").hidden = !data.may_watch;  // supervisors (policy `watch`), admins
   document.getElementById("admin-link").hidden = !data.admin;
@@ -18,9 +21,9 @@ if (status === 401) {
   document.getElementById("password-section").hidden = !data.own_password;
   document.getElementById("wall-link").hidden = !data.may_watch;
   message.textContent = data.targets.length
-    ? "Choose a desktop to open."
-    : data.admin ? "No desktop is available to you from this network."
-    : "No desktop is available to you from this network. Ask your administrator.";
+    ? t("Choose a desktop to open.")
+    : data.admin ? t("No desktop is available to you from this network.")
+    : t("No desktop is available to you from this network. Ask your administrator.");
   for (const target of data.targets) {
     const item = document.createElement("li");
     const link = document.createElement("a");
@@ -49,7 +52,7 @@ passwordForm.addEventListener("submit", async (event) => {
     { current: value("password-current"), new: value("password-new"), repeat: value("password-repeat") });
   passwordMessage.className = status === 200 ? "muted" : "error";
   passwordMessage.textContent = status === 200
-    ? "Your password is changed. Your other sign-ins have ended."
-    : answer.error || `Your password could not be changed (HTTP ${status}).`;
+    ? t("Your password is changed. Your other sign-ins have ended.")
+    : answer.error || t("Your password could not be changed (HTTP {status}).", { status });
   if (status === 200) passwordForm.reset();
 });

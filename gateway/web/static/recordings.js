@@ -106,7 +106,8 @@ function resultRow(recording) {
   link.textContent = localTime(recording.started);
   link.title = recording.started;
   const video = VIDEO_STATES[recording.video] ?? recording.video;
-  const cells = [link, recording.user, recording.source, recording.target, duration(recording.duration),
+  const cells = [link, recording.display_name
+    ? t("{name} ({user})", { name: recording.display_name, user: recording.user }) : recording.user, recording.source, recording.target, duration(recording.duration),
     recording.end_reason ?? "", recording.keys, recording.clicks, video];
   for (const content of cells) {
     const cell = document.createElement("td");

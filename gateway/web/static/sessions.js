@@ -1,6 +1,7 @@
 // The live sessions of every node that the signed-in supervisor may watch, refreshed every few
 // seconds, each with an "End session" action that asks for a reason (the operator reads it).
 import { api, logout } from "/static/api.js";
+import { fillElements, formatDateTime, formatTime, t, tn } from "/static/i18n.js";
 
 const REFRESH_MS = 3000;
 
@@ -13,7 +14,6 @@ const endForm = document.getElementById("end-form");
 const endReason = document.getElementById("end-reason");
 const endError = document.getElementById("end-error");
 let ending = null;  // the session the dialog is about
-const viewLabel = document.getElementById("strings").content.querySelector('[data-key="view"]').textContent;
 
 document.getElementById("logout").addEventListener("click", logout);
 document.getElementById("end-cancel").addEventListener("click", () => dialog.close());
@@ -21,7 +21,7 @@ endForm.addEventListener("submit", async (event) => {
   event.preventDefault();
   const reason = endReason.value.trim();
   if (!reason) {
-    endError.textContent = "Say why: the operator reads the reason.";
+    endError.textContent = t("Say why: the operator reads the reason.");
     return;
   }
   const { status, data } = await api("DELETE", `/api/v1/sessions/${encodeURIComponent(ending.id)}`, { reason });
@@ -29,7 +29,7 @@ endForm.addEventListener("submit", async (event) => {
     dialog.close();
     refresh();
   } else {
-    endError.textContent = data.error || `The session could not be ended (HTTP ${status}).`;
+    endError.textContent = data.error || t("The session could not be ended (HTTP {status}).", { status });
   }
 });
 
@@ -40,7 +40,7 @@ async function refresh() {
   const { status, data } = await api("GET", "/api/v1/sessions");
   if (status === 401) return location.assign("/login");
   if (status !== 200) {
-    message.textContent = data.error || `The live sessions could not be loaded (HTTP ${status}).`;
+    message.textContent = data.error || t("The live sessions could not be loaded (HTTP {status}).", { status });
     message.className = "error";
     table.hidden = true;
     return;
@@ -48,9 +48,9 @@ async function refresh() {
   body.replaceChildren(...data.sessions.map(sessionRow));
   table.hidden = data.sessions.length === 0;
   message.className = "muted";
-  message.textContent = data.sessions.length === 0 ? "Nobody you look after is connected now."
-    : data.sessions.length === 1 ? "1 live session." : `${data.sessions.length} live sessions.`;
-  refreshed.textContent = `Updated ${new Date().toLocaleTimeString()}`;
+  message.textContent = data.sessions.length === 0 ? t("Nobody you look after is connected now.")
+    : tn("{n} live session.", "{n} live sessions.", data.sessions.length);
+  refreshed.textContent = t("Updated {time}", { time: formatTime(new Date()) });
 }
 
 function sessionRow(session) {
@@ -60,17 +60,17 @@ function sessionRow(session) {
   const action = document.createElement("button");
   action.type = "button";
   action.className = "danger";
-  action.textContent = session.ending ? "Ending…" : "End session";
+  action.textContent = session.ending ? t("Ending…") : t("End session");
   action.disabled = session.ending;
   action.addEventListener("click", () => askReason(session));
   const view = document.createElement("a");
   view.href = `/live/${encodeURIComponent(session.id)}`;
   view.className = "view-live";
-  view.textContent = viewLabel;
+  view.textContent = t("View live");
   const actions = document.createElement("span");
   actions.className = "actions";
   actions.append(view, " ", action);
-  const cells = [session.user, session.groups.join(", "), session.target, session.source,
+  const cells = [whoIs(session), session.groups.join(", "), session.target, session.source,
     localTime(session.started), duration((Date.now() - Date.parse(session.started)) / 1000),
     duration(session.idle_seconds), session.viewers, session.node, actions];
   for (const content of cells) {
@@ -84,8 +84,10 @@ function sessionRow(session) {
 
 function askReason(session) {
   ending = session;
-  document.getElementById("end-user").textContent = session.user;
-  document.getElementById("end-target").textContent = session.target;
+  const user = Object.assign(document.createElement("span"), { id: "end-user", textContent: whoIs(session) });
+  const target = Object.assign(document.createElement("span"), { id: "end-target", textContent: session.target });
+  fillElements(document.getElementById("end-title"), t("End {user}'s session?"), { user });
+  fillElements(document.getElementById("end-explained"), t("The session on {target} ends at once. The operator sees your name and the reason you give; both are written to the audit log and the recording."), { target });
   endReason.value = "";
   endError.textContent = "";
   dialog.showModal();
@@ -93,7 +95,12 @@ function askReason(session) {
 }
 
 function localTime(iso) {
-  return new Date(iso).toLocaleString(undefined, { dateStyle: "short", timeStyle: "medium" });
+  return formatDateTime(iso);
+}
+
+// The login name, with the person's display name beside it where there is one.
+function whoIs(session) {
+  return session.display_name ? t("{name} ({user})", { name: session.display_name, user: session.user }) : session.user;
 }
 
 function duration(totalSeconds) {

@@ -3,8 +3,19 @@
 // Messages: binary frames are terminal bytes both ways (UTF-8); a text frame {"resize":[cols,rows]}
 // gives the terminal's size (sent first, and at every change). The gateway's notices
 // (GET /api/v1/notices) say when the session will end for idleness, and who ended it and why.
-const texts = Object.fromEntries([...document.getElementById("texts").content.querySelectorAll("[data-text]")]
-  .map((element) => [element.dataset.text, element.textContent]));
+import { t } from "/static/i18n.js";
+
+// Every text this script shows (the template holds the rest).
+const TEXT = {
+  title: (target) => t("deskgate — {target}", { target }),
+  connected: (target) => t("Connected to {target}", { target }),
+  disconnected: t("Disconnected"),
+  ended: t("The session has ended."),
+  lost: t("the connection to the gateway was lost"),
+  youDisconnected: t("you disconnected"),
+  endedBy: (by, reason) => t("Your session was ended by {by}: {reason}", { by, reason }),
+  idleWarning: (seconds) => t("No keyboard input for a while: this session ends in {seconds} s for safety. Press a key to stay.", { seconds }),
+};
 // The gateway refuses longer messages: a long paste goes in pieces (cut between characters).
 const MAX_PIECE = 16 * 1024;
 
@@ -14,7 +25,7 @@ const ended = document.getElementById("ended");
 const endedReason = document.getElementById("ended-reason");
 document.getElementById("target-name").textContent = target;
 document.getElementById("reconnect").href = location.pathname;
-document.title = `deskgate — ${target}`;
+document.title = TEXT.title(target);
 
 const term = new Terminal({ cursorBlink: true, scrollback: 5000,
                             fontFamily: '"DejaVu Sans Mono", "Noto Sans Mono CJK JP", monospace' });
@@ -47,13 +58,13 @@ function sendText(text) {
 
 socket.addEventListener("open", () => {
   sendResize();
-  status.textContent = `${texts.connected} ${target}`;
+  status.textContent = TEXT.connected(target);
   term.focus();
 });
 socket.addEventListener("message", (event) => term.write(new Uint8Array(event.data)));
 socket.addEventListener("close", (event) => {
   // The gateway's reason wins; otherwise keep what we already know (e.g. "you disconnected").
-  endReason = event.reason || endReason || (event.code === 1006 ? texts.lost : "");
+  endReason = event.reason || endReason || (event.code === 1006 ? TEXT.lost : "");
   showEnded();
 });
 
@@ -65,14 +76,13 @@ term.onResize(() => sendResize());
 window.addEventListener("resize", () => fit.fit());
 
 document.getElementById("disconnect").addEventListener("click", () => {
-  endReason = texts["you-disconnected"];
+  endReason = TEXT.youDisconnected;
   socket.close(1000);
 });
 
 // Notices, as server-sent events; notices for another target of the same user are ignored.
 const notices = new EventSource("/api/v1/notices");
 const idleBanner = document.getElementById("idle-warning");
-const idleSeconds = document.getElementById("idle-seconds");
 let clockOffset = 0;  // the gateway's clock minus this page's (ms): countdowns run on the gateway's time
 let idleDeadline = null;  // epoch seconds on the gateway's clock, while a warning stands
 let endedBy = "";
@@ -86,22 +96,22 @@ notices.addEventListener("notice", (event) => {
   if (notice.type === "idle_warning" && !notice.replay) {
     idleDeadline = notice.deadline_epoch;
   } else if (notice.type === "session_ended" && !notice.replay) {
-    endedBy = `${texts["ended-by"]} ${notice.by}: ${notice.reason}`;
+    endedBy = TEXT.endedBy(notice.by, notice.reason);
     if (!ended.hidden) showEnded();
   }
 });
 
 setInterval(() => {
   const left = idleDeadline === null ? 0 : idleDeadline - (Date.now() + clockOffset) / 1000;
-  idleSeconds.textContent = String(Math.ceil(left));
+  if (left > 0) idleBanner.textContent = TEXT.idleWarning(Math.ceil(left));
   idleBanner.hidden = !(ended.hidden && left > 0);
 }, 250);
 
 function showEnded() {
   const firstTime = ended.hidden;
   idleBanner.hidden = true;
-  status.textContent = texts.disconnected;
-  endedReason.textContent = endedBy || endReason || texts.ended;
+  status.textContent = TEXT.disconnected;
+  endedReason.textContent = endedBy || endReason || TEXT.ended;
   endedReason.dataset.reason = endReason;
   ended.hidden = false;
   term.options.disableStdin = true;

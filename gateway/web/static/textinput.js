@@ -12,8 +12,10 @@
 // Playwright's keyboard.insertText and some virtual keyboards produce). A paste into the box
 // (insertFromPaste) is the clipboard's business (clipboard.js), not typing.
 
+import { t } from "/static/i18n.js";
+
 const TEXT = {
-  label: "Type here: text from your input method is sent to the desktop",
+  label: t("Type here: text from your input method is sent to the desktop"),
 };
 
 const KEYSYM_RETURN = 0xff0d;

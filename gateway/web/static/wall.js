@@ -2,16 +2,15 @@
 // Each tile is a view-only noVNC on /ws/live/{id}?mode=tile (the gateway asks the target for one
 // low-quality update every 2 s); the list, the times and the sparklines refresh every 2 s.
 // The sparkline shows recent input as this page saw it: one point per refresh, high when the
-// operator's last input (idle_seconds) is recent. The visible strings are in <template id="strings">.
+// operator's last input (idle_seconds) is recent. The visible strings are translated (static/i18n.js).
 import RFB from "/static/novnc/core/rfb.js";
 import { api } from "/static/api.js";
+import { formatTime, t, tn } from "/static/i18n.js";
 
 const REFRESH_MS = 2000;
 const HISTORY = 60;          // points of a sparkline: two minutes
 const ACTIVE_WITHIN = 30;    // seconds since the last input that still count as activity
 
-const strings = Object.fromEntries([...document.getElementById("strings").content.querySelectorAll("[data-key]")]
-  .map((element) => [element.dataset.key, element.textContent]));
 const message = document.getElementById("message");
 const refreshed = document.getElementById("refreshed");
 const wall = document.getElementById("wall");
@@ -24,15 +23,11 @@ groupFilter.addEventListener("change", () => refresh());
 refresh();
 setInterval(refresh, REFRESH_MS);
 
-function format(key, values) {
-  return strings[key].replace(/\{(\w+)\}/g, (_, name) => String(values[name]));
-}
-
 async function refresh() {
   const { status, data } = await api("GET", "/api/v1/sessions");
   if (status === 401) return location.assign("/login");
   if (status !== 200) {
-    message.textContent = data.error || format("failed", { status });
+    message.textContent = data.error || t("The live sessions could not be loaded (HTTP {status}).", { status });
     message.className = "error";
     return;
   }
@@ -57,9 +52,9 @@ async function refresh() {
   // Move tiles only when the order changed: a moved node loses a click under way.
   if (ordered.some((element, index) => wall.children[index] !== element)) wall.replaceChildren(...ordered);
   message.className = "muted";
-  message.textContent = shown.length === 0 ? strings.nobody
-    : shown.length === 1 ? strings.one : format("many", { count: shown.length });
-  refreshed.textContent = format("updated", { time: new Date().toLocaleTimeString() });
+  message.textContent = shown.length === 0 ? t("Nobody you look after is connected now.")
+    : tn("{n} live session.", "{n} live sessions.", shown.length);
+  refreshed.textContent = t("Updated {time}", { time: formatTime(new Date()) });
 }
 
 function firstGroup(session) {
@@ -78,7 +73,7 @@ function addTile(session) {
   element.href = `/live/${encodeURIComponent(session.id)}`;
   element.dataset.id = session.id;
   element.dataset.user = session.user;
-  element.title = format("open", { user: session.user });
+  element.title = t("Open the live view of {user}'s screen", { user: session.user });
   const url = `${scheme}://${location.host}/ws/live/${encodeURIComponent(session.id)}?mode=tile`;
   const rfb = new RFB(element.querySelector(".tile-screen"), url, { shared: true, wsProtocols: ["binary"] });
   rfb.viewOnly = true;
@@ -86,7 +81,7 @@ function addTile(session) {
   rfb.resizeSession = false;
   rfb.addEventListener("disconnect", () => {
     element.classList.add("tile-ended");
-    element.querySelector(".tile-idle").textContent = strings["tile-ended"];
+    element.querySelector(".tile-idle").textContent = t("View ended");
   });
   const tile = { element, rfb, history: [] };
   tiles.set(session.id, tile);
@@ -95,11 +90,12 @@ function addTile(session) {
 
 function updateTile(tile, session) {
   const { element, history } = tile;
-  element.querySelector(".tile-user").textContent = session.user;
+  element.querySelector(".tile-user").textContent =
+    session.display_name ? t("{name} ({user})", { name: session.display_name, user: session.user }) : session.user;
   element.querySelector(".tile-target").textContent = session.target;
   element.querySelector(".tile-duration").textContent =
-    format("duration", { duration: duration((Date.now() - Date.parse(session.started)) / 1000) });
-  element.querySelector(".tile-idle").textContent = format("idle", { idle: duration(session.idle_seconds) });
+    t("for {duration}", { duration: duration((Date.now() - Date.parse(session.started)) / 1000) });
+  element.querySelector(".tile-idle").textContent = t("idle {idle}", { idle: duration(session.idle_seconds) });
   history.push(Math.max(0, 1 - session.idle_seconds / ACTIVE_WITHIN));
   if (history.length > HISTORY) history.shift();
   const offset = HISTORY - history.length;

@@ -40,7 +40,7 @@ def test_recordings_list_command_json_lines(config: Config, capsys: pytest.Captu
         "id": SAMPLES[2].id, "user": "bob", "source": "10.0.0.5", "target": "desk-01", "protocol": "vnc",
         "started": "2026-11-25T09:00:00.000000Z", "ended": None, "duration": 600.0, "end_reason": "closed",
         "bytes": 1000, "keys": 1, "clicks": 0, "video": "none", "path": f"/r/{SAMPLES[2].id}.dgj",
-        "sha256": None, "node": "gw-1", "groups": None,
+        "sha256": None, "node": "gw-1", "groups": None, "display_name": None,
     }
     assert lines[0]["ended"] == "2026-11-25T09:10:00.000000Z"
 

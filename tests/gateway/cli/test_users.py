@@ -79,15 +79,32 @@ def test_list_shows_local_users_with_roles_and_totp(config_file: Path, monkeypat
     assert run(config_file, monkeypatch, "user", "list", "--json") == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert rows == [
-        {"name": "alice", "source": "local", "groups": ["operators"], "admin": False, "disabled": True,
-         "totp_enrolled": True, "last_login": None},
-        {"name": "root_", "source": "local", "groups": [], "admin": True, "disabled": False,
+        {"name": "alice", "display_name": None, "source": "local", "groups": ["operators"], "admin": False,
+         "disabled": True, "totp_enrolled": True, "last_login": None},
+        {"name": "root_", "display_name": None, "source": "local", "groups": [], "admin": True, "disabled": False,
          "totp_enrolled": True, "last_login": None},
     ]
     assert run(config_file, monkeypatch, "user", "list") == 0
     table = capsys.readouterr().out.splitlines()
     assert table[0].split() == ["NAME", "SOURCE", "ADMIN", "DISABLED", "TOTP", "LAST", "LOGIN", "GROUPS"]
     assert table[1].split() == ["alice", "local", "no", "yes", "yes", "-", "operators"]
+
+
+def test_display_names_are_unicode_kept_in_the_users_file_and_audited(
+        config_file: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    add(config_file, monkeypatch, "yamada", "--display-name", "山田\u3000太郎 ")  # an ideographic space, as typed
+    assert users_file(config_file)["yamada"]["display_name"] == "山田 太郎"
+    assert "山田 太郎" in (config_file.parent / "users.yaml").read_text(encoding="utf-8")  # readable, not escaped
+    assert load_config(config_file).auth.local is not None
+    assert run(config_file, monkeypatch, "user", "set-display-name", "yamada", "山田 一郎") == 0
+    assert "yamada is now shown as 山田 一郎" in capsys.readouterr().out
+    assert run(config_file, monkeypatch, "user", "set-display-name", "yamada", "x" * 65) == 1
+    assert "longer than 64 characters" in capsys.readouterr().err
+    assert run(config_file, monkeypatch, "user", "set-display-name", "yamada") == 0
+    assert "display_name" not in users_file(config_file)["yamada"]
+    events = history(config_file, monkeypatch, capsys, "yamada")
+    assert [(e["action"], e["detail"].get("display_name")) for e in events] == [  # type: ignore[union-attr]
+        ("user.add", "山田 太郎"), ("user.display_name", "山田 一郎"), ("user.display_name", None)]
 
 
 def test_passwd_sets_an_argon2id_hash_and_is_audited(config_file: Path, monkeypatch: pytest.MonkeyPatch,
