@@ -218,8 +218,8 @@ class Metrics:
         )
         self.sessions_refused_total = Counter(
             f"{PREFIX}_sessions_refused_total",
-            "Desktops refused because the target holds its max_sessions operators already; reason is in_use "
-            "(a one-operator desktop) or too_many (a shared one).",
+            "Desktops refused before they started; reason is in_use (a one-operator desktop in use), too_many "
+            "(a shared one at its max_sessions) or disk_full (recordings' or database's disk below storage.min_free).",
             ["reason"],
             registry=r,
         )
@@ -256,6 +256,21 @@ class Metrics:
             "target_unavailable.",
             ["reason"],
             registry=r,
+        )
+
+        # issue 14, disk that warns before it fails (gateway/disk_space.py): free space of recordings and database
+        self.disk_free_bytes = Gauge(
+            f"{PREFIX}_disk_free_bytes", "Free bytes on the disk of a volume: recordings, or database (SQLite).",
+            ["volume"], registry=r,
+        )
+        self.disk_size_bytes = Gauge(
+            f"{PREFIX}_disk_size_bytes", "Size in bytes of the disk of a volume: recordings, or database (SQLite).",
+            ["volume"], registry=r,
+        )
+        self.disk_min_free_bytes = Gauge(
+            f"{PREFIX}_disk_min_free_bytes",
+            "storage.min_free in bytes for a volume: below it new sessions are refused (reason disk_full).",
+            ["volume"], registry=r,
         )
 
     def exposition(self) -> bytes:

@@ -10,6 +10,7 @@ from pathlib import Path
 from auth.netacl import ProxyHeader
 from auth.options import AuthConfig
 from base.yamlnodes import IPNetwork
+from gateway.config.sizes import DEFAULT_MIN_FREE, MinFree
 from gateway.policy import Policy
 
 
@@ -96,6 +97,7 @@ class StorageConfig:
     fsync_interval: float
     recording_key_file: Path  # HMAC key that seals finished recordings; created (0600) if missing
     pid_file: Path  # where ``deskgate serve`` writes its process id (``deskgate config reload`` signals it)
+    min_free: MinFree = DEFAULT_MIN_FREE  # new sessions are refused while the recordings' or database's disk has less
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,6 +48,7 @@ from gateway.config.model import (
     TLSConfig,
     UIConfig,
 )
+from gateway.config.sizes import DEFAULT_MIN_FREE, MinFree, parse_min_free
 from gateway.hours import DEFAULT_WARNING, TimeWindow, local_zone, parse_hours, zone_named
 from gateway.i18n import LANGUAGES
 from gateway.policy import ANY_GROUP, USER_PLACEHOLDER, Clipboard, InputRecording, Policy, RecordingAccess
@@ -356,7 +357,7 @@ class _ConfigReader:
 
     def storage(self, node: Node | None) -> StorageConfig:
         section = self.r.mapping(node, "storage", ["recordings", "database", "fsync_interval", "recording_key_file",
-                                                       "pid_file"])
+                                                       "pid_file", "min_free"])
         database = self.r.string(section.get("database"), "storage.database", "sqlite:///var/deskgate.db")
         if not DATABASE_URL.match(database):
             raise self.r.error(section.get("database"), "storage.database",
@@ -371,7 +372,18 @@ class _ConfigReader:
             recording_key_file=self.path(section.get("recording_key_file"), "storage.recording_key_file",
                                          "var/recording.key"),
             pid_file=self.path(section.get("pid_file"), "storage.pid_file", DEFAULT_PID_FILE),
+            min_free=self.min_free(section.get("min_free")),
         )
+
+    def min_free(self, node: Node | None) -> MinFree:
+        if node is None or self.r.is_null(node):
+            return DEFAULT_MIN_FREE
+        value = self.r.scalar(node, "storage.min_free", (str, int), "an amount of disk space")
+        assert isinstance(value, (str, int))
+        try:
+            return parse_min_free(value)
+        except ValueError as error:
+            raise self.r.error(node, "storage.min_free", str(error)) from None
 
     def audit(self, node: Node | None) -> AuditConfig:
         section = self.r.mapping(node, "audit", ["checkpoint_key_file", "checkpoint_dir", "checkpoint_interval",

@@ -5,7 +5,7 @@ lets in ``network.allow`` and ``network.trusted_proxies``; the metrics listener,
 is not on loopback, ``network.metrics_allow``; both bound their connections and the time
 a request may take to arrive (``network.header_timeout`` and its siblings).
 
-Lifecycle, in ``app.cleanup_ctx`` order: the database (and the audit log and recording
+Lifecycle, in ``app.cleanup_ctx`` order: the disks' free space (:mod:`gateway.disk_space`), the database (and the audit log and recording
 index on it), the live-session directory and the notice board with its delivery loop
 (:func:`supervision_context`), authentication and the watcher that keeps sessions honest
 (:mod:`gateway.web.auth_context`), hot reload and the watcher that keeps live sessions within the
@@ -32,6 +32,7 @@ from base.db import Store
 from base.metrics import Metrics
 from gateway.audit import AuditLog, CheckpointWriter
 from gateway.config import Address, Config
+from gateway.disk_space import DiskSpace
 from gateway.journals import RecordingContext, RecordingsFactory
 from gateway.notices import NoticeBoard
 from gateway.recording_service import recording_service
@@ -55,6 +56,7 @@ from gateway.web.auth_context import auth_context
 from gateway.web.keys import (
     AUDIT,
     CLOCK,
+    DISK_SPACE,
     LIVE_SESSIONS,
     METRICS,
     NOTICES,
@@ -117,6 +119,19 @@ async def supervision_context(app: web.Application) -> AsyncIterator[None]:
         await board.close()
 
 
+async def disk_space_context(app: web.Application) -> AsyncIterator[None]:
+    """``app.cleanup_ctx`` entry: read the disks' free space before serving, then every few seconds until shutdown."""
+    disk_space = app[DISK_SPACE]
+    await disk_space.refresh(app[SETTINGS].current.config)
+    watcher = asyncio.create_task(disk_space.run(app[SETTINGS]), name="deskgate-disk-space")
+    try:
+        yield
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+
+
 def recordings_context(recordings: RecordingsFactory) -> Callable[[web.Application], AsyncIterator[None]]:
     """``app.cleanup_ctx`` entry after the database: the recordings ``recordings`` builds, until shutdown."""
 
@@ -145,6 +160,7 @@ def create_app(config: Config, metrics: Metrics | None = None, clock: Callable[[
     app[DENIAL_AUDITOR] = DenialAuditor()
     app[PENDING_AUDITS] = set()
     app[LIVE_SESSIONS] = SessionRegistry(metrics)
+    app[DISK_SPACE] = DiskSpace(metrics)
     renderer()  # reads the catalogs now: a broken one stops the start, not the first page
     app.add_routes(auth_routes.routes)
     app.add_routes(portal_routes.routes)
@@ -156,6 +172,7 @@ def create_app(config: Config, metrics: Metrics | None = None, clock: Callable[[
     app.add_routes(account_routes.routes)
     app.add_routes(admin_routes.routes)
     app.add_routes(admin_views.routes)
+    app.cleanup_ctx.append(disk_space_context)
     app.cleanup_ctx.append(database_context)
     app.cleanup_ctx.append(supervision_context)
     app.cleanup_ctx.append(auth_context)

@@ -13,7 +13,8 @@ it opens until it ends (:mod:`gateway.session_directory`); listing it is also wh
 ``max_sessions`` is kept, across nodes. A session refused there (the target is in use) is
 refused after the WebSocket is accepted: it closes with :attr:`CloseCode.IN_USE` and the reason,
 which the page shows. The page first asks ``GET /api/v1/targets/{target}/check``, which answers
-every refusal it can foresee (no such desktop, no policy, in use) with its reason, so that the
+every refusal it can foresee (no such desktop, no policy, recording storage nearly full, in use) with its
+reason, so that the
 operator reads why rather than a lost connection.
 
 A session that ends for idleness or its maximum length ends the web sign-in that opened it too
@@ -38,6 +39,7 @@ from gateway.settings import Settings
 from gateway.web.keys import (
     AUDIT,
     CLOCK,
+    DISK_SPACE,
     LIVE_SESSIONS,
     METRICS,
     NOTICES,
@@ -91,6 +93,19 @@ async def _refuse_in_use(request: web.Request, refusal: TargetInUse) -> None:
                                     protocol="vnc", max_sessions=refusal.max_sessions, holders=list(refusal.holders))
 
 
+async def _refuse_disk_full(request: web.Request, username: str, target: str, reason: str) -> None:
+    """Count and audit a desktop refused because recording storage is nearly full (``storage.min_free``)."""
+    metrics = request.app[METRICS]
+    metrics.sessions_refused_total.labels(reason=CloseCode.DISK_FULL.outcome).inc()
+    metrics.sessions_total.labels(protocol="vnc", outcome=CloseCode.DISK_FULL.outcome).inc()
+    volumes = ", ".join(sorted(request.app[DISK_SPACE].low_volumes))
+    log.warning("desktop refused: disk nearly full", extra={"ctx": {"user": username, "target": target,
+                                                                  "volumes": volumes}})
+    await request.app[AUDIT].record("session.open", user=username, source=client_address(request), target=target,
+                                    outcome=CloseCode.DISK_FULL.outcome, reason=reason, protocol="vnc",
+                                    volumes=volumes)
+
+
 @routes.get("/api/v1/targets/{target}/check")
 async def check_desktop(request: web.Request) -> web.Response:
     """Whether the caller may open this desktop now: 200, or 403/404/409 with the reason the page shows."""
@@ -102,6 +117,10 @@ async def check_desktop(request: web.Request) -> web.Response:
     admitted = await _admit(request, session, settings, name)
     if isinstance(admitted, web.Response):
         return admitted
+    disk_full = request.app[DISK_SPACE].refusal
+    if disk_full is not None:
+        await _refuse_disk_full(request, session.identity.username, name, disk_full)
+        return error_json(503, disk_full)
     max_sessions = settings.config.targets[name].max_sessions
     if max_sessions is not None:
         holders = tuple(await request.app[SESSION_DIRECTORY].holders(name))
@@ -139,6 +158,11 @@ async def desktop_socket(request: web.Request) -> web.StreamResponse:
     if not ws.can_prepare(request).ok:
         return error_json(400, "expected a WebSocket upgrade")
     await ws.prepare(request)
+    disk_full = app[DISK_SPACE].refusal
+    if disk_full is not None:  # live sessions go on; a new one would fail as soon as the disk does
+        await _refuse_disk_full(request, user, name, disk_full)
+        await ws.close(code=CloseCode.DISK_FULL, message=close_reason(disk_full))
+        return ws
 
     registry = app[LIVE_SESSIONS]
     live = LiveSession(id=registry.new_id(), protocol="vnc", username=user, source=str(source), target=name,

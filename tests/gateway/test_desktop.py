@@ -77,6 +77,7 @@ def test_every_close_code_carries_its_outcome_label() -> None:
         4011: "recording_failed",
         4012: "input_flood",
         4013: "in_use",
+        4014: "disk_full",
         4020: "access_changed",
         4021: "outside_hours",
     }
