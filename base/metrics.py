@@ -18,6 +18,8 @@ from prometheus_client import (
 from base import __version__
 
 PREFIX = "deskgate"
+#: ``recording_failures_total{reason}``: recorder.errors.FailureReason, and create_failed (the journal not created).
+RECORDING_FAILURE_REASONS = ("disk_full", "io_error", "file_too_large", "permission", "create_failed")
 
 
 class Metrics:
@@ -272,6 +274,17 @@ class Metrics:
             "storage.min_free in bytes for a volume: below it new sessions are refused (reason disk_full).",
             ["volume"], registry=r,
         )
+        # issue 14, dashboards and alerts (deploy/): LDAP configured or not, and known label values at 0
+        self.ldap_configured = Gauge(
+            f"{PREFIX}_ldap_configured", "1 when auth.ldap is configured (deskgate_ldap_up means something), else 0.",
+            registry=r,
+        )
+        for reason in ("in_use", "too_many", "disk_full"):  # so that rate() sees the first one, and panels a series
+            self.sessions_refused_total.labels(reason=reason)
+        for reason in ("idle_timeout", "max_session"):
+            self.sign_outs_total.labels(reason=reason)
+        for reason in RECORDING_FAILURE_REASONS:
+            self.recording_failures_total.labels(reason=reason)
 
     def exposition(self) -> bytes:
         """The registry in Prometheus text format."""
