@@ -28,7 +28,6 @@ from dataclasses import dataclass
 import uvloop
 from aiohttp import web
 
-from base.db import Store
 from base.metrics import Metrics
 from gateway.audit import AuditLog, CheckpointWriter
 from gateway.config import Address, Config
@@ -37,6 +36,7 @@ from gateway.journals import RecordingContext, RecordingsFactory
 from gateway.notices import NoticeBoard
 from gateway.recording_service import recording_service
 from gateway.reload import remove_pid_file, status_path, write_pid_file
+from gateway.schema import open_current_store
 from gateway.session_directory import SessionDirectory
 from gateway.sessions import SessionRegistry
 from gateway.settings import LiveSettings, Settings
@@ -93,7 +93,7 @@ async def database_context(app: web.Application) -> AsyncIterator[None]:
     While it is open, the audit chain's head is checkpointed outside it: at start-up, at
     intervals, and at shutdown (after the other contexts have recorded their last events).
     """
-    store = await Store.open(app[SETTINGS].current.config.storage.database)
+    store = await open_current_store(app[SETTINGS].current.config.storage.database)
     try:
         app[STORE] = store
         app[RECORDING_INDEX] = RecordingIndex(store)
