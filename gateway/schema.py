@@ -16,6 +16,7 @@ release before migrations to today's schema: it creates the missing tables and a
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,8 @@ SCHEMA_MODULES = (auth.tables, recorder.tables, gateway.audit, gateway.notices, 
 MIGRATIONS = Path(__file__).parent / "migrations"
 VERSION_TABLE = "alembic_version"
 _SCHEMA_LOCK = "deskgate.schema"
+# Alembic says at level info which dialect it uses and each step it runs; db upgrade says what it did itself.
+logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
 
 
 class SchemaOutOfDate(GatewayError):
