@@ -221,7 +221,8 @@ class Metrics:
         self.sessions_refused_total = Counter(
             f"{PREFIX}_sessions_refused_total",
             "Desktops refused before they started; reason is in_use (a one-operator desktop in use), too_many "
-            "(a shared one at its max_sessions) or disk_full (recordings' or database's disk below storage.min_free).",
+            "(a shared one at its max_sessions), disk_full (recordings' or database's disk below storage.min_free) "
+            "or draining (the node is stopping).",
             ["reason"],
             registry=r,
         )
@@ -279,7 +280,7 @@ class Metrics:
             f"{PREFIX}_ldap_configured", "1 when auth.ldap is configured (deskgate_ldap_up means something), else 0.",
             registry=r,
         )
-        for reason in ("in_use", "too_many", "disk_full"):  # so that rate() sees the first one, and panels a series
+        for reason in ("in_use", "too_many", "disk_full", "draining"):  # so that rate() sees the first one, and panels a series
             self.sessions_refused_total.labels(reason=reason)
         for reason in ("idle_timeout", "max_session"):
             self.sign_outs_total.labels(reason=reason)

@@ -55,6 +55,7 @@ class ListenConfig:
     http: Address
     metrics: Address
     public_url: PublicURL | None = None  # None: browsers use the listen address (or localhost on loopback)
+    drain_timeout: float = 20.0  # on SIGTERM, how long live sessions may go on before they are ended
 
 
 @dataclass(frozen=True, slots=True)

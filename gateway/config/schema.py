@@ -162,13 +162,14 @@ class _ConfigReader:
         return Address(match.group(1) or match.group(3), port)
 
     def listen(self, node: Node | None, tls: TLSConfig) -> ListenConfig:
-        section = self.r.mapping(node, "listen", ["http", "metrics", "public_url"])
+        section = self.r.mapping(node, "listen", ["http", "metrics", "public_url", "drain_timeout"])
         http = self.address(section.get("http"), "listen.http", "127.0.0.1:8080")
         if not http.is_loopback and not tls.enabled:
             raise self.r.error(section.get("http"), "listen.http", f"{http} is not a loopback address: "
                                "exposing the gateway without TLS; set tls.cert and tls.key")
         return ListenConfig(http, self.address(section.get("metrics"), "listen.metrics", "127.0.0.1:9108"),
-                            self.public_url(section.get("public_url"), tls))
+                            self.public_url(section.get("public_url"), tls),
+                            self.duration(section.get("drain_timeout"), "listen.drain_timeout", 20.0))
 
     def public_url(self, node: Node | None, tls: TLSConfig) -> PublicURL | None:
         """``scheme://host[:port]`` and nothing else; https unless the host is this machine."""

@@ -32,6 +32,7 @@ from base.metrics import Metrics
 from gateway.audit import AuditLog, CheckpointWriter
 from gateway.config import Address, Config
 from gateway.disk_space import DiskSpace
+from gateway.drain import DRAIN, Drain, drain
 from gateway.journals import RecordingContext, RecordingsFactory
 from gateway.notices import NoticeBoard
 from gateway.recording_service import recording_service
@@ -161,6 +162,7 @@ def create_app(config: Config, metrics: Metrics | None = None, clock: Callable[[
     app[PENDING_AUDITS] = set()
     app[LIVE_SESSIONS] = SessionRegistry(metrics)
     app[DISK_SPACE] = DiskSpace(metrics)
+    app[DRAIN] = Drain()
     renderer()  # reads the catalogs now: a broken one stops the start, not the first page
     app.add_routes(auth_routes.routes)
     app.add_routes(portal_routes.routes)
@@ -282,7 +284,8 @@ async def wait_for_stop_signal() -> None:
 
 
 async def serve_until_signalled(config: Config) -> None:
-    """Run until SIGINT or SIGTERM; SIGHUP reloads the config, answering in the status file by the pid file."""
+    """Run until SIGINT or SIGTERM, then drain (:mod:`gateway.drain`); SIGHUP reloads the config, answering in the
+    status file by the pid file."""
     gateway = await start_gateway(config)
     reloader = gateway.app[RELOADER]
     reloader.status_file = status_path(config.storage.pid_file)
@@ -292,6 +295,7 @@ async def serve_until_signalled(config: Config) -> None:
                                                  "pid_file": str(config.storage.pid_file)}})
     try:
         await wait_for_stop_signal()
+        await drain(gateway.app, gateway.app[SETTINGS].current.config.listen.drain_timeout)
     finally:
         log.info("gateway stopping")
         remove_pid_file(config.storage.pid_file)

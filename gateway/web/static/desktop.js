@@ -218,6 +218,19 @@ notices.addEventListener("notice", (event) => {
 });
 socket.addEventListener("close", () => { windowBanner.hidden = true; });
 
+// The gateway node holding this session is stopping (node_draining): say when it closes the session.
+const drainingBanner = document.getElementById("node-draining");
+notices.addEventListener("notice", (event) => {
+  const notice = JSON.parse(event.data);
+  if (notice.type !== "node_draining" || (notice.target && notice.target !== target)) return;
+  const deadline = new Date(notice.deadline_epoch * 1000 - clockOffset);
+  if (deadline <= new Date()) return;
+  document.getElementById("node-draining-time").textContent =
+    deadline.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+  drainingBanner.hidden = !ended.hidden;
+});
+socket.addEventListener("close", () => { drainingBanner.hidden = true; });
+
 function showViewers() {
   viewersText.textContent = [...viewers.keys()].sort().join(", ");
   viewing.hidden = viewers.size === 0 || !ended.hidden;
