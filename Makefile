@@ -17,7 +17,7 @@ NOVNC_DIR := gateway/web/static/novnc
 NOVNC_STAMP := $(NOVNC_DIR)/LICENSE.txt
 PYTEST_ARGS ?=
 
-.PHONY: deps system-deps test demo bench bench-live soak fuzz messages clean distclean
+.PHONY: deps system-deps test lint-deploy demo bench bench-live soak fuzz messages clean distclean
 
 deps: system-deps $(VENV_STAMP) $(NOVNC_STAMP)
 
@@ -49,6 +49,12 @@ $(NOVNC_STAMP): $(NPM_STAMP)
 
 test: deps
 	$(VENV)/bin/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+# deploy/: hadolint on the Dockerfiles, docker-compose config, kubernetes-validate --strict on the manifests,
+# promtool on the alert rules and their tests, config check on every example config (tests/test_deploy.py).
+lint-deploy: deps
+	$(VENV)/bin/pytest -q -p no:cacheprovider tests/test_deploy.py \
+		tests/functional/test_prometheus_functional.py::test_every_alert_has_a_passing_promtool_case
 
 demo: deps
 	$(VENV)/bin/deskgate demo
