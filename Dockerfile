@@ -1,8 +1,9 @@
 # syntax=docker/dockerfile:1
 # The deskgate gateway. Build from the repository root:   docker build -t deskgate .
 # Run with a config whose listeners bind 0.0.0.0 and whose paths point into /var/lib/deskgate:
-#   docker run -p 8080:8080 -v "$PWD/deskgate.yaml:/etc/deskgate/deskgate.yaml:ro" \
-#              -v deskgate-data:/var/lib/deskgate deskgate
+#   docker run -p 8443:8443 -v "$PWD/deskgate.yaml:/etc/deskgate/deskgate.yaml:ro" \
+#              -v "$PWD/tls:/etc/deskgate/tls:ro" -v deskgate-data:/var/lib/deskgate deskgate
+# (deploy/deskgate.yaml is such a config.) Before a new version's first start: deskgate db upgrade.
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
@@ -27,7 +28,7 @@ FROM ${PYTHON_IMAGE}
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libldap-2.5-0 libsasl2-2 \
     && rm -rf /var/lib/apt/lists/* \
-    && useradd --system --user-group --home-dir /var/lib/deskgate --shell /usr/sbin/nologin deskgate \
+    && useradd --system --user-group --uid 10001 --home-dir /var/lib/deskgate --shell /usr/sbin/nologin deskgate \
     && install -d -o deskgate -g deskgate -m 0750 /var/lib/deskgate \
     && install -d -m 0755 /etc/deskgate
 COPY --from=build /dist/ /tmp/dist/
@@ -38,10 +39,14 @@ ENV PATH=/opt/deskgate/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
 WORKDIR /var/lib/deskgate
-USER deskgate
+# Numeric: Kubernetes' runAsNonRoot can check it.
+USER 10001:10001
 VOLUME ["/var/lib/deskgate"]
-EXPOSE 8080 9108
+EXPOSE 8443 9108
+# Asks listen.http of the config, over TLS when tls: is set (deskgate health).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=15s --retries=3 \
-    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=4)"]
+    CMD ["deskgate", "health", "--config", "/etc/deskgate/deskgate.yaml"]
+# docker stop / Kubernetes send SIGTERM: the gateway drains for listen.drain_timeout (give the container longer).
+STOPSIGNAL SIGTERM
 ENTRYPOINT ["deskgate"]
 CMD ["serve", "--config", "/etc/deskgate/deskgate.yaml"]

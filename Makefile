@@ -22,7 +22,7 @@ ASCIINEMA_DIR := gateway/web/static/asciinema
 ASCIINEMA_STAMP := $(ASCIINEMA_DIR)/LICENSE
 PYTEST_ARGS ?=
 
-.PHONY: deps system-deps test demo bench bench-live soak fuzz messages clean distclean
+.PHONY: deps system-deps test lint-deploy demo bench bench-live soak fuzz messages clean distclean
 
 deps: system-deps $(VENV_STAMP) $(NOVNC_STAMP) $(XTERM_STAMP) $(ASCIINEMA_STAMP)
 
@@ -68,6 +68,12 @@ $(ASCIINEMA_STAMP): $(NPM_STAMP)
 
 test: deps
 	$(VENV)/bin/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+# deploy/: hadolint on the Dockerfiles, docker-compose config, kubernetes-validate --strict on the manifests,
+# promtool on the alert rules and their tests, config check on every example config (tests/test_deploy.py).
+lint-deploy: deps
+	$(VENV)/bin/pytest -q -p no:cacheprovider tests/test_deploy.py \
+		tests/functional/test_prometheus_functional.py::test_every_alert_has_a_passing_promtool_case
 
 demo: deps
 	$(VENV)/bin/deskgate demo

@@ -135,8 +135,10 @@ class Store:
         self.dialect: str = engine.dialect.name
 
     @classmethod
-    async def open(cls, url: str) -> Store:
-        """Connect to ``url`` (``storage.database``), create the missing tables and add the missing columns."""
+    async def open(cls, url: str, create: bool = True) -> Store:
+        """Connect to ``url`` (``storage.database``); with ``create``, create the missing tables and add the missing
+        columns of the tables imported so far (tests and tools; the gateway checks its schema's version instead,
+        see ``gateway.schema``)."""
         async_url = make_url(async_database_url(url))
         database = async_url.database
         if async_url.get_backend_name() == "sqlite" and database and database != ":memory:":
@@ -145,6 +147,8 @@ class Store:
         if engine.dialect.name == "sqlite":
             _take_over_sqlite_transactions(engine)
         store = cls(engine)
+        if not create:
+            return store
         try:
             # Serialized: replicas starting together would otherwise race to CREATE the same table.
             async with store.serialized("deskgate.schema") as connection:

@@ -18,6 +18,8 @@ from prometheus_client import (
 from base import __version__
 
 PREFIX = "deskgate"
+#: ``recording_failures_total{reason}``: recorder.errors.FailureReason, and create_failed (the journal not created).
+RECORDING_FAILURE_REASONS = ("disk_full", "io_error", "file_too_large", "permission", "create_failed")
 
 
 class Metrics:
@@ -218,8 +220,9 @@ class Metrics:
         )
         self.sessions_refused_total = Counter(
             f"{PREFIX}_sessions_refused_total",
-            "Desktops refused because the target holds its max_sessions operators already; reason is in_use "
-            "(a one-operator desktop) or too_many (a shared one).",
+            "Desktops refused before they started; reason is in_use (a one-operator desktop in use), too_many "
+            "(a shared one at its max_sessions), disk_full (recordings' or database's disk below storage.min_free) "
+            "or draining (the node is stopping).",
             ["reason"],
             registry=r,
         )
@@ -289,6 +292,32 @@ class Metrics:
         self.recordings_deleted_total = Counter(
             f"{PREFIX}_recordings_deleted_total", "Recordings deleted by retention.", registry=r
         )
+
+        # issue 14, disk that warns before it fails (gateway/disk_space.py): free space of recordings and database
+        self.disk_free_bytes = Gauge(
+            f"{PREFIX}_disk_free_bytes", "Free bytes on the disk of a volume: recordings, or database (SQLite).",
+            ["volume"], registry=r,
+        )
+        self.disk_size_bytes = Gauge(
+            f"{PREFIX}_disk_size_bytes", "Size in bytes of the disk of a volume: recordings, or database (SQLite).",
+            ["volume"], registry=r,
+        )
+        self.disk_min_free_bytes = Gauge(
+            f"{PREFIX}_disk_min_free_bytes",
+            "storage.min_free in bytes for a volume: below it new sessions are refused (reason disk_full).",
+            ["volume"], registry=r,
+        )
+        # issue 14, dashboards and alerts (deploy/): LDAP configured or not, and known label values at 0
+        self.ldap_configured = Gauge(
+            f"{PREFIX}_ldap_configured", "1 when auth.ldap is configured (deskgate_ldap_up means something), else 0.",
+            registry=r,
+        )
+        for reason in ("in_use", "too_many", "disk_full", "draining"):  # so that rate() sees the first one, and panels a series
+            self.sessions_refused_total.labels(reason=reason)
+        for reason in ("idle_timeout", "max_session"):
+            self.sign_outs_total.labels(reason=reason)
+        for reason in RECORDING_FAILURE_REASONS:
+            self.recording_failures_total.labels(reason=reason)
 
     def exposition(self) -> bytes:
         """The registry in Prometheus text format."""

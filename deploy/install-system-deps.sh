@@ -34,7 +34,8 @@ packages=(
     libsasl2-dev
     gcc libc6-dev                # python-ldap ships no wheel: pip compiles it
     python3-dev
-    prometheus                   # functional test: a real Prometheus scrapes /metrics
+    prometheus                   # functional test: a real Prometheus scrapes /metrics; promtool tests the alerts
+    docker-compose               # tests/test_deploy.py: docker-compose config validates deploy/docker-compose.yml
     postgresql                   # the many-node mode's database: functional tests start a throwaway cluster
     zbar-tools                   # zbarimg: the enrollment e2e test scans the QR code the browser shows
     websockify                   # the benchmarks' peer (bench/), with numpy, outside deskgate's venv

@@ -142,7 +142,24 @@ class SessionEnded:
         return posted + 300.0
 
 
-Notice = ViewingStarted | ViewingEnded | IdleWarning | WindowClosing | SessionEnded
+@dataclass(frozen=True, slots=True)
+class NodeDraining:
+    """The gateway node holding the session (on ``target``) is stopping: it ends the session at ``deadline_epoch``."""
+
+    deadline_epoch: float
+    target: str | None = None
+    type: ClassVar[str] = "node_draining"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.deadline_epoch, bool) or not isinstance(self.deadline_epoch, (int, float)) \
+                or not math.isfinite(self.deadline_epoch):
+            raise ValueError(f"NodeDraining.deadline_epoch must be a time, not {self.deadline_epoch!r}")
+
+    def expires(self, posted: float) -> float:
+        return max(posted, self.deadline_epoch) + 60.0
+
+
+Notice = ViewingStarted | ViewingEnded | IdleWarning | WindowClosing | SessionEnded | NodeDraining
 
 
 class NoticePoster(Protocol):

@@ -63,6 +63,8 @@ class CloseCode(IntEnum):
     INPUT_FLOOD = 4012, "input_flood"
     IN_USE = 4013, "in_use"  # refused before the session starts: the target holds its max_sessions
     HOST_KEY_REFUSED = 4014, "host_key_refused"  # an SSH target's host key is unknown or changed
+    DRAINING = 4015, "draining"  # refused before the session starts: this node is stopping
+    DISK_FULL = 4016, "disk_full"  # refused before the session starts: recording storage is nearly full
     ACCESS_CHANGED = 4020, "access_changed"  # a reload: the policies in force no longer allow it
     OUTSIDE_HOURS = 4021, "outside_hours"  # its policy's time window closed
 

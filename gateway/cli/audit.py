@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from auth.secretbox import read_key
-from base.db import Store
 from base.times import isoformat_utc, parse_time
 from gateway.audit import AuditEvent, AuditLog, VerifyResult
 from gateway.audit_checkpoints import CheckpointKey, CheckpointReading, checkpoint_files, read_checkpoints
 from gateway.cli.common import CommandGroups
 from gateway.config import Config, load_config
+from gateway.schema import open_current_store
 
 
 def add_commands(commands: CommandGroups, common: argparse.ArgumentParser) -> None:
@@ -44,7 +44,7 @@ def add_commands(commands: CommandGroups, common: argparse.ArgumentParser) -> No
 
 
 async def _with_audit_log(config: Config, use: Callable[[AuditLog], Any]) -> Any:
-    store = await Store.open(config.storage.database)
+    store = await open_current_store(config.storage.database)
     try:
         return await use(AuditLog(store))
     finally:

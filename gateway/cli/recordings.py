@@ -10,13 +10,13 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from base.db import Store
 from base.times import parse_time
 from gateway.cli import retention
 from gateway.cli.common import CommandGroups
 from gateway.cli.messages import _
 from gateway.config import Config, load_config
 from gateway.recording_service import recorder_storage
+from gateway.schema import open_current_store
 from recorder.errors import IntegrityError, RecordingError
 from recorder.index import MAX_SEARCH_LIMIT, RecordingIndex, RecordingRow
 from recorder.journal import is_session_id, recording_path
@@ -55,7 +55,7 @@ def _human_duration(seconds: float) -> str:
 
 async def _list_recordings(config: Config, user: str | None, target: str | None,
                            since: datetime | None) -> list[RecordingRow]:
-    store = await Store.open(config.storage.database)
+    store = await open_current_store(config.storage.database)
     try:
         return await RecordingIndex(store).search(user=user, target=target, since=since, limit=MAX_SEARCH_LIMIT)
     finally:

@@ -1,9 +1,13 @@
-"""``deskgate serve``, ``demo``, ``config check`` and ``config reload``: run the gateway, check its configuration,
-or have the running gateway reload it."""
+"""``deskgate serve``, ``demo``, ``health``, ``config check`` and ``config reload``: run the gateway, probe it, check
+its configuration, or have the running gateway reload it."""
 
 from __future__ import annotations
 
 import argparse
+import ssl
+import sys
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 from base.errors import ConfigError
@@ -25,6 +29,11 @@ def add_commands(commands: CommandGroups, common: argparse.ArgumentParser) -> No
     demo.add_argument("--workdir", type=Path, default=Path("var/demo"), help="where the demo keeps its files")
     demo.add_argument("--port", type=int, default=8080, help="HTTP port of the gateway (default: 8080)")
     demo.set_defaults(handler=cmd_demo)
+
+    health = commands.add_parser("health", parents=[common],
+                                 help="exit 0 when this host's gateway answers /healthz (or /readyz): a container probe")
+    health.add_argument("--ready", action="store_true", help="ask /readyz: fails while the gateway drains")
+    health.set_defaults(handler=cmd_health)
 
     config = commands.add_parser("config", help="configuration files").add_subparsers(
         dest="config_command", required=True, metavar="COMMAND")
@@ -55,6 +64,25 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     asyncio.run(run_worker(load_config(args.config)))
     return 0
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    """GET /healthz (or /readyz) of ``listen.http`` on this host, over TLS when ``tls`` is set."""
+    config = load_config(args.config)
+    address = config.listen.http
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(address.host, address.host)  # a wildcard: ask loopback
+    scheme = "https" if config.tls.enabled else "http"
+    url = f"{scheme}://{f'[{host}]' if ':' in host else host}:{address.port}/{'readyz' if args.ready else 'healthz'}"
+    context = ssl.create_default_context()
+    context.check_hostname = False  # this host's own listener, whatever name its certificate carries
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        with urllib.request.urlopen(url, timeout=4, context=context if scheme == "https" else None) as response:
+            print(f"{url}: {response.status}")
+            return 0
+    except (urllib.error.URLError, OSError) as error:
+        print(f"deskgate: {url} does not answer: {getattr(error, 'reason', error)}", file=sys.stderr)
+        return 1
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -14,13 +14,13 @@ import json
 import sys
 import time
 
-from base.db import Store
 from base.metrics import Metrics
 from gateway.audit import AuditLog
 from gateway.cli.common import CommandGroups
 from gateway.cli.messages import _
 from gateway.config import Config, load_config
 from gateway.notices import NoticeBoard, SessionEnded
+from gateway.schema import open_current_store
 from gateway.session_directory import DirectoryEntry, SessionDirectory
 from gateway.sessions import EndRequest, is_live_session_id
 
@@ -46,7 +46,7 @@ def _idle(seconds: int) -> str:
 
 def sessions_list_command(config: Config, as_json: bool) -> int:
     async def listing() -> list[DirectoryEntry]:
-        store = await Store.open(config.storage.database)
+        store = await open_current_store(config.storage.database)
         try:
             return await SessionDirectory(store).list()
         finally:
@@ -75,7 +75,7 @@ def sessions_end_command(config: Config, session_id: str, reason: str) -> int:
     operator = getpass.getuser()
 
     async def end() -> str | None:
-        store = await Store.open(config.storage.database)
+        store = await open_current_store(config.storage.database)
         try:
             directory = SessionDirectory(store)
             if len(reason) > directory.max_reason:

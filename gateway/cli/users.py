@@ -21,12 +21,12 @@ from auth.secretbox import SecretBox
 from auth.totp import provisioning_uri, terminal_qr
 from auth.totp_store import TOTPSecrets
 from auth.websession import WebSessionStore
-from base.db import Store
 from base.times import isoformat_utc
 from gateway.audit import AuditLog
 from gateway.cli.common import CommandGroups
 from gateway.cli.messages import _
 from gateway.config import Config, load_config
+from gateway.schema import open_current_store
 from gateway.useradmin import UserAdmin, UserEntry, password_problem
 
 SOURCE = "cli"
@@ -190,7 +190,7 @@ def run_user_admin(config: Config, use: Callable[[UserAdmin], Awaitable[T]]) -> 
     """Open the database and key, run ``use``, close them."""
 
     async def run() -> T:
-        store = await Store.open(config.storage.database)
+        store = await open_current_store(config.storage.database)
         try:
             box = SecretBox.from_file(config.auth.totp.secret_key_file)
             web = config.auth.web_session

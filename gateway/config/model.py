@@ -10,6 +10,7 @@ from pathlib import Path
 from auth.netacl import ProxyHeader
 from auth.options import AuthConfig
 from base.yamlnodes import IPNetwork
+from gateway.config.sizes import DEFAULT_MIN_FREE, MinFree
 from gateway.policy import Policy
 from recorder.jobs import LEASE_SECONDS
 from recorder.storage import S3Location
@@ -57,6 +58,7 @@ class ListenConfig:
     http: Address
     metrics: Address
     public_url: PublicURL | None = None  # None: browsers use the listen address (or localhost on loopback)
+    drain_timeout: float = 20.0  # on SIGTERM, how long live sessions may go on before they are ended
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +109,7 @@ class StorageConfig:
     retention: float | None = None  # seconds recordings are kept; None: forever
     job_lease: float = LEASE_SECONDS  # a recorder job (a live recording's recovery) is another node's after this
     workers: bool = True  # ``serve`` also claims recorder jobs (false: leave them to ``deskgate worker``)
+    min_free: MinFree = DEFAULT_MIN_FREE  # new sessions are refused while the recordings' or database's disk has less
 
 
 @dataclass(frozen=True, slots=True)

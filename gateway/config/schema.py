@@ -49,6 +49,7 @@ from gateway.config.model import (
     TLSConfig,
     UIConfig,
 )
+from gateway.config.sizes import DEFAULT_MIN_FREE, MinFree, parse_min_free
 from gateway.hours import DEFAULT_WARNING, TimeWindow, local_zone, parse_hours, zone_named
 from gateway.i18n import LANGUAGES
 from gateway.policy import ANY_GROUP, USER_PLACEHOLDER, Clipboard, InputRecording, Policy, RecordingAccess
@@ -165,13 +166,14 @@ class _ConfigReader:
         return Address(match.group(1) or match.group(3), port)
 
     def listen(self, node: Node | None, tls: TLSConfig) -> ListenConfig:
-        section = self.r.mapping(node, "listen", ["http", "metrics", "public_url"])
+        section = self.r.mapping(node, "listen", ["http", "metrics", "public_url", "drain_timeout"])
         http = self.address(section.get("http"), "listen.http", "127.0.0.1:8080")
         if not http.is_loopback and not tls.enabled:
             raise self.r.error(section.get("http"), "listen.http", f"{http} is not a loopback address: "
                                "exposing the gateway without TLS; set tls.cert and tls.key")
         return ListenConfig(http, self.address(section.get("metrics"), "listen.metrics", "127.0.0.1:9108"),
-                            self.public_url(section.get("public_url"), tls))
+                            self.public_url(section.get("public_url"), tls),
+                            self.duration(section.get("drain_timeout"), "listen.drain_timeout", 20.0))
 
     def public_url(self, node: Node | None, tls: TLSConfig) -> PublicURL | None:
         """``scheme://host[:port]`` and nothing else; https unless the host is this machine."""
@@ -364,7 +366,7 @@ class _ConfigReader:
     def storage(self, node: Node | None) -> StorageConfig:
         section = self.r.mapping(node, "storage", ["recordings", "database", "fsync_interval", "recording_key_file",
                                                        "pid_file", "spool", "s3", "segment_bytes", "segment_interval",
-                                                       "upload_deadline", "retention", "workers", "job_lease"])
+                                                       "upload_deadline", "retention", "workers", "job_lease", "min_free"])
         database = self.r.string(section.get("database"), "storage.database", "sqlite:///var/deskgate.db")
         if not DATABASE_URL.match(database):
             raise self.r.error(section.get("database"), "storage.database",
@@ -394,6 +396,7 @@ class _ConfigReader:
             retention=self.optional_duration(section.get("retention"), "storage.retention"),
             job_lease=self.duration(section.get("job_lease"), "storage.job_lease", LEASE_SECONDS),
             workers=self.r.boolean(section.get("workers"), "storage.workers", True),
+            min_free=self.min_free(section.get("min_free")),
         )
 
     def s3(self, recordings: Node | None, node: Node | None) -> S3Location | None:
@@ -417,6 +420,17 @@ class _ConfigReader:
                 secret_key_file=self.optional_path(secret, "storage.s3.secret_key_file"))
         except ValueError as error:
             raise self.r.error(recordings, "storage.recordings", str(error)) from None
+
+
+    def min_free(self, node: Node | None) -> MinFree:
+        if node is None or self.r.is_null(node):
+            return DEFAULT_MIN_FREE
+        value = self.r.scalar(node, "storage.min_free", (str, int), "an amount of disk space")
+        assert isinstance(value, (str, int))
+        try:
+            return parse_min_free(value)
+        except ValueError as error:
+            raise self.r.error(node, "storage.min_free", str(error)) from None
 
     def audit(self, node: Node | None) -> AuditConfig:
         section = self.r.mapping(node, "audit", ["checkpoint_key_file", "checkpoint_dir", "checkpoint_interval",

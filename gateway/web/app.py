@@ -5,7 +5,7 @@ lets in ``network.allow`` and ``network.trusted_proxies``; the metrics listener,
 is not on loopback, ``network.metrics_allow``; both bound their connections and the time
 a request may take to arrive (``network.header_timeout`` and its siblings).
 
-Lifecycle, in ``app.cleanup_ctx`` order: the database (and the audit log and recording
+Lifecycle, in ``app.cleanup_ctx`` order: the disks' free space (:mod:`gateway.disk_space`), the database (and the audit log and recording
 index on it), the live-session directory and the notice board with its delivery loop
 (:func:`supervision_context`), authentication and the watcher that keeps sessions honest
 (:mod:`gateway.web.auth_context`), hot reload and the watcher that keeps live sessions within the
@@ -28,14 +28,16 @@ from dataclasses import dataclass
 import uvloop
 from aiohttp import web
 
-from base.db import Store
 from base.metrics import Metrics
 from gateway.audit import AuditLog, CheckpointWriter
 from gateway.config import Address, Config
+from gateway.disk_space import DiskSpace
+from gateway.drain import DRAIN, Drain, drain
 from gateway.journals import RecordingContext, RecordingsFactory
 from gateway.notices import NoticeBoard
 from gateway.recording_service import recording_service
 from gateway.reload import remove_pid_file, status_path, write_pid_file
+from gateway.schema import open_current_store
 from gateway.session_directory import SessionDirectory
 from gateway.sessions import SessionRegistry
 from gateway.settings import LiveSettings, Settings
@@ -57,6 +59,7 @@ from gateway.web.auth_context import auth_context
 from gateway.web.keys import (
     AUDIT,
     CLOCK,
+    DISK_SPACE,
     LIVE_SESSIONS,
     METRICS,
     NOTICES,
@@ -93,7 +96,7 @@ async def database_context(app: web.Application) -> AsyncIterator[None]:
     While it is open, the audit chain's head is checkpointed outside it: at start-up, at
     intervals, and at shutdown (after the other contexts have recorded their last events).
     """
-    store = await Store.open(app[SETTINGS].current.config.storage.database)
+    store = await open_current_store(app[SETTINGS].current.config.storage.database)
     try:
         app[STORE] = store
         app[RECORDING_INDEX] = RecordingIndex(store)
@@ -117,6 +120,19 @@ async def supervision_context(app: web.Application) -> AsyncIterator[None]:
         with contextlib.suppress(asyncio.CancelledError):
             await delivery
         await board.close()
+
+
+async def disk_space_context(app: web.Application) -> AsyncIterator[None]:
+    """``app.cleanup_ctx`` entry: read the disks' free space before serving, then every few seconds until shutdown."""
+    disk_space = app[DISK_SPACE]
+    await disk_space.refresh(app[SETTINGS].current.config)
+    watcher = asyncio.create_task(disk_space.run(app[SETTINGS]), name="deskgate-disk-space")
+    try:
+        yield
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
 
 
 def recordings_context(recordings: RecordingsFactory) -> Callable[[web.Application], AsyncIterator[None]]:
@@ -147,6 +163,8 @@ def create_app(config: Config, metrics: Metrics | None = None, clock: Callable[[
     app[DENIAL_AUDITOR] = DenialAuditor()
     app[PENDING_AUDITS] = set()
     app[LIVE_SESSIONS] = SessionRegistry(metrics)
+    app[DISK_SPACE] = DiskSpace(metrics)
+    app[DRAIN] = Drain()
     renderer()  # reads the catalogs now: a broken one stops the start, not the first page
     app.add_routes(auth_routes.routes)
     app.add_routes(portal_routes.routes)
@@ -160,6 +178,7 @@ def create_app(config: Config, metrics: Metrics | None = None, clock: Callable[[
     app.add_routes(account_routes.routes)
     app.add_routes(admin_routes.routes)
     app.add_routes(admin_views.routes)
+    app.cleanup_ctx.append(disk_space_context)
     app.cleanup_ctx.append(database_context)
     app.cleanup_ctx.append(supervision_context)
     app.cleanup_ctx.append(auth_context)
@@ -269,7 +288,8 @@ async def wait_for_stop_signal() -> None:
 
 
 async def serve_until_signalled(config: Config) -> None:
-    """Run until SIGINT or SIGTERM; SIGHUP reloads the config, answering in the status file by the pid file."""
+    """Run until SIGINT or SIGTERM, then drain (:mod:`gateway.drain`); SIGHUP reloads the config, answering in the
+    status file by the pid file."""
     gateway = await start_gateway(config)
     reloader = gateway.app[RELOADER]
     reloader.status_file = status_path(config.storage.pid_file)
@@ -279,6 +299,7 @@ async def serve_until_signalled(config: Config) -> None:
                                                  "pid_file": str(config.storage.pid_file)}})
     try:
         await wait_for_stop_signal()
+        await drain(gateway.app, gateway.app[SETTINGS].current.config.listen.drain_timeout)
     finally:
         log.info("gateway stopping")
         remove_pid_file(config.storage.pid_file)

@@ -60,6 +60,7 @@ def build_auth(app: web.Application) -> None:
     available: dict[str, PasswordBackend] = {}
     if local_users is not None:
         available["local"] = LocalBackend(local_users, metrics)
+    metrics.ldap_configured.set(0 if auth.ldap is None else 1)  # the LDAP-down alert asks it first
     if auth.ldap is not None:
         ldap = LDAPBackend(auth.ldap, metrics=metrics)
         app[LDAP] = ldap

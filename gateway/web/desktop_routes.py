@@ -13,7 +13,8 @@ it opens until it ends (:mod:`gateway.session_directory`); listing it is also wh
 ``max_sessions`` is kept, across nodes. A session refused there (the target is in use) is
 refused after the WebSocket is accepted: it closes with :attr:`CloseCode.IN_USE` and the reason,
 which the page shows. The page first asks ``GET /api/v1/targets/{target}/check``, which answers
-every refusal it can foresee (no such desktop, no policy, in use) with its reason, so that the
+every refusal it can foresee (no such desktop, no policy, the node draining or its recording storage
+nearly full, in use) with its reason, so that the
 operator reads why rather than a lost connection.
 
 A session that ends for idleness or its maximum length ends the web sign-in that opened it too
@@ -30,6 +31,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from auth.websession import WebSession
 from gateway.desktop import DesktopSession
+from gateway.drain import DRAIN, NODE_DRAINING
 from gateway.errors import TargetInUse
 from gateway.i18n import translator
 from gateway.policy import Policy
@@ -40,6 +42,7 @@ from gateway.settings import Settings
 from gateway.web.keys import (
     AUDIT,
     CLOCK,
+    DISK_SPACE,
     LIVE_SESSIONS,
     METRICS,
     NOTICES,
@@ -83,6 +86,28 @@ async def _admit(request: web.Request, session: WebSession, settings: Settings, 
     return decision.policy
 
 
+def _node_refusal(request: web.Request) -> tuple[CloseCode, str] | None:
+    """Why this node takes no new desktop now: it drains, or recording storage is nearly full; None when it does."""
+    if request.app[DRAIN].draining:
+        return CloseCode.DRAINING, NODE_DRAINING
+    disk_full = request.app[DISK_SPACE].refusal
+    return None if disk_full is None else (CloseCode.DISK_FULL, disk_full)
+
+
+async def _refuse_on_node(request: web.Request, username: str, target: str, refusal: tuple[CloseCode, str]) -> None:
+    """Count, log and audit a desktop refused by :func:`_node_refusal`."""
+    code, reason = refusal
+    metrics = request.app[METRICS]
+    metrics.sessions_refused_total.labels(reason=code.outcome).inc()
+    metrics.sessions_total.labels(protocol="vnc", outcome=code.outcome).inc()
+    volumes = ", ".join(sorted(request.app[DISK_SPACE].low_volumes)) if code is CloseCode.DISK_FULL else None
+    log.warning("desktop refused: %s", code.outcome, extra={"ctx": {"user": username, "target": target,
+                                                                   "volumes": volumes}})
+    await request.app[AUDIT].record("session.open", user=username, source=client_address(request), target=target,
+                                    outcome=code.outcome, reason=reason, protocol="vnc",
+                                    **({"volumes": volumes} if volumes else {}))
+
+
 @routes.get("/api/v1/targets/{target}/check")
 async def check_desktop(request: web.Request) -> web.Response:
     """Whether the caller may open this desktop now: 200, or 403/404/409 with the reason the page shows."""
@@ -94,6 +119,10 @@ async def check_desktop(request: web.Request) -> web.Response:
     admitted = await _admit(request, session, settings, name)
     if isinstance(admitted, web.Response):
         return admitted
+    on_node = _node_refusal(request)
+    if on_node is not None:
+        await _refuse_on_node(request, session.identity.username, name, on_node)
+        return error_json(503, on_node[1])
     max_sessions = settings.config.targets[name].max_sessions
     if max_sessions is not None:
         holders = tuple(await request.app[SESSION_DIRECTORY].holders(name))
@@ -131,6 +160,11 @@ async def desktop_socket(request: web.Request) -> web.StreamResponse:
     if not ws.can_prepare(request).ok:
         return error_json(400, "expected a WebSocket upgrade")
     await ws.prepare(request)
+    on_node = _node_refusal(request)
+    if on_node is not None:  # live sessions go on
+        await _refuse_on_node(request, user, name, on_node)
+        await ws.close(code=on_node[0], message=close_reason(on_node[1]))
+        return ws
 
     registry = app[LIVE_SESSIONS]
     live = LiveSession(id=registry.new_id(), protocol="vnc", username=user, source=str(source), target=name,

@@ -16,6 +16,7 @@ from auth.websession import WebSessionStore
 from base.db import Store
 from base.metrics import Metrics
 from gateway.audit import AuditLog
+from gateway.disk_space import DiskSpace
 from gateway.journals import SessionRecordings
 from gateway.notices import NoticeBoard
 from gateway.session_directory import SessionDirectory
@@ -31,6 +32,8 @@ CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")
 #: When this gateway started, on CLOCK (the admin console's "since start").
 STARTED = web.AppKey("started", float)
 LIVE_SESSIONS = web.AppKey("live_sessions", SessionRegistry)
+#: Free space of the recordings' and database's disks; new sessions are refused while it is low.
+DISK_SPACE = web.AppKey("disk_space", DiskSpace)
 
 STORE = web.AppKey("store", Store)
 AUDIT = web.AppKey("audit", AuditLog)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from gateway.drain import DRAIN
 from gateway.session_watch import idle_warning_lead
 from gateway.watch import watch_scope
 from gateway.web.keys import CLOCK, SETTINGS
@@ -54,4 +55,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 @routes.get("/readyz")
 async def readyz(request: web.Request) -> web.Response:
+    """200 while this node takes new sessions; 503 while it drains (the load balancer sends them elsewhere)."""
+    if request.app[DRAIN].draining:
+        return web.json_response({"status": "draining"}, status=503)
     return web.json_response({"status": "ready"})

@@ -65,7 +65,7 @@ def base_settings(workdir: Path, desktop_port: int) -> dict[str, Any]:
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "desk-01.pass").write_text("s3cret-vnc\n")
     return {
-        "listen": {"http": "127.0.0.1:0", "metrics": "127.0.0.1:0"},
+        "listen": {"http": "127.0.0.1:0", "metrics": "127.0.0.1:0", "drain_timeout": "2s"},
         "auth": {"local": {"users_file": "users.yaml"}},
         "storage": {"recordings": "recordings", "database": "sqlite:///deskgate.db"},
         "targets": {"desk-01": {"protocol": "vnc", "host": "127.0.0.1", "port": desktop_port,

@@ -92,8 +92,9 @@ class GatewayProcess:
         text = config.read_text()
         text = text.replace('http: "127.0.0.1:0"', f'http: "127.0.0.1:{self.port}"')
         text = text.replace('metrics: "127.0.0.1:0"', f'metrics: "127.0.0.1:{self.metrics_port}"')
+        # min_free 0: these disks are to fill mid-session (the refusal of new sessions is tested apart)
         config.write_text(text.replace('database: "sqlite:///deskgate.db"',
-                                       'database: "sqlite:///deskgate.db", fsync_interval: "250ms"'))
+                                       'database: "sqlite:///deskgate.db", fsync_interval: "250ms", min_free: 0'))
         self.config = config
         store = LocalUserStore(workdir / "users.yaml")
         password = "alice-correct-horse-battery"

@@ -72,6 +72,8 @@ def test_every_close_code_carries_its_outcome_label() -> None:
         4012: "input_flood",
         4013: "in_use",
         4014: "host_key_refused",
+        4015: "draining",
+        4016: "disk_full",
         4020: "access_changed",
         4021: "outside_hours",
     }

@@ -27,6 +27,7 @@ const TEXT = {
   stoppedViewing: (by) => t("{by} stopped viewing your screen", { by }),
   idleWarning: (seconds) => t("No keyboard or mouse input for a while: this session ends in {seconds} s for safety. Move the mouse or press a key to stay.", { seconds }),
   windowClosing: t("Your working hours for this desktop end at {time}: the session will be closed then. Save your work."),
+  nodeDraining: t("This gateway is restarting for maintenance: your session will be closed at {time}. Save your work, then reconnect."),
   fitToWindow: t("Fit to window"),
   actualSize: "1:1",
   fullScreen: t("Full screen"),
@@ -49,6 +50,8 @@ const CLOSE_TEXT = {
   4011: t("the session could not be recorded, so it was ended; ask your administrator"),
   4012: t("too much input arrived at once; check for a stuck key"),
   4013: t("this desktop is in use by another operator; choose another desktop or try again later"),
+  4015: t("this gateway is restarting for maintenance; reconnect in a moment"),
+  4016: t("recording storage is nearly full; contact your administrator"),
   4020: t("your access to this desktop was changed; ask your administrator"),
   4021: t("your working hours for this desktop have ended"),
 };
@@ -249,6 +252,20 @@ notices.addEventListener("notice", (event) => {
   windowBanner.hidden = !ended.hidden;
 });
 
+// The gateway node holding this session is stopping (node_draining): say when it closes the session.
+const drainingBanner = document.getElementById("node-draining");
+notices.addEventListener("notice", (event) => {
+  const notice = JSON.parse(event.data);
+  if (notice.type !== "node_draining" || (notice.target && notice.target !== target)) return;
+  const deadline = new Date(notice.deadline_epoch * 1000 - clockOffset);
+  if (deadline <= new Date()) return;
+  const time = document.createElement("time");
+  time.id = "node-draining-time";
+  time.textContent = formatTime(deadline);
+  fillElements(drainingBanner, TEXT.nodeDraining, { time });
+  drainingBanner.hidden = !ended.hidden;
+});
+
 function showViewers() {
   viewersText.textContent = [...viewers.keys()].sort().join(", ");
   viewing.hidden = viewers.size === 0 || !ended.hidden;
@@ -277,6 +294,7 @@ function showEnded() {
   const firstTime = ended.hidden;
   idleBanner.hidden = true;
   windowBanner.hidden = true;
+  drainingBanner.hidden = true;
   connected = false;
   keysButton.disabled = true;
   showKeys(false);
