@@ -15,7 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from auth.errors import AuthError
 from base.errors import ConfigError
-from gateway.cli import audit, policy, recordings, server, sessions, users
+from gateway.cli import audit, connect, policy, recordings, server, sessions, users
 from gateway.errors import GatewayError
 from gateway.logfmt import setup_logging
 from gateway.rfb.errors import RFBError
@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", choices=LOG_LEVELS, default="info", help="log verbosity (default: info)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    for group in (server, users, policy, recordings, sessions, audit):
+    for group in (server, users, policy, recordings, sessions, audit, connect):
         group.add_commands(commands, common)
     return parser
 
