@@ -2,7 +2,8 @@
 
 A real Xvnc desktop through the jump host is pixel-for-pixel the server's screen, a terminal
 through it works, both share one jump connection; a jump host that is down or whose key is
-unknown refuses the session with a message naming it; a dropped jump connection is replaced.
+unknown refuses the session with a message naming it; a dropped jump connection is replaced; the
+admin console's reachability check goes through the jump host.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from gateway.demo import XvncDesktop
 from gateway.errors import TargetRefused
 from gateway.reach import JumpHosts, SshEndpoint, open_tcp
 from gateway.rfb.messages import Encoding, PointerEvent
+from gateway.web.admin_views import probe_all
 from tests.conftest import DESKTOP_HEIGHT, DESKTOP_WIDTH
 from tests.functional.auth_helpers import AuthGateway, auth_gateway, cookie_session, free_port, write_config
 from tests.functional.terminal_helpers import closed, open_terminal, read_until
@@ -133,5 +135,9 @@ async def test_a_dropped_jump_connection_is_replaced(jump: SshdServer, desktop: 
         writer.close()
         with pytest.raises(TargetRefused, match="jump host jump-01 cannot reach desk-01"):
             await open_tcp("desk-01", "127.0.0.1", free_port(), via, jumps)
+        # The admin console's reachability check goes through the jump host too.
+        problems = dict(zip(config.targets, await probe_all(list(config.targets.values()), jumps=jumps), strict=True))
+        assert problems["desk-01"] is None and problems["shell-01"] is None
+        assert "jump host jump-down is unreachable" in str(problems["desk-down"])
     finally:
         await jumps.close()
