@@ -142,7 +142,7 @@ class LiveView:
             async with asyncio.timeout(self._timeouts.connect):
                 reader, writer = await open_tcp(target.name, target.host, target.port, target.via, self._jumps)
         except TargetRefused as exc:
-            raise TargetUnavailable(f"desktop {exc}") from exc
+            raise TargetUnavailable(str(exc)) from exc
         except (OSError, TimeoutError) as exc:
             raise TargetUnavailable(f"desktop {target.name} is unreachable ({exc.__class__.__name__}: {exc})") from exc
         try:

@@ -141,8 +141,9 @@ class JumpHosts:
         self._connections: dict[SshEndpoint, asyncssh.SSHClientConnection] = {}
         self._locks: dict[SshEndpoint, asyncio.Lock] = {}
 
-    async def connection(self, jump: SshEndpoint) -> asyncssh.SSHClientConnection:
-        """The open connection to ``jump`` (TargetRefused, counted, when it cannot be had)."""
+    async def connection(self, jump: SshEndpoint, target: str) -> asyncssh.SSHClientConnection:
+        """The open connection to ``jump``, for a session on ``target`` (TargetRefused naming both,
+        counted, when it cannot be had)."""
         async with self._locks.setdefault(jump, asyncio.Lock()):
             current = self._connections.get(jump)
             if current is not None and not current.is_closed():
@@ -153,7 +154,7 @@ class JumpHosts:
                 self._metrics.jump_host_failures_total.labels(reason=refusal.reason).inc()
                 log.warning("jump host refused", extra={"ctx": {"jump": jump.name, "reason": refusal.reason,
                                                                 "error": str(refusal)}})
-                raise
+                raise TargetRefused(f"cannot open {target}: {refusal}", reason=refusal.reason) from refusal
             self._metrics.jump_host_connections_total.inc()
             log.info("jump host connected", extra={"ctx": {"jump": jump.name}})
             self._connections[jump] = connection
@@ -204,7 +205,7 @@ async def open_tcp(name: str, host: str, port: int, via: SshEndpoint | None,
         return await asyncio.open_connection(host, port)
     if jumps is None:
         raise TargetRefused(f"{name} is reached via {via.name}, but this gateway component has no jump hosts")
-    connection = await jumps.connection(via)
+    connection = await jumps.connection(via, name)
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=2 ** 16, loop=loop)
     protocol = asyncio.StreamReaderProtocol(reader, loop=loop)

@@ -205,7 +205,7 @@ class TerminalSession:
                     if self._jumps is None:
                         raise TargetRefused(f"{target.name} is reached via {target.via.name}, but this gateway "
                                             "component has no jump hosts")
-                    tunnel = await self._jumps.connection(target.via)
+                    tunnel = await self._jumps.connection(target.via, target.name)
                 connection = self._connection = await ssh_connect(target, tunnel)
                 return await connection.create_process(term_type=TERMINAL_TYPE, term_size=(size.cols, size.rows),
                                                        encoding=None, stderr=asyncssh.STDOUT)

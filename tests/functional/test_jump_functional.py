@@ -101,7 +101,7 @@ async def test_jump_host_down_or_with_an_unknown_key_refuses_with_a_clear_error(
     async with auth_gateway(tmp_path, jump_settings(jump, desktop, tmp_path)) as gateway, cookie_session() as http:
         await login(http, gateway, "alice")
         client = await open_desktop(http, gateway, "desk-down")
-        with pytest.raises(Exception, match="jump host jump-down is unreachable"):
+        with pytest.raises(Exception, match="cannot open desk-down: jump host jump-down is unreachable"):
             await client.handshake()
         with pytest.raises(RFBClosed) as refused:
             await client._receive()
@@ -113,7 +113,7 @@ async def test_jump_host_down_or_with_an_unknown_key_refuses_with_a_clear_error(
 
         ws = await open_terminal(http, gateway, "shell-evil")
         code, reason = await closed(ws)
-        assert code == 4014 and "jump host jump-evil did not prove its identity" in reason
+        assert code == 4014 and "cannot open shell-evil: jump host jump-evil did not prove its identity" in reason
         assert [e.target for e in await audited(gateway, "session.host_key")] == ["shell-evil"]
         assert await gateway.metric(http, 'deskgate_jump_host_failures_total{reason="unreachable"}') == 1.0
         assert await gateway.metric(http, 'deskgate_jump_host_failures_total{reason="host_key"}') == 2.0
@@ -124,11 +124,11 @@ async def test_a_dropped_jump_connection_is_replaced(jump: SshdServer, desktop: 
     via = SshEndpoint.from_target(config.targets["jump-01"])
     jumps = JumpHosts(Metrics())
     try:
-        first = await jumps.connection(via)
-        assert await jumps.connection(via) is first  # shared
+        first = await jumps.connection(via, "desk-01")
+        assert await jumps.connection(via, "desk-01") is first  # shared
         first.close()
         await first.wait_closed()
-        second = await jumps.connection(via)
+        second = await jumps.connection(via, "desk-01")
         assert second is not first
         reader, writer = await open_tcp("desk-01", "127.0.0.1", desktop.port, via, jumps)
         assert (await reader.readexactly(12)).startswith(b"RFB 003.")  # the target's greeting, through the tunnel
@@ -138,6 +138,6 @@ async def test_a_dropped_jump_connection_is_replaced(jump: SshdServer, desktop: 
         # The admin console's reachability check goes through the jump host too.
         problems = dict(zip(config.targets, await probe_all(list(config.targets.values()), jumps=jumps), strict=True))
         assert problems["desk-01"] is None and problems["shell-01"] is None
-        assert "jump host jump-down is unreachable" in str(problems["desk-down"])
+        assert "cannot open desk-down: jump host jump-down is unreachable" in str(problems["desk-down"])
     finally:
         await jumps.close()
