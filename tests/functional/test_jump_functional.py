@@ -1,7 +1,7 @@
 """Targets reached through an SSH jump host (``via:``): a real OpenSSH sshd that allows TCP forwarding.
 
 A real Xvnc desktop through the jump host is pixel-for-pixel the server's screen, a terminal
-through it works, both share one jump connection; a jump host that is down or whose key is
+through it works, a supervisor's live view of it too, all share one jump connection; a jump host that is down or whose key is
 unknown refuses the session with a message naming it; a dropped jump connection is replaced; the
 admin console's reachability check goes through the jump host.
 """
@@ -35,6 +35,7 @@ from tests.xwd import read_xwd, take_screenshot
 pytestmark = [pytest.mark.functional, pytest.mark.timeout(120)]
 
 LOOPBACK = ["127.0.0.0/8", "::1/128"]
+USERS = {"alice": ["operators"], "sam": ["supervisors"]}
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +61,9 @@ def jump_settings(jump: SshdServer, desktop: XvncDesktop, workdir: Path) -> dict
             "shell-01": jump.target(via="jump-01"),
             "shell-evil": jump.target(via="jump-evil"),
         },
-        "policies": [{"name": "operators", "groups": ["operators"], "from": LOOPBACK,
-                      "targets": ["desk-*", "shell-*"]}],
+        "policies": [{"name": "operators", "groups": ["operators"], "from": LOOPBACK, "targets": ["desk-*", "shell-*"]},
+                     {"name": "supervisors", "groups": ["supervisors"], "from": LOOPBACK, "targets": ["desk-01"],
+                      "watch": ["operators"]}],
     }
 
 
@@ -74,7 +76,8 @@ async def open_desktop(http: aiohttp.ClientSession, gateway: AuthGateway, target
 
 async def test_desktop_and_terminal_through_one_shared_jump_connection(
         jump: SshdServer, desktop: XvncDesktop, tmp_path: Path) -> None:
-    async with auth_gateway(tmp_path, jump_settings(jump, desktop, tmp_path)) as gateway, cookie_session() as http:
+    async with (auth_gateway(tmp_path, jump_settings(jump, desktop, tmp_path), users=USERS) as gateway,
+                cookie_session() as http, cookie_session() as sam):
         await login(http, gateway, "alice")
         client = await open_desktop(http, gateway, "desk-01")
         init = await client.handshake()
@@ -85,6 +88,15 @@ async def test_desktop_and_terminal_through_one_shared_jump_connection(
         assert pixels.shape == screenshot.shape
         mismatched = int(np.count_nonzero((pixels != screenshot).any(axis=2)))
         assert mismatched == 0, f"{mismatched} pixels differ from the server's screenshot"
+
+        await login(sam, gateway, "sam")  # a supervisor's live view reaches the desktop through the jump host too
+        [session] = (await (await sam.get(f"{gateway.url}/api/v1/sessions")).json())["sessions"]
+        live = await sam.ws_connect(f"{gateway.url.replace('http', 'ws', 1)}/ws/live/{session['id']}",
+                                    protocols=["binary"], origin=gateway.url)
+        viewer = WebSocketRFBClient(live)
+        assert (await viewer.handshake()).name == b"desk-01"
+        assert (await viewer.capture([Encoding.ZRLE])).shape == screenshot.shape
+        await live.close()
         await client.ws.close()
 
         ws = await open_terminal(http, gateway, "shell-01")
@@ -93,7 +105,7 @@ async def test_desktop_and_terminal_through_one_shared_jump_connection(
         await ws.send_bytes(b"exit\n")
         code, _ = await closed(ws)
         assert code == 4005
-        assert await gateway.metric(http, "deskgate_jump_host_connections_total ") == 1.0
+        assert await gateway.metric(http, "deskgate_jump_host_connections_total ") == 1.0  # one, shared
 
 
 async def test_jump_host_down_or_with_an_unknown_key_refuses_with_a_clear_error(
