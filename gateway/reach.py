@@ -4,8 +4,8 @@ A target with ``via: jump-01`` is reached through an asyncssh connection to the 
 ``jump-01`` (its credentials and ``known_hosts``): a VNC target's TCP stream is a direct-tcpip
 channel on it (:func:`open_tcp`), an SSH target's connection is tunnelled through it
 (:meth:`JumpHosts.connection` as asyncssh's ``tunnel``). :class:`JumpHosts` keeps one connection
-per jump host, shared by every session through it, opened at first use and opened again when it
-dropped; all are closed when the gateway stops. A jump host that is down, refuses the gateway's
+per jump host, shared by every session through it, opened at first use, opened again when it
+dropped, closed when no session has used it for a while (and when the gateway stops). A jump host that is down, refuses the gateway's
 credentials or does not prove its identity refuses the session with :class:`TargetRefused`
 naming the jump host.
 """
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 
 #: Seconds between keepalives on a jump connection: a jump host that vanished is noticed, and replaced.
 JUMP_KEEPALIVE = 30.0
+#: Seconds a jump connection no session uses is kept open (for the next session) before it is closed.
+JUMP_IDLE_TIMEOUT = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,36 +134,98 @@ async def ssh_connect(endpoint: SshEndpoint, tunnel: asyncssh.SSHClientConnectio
         raise TargetRefused(f"{name} is unreachable ({detail}); try again later or tell your administrator") from exc
 
 
-class JumpHosts:
-    """One shared SSH connection per jump host, opened at first use, opened again when it dropped."""
+async def open_ssh(endpoint: SshEndpoint, jumps: JumpHosts | None) -> asyncssh.SSHClientConnection:
+    """An authenticated connection to ``endpoint``: direct, or tunnelled through its jump host (lent from
+    ``jumps`` until the connection closes); TargetRefused says what failed."""
+    if endpoint.via is None:
+        return await ssh_connect(endpoint)
+    if jumps is None:
+        raise TargetRefused(f"{endpoint.name} is reached via {endpoint.via.name}, but this gateway component "
+                            "has no jump hosts")
+    tunnel = await jumps.connection(endpoint.via, endpoint.name)
+    try:
+        connection = await ssh_connect(endpoint, tunnel)
+    except BaseException:
+        jumps.release(endpoint.via)
+        raise
+    jumps.release_when(endpoint.via, connection.wait_closed())
+    return connection
 
-    def __init__(self, metrics: Metrics, keepalive: float = JUMP_KEEPALIVE) -> None:
+
+class JumpHosts:
+    """One shared SSH connection per jump host: opened at first use, opened again when it dropped,
+    closed once no session has used it for ``idle_timeout`` seconds.
+
+    :meth:`connection` lends the connection to a session; :meth:`release_when` (or :meth:`release`,
+    when the session failed to start) gives it back.
+    """
+
+    def __init__(self, metrics: Metrics, keepalive: float = JUMP_KEEPALIVE,
+                 idle_timeout: float = JUMP_IDLE_TIMEOUT) -> None:
         self._metrics = metrics
         self._keepalive = keepalive
+        self._idle_timeout = idle_timeout
         self._connections: dict[SshEndpoint, asyncssh.SSHClientConnection] = {}
         self._locks: dict[SshEndpoint, asyncio.Lock] = {}
+        self._users: dict[SshEndpoint, int] = {}
+        self._idle: dict[SshEndpoint, asyncio.TimerHandle] = {}
+        self._watchers: set[asyncio.Task[None]] = set()
 
     async def connection(self, jump: SshEndpoint, target: str) -> asyncssh.SSHClientConnection:
-        """The open connection to ``jump``, for a session on ``target`` (TargetRefused naming both,
+        """The open connection to ``jump``, lent to a session on ``target`` (TargetRefused naming both,
         counted, when it cannot be had)."""
         async with self._locks.setdefault(jump, asyncio.Lock()):
             current = self._connections.get(jump)
-            if current is not None and not current.is_closed():
-                return current
+            if current is None or current.is_closed():
+                current = self._connections[jump] = await self._connect(jump, target)
+            self._users[jump] = self._users.get(jump, 0) + 1
+            if (timer := self._idle.pop(jump, None)) is not None:
+                timer.cancel()
+            return current
+
+    async def _connect(self, jump: SshEndpoint, target: str) -> asyncssh.SSHClientConnection:
+        try:
+            connection = await ssh_connect(jump, role="jump host ", keepalive=self._keepalive)
+        except TargetRefused as refusal:
+            self._metrics.jump_host_failures_total.labels(reason=refusal.reason).inc()
+            log.warning("jump host refused", extra={"ctx": {"jump": jump.name, "reason": refusal.reason,
+                                                            "error": str(refusal)}})
+            raise TargetRefused(f"cannot open {target}: {refusal}", reason=refusal.reason) from refusal
+        self._metrics.jump_host_connections_total.inc()
+        log.info("jump host connected", extra={"ctx": {"jump": jump.name}})
+        return connection
+
+    def release_when(self, jump: SshEndpoint, done: Awaitable[object]) -> None:
+        """Give the connection to ``jump`` back once ``done`` (the session's channel or tunnelled connection
+        closing) completes."""
+        async def watch() -> None:
             try:
-                connection = await ssh_connect(jump, role="jump host ", keepalive=self._keepalive)
-            except TargetRefused as refusal:
-                self._metrics.jump_host_failures_total.labels(reason=refusal.reason).inc()
-                log.warning("jump host refused", extra={"ctx": {"jump": jump.name, "reason": refusal.reason,
-                                                                "error": str(refusal)}})
-                raise TargetRefused(f"cannot open {target}: {refusal}", reason=refusal.reason) from refusal
-            self._metrics.jump_host_connections_total.inc()
-            log.info("jump host connected", extra={"ctx": {"jump": jump.name}})
-            self._connections[jump] = connection
-            return connection
+                await done
+            finally:
+                self.release(jump)
+
+        task = asyncio.create_task(watch())
+        self._watchers.add(task)
+        task.add_done_callback(self._watchers.discard)
+
+    def release(self, jump: SshEndpoint) -> None:
+        """Give the connection to ``jump`` back; the last session out starts its idle timer."""
+        self._users[jump] -= 1
+        if self._users[jump] == 0:
+            self._idle[jump] = asyncio.get_running_loop().call_later(self._idle_timeout, self._close_idle, jump)
+
+    def _close_idle(self, jump: SshEndpoint) -> None:
+        self._idle.pop(jump, None)
+        if self._users.get(jump) == 0 and (connection := self._connections.pop(jump, None)) is not None:
+            log.info("idle jump host connection closed", extra={"ctx": {"jump": jump.name}})
+            connection.close()
 
     async def close(self) -> None:
         """Close every jump connection (the sessions through them end)."""
+        for timer in self._idle.values():
+            timer.cancel()
+        for task in self._watchers:
+            task.cancel()
         connections, self._connections = list(self._connections.values()), {}
         for connection in connections:
             connection.close()
@@ -212,9 +276,13 @@ async def open_tcp(name: str, host: str, port: int, via: SshEndpoint | None,
     try:
         channel, _ = await connection.create_connection(lambda: _ChannelStream(protocol), host, port,
                                                         encoding=None)
-    except (OSError, asyncssh.Error) as exc:
+    except BaseException as exc:
+        jumps.release(via)
+        if not isinstance(exc, (OSError, asyncssh.Error)):
+            raise
         detail = exc.reason if isinstance(exc, asyncssh.Error) else str(exc)
         raise TargetRefused(f"jump host {via.name} cannot reach {name} at {host}:{port} ({detail}); "
                             "try again later or tell your administrator") from exc
     writer = asyncio.StreamWriter(channel, protocol, reader, loop)  # type: ignore[arg-type]
+    jumps.release_when(via, writer.wait_closed())
     return reader, writer

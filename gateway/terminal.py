@@ -38,7 +38,7 @@ from gateway.errors import TargetRefused, TerminalProtocolError
 from gateway.journals import SessionJournal, SessionRecordings
 from gateway.notices import NoticePoster
 from gateway.policy import InputRecording, Policy
-from gateway.reach import JumpHosts, SshEndpoint, ssh_connect
+from gateway.reach import JumpHosts, SshEndpoint, open_ssh
 from gateway.session_watch import CloseCode, SessionEnded, close_reason, watch_session
 from gateway.sessions import LiveSession, SessionControl
 from gateway.terminal_messages import DEFAULT_SIZE, TerminalInput, TerminalMessage, TerminalResize, parse_control
@@ -200,13 +200,7 @@ class TerminalSession:
         target = self._target
         try:
             async with asyncio.timeout(self._timeouts.connect):
-                tunnel = None
-                if target.via is not None:
-                    if self._jumps is None:
-                        raise TargetRefused(f"{target.name} is reached via {target.via.name}, but this gateway "
-                                            "component has no jump hosts")
-                    tunnel = await self._jumps.connection(target.via, target.name)
-                connection = self._connection = await ssh_connect(target, tunnel)
+                connection = self._connection = await open_ssh(target, self._jumps)
                 return await connection.create_process(term_type=TERMINAL_TYPE, term_size=(size.cols, size.rows),
                                                        encoding=None, stderr=asyncssh.STDOUT)
         except (OSError, TimeoutError, asyncssh.Error) as exc:

@@ -1,13 +1,15 @@
 """Targets reached through an SSH jump host (``via:``): a real OpenSSH sshd that allows TCP forwarding.
 
-A real Xvnc desktop through the jump host is pixel-for-pixel the server's screen, a terminal
-through it works, a supervisor's live view of it too, all share one jump connection; a jump host that is down or whose key is
-unknown refuses the session with a message naming it; a dropped jump connection is replaced; the
-admin console's reachability check goes through the jump host.
+A real Xvnc desktop through the jump host is pixel-for-pixel the server's screen; a terminal and a
+supervisor's live view go through it too, all on one shared jump connection; a jump host that is
+down or whose key is unknown refuses the session with a message naming it; a dropped jump
+connection is replaced, an idle one closed; the admin console's reachability check goes through
+the jump host.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -131,20 +133,28 @@ async def test_jump_host_down_or_with_an_unknown_key_refuses_with_a_clear_error(
         assert await gateway.metric(http, 'deskgate_jump_host_failures_total{reason="host_key"}') == 2.0
 
 
-async def test_a_dropped_jump_connection_is_replaced(jump: SshdServer, desktop: XvncDesktop, tmp_path: Path) -> None:
+async def test_a_dropped_jump_connection_is_replaced_and_an_idle_one_closed(
+        jump: SshdServer, desktop: XvncDesktop, tmp_path: Path) -> None:
     config = load_config(write_config(tmp_path, jump_settings(jump, desktop, tmp_path)))
     via = SshEndpoint.from_target(config.targets["jump-01"])
-    jumps = JumpHosts(Metrics())
+    metrics = Metrics()
+    jumps = JumpHosts(metrics, idle_timeout=0.2)
     try:
         first = await jumps.connection(via, "desk-01")
         assert await jumps.connection(via, "desk-01") is first  # shared
-        first.close()
+        first.close()  # dropped while lent
         await first.wait_closed()
-        second = await jumps.connection(via, "desk-01")
-        assert second is not first
+        jumps.release(via)
+        jumps.release(via)
         reader, writer = await open_tcp("desk-01", "127.0.0.1", desktop.port, via, jumps)
         assert (await reader.readexactly(12)).startswith(b"RFB 003.")  # the target's greeting, through the tunnel
+        assert metrics.registry.get_sample_value("deskgate_jump_host_connections_total") == 2.0  # replaced
+        second = await jumps.connection(via, "desk-01")
+        jumps.release(via)
+        assert second is not first and not second.is_closed()  # the channel still holds it
         writer.close()
+        await writer.wait_closed()
+        await asyncio.wait_for(second.wait_closed(), 10)  # idle: nothing uses it any more
         with pytest.raises(TargetRefused, match="jump host jump-01 cannot reach desk-01"):
             await open_tcp("desk-01", "127.0.0.1", free_port(), via, jumps)
         # The admin console's reachability check goes through the jump host too.
