@@ -268,6 +268,18 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        # issue 13, jump hosts: connections opened to jump hosts, and the ones that could not be
+        self.jump_host_connections_total = Counter(
+            f"{PREFIX}_jump_host_connections_total",
+            "SSH connections the gateway opened to jump hosts (one is shared by every session through it).",
+            registry=r,
+        )
+        self.jump_host_failures_total = Counter(
+            f"{PREFIX}_jump_host_failures_total",
+            "Connections to a jump host that failed; reason is host_key, auth or unreachable.",
+            ["reason"],
+            registry=r,
+        )
 
         # issue 14, recordings in object storage, jobs and retention
         self.recording_upload_lag_seconds = Gauge(

@@ -53,9 +53,11 @@ from typing import TypeVar
 from aiohttp import WebSocketError, WSCloseCode, WSMsgType, web
 
 from base.metrics import Metrics
+from gateway.errors import TargetRefused
 from gateway.journals import SessionJournal, SessionRecordings
 from gateway.notices import NoticePoster
 from gateway.policy import InputRecording, Policy
+from gateway.reach import JumpHosts, SshEndpoint, open_tcp
 from gateway.rfb.browser_limits import BrowserLimits
 from gateway.rfb.errors import InputFlood, ProtocolViolation, TargetAuthFailed, TargetUnavailable
 from gateway.rfb.handshake import (
@@ -108,6 +110,7 @@ class TargetEndpoint:
     host: str
     port: int
     password: bytes | None
+    via: SshEndpoint | None = None  # the jump host it is reached through
 
 
 #: What must be done as a session ends, before the browser hears of it: free its place on the target (a
@@ -133,9 +136,11 @@ class DesktopSession:
         browser_limits: BrowserLimits = BrowserLimits(),
         browser_slice: int = BROWSER_SLICE,
         before_close: BeforeClose | None = None,
+        jumps: JumpHosts | None = None,
     ) -> None:
         self._ws = ws
         self._before_close = before_close
+        self._jumps = jumps
         self._target = target
         self._policy = policy
         self._live = live
@@ -261,7 +266,9 @@ class DesktopSession:
         target = self._target
         try:
             async with asyncio.timeout(self._timeouts.connect):
-                reader, writer = await asyncio.open_connection(target.host, target.port)
+                reader, writer = await open_tcp(target.name, target.host, target.port, target.via, self._jumps)
+        except TargetRefused as exc:
+            raise TargetUnavailable(str(exc)) from exc
         except (OSError, TimeoutError) as exc:
             raise TargetUnavailable(
                 f"desktop {target.name} is unreachable ({exc.__class__.__name__}: {exc}); "

@@ -22,6 +22,8 @@ from aiohttp import WSMsgType, web
 
 from base.metrics import Metrics
 from gateway.desktop import TargetEndpoint, Timeouts
+from gateway.errors import TargetRefused
+from gateway.reach import JumpHosts, open_tcp
 from gateway.rfb.errors import ProtocolViolation, SharingRefused, TargetAuthFailed, TargetUnavailable
 from gateway.rfb.handshake import ClientHandshake, ClientVersionReceived, HandshakeComplete, ServerHandshake
 from gateway.rfb.messages import ServerInit
@@ -44,7 +46,8 @@ class LiveView:
 
     def __init__(self, ws: web.WebSocketResponse, target: TargetEndpoint, relay: Callable[[ServerInit], ViewerConnection],
                  metrics: Metrics, still_live: Callable[[], Awaitable[bool]], *, check_interval: float = 2.0,
-                 timeouts: Timeouts = Timeouts(), context: dict[str, str] | None = None) -> None:
+                 timeouts: Timeouts = Timeouts(), context: dict[str, str] | None = None,
+                 jumps: JumpHosts | None = None) -> None:
         """``relay`` builds the view-only relay from the target's ServerInit; ``still_live`` says whether the
         operator's session is still listed."""
         self._ws = ws
@@ -55,6 +58,7 @@ class LiveView:
         self._check_interval = check_interval
         self._timeouts = timeouts
         self._context = context or {}
+        self._jumps = jumps
         self._writer: asyncio.StreamWriter | None = None
         self._loop = asyncio.get_running_loop()
         self._changed = asyncio.Event()  # the pacer looks again
@@ -136,7 +140,9 @@ class LiveView:
         target = self._target
         try:
             async with asyncio.timeout(self._timeouts.connect):
-                reader, writer = await asyncio.open_connection(target.host, target.port)
+                reader, writer = await open_tcp(target.name, target.host, target.port, target.via, self._jumps)
+        except TargetRefused as exc:
+            raise TargetUnavailable(str(exc)) from exc
         except (OSError, TimeoutError) as exc:
             raise TargetUnavailable(f"desktop {target.name} is unreachable ({exc.__class__.__name__}: {exc})") from exc
         try:

@@ -13,6 +13,7 @@ from base.errors import ConfigError
 from gateway.config import Config
 from gateway.desktop import TargetEndpoint
 from gateway.policy import PolicySet
+from gateway.reach import jump_endpoint
 
 
 def load_vnc_endpoints(config: Config) -> dict[str, TargetEndpoint]:
@@ -28,7 +29,8 @@ def load_vnc_endpoints(config: Config) -> dict[str, TargetEndpoint]:
             except OSError as exc:
                 raise ConfigError(config.path, None, f"targets.{name}.password_file",
                                   f"cannot read {target.password_file}: {exc.strerror}") from exc
-        endpoints[name] = TargetEndpoint(name, target.host, target.port, password)
+        endpoints[name] = TargetEndpoint(name, target.host, target.port, password,
+                                         jump_endpoint(target, config.targets))
     return endpoints
 
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
 import asyncssh
@@ -35,12 +34,11 @@ from aiohttp import WebSocketError, WSCloseCode, WSMsgType, web
 
 from base.metrics import Metrics
 from gateway.audit import AuditLog
-from gateway.config import Target
-from gateway.config.model import KNOWN_HOSTS_UNCHECKED
 from gateway.errors import TargetRefused, TerminalProtocolError
 from gateway.journals import SessionJournal, SessionRecordings
 from gateway.notices import NoticePoster
 from gateway.policy import InputRecording, Policy
+from gateway.reach import JumpHosts, SshEndpoint, open_ssh
 from gateway.session_watch import CloseCode, SessionEnded, close_reason, watch_session
 from gateway.sessions import LiveSession, SessionControl
 from gateway.terminal_messages import DEFAULT_SIZE, TerminalInput, TerminalMessage, TerminalResize, parse_control
@@ -52,30 +50,6 @@ log = logging.getLogger(__name__)
 
 #: Bytes of the target's output read (and forwarded to the operator) at a time.
 READ_SIZE = 64 * 1024
-
-
-@dataclass(frozen=True, slots=True)
-class SshEndpoint:
-    """Where and as whom the gateway opens a terminal session on an SSH target.
-
-    ``known_hosts`` None means the gateway user's ``~/.ssh/known_hosts``; ``"none"`` that the
-    target's host key is not checked (``known_hosts: none``, logged at every session).
-    """
-
-    name: str
-    host: str
-    port: int
-    username: str
-    key_file: Path | None
-    password_file: Path | None
-    known_hosts: Path | str | None
-
-    @classmethod
-    def from_target(cls, target: Target) -> SshEndpoint:
-        if target.protocol != "ssh" or target.username is None:
-            raise ValueError(f"target {target.name} is not an ssh target with a username")
-        return cls(target.name, target.host, target.port, target.username, target.key_file, target.password_file,
-                   target.known_hosts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +120,7 @@ class TerminalSession:
         audit: AuditLog,
         timeouts: TerminalTimeouts = TerminalTimeouts(),
         read_size: int = READ_SIZE,
+        jumps: JumpHosts | None = None,
     ) -> None:
         self._operator = operator
         self._target = target
@@ -158,6 +133,7 @@ class TerminalSession:
         self._audit = audit
         self._timeouts = timeouts
         self._read_size = read_size
+        self._jumps = jumps
         self._loop = asyncio.get_running_loop()
         self._journal: SessionJournal | None = None
         self._connection: asyncssh.SSHClientConnection | None = None
@@ -219,57 +195,18 @@ class TerminalSession:
         return {"session": live.id, "user": live.username, "source": live.source, "target": live.target}
 
     async def _open_shell(self, size: TerminalSize) -> asyncssh.SSHClientProcess[bytes]:
-        """Connect, authenticate and start a shell on a PTY of ``size``; TargetRefused says what failed."""
+        """Connect (through the target's jump host, if any), authenticate and start a shell on a PTY of
+        ``size``; TargetRefused says what failed."""
         target = self._target
-        known_hosts, client_keys, password = await asyncio.to_thread(self._credentials)
         try:
             async with asyncio.timeout(self._timeouts.connect):
-                connection = self._connection = await asyncssh.connect(
-                    target.host, target.port, username=target.username, known_hosts=known_hosts,
-                    client_keys=client_keys, password=password, agent_path=None, config=[],
-                    preferred_auth="publickey,password" if password is not None else "publickey",
-                )
+                connection = self._connection = await open_ssh(target, self._jumps)
                 return await connection.create_process(term_type=TERMINAL_TYPE, term_size=(size.cols, size.rows),
                                                        encoding=None, stderr=asyncssh.STDOUT)
-        except asyncssh.HostKeyNotVerifiable as exc:
-            raise TargetRefused(
-                f"{target.name} did not prove its identity: its host key is unknown or has changed ({exc.reason}). "
-                "The session was refused; tell your administrator to check the target's key in its known_hosts.",
-                reason="host_key") from exc
-        except asyncssh.PermissionDenied as exc:
-            raise TargetRefused(f"{target.name} refused the gateway's credentials for {target.username}; "
-                                "tell your administrator", reason="auth") from exc
         except (OSError, TimeoutError, asyncssh.Error) as exc:
             detail = exc.reason if isinstance(exc, asyncssh.Error) else f"{exc.__class__.__name__}: {exc}"
             raise TargetRefused(f"{target.name} is unreachable ({detail}); try again later or tell your "
                                 "administrator") from exc
-
-    def _credentials(self) -> tuple[asyncssh.SSHKnownHosts | None, list[asyncssh.SSHKey], str | None]:
-        """Known hosts, client keys and password for the target, read from their files (blocking)."""
-        target = self._target
-        known_hosts: asyncssh.SSHKnownHosts | None = None
-        if target.known_hosts == KNOWN_HOSTS_UNCHECKED:
-            log.warning("SSH target's host key NOT CHECKED (known_hosts: none): the session may be intercepted",
-                        extra={"ctx": self._context()})
-        else:
-            path = Path(target.known_hosts or Path.home() / ".ssh" / "known_hosts")
-            try:
-                known_hosts = asyncssh.read_known_hosts(str(path))
-            except OSError as exc:
-                raise TargetRefused(f"the gateway has no known host keys for {target.name} ({path}: {exc.strerror}); "
-                                    f"tell your administrator to add its key (ssh-keyscan -p {target.port} "
-                                    f"{target.host})", reason="host_key") from exc
-        client_keys: list[asyncssh.SSHKey] = []
-        password = None
-        try:
-            if target.key_file is not None:
-                client_keys.append(asyncssh.read_private_key(str(target.key_file)))
-            if target.password_file is not None:
-                password = target.password_file.read_text().rstrip("\r\n")
-        except (OSError, asyncssh.KeyImportError) as exc:
-            raise TargetRefused(f"the gateway cannot read its credentials for {target.name} ({exc}); "
-                                "tell your administrator") from exc
-        return known_hosts, client_keys, password
 
     async def _refused(self, refusal: TargetRefused) -> None:
         self._metrics.terminal_target_refusals_total.labels(reason=refusal.reason).inc()

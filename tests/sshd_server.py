@@ -7,6 +7,8 @@
         sshd.known_hosts    # a known_hosts file with the server's host key
         sshd.target(name)   # the gateway's config for an ssh target on it
 
+``SshdServer(path, tcp_forwarding=True)`` allows direct-tcpip channels: a jump host.
+
 The shell runs with ``LANG=C.UTF-8`` (sshd's ``SetEnv``), so multibyte input and output are
 passed as UTF-8. sshd is started in the foreground (``-D -e``) and stopped (then killed)
 on exit, its files removed with the test's directory.
@@ -39,8 +41,10 @@ def _keygen(path: Path) -> None:
 
 
 class SshdServer:
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, tcp_forwarding: bool = False) -> None:
+        """``tcp_forwarding``: allow direct-tcpip channels (for a jump host)."""
         self.directory = directory
+        self.tcp_forwarding = tcp_forwarding
         self.port = _free_port()
         self.username = getpass.getuser()
         self.host_key = directory / "host_ed25519"
@@ -67,7 +71,7 @@ class SshdServer:
             f"PidFile {self.directory / 'sshd.pid'}", f"AuthorizedKeysFile {authorized}",
             "StrictModes no", "UsePAM no", "PasswordAuthentication no", "KbdInteractiveAuthentication no",
             "PubkeyAuthentication yes", "PermitRootLogin prohibit-password", "PrintMotd no", "PrintLastLog no",
-            "AllowTcpForwarding no", "X11Forwarding no", "SetEnv LANG=C.UTF-8", "LogLevel ERROR", "",
+            f"AllowTcpForwarding {'local' if self.tcp_forwarding else 'no'}", "X11Forwarding no", "SetEnv LANG=C.UTF-8", "LogLevel ERROR", "",
         ]))
         if os.geteuid() == 0:  # privilege separation needs its empty directory
             Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)

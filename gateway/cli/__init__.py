@@ -15,7 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from auth.errors import AuthError
 from base.errors import ConfigError
-from gateway.cli import audit, db, policy, recordings, server, sessions, users
+from gateway.cli import audit, connect, db, policy, recordings, server, sessions, users
 from gateway.cli.messages import _, cli_language, known
 from gateway.errors import GatewayError, TargetInUse
 from gateway.i18n import translator
@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", choices=LOG_LEVELS, default="info", help="log verbosity (default: info)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    for group in (server, users, policy, recordings, sessions, audit, db):
+    for group in (server, users, policy, recordings, sessions, audit, db, connect):
         group.add_commands(commands, common)
     return parser
 

@@ -156,6 +156,7 @@ class Target:
     #: ssh targets: the known-hosts file that vouches for the target's host key; None: the gateway
     #: user's ``~/.ssh/known_hosts``; :data:`KNOWN_HOSTS_UNCHECKED` (``known_hosts: none``): no check.
     known_hosts: Path | str | None = None
+    via: str | None = None  # the ssh target (a jump host) this target is reached through
 
 
 @dataclass(frozen=True, slots=True)

@@ -486,11 +486,29 @@ class _ConfigReader:
                 raise self.r.error(self.r.key_node(node, name), key, "is not a valid target name; "
                                    "use lowercase letters, digits, '.', '_' and '-' (at most 63)")
             targets[name] = self.target(name, target_node, key)
+        for name, target in targets.items():
+            if target.via is not None:
+                self.check_via(target, targets, self.r.mapping(node, "targets", None)[name], join_key("targets", name))
         return targets
+
+    def check_via(self, target: Target, targets: Mapping[str, Target], node: Node, key: str) -> None:
+        """``via`` names an ssh target (its jump host) that is not itself reached via another."""
+        via_node = self.r.mapping(node, key, None)["via"]
+        jump = targets.get(target.via or "")
+        if jump is None:
+            raise self.r.error(via_node, f"{key}.via", f"there is no target called {target.via!r}; "
+                               "name an ssh target (the jump host)")
+        if jump.protocol != "ssh":
+            raise self.r.error(via_node, f"{key}.via", f"{jump.name} is a {jump.protocol} target; "
+                               "a jump host must be an ssh target")
+        if jump.via is not None:
+            raise self.r.error(via_node, f"{key}.via", f"{jump.name} is itself reached via {jump.via}; "
+                               "chains of jump hosts are not supported, name the last one directly")
 
     def target(self, name: str, node: Node, key: str) -> Target:
         r = self.r
-        keys = ["protocol", "host", "port", "password_file", "username", "key_file", "max_sessions", "known_hosts"]
+        keys = ["protocol", "host", "port", "password_file", "username", "key_file", "max_sessions", "known_hosts",
+                "via"]
         section = r.mapping(node, key, keys, required=["protocol", "host"])
         protocol = r.choice(section["protocol"], f"{key}.protocol", list(PROTOCOL_DEFAULT_PORTS))
         host = r.string(section["host"], f"{key}.host")
@@ -515,6 +533,7 @@ class _ConfigReader:
             key_file=self.optional_path(section.get("key_file"), f"{key}.key_file"),
             max_sessions=self.max_sessions(section, key, protocol),
             known_hosts=self.known_hosts(section.get("known_hosts"), f"{key}.known_hosts"),
+            via=r.optional_string(section.get("via"), f"{key}.via"),
         )
 
     def max_sessions(self, section: dict[str, Node], key: str, protocol: str) -> int | None:

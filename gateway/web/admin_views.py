@@ -25,10 +25,12 @@ from aiohttp import web
 from auth.netacl import NetworkACL
 from base.times import isoformat_utc
 from gateway.config import Target
+from gateway.errors import TargetRefused
 from gateway.policy import Policy, normalize_source
+from gateway.reach import JumpHosts, SshEndpoint, jump_endpoint, open_tcp
 from gateway.watch import watch_scope
 from gateway.web.admin_routes import refuse_non_admin, user_admin
-from gateway.web.keys import AUDIT, SESSION_DIRECTORY, SETTINGS, STARTED
+from gateway.web.keys import AUDIT, JUMP_HOSTS, SESSION_DIRECTORY, SETTINGS, STARTED
 from gateway.web.security import client_address, error_json
 
 routes = web.RouteTableDef()
@@ -74,13 +76,17 @@ async def effective_access(request: web.Request) -> web.Response:
     })
 
 
-async def probe(target: Target, timeout: float) -> str | None:
-    """Why ``target`` cannot be reached over TCP within ``timeout`` seconds; None when it answers."""
+async def probe(target: Target, timeout: float, via: SshEndpoint | None = None,
+                jumps: JumpHosts | None = None) -> str | None:
+    """Why ``target`` cannot be reached over TCP (through jump host ``via``) within ``timeout`` seconds;
+    None when it answers."""
     try:
         async with asyncio.timeout(timeout):
-            _, writer = await asyncio.open_connection(target.host, target.port)
+            _, writer = await open_tcp(target.name, target.host, target.port, via, jumps)
     except TimeoutError:
         return f"no answer within {timeout:g} s"
+    except TargetRefused as refusal:
+        return str(refusal)
     except OSError as error:
         return os.strerror(error.errno) if error.errno else str(error)  # "Connection refused", not the call
     writer.close()
@@ -90,13 +96,15 @@ async def probe(target: Target, timeout: float) -> str | None:
 
 
 async def probe_all(targets: list[Target], timeout: float = PROBE_TIMEOUT,
-                    concurrency: int = PROBE_CONCURRENCY) -> list[str | None]:
-    """:func:`probe` each target, at most ``concurrency`` at once; results in ``targets``' order."""
+                    concurrency: int = PROBE_CONCURRENCY, jumps: JumpHosts | None = None) -> list[str | None]:
+    """:func:`probe` each of the config's ``targets`` (through its jump host, if any), at most
+    ``concurrency`` at once; results in ``targets``' order."""
     slots = asyncio.Semaphore(concurrency)
+    named = {target.name: target for target in targets}
 
     async def bounded(target: Target) -> str | None:
         async with slots:
-            return await probe(target, timeout)
+            return await probe(target, timeout, jump_endpoint(target, named), jumps)
 
     return list(await asyncio.gather(*(bounded(target) for target in targets)))
 
@@ -107,7 +115,7 @@ async def targets_view(request: web.Request) -> web.Response:
     if isinstance(session, web.Response):
         return session
     targets = list(request.app[SETTINGS].current.config.targets.values())
-    problems, entries = await asyncio.gather(probe_all(targets), request.app[SESSION_DIRECTORY].list())
+    problems, entries = await asyncio.gather(probe_all(targets, jumps=request.app[JUMP_HOSTS]), request.app[SESSION_DIRECTORY].list())
     now = request.app[SESSION_DIRECTORY].clock()
     return web.json_response({"targets": [
         {"name": target.name, "protocol": target.protocol, "host": target.host, "port": target.port,

@@ -35,6 +35,7 @@ from gateway.disk_space import DiskSpace
 from gateway.drain import DRAIN, Drain, drain
 from gateway.journals import RecordingContext, RecordingsFactory
 from gateway.notices import NoticeBoard
+from gateway.reach import JumpHosts
 from gateway.recording_service import recording_service
 from gateway.reload import remove_pid_file, status_path, write_pid_file
 from gateway.schema import open_current_store
@@ -60,6 +61,7 @@ from gateway.web.keys import (
     AUDIT,
     CLOCK,
     DISK_SPACE,
+    JUMP_HOSTS,
     LIVE_SESSIONS,
     METRICS,
     NOTICES,
@@ -165,6 +167,7 @@ def create_app(config: Config, metrics: Metrics | None = None, clock: Callable[[
     app[LIVE_SESSIONS] = SessionRegistry(metrics)
     app[DISK_SPACE] = DiskSpace(metrics)
     app[DRAIN] = Drain()
+    app[JUMP_HOSTS] = JumpHosts(metrics)
     renderer()  # reads the catalogs now: a broken one stops the start, not the first page
     app.add_routes(auth_routes.routes)
     app.add_routes(portal_routes.routes)
@@ -187,7 +190,12 @@ def create_app(config: Config, metrics: Metrics | None = None, clock: Callable[[
     app.router.add_static("/static/", STATIC, follow_symlinks=False)
     app.on_shutdown.append(_end_live_sessions)
     app.on_shutdown.append(finish_pending_audits)
+    app.on_cleanup.append(_close_jump_hosts)
     return app
+
+
+async def _close_jump_hosts(app: web.Application) -> None:
+    await app[JUMP_HOSTS].close()
 
 
 async def _end_live_sessions(app: web.Application) -> None:

@@ -43,6 +43,7 @@ from gateway.web.keys import (
     AUDIT,
     CLOCK,
     DISK_SPACE,
+    JUMP_HOSTS,
     LIVE_SESSIONS,
     METRICS,
     NOTICES,
@@ -200,7 +201,8 @@ async def desktop_socket(request: web.Request) -> web.StreamResponse:
     started = time.monotonic()
     try:
         ended = await DesktopSession(ws, endpoint, policy, live, control, metrics, app[RECORDINGS],
-                                     app[NOTICES], browser_limits=BROWSER_LIMITS, before_close=before_close).run()
+                                     app[NOTICES], browser_limits=BROWSER_LIMITS, before_close=before_close,
+                                     jumps=app[JUMP_HOSTS]).run()
     finally:
         registry.remove(live)  # when the session failed before its end (remove is idempotent)
     duration = time.monotonic() - started

@@ -19,6 +19,7 @@ from gateway.audit import AuditLog
 from gateway.disk_space import DiskSpace
 from gateway.journals import SessionRecordings
 from gateway.notices import NoticeBoard
+from gateway.reach import JumpHosts
 from gateway.session_directory import SessionDirectory
 from gateway.sessions import SessionRegistry
 from gateway.settings import LiveSettings
@@ -45,3 +46,4 @@ LOGIN = web.AppKey("login", LoginService)
 LDAP = web.AppKey("ldap", LDAPBackend)  # present only when auth.ldap is configured
 WEB_SESSIONS = web.AppKey("web_sessions", WebSessionStore)
 RECORDINGS: web.AppKey[SessionRecordings] = web.AppKey("recordings")
+JUMP_HOSTS = web.AppKey("jump_hosts", JumpHosts)  # the shared connections to jump hosts (gateway/reach.py)

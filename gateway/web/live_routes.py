@@ -44,7 +44,7 @@ from gateway.rfb.viewer import TILE_PACING, Pacing, ViewerConnection
 from gateway.session_directory import DirectoryEntry
 from gateway.sessions import is_live_session_id
 from gateway.watch import watch_scope
-from gateway.web.keys import AUDIT, LIVE_SESSIONS, METRICS, NOTICES, SESSION_DIRECTORY, SETTINGS
+from gateway.web.keys import AUDIT, JUMP_HOSTS, LIVE_SESSIONS, METRICS, NOTICES, SESSION_DIRECTORY, SETTINGS
 from gateway.web.messages import N_, say
 from gateway.web.pages import page, redirect_to_login
 from gateway.web.security import client_address, current_session, error_json, origin_allowed
@@ -149,7 +149,8 @@ async def live_socket(request: web.Request) -> web.StreamResponse:
             return ViewerConnection(init, pacing, desktop_name=endpoint.name.encode(), max_cut_text=MAX_VIEWER_MESSAGE)
 
         ended = await LiveView(ws, endpoint, relay, app[METRICS], viewing.still_live,
-                               check_interval=SESSION_CHECK_INTERVAL, context=context).run()
+                               check_interval=SESSION_CHECK_INTERVAL, context=context,
+                               jumps=app[JUMP_HOSTS]).run()
         viewing.reason = ended.reason
     finally:
         await viewing.end()

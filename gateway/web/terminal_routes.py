@@ -17,10 +17,21 @@ from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.errors import TargetInUse
+from gateway.reach import SshEndpoint
 from gateway.session_watch import CloseCode, close_reason
 from gateway.sessions import LiveSession
-from gateway.terminal import SshEndpoint, TerminalSession, WebSocketTerminal
-from gateway.web.keys import AUDIT, CLOCK, LIVE_SESSIONS, METRICS, NOTICES, RECORDINGS, SESSION_DIRECTORY, SETTINGS
+from gateway.terminal import TerminalSession, WebSocketTerminal
+from gateway.web.keys import (
+    AUDIT,
+    CLOCK,
+    JUMP_HOSTS,
+    LIVE_SESSIONS,
+    METRICS,
+    NOTICES,
+    RECORDINGS,
+    SESSION_DIRECTORY,
+    SETTINGS,
+)
 from gateway.web.security import client_address, current_session, error_json, origin_allowed
 from gateway.web.session_rules import refuse_in_use, sign_out_after
 
@@ -47,7 +58,7 @@ async def terminal_socket(request: web.Request) -> web.StreamResponse:
     target = settings.config.targets.get(name)
     if target is None or target.protocol != "ssh":
         return error_json(404, f"there is no terminal target called {name!r}")
-    endpoint = SshEndpoint.from_target(target)
+    endpoint = SshEndpoint.from_target(target, settings.config.targets)
     source = client_address(request)
     user = session.identity.username
     audit = app[AUDIT]
@@ -86,7 +97,8 @@ async def terminal_socket(request: web.Request) -> web.StreamResponse:
     started = time.monotonic()
     try:
         ended = await TerminalSession(WebSocketTerminal(ws, MAX_TERMINAL_MESSAGE), endpoint, decision.policy,
-                                      control, metrics, app[RECORDINGS], app[NOTICES], audit).run()
+                                      control, metrics, app[RECORDINGS], app[NOTICES], audit,
+                                      jumps=app[JUMP_HOSTS]).run()
     finally:
         registry.remove(live)
     duration = time.monotonic() - started

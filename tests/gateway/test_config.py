@@ -310,6 +310,13 @@ policies:
                  "applies only to ssh targets", id="option-for-other-protocol"),
     pytest.param("targets:\n  shell: {protocol: ssh, host: h}\n", 2, "targets.shell.username", "is required for ssh",
                  id="ssh-username"),
+    pytest.param("targets:\n  desk: {protocol: vnc, host: h}\n  d2:\n    protocol: vnc\n    host: h\n    via: jump\n",
+                 6, "targets.d2.via", "no target called 'jump'", id="via-unknown"),
+    pytest.param("targets:\n  desk: {protocol: vnc, host: h}\n  d2: {protocol: vnc, host: h, via: desk}\n",
+                 3, "targets.d2.via", "a jump host must be an ssh target", id="via-not-ssh"),
+    pytest.param("targets:\n  j1: {protocol: ssh, host: h, username: u}\n"
+                 "  j2: {protocol: ssh, host: h, username: u, via: j1}\n  d: {protocol: vnc, host: h, via: j2}\n",
+                 4, "targets.d.via", "chains of jump hosts are not supported", id="via-chain"),
     pytest.param(TARGETS + "policies:\n  - {name: p, groups: [], targets: [desk-01]}\n", 4, "policies[0].groups",
                  "is empty", id="groups-empty"),
     pytest.param(TARGETS + "policies:\n  - name: p\n    groups: [ops]\n    targets: [desk-01, 'web-*']\n", 6,
@@ -474,3 +481,14 @@ def test_ssh_targets_take_a_known_hosts_file_a_password_file_or_no_host_key_chec
     first, second, third = config.targets.values()
     assert (first.password_file, first.known_hosts) == (tmp_path / "p.pass", tmp_path / "var/known_hosts")
     assert second.known_hosts == KNOWN_HOSTS_UNCHECKED and third.known_hosts is None
+
+
+def test_a_target_may_be_reached_via_an_ssh_jump_host(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, """\
+        targets:
+          jump-01: {protocol: ssh, host: bastion, username: ops}
+          desk-01: {protocol: vnc, host: 10.0.0.5, via: jump-01}
+          shell-01: {protocol: ssh, host: 10.0.0.6, username: ops, via: jump-01}
+        """))
+    assert config.targets["desk-01"].via == "jump-01" and config.targets["shell-01"].via == "jump-01"
+    assert config.targets["jump-01"].via is None

@@ -12,9 +12,10 @@ import pytest
 
 from base.metrics import Metrics
 from gateway.policy import InputRecording, Policy
+from gateway.reach import SshEndpoint
 from gateway.session_watch import CloseCode, SessionEnded
 from gateway.sessions import LiveSession, SessionControl
-from gateway.terminal import SshEndpoint, TerminalSession
+from gateway.terminal import TerminalSession
 from gateway.terminal_messages import TerminalInput, TerminalMessage, TerminalResize
 from recorder.errors import RecordingUnavailable
 from recorder.records import TerminalSize
