@@ -32,6 +32,9 @@ DEFAULT_PORT = 8080
 DEMO_METRICS_LISTEN = "127.0.0.1:9108"
 DEMO_USER = "demo"
 DEMO_GROUP = "operators"
+#: The demo's supervisor and administrator: watches the operators live, plays every recording, runs /admin.
+DEMO_SUPERVISOR = "supervisor"
+DEMO_SUPERVISOR_GROUP = "supervisors"
 DEMO_TARGET = "desk-01"
 
 _X11_SOCKET_DIR = Path("/tmp/.X11-unix")
@@ -58,6 +61,14 @@ deskgate demo: desktop {target} is Xvnc {display}
   otpauth URI:  {uri}
 
 Scan this with an authenticator app (or type the secret in):
+{qr}"""
+
+_SUPERVISOR_BANNER = """
+Supervisor and administrator (live sessions, the wall, every recording, /admin):
+  username:     {user}
+  password:     {password}
+  TOTP secret:  {secret}
+  otpauth URI:  {uri}
 {qr}
 Config and data: {workdir}. Press Ctrl-C to stop.
 """
@@ -518,6 +529,8 @@ def demo_config(
             {"name": "operators", "groups": [DEMO_GROUP], "from": ["127.0.0.0/8", "::1/128"],
              "targets": ["desk-*"], "clipboard": "off", "idle_timeout": "15m",
              "recordings": "own"},  # the demo user may play back their own sessions
+            {"name": "supervisors", "groups": [DEMO_SUPERVISOR_GROUP], "from": ["127.0.0.0/8", "::1/128"],
+             "targets": ["desk-*"], "recordings": "all", "watch": [DEMO_GROUP]},
         ],
     }  # fmt: skip
 
@@ -550,10 +563,18 @@ def run_demo(args: argparse.Namespace) -> int:
         users = LocalUserStore(Path(settings["auth"]["local"]["users_file"]))
         secret = users.add_user(DEMO_USER, password, [DEMO_GROUP], admin=False, replace=True)
         uri = provisioning_uri(secret, DEMO_USER, config.auth.totp.issuer)
+        supervisor_password = secrets.token_urlsafe(12)
+        supervisor_secret = users.add_user(DEMO_SUPERVISOR, supervisor_password, [DEMO_SUPERVISOR_GROUP],
+                                           admin=True, replace=True)
+        supervisor_uri = provisioning_uri(supervisor_secret, DEMO_SUPERVISOR, config.auth.totp.issuer)
         print(
             _LOGIN_BANNER.format(
                 target=DEMO_TARGET, display=desktop.display, port=port, user=DEMO_USER,
-                password=password, secret=secret, uri=uri, qr=terminal_qr(uri), workdir=workdir,
+                password=password, secret=secret, uri=uri, qr=terminal_qr(uri),
+            )
+            + _SUPERVISOR_BANNER.format(
+                user=DEMO_SUPERVISOR, password=supervisor_password, secret=supervisor_secret, uri=supervisor_uri,
+                qr=terminal_qr(supervisor_uri), workdir=workdir,
             ),
             flush=True,
         )  # fmt: skip

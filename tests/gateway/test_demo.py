@@ -136,4 +136,5 @@ def test_demo_config_is_valid_for_the_loader(tmp_path: Path) -> None:
     assert config.listen.http.port == 18080
     assert config.targets["desk-01"].port == 5999
     assert config.targets["desk-01"].password_file == password_file
-    assert [policy.name for policy in config.policies] == ["operators"]
+    assert [policy.name for policy in config.policies] == ["operators", "supervisors"]
+    assert config.policies[1].watch == ("operators",)  # the demo supervisor watches the operators live
