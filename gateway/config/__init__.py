@@ -13,7 +13,8 @@ from gateway.config.model import (
            Target,
            TLSConfig,
 )
-from gateway.config.schema import load_config, parse_duration
+from gateway.config.schema import load_config
+from gateway.config.values import parse_duration
 
 __all__ = ["Address", "AuditConfig", "Config", "ConnectionLimits", "ListenConfig", "LiveViewConfig", "NetworkConfig",
            "PublicURL", "StorageConfig", "TLSConfig", "Target", "load_config", "parse_duration"]
