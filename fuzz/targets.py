@@ -18,13 +18,13 @@ from tests.rfb.helpers import comparable, feed
 from tests.rfb.wire_generators import (
     CLIENT_FAMILIES,
     SERVER_FAMILIES,
-    START_SIZE,
     TARGET_PIXEL_FORMATS,
     Desktop,
     client_framer,
     hostile_update,
     update,
 )
+from tests.rfb.wire_values import START_SIZE
 
 Framer = ClientMessageFramer | ServerMessageFramer
 

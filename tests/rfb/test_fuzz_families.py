@@ -82,19 +82,17 @@ from gateway.rfb.proxy import (
 from tests.rfb.helpers import comparable, feed
 from tests.rfb.wire_generators import (
     CLIENT_FAMILIES,
-    EXTENDED_CLIPBOARD,
     SERVER_FAMILIES,
-    START_SIZE,
     TARGET_PIXEL_FORMATS,
     ClientFamily,
     Desktop,
-    Hostile,
     Rect,
     ServerFamily,
     client_framer,
     hostile_update,
     update,
 )
+from tests.rfb.wire_values import EXTENDED_CLIPBOARD, START_SIZE, Hostile
 
 EXAMPLES = 200
 BATCH = 500  # cases built by each example

@@ -15,18 +15,12 @@ that message, or None when the bytes may happen to be valid (a flipped byte).
 from __future__ import annotations
 
 import struct
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from random import Random
-from typing import TypeVar
 
 from gateway.rfb.clipboard import (
-    EXTENDED_CLIPBOARD_ENCODING,
-    ClipboardAction,
-    ClipboardFormat,
     ExtendedClientCutText,
-    ExtendedCutText,
     ExtendedServerCutText,
 )
 from gateway.rfb.errors import LimitExceeded, ProtocolViolation, UnsupportedEncoding
@@ -54,55 +48,23 @@ from gateway.rfb.messages import (
     SetPixelFormat,
     encode_update_header,
 )
-
-CUT_TEXT_LIMIT = 512
-ENCODINGS_LIMIT = 64
-SCREENS_LIMIT = 16
-NAME_LIMIT = 256
-PAYLOAD_LIMIT = 1 << 15
-FRAMEBUFFER_LIMIT = (512, 384)
-START_SIZE = (64, 48)
-#: What an Extended Clipboard provide may inflate to in the families' framers.
-CLIPBOARD_LIMIT = 2048
-EXTENDED_CLIPBOARD = EXTENDED_CLIPBOARD_ENCODING
-
-Hostile = tuple[bytes, type[ProtocolViolation] | None]
-
-
-_EDGES = {bits: (0, 1, (1 << bits) - 1, (1 << bits) - 2, 1 << (bits - 1), (1 << (bits - 1)) - 1, 0x7F, 0x80)
-          for bits in (8, 16, 31, 32)}
-
-
-def uint(rng: Random, bits: int) -> int:
-    """An unsigned integer of ``bits`` bits: one in eight an edge (0, 1, the largest...), two a byte."""
-    value = rng.getrandbits(bits + 3)  # one call: this runs for nearly every field of every case
-    kind, value = value & 7, value >> 3
-    if kind == 0:
-        return _EDGES[bits][value & 7] & ((1 << bits) - 1)
-    return value & 0xFF if kind < 3 else value
-
-
-def upto(rng: Random, limit: int, usual: int = 8, at_limit: float = 0.05) -> int:
-    """A count in 0..limit: mostly up to ``usual``, exactly the limit with probability ``at_limit``."""
-    roll = rng.random()
-    if roll < at_limit:
-        return limit
-    if roll < 0.9:
-        return rng.randint(0, min(usual, limit))
-    return rng.randint(0, limit)
-
-
-def u32(value: int) -> bytes:
-    return struct.pack(">I", value)
-
-
-def flipped(rng: Random, wire: bytes) -> bytes:
-    """``wire`` with one to three bytes replaced."""
-    data = bytearray(wire)
-    for _ in range(rng.randint(1, 3)):
-        data[rng.randrange(len(data))] = rng.randrange(256)
-    return bytes(data)
-
+from tests.rfb.clipboard_generators import extended_clipboard_hostile, extended_cut_text
+from tests.rfb.wire_values import (
+    CLIPBOARD_LIMIT,
+    CUT_TEXT_LIMIT,
+    ENCODINGS_LIMIT,
+    EXTENDED_CLIPBOARD,
+    FRAMEBUFFER_LIMIT,
+    NAME_LIMIT,
+    PAYLOAD_LIMIT,
+    SCREENS_LIMIT,
+    START_SIZE,
+    Hostile,
+    flipped,
+    u32,
+    uint,
+    upto,
+)
 
 # ---------------------------------------------------------------- pixel formats
 
@@ -157,56 +119,6 @@ def encoding(rng: Random) -> int:
 
 def screen(rng: Random) -> Screen:
     return Screen(uint(rng, 32), uint(rng, 16), uint(rng, 16), uint(rng, 16), uint(rng, 16), uint(rng, 32))
-
-
-_CLIPBOARD_CHARACTERS = "山田太郎東京都日本語のテキストｶﾅ é€\n\r\t abcXYZ012"
-
-
-def clipboard_text(rng: Random, longest: int = 40) -> str:
-    """Text as people copy it: Japanese, Latin, line ends, and now and then any code point (no surrogates)."""
-    return "".join(rng.choice(_CLIPBOARD_CHARACTERS) if rng.random() < 0.9
-                   else chr(rng.choice((rng.randint(0x20, 0xD7FF), rng.randint(0xE000, 0x10FFFF))))
-                   for _ in range(upto(rng, longest, 4)))
-
-
-CutTextT = TypeVar("CutTextT", bound=ExtendedCutText)
-
-
-def extended_cut_text(rng: Random, message: type[CutTextT]) -> CutTextT:
-    """A valid Extended Clipboard message of each action, a provide in half of them."""
-    roll = rng.random()
-    if roll < 0.5:
-        return message.provide_text(clipboard_text(rng))
-    if roll < 0.65:
-        actions = ClipboardAction(0)
-        for action in ClipboardAction:
-            actions |= action if rng.random() < 0.5 else 0
-        return message.caps(actions, {ClipboardFormat.TEXT: uint(rng, 32)} if rng.random() < 0.8 else {})
-    action = rng.choice((ClipboardAction.REQUEST, ClipboardAction.PEEK, ClipboardAction.NOTIFY))
-    return message.announce(action, ClipboardFormat(rng.choice((0, 1, 1, 0x1F))))
-
-
-def extended_clipboard_hostile(rng: Random, message_type: int = ClientMessageType.CLIENT_CUT_TEXT) -> Hostile:
-    """An Extended Clipboard message over a limit (on the wire, or inflated: a zlib bomb) or malformed."""
-    def wire(flags: int, payload: bytes) -> bytes:
-        return struct.pack(">B3xiI", message_type, -(4 + len(payload)), flags) + payload
-    provide = ClipboardAction.PROVIDE | ClipboardFormat.TEXT
-    roll = rng.random()
-    if roll < 0.25:
-        size = rng.choice((CUT_TEXT_LIMIT + 1, 1 << 31, rng.randint(CUT_TEXT_LIMIT + 1, 1 << 31)))
-        return struct.pack(">B3xi", message_type, -size), LimitExceeded
-    if roll < 0.45:
-        inflated = rng.randint(CLIPBOARD_LIMIT - 3, 4 * CLIPBOARD_LIMIT)  # with its 4-byte size: over the limit
-        return wire(provide, zlib.compress(u32(inflated) + bytes(inflated))), LimitExceeded
-    if roll < 0.55:
-        return struct.pack(">B3xi", message_type, -rng.randint(1, 3)) + rng.randbytes(3), ProtocolViolation
-    if roll < 0.7:
-        return wire(provide, b"\xff" + rng.randbytes(rng.randint(0, 20))), ProtocolViolation  # not zlib
-    if roll < 0.85:  # its size says more than its data holds
-        data = rng.randbytes(rng.randint(0, 20))
-        return wire(provide, zlib.compress(u32(len(data) + rng.randint(1, 9)) + data)), ProtocolViolation
-    flags = rng.choice((1 << 29, 1 << 31, ClipboardAction.REQUEST | ClipboardAction.NOTIFY, 0, 1))
-    return wire(flags, b""), ProtocolViolation
 
 
 @dataclass(frozen=True, slots=True)
