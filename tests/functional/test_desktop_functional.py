@@ -6,6 +6,8 @@ each lossless encoding, a framebuffer identical to the server's own screenshot.
 
 from __future__ import annotations
 
+import asyncio
+
 import aiohttp
 import numpy as np
 import pytest
@@ -61,10 +63,11 @@ async def test_session_is_counted_in_metrics(gateway: GatewayUnderTest, http: ai
     await client.ws.close()
     await client.ws.receive()  # let the gateway finish the session
 
-    for _ in range(50):
+    for _ in range(200):  # the session ends a moment after the socket closes; wait up to 10 s
         metrics = await (await http.get(gateway.gateway.metrics_url)).text()
         if 'deskgate_sessions_total{outcome="closed",protocol="vnc"} 1.0' in metrics:
             break
+        await asyncio.sleep(0.05)
     assert 'deskgate_sessions_active{protocol="vnc"} 0.0' in metrics
     assert 'deskgate_sessions_total{outcome="closed",protocol="vnc"} 1.0' in metrics
     to_client = [line for line in metrics.splitlines()
