@@ -101,6 +101,7 @@ $(FUZZ_STAMP): setup.cfg pyproject.toml $(VENV_STAMP)
 	@touch $@
 
 fuzz: deps $(FUZZ_STAMP)
+	DESKGATE_FUZZ_CAMPAIGN=1 $(VENV)/bin/pytest -q -p no:cacheprovider tests/rfb/test_fuzz_families.py
 	@for target in $(FUZZ_TARGETS); do \
 		echo "deskgate: fuzzing $$target for $(FUZZ_SECONDS)s"; \
 		$(VENV)/bin/python -m fuzz $$target -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -timeout=30; \
