@@ -5,7 +5,7 @@ size of every header, the payload length of every encoding the gateway frames, a
 limit, each checked before the bytes it announces are waited for. It finds boundaries in
 place, in the chunk it is fed (or in what is left of an unfinished message plus that
 chunk), and hands back the whole messages found as one ``bytes`` — the chunk itself when it
-ends on a boundary — with a flat list of *marks*: ``kind, start, end`` triples, offsets into
+ends on a boundary, else one slice of it — with a flat list of *marks*: ``kind, start, end`` triples, offsets into
 that ``bytes``. The proxy (:mod:`gateway.rfb.proxy`) forwards from it, and only marks what it
 must look at (server messages other than updates, DesktopName rectangles, size changes);
 with ``every_piece`` every update header, rectangle and update end is marked as well, and
@@ -141,7 +141,8 @@ class ServerBoundaries:
         self._rre_subrect = _RECT_HEADER
         self.set_pixel_format(pixel_format)
         self.set_encodings(encodings)
-        self._pending = bytearray()  # the start of an unfinished piece
+        self._pending: list[bytes] = []  # chunks holding the start of an unfinished piece
+        self._pending_size = 0
         self._need = 0  # bytes _pending must hold before the piece is worth looking at again
         self._rects_left = -1  # rectangles still to come in the current update; -1 between messages
         # Where a Hextile walk resumes: tile row, tile column, offset from the rectangle's start.
@@ -151,6 +152,7 @@ class ServerBoundaries:
         self.marks = []
         self.messages = []
         self.error = None
+        self._failed = False
 
     @property
     def width(self) -> int:
@@ -181,42 +183,31 @@ class ServerBoundaries:
             self.marks = []
         if self.messages:
             self.messages = []
-        if self.error is not None:
+        if self._failed:  # (not ``self.error``: mypyc would take it to stay None below)
             return b""
-        pending = self._pending
-        if pending:
-            pending += data
-            if len(pending) < self._need:
+        if self._pending:  # the start of an unfinished piece: joined once it can be finished
+            self._pending.append(data)
+            self._pending_size += len(data)
+            if self._pending_size < self._need:
                 return b""
-            buffer: bytes = pending
+            buffer = b"".join(self._pending)
+            self._pending = []
+        elif len(data) < self._need:
+            self._pending = [data]
+            self._pending_size = len(data)
+            return b""
         else:
-            if len(data) < self._need:
-                pending += data
-                return b""
             buffer = data
         available = len(buffer)
         end = self._frame(buffer, available)
-        if buffer is not pending:  # the chunk itself: no copy when it ends on a boundary
-            if end == available:
-                framed = data
-            else:
-                with memoryview(data) as view:
-                    framed = bytes(view[:end]) if end else b""
-                    if self.error is None:
-                        pending += view[end:]
-        elif end == available:
-            framed = bytes(pending)
-            pending.clear()
-        elif end:
-            with memoryview(pending) as view:
-                framed = bytes(view[:end])
-            del pending[:end]
-        else:
-            framed = b""
         if self.error is not None:
-            pending.clear()
+            self._failed = True
             self._need = 0
-        return framed
+        elif end < available:
+            rest = buffer[end:]
+            self._pending = [rest]
+            self._pending_size = len(rest)
+        return buffer if end == available else buffer[:end]
 
     def _frame(self, buffer: bytes, available: int) -> int:
         """Find the pieces in ``buffer[:available]``; return where the last whole one ends."""
