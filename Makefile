@@ -30,7 +30,8 @@ system-deps:
 	@PYTHON='$(PYTHON)' deploy/install-system-deps.sh
 
 # Order-only on system-deps: it must run first (python3-venv, npm) without forcing a rebuild.
-$(VENV_STAMP): setup.cfg pyproject.toml | system-deps
+# setup.py compiles gateway/rfb/boundaries.py with mypyc: a changed framer is compiled again.
+$(VENV_STAMP): setup.cfg pyproject.toml setup.py gateway/rfb/boundaries.py | system-deps
 	@'$(PYTHON)' -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
 		|| { echo "deskgate: $(PYTHON) is older than 3.11; run make PYTHON=/path/to/python3.11" >&2; exit 1; }
 	@if ! $(VENV)/bin/python -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then \
@@ -66,8 +67,13 @@ $(ASCIINEMA_STAMP): $(NPM_STAMP)
 		node_modules/asciinema-player/dist/bundle/asciinema-player.css $(ASCIINEMA_DIR)/
 	cp node_modules/asciinema-player/LICENSE $@
 
+# The target's framer runs compiled (mypyc) where it was built; its tests run once more on the same source
+# interpreted, the fallback (DESKGATE_PURE_RFB=1; tests/rfb/test_boundaries.py compares the two directly).
+PURE_RFB_TESTS := tests/rfb/test_framing_server.py tests/rfb/test_proxy.py tests/rfb/test_clipboard.py
+
 test: deps
 	$(VENV)/bin/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	DESKGATE_PURE_RFB=1 $(VENV)/bin/pytest -q -p no:cacheprovider $(PURE_RFB_TESTS)
 
 # deploy/: hadolint on the Dockerfiles, docker-compose config, kubernetes-validate --strict on the manifests,
 # promtool on the alert rules and their tests, config check on every example config (tests/test_deploy.py).
@@ -89,11 +95,11 @@ bench-live: deps
 soak: deps
 	$(VENV)/bin/python -m bench.soak
 
-# Coverage-guided fuzzing of the RFB core (framers and proxy connection) with atheris, the `fuzz`
-# extra: each target for FUZZ_SECONDS. Corpora grow in var/fuzz/TARGET; an input that fails
-# is saved as var/fuzz/TARGET-crash-* and fails the target (replay: python -m fuzz TARGET FILE).
+# Coverage-guided fuzzing of the RFB core (framers, proxy connection, and `boundaries`: the compiled framer
+# against the interpreted one and the event framer) with atheris, the `fuzz` extra: each target for
+# FUZZ_SECONDS. Corpora grow in var/fuzz/TARGET; an input that fails is saved as var/fuzz/TARGET-crash-* and fails the target (replay: python -m fuzz TARGET FILE).
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := client_framer server_framer proxy
+FUZZ_TARGETS := client_framer server_framer proxy boundaries
 FUZZ_STAMP := $(VENV)/.deskgate-fuzz-installed
 
 $(FUZZ_STAMP): setup.cfg pyproject.toml $(VENV_STAMP)

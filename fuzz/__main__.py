@@ -15,6 +15,7 @@ import atheris
 with atheris.instrument_imports(include=["gateway.rfb"]):  # coverage feedback from the RFB core only
     import gateway.rfb.framing  # noqa: F401
     import gateway.rfb.proxy  # noqa: F401
+    import tests.rfb.differential  # noqa: F401  (both builds of the boundary framer)
 
 from fuzz.targets import TARGETS, seeds  # noqa: E402
 

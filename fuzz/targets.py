@@ -1,4 +1,5 @@
-"""The fuzz targets: the browser's and the target's framers, and the proxy connection.
+"""The fuzz targets: the browser's and the target's framers, the proxy connection, and the target's
+framer compiled against interpreted and against the event framer (``boundaries``).
 
 Every target feeds its input whole, in steps and byte by byte, and checks what the batch
 fuzz tests check (``tests/rfb/test_fuzz_families.py``): the same events in every feeding, at
@@ -14,6 +15,7 @@ from gateway.rfb.errors import LocalProtocolError, ProtocolViolation
 from gateway.rfb.framing import FRAMEABLE_ENCODINGS, ClientMessageFramer, ProtocolFailed, ServerMessageFramer
 from gateway.rfb.messages import ServerInit, SetEncodings, SetPixelFormat
 from gateway.rfb.proxy import InputActivity, JournalData, ProxyConnection, ProxyFailed, Side
+from tests.rfb.differential import Stream, assert_all_agree
 from tests.rfb.helpers import comparable, feed
 from tests.rfb.wire_generators import (
     CLIENT_FAMILIES,
@@ -43,6 +45,15 @@ def _check_framer(make: Callable[[], Framer], stream: bytes, step: int) -> None:
     assert failures in ([], whole[-1:])
     assert all(isinstance(failure.error, ProtocolViolation) for failure in failures)
     assert stream.startswith(b"".join(event.raw for event in whole))  # type: ignore[attr-defined]
+
+
+def boundaries_target(data: bytes) -> None:
+    """First byte: the pixel format; second: the step size; the rest: the target's stream, fed whole, in
+    steps and byte by byte to each form of the framer (:func:`tests.rfb.differential.assert_all_agree`)."""
+    if len(data) >= 2:
+        stream = Stream(TARGET_PIXEL_FORMATS[data[0] % len(TARGET_PIXEL_FORMATS)], *START_SIZE)
+        for chunks in _feedings(data[2:], data[1] % 64 + 1):
+            assert_all_agree(stream, chunks)
 
 
 def client_framer_target(data: bytes) -> None:
@@ -144,6 +155,7 @@ TARGETS: dict[str, Callable[[bytes], None]] = {
     "client_framer": client_framer_target,
     "server_framer": server_framer_target,
     "proxy": proxy_target,
+    "boundaries": boundaries_target,
 }
 
 
@@ -155,7 +167,7 @@ def seeds(target: str, count: int = 16) -> Iterator[bytes]:
             messages = [rng.choice(CLIENT_FAMILIES).valid(rng).encode() for _ in range(rng.randint(1, 12))]
             hostile = rng.choice(CLIENT_FAMILIES).hostile(rng)[0] if n % 2 else b""
             yield bytes((rng.randrange(256),)) + b"".join(messages) + hostile
-        elif target == "server_framer":
+        elif target in ("server_framer", "boundaries"):
             format_index = n % len(TARGET_PIXEL_FORMATS)
             desktop = Desktop(TARGET_PIXEL_FORMATS[format_index])
             items = [update(rng, desktop)[0] if rng.random() < 0.7 else rng.choice(SERVER_FAMILIES).valid(rng).encode()

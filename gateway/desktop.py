@@ -34,7 +34,8 @@ session someone ended (:class:`~gateway.sessions.EndRequest`) says who and why i
 reason and its journal (an ``ended_by`` event).
 
 No browser holds the event loop: its data is handed to the proxy in slices of
-``browser_slice`` bytes, with a turn of the loop between slices, so other sessions,
+``browser_slice`` bytes, with a turn of the loop after each slice's worth of bytes (not after
+each of its small messages, which would cost a turn of the loop per key press), so other sessions,
 logins and health checks run in between; and the proxy holds the browser to what a person
 can produce (:class:`BrowserLimits`): past its message budget the pump stops reading the
 browser for as long as the proxy says (the flood waits in the browser's own socket),
@@ -294,17 +295,24 @@ class DesktopSession:
     ) -> None:
         step = self._browser_slice
         data = trailing
+        unyielded = 0  # browser bytes handled since this pump last gave the loop a turn
         while True:
             for start in range(0, len(data), step):
-                proxy.receive_browser_data(data[start : start + step], self._loop.time())
+                piece = data[start : start + step]
+                proxy.receive_browser_data(piece, self._loop.time())
                 self._apply(proxy.events_received(), recorder)
                 if payload := proxy.data_to_send_target():
                     writer.write(payload)
                     await writer.drain()
                     self._to_target.inc(len(payload))
                     await recorder.backpressure()
-                # Neither await above need yield: let the rest of the gateway run, longer if the browser is flooding.
-                await asyncio.sleep(self._browser_pause(proxy))
+                # Neither await above need yield: after every slice's worth of bytes, let the rest of the
+                # gateway run (longer if the browser is flooding), but not after every small message.
+                unyielded += len(piece)
+                pause = self._browser_pause(proxy)
+                if pause or unyielded >= step:
+                    await asyncio.sleep(pause)
+                    unyielded = 0
             data = await self._receive_from_browser()  # its end raises SessionEnded
 
     async def _pump_target_to_browser(

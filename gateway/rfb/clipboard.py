@@ -164,6 +164,27 @@ Classic = TypeVar("Classic", ClientCutText, ServerCutText)
 Extended = TypeVar("Extended", ExtendedClientCutText, ExtendedServerCutText)
 
 
+def cut_text_size(length: int, classic: type[ClientCutText] | type[ServerCutText], max_cut_text: int) -> int:
+    """How many bytes follow a cut-text message's 8-byte header whose length field (S32) says ``length``:
+    ``length`` for classic text, ``-length`` for the Extended Clipboard; :class:`LimitExceeded` over ``max_cut_text``."""
+    if length >= 0:
+        if length > max_cut_text:
+            raise LimitExceeded(f"{classic.__name__} announces {length} bytes; the limit is {max_cut_text}")
+        return length
+    if -length > max_cut_text:
+        raise LimitExceeded(f"an extended clipboard message announces {-length} bytes; the limit is {max_cut_text}")
+    return -length
+
+
+def parse_cut_text(
+    raw: bytes, classic: type[Classic], extended: type[Extended], max_inflated: int
+) -> Classic | Extended:
+    """The whole cut-text message in ``raw`` (its size checked by :func:`cut_text_size`), of either form."""
+    if raw[4] & 0x80:  # the length field is negative: the Extended Clipboard
+        return extended.parse(raw, max_inflated)
+    return classic.parse(raw)
+
+
 def read_cut_text(
     reader: StreamReader, classic: type[Classic], extended: type[Extended], max_cut_text: int, max_inflated: int
 ) -> Generator[None, None, tuple[Classic | Extended, bytes]]:
@@ -174,16 +195,8 @@ def read_cut_text(
     """
     yield from reader.wait_for(8)
     (length,) = struct.unpack_from(">i", reader.buffer, 4)
-    if length >= 0:
-        if length > max_cut_text:
-            raise LimitExceeded(f"{classic.__name__} announces {length} bytes; the limit is {max_cut_text}")
-        raw = yield from reader.read_exact(8 + length)
-        return classic.parse(raw), raw
-    size = -length
-    if size > max_cut_text:
-        raise LimitExceeded(f"an extended clipboard message announces {size} bytes; the limit is {max_cut_text}")
-    raw = yield from reader.read_exact(8 + size)
-    return extended.parse(raw, max_inflated), raw
+    raw = yield from reader.read_exact(8 + cut_text_size(length, classic, max_cut_text))
+    return parse_cut_text(raw, classic, extended, max_inflated), raw
 
 
 def _inflate(payload: bytes, limit: int) -> bytes:

@@ -8,7 +8,7 @@ from gateway.rfb.errors import ProtocolViolation
 _LANES = [tuple(int.from_bytes(bytes((lane,)) * count, "big") for lane in (0x01, 0x0F, 0x80)) for count in range(256)]
 
 
-def check_hextile_subrects(buffer: bytearray, start: int, end: int, stride: int, width: int, height: int) -> None:
+def check_hextile_subrects(buffer: bytes, start: int, end: int, stride: int, width: int, height: int) -> None:
     """Each sub-rectangle in ``buffer[start:end]`` ends with x<<4|y and (w-1)<<4|(h-1); it must fit its tile.
 
     Fast path: all are tested at once, on big integers with one byte lane per sub-rectangle. A

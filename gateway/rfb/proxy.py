@@ -54,6 +54,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Literal, TypeAlias
 
+from gateway.rfb.boundary_impl import DESKTOP_NAME, RESIZED, ServerBoundaries
 from gateway.rfb.browser_limits import BrowserLimits, TokenBucket
 from gateway.rfb.clipboard import (
     MAX_CLIPBOARD_INFLATED,
@@ -63,15 +64,7 @@ from gateway.rfb.clipboard import (
     ExtendedServerCutText,
 )
 from gateway.rfb.errors import InputFlood, LocalProtocolError, ProtocolViolation
-from gateway.rfb.framing import (
-    ClientMessageFramer,
-    DesktopResized,
-    ProtocolFailed,
-    RectangleReceived,
-    ServerMessageFramer,
-    ServerMessageReceived,
-    filter_encodings,
-)
+from gateway.rfb.framing import ClientMessageFramer, ProtocolFailed, filter_encodings
 from gateway.rfb.input_presses import InputActivityTracker, InputKind, InputPresses
 from gateway.rfb.messages import (
     ClientCutText,
@@ -82,6 +75,7 @@ from gateway.rfb.messages import (
     Rectangle,
     ServerCutText,
     ServerInit,
+    ServerMessage,
     SetEncodings,
     SetPixelFormat,
 )
@@ -171,7 +165,6 @@ ProxyEvent: TypeAlias = (
 
 _INPUT_ACTIVITY = InputActivity()
 _OPERATOR_INPUT = (KeyEvent, PointerEvent, QEMUExtendedKeyEvent)
-_DESKTOP_NAME = int(Encoding.DESKTOP_NAME)
 _NAME_LENGTH = struct.Struct(">I")
 
 
@@ -197,7 +190,7 @@ class ProxyConnection:
         Clipboard data inflating past ``max_clipboard`` bytes, from either side, fails the session.
         """
         self._browser = ClientMessageFramer(max_cut_text=browser_limits.max_cut_text, max_clipboard=max_clipboard)
-        self._target = ServerMessageFramer(
+        self._target = ServerBoundaries(
             server_init.pixel_format, server_init.width, server_init.height, max_clipboard=max_clipboard
         )
         self._clipboard_to_remote = clipboard_to_remote
@@ -296,44 +289,63 @@ class ProxyConnection:
             self._fail(Side.BROWSER, failure)
 
     def receive_target_data(self, data: bytes) -> None:
-        """Feed bytes read from the target (the hot path)."""
+        """Feed bytes read from the target (the hot path: no object per rectangle)."""
         if not self._accepts(Side.TARGET):
             return
-        self._target.receive_data(data)
+        target = self._target
+        framed = target.receive_data(data)
+        if target.marks:
+            forwarded, journaled = self._look_at(framed, target.marks, target.messages)
+        else:
+            forwarded = journaled = framed
+        if forwarded:
+            self._to_browser.append(forwarded)
+        if journaled:
+            self._events.append(JournalData(Side.TARGET, journaled))
+        if target.error is not None:
+            self._fail(Side.TARGET, target.error)
+
+    def _look_at(
+        self, framed: bytes, marks: list[int], messages: list[ServerMessage | ExtendedServerCutText]
+    ) -> tuple[bytes, bytes]:
+        """What to forward and what to journal of ``framed``, given the pieces the target's framer marked:
+        cut text the clipboard rule stops is neither; a DesktopName rectangle is forwarded with the
+        gateway's name and journaled as sent; a size change is reported."""
         forwarded: list[bytes] = []
         renamed: list[tuple[int, bytes]] = []  # where in forwarded a DesktopName was replaced, and the target's own
-        failure: ProtocolViolation | None = None  # what came before it is still forwarded and journaled
-        for event in self._target.events_received():
-            if isinstance(event, RectangleReceived):  # the most frequent event comes first
-                if event.rect.encoding == _DESKTOP_NAME:
-                    renamed.append((len(forwarded), event.raw))
-                    forwarded.append(self._desktop_name_rectangle)
-                    continue
-            elif isinstance(event, ServerMessageReceived):
-                message = event.message
-                if isinstance(message, ServerCutText) and not self._clipboard_to_local:
+        done = 0  # framed[:done] is dealt with
+        message_index = 0
+        for at in range(0, len(marks), 3):
+            kind, start, end = marks[at], marks[at + 1], marks[at + 2]
+            if kind == RESIZED:
+                _, _, width, height, _ = Rectangle.LAYOUT.unpack_from(framed, start)
+                self._events.append(Resized(width, height))
+                continue
+            forwarded.append(framed[done:start])
+            done = end
+            if kind == DESKTOP_NAME:
+                renamed.append((len(forwarded), framed[start:end]))
+                forwarded.append(self._desktop_name_rectangle)
+                continue
+            message = messages[message_index]
+            message_index += 1
+            if isinstance(message, ServerCutText):
+                crosses = self._clipboard_to_local
+                if not crosses:
                     self._events.append(ClipboardBlocked("to_local", len(message.text)))
-                    continue
-                if isinstance(message, ExtendedServerCutText) and not self._extended_clipboard_crosses(
-                    message, from_browser=False
-                ):
-                    continue
-            elif isinstance(event, DesktopResized):
-                self._events.append(Resized(event.width, event.height))
-            elif isinstance(event, ProtocolFailed):
-                failure = event.error
-                break
-            forwarded.append(event.raw)
-        if forwarded:
-            payload = b"".join(forwarded)
-            self._to_browser.append(payload)
-            if renamed:  # the journal keeps what the target sent
-                for index, raw in renamed:
-                    forwarded[index] = raw
-                payload = b"".join(forwarded)
-            self._events.append(JournalData(Side.TARGET, payload))
-        if failure is not None:
-            self._fail(Side.TARGET, failure)
+            elif isinstance(message, ExtendedServerCutText):
+                crosses = self._extended_clipboard_crosses(message, from_browser=False)
+            else:
+                crosses = True
+            if crosses:
+                forwarded.append(framed[start:end])
+        forwarded.append(framed[done:])
+        to_browser = b"".join(forwarded)
+        if not renamed:
+            return to_browser, to_browser
+        for index, raw in renamed:  # the journal keeps what the target sent
+            forwarded[index] = raw
+        return to_browser, b"".join(forwarded)
 
     def receive_eof(self, side: Side) -> None:
         """``side`` closed its connection; a repeated end of stream is ignored."""

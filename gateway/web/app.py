@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import uvloop
 from aiohttp import web
 
+from base import __version__
 from base.metrics import Metrics
 from gateway.audit import AuditLog, CheckpointWriter
 from gateway.config import Address, Config
@@ -38,6 +39,7 @@ from gateway.notices import NoticeBoard
 from gateway.reach import JumpHosts
 from gateway.recording_service import recording_service
 from gateway.reload import remove_pid_file, status_path, write_pid_file
+from gateway.rfb import boundary_impl
 from gateway.schema import open_current_store
 from gateway.session_directory import SessionDirectory
 from gateway.sessions import SessionRegistry
@@ -158,6 +160,7 @@ def create_app(config: Config, metrics: Metrics | None = None, clock: Callable[[
     app = web.Application(middlewares=[security_headers, network_allow_list, known_host, web_session,
                                        csrf_protection], client_max_size=64 * 1024)
     metrics = metrics or Metrics()
+    metrics.build_info.info({"version": __version__, "rfb_framer": boundary_impl.IMPLEMENTATION})
     app[SETTINGS] = LiveSettings(Settings.from_config(config))
     app[METRICS] = metrics
     app[CLOCK] = clock
@@ -304,7 +307,10 @@ async def serve_until_signalled(config: Config) -> None:
     asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reloader.request)
     write_pid_file(config.storage.pid_file)
     log.info("gateway listening", extra={"ctx": {"url": gateway.url, "metrics": gateway.metrics_url,
-                                                 "pid_file": str(config.storage.pid_file)}})
+                                                 "pid_file": str(config.storage.pid_file),
+                                                 "rfb_framer": boundary_impl.IMPLEMENTATION}})
+    if boundary_impl.FALLBACK_REASON:
+        log.warning("the RFB framer runs interpreted", extra={"ctx": {"reason": boundary_impl.FALLBACK_REASON}})
     try:
         await wait_for_stop_signal()
         await drain(gateway.app, gateway.app[SETTINGS].current.config.listen.drain_timeout)
