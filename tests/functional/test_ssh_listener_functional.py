@@ -1,0 +1,170 @@
+"""The native SSH listener (``listen.ssh``) against a real OpenSSH sshd target, driven by the real ``ssh``.
+
+``ssh -p PORT alice+shell-01@gateway`` signs in with password and TOTP (keyboard-interactive),
+runs a command whose output comes back and is in the recording; a wrong code is refused and
+counted by the web's throttle; a source outside ``network.allow`` gets no SSH banner; a target
+the policy does not allow, a desktop, port forwarding, SFTP and exec are refused and audited;
+without a target a menu offers the allowed ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncssh
+import pytest
+
+from gateway.audit import AuditEvent
+from tests.functional.auth_helpers import PASSWORD, AuthGateway, Clock, cookie_session
+from tests.functional.ssh_helpers import NativeSsh, kbdint_client, ssh_gateway, ssh_port
+from tests.functional.terminal_helpers import wait_for_recording
+from tests.sshd_server import SshdServer
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshdServer]:
+    with SshdServer(tmp_path_factory.mktemp("sshd")) as server:
+        yield server
+
+
+async def audited(gateway: AuthGateway, action: str, count: int = 1) -> list[AuditEvent]:
+    """The ``action`` events, once there are ``count`` of them."""
+    async with asyncio.timeout(10):
+        while len(events := [e for e in await gateway.audit() if e.action == action]) < count:
+            await asyncio.sleep(0.1)
+    return events
+
+
+async def test_ssh_with_password_and_totp_runs_a_command_that_is_recorded(sshd: SshdServer, tmp_path: Path) -> None:
+    clock = Clock()
+    async with ssh_gateway(sshd, tmp_path, clock=clock) as gateway:
+        async with NativeSsh("-p", str(ssh_port(gateway)), "alice+shell-01@127.0.0.1") as ssh:
+            await ssh.expect(b"Password: ")
+            ssh.type(f"{PASSWORD}\r")
+            await ssh.expect(b"Authenticator code: ")
+            ssh.type(f"{gateway.code('alice')}\r")
+            ssh.type("stty size; echo native-$((6*7))\r")
+            output = await ssh.expect(b"native-42\r\n")
+            assert b"native-42" in output
+            ssh.type("exit\r")
+            rest = await ssh.rest()
+            assert b"the shell on shell-01 ended" in rest
+            assert await ssh.exit_status() == 0
+
+        events = await gateway.audit()
+        logins = [e for e in events if e.action == "login"]
+        assert [(e.user, e.outcome, e.detail["method"]) for e in logins] == [("alice", "success", "ssh:password+totp")]
+        await audited(gateway, "session.close")
+        events = await gateway.audit()
+        opened = [e for e in events if e.action == "session.open"]
+        assert [(e.user, e.target, e.outcome, e.detail["channel"]) for e in opened] == [
+            ("alice", "shell-01", "allowed", "ssh")]
+        closed = [e for e in events if e.action == "session.close"]
+        assert [e.outcome for e in closed] == ["target_closed"]
+
+        clock.advance(30)  # sam's code is his own, but keep every login on a fresh step
+        async with cookie_session() as sam:
+            assert (await gateway.login(sam, "sam")).status == 200
+            found = await wait_for_recording(sam, gateway, text="native-42")
+            assert [(row["user"], row["target"], row["protocol"]) for row in found] == [("alice", "shell-01", "ssh")]
+            assert closed[0].detail["recording"] == found[0]["id"]
+            assert await gateway.metric(sam, 'deskgate_auth_attempts_total{method="ssh:password+totp",result="ok"}') \
+                == 1
+            assert await gateway.metric(sam, 'deskgate_sessions_total{outcome="target_closed",protocol="ssh"}') == 1
+
+
+async def test_a_wrong_code_is_refused_and_counted_by_the_web_throttle(sshd: SshdServer, tmp_path: Path) -> None:
+    clock = Clock()
+    async with ssh_gateway(sshd, tmp_path, clock=clock) as gateway:
+        async with NativeSsh("-p", str(ssh_port(gateway)), "alice@127.0.0.1") as ssh:
+            await ssh.expect(b"Password: ")
+            ssh.type(f"{PASSWORD}\r")
+            await ssh.expect(b"Authenticator code: ")
+            ssh.type("000000\r")
+            rest = await ssh.rest()
+            assert b"Permission denied" in rest
+            assert await ssh.exit_status() == 255
+        failures = [e for e in await gateway.audit() if e.action == "login"]
+        assert [(e.user, e.outcome, e.detail["method"]) for e in failures] == [("alice", "failure", "ssh:password+totp")]
+
+        # Four more wrong codes over SSH: the fifth failure starts the throttle's backoff, for the web too.
+        for _ in range(4):
+            with pytest.raises(asyncssh.DisconnectError):  # refused: permission denied, or closed after three
+                async with kbdint_client(gateway, "alice", [PASSWORD, "000000"] * 3):
+                    pass
+        async with cookie_session() as alice:
+            response = await gateway.login(alice, "alice")
+            assert response.status == 429, await response.text()
+            assert await gateway.metric(alice, 'deskgate_auth_attempts_total{method="ssh:password+totp",'
+                                               'result="bad_totp"}') >= 5
+
+
+async def test_a_source_outside_the_allow_list_gets_no_ssh_banner(sshd: SshdServer, tmp_path: Path) -> None:
+    async with ssh_gateway(sshd, tmp_path, extra={"network": {"allow": ["10.0.0.0/8"]}}) as gateway:
+        reader, writer = await asyncio.open_connection("127.0.0.1", ssh_port(gateway))
+        try:
+            assert await asyncio.wait_for(reader.read(256), 10) == b""  # closed before a byte: no "SSH-2.0-" banner
+        finally:
+            writer.close()
+        denied = await audited(gateway, "network.denied")
+        assert [(e.source, e.target, e.outcome) for e in denied] == [("127.0.0.1", "ssh listener", "denied")]
+        async with cookie_session() as http:
+            assert await gateway.metric(http, 'deskgate_connections_refused_total{listener="ssh",reason="network"}') \
+                == 1
+
+
+async def test_targets_not_allowed_are_refused_and_the_menu_offers_the_allowed(sshd: SshdServer,
+                                                                               tmp_path: Path) -> None:
+    clock = Clock()
+    async with ssh_gateway(sshd, tmp_path, clock=clock) as gateway:
+        for target, says in (("root-shell", "you may not open root-shell from here"),
+                             ("desk-01", "desk-01 is a desktop, not a terminal"),
+                             ("nowhere", "there is no terminal target called 'nowhere'")):
+            clock.advance(30)
+            async with kbdint_client(gateway, f"alice+{target}", [PASSWORD, gateway.code("alice")]) as connection:
+                process = await connection.create_process(term_type="xterm", encoding=None)
+                output = await asyncio.wait_for(process.stdout.read(), 20)
+                assert says.encode() in output, output
+        denied = [e for e in await gateway.audit() if e.action == "session.open"]
+        assert [(e.target, e.outcome, e.detail["channel"]) for e in denied] == [
+            ("root-shell", "denied", "ssh"), ("desk-01", "denied", "ssh"), ("nowhere", "denied", "ssh")]
+
+        clock.advance(30)
+        async with kbdint_client(gateway, "alice", [PASSWORD, gateway.code("alice")]) as connection:
+            process = await connection.create_process(term_type="xterm", encoding=None)
+            menu = b""
+            async with asyncio.timeout(20):
+                while b"Type a number" not in menu:
+                    menu += await process.stdout.read(4096)
+            assert b"1) shell-01" in menu and b"root-shell" not in menu and b"desk-01" not in menu
+            process.stdin.write(b"1\r")
+            process.stdin.write(b"echo menu-$((2*21))\n")
+            output = b""
+            async with asyncio.timeout(20):
+                while b"menu-42" not in output:
+                    output += await process.stdout.read(4096)
+            process.stdin.write(b"exit\n")
+        await audited(gateway, "session.close")
+
+
+async def test_port_forwarding_sftp_and_exec_are_refused_and_audited(sshd: SshdServer, tmp_path: Path) -> None:
+    async with ssh_gateway(sshd, tmp_path) as gateway:
+        async with kbdint_client(gateway, "alice+shell-01", [PASSWORD, gateway.code("alice")]) as connection:
+            with pytest.raises(asyncssh.ChannelOpenError):
+                await connection.open_connection("127.0.0.1", sshd.port)
+            with pytest.raises(asyncssh.ChannelListenError):
+                await connection.forward_remote_port("127.0.0.1", 0, "127.0.0.1", sshd.port)
+            with pytest.raises((asyncssh.SFTPError, asyncssh.ChannelOpenError, asyncssh.Error)):
+                await connection.start_sftp_client()
+            with pytest.raises(asyncssh.ChannelOpenError):
+                await connection.run("id")
+        refused = await audited(gateway, "ssh.refused", 4)
+        assert sorted(e.detail["kind"] for e in refused) == ["direct_tcpip", "exec", "subsystem", "tcpip_forward"]
+        assert {e.user for e in refused} == {"alice"}
+        async with cookie_session() as http:
+            for kind in ("direct_tcpip", "tcpip_forward", "subsystem", "exec"):
+                assert await gateway.metric(http, f'deskgate_ssh_refusals_total{{kind="{kind}"}}') == 1
