@@ -178,6 +178,7 @@ class TerminalSession:
         except RecordingUnavailable as exc:
             raise SessionEnded(CloseCode.RECORDING_FAILED, f"{exc} Tell your administrator.") from exc
         self._control.recording_id = journal.recording_id
+        self._control.journal = journal  # live viewers' viewed_by events
         try:
             process = await self._open_shell(size)
         except TargetRefused as exc:
