@@ -143,10 +143,12 @@ class Answers(asyncssh.SSHClient):
 
 @contextlib.asynccontextmanager
 async def kbdint_client(gateway: AuthGateway, username: str, answers: list[str],
-                        client: Answers | None = None) -> AsyncIterator[asyncssh.SSHClientConnection]:
-    """An asyncssh client signed in to the gateway's SSH listener with ``answers`` (raises PermissionDenied)."""
-    handler = client or Answers(answers)
+                        agent_path: str | None = None) -> AsyncIterator[asyncssh.SSHClientConnection]:
+    """An asyncssh client signed in to the gateway's SSH listener with ``answers`` (raises PermissionDenied);
+    with ``agent_path`` it may ask to forward that agent."""
+    handler = Answers(answers)
     async with asyncssh.connect("127.0.0.1", ssh_port(gateway), username=username, known_hosts=None,
                                 client_factory=lambda: handler, preferred_auth="keyboard-interactive",
-                                agent_path=None, client_keys=None, config=None) as connection:
+                                agent_path=agent_path, agent_forwarding=agent_path is not None, client_keys=None,
+                                config=None) as connection:
         yield connection

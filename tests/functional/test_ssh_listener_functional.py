@@ -153,7 +153,8 @@ async def test_targets_not_allowed_are_refused_and_the_menu_offers_the_allowed(s
 
 async def test_port_forwarding_sftp_and_exec_are_refused_and_audited(sshd: SshdServer, tmp_path: Path) -> None:
     async with ssh_gateway(sshd, tmp_path) as gateway:
-        async with kbdint_client(gateway, "alice+shell-01", [PASSWORD, gateway.code("alice")]) as connection:
+        async with kbdint_client(gateway, "alice+shell-01", [PASSWORD, gateway.code("alice")],
+                                 agent_path=str(tmp_path / "no-agent")) as connection:
             with pytest.raises(asyncssh.ChannelOpenError):
                 await connection.open_connection("127.0.0.1", sshd.port)
             with pytest.raises(asyncssh.ChannelListenError):
@@ -162,9 +163,17 @@ async def test_port_forwarding_sftp_and_exec_are_refused_and_audited(sshd: SshdS
                 await connection.start_sftp_client()
             with pytest.raises(asyncssh.ChannelOpenError):
                 await connection.run("id")
-        refused = await audited(gateway, "ssh.refused", 4)
-        assert sorted(e.detail["kind"] for e in refused) == ["direct_tcpip", "exec", "subsystem", "tcpip_forward"]
+            (tmp_path / "Xauthority").write_bytes(b"")
+            shell = await connection.create_process(term_type="xterm", x11_forwarding="ignore_failure", x11_display="127.0.0.1:90",
+                                                    x11_auth_path=str(tmp_path / "Xauthority"), encoding=None)
+            shell.stdin.write(b"exit\n")
+            await asyncio.wait_for(shell.wait_closed(), 20)
+        # Every session channel of this connection asks to forward the agent: each ask is refused.
+        refused = await audited(gateway, "ssh.refused", 8)
+        assert sorted(e.detail["kind"] for e in refused) == ["agent"] * 3 + ["direct_tcpip", "exec", "subsystem",
+                                                                             "tcpip_forward", "x11"]
         assert {e.user for e in refused} == {"alice"}
         async with cookie_session() as http:
-            for kind in ("direct_tcpip", "tcpip_forward", "subsystem", "exec"):
-                assert await gateway.metric(http, f'deskgate_ssh_refusals_total{{kind="{kind}"}}') == 1
+            for kind, count in (("direct_tcpip", 1), ("tcpip_forward", 1), ("subsystem", 1), ("exec", 1), ("agent", 3),
+                                ("x11", 1)):
+                assert await gateway.metric(http, f'deskgate_ssh_refusals_total{{kind="{kind}"}}') == count
