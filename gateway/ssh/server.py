@@ -72,8 +72,11 @@ class ConnectionHub(Protocol):
 class GatewaySshServer(asyncssh.SSHServer):
     """The server side of one client's connection (see the module docstring)."""
 
-    def __init__(self, hub: ConnectionHub, source: IPv4Address | IPv6Address) -> None:
+    def __init__(self, hub: ConnectionHub, source: IPv4Address | IPv6Address, *,
+                 max_failed_logins: int = MAX_FAILED_LOGINS, max_session_channels: int = MAX_SESSION_CHANNELS) -> None:
         self.hub = hub
+        self.max_failed_logins = max_failed_logins
+        self.max_session_channels = max_session_channels
         self.source = source
         self.identity: Identity | None = None
         self.login_name = ""
@@ -130,15 +133,15 @@ class GatewaySshServer(asyncssh.SSHServer):
         if self.connection is None:
             return
         self.connection.send_auth_banner(f"{message}\r\n")
-        if self._failures >= MAX_FAILED_LOGINS:
+        if self._failures >= self.max_failed_logins:
             self.connection.close()
 
     # -- what a signed-in client may ask for ---------------------------------------------------------------
 
     def session_requested(self) -> tuple[asyncssh.SSHServerChannel[bytes], SshChannelTerminal] | bool:
         assert self.connection is not None
-        if self._channels >= MAX_SESSION_CHANNELS:
-            self._report("session", f"more than {MAX_SESSION_CHANNELS} session channels on one connection")
+        if self._channels >= self.max_session_channels:
+            self._report("session", f"more than {self.max_session_channels} session channels on one connection")
             return False
         self._channels += 1
         channel: asyncssh.SSHServerChannel[bytes] = self.connection.create_server_channel(encoding=None)
