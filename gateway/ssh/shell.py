@@ -3,7 +3,8 @@
 :func:`serve_shell` runs on the client's session channel once its shell request is accepted:
 
 1. the target: the one after ``+`` in the user name, or a numbered menu of the ssh targets the
-   policies let this person open from this address now (the config in force, read once);
+   policies let this person open from this address now (the config in force, read once; a
+   choice within :data:`MENU_TIMEOUT`);
 2. the policy is decided as for ``/ws/ssh/{target}`` (source address, groups, hours): an unknown
    target, a desktop, or a target not allowed is refused with a line saying why, counted and
    audited (``session.open`` outcome ``denied``, ``channel: ssh``);
@@ -48,7 +49,10 @@ NO_SUCH_TERMINAL = N_("there is no terminal target called {name}")
 A_DESKTOP = N_("{name} is a desktop, not a terminal: open it in the browser")
 NOT_ALLOWED = N_("you may not open {name} from here: {reason}")
 OUTSIDE_HOURS = N_("{name} is outside its working hours: {reason}")
+MENU_TIMED_OUT = N_("no terminal was chosen in time; connect again to choose one")
 CONNECTION_ENDED = "the SSH connection ended"
+#: Seconds the menu waits for a choice.
+MENU_TIMEOUT = 300.0
 #: What each notice says in the terminal; notices of other kinds (the session's own end) are not written.
 NOTICE_LINES = {
     "viewing_started": N_("{by} is now viewing this session"),
@@ -84,7 +88,7 @@ async def serve_shell(app: web.Application, identity: Identity, source: IPv4Addr
     settings = app[SETTINGS].current
     words = translator(client_language(terminal.environment, settings.config.ui.language))
     name = requested if requested is not None else await _menu(app, identity, source, terminal, words)
-    if not name:  # None: nothing to choose from; "": the person left the menu
+    if not name:  # None: nothing to choose from; "": the person left the menu (or let it time out)
         ended = SessionEnded(CloseCode.NORMAL, words.gettext(NO_TERMINALS) if name is None else "")
         await terminal.close(ended)
         return ended
@@ -125,7 +129,12 @@ async def _menu(app: web.Application, identity: Identity, source: IPv4Address | 
     while True:
         for number, name in enumerate(names, 1):
             terminal.write_line(f"  {number}) {name}")
-        choice = await terminal.read_line(words.gettext(MENU_PROMPT))
+        try:
+            async with asyncio.timeout(MENU_TIMEOUT):
+                choice = await terminal.read_line(words.gettext(MENU_PROMPT))
+        except TimeoutError:
+            terminal.write_line(words.gettext(MENU_TIMED_OUT))
+            return ""
         if choice is None:
             return ""
         if choice.isdigit() and 1 <= int(choice) <= len(names):
