@@ -26,8 +26,9 @@ from tests.sshd_server import SshdServer
 
 SSH = shutil.which("ssh") or "/usr/bin/ssh"
 SFTP = shutil.which("sftp") or "/usr/bin/sftp"
+#: LogLevel INFO (OpenSSH's default): below it the client does not print the gateway's banners (refusal reasons).
 CLIENT_OPTIONS = ["-F", "/dev/null", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-                  "-o", "LogLevel=ERROR", "-o", "PubkeyAuthentication=no", "-o", "PasswordAuthentication=no",
+                  "-o", "LogLevel=INFO", "-o", "PubkeyAuthentication=no", "-o", "PasswordAuthentication=no",
                   "-o", "KbdInteractiveAuthentication=yes", "-o", "NumberOfPasswordPrompts=1"]
 
 

@@ -86,6 +86,7 @@ async def test_a_wrong_code_is_refused_and_counted_by_the_web_throttle(sshd: Ssh
             await ssh.expect(b"Authenticator code: ")
             ssh.type("000000\r")
             rest = await ssh.rest()
+            assert b"wrong username or password, or wrong or expired authenticator code" in rest  # the banner
             assert b"Permission denied" in rest
             assert await ssh.exit_status() == 255
         failures = [e for e in await gateway.audit() if e.action == "login"]
