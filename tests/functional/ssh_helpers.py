@@ -13,6 +13,7 @@ import contextlib
 import os
 import shutil
 import signal
+import termios
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -52,8 +53,9 @@ async def ssh_gateway(sshd: SshdServer, workdir: Path, extra: dict[str, Any] | N
 class NativeSsh:
     """``ssh ARGS`` on a pseudo-terminal: :meth:`expect` what it prints, :meth:`type` into it."""
 
-    def __init__(self, *args: str, program: str = SSH) -> None:
+    def __init__(self, *args: str, program: str = SSH, size: tuple[int, int] = (111, 33)) -> None:
         self.args = [program, *CLIENT_OPTIONS, *args]
+        self.size = size  # the terminal's columns and rows
         self.output = b""
         self._process: asyncio.subprocess.Process | None = None
         self._master = -1
@@ -62,6 +64,7 @@ class NativeSsh:
 
     async def __aenter__(self) -> NativeSsh:
         master, slave = os.openpty()
+        termios.tcsetwinsize(slave, (self.size[1], self.size[0]))
         os.set_blocking(master, False)
         self._master = master
         try:

@@ -89,8 +89,10 @@ async def test_a_supervisor_watches_a_native_ssh_terminal_live_and_the_operator_
                 while b"after-5" not in alice_sees:
                     alice_sees += await process.stdout.read(4096)
             assert b"viewer-typed-2" not in alice_sees
-            process.change_terminal_size(100, 30)
-            sizes, _ = await viewer_output(view, b"")
+            process.change_terminal_size(100, 30)  # the client's window-change reaches the PTY and the viewer
+            process.stdin.write(b"stty size\n")
+            sizes, _ = await viewer_output(view, b"30 100")
+            assert sizes == [[100, 30]]
             process.stdin.write(b"exit\n")
             code, reason = await closed(view)
             assert code == 4010 and "ended" in reason
