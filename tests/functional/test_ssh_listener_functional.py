@@ -47,8 +47,8 @@ async def test_ssh_with_password_and_totp_runs_a_command_that_is_recorded(sshd: 
             ssh.type(f"{PASSWORD}\r")
             await ssh.expect(b"Authenticator code: ")
             ssh.type(f"{gateway.code('alice')}\r")
-            ssh.type("stty size; echo native-$((6*7))\r")
-            output = await ssh.expect(b"native-42\r\n")
+            ssh.type("stty size; echo 日本語-native-$((6*7))\r")  # UTF-8 both ways
+            output = await ssh.expect("日本語-native-42\r\n".encode())
             assert b"33 111\r\n" in output  # the client's terminal size is the PTY's
             ssh.type("exit\r")
             rest = await ssh.rest()
