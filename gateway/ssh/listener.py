@@ -25,6 +25,7 @@ import logging
 import os
 import socket
 import tempfile
+import weakref
 from collections.abc import AsyncIterator, Coroutine
 from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
@@ -98,7 +99,7 @@ class SshListener:
         self._tasks: set[asyncio.Task[Any]] = set()  # accept loops, connections, audits
         self._shells: set[asyncio.Task[Any]] = set()
         self._accepting: set[asyncio.Task[Any]] = set()
-        self._connections: set[asyncssh.SSHServerConnection] = set()
+        self._servers: weakref.WeakSet[GatewaySshServer] = weakref.WeakSet()  # every connection, signed in or not
 
     @property
     def port(self) -> int:
@@ -140,12 +141,13 @@ class SshListener:
                 registry.terminate(session.id, "the gateway is shutting down")
         if self._shells:
             await asyncio.wait(self._shells, timeout=SHUTDOWN_GRACE)
-        for connection in list(self._connections):
-            connection.close()
+        for server in list(self._servers):
+            if server.connection is not None:
+                server.connection.close()
+        if self._tasks:  # the connections' ends, and refusals being audited
+            await asyncio.wait(self._tasks, timeout=SHUTDOWN_GRACE)
         for task in list(self._tasks):
             task.cancel()
-        if self._tasks:
-            await asyncio.wait(self._tasks, timeout=SHUTDOWN_GRACE)
 
     def spawn(self, work: Coroutine[Any, Any, Any], into: set[asyncio.Task[Any]] | None = None) -> None:
         tasks = self._tasks if into is None else into
@@ -176,7 +178,7 @@ class SshListener:
     async def _serve(self, client: socket.socket, address: IPv4Address | IPv6Address) -> None:
         try:
             connection = await asyncssh.run_server(
-                client, server_factory=lambda: GatewaySshServer(self, address), server_host_keys=[self._host_key],
+                client, server_factory=lambda: self._new_server(address), server_host_keys=[self._host_key],
                 server_version=SERVER_VERSION, login_timeout=self._login_timeout,
                 keepalive_interval=self._keepalive_interval, line_editor=False, agent_forwarding=False,
                 x11_forwarding=False, allow_scp=False, encoding=None)
@@ -185,12 +187,15 @@ class SshListener:
             client.close()
             self._gate.release(address)
             return
-        self._connections.add(connection)
         try:
             await connection.wait_closed()
         finally:
-            self._connections.discard(connection)
             self._gate.release(address)
+
+    def _new_server(self, address: IPv4Address | IPv6Address) -> GatewaySshServer:
+        server = GatewaySshServer(self, address)
+        self._servers.add(server)
+        return server
 
     # -- what connections ask of it (gateway.ssh.server.ConnectionHub) ---------------------------------------
 

@@ -10,6 +10,7 @@ without a target a menu offers the allowed ones.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,9 +18,11 @@ import asyncssh
 import pytest
 
 from gateway.audit import AuditEvent
-from tests.functional.auth_helpers import PASSWORD, AuthGateway, Clock, cookie_session
+from gateway.config import load_config
+from gateway.web.app import start_gateway
+from tests.functional.auth_helpers import PASSWORD, AuthGateway, Clock, add_local_users, cookie_session, write_config
 from tests.functional.ssh_helpers import NativeSsh, kbdint_client, ssh_gateway, ssh_port
-from tests.functional.terminal_helpers import wait_for_recording
+from tests.functional.terminal_helpers import TERMINAL_USERS, terminal_settings, wait_for_recording
 from tests.sshd_server import SshdServer
 
 pytestmark = pytest.mark.timeout(120)
@@ -178,3 +181,33 @@ async def test_port_forwarding_sftp_and_exec_are_refused_and_audited(sshd: SshdS
             for kind, count in (("direct_tcpip", 1), ("tcpip_forward", 1), ("subsystem", 1), ("exec", 1), ("agent", 3),
                                 ("x11", 1)):
                 assert await gateway.metric(http, f'deskgate_ssh_refusals_total{{kind="{kind}"}}') == count
+
+
+async def test_shutdown_ends_live_ssh_terminals_and_audits_them_and_closes_waiting_connections(
+        sshd: SshdServer, tmp_path: Path) -> None:
+    settings = terminal_settings(sshd, tmp_path)
+    settings["listen"] = {"ssh": "127.0.0.1:0", "ssh_host_key": str(tmp_path / "ssh_host_key")}
+    config = load_config(write_config(tmp_path, settings))
+    secrets = add_local_users(config, TERMINAL_USERS)
+    gateway = AuthGateway(await start_gateway(config), config, time.time, secrets)
+    stopped = False
+    try:
+        async with kbdint_client(gateway, "alice+shell-01", [PASSWORD, gateway.code("alice")]) as connection:
+            process = await connection.create_process(term_type="xterm", encoding=None)
+            process.stdin.write(b"echo up-$((2+2))\n")
+            output = b""
+            async with asyncio.timeout(20):
+                while b"up-4" not in output:
+                    output += await process.stdout.read(4096)
+            waiting, writer = await asyncio.open_connection("127.0.0.1", ssh_port(gateway))  # never signs in
+            assert (await waiting.readline()).startswith(b"SSH-2.0-deskgate")
+            stopped = True
+            await asyncio.wait_for(gateway.gateway.stop(), 30)
+            assert b"the gateway is shutting down" in await asyncio.wait_for(process.stdout.read(), 10)
+            await asyncio.wait_for(waiting.read(), 10)  # closed by the gateway, not left waiting
+            writer.close()
+    finally:
+        if not stopped:
+            await gateway.gateway.stop()
+    closes = [e for e in await gateway.audit() if e.action == "session.close"]
+    assert [(e.user, e.outcome, e.reason) for e in closes] == [("alice", "terminated", "the gateway is shutting down")]
