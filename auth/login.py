@@ -79,6 +79,9 @@ RESULTS: dict[type[AuthError], str] = {
     AlreadyEnrolled: "bad_totp",
 }
 IPAddress = IPv4Address | IPv6Address
+#: The ``method`` label of a login: by the web's form or API, or by the native SSH listener's keyboard-interactive.
+PASSWORD_TOTP = "password+totp"
+SSH_PASSWORD_TOTP = "ssh:password+totp"
 
 
 def answer_of(error: AuthError) -> AuthError:
@@ -162,14 +165,19 @@ class LoginService:
         self._busy_refusals = 0  # since the last one audited
         self._busy_audited = float("-inf")
 
-    async def login(self, username: str, password: str, totp_code: str, source: IPAddress) -> Identity:
-        """The identity of a full login; raises an AuthError subclass (audited, counted) otherwise."""
+    async def login(self, username: str, password: str, totp_code: str, source: IPAddress,
+                    method: str = PASSWORD_TOTP) -> Identity:
+        """The identity of a full login; raises an AuthError subclass (audited, counted) otherwise.
+
+        ``method`` labels the attempt in the audit log and ``auth_attempts_total`` (the web's
+        :data:`PASSWORD_TOTP`, or the native SSH listener's :data:`SSH_PASSWORD_TOTP`); throttle and checks are the same.
+        """
         known: list[Identity] = []
         named = username[:MAX_USERNAME]  # as counted and audited; a longer name is refused anyway
         try:
             admission = self.gate.admit(familiar=await self.throttle.familiar(named, source))
         except ServerBusy as error:
-            await self._refused("login", "password+totp", named, source, error)
+            await self._refused("login", method, named, source, error)
             raise
 
         async def attempt() -> Identity:
@@ -193,7 +201,7 @@ class LoginService:
             return identity
 
         try:
-            return await self._settle("login", named, source, attempt, known)
+            return await self._settle("login", named, source, attempt, known, method)
         finally:
             admission.leave()  # the place in line, if no check took it (throttled, refused name)
 
@@ -223,7 +231,7 @@ class LoginService:
                                     reason="confirmed with a code", backend=pending.identity.backend)
             return pending.identity
 
-        return await self._settle("totp.enroll", pending.identity.username, source, attempt, known)
+        return await self._settle("totp.enroll", pending.identity.username, source, attempt, known, "totp_enroll")
 
     async def pending_enrollment(self, token: str) -> PendingEnrollment:
         """The enrollment a browser holds the token of; raises EnrollmentExpired."""
@@ -232,9 +240,8 @@ class LoginService:
     # -- steps -----------------------------------------------------------------------------
 
     async def _settle(self, action: str, username: str, source: IPAddress,
-                      attempt: Callable[[], Awaitable[Identity]], known: list[Identity]) -> Identity:
+                      attempt: Callable[[], Awaitable[Identity]], known: list[Identity], method: str) -> Identity:
         """Run ``attempt`` between the throttle's reservation and verdict; audit and count the outcome."""
-        method = "password+totp" if action == "login" else "totp_enroll"
         try:
             reservation = await self.throttle.reserve(username, source)
         except AuthError as error:

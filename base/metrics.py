@@ -330,6 +330,13 @@ class Metrics:
             self.sign_outs_total.labels(reason=reason)
         for reason in RECORDING_FAILURE_REASONS:
             self.recording_failures_total.labels(reason=reason)
+        # issue 13, native SSH listener (gateway/ssh/): what signed-in SSH clients asked for and were refused
+        self.ssh_refusals_total = Counter(
+            f"{PREFIX}_ssh_refusals_total",
+            "Requests of native SSH clients the gateway refused: direct_tcpip, tcpip_forward, direct_streamlocal, "
+            "streamlocal_forward, agent, x11, exec, subsystem (sftp), session (a second one on a connection).",
+            ["kind"], registry=r,
+        )
 
     def exposition(self) -> bytes:
         """The registry in Prometheus text format."""

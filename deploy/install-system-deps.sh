@@ -15,7 +15,7 @@ packages=(
     tigervnc-standalone-server   # Xvnc: the demo desktop and the functional tests' VNC target
     tigervnc-tools               # vncpasswd
     openssh-server               # sshd: the terminal tests' SSH target
-    openssh-client               # ssh-keygen: the terminal tests' host and client keys
+    openssh-client               # ssh-keygen (test keys); ssh and sftp: the native SSH listener tests
     x11-apps                     # xwd: screenshots
     x11-utils
     x11-xserver-utils

@@ -43,3 +43,5 @@ def setup_logging(level: str = "info") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    if root.level > logging.DEBUG:  # asyncssh logs ~10 lines per SSH connection; the gateway logs its own
+        logging.getLogger("asyncssh").setLevel(logging.WARNING)

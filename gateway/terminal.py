@@ -14,7 +14,8 @@ operator's side as an :class:`OperatorTerminal` — the browser's WebSocket
    target's output, the operator's input as ``record_input`` says (``full``: the bytes;
    ``counts``: only how many characters) and each resize, until either side ends, or the
    watchdog (:func:`~gateway.session_watch.watch_session`) ends it on idleness, maximum
-   length, a failed journal or a supervisor's request.
+   length, a failed journal or a supervisor's request; the output also goes to the session's
+   :class:`~gateway.terminal_tail.TerminalTail`, which supervisors' live views follow.
 
 Backpressure: each pump awaits its write (the operator's socket, the SSH channel's window)
 and the journal's buffer before reading more, so the target is never read faster than the
@@ -42,6 +43,7 @@ from gateway.reach import JumpHosts, SshEndpoint, open_ssh
 from gateway.session_watch import CloseCode, SessionEnded, close_reason, watch_session
 from gateway.sessions import LiveSession, SessionControl
 from gateway.terminal_messages import DEFAULT_SIZE, TerminalInput, TerminalMessage, TerminalResize, parse_control
+from gateway.terminal_tail import TerminalTail
 from recorder.asciicast import TERMINAL_TYPE
 from recorder.errors import RecordingUnavailable
 from recorder.records import TerminalSize
@@ -121,7 +123,9 @@ class TerminalSession:
         timeouts: TerminalTimeouts = TerminalTimeouts(),
         read_size: int = READ_SIZE,
         jumps: JumpHosts | None = None,
+        tail: TerminalTail | None = None,
     ) -> None:
+        """``tail``: where live viewers follow the output (:mod:`gateway.terminal_tail`)."""
         self._operator = operator
         self._target = target
         self._policy = policy
@@ -134,6 +138,7 @@ class TerminalSession:
         self._timeouts = timeouts
         self._read_size = read_size
         self._jumps = jumps
+        self._tail = tail
         self._loop = asyncio.get_running_loop()
         self._journal: SessionJournal | None = None
         self._connection: asyncssh.SSHClientConnection | None = None
@@ -166,11 +171,14 @@ class TerminalSession:
         except TimeoutError:
             raise SessionEnded(CloseCode.PROTOCOL_ERROR, "the terminal did not say its size in time") from None
         size = first.size if isinstance(first, TerminalResize) else DEFAULT_SIZE
+        if self._tail is not None:
+            self._tail.resize(size)
         try:
             journal = self._journal = await self._recordings.start(self._live, size, self._policy)
         except RecordingUnavailable as exc:
             raise SessionEnded(CloseCode.RECORDING_FAILED, f"{exc} Tell your administrator.") from exc
         self._control.recording_id = journal.recording_id
+        self._control.journal = journal  # live viewers' viewed_by events
         try:
             process = await self._open_shell(size)
         except TargetRefused as exc:
@@ -239,6 +247,8 @@ class TerminalSession:
                 size = message.size
                 process.change_terminal_size(size.cols, size.rows)
                 journal.event("resize", cols=size.cols, rows=size.rows)
+                if self._tail is not None:
+                    self._tail.resize(size)
             message = await self._operator.receive()  # its end raises SessionEnded
 
     async def _pump_target_to_operator(self, process: asyncssh.SSHClientProcess[bytes],
@@ -253,6 +263,8 @@ class TerminalSession:
                 detail = f" (exit status {status})" if status is not None else ""
                 raise SessionEnded(CloseCode.TARGET_CLOSED, f"the shell on {self._target.name} ended{detail}")
             journal.server_data(data)
+            if self._tail is not None:
+                self._tail.feed(data)
             await self._operator.send(data)
             self._to_client.inc(len(data))
             await journal.backpressure()

@@ -59,6 +59,8 @@ class ListenConfig:
     metrics: Address
     public_url: PublicURL | None = None  # None: browsers use the listen address (or localhost on loopback)
     drain_timeout: float = 20.0  # on SIGTERM, how long live sessions may go on before they are ended
+    ssh: Address | None = None  # the native SSH listener (gateway/ssh/); None: off
+    ssh_host_key: Path = Path("var/ssh_host_ed25519_key")  # its host key, created on first start if missing
 
 
 @dataclass(frozen=True, slots=True)

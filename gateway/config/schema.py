@@ -99,14 +99,18 @@ class _ConfigReader(AccessReader):
         return Address(match.group(1) or match.group(3), port)
 
     def listen(self, node: Node | None, tls: TLSConfig) -> ListenConfig:
-        section = self.r.mapping(node, "listen", ["http", "metrics", "public_url", "drain_timeout"])
+        section = self.r.mapping(node, "listen", ["http", "metrics", "public_url", "drain_timeout", "ssh",
+                                                  "ssh_host_key"])
         http = self.address(section.get("http"), "listen.http", "127.0.0.1:8080")
         if not http.is_loopback and not tls.enabled:
             raise self.r.error(section.get("http"), "listen.http", f"{http} is not a loopback address: "
                                "exposing the gateway without TLS; set tls.cert and tls.key")
         return ListenConfig(http, self.address(section.get("metrics"), "listen.metrics", "127.0.0.1:9108"),
                             self.public_url(section.get("public_url"), tls),
-                            self.duration(section.get("drain_timeout"), "listen.drain_timeout", 20.0))
+                            self.duration(section.get("drain_timeout"), "listen.drain_timeout", 20.0),
+                            None if self.r.is_null(ssh := section.get("ssh")) or ssh is None
+                            else self.address(ssh, "listen.ssh", ""),
+                            self.path(section.get("ssh_host_key"), "listen.ssh_host_key", "var/ssh_host_ed25519_key"))
 
     def public_url(self, node: Node | None, tls: TLSConfig) -> PublicURL | None:
         """``scheme://host[:port]`` and nothing else; https unless the host is this machine."""

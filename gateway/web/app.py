@@ -11,7 +11,7 @@ index on it), the live-session directory and the notice board with its delivery 
 (:mod:`gateway.web.auth_context`), hot reload and the watcher that keeps live sessions within the
 policies in force (:mod:`gateway.web.reloading`), then the recordings, built by the factory ``create_app``
 was given (:func:`~gateway.recording_service.recording_service` unless a test or the bench
-hands it another).
+hands it another), and last the native SSH listener when ``listen.ssh`` is set (:mod:`gateway.ssh.listener`).
 """
 
 from __future__ import annotations
@@ -44,6 +44,8 @@ from gateway.schema import open_current_store
 from gateway.session_directory import SessionDirectory
 from gateway.sessions import SessionRegistry
 from gateway.settings import LiveSettings, Settings
+from gateway.ssh.listener import ssh_listener_context
+from gateway.terminal_tail import TERMINAL_TAILS, TerminalTails
 from gateway.web import (
     account_routes,
     admin_routes,
@@ -171,6 +173,7 @@ def create_app(config: Config, metrics: Metrics | None = None, clock: Callable[[
     app[DISK_SPACE] = DiskSpace(metrics)
     app[DRAIN] = Drain()
     app[JUMP_HOSTS] = JumpHosts(metrics)
+    app[TERMINAL_TAILS] = TerminalTails()
     renderer()  # reads the catalogs now: a broken one stops the start, not the first page
     app.add_routes(auth_routes.routes)
     app.add_routes(portal_routes.routes)
@@ -190,6 +193,7 @@ def create_app(config: Config, metrics: Metrics | None = None, clock: Callable[[
     app.cleanup_ctx.append(auth_context)
     app.cleanup_ctx.append(reload_context)
     app.cleanup_ctx.append(recordings_context(recordings))
+    app.cleanup_ctx.append(ssh_listener_context)
     app.router.add_static("/static/", STATIC, follow_symlinks=False)
     app.on_shutdown.append(_end_live_sessions)
     app.on_shutdown.append(finish_pending_audits)

@@ -2,7 +2,8 @@
 
 ``GET /ws/live/{id}`` is a view-only live view of that session (:mod:`gateway.live_view`):
 WebSocket, subprotocol ``binary``, RFB 3.8 security None, opened only from the gateway's own
-pages (Origin). ``?mode=tile`` is a wall tile: one update every 2 s at low JPEG quality (the
+pages (Origin); of a terminal session, the live tail of its output (:mod:`gateway.terminal_live`;
+page ``live_terminal.html``), on the node that holds it. ``?mode=tile`` is a wall tile: one update every 2 s at low JPEG quality (the
 config's ``live_view:`` sets both paces, read when a view opens).
 ``GET /api/v1/sessions/{id}`` says whose session it is (for the page's title), and the pages
 ``/live/{id}`` and ``/wall`` serve their static files.
@@ -43,11 +44,20 @@ from gateway.rfb.messages import ServerInit
 from gateway.rfb.viewer import TILE_PACING, Pacing, ViewerConnection
 from gateway.session_directory import DirectoryEntry
 from gateway.sessions import is_live_session_id
+from gateway.terminal_live import MAX_VIEWER_MESSAGE as TERMINAL_VIEWER_MESSAGE
+from gateway.terminal_live import TerminalLiveView
+from gateway.terminal_tail import TERMINAL_TAILS
 from gateway.watch import watch_scope
 from gateway.web.keys import AUDIT, JUMP_HOSTS, LIVE_SESSIONS, METRICS, NOTICES, SESSION_DIRECTORY, SETTINGS
 from gateway.web.messages import N_, say
 from gateway.web.pages import page, redirect_to_login
-from gateway.web.security import client_address, current_session, error_json, origin_allowed
+from gateway.web.security import (
+    TERMINAL_CONTENT_SECURITY_POLICY,
+    client_address,
+    current_session,
+    error_json,
+    origin_allowed,
+)
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -57,6 +67,7 @@ MODES = ("live", "tile")  # the page /live/{id}, and a tile of the wall
 SESSION_CHECK_INTERVAL = 2.0
 
 MAY_NOT_VIEW = N_("you may not view this session: it has ended, or its user is not in a group you watch")
+TERMINAL_ELSEWHERE = N_("this terminal session runs on gateway node {node}: open its live view there")
 MAY_WATCH_NOBODY = N_("you may not view live sessions: no policy lets you watch anyone's work")
 
 
@@ -109,6 +120,10 @@ async def live_page(request: web.Request) -> web.StreamResponse:
     entry = await _viewable(request)
     if isinstance(entry, web.Response):
         return web.Response(status=403, text=f"403: {MAY_NOT_VIEW}.\n", content_type="text/plain")
+    if entry.protocol == "ssh":  # a terminal: xterm.js, which needs the terminal pages' CSP
+        response = page(request, "live_terminal.html")
+        response.headers["Content-Security-Policy"] = TERMINAL_CONTENT_SECURITY_POLICY
+        return response
     return page(request, "live.html")
 
 
@@ -129,6 +144,8 @@ async def live_socket(request: web.Request) -> web.StreamResponse:
     entry = await _viewable(request)
     if isinstance(entry, web.Response):
         return entry
+    if entry.protocol == "ssh":
+        return await _terminal_view(request, entry, mode)
     endpoint = app[SETTINGS].current.vnc_endpoints.get(entry.target)
     if endpoint is None:
         return error_json(404, f"desktop {entry.target} is no longer configured on this gateway")
@@ -152,6 +169,29 @@ async def live_socket(request: web.Request) -> web.StreamResponse:
                                check_interval=SESSION_CHECK_INTERVAL, context=context,
                                jumps=app[JUMP_HOSTS]).run()
         viewing.reason = ended.reason
+    finally:
+        await viewing.end()
+    return ws
+
+
+async def _terminal_view(request: web.Request, entry: DirectoryEntry, mode: str) -> web.StreamResponse:
+    """The live view of a terminal session held on this node (:mod:`gateway.terminal_live`), with a view's traces."""
+    app = request.app
+    tail = app[TERMINAL_TAILS].get(entry.id)
+    if tail is None:  # its output is on the node that holds it
+        return error_json(409, say(request, TERMINAL_ELSEWHERE, node=entry.node))
+    ws = web.WebSocketResponse(max_msg_size=TERMINAL_VIEWER_MESSAGE + 1, heartbeat=30.0, compress=False)
+    if not ws.can_prepare(request).ok:
+        return error_json(400, "expected a WebSocket upgrade")
+    session = current_session(request)
+    assert session is not None
+    viewing = Viewing(app, entry, session.identity.username, str(client_address(request)), mode)
+    await viewing.start()  # audited, and the operator told, before a byte of the output is shown
+    try:
+        await ws.prepare(request)
+        view = TerminalLiveView(ws, tail, app[METRICS], mode, app[SETTINGS].current.config.live_view.tile_interval,
+                                viewing.still_live, check_interval=SESSION_CHECK_INTERVAL)
+        viewing.reason = (await view.run()).reason
     finally:
         await viewing.end()
     return ws

@@ -73,3 +73,40 @@ async def test_an_operator_types_japanese_in_the_browser_terminal_and_a_supervis
         await supervisor.locator("#events li").first.wait_for(timeout=5000)
         await expect(supervisor.locator("#cast")).to_contain_text("日本語のテキスト-42", timeout=20000)
         assert errors == []
+
+
+async def test_a_supervisor_watches_a_terminal_on_the_wall_and_live_and_the_operator_sees_it(
+        browser: Browser, sshd: SshdServer, tmp_path: Path) -> None:
+    async with terminal_gateway(sshd, tmp_path) as gateway:
+        page = await browser.new_page(viewport={"width": 1100, "height": 700})
+        await sign_in(page, gateway, "alice")
+        await page.goto(f"{gateway.url}/terminal/shell-01")
+        await expect(page.locator("#status")).to_have_text("Connected to shell-01", timeout=15000)
+        await page.locator("#terminal").click()
+        await page.keyboard.type("echo watched-$((6*7))")
+        await page.keyboard.press("Enter")
+        await page.wait_for_function(SCREEN_HAS, arg="watched-42", timeout=15000)
+
+        supervisor = await browser.new_page(viewport={"width": 1100, "height": 800})
+        errors: list[str] = []
+        supervisor.on("pageerror", lambda error: errors.append(str(error)))
+        await sign_in(supervisor, gateway, "sam")
+        await supervisor.goto(f"{gateway.url}/wall")
+        tile = supervisor.locator(".tile[data-user='alice']")
+        await expect(tile.locator(".tile-text")).to_contain_text("watched-42", timeout=15000)
+        await tile.click()
+        await expect(supervisor.locator("#whose")).to_have_text("alice's terminal on shell-01", timeout=15000)
+        await supervisor.wait_for_function(SCREEN_HAS, arg="watched-42", timeout=15000)
+        await expect(page.locator("#viewers")).to_have_text("sam", timeout=15000)
+
+        await supervisor.locator("#terminal").click()
+        await supervisor.keyboard.type("echo from-the-viewer")  # view only: nothing reaches the shell
+        await supervisor.keyboard.press("Enter")
+        await page.keyboard.type("echo more-$((1+1))")
+        await page.keyboard.press("Enter")
+        await supervisor.wait_for_function(SCREEN_HAS, arg="more-2", timeout=15000)
+        assert not await page.evaluate(SCREEN_HAS, "from-the-viewer")
+        await page.keyboard.type("exit")
+        await page.keyboard.press("Enter")
+        await expect(supervisor.locator("#ended")).to_be_visible(timeout=15000)
+        assert errors == []

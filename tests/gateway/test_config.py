@@ -224,6 +224,15 @@ def test_live_view_pacing_defaults_and_settings(tmp_path: Path) -> None:
     assert config.live_view == LiveViewConfig(0.25, 5.0, 0)
 
 
+def test_the_ssh_listener_is_off_by_default_and_has_a_host_key_beside_the_config(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, ""))
+    assert config.listen.ssh is None
+    assert config.listen.ssh_host_key == tmp_path / "var/ssh_host_ed25519_key"
+    config = load_config(write(tmp_path, "listen: {ssh: '[::1]:2222', ssh_host_key: keys/host}\n"))
+    assert (config.listen.ssh, config.listen.ssh_host_key) == (Address("::1", 2222), tmp_path / "keys/host")
+    assert load_config(write(tmp_path, "listen: {ssh: null}\n")).listen.ssh is None
+
+
 def test_public_url_and_connection_limits(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, ""))
     assert config.listen.public_url is None  # browsers use the listen address (and localhost on loopback)
@@ -359,6 +368,7 @@ policies:
                  "has a bad port", id="public-url-port"),
     pytest.param("listen:\n  public_url: https://bad_host!.example\n", 2, "listen.public_url",
                  "is not a host name or IP address", id="public-url-host"),
+    pytest.param("listen:\n  ssh: ':2222:'\n", 2, "listen.ssh", "is not HOST:PORT", id="ssh-listen-bad-address"),
     pytest.param(TARGETS + "policies:\n  - {name: p, groups: [sv], targets: [desk-01], watch: operators}\n", 4,
                  "policies[0].watch", "'operators' is not a list of groups; write [operators]", id="watch-scalar"),
     pytest.param(TARGETS + "policies:\n  - name: p\n    groups: [sv]\n    targets: [desk-01]\n    watch: [a, b, a]\n",

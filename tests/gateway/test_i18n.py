@@ -38,7 +38,7 @@ KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "N_": None, "t": Non
 #: Pages whose every visible text comes from the catalogs.
 CONVERTED = {"login.html", "enroll.html", "recordings.html", "player.html", "portal.html", "desktop.html",
              "sessions.html", "admin.html", "live.html", "wall.html",
-             "terminal.html"}
+             "terminal.html", "live_terminal.html"}
 #: Texts that are the same in every language: the product's name and the languages' own names.
 UNTRANSLATED = {"deskgate", *LANGUAGE_NAMES.values()}
 MARK_OPEN, MARK_CLOSE = "\u27e6", "\u27e7"  # ⟦translated⟧

@@ -2,7 +2,8 @@
 // authenticated the user (cookie) and holds the target's SSH credentials.
 // Messages: binary frames are terminal bytes both ways (UTF-8); a text frame {"resize":[cols,rows]}
 // gives the terminal's size (sent first, and at every change). The gateway's notices
-// (GET /api/v1/notices) say when the session will end for idleness, and who ended it and why.
+// (GET /api/v1/notices) say who is viewing the terminal live, when the session will end for
+// idleness, and who ended it and why.
 import { t } from "/static/i18n.js";
 
 // Every text this script shows (the template holds the rest).
@@ -14,6 +15,7 @@ const TEXT = {
   lost: t("the connection to the gateway was lost"),
   youDisconnected: t("you disconnected"),
   endedBy: (by, reason) => t("Your session was ended by {by}: {reason}", { by, reason }),
+  stoppedViewing: (by) => t("{by} stopped viewing your screen", { by }),
   idleWarning: (seconds) => t("No keyboard input for a while: this session ends in {seconds} s for safety. Press a key to stay.", { seconds }),
 };
 // The gateway refuses longer messages: a long paste goes in pieces (cut between characters).
@@ -86,6 +88,11 @@ const idleBanner = document.getElementById("idle-warning");
 let clockOffset = 0;  // the gateway's clock minus this page's (ms): countdowns run on the gateway's time
 let idleDeadline = null;  // epoch seconds on the gateway's clock, while a warning stands
 let endedBy = "";
+const viewing = document.getElementById("viewing");
+const viewersText = document.getElementById("viewers");
+const viewingEnded = document.getElementById("viewing-ended");
+const viewers = new Map();  // who is viewing -> in how many views (a live view and a wall tile, say)
+let viewingEndedTimer;
 
 notices.addEventListener("hello", (event) => {
   clockOffset = JSON.parse(event.data).now * 1000 - Date.now();
@@ -93,13 +100,33 @@ notices.addEventListener("hello", (event) => {
 notices.addEventListener("notice", (event) => {
   const notice = JSON.parse(event.data);
   if (notice.target && notice.target !== target) return;
-  if (notice.type === "idle_warning" && !notice.replay) {
+  if (notice.type === "viewing_started") {
+    viewers.set(notice.by, (viewers.get(notice.by) ?? 0) + 1);
+  } else if (notice.type === "viewing_ended") {
+    // Without a target it ends every view of that person; else one of them.
+    const left = notice.target ? (viewers.get(notice.by) ?? 0) - 1 : 0;
+    if (left > 0) viewers.set(notice.by, left); else viewers.delete(notice.by);
+    if (!notice.replay && left <= 0) showViewingEnded(notice.by);
+  } else if (notice.type === "idle_warning" && !notice.replay) {
     idleDeadline = notice.deadline_epoch;
   } else if (notice.type === "session_ended" && !notice.replay) {
     endedBy = TEXT.endedBy(notice.by, notice.reason);
     if (!ended.hidden) showEnded();
   }
+  showViewers();
 });
+
+function showViewers() {
+  viewersText.textContent = [...viewers.keys()].sort().join(", ");
+  viewing.hidden = viewers.size === 0 || !ended.hidden;
+}
+
+function showViewingEnded(by) {
+  viewingEnded.textContent = TEXT.stoppedViewing(by);
+  viewingEnded.hidden = false;
+  clearTimeout(viewingEndedTimer);
+  viewingEndedTimer = setTimeout(() => { viewingEnded.hidden = true; }, 8000);
+}
 
 setInterval(() => {
   const left = idleDeadline === null ? 0 : idleDeadline - (Date.now() + clockOffset) / 1000;
@@ -110,6 +137,7 @@ setInterval(() => {
 function showEnded() {
   const firstTime = ended.hidden;
   idleBanner.hidden = true;
+  viewing.hidden = true;
   status.textContent = TEXT.disconnected;
   endedReason.textContent = endedBy || endReason || TEXT.ended;
   endedReason.dataset.reason = endReason;

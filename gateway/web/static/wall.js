@@ -1,6 +1,7 @@
 // The wall: every live session the signed-in supervisor may watch, as small live tiles.
 // Each tile is a view-only noVNC on /ws/live/{id}?mode=tile (the gateway asks the target for one
-// low-quality update every 2 s); the list, the times and the sparklines refresh every 2 s.
+// low-quality update every 2 s), or for a terminal session the last lines of its output (the gateway
+// sends {"lines": [...]} every 2 s); the list, the times and the sparklines refresh every 2 s.
 // The sparkline shows recent input as this page saw it: one point per refresh, high when the
 // operator's last input (idle_seconds) is recent. The visible strings are translated (static/i18n.js).
 import RFB from "/static/novnc/core/rfb.js";
@@ -16,7 +17,7 @@ const refreshed = document.getElementById("refreshed");
 const wall = document.getElementById("wall");
 const groupFilter = document.getElementById("group");
 const tileTemplate = document.getElementById("tile");
-const tiles = new Map();     // session id -> { element, rfb, history, session }
+const tiles = new Map();     // session id -> { element, close, history }
 const scheme = location.protocol === "https:" ? "wss" : "ws";
 
 groupFilter.addEventListener("change", () => refresh());
@@ -39,7 +40,7 @@ async function refresh() {
   const ids = new Set(shown.map((session) => session.id));
   for (const [id, tile] of tiles) {
     if (!ids.has(id)) {
-      tile.rfb.disconnect();
+      tile.close();
       tile.element.remove();
       tiles.delete(id);
     }
@@ -75,17 +76,36 @@ function addTile(session) {
   element.dataset.user = session.user;
   element.title = t("Open the live view of {user}'s screen", { user: session.user });
   const url = `${scheme}://${location.host}/ws/live/${encodeURIComponent(session.id)}?mode=tile`;
+  const viewEnded = () => {
+    element.classList.add("tile-ended");
+    element.querySelector(".tile-idle").textContent = t("View ended");
+  };
+  const tile = { element, close: session.protocol === "ssh" ? terminalTile(element, url, viewEnded)
+    : desktopTile(element, url, viewEnded), history: [] };
+  tiles.set(session.id, tile);
+  return tile;
+}
+
+function desktopTile(element, url, viewEnded) {
   const rfb = new RFB(element.querySelector(".tile-screen"), url, { shared: true, wsProtocols: ["binary"] });
   rfb.viewOnly = true;
   rfb.scaleViewport = true;
   rfb.resizeSession = false;
-  rfb.addEventListener("disconnect", () => {
-    element.classList.add("tile-ended");
-    element.querySelector(".tile-idle").textContent = t("View ended");
+  rfb.addEventListener("disconnect", viewEnded);
+  return () => rfb.disconnect();
+}
+
+// A terminal session's tile: the last lines of its output, as text.
+function terminalTile(element, url, viewEnded) {
+  const text = document.createElement("pre");
+  text.className = "tile-text";
+  element.querySelector(".tile-screen").append(text);
+  const socket = new WebSocket(url);
+  socket.addEventListener("message", (event) => {
+    if (typeof event.data === "string") text.textContent = JSON.parse(event.data).lines.join("\n");
   });
-  const tile = { element, rfb, history: [] };
-  tiles.set(session.id, tile);
-  return tile;
+  socket.addEventListener("close", viewEnded);
+  return () => socket.close();
 }
 
 function updateTile(tile, session) {
