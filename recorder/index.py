@@ -31,6 +31,7 @@ from sqlalchemy.engine import RowMapping
 from base.db import Store
 from base.times import isoformat_utc
 from recorder.records import SessionEvent
+from recorder.screen_search import contains_pattern, screen_text_pattern
 from recorder.summary import (
     MIN_QUIET_SECONDS,
     ActivityBucket,
@@ -41,7 +42,7 @@ from recorder.summary import (
     quiet_stretches,
     summarize_journal,
 )
-from recorder.tables import recording_events, recording_sources, recording_text, recordings
+from recorder.tables import recording_events, recording_sources, recording_text, recordings, screen_text
 from recorder.typed_text import TypedText, read_typed_text
 
 log = logging.getLogger(__name__)
@@ -152,12 +153,6 @@ def _network_range(network: IPNetwork) -> tuple[int, str, str]:
     return version, low, _address_key(network.broadcast_address)[1]
 
 
-def _contains_pattern(text: str) -> str:
-    """A LIKE pattern (escape character ``\\``) matching values that contain ``text``."""
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
 class RecordingIndex:
     """Recording summaries in the database: add, mark rendered, search, fetch; typed text from the journals.
 
@@ -238,8 +233,8 @@ class RecordingIndex:
         ``user`` is the exact name, ``user_contains`` any part of it or of the display name (山田
         finds 山田 太郎; case ignored for ASCII letters); ``source`` a network (a single address is a /32 or
         /128), matching IPv4 sources also in their IPv4-mapped IPv6 form; ``event`` a type of event the
-        recording holds; ``text`` any part of the text that appeared on a terminal recording's screen (case
-        ignored for ASCII).
+        recording holds; ``text`` any part of the text that appeared on a terminal recording's screen, or of a
+        line read off a desktop recording's screen (:mod:`recorder.screen_search`; case ignored for ASCII).
         ``visible`` narrows them to what one viewer may see (None: everything).
         """
         if not 1 <= limit <= MAX_SEARCH_LIMIT:
@@ -249,7 +244,7 @@ class RecordingIndex:
         if user is not None:
             query = query.where(c.user == user)
         if user_contains is not None:
-            pattern = _contains_pattern(user_contains)
+            pattern = contains_pattern(user_contains)
             query = query.where(or_(c.user.ilike(pattern, escape="\\"), c.display_name.ilike(pattern, escape="\\")))
         if source is not None:
             await self._backfill_sources()
@@ -261,9 +256,12 @@ class RecordingIndex:
             events = recording_events.c
             query = query.where(exists().where(events.recording_id == c.id, events.type == event))
         if text is not None:
-            screens = recording_text.c
-            query = query.where(exists().where(screens.recording_id == c.id,
-                                               screens.text.ilike(_contains_pattern(text), escape="\\")))
+            terminal, read = recording_text.c, screen_text.c
+            query = query.where(or_(
+                exists().where(terminal.recording_id == c.id,
+                               terminal.text.ilike(contains_pattern(text), escape="\\")),
+                exists().where(read.recording_id == c.id,
+                               read.text.ilike(screen_text_pattern(text), escape="\\"))))
         if target is not None:
             query = query.where(c.target == target)
         if since is not None:
