@@ -4,7 +4,9 @@
 PPM image (framed by a margin of its own background colour, which Tesseract reads much better than
 a crop cut at the edge of a glyph), the batch is listed in a file, and the TSV output (one row per
 word, with its page — the crop — and box) is grouped into lines. One process per batch, not per
-crop: loading the Japanese model takes most of a second. ``OMP_THREAD_LIMIT=1`` keeps each run on
+crop: loading the Japanese model takes most of a second. Each crop is read as one block of text
+(``--psm 6``): a changed region is mostly a field, a line or a window's text, and Tesseract's own
+page layout analysis split small Japanese text wrongly where a block read it right. ``OMP_THREAD_LIMIT=1`` keeps each run on
 one core, so a pool of workers is what decides how many cores OCR takes.
 
 The command line rather than a binding (pytesseract, tesserocr): pytesseract is itself a wrapper
@@ -45,6 +47,9 @@ DEFAULT_TIMEOUT = 300.0
 MIN_CONFIDENCE = 30.0
 #: Background pixels framing each crop.
 MARGIN = 10
+#: Rows and columns this long, and foreground over this share of it, are rules (borders, grid lines), not text.
+RULE_LENGTH = 24
+RULE_SHARE = 0.8
 LANGUAGE = re.compile(r"[a-z_]{3,16}(\+[a-z_]{3,16}){0,7}")
 _CJK = (r"\u2e80-\u2fdf\u3000-\u303f\u3040-\u309f\u30a0-\u30ff\u3100-\u312f\u31f0-\u31ff\u3400-\u4dbf"
         r"\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f")
@@ -120,7 +125,7 @@ class Tesseract:
                 name.write_bytes(_ppm(_framed(frame[box.y:box.bottom, box.x:box.right])))
                 names.append(str(name))
             listing.write_text("\n".join(names) + "\n")
-            command = [self.binary, str(listing), "stdout", "-l", self.languages, "--psm", "3", "tsv"]
+            command = [self.binary, str(listing), "stdout", "-l", self.languages, "--psm", "6", "tsv"]
             try:
                 done = subprocess.run(command, capture_output=True, timeout=self.timeout, check=False,
                                       env={**os.environ, "OMP_THREAD_LIMIT": "1"})
@@ -136,13 +141,24 @@ class Tesseract:
 
 
 def _framed(crop: RGBArray) -> RGBArray:
-    """``crop`` inside a margin of its background: the commonest colour of its edge."""
+    """``crop`` inside a margin of its background (the commonest colour of its edge), without rules.
+
+    A rule is a row or column of at least :data:`RULE_LENGTH` pixels that is nearly all foreground: a
+    window's border or a table's grid line, which Tesseract would read as part of the glyph beside it.
+    """
     edge = np.concatenate([crop[0], crop[-1], crop[:, 0], crop[:, -1]])
     colours, counts = np.unique(edge, axis=0, return_counts=True)
+    background = colours[int(counts.argmax())]
     height, width = crop.shape[:2]
     framed = np.empty((height + 2 * MARGIN, width + 2 * MARGIN, 3), np.uint8)
-    framed[:] = colours[int(counts.argmax())]
-    framed[MARGIN:MARGIN + height, MARGIN:MARGIN + width] = crop
+    framed[:] = background
+    inner = framed[MARGIN:MARGIN + height, MARGIN:MARGIN + width]
+    inner[:] = crop
+    foreground = (crop != background).any(axis=2)
+    if width >= RULE_LENGTH:
+        inner[foreground.mean(axis=1) > RULE_SHARE] = background
+    if height >= RULE_LENGTH:
+        inner[:, foreground.mean(axis=0) > RULE_SHARE] = background
     return framed
 
 
