@@ -14,8 +14,8 @@ Built-in kinds:
   (``4111 1111 1111 1111 12`` flags the first 16 digits).
 - ``my_number``: 12 digits (``1234 5678 9012`` or ``1234-5678-9012`` too) whose last is the
   My Number check digit of the other 11.
-- ``phone_jp``: a Japanese phone number: ``0`` then 10 or 11 digits in all, written together
-  or in groups (``03-1234-5678``, ``090-1234-5678``, ``0312345678``).
+- ``phone_jp``: a Japanese phone number: ``0`` and 10 or 11 digits in all, written together or in
+  three groups ending in four digits (``03-1234-5678``, ``090-1234-5678``, ``0312345678``).
 
 Configured patterns (``pii.patterns``: ``{kind, pattern}``) are regular expressions; their whole
 match is the value. Where matches overlap, the earlier-starting (then the longer, then the
@@ -44,7 +44,9 @@ KIND = re.compile(r"[a-z][a-z0-9_]{0,31}")
 
 _DIGIT_RUN = re.compile(r"(?<![\d])\d+(?:[ \-]\d+)*(?![\d])")
 _MY_NUMBER_WEIGHTS = (6, 5, 4, 3, 2, 7, 6, 5, 4, 3, 2)  # for the first 11 digits, left to right
-_PHONE_JP = re.compile(r"(?<![\d\-])0\d{1,4}(?:[ \-]?\d{1,4}){1,2}[ \-]?\d{3,4}(?![\d\-])")
+#: Not next to another digit, or to a separator and a digit: a part of a longer number is not one.
+_ALONE_BEFORE, _ALONE_AFTER = r"(?<!\d)(?<!\d[ \-])", r"(?!\d)(?![ \-]\d)"
+_PHONE_JP = re.compile(_ALONE_BEFORE + r"(?:0\d{1,4}[ \-]\d{1,4}[ \-]\d{4}|0\d{9,10})" + _ALONE_AFTER)
 
 
 def luhn_valid(digits: str) -> bool:
@@ -105,7 +107,7 @@ def _phone_digits_ok(digits: str) -> bool:
 
 
 BUILTIN_PATTERNS = {
-    MY_NUMBER: PiiPattern(MY_NUMBER, re.compile(r"(?<![\d\-])\d{4}[ \-]?\d{4}[ \-]?\d{4}(?![\d\-])"),
+    MY_NUMBER: PiiPattern(MY_NUMBER, re.compile(_ALONE_BEFORE + r"\d{4}[ \-]?\d{4}[ \-]?\d{4}" + _ALONE_AFTER),
                           my_number_valid, numeric=True),
     PHONE_JP: PiiPattern(PHONE_JP, _PHONE_JP, _phone_digits_ok, numeric=True),
 }
