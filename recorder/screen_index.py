@@ -50,6 +50,7 @@ class ScreenTextOptions:
     batch_regions: int = BATCH_REGIONS
     max_lines: int = MAX_LINES
     ocr: bool = True  # False: only the typed text is searched for personal data
+    tesseract: str = "tesseract"  # the command
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +82,8 @@ def read_recording_text(journal: Path, options: ScreenTextOptions) -> RecordingT
                            patterns=[PiiPattern.configured(kind, pattern) for kind, pattern in options.patterns])
     reader = JournalReader(journal)
     header = SessionHeader.from_json(reader.header)
+    for _ in reader:  # to its end: findings still on screen then are visible until it
+        pass
     duration = reader.last_offset_us / 1e6
     collector = _Collector(detector, options.max_lines)
     error = None
@@ -98,7 +101,7 @@ def read_recording_text(journal: Path, options: ScreenTextOptions) -> RecordingT
 
 def _read_screen(journal: Path, options: ScreenTextOptions, collector: _Collector) -> str | None:
     """Read the changes in batches; the reason reading stopped early, or None."""
-    tesseract = Tesseract(options.languages)
+    tesseract = Tesseract(options.languages, binary=options.tesseract)
     batch: list[ScreenChange] = []
     try:
         for change in screen_changes(journal, interval=options.interval, limits=options.limits):
