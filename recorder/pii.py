@@ -9,9 +9,11 @@ never the digits.
 
 Built-in kinds:
 
-- ``card``: a run of 13–19 digits (single spaces or hyphens allowed between groups) whose Luhn
-  check holds. Within a longer run, the longest stretch of whole groups that passes is taken
-  (``4111 1111 1111 1111 12`` flags the first 16 digits).
+- ``card``: 13–19 digits whose Luhn check holds, written together or grouped as cards are
+  (4-4-4-4, 4-4-4-4-3, 4-6-5, 4-6-4; single spaces or hyphens between the groups). Within a longer
+  run of groups, the longest such stretch is taken (``4111 1111 1111 1111 12`` flags the first 16
+  digits); other groupings — a phone number followed by a date — are not card numbers, which keeps
+  the Luhn check's one-in-ten chance from flagging them.
 - ``my_number``: 12 digits (``1234 5678 9012`` or ``1234-5678-9012`` too) whose last is the
   My Number check digit of the other 11.
 - ``phone_jp``: a Japanese phone number: ``0`` and 10 or 11 digits in all, written together or in
@@ -42,11 +44,15 @@ MAX_PATTERNS = 32
 MAX_PATTERN_LENGTH = 500
 KIND = re.compile(r"[a-z][a-z0-9_]{0,31}")
 
+#: How card numbers are grouped when they are: 4-4-4-4 (and 4-4-4-4-3 for 19 digits), American Express 4-6-5,
+#: Diners Club 4-6-4. Any other grouping (a date and a time, a phone number and a date) is not a card number.
+_CARD_LAYOUTS = frozenset({(4, 4, 4, 4), (4, 4, 4, 4, 3), (4, 6, 5), (4, 6, 4)})
 _DIGIT_RUN = re.compile(r"(?<![\d])\d+(?:[ \-]\d+)*(?![\d])")
 _MY_NUMBER_WEIGHTS = (6, 5, 4, 3, 2, 7, 6, 5, 4, 3, 2)  # for the first 11 digits, left to right
 #: Not next to another digit, or to a separator and a digit: a part of a longer number is not one.
 _ALONE_BEFORE, _ALONE_AFTER = r"(?<!\d)(?<!\d[ \-])", r"(?!\d)(?![ \-]\d)"
-_PHONE_JP = re.compile(_ALONE_BEFORE + r"(?:0\d{1,4}[ \-]\d{1,4}[ \-]\d{4}|0\d{9,10})" + _ALONE_AFTER)
+#: A phone number may stand beside other numbers with a space between (a table's next column), not a hyphen.
+_PHONE_JP = re.compile(r"(?<!\d)(?<!\d-)(?:0\d{1,4}[ \-]\d{1,4}[ \-]\d{4}|0\d{9,10})(?!\d)(?!-\d)")
 
 
 def luhn_valid(digits: str) -> bool:
@@ -193,8 +199,9 @@ def _card_numbers(text: str) -> Iterable[tuple[int, int, str]]:
         while first < len(groups):
             best: tuple[int, int, str] | None = None
             for last in range(len(groups) - 1, first - 1, -1):
-                digits = "".join(text[s:e] for s, e in groups[first:last + 1])
-                if 13 <= len(digits) <= 19 and luhn_valid(digits):
+                stretch = groups[first:last + 1]
+                digits = "".join(text[s:e] for s, e in stretch)
+                if _card_layout([e - s for s, e in stretch]) and luhn_valid(digits):
                     best = (groups[first][0], groups[last][1], digits)
                     first = last + 1
                     break
@@ -202,6 +209,11 @@ def _card_numbers(text: str) -> Iterable[tuple[int, int, str]]:
                 first += 1
             else:
                 yield best
+
+
+def _card_layout(lengths: list[int]) -> bool:
+    """Whether digit groups of these lengths are written as card numbers are: dates and phone numbers are not."""
+    return (len(lengths) == 1 and 13 <= lengths[0] <= 19) or tuple(lengths) in _CARD_LAYOUTS
 
 
 Region = tuple[int, int, int, int]  # x, y, width, height in the desktop's pixels

@@ -35,6 +35,8 @@ BATCH_REGIONS = 48
 #: Lines kept per recording at most, and characters per line: a bound on the index.
 MAX_LINES = 100_000
 MAX_LINE_CHARS = 500
+#: Letters, digits or CJK characters a line needs to be kept: a lone mark is a border or an icon read as text.
+MIN_LINE_CHARS = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,7 +192,8 @@ class _Collector:
                                                 region.as_region()))
         text = normalize_text(redact(joined, matches))[:MAX_LINE_CHARS]
         box = line.box
-        if not text or _is_open(self._open_lines, text, box) or len(self.lines) >= self._max_lines:
+        if sum(char.isalnum() for char in text) < MIN_LINE_CHARS or _is_open(self._open_lines, text, box) \
+                or len(self.lines) >= self._max_lines:
             return
         self._open_lines.append(_Open(text, box, len(self.lines)))
         self.lines.append(ScreenLine(change.t, box, text))

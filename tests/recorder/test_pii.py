@@ -59,6 +59,9 @@ def test_my_number_check_digit() -> None:
     ("no. 4111111111111111.", [("card", "4111111111111111")]),
     ("4111 1111 1111 1111 12", [("card", "4111 1111 1111 1111")]),  # a longer run: the valid whole groups
     ("4111 1111 1111 1112", []),  # not Luhn-valid
+    ("378282246310005", [("card", "378282246310005")]),
+    ("3782 822463 10005", [("card", "3782 822463 10005")]),
+    ("03-5516-1592 2026-09-01 17:44", [("phone_jp", "03-5516-1592")]),  # 4-4-4-2 is no card, whatever Luhn says
     ("order 41111111111111110000 total", []),  # 20 digits in one group: not a card number
     ("customer 4711", []),
     ("My Number 1234 5678 9018", [("my_number", "1234 5678 9018")]),
@@ -123,16 +126,27 @@ def test_findings_seen_on_screen_become_timed_regions() -> None:
     assert timed_regions([shown, typed]) == [((10, 20, 200, 14), 1.5, 9.0)]
 
 
-@given(body=st.text("0123456789", min_size=12, max_size=18), separator=st.sampled_from(["", " ", "-"]),
+LAYOUTS = [(13,), (14,), (15,), (16,), (17,), (18,), (19,), (4, 4, 4, 4), (4, 4, 4, 4, 3), (4, 6, 5), (4, 6, 4)]
+
+
+@given(layout=st.sampled_from(LAYOUTS), data=st.data(), separator=st.sampled_from([" ", "-"]),
        before=st.sampled_from(["", "card ", "番号："]), after=st.sampled_from(["", " exp", "。"]))
-def test_every_luhn_valid_number_of_13_to_19_digits_is_found_grouped_or_not(
-        body: str, separator: str, before: str, after: str) -> None:
-    number = luhn_complete(body)
-    written = separator.join(number[i:i + 4] for i in range(0, len(number), 4))
+def test_every_luhn_valid_card_number_written_as_cards_are_is_found(
+        layout: tuple[int, ...], data: st.DataObject, separator: str, before: str, after: str) -> None:
+    number = luhn_complete(data.draw(st.text("0123456789", min_size=sum(layout) - 1, max_size=sum(layout) - 1)))
+    starts = [sum(layout[:index]) for index in range(len(layout))]
+    written = separator.join(number[start:start + length] for start, length in zip(starts, layout, strict=True))
     text = before + written + after
     found = detector.find(text)
     assert [(match.kind, text[match.start:match.end]) for match in found][:1] == [("card", written)]
     assert not any(char.isdigit() for char in redact(text, found))
+
+
+@given(st.lists(st.text("0123456789", min_size=1, max_size=4), min_size=2, max_size=6))
+def test_phone_numbers_dates_and_times_in_a_row_are_not_card_numbers(groups: list[str]) -> None:
+    lengths = tuple(len(group) for group in groups)
+    if lengths not in {(4, 4, 4, 4), (4, 4, 4, 4, 3)} and lengths[:4] != (4, 4, 4, 4):
+        assert "card" not in [match.kind for match in detector.find(" ".join(groups))]
 
 
 @given(st.text("0123456789", min_size=13, max_size=19))
