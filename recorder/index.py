@@ -30,6 +30,7 @@ from sqlalchemy.engine import RowMapping
 
 from base.db import Store
 from base.times import isoformat_utc
+from recorder.pii import PiiDetector, redact
 from recorder.records import SessionEvent
 from recorder.screen_search import contains_pattern, screen_text_pattern
 from recorder.summary import (
@@ -185,6 +186,8 @@ class RecordingIndex:
              "detail": json.dumps(dict(timed.event.fields), default=str)}
             for timed in summary.events
         ]
+        # never personal data in clear: the ocr job finds it, with its time
+        terminal_text = await asyncio.to_thread(_without_personal_data, summary.screen_text or "")
         async with self.store.transaction() as connection:
             await connection.execute(self.store.upsert(recordings, row, keep=("video_state", "video_path")))
             await connection.execute(delete(recording_events).where(recording_events.c.recording_id == summary.id))
@@ -194,9 +197,8 @@ class RecordingIndex:
             if source is not None:
                 await connection.execute(insert(recording_sources), [source])
             await connection.execute(delete(recording_text).where(recording_text.c.recording_id == summary.id))
-            if summary.screen_text:
-                await connection.execute(insert(recording_text),
-                                         [{"recording_id": summary.id, "text": summary.screen_text}])
+            if terminal_text:
+                await connection.execute(insert(recording_text), [{"recording_id": summary.id, "text": terminal_text}])
 
     async def add_journal(self, path: Path, sha256: str | None, node: str) -> RecordingSummary:
         """Summarize the journal at ``path`` in a worker thread, and index it."""
@@ -378,6 +380,14 @@ class RecordingIndex:
                     await connection.execute(insert_missing, added)
             after = rows[-1][0]
         self._sources_backfilled = True
+
+
+def _without_personal_data(text: str) -> str:
+    """``text`` with the built-in kinds of personal data replaced by ``[kind]`` (see :mod:`recorder.pii`)."""
+    return redact(text, _REDACTOR.find(text))
+
+
+_REDACTOR = PiiDetector(bytes(32))  # only its spans are used, never its digests
 
 
 def _buckets(stored: str | None) -> tuple[list[ActivityBucket], bool]:

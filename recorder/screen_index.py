@@ -9,8 +9,9 @@ is kept, and becomes a :class:`~recorder.pii.PiiFinding` with its region, visibl
 change that may have drawn it to the look after the change that took it away. The typed text
 (:mod:`recorder.typed_text`) is searched for personal data too; typed findings have no region.
 
-For a terminal recording the typed text is all there is to read here (its screen text is indexed
-with its summary).
+For a terminal recording its output is the text: each line (escape sequences removed, see
+:mod:`recorder.terminal_text`) is kept with the time its first character was written, and personal
+data in it is found like on a desktop (without a region).
 
 Blocking and CPU-bound: run it in a worker process (:class:`~recorder.screen_jobs.ScreenTextPool`).
 """
@@ -23,11 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from recorder.errors import DecodeError
-from recorder.journal import JournalReader
+from recorder.journal import JournalReader, RecordKind
 from recorder.ocr import OcrLine, Tesseract, normalize_text
 from recorder.pii import PiiDetector, PiiFinding, PiiPattern, nfkc, redact
 from recorder.records import TERMINAL_PROTOCOL, SessionHeader
 from recorder.screen_changes import Box, BoxLimits, ScreenChange, screen_changes
+from recorder.terminal_text import ScreenText
 from recorder.typed_text import read_typed_text
 
 #: Regions read in one run of Tesseract at most (its start-up is paid once per run).
@@ -89,7 +91,9 @@ def read_recording_text(journal: Path, options: ScreenTextOptions) -> RecordingT
     duration = reader.last_offset_us / 1e6
     collector = _Collector(detector, options.max_lines)
     error = None
-    if header.protocol != TERMINAL_PROTOCOL and options.ocr:
+    if header.protocol == TERMINAL_PROTOCOL:
+        collector.terminal(journal)
+    elif options.ocr:
         error = _read_screen(journal, options, collector)
         duration = max(duration, collector.last_t)
     collector.close_all(duration)
@@ -155,6 +159,26 @@ class _Collector:
                     self._line(change, line)
             position += len(change.boxes)
             self.last_t = change.t
+
+    def terminal(self, journal: Path) -> None:
+        """A terminal's output as lines, each at the time its first character was written; no boxes."""
+        screen, starts = ScreenText(), []  # (offset in the written text, time) of each output record
+        for record in JournalReader(journal):
+            if record.kind == RecordKind.SERVER_DATA and not screen.full:
+                starts.append((screen.size, record.offset_us / 1e6))
+                screen.feed(record.payload)
+        offset, record_index = 0, 0
+        for raw in screen.written().split("\n"):
+            while record_index + 1 < len(starts) and starts[record_index + 1][0] <= offset:
+                record_index += 1
+            t = starts[record_index][1] if starts else 0.0
+            offset += len(raw) + 1
+            matches = self._detector.find(nfkc(raw))
+            for match in matches:
+                self.findings.append(PiiFinding(match.kind, match.digest, t, t, None))
+            text = normalize_text(redact(nfkc(raw), matches))[:MAX_LINE_CHARS]
+            if sum(char.isalnum() for char in text) >= MIN_LINE_CHARS and len(self.lines) < self._max_lines:
+                self.lines.append(ScreenLine(t, None, text))
 
     def close_all(self, end: float) -> None:
         for still in self._open_findings:

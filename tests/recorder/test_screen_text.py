@@ -18,10 +18,14 @@ from base.db import Store
 from gateway.rfb.messages import PointerEvent
 from recorder.index import RecordingIndex
 from recorder.ocr import MARGIN, OcrError, Tesseract, normalize_text
+from recorder.journal import JOURNAL_MAGIC, RecordKind, encode_json, encode_record
 from recorder.pii import digest_key
+from recorder.records import SessionEnd
 from recorder.screen_changes import Box, BoxLimits, changed_boxes, screen_changes
 from recorder.screen_index import ScreenLine, ScreenTextOptions, read_recording_text
 from recorder.screen_search import ScreenTexts
+from recorder.summary import summarize_journal
+from recorder.writer import session_header
 from tests.recorder.test_index import SAMPLES
 from tests.recorder.test_render import ENCODERS, Session
 
@@ -191,3 +195,40 @@ async def test_search_by_text_on_screen_finds_recordings_and_their_moments(tmp_p
     assert (await texts.moments([recording], "山田"))[recording][0].to_json() == {
         "t": 7.5, "text": "お客様山田太郎様", "box": [1, 2, 3, 4]}
     assert await texts.findings(recording) == found.findings
+
+
+# ---------------------------------------------------------------- terminals
+
+
+def terminal_journal(tmp_path: Path) -> Path:
+    header = session_header(session_id="20261207T043000Z-0a1b2c3d", user="alice", source="127.0.0.1",
+                            target="shell-01", started_epoch=1_765_000_000.0, width=100, height=30, pixel_format=None,
+                            desktop_name=b"shell-01", policy="operators", record_input="counts",
+                            clipboard="off", groups=frozenset({"operators"}), protocol="ssh")
+    output = [(1.0, b"login ok\r\n"), (3.0, "カード 4111 1111 1111 1111\r\n山田".encode()[:-2]),
+              (3.5, "山田".encode()[-2:] + b" \x1b[1m\xe6\xa7\x98\x1b[0m\r\n"), (5.0, b"$ exit\r\n")]
+    records = [encode_record(RecordKind.HEADER, 0, encode_json(header.to_json()))]
+    records += [encode_record(RecordKind.SERVER_DATA, round(t * 1e6), data) for t, data in output]
+    end = SessionEnd(ended_epoch=1_765_000_006.0, reason="the shell ended")
+    records.append(encode_record(RecordKind.END, 6_000_000, encode_json(end.to_json())))
+    path = tmp_path / "terminal.dgj"
+    path.write_bytes(JOURNAL_MAGIC + b"".join(records))
+    return path
+
+
+async def test_a_terminals_lines_have_the_time_they_were_written_and_no_card_number_is_kept(
+        tmp_path: Path, store: Store) -> None:
+    journal = terminal_journal(tmp_path)
+    found = read_recording_text(journal, ScreenTextOptions(digest_key=digest_key(b"k" * 32),
+                                                           tesseract=str(tmp_path / "never-run")))
+    assert [(line.t, line.box, line.text) for line in found.lines] == [
+        (1.0, None, "login ok"), (3.0, None, "カード [card]"), (3.0, None, "山田様"), (5.0, None, "$ exit")]
+    assert [(finding.kind, finding.start, finding.region) for finding in found.findings] == [("card", 3.0, None)]
+    index = RecordingIndex(store)
+    summary = summarize_journal(journal)
+    await index.add(summary, sha256=None, node="gw-1")
+    await ScreenTexts(store).replace(summary.id, found)
+    assert await index.search(text="4111") == []  # the terminal's text is indexed without it, too
+    [row] = await index.search(text="カード [card]")
+    moments = await ScreenTexts(store).moments([row.id], "山田")
+    assert [moment.to_json() for moment in moments[row.id]] == [{"t": 3.0, "text": "山田様", "box": None}]
