@@ -17,8 +17,8 @@ import pytest
 from base.db import Store
 from gateway.rfb.messages import PointerEvent
 from recorder.index import RecordingIndex
-from recorder.ocr import MARGIN, OcrError, Tesseract, normalize_text
 from recorder.journal import JOURNAL_MAGIC, RecordKind, encode_json, encode_record
+from recorder.ocr import MARGIN, OcrError, Tesseract, normalize_text
 from recorder.pii import digest_key
 from recorder.records import SessionEnd
 from recorder.screen_changes import Box, BoxLimits, changed_boxes, screen_changes
