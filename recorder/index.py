@@ -30,7 +30,7 @@ from sqlalchemy.engine import RowMapping
 
 from base.db import Store
 from base.times import isoformat_utc
-from recorder.pii import PiiDetector, redact
+from recorder.pii import without_personal_data
 from recorder.records import SessionEvent
 from recorder.screen_search import contains_pattern, screen_text_pattern
 from recorder.summary import (
@@ -187,7 +187,7 @@ class RecordingIndex:
             for timed in summary.events
         ]
         # never personal data in clear: the ocr job finds it, with its time
-        terminal_text = await asyncio.to_thread(_without_personal_data, summary.screen_text or "")
+        terminal_text = await asyncio.to_thread(without_personal_data, summary.screen_text or "")
         async with self.store.transaction() as connection:
             await connection.execute(self.store.upsert(recordings, row, keep=("video_state", "video_path")))
             await connection.execute(delete(recording_events).where(recording_events.c.recording_id == summary.id))
@@ -380,14 +380,6 @@ class RecordingIndex:
                     await connection.execute(insert_missing, added)
             after = rows[-1][0]
         self._sources_backfilled = True
-
-
-def _without_personal_data(text: str) -> str:
-    """``text`` with the built-in kinds of personal data replaced by ``[kind]`` (see :mod:`recorder.pii`)."""
-    return redact(text, _REDACTOR.find(text))
-
-
-_REDACTOR = PiiDetector(bytes(32))  # only its spans are used, never its digests
 
 
 def _buckets(stored: str | None) -> tuple[list[ActivityBucket], bool]:

@@ -55,6 +55,7 @@ from recorder.clips import ClipState, ClipStore, is_clip_id
 from recorder.errors import RecordingError
 from recorder.index import MAX_SEARCH_LIMIT, RecordingRow, VideoState, Visibility
 from recorder.journal import is_session_id
+from recorder.pii import without_personal_data
 from recorder.records import TERMINAL_PROTOCOL
 from recorder.screen_search import ScreenTexts
 from recorder.storage import POSTER, VIDEO, clip_key
@@ -252,7 +253,8 @@ async def _json_object(request: web.Request) -> dict[str, Any]:
 
 
 def _filters_for_audit(filters: Mapping[str, Any]) -> dict[str, Any]:
-    return {name: str(value) for name, value in filters.items()}
+    """The filters as the audit keeps them: a card number searched for is not written down in clear."""
+    return {name: without_personal_data(str(value)) for name, value in filters.items()}
 
 
 # ---------------------------------------------------------------- routes

@@ -10,7 +10,8 @@ process, and:
 - the card number shown is a ``card`` finding with its region (where the xterm showed it) and time, the
   typed one a finding without region, and its echo on screen a finding with the same digest;
   ``deskgate_pii_detected_total{kind="card"}`` counts all three;
-- neither number is anywhere in the database file's bytes or in a log line.
+- neither number is anywhere in the database file's bytes or in a log line, not even after a supervisor
+  searched for one (the audit keeps the search as ``[card]``).
 """
 
 from __future__ import annotations
@@ -161,6 +162,7 @@ async def check_search_and_findings(gateway: GatewayUnderTest, http: aiohttp.Cli
     [echoed] = [finding for finding in on_screen if finding.digest == typed.digest]
     assert echoed.region is not None and echoed.region[1] > card_y and len(echoed.digest) == 64
     assert await search(http, gateway, "[card]")  # the line is kept, its number replaced
+    assert await search(http, gateway, SHOWN_CARD) == []  # and the search (audited) does not write it down
     metrics = await (await http.get(gateway.gateway.metrics_url)).text()
     assert 'deskgate_pii_detected_total{kind="card"} 3.0' in metrics
 
