@@ -11,7 +11,7 @@ does, in this process on one core (Tesseract with ``OMP_THREAD_LIMIT=1``):
 - *index bytes per operator-hour*: the growth of a fresh SQLite index from the rows it stored
   (``screen_text`` and ``pii_findings``), and the bytes of their text alone, per hour of session.
 
-Run ``python -m bench.ocr [--captures DIR] [--encoding zrle] [--runs 3]``; not part of ``make test``
+Run ``python -m bench.ocr [--captures DIR] [--encoding zrle] [--runs 3] [--interval 1]``; not part of ``make test``
 or ``make bench``: it prints its table and writes nothing else.
 """
 
@@ -118,9 +118,10 @@ def main() -> None:
     parser.add_argument("--captures", type=Path, default=CAPTURE_DIR, help=f"capture directory (default {CAPTURE_DIR})")
     parser.add_argument("--encoding", default="zrle", help="which capture of each workload (default zrle)")
     parser.add_argument("--runs", type=int, default=3, help="reads of each workload (default 3)")
-    parser.add_argument("--languages", default="jpn+eng")
+    parser.add_argument("--languages", default="jpn+eng", help="Tesseract's languages (default jpn+eng)")
+    parser.add_argument("--interval", type=float, default=1.0, help="seconds between looks (ocr.interval, default 1)")
     args = parser.parse_args()
-    options = ScreenTextOptions(digest_key=digest_key(bytes(32)), languages=args.languages)
+    options = ScreenTextOptions(digest_key=digest_key(bytes(32)), languages=args.languages, interval=args.interval)
     rows = []
     for workload in WORKLOADS:
         path = args.captures / f"{workload}-{args.encoding}.rfbcap.xz"
