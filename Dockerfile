@@ -27,6 +27,7 @@ RUN novnc=gateway/web/static/novnc \
 FROM ${PYTHON_IMAGE}
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libldap-2.5-0 libsasl2-2 \
+        tesseract-ocr tesseract-ocr-jpn tesseract-ocr-eng \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --user-group --uid 10001 --home-dir /var/lib/deskgate --shell /usr/sbin/nologin deskgate \
     && install -d -o deskgate -g deskgate -m 0750 /var/lib/deskgate \

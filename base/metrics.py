@@ -337,6 +337,22 @@ class Metrics:
             "streamlocal_forward, agent, x11, exec, subsystem (sftp), session (a second one on a connection).",
             ["kind"], registry=r,
         )
+        # issue 15, on-screen text and personal data (recorder/screen_jobs.py): what OCR read and found, and its cost
+        self.pii_detected_total = Counter(
+            f"{PREFIX}_pii_detected_total", "Personal data found in recordings (on screen or typed), by kind.",
+            ["kind"], registry=r,
+        )
+        self.ocr_session_seconds_total = Counter(
+            f"{PREFIX}_ocr_session_seconds_total", "Seconds of recorded sessions whose screen text was read.",
+            registry=r,
+        )
+        self.ocr_cpu_seconds_total = Counter(
+            f"{PREFIX}_ocr_cpu_seconds_total",
+            "CPU seconds spent reading screen text (workers and Tesseract); session over CPU seconds is the "
+            "speed in x realtime per core.", registry=r,
+        )
+        for kind in ("card", "my_number", "phone_jp"):
+            self.pii_detected_total.labels(kind=kind)
 
     def exposition(self) -> bytes:
         """The registry in Prometheus text format."""

@@ -25,6 +25,9 @@ packages=(
     chromium                     # end-to-end browser tests
     fonts-dejavu-core
     fonts-noto-cjk               # Japanese on the demo desktop (Noto Sans/Serif/Mono CJK JP)
+    tesseract-ocr                # OCR of recordings' screen text (recorder/ocr.py), reading Japanese and English
+    tesseract-ocr-jpn
+    tesseract-ocr-eng
     locales                      # ja_JP.UTF-8 for the demo desktop's session (generated below)
     ibus-mozc                    # a Japanese input method on the demo desktop: ibus with Mozc, over XIM
     xclip                        # the clipboard e2e test sets and reads the desktop's clipboard

@@ -39,6 +39,7 @@ from gateway.journals import RecordingContext, SessionJournal
 from gateway.policy import Policy
 from gateway.retention import Retention
 from gateway.rfb.messages import ServerInit
+from gateway.screen_text import local_journals, screen_text_jobs, screen_text_options
 from gateway.sessions import LiveSession
 from recorder.clips import MAX_CLIP_SECONDS, Clip, ClipStore, check_clip_range, clip_path
 from recorder.errors import RecordingError, RecordingUnavailable
@@ -108,12 +109,14 @@ class RecordingService:
         max_clip_seconds: float = MAX_CLIP_SECONDS,
         remote: RemoteRecordings | None = None,
         jobs: JobQueue | None = None,
+        ocr_jobs: JobQueue | None = None,
     ) -> None:
         if (remote is None) != (jobs is None):
             raise ValueError("object storage needs a job queue, and a job queue object storage")
         self.settings = settings
         self.remote = remote
         self._jobs = jobs
+        self._ocr_jobs = ocr_jobs  # where each indexed recording's ``ocr`` job is queued; None: none
         self._uploaders: dict[str, SegmentUploader] = {}
         self._metrics = metrics
         self._index = index
@@ -353,6 +356,11 @@ class RecordingService:
         except Exception:  # one bad journal must not stop the others
             log.exception("indexing a recording failed", extra={"ctx": {"path": str(journal)}})
             return
+        if self._ocr_jobs is not None:
+            try:
+                await self._ocr_jobs.add(JobKind.OCR, summary.id)
+            except Exception:  # searchable later by hand; the video matters more now
+                log.exception("cannot queue a recording's screen text", extra={"ctx": {"recording": summary.id}})
         if summary.protocol != TERMINAL_PROTOCOL:  # a terminal plays as text: no video
             await self.render(summary.id, journal)
 
@@ -391,16 +399,21 @@ async def recording_service(context: RecordingContext) -> AsyncIterator[Recordin
     metrics, storage = context.metrics, context.config.storage
     settings = RecordingSettings.from_config(context.config)
     async with recorder_storage(context.config, settings.key) as remote, contextlib.AsyncExitStack() as tasks:
-        jobs = JobQueue(context.index.store, context.config.audit.node, lease=storage.job_lease) \
-            if remote is not None else None
+        store = context.index.store
+        jobs = JobQueue(store, context.config.audit.node, lease=storage.job_lease) if remote is not None else None
+        options = await screen_text_options(context.config, settings.key)
+        ocr_jobs = JobQueue(store, context.config.audit.node, lease=storage.job_lease)
+        if storage.workers:
+            locate = remote.local_journal if remote is not None else local_journals(context.index)
+            await tasks.enter_async_context(screen_text_jobs(context.config, store, metrics, options, locate))
         service = RecordingService(settings, metrics, context.index, context.audit, RenderPool(RENDER_WORKERS, metrics),
-                                   remote=remote, jobs=jobs)
+                                   remote=remote, jobs=jobs, ocr_jobs=ocr_jobs)
         try:
             await service.recover()
             if remote is not None and jobs is not None:
                 tasks.enter_context(_running(service.watch_uploads()))
                 if storage.workers:
-                    runner = JobRunner(jobs, remote, context.index, service.render_pool, metrics)
+                    runner = JobRunner(jobs, remote, context.index, service.render_pool, metrics, ocr=True)
                     tasks.enter_context(_running(runner.run()))
             if storage.retention is not None and storage.workers:
                 retention = Retention(context.index, context.audit, metrics, keep=storage.retention,

@@ -32,7 +32,7 @@ from gateway.errors import GatewayError
 
 #: Sections a reload applies; every other section needs a restart.
 RELOADABLE = ("targets", "policies", "network", "ui", "live_view")
-RESTART_ONLY = ("listen", "tls", "auth", "storage", "audit")
+RESTART_ONLY = ("listen", "tls", "auth", "storage", "audit", "ocr", "pii")
 
 
 class ReloadUnanswered(GatewayError):

@@ -1,9 +1,10 @@
 """``deskgate worker``: the recorder workers alone, for a Deployment separate from the gateways.
 
 It claims recorder jobs (indexing, recovering the recordings of nodes that died, rendering
-and uploading videos) from the database and, with ``storage.retention``, deletes expired
-recordings. It needs object storage (``storage.recordings: s3://…``) to find the journals
-other nodes wrote; with a local directory it only applies retention.
+and uploading videos, reading screen text) from the database and, with ``storage.retention``,
+deletes expired recordings. Indexing and rendering need object storage (``storage.recordings:
+s3://…``) to find the journals other nodes wrote; with a local directory it reads the screen text
+of the journals it can reach at the paths the index names, and applies retention.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from gateway.audit import AuditLog
 from gateway.config import Config
 from gateway.recording_service import RENDER_WORKERS, recorder_storage
 from gateway.retention import Retention
+from gateway.screen_text import local_journals, screen_text_jobs, screen_text_options
 from gateway.web.app import wait_for_stop_signal
 from recorder.index import RecordingIndex
 from recorder.jobs import JobQueue
@@ -37,19 +39,22 @@ async def run_worker(config: Config, metrics: Metrics | None = None) -> None:
     pool = RenderPool(RENDER_WORKERS, metrics)
     tasks: list[asyncio.Task[None]] = []
     try:
-        async with recorder_storage(config, load_or_create_key(storage.recording_key_file)) as remote:
+        key = load_or_create_key(storage.recording_key_file)
+        async with recorder_storage(config, key) as remote, contextlib.AsyncExitStack() as stack:
             if remote is not None:
-                runner = JobRunner(JobQueue(store, config.audit.node, lease=storage.job_lease), remote, index, pool, metrics)
+                runner = JobRunner(JobQueue(store, config.audit.node, lease=storage.job_lease), remote, index, pool,
+                                   metrics, ocr=True)
                 tasks.append(asyncio.create_task(runner.run()))
+            options = await screen_text_options(config, key)
+            locate = remote.local_journal if remote is not None else local_journals(index)
+            await stack.enter_async_context(screen_text_jobs(config, store, metrics, options, locate))
             if storage.retention is not None:
                 retention = Retention(index, audit, metrics, keep=storage.retention, root=storage.recordings,
                                       remote=remote, node=config.audit.node)
                 tasks.append(asyncio.create_task(retention.run_forever()))
-            if not tasks:
-                log.warning("nothing for a worker to do: recordings are in a local directory and "
-                            "storage.retention is off")
             log.info("recorder worker running", extra={"ctx": {"node": config.audit.node, "jobs": remote is not None,
-                                                               "retention": storage.retention}})
+                                                               "retention": storage.retention,
+                                                               "ocr": options.ocr}})
             await wait_for_stop_signal()
             for task in tasks:
                 task.cancel()

@@ -30,7 +30,9 @@ from sqlalchemy.engine import RowMapping
 
 from base.db import Store
 from base.times import isoformat_utc
+from recorder.pii import without_personal_data
 from recorder.records import SessionEvent
+from recorder.screen_search import contains_pattern, screen_text_pattern
 from recorder.summary import (
     MIN_QUIET_SECONDS,
     ActivityBucket,
@@ -41,7 +43,7 @@ from recorder.summary import (
     quiet_stretches,
     summarize_journal,
 )
-from recorder.tables import recording_events, recording_sources, recording_text, recordings
+from recorder.tables import recording_events, recording_sources, recording_text, recordings, screen_text
 from recorder.typed_text import TypedText, read_typed_text
 
 log = logging.getLogger(__name__)
@@ -152,12 +154,6 @@ def _network_range(network: IPNetwork) -> tuple[int, str, str]:
     return version, low, _address_key(network.broadcast_address)[1]
 
 
-def _contains_pattern(text: str) -> str:
-    """A LIKE pattern (escape character ``\\``) matching values that contain ``text``."""
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
 class RecordingIndex:
     """Recording summaries in the database: add, mark rendered, search, fetch; typed text from the journals.
 
@@ -190,6 +186,8 @@ class RecordingIndex:
              "detail": json.dumps(dict(timed.event.fields), default=str)}
             for timed in summary.events
         ]
+        # never personal data in clear: the ocr job finds it, with its time
+        terminal_text = await asyncio.to_thread(without_personal_data, summary.screen_text or "")
         async with self.store.transaction() as connection:
             await connection.execute(self.store.upsert(recordings, row, keep=("video_state", "video_path")))
             await connection.execute(delete(recording_events).where(recording_events.c.recording_id == summary.id))
@@ -199,9 +197,8 @@ class RecordingIndex:
             if source is not None:
                 await connection.execute(insert(recording_sources), [source])
             await connection.execute(delete(recording_text).where(recording_text.c.recording_id == summary.id))
-            if summary.screen_text:
-                await connection.execute(insert(recording_text),
-                                         [{"recording_id": summary.id, "text": summary.screen_text}])
+            if terminal_text:
+                await connection.execute(insert(recording_text), [{"recording_id": summary.id, "text": terminal_text}])
 
     async def add_journal(self, path: Path, sha256: str | None, node: str) -> RecordingSummary:
         """Summarize the journal at ``path`` in a worker thread, and index it."""
@@ -238,8 +235,8 @@ class RecordingIndex:
         ``user`` is the exact name, ``user_contains`` any part of it or of the display name (山田
         finds 山田 太郎; case ignored for ASCII letters); ``source`` a network (a single address is a /32 or
         /128), matching IPv4 sources also in their IPv4-mapped IPv6 form; ``event`` a type of event the
-        recording holds; ``text`` any part of the text that appeared on a terminal recording's screen (case
-        ignored for ASCII).
+        recording holds; ``text`` any part of the text that appeared on a terminal recording's screen, or of a
+        line read off a desktop recording's screen (:mod:`recorder.screen_search`; case ignored for ASCII).
         ``visible`` narrows them to what one viewer may see (None: everything).
         """
         if not 1 <= limit <= MAX_SEARCH_LIMIT:
@@ -249,7 +246,7 @@ class RecordingIndex:
         if user is not None:
             query = query.where(c.user == user)
         if user_contains is not None:
-            pattern = _contains_pattern(user_contains)
+            pattern = contains_pattern(user_contains)
             query = query.where(or_(c.user.ilike(pattern, escape="\\"), c.display_name.ilike(pattern, escape="\\")))
         if source is not None:
             await self._backfill_sources()
@@ -261,9 +258,12 @@ class RecordingIndex:
             events = recording_events.c
             query = query.where(exists().where(events.recording_id == c.id, events.type == event))
         if text is not None:
-            screens = recording_text.c
-            query = query.where(exists().where(screens.recording_id == c.id,
-                                               screens.text.ilike(_contains_pattern(text), escape="\\")))
+            terminal, read = recording_text.c, screen_text.c
+            query = query.where(or_(
+                exists().where(terminal.recording_id == c.id,
+                               terminal.text.ilike(contains_pattern(text), escape="\\")),
+                exists().where(read.recording_id == c.id,
+                               read.text.ilike(screen_text_pattern(text), escape="\\"))))
         if target is not None:
             query = query.where(c.target == target)
         if since is not None:

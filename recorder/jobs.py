@@ -9,6 +9,8 @@ by any node, so a node started beside another finishes what the first left.
   If the node dies, the lease runs out and another node finalizes and seals the recording
   from its segments.
 - ``index``: queued when a recording is sealed: index it, render its video and poster, upload them.
+- ``ocr``: queued once a recording is indexed (with ``ocr.enabled``): read its screen text and find personal
+  data (:mod:`recorder.screen_jobs`, which claims only these, so OCR never holds up indexing).
 
 Claiming: on PostgreSQL ``SELECT … FOR UPDATE SKIP LOCKED`` (nodes never wait on each other's
 rows); on SQLite, whose writers are serialized by the database's single write lock, the
@@ -19,7 +21,7 @@ over a network filesystem is not supported).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -36,6 +38,7 @@ LEASE_SECONDS = 30.0
 class JobKind(StrEnum):
     RECOVER = "recover"
     INDEX = "index"
+    OCR = "ocr"
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,11 +83,13 @@ class JobQueue:
             await connection.execute(delete(jobs).where(jobs.c.kind == kind.value,
                                                         jobs.c.recording_id == recording_id))
 
-    async def claim(self) -> Job | None:
-        """Take the oldest job whose lease has passed, leased to this node; None when there is none."""
+    async def claim(self, kinds: Collection[JobKind] | None = None) -> Job | None:
+        """Take the oldest job (of ``kinds``; None: any) whose lease has passed, leased to this node; None: none."""
         now = self._clock()
         ready = select(jobs.c.id, jobs.c.kind, jobs.c.recording_id, jobs.c.attempts).where(
             jobs.c.lease_until <= now).order_by(jobs.c.id).limit(1)
+        if kinds is not None:
+            ready = ready.where(jobs.c.kind.in_(sorted(kind.value for kind in kinds)))
         if self.store.dialect == "postgresql":
             ready = ready.with_for_update(skip_locked=True)
             context = self.store.transaction()

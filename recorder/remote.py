@@ -80,8 +80,10 @@ class JobRunner:
     """Claims and does recorder jobs until stopped."""
 
     def __init__(self, queue: JobQueue, remote: RemoteRecordings, index: RecordingIndex,
-                 render_pool: RenderPool | None, metrics: Metrics, *, poll: float = POLL_SECONDS) -> None:
+                 render_pool: RenderPool | None, metrics: Metrics, *, poll: float = POLL_SECONDS,
+                 ocr: bool = False) -> None:
         self.queue = queue
+        self._ocr = ocr  # queue an ``ocr`` job for each recording indexed
         self.remote = remote
         self._index = index
         self._render_pool = render_pool
@@ -102,7 +104,7 @@ class JobRunner:
 
     async def run_once(self) -> bool:
         """Claim one job and do it; False when there was none."""
-        job = await self.queue.claim()
+        job = await self.queue.claim(kinds=(JobKind.RECOVER, JobKind.INDEX))
         if job is None:
             return False
         try:
@@ -138,6 +140,8 @@ class JobRunner:
             raise RecordingError(f"the recording {recording_id} is not in object storage")
         sha256 = await asyncio.to_thread(lambda: read_seal(journal).sha256)
         await self._index.add_journal(journal, sha256, self.queue.node)
+        if self._ocr:
+            await self.queue.add(JobKind.OCR, recording_id)
         if self._render_pool is None:
             return
         video, poster = journal.with_suffix(".mp4"), journal.with_suffix(".jpg")

@@ -1,5 +1,6 @@
 """The recordings index's tables: one row per recording, its events for the player's timeline, its source
-address for search by network, a terminal's screen text for search by text, and what reviewers made of it: bookmarks and exported clips."""
+address for search by network, a terminal's screen text and the text read off desktops for search by text, the
+personal data found in them, and what reviewers made of it: bookmarks and exported clips."""
 
 from __future__ import annotations
 
@@ -65,6 +66,41 @@ recording_text = Table(
     metadata,
     Column("recording_id", String(32), ForeignKey("recordings.id", ondelete="CASCADE"), primary_key=True),
     Column("text", Text, nullable=False),
+)
+
+#: Lines of text read off a desktop recording's screen (OCR) where it changed, and when; personal data in them is
+#: replaced by ``[kind]`` (see ``pii_findings``). Terminal recordings' lines have no box.
+screen_text = Table(
+    "screen_text",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("recording_id", String(32), ForeignKey("recordings.id", ondelete="CASCADE"), nullable=False),
+    Column("t", Float, nullable=False),  # seconds since the recording started: the line was on screen then
+    Column("x", Integer, nullable=True),
+    Column("y", Integer, nullable=True),
+    Column("width", Integer, nullable=True),
+    Column("height", Integer, nullable=True),
+    Column("text", Text, nullable=False),  # normalised: NFKC, no spaces between CJK characters
+    Index("ix_screen_text_recording", "recording_id", "t"),
+)
+
+#: Personal data found in a recording (on screen or typed): its kind, where and when, and a keyed hash of the
+#: value (HMAC-SHA256), never the value itself.
+pii_findings = Table(
+    "pii_findings",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("recording_id", String(32), ForeignKey("recordings.id", ondelete="CASCADE"), nullable=False),
+    Column("t", Float, nullable=False),  # seconds since the recording started: visible (or typed) from then...
+    Column("until", Float, nullable=False),  # ...until then
+    Column("x", Integer, nullable=True),  # the region on the desktop; None: typed, not seen on screen
+    Column("y", Integer, nullable=True),
+    Column("width", Integer, nullable=True),
+    Column("height", Integer, nullable=True),
+    Column("kind", String(32), nullable=False),  # card, my_number, phone_jp, or a configured pattern's kind
+    Column("digest", String(64), nullable=False),  # hex HMAC-SHA256 of the normalised value
+    Index("ix_pii_findings_recording", "recording_id", "t"),
+    Index("ix_pii_findings_digest", "digest"),
 )
 
 #: Each recording's source address as a number, so that search by network (CIDR) works on any database.

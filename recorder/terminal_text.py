@@ -56,10 +56,19 @@ class ScreenText:
         if not self.full:
             self._feed_text(self._decoder.decode(data))
 
+    @property
+    def size(self) -> int:
+        """Characters kept so far (of :meth:`written`): where the next output will start."""
+        return self._size
+
     def text(self) -> str:
         """The text so far: lines without trailing blanks, no empty lines."""
-        lines = (line.rstrip() for line in "".join(self._parts).split("\n"))
+        lines = (line.rstrip() for line in self.written().split("\n"))
         return "\n".join(line for line in lines if line)
+
+    def written(self) -> str:
+        """The text so far as it was kept, line breaks and blanks included."""
+        return "".join(self._parts)
 
     def _feed_text(self, text: str) -> None:
         state = self._state

@@ -13,6 +13,7 @@ from base.yamlnodes import IPNetwork
 from gateway.config.sizes import DEFAULT_MIN_FREE, MinFree
 from gateway.policy import Policy
 from recorder.jobs import LEASE_SECONDS
+from recorder.pii import BUILTIN_KINDS
 from recorder.storage import S3Location
 from recorder.upload import SEGMENT_BYTES, SEGMENT_SECONDS, UPLOAD_DEADLINE
 
@@ -146,6 +147,24 @@ class LiveViewConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class OcrConfig:
+    """Reading recordings' screen text (``ocr:``), in recorder worker processes."""
+
+    enabled: str = "auto"  # auto (on when Tesseract reads the languages) | on | off
+    languages: str = "jpn+eng"  # Tesseract's language names, joined by +
+    workers: int = 1  # processes (cores) reading at once on this node
+    interval: float = 1.0  # seconds of session between two looks at what changed
+
+
+@dataclass(frozen=True, slots=True)
+class PiiConfig:
+    """Personal data looked for in screen text and typed text (``pii:``)."""
+
+    kinds: tuple[str, ...] = BUILTIN_KINDS  # built-in kinds: card, my_number, phone_jp
+    patterns: tuple[tuple[str, str], ...] = ()  # (kind, regular expression) of the site's own kinds
+
+
+@dataclass(frozen=True, slots=True)
 class Target:
     name: str
     protocol: str
@@ -174,3 +193,5 @@ class Config:
     audit: AuditConfig
     ui: UIConfig = UIConfig()
     live_view: LiveViewConfig = LiveViewConfig()
+    ocr: OcrConfig = OcrConfig()
+    pii: PiiConfig = PiiConfig()

@@ -40,6 +40,8 @@ from gateway.config.model import (
     ListenConfig,
     LiveViewConfig,
     NetworkConfig,
+    OcrConfig,
+    PiiConfig,
     PublicURL,
     StorageConfig,
     TLSConfig,
@@ -50,6 +52,8 @@ from gateway.config.values import HOSTNAME
 from gateway.i18n import LANGUAGES
 from gateway.policy import ANY_GROUP, Policy
 from recorder.jobs import LEASE_SECONDS
+from recorder.ocr import LANGUAGE
+from recorder.pii import BUILTIN_KINDS, MAX_PATTERNS, PiiPattern
 from recorder.storage import S3Location
 from recorder.upload import SEGMENT_BYTES, SEGMENT_SECONDS, UPLOAD_DEADLINE
 
@@ -69,7 +73,7 @@ class _ConfigReader(AccessReader):
 
     def config(self, root: Node | None) -> Config:
         top = self.r.mapping(root, "", ["listen", "tls", "network", "auth", "storage", "targets", "policies",
-                                        "audit", "ui", "live_view"])
+                                        "audit", "ui", "live_view", "ocr", "pii"])
         tls = self.tls(top.get("tls"))
         targets = self.targets(top.get("targets"))
         web_session = self.web_session(top.get("auth"))
@@ -86,6 +90,8 @@ class _ConfigReader(AccessReader):
             audit=self.audit(top.get("audit")),
             ui=self.ui(top.get("ui")),
             live_view=self.live_view(top.get("live_view")),
+            ocr=self.ocr(top.get("ocr")),
+            pii=self.pii(top.get("pii")),
         )
 
     def address(self, node: Node | None, key: str, default: str) -> Address:
@@ -401,6 +407,50 @@ class _ConfigReader(AccessReader):
                 raise self.r.error(node_quality, "live_view.tile_quality", "must be a JPEG quality level from 0 to 9")
         return LiveViewConfig(interval=intervals["interval"], tile_interval=intervals["tile_interval"],
                               tile_quality=quality)
+
+    def ocr(self, node: Node | None) -> OcrConfig:
+        section = self.r.mapping(node, "ocr", ["enabled", "languages", "workers", "interval"])
+        default = OcrConfig()
+        enabled_node = section.get("enabled")
+        enabled = default.enabled
+        if enabled_node is not None:  # YAML reads a bare on/off as a boolean
+            value = self.r.scalar(enabled_node, "ocr.enabled", (str, bool), "auto, on or off")
+            enabled = ("on" if value else "off") if isinstance(value, bool) else str(value)
+            if enabled not in ("auto", "on", "off"):
+                raise self.r.error(enabled_node, "ocr.enabled", f"{enabled!r} is not auto, on or off")
+        languages = self.r.string(section.get("languages"), "ocr.languages", default.languages)
+        if not LANGUAGE.fullmatch(languages):
+            raise self.r.error(section.get("languages"), "ocr.languages",
+                               f"{languages!r} is not a list of Tesseract languages; use e.g. jpn+eng")
+        workers = default.workers
+        if (workers_node := section.get("workers")) is not None:
+            workers = self.r.integer(workers_node, "ocr.workers")
+            if not 1 <= workers <= 64:
+                raise self.r.error(workers_node, "ocr.workers", "must be from 1 to 64 processes")
+        interval = self.duration(section.get("interval"), "ocr.interval", default.interval)
+        if not 0.2 <= interval <= 60:
+            raise self.r.error(section.get("interval"), "ocr.interval", "must be from 200ms to 60s (e.g. 1s)")
+        return OcrConfig(enabled=enabled, languages=languages, workers=workers, interval=interval)
+
+    def pii(self, node: Node | None) -> PiiConfig:
+        section = self.r.mapping(node, "pii", ["kinds", "patterns"])
+        kinds: tuple[str, ...] = BUILTIN_KINDS
+        if (kinds_node := section.get("kinds")) is not None:
+            kinds = tuple(self.r.choice(item, key, BUILTIN_KINDS) for item, key in self.r.sequence(kinds_node, "pii.kinds"))
+        patterns = []
+        items = self.r.sequence(section.get("patterns"), "pii.patterns")
+        if len(items) > MAX_PATTERNS:
+            raise self.r.error(section.get("patterns"), "pii.patterns", f"at most {MAX_PATTERNS} patterns")
+        for item, key in items:
+            entry = self.r.mapping(item, key, ["kind", "pattern"], required=["kind", "pattern"])
+            kind, pattern = self.r.string(entry["kind"], f"{key}.kind"), self.r.string(entry["pattern"], f"{key}.pattern")
+            try:
+                PiiPattern.configured(kind, pattern)
+            except ValueError as error:
+                raise self.r.error(item, key, str(error)) from None
+            patterns.append((kind, pattern))
+        return PiiConfig(kinds=kinds, patterns=tuple(patterns))
+
 
 def default_node_name() -> str:
     """This host's name without its domain, in the characters a node name allows."""

@@ -9,6 +9,9 @@ is audited, allowed or denied, before anything is sent; so is every bookmark mad
 and every clip asked for; if the audit event cannot be stored the request fails. A clip's
 progress is polled, so only its refusals are audited.
 
+A search by ``text`` (what appeared on screen: a terminal's output, or the lines read off a desktop) also
+gives each recording's *moments*: when and where the text was on screen, the first 20 in time order.
+
 For review: the typed text (rebuilt from the journal's key events, ``record_input: full``),
 the poster (the first picture with content), bookmarks (a moment and a note, per person) and
 clips (a stretch exported to MP4 in the render workers, with its progress). Bookmarks and
@@ -52,7 +55,9 @@ from recorder.clips import ClipState, ClipStore, is_clip_id
 from recorder.errors import RecordingError
 from recorder.index import MAX_SEARCH_LIMIT, RecordingRow, VideoState, Visibility
 from recorder.journal import is_session_id
+from recorder.pii import without_personal_data
 from recorder.records import TERMINAL_PROTOCOL
+from recorder.screen_search import ScreenTexts
 from recorder.storage import POSTER, VIDEO, clip_key
 
 log = logging.getLogger(__name__)
@@ -248,7 +253,8 @@ async def _json_object(request: web.Request) -> dict[str, Any]:
 
 
 def _filters_for_audit(filters: Mapping[str, Any]) -> dict[str, Any]:
-    return {name: str(value) for name, value in filters.items()}
+    """The filters as the audit keeps them: a card number searched for is not written down in clear."""
+    return {name: without_personal_data(str(value)) for name, value in filters.items()}
 
 
 # ---------------------------------------------------------------- routes
@@ -275,7 +281,12 @@ async def list_recordings(request: web.Request) -> web.Response:
     rows = await request.app[RECORDING_INDEX].search(**filters, visible=caller.visibility())
     await _audit(request, caller, "recording.list", None, "allowed", filters=_filters_for_audit(filters),
                  count=len(rows))
-    return web.json_response({"recordings": [row.to_json() for row in rows]})
+    found = [row.to_json() for row in rows]
+    if "text" in filters:  # where on screen it was, and when: the player opens there (#t=)
+        moments = await ScreenTexts(request.app[STORE]).moments([row.id for row in rows], filters["text"])
+        for recording in found:
+            recording["moments"] = [moment.to_json() for moment in moments[recording["id"]]]
+    return web.json_response({"recordings": found})
 
 
 @routes.get("/api/v1/recordings/{id}/video")

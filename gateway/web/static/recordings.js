@@ -102,7 +102,9 @@ function resultRow(recording) {
   const row = document.createElement("tr");
   row.dataset.id = recording.id;
   const link = document.createElement("a");
-  link.href = `/recordings/${encodeURIComponent(recording.id)}${location.search}`;  // keeps the search for "back"
+  const player = `/recordings/${encodeURIComponent(recording.id)}${location.search}`;  // keeps the search for "back"
+  const moments = recording.moments ?? [];  // a search by text on screen: when it was there
+  link.href = moments.length ? `${player}#t=${moments[0].t}` : player;
   link.textContent = localTime(recording.started);
   link.title = recording.started;
   const video = VIDEO_STATES[recording.video] ?? recording.video;
@@ -113,6 +115,14 @@ function resultRow(recording) {
     const cell = document.createElement("td");
     cell.append(content ?? "");
     row.append(cell);
+  }
+  for (const moment of moments) {  // each moment opens the player there; the line read is its tooltip
+    const jump = document.createElement("a");
+    jump.className = "moment";
+    jump.href = `${player}#t=${moment.t}`;
+    jump.textContent = duration(moment.t);
+    jump.title = moment.text;
+    row.cells[0].append(" ", jump);
   }
   for (const index of [4, 6, 7]) row.cells[index].className = "number";
   row.cells[8].dataset.video = recording.video;

@@ -1,0 +1,144 @@
+"""OCR indexing: how fast recordings' screen text is read (× realtime per core) and what it costs the index.
+
+Each captured workload (``bench/captures/<workload>-<encoding>.rfbcap.xz``: the office one, which
+``python -m bench.workload`` records, and the call-center one where it has been captured) is written
+as a journal — the capture's server messages at their times, after the viewer's SetPixelFormat and
+SetEncodings — and read by :func:`recorder.screen_index.read_recording_text` exactly as an ``ocr`` job
+does, in this process on one core (Tesseract with ``OMP_THREAD_LIMIT=1``):
+
+- *× realtime per core*: seconds of session read per CPU second (this process and its Tesseract runs);
+- *wall × realtime*: the same per wall-clock second, on this (shared) machine;
+- *index bytes per operator-hour*: the growth of a fresh SQLite index from the rows it stored
+  (``screen_text`` and ``pii_findings``), and the bytes of their text alone, per hour of session.
+
+Run ``python -m bench.ocr [--captures DIR] [--encoding zrle] [--runs 3] [--interval 1]``; not part of ``make test``
+or ``make bench``: it prints its table and writes nothing else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from base.db import Store
+from bench.capture_file import Capture, read_capture
+from bench.workload import CAPTURE_DIR
+from gateway.rfb.messages import RGBX8888, FramebufferUpdateRequest, SetEncodings, SetPixelFormat
+from recorder.index import RecordingIndex
+from recorder.journal import JOURNAL_MAGIC, RecordKind, encode_json, encode_record
+from recorder.pii import digest_key
+from recorder.records import SessionEnd
+from recorder.screen_index import RecordingText, ScreenTextOptions, read_recording_text
+from recorder.screen_search import ScreenTexts
+from recorder.summary import summarize_journal
+from recorder.writer import session_header
+
+WORKLOADS = ("office", "callcenter")
+STARTED_EPOCH = 1796601600.0  # 2026-12-07 00:00 UTC
+
+
+def capture_journal(capture: Capture, path: Path, workload: str) -> Path:
+    """The journal the gateway would have written for a viewer that received ``capture``."""
+    header = session_header(
+        session_id="20261207T000000Z-0cc0be0c", user="bench", source="127.0.0.1", target=f"bench-{workload}",
+        started_epoch=STARTED_EPOCH, width=capture.width, height=capture.height,
+        pixel_format=capture.pixel_format, desktop_name=capture.server_init.name, policy="bench",
+        record_input="counts", clipboard="off", groups=frozenset())
+    opening = (SetPixelFormat(RGBX8888).encode() + SetEncodings(capture.encodings).encode()
+               + FramebufferUpdateRequest(False, 0, 0, capture.width, capture.height).encode())
+    records = [encode_record(RecordKind.HEADER, 0, encode_json(header.to_json())),
+               encode_record(RecordKind.CLIENT_DATA, 0, opening)]
+    last_us = 0
+    for message in capture.messages:
+        last_us = max(last_us, round(message.at * 1e6))
+        records.append(encode_record(RecordKind.SERVER_DATA, last_us, message.data))
+    end = SessionEnd(ended_epoch=STARTED_EPOCH + last_us / 1e6, reason="closed")
+    records.append(encode_record(RecordKind.END, last_us, encode_json(end.to_json())))
+    path.write_bytes(JOURNAL_MAGIC + b"".join(records))
+    return path
+
+
+async def index_bytes(journal: Path, found: RecordingText, directory: Path) -> int:
+    """How much a fresh SQLite index grows when the rows of ``found`` are stored in it."""
+    database = directory / "index.db"
+    database.unlink(missing_ok=True)
+    store = await Store.open(f"sqlite:///{database}")
+    try:
+        await RecordingIndex(store).add(await asyncio.to_thread(summarize_journal, journal), None, "bench")
+        before = await _database_bytes(store, database)
+        await ScreenTexts(store).replace("20261207T000000Z-0cc0be0c", found)
+        return await _database_bytes(store, database) - before
+    finally:
+        await store.close()
+
+
+async def _database_bytes(store: Store, database: Path) -> int:
+    async with store.transaction() as connection:
+        await connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    return database.stat().st_size
+
+
+@dataclass(frozen=True, slots=True)
+class Measured:
+    workload: str
+    duration: float
+    per_core: list[float]
+    wall: list[float]
+    regions: int
+    lines: int
+    findings: int
+    index_bytes_per_hour: float
+    text_bytes_per_hour: float
+
+
+async def measure(capture_path: Path, workload: str, runs: int, options: ScreenTextOptions) -> Measured:
+    capture = read_capture(capture_path)
+    with tempfile.TemporaryDirectory(prefix="deskgate-bench-ocr-") as tmp:
+        journal = capture_journal(capture, Path(tmp) / "bench.dgj", workload)
+        results = [await asyncio.to_thread(read_recording_text, journal, options) for _ in range(runs)]
+        found = results[-1]
+        per_hour = 3600 / found.duration
+        grown = await index_bytes(journal, found, Path(tmp))
+    text_bytes = sum(len(line.text.encode()) for line in found.lines)
+    return Measured(workload, found.duration, [r.duration / r.cpu_seconds for r in results],
+                    [r.duration / r.wall_seconds for r in results], found.regions, len(found.lines),
+                    len(found.findings), grown * per_hour, text_bytes * per_hour)
+
+
+def _cell(values: list[float]) -> str:
+    return f"{statistics.median(values):.1f} [{min(values):.1f}–{max(values):.1f}]"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.ocr", description=__doc__.splitlines()[0])
+    parser.add_argument("--captures", type=Path, default=CAPTURE_DIR, help=f"capture directory (default {CAPTURE_DIR})")
+    parser.add_argument("--encoding", default="zrle", help="which capture of each workload (default zrle)")
+    parser.add_argument("--runs", type=int, default=3, help="reads of each workload (default 3)")
+    parser.add_argument("--languages", default="jpn+eng", help="Tesseract's languages (default jpn+eng)")
+    parser.add_argument("--interval", type=float, default=1.0, help="seconds between looks (ocr.interval, default 1)")
+    args = parser.parse_args()
+    options = ScreenTextOptions(digest_key=digest_key(bytes(32)), languages=args.languages, interval=args.interval)
+    rows = []
+    for workload in WORKLOADS:
+        path = args.captures / f"{workload}-{args.encoding}.rfbcap.xz"
+        if not path.is_file():
+            print(f"{workload}: no capture at {path}; skipped")
+            continue
+        rows.append(asyncio.run(measure(path, workload, args.runs, options)))
+    if not rows:
+        raise SystemExit(f"no capture in {args.captures}: record one with python -m bench.workload")
+    print("| workload | session s | × realtime per core | wall × realtime | regions | lines | findings "
+          "| index bytes per operator-hour | text bytes per operator-hour |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for row in rows:
+        print(f"| {row.workload} | {row.duration:.1f} | {_cell(row.per_core)} | {_cell(row.wall)} | {row.regions} "
+              f"| {row.lines} | {row.findings} | {row.index_bytes_per_hour / 1e3:.0f} kB "
+              f"| {row.text_bytes_per_hour / 1e3:.0f} kB |")
+
+
+if __name__ == "__main__":
+    main()
