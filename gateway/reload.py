@@ -31,7 +31,7 @@ from gateway.config import Config
 from gateway.errors import GatewayError
 
 #: Sections a reload applies; every other section needs a restart.
-RELOADABLE = ("targets", "policies", "network", "ui", "live_view")
+RELOADABLE = ("targets", "policies", "network", "ui", "live_view", "masks")
 RESTART_ONLY = ("listen", "tls", "auth", "storage", "audit")
 
 
