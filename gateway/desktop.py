@@ -257,6 +257,7 @@ class DesktopSession:
         for output in outputs:
             if isinstance(output, KeysCounted):
                 recorder.input_counted("keys", output.count)
+                self._metrics.keys_withheld_total.labels(why=output.why).inc(output.count)
             else:
                 recorder.client_data(output)
 
