@@ -111,7 +111,8 @@ class KeystrokeFilter:
                 self._hold(raw, False, out, passed)
             else:
                 passed.append(raw)
-        out.extend(self._release(passed))
+        if passed:  # a run still open stays held: it has not ended
+            out.append(b"".join(passed))
         return out
 
     def finish(self) -> list[JournalOutput]:

@@ -121,7 +121,7 @@ def encode_pixels(pixels: RGBArray, pixel_format: PixelFormat) -> bytes:
     for column, (maximum, shift) in enumerate(((pixel_format.red_max, pixel_format.red_shift),
                                                (pixel_format.green_max, pixel_format.green_shift),
                                                (pixel_format.blue_max, pixel_format.blue_shift))):
-        value |= (rgb[:, column] * maximum // 255) << shift
+        value |= ((rgb[:, column] * maximum * 2 + 255) // 510) << shift  # rounded: decoding this gives rgb back
     order = ">" if pixel_format.big_endian else "<"
     return value.astype(f"{order}u{pixel_format.bytes_per_pixel}").tobytes()
 
