@@ -190,6 +190,11 @@ def paint_region(frame: RGBArray, region: MaskRegion, style: MaskStyle) -> None:
             square[...] = square.reshape(-1, 3).mean(axis=0).astype(np.uint8)
 
 
+def unmasked_video_path(journal: Path) -> Path:
+    """Where a recording's unmasked video is kept once rendered on demand: beside its journal."""
+    return journal.with_name(f"{journal.stem}.unmasked.mp4")
+
+
 def masks_event_fields(mask_sets: Sequence[MaskSet]) -> dict[str, Any]:
     """The fields of the ``masks`` EVENT that records ``mask_sets`` with a recording."""
     return {"sets": [mask_set.to_json() for mask_set in mask_sets]}

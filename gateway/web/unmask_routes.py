@@ -30,6 +30,7 @@ from gateway.web.security import client_address, current_session, error_json
 from gateway.web.storage_routes import journal_file
 from recorder.errors import RecordingError
 from recorder.index import RecordingRow
+from recorder.masking import unmasked_video_path
 from recorder.records import TERMINAL_PROTOCOL, SessionEvent
 
 log = logging.getLogger(__name__)
@@ -102,7 +103,7 @@ async def unmasked_video(request: web.Request) -> web.StreamResponse:
     journal = await journal_file(request, found, _recordings_root(request))
     if journal is None:
         return error_json(404, f"the journal of {found.id} is missing")
-    output = journal.with_name(f"{found.id}.unmasked.mp4")
+    output = unmasked_video_path(journal)
     try:
         await _rendered(service, journal, output)
     except (OSError, RecordingError) as exc:
