@@ -3,7 +3,8 @@
 ``POST /api/v1/recordings/{id}/unmask`` with JSON ``{"reason": "..."}`` (1–300 characters):
 for users a policy allows to ``unmask`` (:mod:`gateway.unmask`), audited as ``recording.unmask``
 with the reason and added to the recording's events (``unmasked``: by, reason); answers the
-grant and the URLs that take it. Anyone else: 403, audited, ``deskgate_unmask_requests_total``.
+grant and the URLs that take it (``video`` only for a recording made with masks). Anyone else:
+403, audited, ``deskgate_unmask_requests_total``.
 
 ``GET /api/v1/recordings/{id}/video/unmasked?grant=...``: the video rendered without masks, on
 demand in the render workers the first time (kept beside the journal as ``<id>.unmasked.mp4``
@@ -30,7 +31,7 @@ from gateway.web.security import client_address, current_session, error_json
 from gateway.web.storage_routes import journal_file
 from recorder.errors import RecordingError
 from recorder.index import RecordingRow
-from recorder.masking import unmasked_video_path
+from recorder.masking import recorded_masks, unmasked_video_path
 from recorder.records import TERMINAL_PROTOCOL, SessionEvent
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,15 @@ async def _refuse_unmask(request: web.Request, caller: _Caller, found: Recording
     await _audit(request, caller, action, found.id, "denied", reason)
     return error_json(403, say(request, "you may not see recordings unmasked; an administrator can allow it "
                                         "with unmask: true in a policy"))
+
+
+async def _has_masks(request: web.Request, found: RecordingRow) -> bool:
+    """Whether the recording was made with masks (an unreadable journal counts as masked)."""
+    journal = await journal_file(request, found, _recordings_root(request))
+    try:
+        return journal is None or bool(await asyncio.to_thread(recorded_masks, journal))
+    except (OSError, RecordingError):
+        return True
 
 
 def unmask_granted(request: web.Request) -> bool:
@@ -83,7 +93,7 @@ async def unmask_recording(request: web.Request) -> web.Response:
     now = request.app[CLOCK]()
     grant = issue_grant(session.id, found.id, now)
     urls = {"typed": f"/api/v1/recordings/{found.id}/typed?grant={grant}"}
-    if found.protocol != TERMINAL_PROTOCOL:
+    if found.protocol != TERMINAL_PROTOCOL and await _has_masks(request, found):
         urls["video"] = f"/api/v1/recordings/{found.id}/video/unmasked?grant={grant}"
     return web.json_response({"grant": grant, "expires_in": GRANT_SECONDS, **urls})
 
