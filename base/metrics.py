@@ -353,6 +353,21 @@ class Metrics:
         )
         for kind in ("card", "my_number", "phone_jp"):
             self.pii_detected_total.labels(kind=kind)
+        # issue 15, masked regions and keystrokes kept only as far as policy allows (recorder/masking.py, gateway/unmask.py)
+        self.unmask_requests_total = Counter(
+            f"{PREFIX}_unmask_requests_total",
+            "Requests to see a recording unmasked (with a reason): result allowed or denied.",
+            ["result"], registry=r,
+        )
+        self.keys_withheld_total = Counter(
+            f"{PREFIX}_keys_withheld_total",
+            "Key presses journaled as counts only under record_input full: why masked_region or card_number.",
+            ["why"], registry=r,
+        )
+        for result in ("allowed", "denied"):
+            self.unmask_requests_total.labels(result=result)
+        for why in ("masked_region", "card_number"):
+            self.keys_withheld_total.labels(why=why)
 
     def exposition(self) -> bytes:
         """The registry in Prometheus text format."""

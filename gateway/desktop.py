@@ -84,6 +84,8 @@ from gateway.rfb_io import READ_SIZE, drive, over_streams
 from gateway.session_watch import CloseCode, SessionEnded, close_reason, watch_session
 from gateway.sessions import LiveSession, SessionControl
 from recorder.errors import RecordingUnavailable
+from recorder.input_privacy import KeysCounted, KeystrokeFilter
+from recorder.masking import MASKS_EVENT, MaskSet, masks_event_fields
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +114,7 @@ class TargetEndpoint:
     port: int
     password: bytes | None
     via: SshEndpoint | None = None  # the jump host it is reached through
+    masks: tuple[MaskSet, ...] = ()  # regions hidden from supervisors (``masks:``), recorded with each session
 
 
 #: What must be done as a session ends, before the browser hears of it: free its place on the target (a
@@ -160,6 +163,7 @@ class DesktopSession:
         self._writer: asyncio.StreamWriter | None = None
         self._to_target = metrics.proxy_bytes_total.labels(protocol="vnc", direction="to_target")
         self._to_client = metrics.proxy_bytes_total.labels(protocol="vnc", direction="to_client")
+        self._keystrokes: KeystrokeFilter | None = None  # record_input full: keys in masked fields, card numbers
 
     async def run(self) -> SessionEnded:
         """Run the session to its end; returns how it ended (the socket is closed)."""
@@ -180,6 +184,8 @@ class DesktopSession:
         finally:
             if self._recorder is not None:
                 self._control.journal = None  # a viewer leaving now must not write into a sealed journal
+                if self._keystrokes is not None:
+                    self._journal_client(self._keystrokes.finish(), self._recorder)
                 await self._recordings.finish(self._live, self._recorder, ended.reason)
         return ended
 
@@ -213,11 +219,12 @@ class DesktopSession:
         from_browser = await self._browser_handshake(browser, HandshakeComplete)
 
         policy = self._policy
+        self._start_privacy(server_init, recorder)
         proxy = ProxyConnection(
             server_init,
             clipboard_to_remote=policy.clipboard.allows_to_remote,
             clipboard_to_local=policy.clipboard.allows_to_local,
-            journal_input=policy.record_input == InputRecording.FULL,
+            journal_input=policy.record_input == InputRecording.FULL,  # counts and off journal no input
             browser_limits=self._browser_limits,
             desktop_name=self._target.name.encode(),
         )
@@ -231,6 +238,29 @@ class DesktopSession:
         except* SessionEnded as group:
             ended.extend(e for e in group.exceptions if isinstance(e, SessionEnded))
         return ended[0]  # the tasks only ever end by raising SessionEnded
+
+    def _start_privacy(self, server_init: ServerInit, recorder: SessionJournal) -> None:
+        """Record the target's masks with the session, and filter the keys journaled under ``record_input: full``."""
+        masks = self._target.masks
+        size = (server_init.width, server_init.height)
+        if masks:
+            recorder.event(MASKS_EVENT, **masks_event_fields(masks))
+            for mask_set in masks:
+                if mask_set.desktop != size:
+                    log.warning("masks drawn for another desktop size are scaled to this desktop's",
+                                extra={"ctx": {**self._context(), "mask_desktop": "%dx%d" % mask_set.desktop,
+                                               "desktop": "%dx%d" % size}})
+        if self._policy.record_input == InputRecording.FULL:
+            regions = [region for mask_set in masks for region in mask_set.regions_for(*size)]
+            self._keystrokes = KeystrokeFilter(regions, max_cut_text=self._browser_limits.max_cut_text)
+
+    def _journal_client(self, outputs: list[bytes | KeysCounted], recorder: SessionJournal) -> None:
+        for output in outputs:
+            if isinstance(output, KeysCounted):
+                recorder.input_counted("keys", output.count)
+                self._metrics.keys_withheld_total.labels(why=output.why).inc(output.count)
+            else:
+                recorder.client_data(output)
 
     def _context(self) -> dict[str, str]:
         live = self._live
@@ -340,12 +370,15 @@ class DesktopSession:
             if isinstance(event, JournalData):
                 if event.sender is Side.TARGET:
                     recorder.server_data(event.data)
+                elif self._keystrokes is not None:
+                    self._journal_client(self._keystrokes.feed(event.data), recorder)
                 else:
                     recorder.client_data(event.data)
             elif isinstance(event, InputActivity):
                 self._control.last_input = self._loop.time()
             elif isinstance(event, InputCounted):
-                recorder.input_counted(event.kind, event.count)
+                if self._policy.record_input == InputRecording.COUNTS:  # off: not even counted
+                    recorder.input_counted(event.kind, event.count)
             elif isinstance(event, ClipboardBlocked):
                 self._metrics.clipboard_blocked_total.labels(direction=event.direction).inc()
                 recorder.event("clipboard_blocked", direction=event.direction, length=event.length)

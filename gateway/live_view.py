@@ -9,6 +9,11 @@ the relay (nothing of them is ever written to the target, see the relay), the ta
 updates out to the viewer, and the pacer, which writes the update requests the relay decides
 on. A watcher ends the view when the operator's session is no longer listed (it ended on
 whichever node held it), checked every ``check_interval`` seconds.
+
+A target with masks (``masks:``) is viewed through :class:`~recorder.masked_updates.MaskedUpdates`:
+the relay captures each update (it must be built with ``capture_updates=True``), a worker thread
+decodes it, paints the masks and encodes what the viewer gets, so the viewer never receives the
+masked pixels.
 """
 
 from __future__ import annotations
@@ -28,9 +33,18 @@ from gateway.rfb.errors import ProtocolViolation, SharingRefused, TargetAuthFail
 from gateway.rfb.handshake import ClientHandshake, ClientVersionReceived, HandshakeComplete, ServerHandshake
 from gateway.rfb.messages import ServerInit
 from gateway.rfb.proxy import ProxyFailed, Resized, Side
-from gateway.rfb.viewer import CutTextWithheld, InputDropped, UpdateForwarded, ViewerConnection, ViewerEvent
+from gateway.rfb.viewer import (
+    CutTextWithheld,
+    InputDropped,
+    UpdateCaptured,
+    UpdateForwarded,
+    ViewerConnection,
+    ViewerEvent,
+)
 from gateway.rfb_io import READ_SIZE, drive, over_streams
 from gateway.session_watch import CloseCode, SessionEnded, close_reason
+from recorder.errors import DecodeError
+from recorder.masked_updates import MaskedUpdates
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +76,8 @@ class LiveView:
         self._writer: asyncio.StreamWriter | None = None
         self._loop = asyncio.get_running_loop()
         self._changed = asyncio.Event()  # the pacer looks again
+        self._masked: MaskedUpdates | None = None
+        self._captured: list[UpdateCaptured] = []
         #: Called with the loop's time once updates were written to the viewer (the bench measures latency with it).
         self.on_update: Callable[[float], None] | None = None
 
@@ -102,6 +118,8 @@ class LiveView:
         browser.accept(ServerInit(init.width, init.height, init.pixel_format, self._target.name.encode()))
         from_browser = await self._handshake(browser, HandshakeComplete)
         relay = self._relay(init)
+        if self._target.masks:
+            self._masked = MaskedUpdates(init, self._target.masks)
         log.info("live view open", extra={"ctx": self._context})
         ended: list[SessionEnded] = []
         try:
@@ -170,6 +188,8 @@ class LiveView:
             updates = self._apply(relay.events_received())
             if payload := relay.data_to_send_viewer():
                 await self._ws.send_bytes(payload)
+            for update in self._take_captured():
+                await self._ws.send_bytes(await self._mask(update))
             if updates and self.on_update is not None:
                 self.on_update(self._loop.time())
             self._changed.set()
@@ -205,12 +225,28 @@ class LiveView:
             if not await self._still_live():
                 raise SessionEnded(CloseCode.TERMINATED, "the operator's session has ended")
 
+    def _take_captured(self) -> list[UpdateCaptured]:
+        captured, self._captured = self._captured, []
+        return captured
+
+    async def _mask(self, update: UpdateCaptured) -> bytes:
+        """The viewer's update for a captured one: decoded, masked and encoded in a worker thread."""
+        assert self._masked is not None, "the relay captures updates only for a masked desktop"
+        try:
+            return await asyncio.to_thread(self._masked.update, update.rectangles, update.pixel_format, update.zrle)
+        except DecodeError as exc:
+            raise SessionEnded(CloseCode.PROTOCOL_ERROR,
+                               f"desktop {self._target.name} sent an update the gateway cannot mask: {exc}") from exc
+
     def _apply(self, events: list[ViewerEvent]) -> int:
         """Count what the relay reports; returns how many whole updates it forwarded. A failure or close ends the view."""
         updates = 0
         for event in events:
             if isinstance(event, UpdateForwarded):
                 updates += 1
+            elif isinstance(event, UpdateCaptured):
+                updates += 1
+                self._captured.append(event)
             elif isinstance(event, InputDropped):
                 self._metrics.live_view_dropped_input_total.labels(kind=event.kind).inc(event.count)
             elif isinstance(event, CutTextWithheld | Resized):

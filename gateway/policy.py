@@ -78,6 +78,7 @@ class InputRecording(StrEnum):
 
     FULL = "full"  # every key, pointer and clipboard message, as forwarded
     COUNTS = "counts"  # only how many of each, for privacy-sensitive desks
+    OFF = "off"  # neither the input nor its counts (the idle watchdog still sees activity)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +96,7 @@ class Policy:
     recordings: RecordingAccess = RecordingAccess.NONE
     record_input: InputRecording = InputRecording.FULL
     watch: tuple[str, ...] = ()  # groups whose live sessions and recordings these users may see; ("*",): all
+    unmask: bool = False  # these users may view recordings unmasked and typed text, giving a reason (audited)
     hours: TimeWindow | None = None  # when the policy applies; None: at any time
     origin: str = field(default="", compare=False)  # where it was written, "FILE:LINE" (for the admin console)
 

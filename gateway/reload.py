@@ -1,7 +1,8 @@
 """Hot reload of the configuration: what a reload may change, and how ``deskgate config reload`` asks for one.
 
 A reload applies at once what the gateway reads per request or per connection: ``targets``
-(their password files are read again), ``policies`` (``hours`` included) and ``network`` (the
+(their password files are read again), ``policies`` (``hours`` included), ``masks`` (for new
+sessions and live views; a recording keeps the masks it started with) and ``network`` (the
 allow list, trusted proxies and connection limits, for new connections). What is built once at
 start-up needs a restart: the listeners (``listen``, ``tls``), authentication (``auth``: the
 backends, TOTP, web-session timeouts), ``storage`` and ``audit``. A change there is reported
@@ -31,7 +32,7 @@ from gateway.config import Config
 from gateway.errors import GatewayError
 
 #: Sections a reload applies; every other section needs a restart.
-RELOADABLE = ("targets", "policies", "network", "ui", "live_view")
+RELOADABLE = ("targets", "policies", "network", "ui", "live_view", "masks")
 RESTART_ONLY = ("listen", "tls", "auth", "storage", "audit", "ocr", "pii")
 
 

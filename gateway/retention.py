@@ -25,6 +25,7 @@ from base.metrics import Metrics
 from gateway.audit import AuditLog
 from recorder.index import RecordingIndex, RecordingRow
 from recorder.journal import recording_path
+from recorder.masking import unmasked_video_path
 from recorder.remote import RemoteRecordings
 from recorder.tables import (
     recording_bookmarks,
@@ -183,7 +184,7 @@ class Retention:
     async def _delete_files(self, row: RecordingRow, clips: list[Path]) -> None:
         journal = recording_path(self._root, row.id) if self._remote is not None else Path(row.path)
         local = [journal, journal.with_name(journal.name + ".seal"), journal.with_suffix(".mp4"),
-                 journal.with_suffix(".jpg"), *clips]
+                 journal.with_suffix(".jpg"), unmasked_video_path(journal), *clips]
         if row.video_path and self._remote is None:
             local += [Path(row.video_path), Path(row.video_path).with_suffix(".jpg")]
         for path in local:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from auth.netacl import NetworkACL
 from base.errors import ConfigError
 from gateway.config import Config
+from gateway.config.masks import masks_for
 from gateway.desktop import TargetEndpoint
 from gateway.policy import PolicySet
 from gateway.reach import jump_endpoint
@@ -30,7 +31,7 @@ def load_vnc_endpoints(config: Config) -> dict[str, TargetEndpoint]:
                 raise ConfigError(config.path, None, f"targets.{name}.password_file",
                                   f"cannot read {target.password_file}: {exc.strerror}") from exc
         endpoints[name] = TargetEndpoint(name, target.host, target.port, password,
-                                         jump_endpoint(target, config.targets))
+                                         jump_endpoint(target, config.targets), masks_for(config.masks, name))
     return endpoints
 
 

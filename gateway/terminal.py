@@ -11,7 +11,7 @@ operator's side as an :class:`OperatorTerminal` — the browser's WebSocket
    ``password_file``), checking its host key against ``known_hosts`` (an unknown or
    changed key refuses the session: close code 4014, an audit event, a metric),
 4. opens a shell on a PTY of that size, then pumps bytes both ways, journaling the
-   target's output, the operator's input as ``record_input`` says (``full``: the bytes;
+   target's output, the operator's input as ``record_input`` says (``full``: the bytes; ``off``: nothing;
    ``counts``: only how many characters) and each resize, until either side ends, or the
    watchdog (:func:`~gateway.session_watch.watch_session`) ends it on idleness, maximum
    length, a failed journal or a supervisor's request; the output also goes to the session's
@@ -229,12 +229,13 @@ class TerminalSession:
                                        pending: TerminalInput | None) -> None:
         message: TerminalMessage | None = pending
         full = self._policy.record_input == InputRecording.FULL
+        counts = self._policy.record_input == InputRecording.COUNTS
         while True:
             if isinstance(message, TerminalInput) and message.data:
                 self._control.last_input = self._loop.time()
                 if full:
                     journal.client_data(message.data)
-                else:  # counts: how many characters, not which
+                elif counts:  # how many characters, not which (off: not even that)
                     journal.input_counted("keys", sum(1 for byte in message.data if byte & 0xC0 != 0x80))
                 process.stdin.write(message.data)
                 try:

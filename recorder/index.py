@@ -316,6 +316,12 @@ class RecordingIndex:
             rows = (await connection.execute(query)).mappings().all()
         return [TimelineEvent(row["t"], SessionEvent(row["type"], json.loads(row["detail"]))) for row in rows]
 
+    async def add_event(self, recording_id: str, event: SessionEvent, t: float = 0.0) -> None:
+        """Add an event about the recording made after it ended (someone unmasked it) to its timeline at ``t``."""
+        async with self.store.transaction() as connection:
+            await connection.execute(insert(recording_events).values(
+                recording_id=recording_id, t=t, type=event.type, detail=json.dumps(dict(event.fields), default=str)))
+
     async def activity(self, recording_id: str) -> list[ActivityBucket]:
         """Keys, clicks and screen bytes per 5-second bucket (non-empty buckets only, in time order)."""
         async with self.store.read() as connection:

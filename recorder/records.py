@@ -30,7 +30,7 @@ from recorder.journal import JOURNAL_FORMAT, is_session_id, iso_utc
 
 #: Operator input a recording may only count (``record_input: counts``), by kind.
 #: How much of the operator's input a journal keeps.
-RecordInput = Literal["full", "counts"]
+RecordInput = Literal["full", "counts", "off"]
 #: More input events of one kind than this between two INPUT_COUNTS records is garbage.
 MAX_COUNT_PER_RECORD = 1 << 20
 
@@ -108,7 +108,7 @@ class SessionHeader:
         if self.pixel_format is not None and not isinstance(self.pixel_format, PixelFormat):
             raise ValueError(f"the header's pixel_format must be a PixelFormat, not {self.pixel_format!r}")
         if self.record_input not in get_args(RecordInput):
-            raise ValueError(f"the header's record_input must be 'full' or 'counts', not {self.record_input!r}")
+            raise ValueError(f"the header's record_input must be 'full', 'counts' or 'off', not {self.record_input!r}")
         if self.groups is not None and (not isinstance(self.groups, tuple)
                                         or not all(isinstance(group, str) for group in self.groups)):
             raise ValueError(f"the header's groups must be a list of texts, not {self.groups!r}")

@@ -18,8 +18,9 @@ JPEG, which the player shows before playing instead of the session's black first
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,8 +49,11 @@ from recorder.decoders import DecoderState, composite_cursor, decode_rectangle
 from recorder.errors import DecodeError
 from recorder.framebuffer import Framebuffer, RGBArray
 from recorder.journal import JournalReader, JournalRecord, RecordKind
+from recorder.masking import TimedMask, apply_timed_masks
 from recorder.records import SessionHeader
 from recorder.video import VideoEncoder, write_jpeg
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -142,18 +146,23 @@ class SessionReplay:
 class _FrameClock:
     """Emits frames at variable rate, never closer than ``min_interval``: the latest picture wins.
 
-    With ``find_poster`` it keeps a copy of the first frame with content, as ``poster``.
+    With ``find_poster`` it keeps a copy of the first frame with content, as ``poster``. Every frame
+    is taken through :meth:`_picture`, which applies the ``masks`` active at its time in the session
+    (video time + ``offset``, the clip's start).
     """
 
     def __init__(self, encoder: VideoEncoder, replay: SessionReplay, min_interval: float,
-                 find_poster: bool = False) -> None:
+                 find_poster: bool = False, masks: Sequence[TimedMask] = (), offset: float = 0.0) -> None:
         self.encoder = encoder
         self._replay = replay
         self._min_interval = min_interval
         self._pending = False
         self._find_poster = find_poster
+        self._masks = masks
+        self._offset = offset
+        self._scaled_warned: set[tuple[int, int]] = set()
         self.poster: RGBArray | None = None
-        self.last_frame: RGBArray = replay.frame()
+        self.last_frame: RGBArray = self._picture(0.0)
         self._emit(0.0)  # the video starts with the session (or clip), so video time is journal time
 
     def changed(self, t: float) -> None:
@@ -184,10 +193,24 @@ class _FrameClock:
 
     def _emit(self, t: float) -> None:
         self._pending = False
-        self.last_frame = self._replay.frame()
+        self.last_frame = self._picture(t)
         self.encoder.add_frame(self.last_frame, t)
         if self._find_poster and self.poster is None and _has_content(self.last_frame):
             self.poster = self.last_frame.copy()
+
+
+    def _picture(self, t: float) -> RGBArray:
+        """The picture now, with the masks active at video time ``t``; the journal's pixels stay as they were."""
+        frame = self._replay.frame()
+        if not self._masks:
+            return frame
+        size = (int(frame.shape[1]), int(frame.shape[0]))
+        for mask in self._masks:
+            if mask.desktop is not None and mask.desktop != size and mask.desktop not in self._scaled_warned:
+                self._scaled_warned.add(mask.desktop)
+                log.warning("masks drawn for another desktop size are scaled to the recording's",
+                            extra={"ctx": {"mask_desktop": "%dx%d" % mask.desktop, "desktop": "%dx%d" % size}})
+        return apply_timed_masks(frame, self._masks, t + self._offset)
 
 
 def _has_content(frame: RGBArray) -> bool:
@@ -205,12 +228,14 @@ def render_journal(
     start: float = 0.0,
     end: float | None = None,
     poster: Path | None = None,
+    masks: Sequence[TimedMask] = (),
 ) -> RenderResult:
     """Render a journal, or ``start`` to ``end`` seconds of it, to an H.264 MP4 at ``output``.
 
     ``progress`` gets the fraction done: of the journal's bytes read, or for a clip (``end``
     given) of the way to ``end``. ``poster``: also write the first picture with content there
-    as a JPEG (the last picture if none has any).
+    as a JPEG (the last picture if none has any). ``masks``: regions hidden in every frame and the
+    poster while they are active (seconds of the session; see :mod:`recorder.masking`).
 
     Malformed data (a protocol violation, an undecodable rectangle) ends decoding:
     the video made so far is finished cleanly and ``RenderResult.error`` says what
@@ -235,7 +260,8 @@ def render_journal(
             """The video begins: at the desktop's size now, with the picture now as its first frame."""
             encoder = stack.enter_context(VideoEncoder(output, replay.framebuffer.width, replay.framebuffer.height,
                                                        keyframe_interval=keyframe_interval))
-            return _FrameClock(encoder, replay, 1.0 / max_fps, find_poster=poster is not None)
+            return _FrameClock(encoder, replay, 1.0 / max_fps, find_poster=poster is not None, masks=masks,
+                               offset=start)
 
         clock: _FrameClock | None = None
         try:

@@ -9,6 +9,11 @@ A render may report its progress (a clip export's progress bar): every worker ge
 pool's shared array of progress slots when it starts; a render given a slot writes the
 fraction done into it, and the event loop reads the slot every ``progress_interval``
 seconds. One float per render, no messages, no locks.
+
+Every render is masked (:mod:`recorder.masking`): the worker reads the mask sets recorded with
+the journal and hides them, plus any ``extra_masks`` (timed, e.g. personal data found on
+screen); only ``unmasked=True`` (an audited request of someone allowed to ``unmask``) renders
+the original pixels.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -24,6 +29,7 @@ from typing import Any
 
 from base.metrics import Metrics
 from recorder.errors import RecordingError
+from recorder.masking import TimedMask, recorded_masks, whole_recording
 from recorder.render import RenderResult, render_journal
 
 log = logging.getLogger(__name__)
@@ -41,14 +47,15 @@ def _share_progress(slots: Any) -> None:
 
 
 def _render(journal: Path, output: Path, poster: Path | None, start: float, end: float | None,
-            slot: int | None) -> RenderResult:
-    """In a worker: render, writing the fraction done into ``slot`` if given one."""
+            slot: int | None, unmasked: bool = False, extra_masks: Sequence[TimedMask] = ()) -> RenderResult:
+    """In a worker: render (masked unless ``unmasked``), writing the fraction done into ``slot`` if given one."""
 
     def report(fraction: float) -> None:
         _progress_slots[slot] = fraction
 
+    masks = () if unmasked else (*whole_recording(recorded_masks(journal)), *extra_masks)
     return render_journal(journal, output, progress=report if slot is not None else None, poster=poster,
-                          start=start, end=end)
+                          start=start, end=end, masks=masks)
 
 
 class RenderPool:
@@ -71,8 +78,11 @@ class RenderPool:
 
     async def submit(self, journal: Path, output: Path, *, poster: Path | None = None, start: float = 0.0,
                      end: float | None = None,
-                     progress: Callable[[float], Awaitable[None]] | None = None) -> RenderResult:
+                     progress: Callable[[float], Awaitable[None]] | None = None, unmasked: bool = False,
+                     extra_masks: Sequence[TimedMask] = ()) -> RenderResult:
         """Render ``journal`` (or ``start`` to ``end`` of it) to ``output`` in a worker; see :func:`render_journal`.
+
+        The recording's masks and ``extra_masks`` hide their regions unless ``unmasked``.
 
         ``progress`` is awaited with the fraction done as it grows, while a progress slot is
         free. The render's own exceptions are raised here. A worker that dies (killed, out of
@@ -90,7 +100,7 @@ class RenderPool:
             if slot is not None:
                 self._progress[slot] = 0.0
             future = asyncio.get_running_loop().run_in_executor(executor, _render, journal, output, poster, start,
-                                                                end, slot)
+                                                                end, slot, unmasked, tuple(extra_masks))
             if slot is not None and progress is not None:
                 await self._follow(future, slot, progress)
             result = await future

@@ -129,6 +129,7 @@ def write_gateway_config(workdir: Path, desktop_port: int, extra_targets: dict[s
             from: ["127.0.0.0/8", "::1/128"]
             targets: ["desk-01"]
             recordings: all
+            unmask: true
         """))
     return config
 

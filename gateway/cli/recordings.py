@@ -20,6 +20,7 @@ from gateway.schema import open_current_store
 from recorder.errors import IntegrityError, RecordingError
 from recorder.index import MAX_SEARCH_LIMIT, RecordingIndex, RecordingRow
 from recorder.journal import is_session_id, recording_path
+from recorder.masking import recorded_masks, whole_recording
 from recorder.render import render_journal
 from recorder.seal import read_key, verify_journal
 from recorder.storage import download_journal
@@ -140,7 +141,8 @@ def render_command(config: Config, recording_id: str, output: Path) -> int:
         print(f"deskgate: -o {output}: the video is H.264 in MP4; name the file *.mp4", file=sys.stderr)
         return 1
     try:
-        result = render_journal(journal, output, progress=_ProgressBar())
+        masks = whole_recording(recorded_masks(journal))  # an export: masked like the player's video
+        result = render_journal(journal, output, progress=_ProgressBar(), masks=masks)
     except RecordingError as exc:
         print(f"\ndeskgate: cannot render {recording_id}: {exc}", file=sys.stderr)
         return 1

@@ -117,7 +117,7 @@ class AccessReader(ValueReader):
     def policy(self, node: Node, key: str, targets: Mapping[str, Target], default_idle: float) -> Policy:
         r = self.r
         keys = ["name", "groups", "from", "targets", "clipboard", "idle_timeout", "idle_timeout_override",
-                "max_session", "recordings", "record_input", "watch", "hours", "timezone", "hours_warning"]
+                "max_session", "recordings", "record_input", "watch", "hours", "timezone", "hours_warning", "unmask"]
         section = r.mapping(node, key, keys, required=["name", "groups", "targets"])
         groups = tuple(r.string(item, item_key) for item, item_key in r.sequence(section["groups"], f"{key}.groups"))
         if not groups:
@@ -143,9 +143,9 @@ class AccessReader(ValueReader):
             max_session=self.optional_duration(section.get("max_session"), f"{key}.max_session"),
             recordings=RecordingAccess(self.choice_or(section.get("recordings"), f"{key}.recordings",
                                                       RecordingAccess, RecordingAccess.NONE)),
-            record_input=InputRecording(self.choice_or(section.get("record_input"), f"{key}.record_input",
-                                                       InputRecording, InputRecording.FULL)),
+            record_input=self.record_input(section.get("record_input"), f"{key}.record_input"),
             watch=self.watch(section.get("watch"), f"{key}.watch"),
+            unmask=r.boolean(section.get("unmask"), f"{key}.unmask", False),
             hours=self.hours(section, key),
             origin=f"{self.r.path}:{node.start_mark.line + 1}",
         )
@@ -212,6 +212,21 @@ class AccessReader(ValueReader):
         if ANY_GROUP in groups and len(groups) > 1:
             raise self.r.error(node, key, '"*" already means every group; remove the other groups or the "*"')
         return tuple(groups)
+
+    def record_input(self, node: Node | None, key: str) -> InputRecording:
+        """``record_input``: full (default), counts or off (a bare YAML ``off`` reads as false: it means off)."""
+        if node is None:
+            return InputRecording.FULL
+        value = self.r.scalar(node, key, (str, bool), "an input-recording mode")
+        choices = ", ".join(mode.value for mode in InputRecording)
+        if value is False:
+            return InputRecording.OFF
+        if value is True:
+            raise self.r.error(node, key, f"YAML reads {node.value!r} as true, not a mode; use one of {choices}")
+        try:
+            return InputRecording(str(value))
+        except ValueError:
+            raise self.r.error(node, key, f"{value!r} is not an input-recording mode; use one of {choices}") from None
 
     def clipboard(self, node: Node | None, key: str) -> Clipboard:
         if node is None:

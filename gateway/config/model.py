@@ -10,6 +10,7 @@ from pathlib import Path
 from auth.netacl import ProxyHeader
 from auth.options import AuthConfig
 from base.yamlnodes import IPNetwork
+from gateway.config.masks import MaskRule
 from gateway.config.sizes import DEFAULT_MIN_FREE, MinFree
 from gateway.policy import Policy
 from recorder.jobs import LEASE_SECONDS
@@ -195,3 +196,4 @@ class Config:
     live_view: LiveViewConfig = LiveViewConfig()
     ocr: OcrConfig = OcrConfig()
     pii: PiiConfig = PiiConfig()
+    masks: tuple[MaskRule, ...] = ()  # rectangles hidden from supervisors, per target pattern

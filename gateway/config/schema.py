@@ -32,6 +32,7 @@ from auth.options import (
 from base.yamlnodes import NodeReader, compose_yaml_file
 from gateway.audit_checkpoints import NODE_NAME
 from gateway.config.access import AccessReader
+from gateway.config.masks import MaskReader
 from gateway.config.model import (
     Address,
     AuditConfig,
@@ -68,12 +69,12 @@ def load_config(path: Path | str) -> Config:
     return _ConfigReader(NodeReader(Path(path)), Path(path).absolute().parent).config(root)
 
 
-class _ConfigReader(AccessReader):
+class _ConfigReader(AccessReader, MaskReader):
     """Walks the composed document section by section; every method returns a frozen object."""
 
     def config(self, root: Node | None) -> Config:
         top = self.r.mapping(root, "", ["listen", "tls", "network", "auth", "storage", "targets", "policies",
-                                        "audit", "ui", "live_view", "ocr", "pii"])
+                                        "audit", "ui", "live_view", "ocr", "pii", "masks"])
         tls = self.tls(top.get("tls"))
         targets = self.targets(top.get("targets"))
         web_session = self.web_session(top.get("auth"))
@@ -92,6 +93,7 @@ class _ConfigReader(AccessReader):
             live_view=self.live_view(top.get("live_view")),
             ocr=self.ocr(top.get("ocr")),
             pii=self.pii(top.get("pii")),
+            masks=self.masks(top.get("masks"), targets),
         )
 
     def address(self, node: Node | None, key: str, default: str) -> Address:

@@ -18,6 +18,12 @@ Pacing: at most one update request is outstanding at the target, and requests ar
 (so a viewer that stops reading stops the requests). The target's FramebufferUpdate,
 SetColourMapEntries and Bell reach the viewer; its cut text does not
 (:class:`CutTextWithheld`), and its DesktopName rectangles carry the gateway's name.
+
+Masked desktops (``capture_updates=True``): no byte of the target's updates reaches the viewer.
+Each whole FramebufferUpdate is handed to the I/O layer as :class:`UpdateCaptured` (its
+rectangles, the pixel format they are in, and whether the viewer takes ZRLE), which decodes
+it, hides the masked regions and sends the viewer an update it encoded itself
+(:mod:`recorder.masked_updates`). The viewer must then use a true-colour pixel format.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from gateway.rfb.framing import (
     RectangleReceived,
     ServerMessageFramer,
     ServerMessageReceived,
+    UpdateBegin,
     UpdateEnd,
     filter_encodings,
 )
@@ -44,6 +51,7 @@ from gateway.rfb.messages import (
     Encoding,
     FramebufferUpdateRequest,
     KeyEvent,
+    PixelFormat,
     PointerEvent,
     QEMUExtendedKeyEvent,
     Rectangle,
@@ -105,7 +113,22 @@ class UpdateForwarded:
     """A whole FramebufferUpdate from the target is on its way to the viewer."""
 
 
-ViewerEvent: TypeAlias = InputDropped | CutTextWithheld | UpdateForwarded | Resized | ConnectionClosed | ProxyFailed
+@dataclass(frozen=True, slots=True, eq=False)
+class UpdateCaptured:
+    """A whole FramebufferUpdate from the target, held back from the viewer (a masked desktop).
+
+    ``rectangles`` as framed (a DesktopName one already carries the gateway's name), in
+    ``pixel_format``; ``zrle``: the viewer asked for ZRLE, so the gateway may encode with it.
+    """
+
+    rectangles: tuple[RectangleReceived, ...]
+    pixel_format: PixelFormat
+    zrle: bool
+
+
+ViewerEvent: TypeAlias = (
+    InputDropped | CutTextWithheld | UpdateForwarded | UpdateCaptured | Resized | ConnectionClosed | ProxyFailed
+)
 
 _UPDATE_FORWARDED = UpdateForwarded()
 _DESKTOP_NAME = int(Encoding.DESKTOP_NAME)
@@ -126,9 +149,10 @@ class ViewerConnection:
     """One live viewer of a target, after both handshakes; see the module docstring."""
 
     def __init__(self, server_init: ServerInit, pacing: Pacing = LIVE_PACING, *, desktop_name: bytes = b"",
-                 max_cut_text: int = 1 << 20) -> None:
+                 max_cut_text: int = 1 << 20, capture_updates: bool = False) -> None:
         """Start from the target's ``server_init``; the viewer is told ``desktop_name`` when the target renames
-        its desktop, and a viewer's cut text over ``max_cut_text`` bytes breaks its side (it is never forwarded)."""
+        its desktop, and a viewer's cut text over ``max_cut_text`` bytes breaks its side (it is never forwarded).
+        ``capture_updates``: hand updates over as :class:`UpdateCaptured` instead of forwarding them."""
         self._viewer = ClientMessageFramer(max_cut_text=max_cut_text)
         self._target = ServerMessageFramer(server_init.pixel_format, server_init.width, server_init.height)
         self._pacing = pacing
@@ -144,6 +168,9 @@ class ViewerConnection:
         self._to_target: list[bytes] = []
         self._ended: set[Side] = set()
         self._failed = False
+        self._capture = capture_updates
+        self._captured: list[RectangleReceived] = []  # the rectangles of the update being received
+        self._viewer_zrle = False
 
     @property
     def pacing(self) -> Pacing:
@@ -165,10 +192,14 @@ class ViewerConnection:
                 self._wanted = True
                 self._full_wanted |= not message.incremental
             elif isinstance(message, SetPixelFormat):
+                if self._capture and not message.pixel_format.true_colour:
+                    failure = ProtocolViolation("a masked desktop can only be viewed in a true-colour pixel format")
+                    break
                 self._target.set_pixel_format(message.pixel_format)
                 self._to_target.append(SetPixelFormat(message.pixel_format).encode())
             elif isinstance(message, SetEncodings):
                 encodings = self._encodings(message.encodings)
+                self._viewer_zrle = Encoding.ZRLE in encodings
                 self._target.set_encodings(encodings)
                 self._to_target.append(SetEncodings(encodings).encode())
             else:
@@ -188,10 +219,19 @@ class ViewerConnection:
         for event in self._target.events_received():
             if isinstance(event, RectangleReceived):
                 if event.rect.encoding == _DESKTOP_NAME:
-                    forwarded.append(self._desktop_name_rectangle)
+                    event = RectangleReceived(event.rect, b"", self._desktop_name_rectangle)
+                if self._capture:
+                    self._captured.append(event)
                     continue
+            elif isinstance(event, UpdateBegin) and self._capture:
+                continue
             elif isinstance(event, UpdateEnd):
                 self._outstanding = False
+                if self._capture:
+                    self._events.append(UpdateCaptured(tuple(self._captured), self._target.pixel_format,
+                                                       self._viewer_zrle))
+                    self._captured = []
+                    continue
                 self._events.append(_UPDATE_FORWARDED)
             elif isinstance(event, ServerMessageReceived):
                 if isinstance(event.message, ServerCutText):

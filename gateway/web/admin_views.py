@@ -129,7 +129,7 @@ def policy_json(policy: Policy) -> dict[str, Any]:
             "from": [str(network) for network in policy.from_networks], "targets": list(policy.targets),
             "clipboard": str(policy.clipboard), "idle_timeout": policy.idle_timeout,
             "max_session": policy.max_session, "recordings": str(policy.recordings),
-            "record_input": str(policy.record_input), "watch": list(policy.watch)}
+            "record_input": str(policy.record_input), "watch": list(policy.watch), "unmask": policy.unmask}
 
 
 @routes.get("/api/v1/admin/policies")

@@ -59,6 +59,7 @@ from gateway.web import (
     session_routes,
     storage_routes,
     terminal_routes,
+    unmask_routes,
 )
 from gateway.web.auth_context import auth_context
 from gateway.web.keys import (
@@ -180,6 +181,7 @@ def create_app(config: Config, metrics: Metrics | None = None, clock: Callable[[
     app.add_routes(desktop_routes.routes)
     app.add_routes(terminal_routes.routes)
     app.add_routes(recording_routes.routes)
+    app.add_routes(unmask_routes.routes)
     app.add_routes(live_routes.routes)
     app.add_routes(storage_routes.routes)
     app.add_routes(session_routes.routes)

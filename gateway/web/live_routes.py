@@ -163,7 +163,8 @@ async def live_socket(request: web.Request) -> web.StreamResponse:
                    "mode": mode}
 
         def relay(init: ServerInit) -> ViewerConnection:
-            return ViewerConnection(init, pacing, desktop_name=endpoint.name.encode(), max_cut_text=MAX_VIEWER_MESSAGE)
+            return ViewerConnection(init, pacing, desktop_name=endpoint.name.encode(), max_cut_text=MAX_VIEWER_MESSAGE,
+                                    capture_updates=bool(endpoint.masks))
 
         ended = await LiveView(ws, endpoint, relay, app[METRICS], viewing.still_live,
                                check_interval=SESSION_CHECK_INTERVAL, context=context,

@@ -12,9 +12,8 @@ progress is polled, so only its refusals are audited.
 A search by ``text`` (what appeared on screen: a terminal's output, or the lines read off a desktop) also
 gives each recording's *moments*: when and where the text was on screen, the first 20 in time order.
 
-For review: the typed text (rebuilt from the journal's key events, ``record_input: full``),
-the poster (the first picture with content), bookmarks (a moment and a note, per person) and
-clips (a stretch exported to MP4 in the render workers, with its progress). Bookmarks and
+For review (typed text and the unmasked video: :mod:`gateway.web.unmask_routes`): the poster
+(the first picture with content), bookmarks (a moment and a note, per person) and clips (a stretch exported to MP4 in the render workers, with its progress). Bookmarks and
 clips live under their recording's URL, so the recording's authorization covers them.
 
 A recording id from the URL is only ever a key: it must be a well-formed session id and name an
@@ -43,6 +42,7 @@ from base.times import parse_time
 from gateway.config import parse_duration
 from gateway.policy import IPAddress, PolicySet, RecordingAccess, normalize_source
 from gateway.recording_service import ClipRefused, RecordingService
+from gateway.unmask import may_unmask
 from gateway.watch import WatchScope, watch_scope
 from gateway.web.keys import AUDIT, METRICS, RECORDING_INDEX, RECORDINGS, SETTINGS, STORE
 from gateway.web.messages import say
@@ -55,6 +55,7 @@ from recorder.clips import ClipState, ClipStore, is_clip_id
 from recorder.errors import RecordingError
 from recorder.index import MAX_SEARCH_LIMIT, RecordingRow, VideoState, Visibility
 from recorder.journal import is_session_id
+from recorder.masking import recorded_masks
 from recorder.pii import without_personal_data
 from recorder.records import TERMINAL_PROTOCOL
 from recorder.screen_search import ScreenTexts
@@ -327,29 +328,8 @@ async def recording_events(request: web.Request) -> web.Response:
         "events": [event.to_json() for event in events],
         "activity": [bucket.to_json() for bucket in activity],
         "idle": [stretch.to_json() for stretch in quiet] if quiet is not None else None,
+        "may_unmask": may_unmask(caller.identity, client_address(request), request.app[SETTINGS].current.policies),
     })
-
-
-@routes.get("/api/v1/recordings/{id}/typed")
-async def recording_typed_text(request: web.Request) -> web.Response:
-    """What the operator typed, in time order; with ``record_input: counts``, that it was not recorded."""
-    authorized = await _authorized_recording(request, "recording.typed_text")
-    if isinstance(authorized, web.Response):
-        return authorized
-    caller, found = authorized
-    journal = await journal_file(request, found, _recordings_root(request))
-    if journal is None:
-        log.error("indexed journal missing or outside the recordings directory",
-                  extra={"ctx": {"recording": found.id, "path": found.path}})
-        return error_json(404, f"the journal of {found.id} is missing")
-    await _audit(request, caller, "recording.typed_text", found.id, "allowed")
-    try:
-        typed = await request.app[RECORDING_INDEX].typed_text(found.id, journal)
-    except (OSError, RecordingError) as exc:
-        log.error("a journal's typed text cannot be read", extra={"ctx": {"recording": found.id, "error": exc}})
-        return error_json(500, f"the journal of {found.id} cannot be read ({exc}); an administrator can check it "
-                               "with deskgate recordings verify")
-    return web.json_response({"recording": found.id, **typed.to_json()})
 
 
 @routes.get("/api/v1/recordings/{id}/cast")
@@ -385,6 +365,16 @@ async def recording_journal(request: web.Request) -> web.StreamResponse:
     journal = await journal_file(request, found, _recordings_root(request))
     if journal is None:
         return error_json(404, f"the journal of {found.id} is missing")
+    if not may_unmask(caller.identity, client_address(request), request.app[SETTINGS].current.policies):
+        try:
+            masked = bool(await asyncio.to_thread(recorded_masks, journal))
+        except (OSError, RecordingError):
+            masked = True
+        if masked:  # the journal holds the masked pixels
+            await _audit(request, caller, "recording.download", found.id, "denied",
+                         "the journal holds masked regions and no policy lets this user unmask", kind="journal")
+            return error_json(403, say(request, "you may not see recordings unmasked; an administrator can allow "
+                                                "it with unmask: true in a policy"))
     await _audit(request, caller, "recording.download", found.id, "allowed", kind="journal",
                  range=request.headers.get("Range"))
     return web.FileResponse(journal, headers={"Content-Type": "application/octet-stream",

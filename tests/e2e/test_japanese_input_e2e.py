@@ -18,6 +18,7 @@ from playwright.async_api import Browser, Page, expect
 from gateway.demo import XvncDesktop
 from tests.conftest import GatewayUnderTest, start_test_gateway
 from tests.e2e.test_operator_journey_e2e import sign_in
+from tests.functional.unmask_helpers import unmasked_typed
 
 pytestmark = pytest.mark.e2e
 
@@ -79,8 +80,7 @@ async def test_japanese_from_the_operators_input_method_reaches_the_desktop_and_
                 if recordings:
                     break
                 await asyncio.sleep(0.2)
-        async with sam.get(f"{gateway.url}/api/v1/recordings/{recordings[0]['id']}/typed") as response:
-            typed = await response.json()
+        typed = await unmasked_typed(sam, gateway.url, recordings[0]["id"])  # typed text: only with a reason
     assert [entry["text"] for entry in typed["entries"]] == [NAME_AND_ADDRESS + "⏎"]
 
 

@@ -1,5 +1,5 @@
 """A supervisor reviews a recording in a real browser: search, open, speed up, jump to an event, play;
-read the session's wall-clock time and what was typed, jump from a typed line, bookmark a moment,
+read the session's wall-clock time and — after giving a reason — what was typed, jump from a typed line, bookmark a moment,
 export a clip; skip idle stretches; see the poster before playing and grouped markers.
 
 The gateway is the real web application (``create_app``) with the real recording routes, index
@@ -131,6 +131,7 @@ def write_config(workdir: Path) -> Path:
             from: ["127.0.0.0/8"]
             targets: ["desk-*"]
             recordings: all
+            unmask: true
           - name: operators
             groups: [operators]
             from: ["127.0.0.0/8"]
@@ -254,6 +255,11 @@ async def test_supervisor_finds_a_session_and_jumps_to_an_event_while_it_plays(
 
     # The session's own date and time, in the viewer's zone and named, beside the video's time.
     await expect(page.locator("#wall-clock")).to_have_text("Nov 24, 2026, 10:30:00 PM EST")
+    # What was typed is shown only after giving a reason (audited): until then, how many keys.
+    await expect(page.locator("#typed-message")).to_contain_text("45 keys were pressed")
+    await page.fill("#unmask-reason", "quality review, ticket 4711")
+    await page.click("#unmask-show")
+    await expect(page.locator("#unmask-message")).to_have_text("Shown unmasked; your reason is in the audit log.")
     # What was typed, line by line, from the journal's key events; a line seeks to when it was typed.
     entries = page.locator("#typed .typed-entry")
     await expect(entries).to_have_count(2)

@@ -24,6 +24,7 @@ from recorder.index import RecordingRow, VideoState
 from tests.conftest import DESKTOP_HEIGHT, DESKTOP_PASSWORD, DESKTOP_WIDTH, GatewayUnderTest
 from tests.functional.test_desktop_functional import open_desktop
 from tests.functional.test_recording_functional import recording_when_rendered
+from tests.functional.unmask_helpers import unmasked_typed
 from tests.recorder.test_render import psnr
 from tests.xwd import read_xwd, take_screenshot
 
@@ -83,10 +84,12 @@ async def test_a_supervisor_reviews_a_real_recording(
     sam, csrf = await supervisor(gateway)
     base = f"{gateway.url}/api/v1/recordings/{row.id}"
     try:
-        # What alice typed, from the journal, in two entries (the pause split them), erasures shown.
+        # What alice typed, from the journal, in two entries (the pause split them), erasures shown —
+        # after sam gave a reason (typed text is shown only unmasked).
         async with sam.get(f"{base}/typed") as response:
-            typed = await response.json()
-        assert response.status == 200 and typed["record_input"] == "full" and typed["recorded"]
+            assert (await response.json())["withheld"] is True
+        typed = await unmasked_typed(sam, gateway.url, row.id)
+        assert typed["record_input"] == "full" and typed["recorded"]
         assert [entry["text"] for entry in typed["entries"]] == ["hi", "there" + "⌫" * 7]
         first, second = typed["entries"]
         assert 0 < first["t"] <= first["end"] < second["t"] - 2 < row.duration

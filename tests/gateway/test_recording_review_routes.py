@@ -101,12 +101,11 @@ async def test_writes_are_refused_to_those_who_may_not_see_the_recording(client:
 # ---------------------------------------------------------------- typed text
 
 
-async def test_typed_text_of_a_recording_with_full_input(client: Client) -> None:
+async def test_typed_text_of_a_recording_with_full_input_is_withheld_without_an_unmask_grant(client: Client) -> None:
     response = await client.get(f"/api/v1/recordings/{ALICE_ID}/typed", headers=await supervisor(client))
     assert response.status == 200
     assert await response.json() == {"recording": ALICE_ID, "record_input": "full", "recorded": True,
-                                     "entries": [{"t": 1.0, "end": 1.0, "text": "ab"}], "truncated": False,
-                                     "error": None}
+                                     "entries": [], "truncated": False, "error": None, "withheld": True, "keys": 2}
     assert await audit_trail(client) == [("sue", "recording.typed_text", ALICE_ID, "allowed")]
 
 

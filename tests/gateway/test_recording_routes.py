@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import textwrap
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from ipaddress import ip_address
@@ -27,9 +28,9 @@ from gateway.audit import AuditLog
 from gateway.config import Config, load_config
 from gateway.policy import PolicySet, RecordingAccess
 from gateway.settings import LiveSettings, Settings
-from gateway.web import recording_routes
+from gateway.web import recording_routes, unmask_routes
 from gateway.web.app import database_context
-from gateway.web.keys import AUDIT, METRICS, RECORDING_INDEX, SETTINGS, STORE, WEB_SESSIONS
+from gateway.web.keys import AUDIT, CLOCK, METRICS, RECORDING_INDEX, SETTINGS, STORE, WEB_SESSIONS
 from gateway.web.recording_routes import (
     LIST_PARAMETERS,
     parse_list_filters,
@@ -73,6 +74,7 @@ def write_config(workdir: Path) -> Config:
           - {name: team-leads, groups: [leads], targets: ["desk-*"], watch: [operators]}
           - {name: trainers, groups: [trainers], targets: ["desk-*"], recordings: own, watch: [trainees]}
           - {name: auditors, groups: [auditors], targets: ["desk-*"], watch: "*"}
+          - {name: privacy, groups: [privacy], targets: ["desk-*"], recordings: all, unmask: true}
         """))
     return load_config(path)
 
@@ -103,7 +105,9 @@ def build_app(config: Config) -> web.Application:
     app[DENIAL_AUDITOR] = DenialAuditor()
     app.cleanup_ctx.append(database_context)
     app.cleanup_ctx.append(web_sessions_context)
+    app[CLOCK] = time.time
     app.add_routes(recording_routes.routes)
+    app.add_routes(unmask_routes.routes)
     return app
 
 

@@ -122,7 +122,7 @@ header_strategy = st.builds(
     width=st.integers(0, 0xFFFF), height=st.integers(0, 0xFFFF),
     pixel_format=st.sampled_from([RGBX8888, PixelFormat(16, 16, True, True, 31, 63, 31, 11, 5, 0),
                                   PixelFormat(8, 8, False, False, 0, 0, 0, 0, 0, 0)]),
-    record_input=st.sampled_from(["full", "counts"]),
+    record_input=st.sampled_from(["full", "counts", "off"]),
 )
 
 
@@ -176,7 +176,7 @@ def test_an_event_reads_back_as_written(event_type: str, fields: dict[str, Any])
      "the header's pixel_format.depth must be a whole number, not '24'"),
     ({"pixel_format": {**dataclasses.asdict(RGBX8888), "bits_per_pixel": 12}},
      "the header's pixel_format is unusable: bits-per-pixel must be 8, 16 or 32, not 12"),
-    ({"record_input": "off"}, "the header's record_input must be 'full' or 'counts', not 'off'"),
+    ({"record_input": "keys"}, "the header's record_input must be 'full', 'counts' or 'off', not 'keys'"),
     ({"groups": "operators"}, "the header's groups must be a list of texts, not 'operators'"),
     ({"groups": ["operators", 7]}, "the header's groups must be a list of texts, not ('operators', 7)"),
     ({"format": 2}, "the header's format is 2; this gateway reads format 1"),

@@ -33,6 +33,7 @@ from gateway.rfb.viewer import (
     CutTextWithheld,
     InputDropped,
     Pacing,
+    UpdateCaptured,
     UpdateForwarded,
     ViewerConnection,
 )
@@ -175,3 +176,30 @@ def test_fuzz_whatever_the_viewer_sends_only_the_gateways_own_messages_reach_the
         assert isinstance(event, ClientMessageReceived) and isinstance(event.message, ALLOWED_TO_TARGET)
         if isinstance(event.message, FramebufferUpdateRequest):
             assert (event.message.x, event.message.y, event.message.width) == (0, 0, WIDTH)
+
+
+# ---------------------------------------------------------------- masked desktops: updates captured, not forwarded
+
+
+def test_a_masked_desktops_updates_are_captured_whole_and_never_forwarded() -> None:
+    relay = ViewerConnection(SERVER_INIT, desktop_name=b"desk-01", capture_updates=True)
+    relay.receive_viewer_data(SetEncodings((Encoding.ZRLE, Encoding.RAW, Encoding.DESKTOP_NAME)).encode())
+    first = update(RAW_PIXEL)
+    relay.receive_target_data(first[:9])
+    assert relay.events_received() == [] and relay.data_to_send_viewer() == b""
+    relay.receive_target_data(first[9:] + Bell().encode()
+                              + update((Rectangle(0, 0, 0, 0, Encoding.DESKTOP_NAME), b"\0\0\0\4evil")))
+    assert relay.data_to_send_viewer() == Bell().encode()  # not one byte of the updates
+    captured = relay.events_received()
+    assert [type(event) for event in captured] == [UpdateCaptured, UpdateCaptured]
+    assert [(r.rect, r.payload) for r in captured[0].rectangles] == [RAW_PIXEL]
+    assert captured[0].zrle and captured[0].pixel_format == SERVER_INIT.pixel_format
+    assert captured[1].rectangles[0].raw == Rectangle(0, 0, 0, 0, Encoding.DESKTOP_NAME).encode() + b"\0\0\0\7desk-01"
+
+
+def test_a_masked_desktop_is_viewed_in_true_colour_only() -> None:
+    relay = ViewerConnection(SERVER_INIT, capture_updates=True)
+    relay.receive_viewer_data(SetPixelFormat(PixelFormat(8, 8, False, False, 0, 0, 0, 0, 0, 0)).encode())
+    (failed,) = relay.events_received()
+    assert isinstance(failed, ProxyFailed) and "true-colour" in str(failed.error)
+    assert relay.data_to_send_target() == b""

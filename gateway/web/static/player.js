@@ -94,7 +94,7 @@ if (status === 401) {
   show(data);
 }
 
-function show({ recording, events: timelineEvents, activity: buckets, idle: quiet }) {
+function show({ recording, events: timelineEvents, activity: buckets, idle: quiet, may_unmask }) {
   activity = buckets;
   events = timelineEvents;
   idle = quiet;
@@ -118,6 +118,7 @@ function show({ recording, events: timelineEvents, activity: buckets, idle: quie
   updatePlayhead();
   const panels = { seek, currentTime, started, duration: length };
   showTyped(id, panels);
+  offerUnmask(may_unmask, panels);
   showBookmarks(id, { ...panels, changed: (list) => { bookmarks = list; layoutMarkers(); } });
   showClips(id, panels);
 }
@@ -293,6 +294,30 @@ function eventItem(event) {
   return item;
 }
 
+// "Show unmasked": for users a policy allows to unmask; the reason is audited and joins the recording's events.
+function offerUnmask(allowed, panels) {
+  const form = document.getElementById("unmask");
+  const note = document.getElementById("unmask-message");
+  form.hidden = !allowed;
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const reason = document.getElementById("unmask-reason").value.trim();
+    const { status, data } = await api("POST", `/api/v1/recordings/${encodeURIComponent(id)}/unmask`, { reason });
+    if (status !== 200) {
+      note.textContent = data.error || t("Could not show the recording unmasked (HTTP {status}).", { status });
+      return;
+    }
+    if (data.video && !video.hidden) {
+      const at = video.currentTime;
+      video.src = data.video;
+      video.addEventListener("loadedmetadata", () => { video.currentTime = at; }, { once: true });
+    }
+    showTyped(id, { ...panels, typedUrl: data.typed });
+    note.textContent = t("Shown unmasked; your reason is in the audit log.");
+    form.querySelector("button").disabled = true;
+  });
+}
+
 function someSupervisor() {  // an older recording does not name who
   return t("a supervisor");
 }
@@ -310,6 +335,8 @@ function describe(event) {
     case "terminated": return t("Terminated by {by}: {reason}", { by: event.by, reason: event.reason ?? "" });
     case "viewed_by": return t("Viewed by {by}", { by: event.by ?? event.viewer ?? someSupervisor() });
     case "ended_by": return t("Ended by {by}: {reason}", { by: event.by ?? someSupervisor(), reason: event.reason ?? "" });
+    case "unmasked": return t("Shown unmasked by {by}: {reason}", { by: event.by, reason: event.reason ?? "" });
+    case "masks": return t("Masked regions: {count}", { count: (event.sets ?? []).reduce((n, set) => n + set.regions.length, 0) });
     default: return event.type;
   }
 }

@@ -7,6 +7,8 @@ const CLIP_POLL_MS = 500;
 const typedList = document.getElementById("typed");
 const typedMessage = document.getElementById("typed-message");
 const bookmarkAt = document.getElementById("bookmark-at");
+const typedWithheld = (keys) => t("Typed text is shown only unmasked, after giving a reason: {keys} keys were pressed.",
+  { keys });
 
 // 0:07, 12:34, 1:02:03
 export function clockTime(totalSeconds) {
@@ -47,12 +49,17 @@ function say(element, text, isError = false) {
 
 // ---------------------------------------------------------------- typed text
 
-export async function showTyped(id, { seek, started }) {
-  const { status, data } = await api("GET", `/api/v1/recordings/${encodeURIComponent(id)}/typed`);
+// ``typedUrl``: the typed text's URL with an unmask grant, once a reason was given ("Show unmasked").
+export async function showTyped(id, { seek, started, typedUrl }) {
+  const { status, data } = await api("GET", typedUrl ?? `/api/v1/recordings/${encodeURIComponent(id)}/typed`);
   if (status !== 200) return say(typedMessage, data.error || t("Could not load the typed text (HTTP {status}).", { status }), true);
   if (!data.recorded) {
     return say(typedMessage, t("Typed text was not recorded: the policy for this session keeps only input "
       + "counts (record_input: {mode}).", { mode: data.record_input }));
+  }
+  if (data.withheld) {
+    typedList.replaceChildren();
+    return say(typedMessage, typedWithheld(data.keys));
   }
   typedList.replaceChildren(...data.entries.map((entry) => {
     const item = document.createElement("li");
