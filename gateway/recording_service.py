@@ -43,12 +43,13 @@ from gateway.screen_text import local_journals, screen_text_jobs, screen_text_op
 from gateway.sessions import LiveSession
 from recorder.clips import MAX_CLIP_SECONDS, Clip, ClipStore, check_clip_range, clip_path
 from recorder.errors import RecordingError, RecordingUnavailable
-from recorder.index import RecordingIndex, RecordingRow, VideoState
+from recorder.index import RecordingIndex, RecordingRow
 from recorder.jobs import JobKind, JobQueue
 from recorder.journal import new_session_id, recording_path
 from recorder.records import TERMINAL_PROTOCOL, TerminalSize
 from recorder.recovery import finalize_orphans
 from recorder.remote import JobRunner, RemoteRecordings
+from recorder.rendering import found_masks, masked_again, render_video
 from recorder.seal import load_or_create_key, read_seal
 from recorder.storage import S3Storage, StorageError, clip_key
 from recorder.upload import SEGMENT_BYTES, SEGMENT_SECONDS, UPLOAD_DEADLINE, SegmentUploader
@@ -245,23 +246,9 @@ class RecordingService:
         return len(finalized)
 
     async def render(self, recording_id: str, journal: Path) -> None:
-        """Render one recording's video next to its journal and record the outcome in the index."""
-        if self.render_pool is None:
-            return
-        output = journal.with_suffix(".mp4")
-        await self._index.set_video(recording_id, VideoState.PENDING)
-        try:
-            result = await self.render_pool.submit(journal, output, poster=journal.with_suffix(".jpg"))
-        except (OSError, RecordingError) as exc:
-            log.error("rendering a recording failed", extra={"ctx": {"recording": recording_id, "error": exc}})
-            await self._index.set_video(recording_id, VideoState.FAILED)
-            return
-        if result.error is not None:
-            log.warning("a recording rendered only in part", extra={"ctx": {"recording": recording_id,
-                                                                           "error": result.error}})
-        await self._index.set_video(recording_id, VideoState.READY, output)
-        log.info("recording rendered", extra={"ctx": {"recording": recording_id, "frames": result.frames,
-                                                      "realtime_factor": round(result.realtime_factor, 1)}})
+        """Render one recording's video next to its journal, masked, and record the outcome in the index."""
+        if self.render_pool is not None:
+            await render_video(self._index, self.render_pool, recording_id, journal)
 
     async def export_clip(self, recording: RecordingRow, journal: Path, owner: str, start: object,
                           end: object) -> Clip:
@@ -316,7 +303,8 @@ class RecordingService:
             await asyncio.to_thread(output.parent.mkdir, mode=0o700, parents=True, exist_ok=True)
             await self.clips.rendering(clip.id, 0.0)
             result = await self.render_pool.submit(journal, output, start=clip.start, end=clip.end,
-                                                    progress=lambda fraction: self.clips.rendering(clip.id, fraction))
+                                                    progress=lambda fraction: self.clips.rendering(clip.id, fraction),
+                                                    extra_masks=await found_masks(self._index, clip.recording_id))
             if result.error is not None:
                 log.warning("a clip rendered only in part", extra={"ctx": {**context, "error": result.error}})
             stored: Path | str = output
@@ -403,12 +391,16 @@ async def recording_service(context: RecordingContext) -> AsyncIterator[Recordin
         jobs = JobQueue(store, context.config.audit.node, lease=storage.job_lease) if remote is not None else None
         options = await screen_text_options(context.config, settings.key)
         ocr_jobs = JobQueue(store, context.config.audit.node, lease=storage.job_lease)
-        if storage.workers:
-            locate = remote.local_journal if remote is not None else local_journals(context.index)
-            await tasks.enter_async_context(screen_text_jobs(context.config, store, metrics, options, locate))
-        service = RecordingService(settings, metrics, context.index, context.audit, RenderPool(RENDER_WORKERS, metrics),
+        pool = RenderPool(RENDER_WORKERS, metrics)
+        service = RecordingService(settings, metrics, context.index, context.audit, pool,
                                    remote=remote, jobs=jobs, ocr_jobs=ocr_jobs)
         try:
+            if storage.workers:
+                locate = remote.local_journal if remote is not None else local_journals(context.index)
+                again = masked_again(context.index, pool, locate,
+                                     remote.storage if remote is not None else None)
+                await tasks.enter_async_context(screen_text_jobs(context.config, store, metrics, options, locate,
+                                                                 found_on_screen=again))
             await service.recover()
             if remote is not None and jobs is not None:
                 tasks.enter_context(_running(service.watch_uploads()))

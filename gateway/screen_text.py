@@ -24,7 +24,7 @@ from recorder.jobs import JobQueue
 from recorder.ocr import tesseract_languages
 from recorder.pii import digest_key
 from recorder.screen_index import ScreenTextOptions
-from recorder.screen_jobs import JournalLocator, ScreenTextJobs, ScreenTextPool
+from recorder.screen_jobs import JournalLocator, RecordingCallback, ScreenTextJobs, ScreenTextPool
 from recorder.screen_search import ScreenTexts
 
 log = logging.getLogger(__name__)
@@ -66,12 +66,17 @@ def local_journals(index: RecordingIndex) -> JournalLocator:
 
 @asynccontextmanager
 async def screen_text_jobs(config: Config, store: Store, metrics: Metrics, options: ScreenTextOptions,
-                           locate: JournalLocator) -> AsyncIterator[JobQueue]:
-    """Claim and do ``ocr`` jobs while the block runs, in ``ocr.workers`` processes; yields the queue to add to."""
+                           locate: JournalLocator, *, found_on_screen: RecordingCallback | None = None,
+                           ) -> AsyncIterator[JobQueue]:
+    """Claim and do ``ocr`` jobs while the block runs, in ``ocr.workers`` processes; yields the queue to add to.
+
+    ``found_on_screen`` is awaited with a recording's id when its screen showed personal data (its video
+    must be rendered again, masked).
+    """
     queue = JobQueue(store, config.audit.node, lease=config.storage.job_lease)
     pool = ScreenTextPool(config.ocr.workers)
     jobs = ScreenTextJobs(queue, ScreenTexts(store), pool, metrics, options, locate,
-                          concurrency=config.ocr.workers)
+                          concurrency=config.ocr.workers, found_on_screen=found_on_screen)
     task = asyncio.get_running_loop().create_task(jobs.run())
     try:
         yield queue

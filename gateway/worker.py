@@ -24,6 +24,7 @@ from gateway.web.app import wait_for_stop_signal
 from recorder.index import RecordingIndex
 from recorder.jobs import JobQueue
 from recorder.remote import JobRunner
+from recorder.rendering import masked_again
 from recorder.seal import load_or_create_key
 from recorder.worker import RenderPool
 
@@ -47,7 +48,9 @@ async def run_worker(config: Config, metrics: Metrics | None = None) -> None:
                 tasks.append(asyncio.create_task(runner.run()))
             options = await screen_text_options(config, key)
             locate = remote.local_journal if remote is not None else local_journals(index)
-            await stack.enter_async_context(screen_text_jobs(config, store, metrics, options, locate))
+            again = masked_again(index, pool, locate, remote.storage if remote is not None else None)
+            await stack.enter_async_context(screen_text_jobs(config, store, metrics, options, locate,
+                                                             found_on_screen=again))
             if storage.retention is not None:
                 retention = Retention(index, audit, metrics, keep=storage.retention, root=storage.recordings,
                                       remote=remote, node=config.audit.node)

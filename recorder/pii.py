@@ -239,11 +239,3 @@ class PiiFinding:
     start: float
     end: float
     region: Region | None
-
-
-def timed_regions(findings: Iterable[PiiFinding]) -> list[tuple[Region, float, float]]:
-    """(region, start, end) of each finding seen on screen: what the player and exports black out.
-
-    The render path turns each into its ``TimedMask(region, start, end)``.
-    """
-    return [(finding.region, finding.start, finding.end) for finding in findings if finding.region is not None]

@@ -15,12 +15,13 @@ from pathlib import Path
 
 from base.metrics import Metrics
 from recorder.errors import RecordingError
-from recorder.index import RecordingIndex, VideoState
+from recorder.index import RecordingIndex
 from recorder.jobs import Job, JobKind, JobQueue
 from recorder.journal import recording_path
 from recorder.recovery import finalize_journal
+from recorder.rendering import render_video
 from recorder.seal import read_seal
-from recorder.storage import POSTER, SEAL, VIDEO, ObjectStorage, StorageError, download_journal, segments
+from recorder.storage import SEAL, ObjectStorage, StorageError, download_journal, segments
 from recorder.upload import SegmentUploader
 from recorder.worker import RenderPool
 
@@ -142,17 +143,5 @@ class JobRunner:
         await self._index.add_journal(journal, sha256, self.queue.node)
         if self._ocr:
             await self.queue.add(JobKind.OCR, recording_id)
-        if self._render_pool is None:
-            return
-        video, poster = journal.with_suffix(".mp4"), journal.with_suffix(".jpg")
-        await self._index.set_video(recording_id, VideoState.PENDING)
-        try:
-            await self._render_pool.submit(journal, video, poster=poster)
-            await self.remote.storage.put(f"{recording_id}/{VIDEO}", await asyncio.to_thread(video.read_bytes))
-            if await asyncio.to_thread(poster.is_file):
-                await self.remote.storage.put(f"{recording_id}/{POSTER}", await asyncio.to_thread(poster.read_bytes))
-        except (OSError, RecordingError, StorageError) as exc:
-            log.error("rendering a recording failed", extra={"ctx": {"recording": recording_id, "error": exc}})
-            await self._index.set_video(recording_id, VideoState.FAILED)
-            return
-        await self._index.set_video(recording_id, VideoState.READY, f"{recording_id}/{VIDEO}")
+        if self._render_pool is not None:
+            await render_video(self._index, self._render_pool, recording_id, journal, bucket=self.remote.storage)

@@ -36,6 +36,8 @@ RETRY_SECONDS = 30.0
 MAX_ATTEMPTS = 3
 #: Where a recording's journal is, on this node; None: it is not stored (any more).
 JournalLocator = Callable[[str], Awaitable[Path | None]]
+#: Told a recording's id (here: that its screen showed personal data).
+RecordingCallback = Callable[[str], Awaitable[None]]
 
 
 class ScreenTextPool:
@@ -76,7 +78,7 @@ class ScreenTextJobs:
 
     def __init__(self, queue: JobQueue, texts: ScreenTexts, pool: ScreenTextPool, metrics: Metrics,
                  options: ScreenTextOptions, locate: JournalLocator, *, concurrency: int = 1,
-                 poll: float = POLL_SECONDS) -> None:
+                 poll: float = POLL_SECONDS, found_on_screen: RecordingCallback | None = None) -> None:
         self.queue = queue
         self._texts = texts
         self._pool = pool
@@ -85,6 +87,7 @@ class ScreenTextJobs:
         self._locate = locate
         self._concurrency = concurrency
         self._poll = poll
+        self._found_on_screen = found_on_screen  # awaited when a screen showed personal data (render it again)
 
     async def run(self) -> None:
         """Claim and do jobs, ``concurrency`` loops side by side."""
@@ -108,7 +111,7 @@ class ScreenTextJobs:
         if job is None:
             return False
         try:
-            await self._do(job)
+            shown = await self._do(job)
         except asyncio.CancelledError:
             with contextlib.suppress(Exception):
                 await asyncio.shield(self.queue.release(job, 0.0))
@@ -124,13 +127,16 @@ class ScreenTextJobs:
             return True
         await self.queue.done(job.kind, job.recording_id)
         self._metrics.jobs_done_total.labels(kind=job.kind.value, outcome="ok").inc()
+        if shown and self._found_on_screen is not None:
+            await self._found_on_screen(job.recording_id)
         return True
 
-    async def _do(self, job: Job) -> None:
+    async def _do(self, job: Job) -> bool:
+        """Read the recording's screen text and store it; True if personal data was on its screen."""
         journal = await self._locate(job.recording_id)
         if journal is None:
             log.warning("no journal to read screen text from (deleted?)", extra={"ctx": {"recording": job.recording_id}})
-            return
+            return False
         renew = asyncio.create_task(self._renew(job))
         try:
             found = await self._pool.read(journal, self._options)
@@ -149,6 +155,7 @@ class ScreenTextJobs:
             log.warning("screen text read in part", extra={"ctx": {**context, "error": found.error}})
         else:
             log.info("screen text read", extra={"ctx": context})
+        return any(finding.region is not None for finding in found.findings)
 
     async def _renew(self, job: Job) -> None:
         """Keep the job's lease while the worker reads: a long recording takes longer than a lease."""

@@ -7,9 +7,10 @@ process, and:
 
 - the recordings search by text finds the recording, with the moment the text appeared (±2 s), for the
   English phrase and for the Japanese name (a substring, as written with or without a space);
-- the card number shown is a ``card`` finding with its region (where the xterm showed it) and time, the
-  typed one a finding without region, and its echo on screen a finding with the same digest;
-  ``deskgate_pii_detected_total{kind="card"}`` counts all three;
+- the card number shown is a ``card`` finding with its region (where the xterm showed it) and time; the
+  typed one is journaled only as a count (a Luhn-valid run, ``deskgate_keys_withheld_total``), so only its
+  echo on screen is a finding; ``deskgate_pii_detected_total{kind="card"}`` counts both;
+- the video is rendered again once they are found, with the card number blacked out while it was shown;
 - neither number is anywhere in the database file's bytes or in a log line, not even after a supervisor
   searched for one (the audit keeps the search as ``[card]``).
 """
@@ -33,9 +34,11 @@ from gateway.logfmt import KeyValueFormatter
 from gateway.rfb.framing import UpdateEnd
 from gateway.rfb.messages import Encoding, FramebufferUpdateRequest, KeyEvent, PointerEvent
 from gateway.web.keys import STORE
+from recorder.pii import PiiFinding
 from recorder.screen_search import ScreenTexts
 from tests.conftest import DESKTOP_PASSWORD, GatewayUnderTest, start_test_gateway
 from tests.functional.test_desktop_functional import open_desktop
+from tests.recorder.test_render import read_video
 from tests.rfbclient import WebSocketRFBClient
 
 pytestmark = [pytest.mark.functional, pytest.mark.timeout(240)]
@@ -118,7 +121,8 @@ async def test_text_on_screen_is_found_at_its_moment_and_card_numbers_are_kept_o
             xterm.wait(timeout=10)
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as supervisor:
         assert (await gateway.login(supervisor, "sam")).status == 200  # recordings: all
-        await check_search_and_findings(gateway, supervisor, shown_at)
+        recording_id, shown = await check_search_and_findings(gateway, supervisor, shown_at)
+        await check_video_masks_the_card(gateway, supervisor, recording_id, shown, caplog, tmp_path)
     for database in tmp_path.glob("deskgate.db*"):
         content = database.read_bytes()
         for number in (SHOWN_CARD, SHOWN_CARD.replace(" ", ""), TYPED_CARD):
@@ -129,7 +133,9 @@ async def test_text_on_screen_is_found_at_its_moment_and_card_numbers_are_kept_o
     assert not [line for line in lines if CARD_RUN.search(line)]
 
 
-async def check_search_and_findings(gateway: GatewayUnderTest, http: aiohttp.ClientSession, shown_at: float) -> None:
+async def check_search_and_findings(gateway: GatewayUnderTest, http: aiohttp.ClientSession,
+                                    shown_at: float) -> tuple[str, PiiFinding]:
+    """The searches and findings; the recording's id and the shown card's finding."""
 
     async with asyncio.timeout(150):  # indexed, then read by OCR in a worker process
         while not (found := await search(http, gateway, "customer 4711")):
@@ -152,17 +158,40 @@ async def check_search_and_findings(gateway: GatewayUnderTest, http: aiohttp.Cli
 
     findings = await ScreenTexts(gateway.gateway.app[STORE]).findings(str(recording["id"]))
     assert {finding.kind for finding in findings} == {"card"}, findings
-    [typed] = [finding for finding in findings if finding.region is None]
-    on_screen = [finding for finding in findings if finding.region is not None]
-    [shown] = [finding for finding in on_screen if finding.digest != typed.digest]
-    card_x, card_y, card_width, card_height = shown.region  # type: ignore[misc]
+    # the typed number never reached the journal (a Luhn-valid run is kept as a count): no typed finding
+    assert [finding for finding in findings if finding.region is None] == []
+    shown, echoed = sorted(findings, key=lambda finding: (finding.region or (0, 0, 0, 0))[1])  # the echo: lower
+    assert shown.region is not None and echoed.region is not None
+    card_x, card_y, card_width, card_height = shown.region
     assert 40 <= card_x <= 120 and 40 <= card_y <= 90 and 200 <= card_width <= 380 and card_height <= 30
     assert shown.start <= expected + 2.0 and shown.end >= expected + 2.0
-    # the typed number, echoed by the terminal, has the typed one's digest: correlated without being kept
-    [echoed] = [finding for finding in on_screen if finding.digest == typed.digest]
-    assert echoed.region is not None and echoed.region[1] > card_y and len(echoed.digest) == 64
+    assert echoed.region[1] > card_y and len(echoed.digest) == 64 and echoed.digest != shown.digest
     assert await search(http, gateway, "[card]")  # the line is kept, its number replaced
     assert await search(http, gateway, SHOWN_CARD) == []  # and the search (audited) does not write it down
     metrics = await (await http.get(gateway.gateway.metrics_url)).text()
-    assert 'deskgate_pii_detected_total{kind="card"} 3.0' in metrics
+    assert 'deskgate_pii_detected_total{kind="card"} 2.0' in metrics
+    assert 'deskgate_keys_withheld_total{why="card_number"} 16.0' in metrics
+    return str(recording["id"]), shown
+
+
+async def check_video_masks_the_card(gateway: GatewayUnderTest, http: aiohttp.ClientSession, recording_id: str,
+                                     shown: PiiFinding, caplog: pytest.LogCaptureFixture, tmp_path: Path) -> None:
+    """Once the screen text found the card, the video is rendered again with the card's region blacked out."""
+    async with asyncio.timeout(60):
+        while not any(record.getMessage() == "recording rendered" and record.__dict__["ctx"]["masks_found"] > 0
+                      for record in caplog.records):
+            await asyncio.sleep(0.2)
+    response = await http.get(f"{gateway.url}/api/v1/recordings/{recording_id}/video")
+    assert response.status == 200, await response.text()
+    video = tmp_path / "masked.mp4"
+    video.write_bytes(await response.read())
+    assert shown.region is not None
+    x, y, width, height = shown.region
+    decoded = read_video(video)
+    while_shown = [frame for t, frame in zip(decoded.times, decoded.frames, strict=True)
+                   if shown.start + 0.3 <= t < shown.end - 0.3]
+    assert while_shown, (shown, decoded.times)
+    for frame in while_shown:  # black where the card number was shown (white paper between its digits unmasked)
+        assert int(frame[y + 2:y + height - 2, x + 2:x + width - 2].max()) <= 24
+    assert int(while_shown[-1][150:, :].min()) >= 200  # below the terminal the desktop is as it was: white
 

@@ -12,14 +12,12 @@ from hypothesis import strategies as st
 from recorder.ocr import normalize_text
 from recorder.pii import (
     PiiDetector,
-    PiiFinding,
     PiiPattern,
     digest_key,
     luhn_valid,
     my_number_valid,
     nfkc,
     redact,
-    timed_regions,
 )
 
 KEY = digest_key(b"k" * 32)
@@ -120,12 +118,6 @@ def test_equal_values_have_equal_digests_however_written_and_only_under_the_same
     assert "4111" not in repr(plain)
 
 
-def test_findings_seen_on_screen_become_timed_regions() -> None:
-    shown = PiiFinding("card", "d" * 64, 1.5, 9.0, (10, 20, 200, 14))
-    typed = PiiFinding("card", "d" * 64, 3.0, 3.0, None)
-    assert timed_regions([shown, typed]) == [((10, 20, 200, 14), 1.5, 9.0)]
-
-
 LAYOUTS = [(13,), (14,), (15,), (16,), (17,), (18,), (19,), (4, 4, 4, 4), (4, 4, 4, 4, 3), (4, 6, 5), (4, 6, 4)]
 
 
@@ -145,7 +137,8 @@ def test_every_luhn_valid_card_number_written_as_cards_are_is_found(
 @given(st.lists(st.text("0123456789", min_size=1, max_size=4), min_size=2, max_size=6))
 def test_phone_numbers_dates_and_times_in_a_row_are_not_card_numbers(groups: list[str]) -> None:
     lengths = tuple(len(group) for group in groups)
-    if lengths not in {(4, 4, 4, 4), (4, 4, 4, 4, 3)} and lengths[:4] != (4, 4, 4, 4):
+    stretches = {lengths[start:end] for start in range(len(lengths)) for end in range(start + 1, len(lengths) + 1)}
+    if not stretches & {(4, 4, 4, 4), (4, 4, 4, 4, 3)}:  # a card may be any stretch of groups written as cards are
         assert "card" not in [match.kind for match in detector.find(" ".join(groups))]
 
 
