@@ -8,7 +8,10 @@ phone number, reads the record, tabs through the fields, corrects the name's rea
 the address in Japanese, scrolls the call history, types a note mixing Japanese and ASCII,
 saves, and moves on to the next record. xdotool types Japanese by mapping each character's
 Unicode keysym (0x01000000 + code point) to a spare keycode, as an RFB client's KeyEvent
-would carry it. Typing runs at about 7 characters a second (a fast operator).
+would carry it. Typing runs at about 7 characters a second (a fast operator). A call lasts
+about 75 s, two thirds of it listening and thinking: shorter than a real one (3 to 6 min, most of
+the extra time listening, which only the clock and the caret show), so per-hour figures from
+it lean high.
 
 The script measures its own mix — seconds spent typing, navigating, scrolling and thinking
 or listening, and the keys typed — in :attr:`CallCenterScript.mix`, which the capture keeps.
@@ -61,8 +64,15 @@ class CallCenterScript:
              CRM_PAGE.as_uri()],
             env=self._env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True)
-        subprocess.run(["xdotool", "search", "--sync", "--onlyvisible", "--class", "chromium"], env=self._env,
-                       check=True, timeout=_BROWSER_TIMEOUT, stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + _BROWSER_TIMEOUT
+        while True:  # a search fails when a window it walks goes away meanwhile (Chromium's start-up windows)
+            found = subprocess.run(["xdotool", "search", "--onlyvisible", "--class", "chromium"], env=self._env,
+                                   timeout=_X_CLIENT_TIMEOUT, capture_output=True)
+            if found.returncode == 0 and found.stdout.strip():
+                break
+            if time.monotonic() > deadline or self._browser.poll() is not None:
+                raise RuntimeError(f"Chromium showed no window within {_BROWSER_TIMEOUT:.0f} s")
+            time.sleep(0.5)
         time.sleep(4.0)  # the page's fonts and first layout
 
     def run(self) -> None:
@@ -82,11 +92,11 @@ class CallCenterScript:
     # -- one call
 
     def _call(self, phone: str, kana: str, address: str, note: str) -> None:
-        self._think(6.0)  # greeting, listening to the customer
+        self._think(15.0)  # greeting, listening to the customer
         self._keys("F2")
         self._type(phone)
         self._keys("Return")
-        self._think(3.0)  # reading the record
+        self._think(5.0)  # reading the record, asking for the change
         for _ in range(2):  # phone → name → reading
             self._keys("Tab")
             self._think(0.6)
@@ -95,7 +105,7 @@ class CallCenterScript:
         self._keys("Tab", "Tab")  # postcode → address
         self._keys("ctrl+a")
         self._type(address)
-        self._think(3.0)  # confirming the address with the customer
+        self._think(8.0)  # confirming the address with the customer
         self._keys("F4")
         for _ in range(5):
             self._scroll("Next")
@@ -103,11 +113,11 @@ class CallCenterScript:
         for _ in range(6):
             self._scroll("Up")
             self._think(0.25)
-        self._think(4.0)  # listening
+        self._think(12.0)  # listening to the next question
         self._keys("F6")
         self._type(note)
         self._keys("ctrl+s")
-        self._think(3.0)  # wrapping up
+        self._think(6.0)  # wrapping up
         self._keys("F8")
         self._think(1.5)
 

@@ -84,7 +84,7 @@ _SUBSAMPLING = {"yuvj444p": (1, 1), "yuvj422p": (2, 1), "yuvj420p": (2, 2)}
 
 def _plane(frame: av.VideoFrame, index: int, width: int, height: int) -> npt.NDArray[np.uint8]:
     plane = frame.planes[index]
-    rows: npt.NDArray[np.uint8] = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)
+    rows: npt.NDArray[np.uint8] = np.frombuffer(memoryview(plane), np.uint8).reshape(-1, plane.line_size)
     return rows[:height, :width]
 
 
