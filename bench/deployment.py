@@ -73,7 +73,7 @@ def write_config(workdir: Path, targets: Mapping[str, int], auth: Mapping[str, o
                     "recording_key_file": str(workdir / "recording.key")},
         "targets": {name: {"protocol": "vnc", "host": "127.0.0.1", "port": port} for name, port in targets.items()},
         "policies": [{"name": "operators", "groups": [GROUP], "from": ["127.0.0.0/8"], "targets": ["bench-*"],
-                      "clipboard": "off", "idle_timeout": "1h"}],
+                      "clipboard": "off", "idle_timeout": "10m"}],
     }
     path = workdir / "deskgate.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
