@@ -393,8 +393,8 @@ async def recording_service(context: RecordingContext) -> AsyncIterator[Recordin
     async with recorder_storage(context.config, settings.key) as remote, contextlib.AsyncExitStack() as tasks:
         jobs = JobQueue(context.index.store, context.config.audit.node, lease=storage.job_lease) \
             if remote is not None else None
-        service = RecordingService(settings, metrics, context.index, context.audit, RenderPool(RENDER_WORKERS, metrics),
-                                   remote=remote, jobs=jobs)
+        renders = RenderPool(RENDER_WORKERS, metrics, max_fps=storage.export_fps)
+        service = RecordingService(settings, metrics, context.index, context.audit, renders, remote=remote, jobs=jobs)
         try:
             await service.recover()
             if remote is not None and jobs is not None:

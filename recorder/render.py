@@ -53,9 +53,9 @@ from recorder.journal import JournalReader, JournalRecord, RecordKind
 from recorder.records import SessionHeader
 from recorder.video import VideoEncoder, write_jpeg
 
-#: Frames per second at most in a video (exports, ``deskgate recordings render``): screen work at 10
+#: Frames per second at most in a video (``storage.export_fps``; ``deskgate recordings render``): screen work at 10
 #: frames a second reads as it happened, and costs half the encoding of 30 (see bench/README.md).
-DEFAULT_MAX_FPS = 10.0
+DEFAULT_MAX_FPS = 10
 #: Seconds between keyframes at most: what a seek decodes at worst (at most 100 frames at 10 frames a
 #: second). A keyframe of a 1280x800 desktop is about 100 KB: every 2 s, that alone was 180 MB an hour.
 DEFAULT_KEYFRAME_INTERVAL = 10.0

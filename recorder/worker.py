@@ -24,7 +24,7 @@ from typing import Any
 
 from base.metrics import Metrics
 from recorder.errors import RecordingError
-from recorder.render import RenderResult, render_journal
+from recorder.render import DEFAULT_MAX_FPS, RenderResult, render_journal
 
 log = logging.getLogger(__name__)
 
@@ -41,26 +41,30 @@ def _share_progress(slots: Any) -> None:
 
 
 def _render(journal: Path, output: Path, poster: Path | None, start: float, end: float | None,
-            slot: int | None) -> RenderResult:
+            slot: int | None, max_fps: float) -> RenderResult:
     """In a worker: render, writing the fraction done into ``slot`` if given one."""
 
     def report(fraction: float) -> None:
         _progress_slots[slot] = fraction
 
     return render_journal(journal, output, progress=report if slot is not None else None, poster=poster,
-                          start=start, end=end)
+                          start=start, end=end, max_fps=max_fps)
 
 
 class RenderPool:
-    """A pool of ``workers`` render processes; ``metrics`` (optional) gets the queue length and render times."""
+    """A pool of ``workers`` render processes; ``metrics`` (optional) gets the queue length and render times.
+
+    Every video has ``max_fps`` frames a second at most (``storage.export_fps``).
+    """
 
     def __init__(self, workers: int, metrics: Metrics | None = None, *, progress_slots: int = PROGRESS_SLOTS,
-                 progress_interval: float = 0.25) -> None:
+                 progress_interval: float = 0.25, max_fps: float = DEFAULT_MAX_FPS) -> None:
         if workers < 1:
             raise ValueError(f"a render pool needs at least one worker, not {workers}")
         if progress_slots < 1 or progress_interval <= 0:
             raise ValueError("progress_slots and progress_interval must be positive")
         self._workers = workers
+        self._max_fps = max_fps
         self._metrics = metrics
         self._context = multiprocessing.get_context("spawn")
         self._progress = self._context.RawArray("d", progress_slots)
@@ -90,7 +94,7 @@ class RenderPool:
             if slot is not None:
                 self._progress[slot] = 0.0
             future = asyncio.get_running_loop().run_in_executor(executor, _render, journal, output, poster, start,
-                                                                end, slot)
+                                                                end, slot, self._max_fps)
             if slot is not None and progress is not None:
                 await self._follow(future, slot, progress)
             result = await future

@@ -140,7 +140,7 @@ def render_command(config: Config, recording_id: str, output: Path) -> int:
         print(f"deskgate: -o {output}: the video is H.264 in MP4; name the file *.mp4", file=sys.stderr)
         return 1
     try:
-        result = render_journal(journal, output, progress=_ProgressBar())
+        result = render_journal(journal, output, progress=_ProgressBar(), max_fps=config.storage.export_fps)
     except RecordingError as exc:
         print(f"\ndeskgate: cannot render {recording_id}: {exc}", file=sys.stderr)
         return 1
