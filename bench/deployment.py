@@ -72,8 +72,10 @@ def write_config(workdir: Path, targets: Mapping[str, int], auth: Mapping[str, o
         "storage": {"recordings": str(workdir / "recordings"), "database": f"sqlite:///{workdir / 'deskgate.db'}",
                     "recording_key_file": str(workdir / "recording.key")},
         "targets": {name: {"protocol": "vnc", "host": "127.0.0.1", "port": port} for name, port in targets.items()},
+        # Clipboard text from the desktop passes (to-local): the call-center captures hold a few
+        # ServerCutText messages (Chromium's text selection), and every route must carry the same bytes.
         "policies": [{"name": "operators", "groups": [GROUP], "from": ["127.0.0.0/8"], "targets": ["bench-*"],
-                      "clipboard": "off", "idle_timeout": "10m"}],
+                      "clipboard": "to-local", "idle_timeout": "10m"}],
     }
     path = workdir / "deskgate.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
