@@ -1,6 +1,9 @@
 """``python -m bench`` (``make bench``): every figure, as ours / peer, into results.json and README.md.
 
-The office captures are recorded first when missing (:mod:`bench.workload`, about 90 s).
+The workloads' captures are recorded first when missing (:mod:`bench.workload`: office about
+90 s, call center about 3 min). A group that fails is reported (in the table's heading, in
+``results.json`` under ``failed``) and the others' figures are still written; the command
+then exits with status 1.
 The benchmark's own process — replay servers and viewers — keeps off the core the proxies
 are pinned to (:data:`bench.harness.PROXY_CPUS`). With ``--only``, the table is printed
 but neither results.json nor the README is written.
@@ -15,6 +18,7 @@ import os
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,42 +32,50 @@ from bench.figures.recording import measure_recording
 from bench.figures.throughput import measure_throughput
 from bench.harness import LOAD_CPUS
 from bench.report import Measured, Report, format_table
-from bench.workload import CAPTURE_DIR, ENCODINGS, capture_office_workload, capture_path
+from bench.workload import CAPTURE_DIR, ENCODINGS, capture_path, capture_workload
 
 #: noVNC asks for Tight first: it is the headline encoding where one is measured.
 HEADLINE = "tight"
 GROUPS = ("throughput", "latency", "recording", "density", "login")
 
 
-def load_captures(directory: Path) -> dict[str, Capture]:
-    """The office captures, Tight first; recorded now if any is missing."""
-    if not all(capture_path(encoding, directory).exists() for encoding in ENCODINGS):
-        print(f"bench: recording the office workload into {directory} (about 90 s)", flush=True)
-        asyncio.run(capture_office_workload(directory))
+def load_captures(directory: Path, workload: str = "office") -> dict[str, Capture]:
+    """A workload's captures, Tight first; recorded now if any is missing."""
+    if not all(capture_path(encoding, directory, workload).exists() for encoding in ENCODINGS):
+        print(f"bench: recording the {workload} workload into {directory}", flush=True)
+        asyncio.run(capture_workload(workload, directory))
     order = sorted(ENCODINGS, key=lambda encoding: encoding != HEADLINE)
-    return {encoding: read_capture(capture_path(encoding, directory)) for encoding in order}
+    return {encoding: read_capture(capture_path(encoding, directory, workload)) for encoding in order}
 
 
-def group_runners(captures: dict[str, Capture], runs: int,
+def group_runners(captures: dict[str, Capture], calls: dict[str, Capture], runs: int,
                   baseline: Baseline | None) -> dict[str, Callable[[Path], Awaitable[Measured]]]:
     headline = captures[HEADLINE]
+    workloads = {"office": headline, "callcenter": calls[HEADLINE]}
     return {
         "throughput": lambda workdir: measure_throughput(workdir, captures, runs, baseline),
         "latency": lambda workdir: measure_latency(workdir, headline, runs),
-        "recording": lambda workdir: measure_recording(workdir, captures, runs),
-        "density": lambda workdir: measure_density(workdir, headline, runs, baseline),
+        "recording": lambda workdir: measure_recording(workdir, {"office": captures, "callcenter": calls}, runs),
+        "density": lambda workdir: measure_density(workdir, workloads, runs, baseline),
         "login": lambda workdir: measure_login(workdir, runs),
     }
 
 
-async def run_groups(groups: list[str], captures: dict[str, Capture], runs: int, report: Report,
-                     baseline: Baseline | None = None) -> None:
-    runners = group_runners(captures, runs, baseline)
+async def run_groups(groups: list[str], captures: dict[str, Capture], calls: dict[str, Capture], runs: int,
+                     report: Report, baseline: Baseline | None = None) -> None:
+    """Measure each group in turn; one that fails is recorded in ``report.failed`` and the next one runs."""
+    runners = group_runners(captures, calls, runs, baseline)
     with tempfile.TemporaryDirectory(prefix="deskgate-bench-") as tmp:
         for group in groups:
             started = time.monotonic()
             print(f"bench: {group} ...", flush=True)
-            measured = await runners[group](Path(tmp) / group)
+            try:
+                measured = await runners[group](Path(tmp) / group)
+            except Exception as exc:  # a failed group must not lose the others' results
+                report.failed[group] = f"{type(exc).__name__}: {exc}"
+                print(f"bench: {group} FAILED after {time.monotonic() - started:.0f} s: {exc}", file=sys.stderr)
+                traceback.print_exc()
+                continue
             report.figures += measured.figures
             report.details[group] = measured.details
             print(format_table(measured.figures), f"\nbench: {group} took {time.monotonic() - started:.0f} s\n",
@@ -93,17 +105,22 @@ def main() -> None:
     report = Report(started=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
                     command=_command(args))
     captures = load_captures(args.captures)
+    calls = load_captures(args.captures, "callcenter")
     with contextlib.ExitStack() as stack:
         baseline = stack.enter_context(baseline_tree(args.baseline)) if args.baseline else None
-        asyncio.run(run_groups(args.only or list(GROUPS), captures, args.runs, report, baseline))
+        asyncio.run(run_groups(args.only or list(GROUPS), captures, calls, args.runs, report, baseline))
     report.seconds = time.monotonic() - started
     print(format_table(report.figures))
+    for group, error in report.failed.items():
+        print(f"bench: group {group} failed: {error}", file=sys.stderr)
     if args.only:
         print("bench: a partial run; results.json and README.md were not written", file=sys.stderr)
-        return
-    report.write()
-    print(f"bench: {len(report.figures)} figures in {report.seconds / 60:.1f} min; wrote bench/results.json "
-          "and the table in bench/README.md")
+    else:
+        report.write()
+        print(f"bench: {len(report.figures)} figures in {report.seconds / 60:.1f} min; wrote bench/results.json "
+              "and the table in bench/README.md")
+    if report.failed:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -156,8 +156,9 @@ class ReplayViewer:
         return init
 
     async def count_flat(self, warmup: float, duration: float,
-                         on_window: Callable[[], None] | None = None) -> tuple[int, float]:
-        """Bytes received in ``duration`` seconds after ``warmup`` seconds, and the window's exact length.
+                         on_window: Callable[[], None] | None = None) -> tuple[int, float, int]:
+        """Bytes received in ``duration`` seconds after ``warmup`` seconds, the window's exact length, and
+        every byte received (warm-up included).
 
         ``on_window`` is called at the window's start and end (to read a proxy's CPU time).
         """
@@ -168,7 +169,9 @@ class ReplayViewer:
         in_window = False
         started = 0.0
         data = self._trailing
+        total = 0
         while True:
+            total += len(data)
             now = loop.time()
             if not in_window and now >= window_start:
                 in_window, started = True, now
@@ -179,7 +182,7 @@ class ReplayViewer:
             if now >= window_end:
                 if on_window is not None:
                     on_window()
-                return counted, now - started
+                return counted, now - started, total
             await self._send(self._incremental)
             data = await self.transport.receive()
             if not data:

@@ -22,6 +22,16 @@ from auth.local import LocalUserStore
 from auth.totp import STEP_SECONDS, new_secret
 
 GROUP = "operators"
+#: How long a handed-out TOTP code must stay valid (see :meth:`BenchUser.next_code`).
+CODE_MARGIN = 10.0
+
+
+class LoginRefused(PermissionError):
+    """The gateway refused a login; ``status`` is the HTTP status."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass(slots=True)
@@ -33,12 +43,17 @@ class BenchUser:
     totp_secret: str
     last_step: int = -1
 
-    def next_code(self) -> str | None:
-        """An unused code the gateway accepts now (it allows one step of drift either way), or None."""
+    def next_code(self, margin: float = CODE_MARGIN) -> str | None:
+        """An unused code the gateway accepts now and still ``margin`` seconds from now, or None.
+
+        The gateway accepts the codes of the current step and one step either side, each once.
+        A code is only handed out if its step stays in that window for ``margin`` seconds, so a
+        login queued behind others (argon2id takes about 0.2 s a login on a core) never reaches
+        the gateway with a code of a step that has just left it.
+        """
         now = time.time()
-        # Two seconds of margin on either side: the request must not cross a step boundary unawares.
-        step = max(self.last_step + 1, int(now + 2) // STEP_SECONDS - 1)
-        if step > int(now - 2) // STEP_SECONDS + 1:
+        step = max(self.last_step + 1, int(now + margin) // STEP_SECONDS - 1)
+        if step > int(now) // STEP_SECONDS + 1:
             return None
         self.last_step = step
         return pyotp.TOTP(self.totp_secret, interval=STEP_SECONDS).at(step * STEP_SECONDS)
@@ -57,8 +72,10 @@ def write_config(workdir: Path, targets: Mapping[str, int], auth: Mapping[str, o
         "storage": {"recordings": str(workdir / "recordings"), "database": f"sqlite:///{workdir / 'deskgate.db'}",
                     "recording_key_file": str(workdir / "recording.key")},
         "targets": {name: {"protocol": "vnc", "host": "127.0.0.1", "port": port} for name, port in targets.items()},
+        # Clipboard text from the desktop passes (to-local): the call-center captures hold a few
+        # ServerCutText messages (Chromium's text selection), and every route must carry the same bytes.
         "policies": [{"name": "operators", "groups": [GROUP], "from": ["127.0.0.0/8"], "targets": ["bench-*"],
-                      "clipboard": "off", "idle_timeout": "1h"}],
+                      "clipboard": "to-local", "idle_timeout": "10m"}],
     }
     path = workdir / "deskgate.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -116,4 +133,5 @@ async def log_in(http: aiohttp.ClientSession, url: str, user: BenchUser, code: s
     body = {"username": user.name, "password": user.password, "totp": code}
     async with http.post(f"{url}/api/v1/login", json=body) as response:
         if response.status != 200:
-            raise PermissionError(f"login of {user.name} refused: {response.status} {await response.text()}")
+            raise LoginRefused(response.status,
+                               f"login of {user.name} refused: {response.status} {await response.text()}")

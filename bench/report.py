@@ -63,6 +63,7 @@ class Figure:
     target_text: str = ""
     digits: int = 1
     note: str = ""
+    condition_met: bool = True  # a further condition of the target (e.g. the picture quality of a render speed)
 
     @property
     def ratio(self) -> float | None:
@@ -73,6 +74,8 @@ class Figure:
     @property
     def met(self) -> bool | None:
         """Whether the issue's target is reached (None: no target, or not measured)."""
+        if not self.condition_met and (self.target_ratio is not None or self.target_value is not None):
+            return False
         if self.target_ratio is not None and self.ratio is not None:
             reached = self.ratio >= self.target_ratio if self.higher_is_better else self.ratio <= self.target_ratio
             return bool(reached)
@@ -164,6 +167,7 @@ class Report:
     seconds: float = 0.0
     command: str = "make bench"
     details: dict[str, object] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)  # group -> what went wrong
 
     def to_json(self) -> dict[str, object]:
         figures = {}
@@ -172,7 +176,7 @@ class Report:
             entry.update(ratio=figure.ratio, met=figure.met)
             figures[figure.key] = entry
         return {"started": self.started, "seconds": round(self.seconds, 1), "command": self.command,
-                "machine": self.machine, "figures": figures, "details": self.details}
+                "machine": self.machine, "failed": self.failed, "figures": figures, "details": self.details}
 
     def write(self, results: Path = RESULTS_PATH, readme: Path = README_PATH) -> None:
         """Write ``results.json`` (atomically) and the table between the README's markers."""
@@ -187,5 +191,7 @@ class Report:
                 block = (f"{README_BEGIN}\nTaken {self.started} in {self.seconds / 60:.1f} min on {info['nproc']} "
                          f"cores ({info['cpu_model']}), {info['memory_gib']} GiB, Linux {info['kernel']}, Python "
                          f"{info['python']}, commit {info['git_commit']}; reproduce with `{self.command}`.\n\n"
-                         f"{format_markdown(self.figures)}\n{README_END}")
+                         + "".join(f"**Group {group} failed** in this run: {error}\n\n"
+                                   for group, error in self.failed.items())
+                         + f"{format_markdown(self.figures)}\n{README_END}")
                 readme.write_text(pattern.sub(lambda _: block, text))

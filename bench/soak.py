@@ -83,7 +83,7 @@ def write_config(workdir: Path, http_port: int, metrics_port: int, desktops: dic
         "targets": {name: {"protocol": "vnc", "host": "127.0.0.1", "port": desktop.port,
                            "password_file": str(desktop.password_file)} for name, desktop in desktops.items()},
         "policies": [{"name": "operators", "groups": [GROUP], "from": ["127.0.0.0/8"], "targets": ["soak-*"],
-                      "clipboard": "off", "idle_timeout": "1h"}],
+                      "clipboard": "off", "idle_timeout": "10m"}],
     }
     path = workdir / "deskgate.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))

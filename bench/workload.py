@@ -1,14 +1,17 @@
-"""Record the office workload: a scripted session on a real Xvnc, captured as a viewer sees it.
+"""Record the workloads: scripted sessions on a real Xvnc, captured as a viewer sees them.
 
-One Xvnc desktop runs a scripted office session (xdotool typing in a terminal and in vi,
+Two workloads (:data:`WORKLOADS`): ``office`` and ``callcenter`` (:mod:`bench.callcenter`, an
+operator working calls in a CRM form in Chromium). For the office one, one Xvnc desktop runs a
+scripted office session (xdotool typing in a terminal and in vi,
 scrolling a long document in ``less``, opening and moving windows, a cycling background
 colour and a fast-refreshing ``top``), while three capturing viewers, one per encoding
 (ZRLE, Tight, Hextile), watch it at once — the desktop is shared — each asking for
 incremental updates after every update like noVNC does. Each viewer's server messages
 are saved with their times by :func:`bench.capture_file.write_capture`.
 
-Run it alone with ``python -m bench.workload [--out DIR]``; ``make bench`` runs it when a
-capture is missing.
+Run it alone with ``python -m bench.workload [--workload office|callcenter] [--out DIR]``;
+``make bench`` runs it when a capture is missing. A capture's ``script`` names the workload
+and its version, and for the call-center workload carries the script's measured mix.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -24,6 +28,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from bench.callcenter import CallCenterScript
 from bench.capture_file import Capture, CapturedMessage, write_capture
 from gateway.demo import XvncDesktop
 from gateway.rfb.framing import (
@@ -44,7 +49,7 @@ from gateway.rfb.messages import (
 from gateway.rfb_io import drive, over_streams
 
 CAPTURE_DIR = Path(__file__).resolve().parent / "captures"
-SCRIPT_NAME = "office-v1"
+WORKLOAD_VERSIONS = {"office": "office-v1", "callcenter": "callcenter-v1"}
 WIDTH, HEIGHT = 1280, 800
 ENCODINGS: dict[str, int] = {"zrle": Encoding.ZRLE, "tight": Encoding.TIGHT, "hextile": Encoding.HEXTILE}
 #: What noVNC sends after its preferred encoding (quality 6, compression 2 are its defaults),
@@ -57,15 +62,16 @@ _READ_SIZE = 1 << 16
 _X_CLIENT_TIMEOUT = 10.0
 
 
-def capture_path(encoding: str, directory: Path = CAPTURE_DIR) -> Path:
-    return directory / f"office-{encoding}.rfbcap.xz"
+def capture_path(encoding: str, directory: Path = CAPTURE_DIR, workload: str = "office") -> Path:
+    return directory / f"{workload}-{encoding}.rfbcap.xz"
 
 
 class CapturingViewer:
     """A viewer on Xvnc that records every server message after the handshake, with its time."""
 
-    def __init__(self, encoding: str, port: int, password: str) -> None:
+    def __init__(self, encoding: str, port: int, password: str, script: str) -> None:
         self.encoding = encoding
+        self.script = script
         self._port = port
         self._password = password
         self.encodings = (ENCODINGS[encoding], *NOVNC_PSEUDO_ENCODINGS)
@@ -117,7 +123,7 @@ class CapturingViewer:
 
     def capture(self) -> Capture:
         assert self.server_init is not None
-        return Capture(self.encoding, self.encodings, self.server_init, tuple(self.messages), SCRIPT_NAME)
+        return Capture(self.encoding, self.encodings, self.server_init, tuple(self.messages), self.script)
 
 
 class OfficeScript:
@@ -127,6 +133,13 @@ class OfficeScript:
         self._env = {**os.environ, **desktop.env}
         self._workdir = workdir
         self._spawned: list[subprocess.Popen[bytes]] = []
+        self.mix: dict[str, float] = {}
+
+    def prepare(self) -> None:
+        """Nothing to start before the capture: the demo desktop's terminal is there."""
+
+    def close(self) -> None:
+        self._stop_spawned()
 
     def run(self) -> None:
         try:
@@ -267,38 +280,54 @@ def _desktop(workdir: Path, password: str) -> Iterator[XvncDesktop]:
         desktop.stop()
 
 
-async def capture_office_workload(out_dir: Path = CAPTURE_DIR) -> dict[str, Path]:
-    """Run the office script once on a fresh Xvnc and write one capture per encoding; return their paths."""
+async def capture_workload(workload: str, out_dir: Path = CAPTURE_DIR) -> dict[str, Path]:
+    """Run ``workload``'s script once on a fresh Xvnc and write one capture per encoding; return their paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     password = "bench-vnc"
     with tempfile.TemporaryDirectory(prefix="deskgate-capture-") as tmp, _desktop(Path(tmp), password) as desktop:
-        viewers = [CapturingViewer(name, desktop.port, password) for name in ENCODINGS]
-        stop = asyncio.Event()
-        started = [asyncio.Event() for _ in viewers]
-        async with asyncio.TaskGroup() as tasks:
-            for viewer, event in zip(viewers, started):
-                tasks.create_task(viewer.run(event, stop))
-            try:
-                async with asyncio.timeout(15):
-                    await asyncio.gather(*(event.wait() for event in started))
-                async with asyncio.timeout(180):
-                    await asyncio.to_thread(OfficeScript(desktop, Path(tmp)).run)
-            finally:
-                stop.set()
+        script = CallCenterScript(desktop, Path(tmp)) if workload == "callcenter" else OfficeScript(desktop, Path(tmp))
+        try:
+            await asyncio.to_thread(script.prepare)
+            version = WORKLOAD_VERSIONS[workload]
+            viewers = [CapturingViewer(name, desktop.port, password, version) for name in ENCODINGS]
+            stop = asyncio.Event()
+            started = [asyncio.Event() for _ in viewers]
+            async with asyncio.TaskGroup() as tasks:
+                for viewer, event in zip(viewers, started):
+                    tasks.create_task(viewer.run(event, stop))
+                try:
+                    async with asyncio.timeout(15):
+                        await asyncio.gather(*(event.wait() for event in started))
+                    async with asyncio.timeout(300):
+                        await asyncio.to_thread(script.run)
+                finally:
+                    stop.set()
+        finally:
+            await asyncio.to_thread(script.close)
+        if script.mix:
+            version = json.dumps({"workload": version, "mix": {key: round(value, 2)
+                                                                for key, value in sorted(script.mix.items())}})
         paths = {}
         for viewer in viewers:
-            path = capture_path(viewer.encoding, out_dir)
+            viewer.script = version
+            path = capture_path(viewer.encoding, out_dir, workload)
             write_capture(path, viewer.capture())
             paths[viewer.encoding] = path
         return paths
+
+
+async def capture_office_workload(out_dir: Path = CAPTURE_DIR) -> dict[str, Path]:
+    """The office workload's captures (see :func:`capture_workload`)."""
+    return await capture_workload("office", out_dir)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.workload", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=CAPTURE_DIR,
                         help=f"where to write captures (default {CAPTURE_DIR})")
+    parser.add_argument("--workload", choices=sorted(WORKLOAD_VERSIONS), default="office")
     args = parser.parse_args()
-    for encoding, path in asyncio.run(capture_office_workload(args.out)).items():
+    for encoding, path in asyncio.run(capture_workload(args.workload, args.out)).items():
         print(f"{encoding}: {path} ({path.stat().st_size / 1e6:.2f} MB)")
 
 

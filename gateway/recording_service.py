@@ -391,7 +391,7 @@ async def recording_service(context: RecordingContext) -> AsyncIterator[Recordin
         jobs = JobQueue(store, context.config.audit.node, lease=storage.job_lease) if remote is not None else None
         options = await screen_text_options(context.config, settings.key)
         ocr_jobs = JobQueue(store, context.config.audit.node, lease=storage.job_lease)
-        pool = RenderPool(RENDER_WORKERS, metrics)
+        pool = RenderPool(RENDER_WORKERS, metrics, max_fps=storage.export_fps)
         service = RecordingService(settings, metrics, context.index, context.audit, pool,
                                    remote=remote, jobs=jobs, ocr_jobs=ocr_jobs)
         try:

@@ -37,7 +37,7 @@ async def run_worker(config: Config, metrics: Metrics | None = None) -> None:
     storage = config.storage
     store = await Store.open(storage.database)
     index, audit = RecordingIndex(store), AuditLog(store)
-    pool = RenderPool(RENDER_WORKERS, metrics)
+    pool = RenderPool(RENDER_WORKERS, metrics, max_fps=storage.export_fps)
     tasks: list[asyncio.Task[None]] = []
     try:
         key = load_or_create_key(storage.recording_key_file)

@@ -5,7 +5,9 @@ decoders; the client's bytes are followed for what changes the server's stream
 (SetPixelFormat, SetEncodings) and for the pointer, where the Cursor
 pseudo-encoding's shape is drawn. A frame is emitted when an update is complete,
 at the journal's time for it: variable frame rate, so an idle minute costs no
-frame, and updates closer than ``1 / max_fps`` are coalesced into the latest.
+frame, and updates closer than ``1 / max_fps`` are coalesced into the latest
+(:data:`DEFAULT_MAX_FPS` by default: a video is for watching what happened; the journal
+keeps every update and stays the complete evidence).
 
 H.264 in MP4 keeps one size for the whole video: after a resize the desktop is
 letterboxed into the size it started with (scaled down if it grew, centred on black).
@@ -54,6 +56,12 @@ from recorder.records import SessionHeader
 from recorder.video import VideoEncoder, write_jpeg
 
 log = logging.getLogger(__name__)
+#: Frames per second at most in a video (``storage.export_fps``; ``deskgate recordings render``): screen work at 10
+#: frames a second reads as it happened, and costs half the encoding of 30 (see bench/README.md).
+DEFAULT_MAX_FPS = 10
+#: Seconds between keyframes at most: what a seek decodes at worst (at most 100 frames at 10 frames a
+#: second). A keyframe of a 1280x800 desktop is about 100 KB: every 2 s, that alone was 180 MB an hour.
+DEFAULT_KEYFRAME_INTERVAL = 10.0
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -223,8 +231,8 @@ def render_journal(
     output: Path,
     *,
     progress: Callable[[float], None] | None = None,
-    max_fps: float = 30.0,
-    keyframe_interval: float = 2.0,
+    max_fps: float = DEFAULT_MAX_FPS,
+    keyframe_interval: float = DEFAULT_KEYFRAME_INTERVAL,
     start: float = 0.0,
     end: float | None = None,
     poster: Path | None = None,

@@ -30,7 +30,7 @@ from typing import Any
 from base.metrics import Metrics
 from recorder.errors import RecordingError
 from recorder.masking import TimedMask, recorded_masks, whole_recording
-from recorder.render import RenderResult, render_journal
+from recorder.render import DEFAULT_MAX_FPS, RenderResult, render_journal
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,8 @@ def _share_progress(slots: Any) -> None:
 
 
 def _render(journal: Path, output: Path, poster: Path | None, start: float, end: float | None,
-            slot: int | None, unmasked: bool = False, extra_masks: Sequence[TimedMask] = ()) -> RenderResult:
+            slot: int | None, max_fps: float, unmasked: bool = False,
+            extra_masks: Sequence[TimedMask] = ()) -> RenderResult:
     """In a worker: render (masked unless ``unmasked``), writing the fraction done into ``slot`` if given one."""
 
     def report(fraction: float) -> None:
@@ -55,19 +56,23 @@ def _render(journal: Path, output: Path, poster: Path | None, start: float, end:
 
     masks = () if unmasked else (*whole_recording(recorded_masks(journal)), *extra_masks)
     return render_journal(journal, output, progress=report if slot is not None else None, poster=poster,
-                          start=start, end=end, masks=masks)
+                          start=start, end=end, masks=masks, max_fps=max_fps)
 
 
 class RenderPool:
-    """A pool of ``workers`` render processes; ``metrics`` (optional) gets the queue length and render times."""
+    """A pool of ``workers`` render processes; ``metrics`` (optional) gets the queue length and render times.
+
+    Every video has ``max_fps`` frames a second at most (``storage.export_fps``).
+    """
 
     def __init__(self, workers: int, metrics: Metrics | None = None, *, progress_slots: int = PROGRESS_SLOTS,
-                 progress_interval: float = 0.25) -> None:
+                 progress_interval: float = 0.25, max_fps: float = DEFAULT_MAX_FPS) -> None:
         if workers < 1:
             raise ValueError(f"a render pool needs at least one worker, not {workers}")
         if progress_slots < 1 or progress_interval <= 0:
             raise ValueError("progress_slots and progress_interval must be positive")
         self._workers = workers
+        self._max_fps = max_fps
         self._metrics = metrics
         self._context = multiprocessing.get_context("spawn")
         self._progress = self._context.RawArray("d", progress_slots)
@@ -100,7 +105,8 @@ class RenderPool:
             if slot is not None:
                 self._progress[slot] = 0.0
             future = asyncio.get_running_loop().run_in_executor(executor, _render, journal, output, poster, start,
-                                                                end, slot, unmasked, tuple(extra_masks))
+                                                                end, slot, self._max_fps, unmasked,
+                                                                tuple(extra_masks))
             if slot is not None and progress is not None:
                 await self._follow(future, slot, progress)
             result = await future

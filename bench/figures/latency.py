@@ -3,8 +3,9 @@
 One replay server plays the office capture at recorded pace. A run opens one session through
 each route in turn (direct TCP, deskgate, websockify; the order rotates), each starting at the
 same point of the office work, presses a key every ``PROBE_INTERVAL`` and times the replay
-server's echo for ``WINDOW`` seconds. A route's added latency in a run is its percentile minus
-the direct connection's percentile in the same run.
+server's echo for ``WINDOW`` seconds: at least ``MIN_SAMPLES`` round trips per route and run,
+so that the p99 is the 20th-worst sample or beyond, not the 3rd. A route's added latency in a
+run is its percentile minus the direct connection's percentile in the same run.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ from bench.harness import DirectRoute, Harness, Route, rotated, viewer_session
 from bench.replay import Pace
 from bench.report import Figure, Measured, Summary, percentile
 
-PROBE_INTERVAL = 0.02
+PROBE_INTERVAL = 0.0035
 SETTLE = 0.5
-WINDOW = 5.0
+WINDOW = 10.0
+MIN_SAMPLES = 2000
 TARGET = "bench-desk"
 ROUTES = ("direct", "deskgate", "websockify")
 
@@ -41,6 +43,9 @@ async def round_trips(route: Route, http: aiohttp.ClientSession, capture: Captur
             await follower
     if not result.round_trips or result.lost_echoes():
         raise RuntimeError(f"{route.name}: {result.lost_echoes()} key presses were never echoed")
+    if len(result.round_trips) < MIN_SAMPLES:
+        raise RuntimeError(f"{route.name}: only {len(result.round_trips)} round trips in {WINDOW:.0f} s, "
+                           f"fewer than the {MIN_SAMPLES} a p99 needs here; is the machine overloaded?")
     return [seconds * 1000 for seconds in result.round_trips]
 
 
@@ -74,7 +79,7 @@ async def measure_latency(workdir: Path, capture: Capture, runs: int) -> Measure
             f"added_latency_p{q}", f"added key→echo latency p{q}", "ms", added["deskgate"], added["websockify"],
             "websockify", higher_is_better=False, digits=2,
             target_ratio=1.0 if q == 99 else None, target_text="≤ 1.0×" if q == 99 else "",
-            note=f"direct TCP round trip p{q}: {direct.text(2)} ms",
+            note=f"direct TCP round trip p{q}: {direct.text(2)} ms; ≥ {MIN_SAMPLES} samples per route and run",
         ))
         details[f"round_trip_p{q}_ms"] = value
     details["samples_per_run"] = {name: [len(run) for run in per_run] for name, per_run in samples.items()}

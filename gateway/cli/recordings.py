@@ -20,8 +20,9 @@ from gateway.schema import open_current_store
 from recorder.errors import IntegrityError, RecordingError
 from recorder.index import MAX_SEARCH_LIMIT, RecordingIndex, RecordingRow
 from recorder.journal import is_session_id, recording_path
-from recorder.masking import recorded_masks, whole_recording
+from recorder.masking import TimedMask, recorded_masks, whole_recording
 from recorder.render import render_journal
+from recorder.rendering import found_masks
 from recorder.seal import read_key, verify_journal
 from recorder.storage import download_journal
 
@@ -105,6 +106,15 @@ def _journal(config: Config, recording_id: str) -> Path | None:
     return path
 
 
+async def _found_masks(config: Config, recording_id: str) -> tuple[TimedMask, ...]:
+    """The personal data found on the recording's screen, as masks."""
+    store = await open_current_store(config.storage.database)
+    try:
+        return await found_masks(RecordingIndex(store), recording_id)
+    finally:
+        await store.close()
+
+
 async def _download(config: Config, recording_id: str) -> None:
     """Copy a recording from the bucket to the spool, where the commands read it."""
     async with recorder_storage(config, read_key(config.storage.recording_key_file)) as remote:
@@ -141,8 +151,10 @@ def render_command(config: Config, recording_id: str, output: Path) -> int:
         print(f"deskgate: -o {output}: the video is H.264 in MP4; name the file *.mp4", file=sys.stderr)
         return 1
     try:
-        masks = whole_recording(recorded_masks(journal))  # an export: masked like the player's video
-        result = render_journal(journal, output, progress=_ProgressBar(), masks=masks)
+        # an export: masked like the player's video (the journaled regions, and what the screen text found)
+        masks = (*whole_recording(recorded_masks(journal)), *asyncio.run(_found_masks(config, recording_id)))
+        result = render_journal(journal, output, progress=_ProgressBar(), masks=masks,
+                                max_fps=config.storage.export_fps)
     except RecordingError as exc:
         print(f"\ndeskgate: cannot render {recording_id}: {exc}", file=sys.stderr)
         return 1

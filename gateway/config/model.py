@@ -15,6 +15,7 @@ from gateway.config.sizes import DEFAULT_MIN_FREE, MinFree
 from gateway.policy import Policy
 from recorder.jobs import LEASE_SECONDS
 from recorder.pii import BUILTIN_KINDS
+from recorder.render import DEFAULT_MAX_FPS
 from recorder.storage import S3Location
 from recorder.upload import SEGMENT_BYTES, SEGMENT_SECONDS, UPLOAD_DEADLINE
 
@@ -114,6 +115,7 @@ class StorageConfig:
     job_lease: float = LEASE_SECONDS  # a recorder job (a live recording's recovery) is another node's after this
     workers: bool = True  # ``serve`` also claims recorder jobs (false: leave them to ``deskgate worker``)
     min_free: MinFree = DEFAULT_MIN_FREE  # new sessions are refused while the recordings' or database's disk has less
+    export_fps: int = DEFAULT_MAX_FPS  # frames a second at most in rendered videos; the journal keeps every update
 
 
 @dataclass(frozen=True, slots=True)

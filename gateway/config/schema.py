@@ -55,8 +55,12 @@ from gateway.policy import ANY_GROUP, Policy
 from recorder.jobs import LEASE_SECONDS
 from recorder.ocr import LANGUAGE
 from recorder.pii import BUILTIN_KINDS, MAX_PATTERNS, PiiPattern
+from recorder.render import DEFAULT_MAX_FPS
 from recorder.storage import S3Location
 from recorder.upload import SEGMENT_BYTES, SEGMENT_SECONDS, UPLOAD_DEADLINE
+
+#: The most frames a second a rendered video may have (``storage.export_fps``).
+MAX_EXPORT_FPS = 60
 
 #: Where ``deskgate serve`` writes its process id, relative to the config file's directory.
 DEFAULT_PID_FILE = "var/deskgate.pid"
@@ -298,7 +302,8 @@ class _ConfigReader(AccessReader, MaskReader):
     def storage(self, node: Node | None) -> StorageConfig:
         section = self.r.mapping(node, "storage", ["recordings", "database", "fsync_interval", "recording_key_file",
                                                        "pid_file", "spool", "s3", "segment_bytes", "segment_interval",
-                                                       "upload_deadline", "retention", "workers", "job_lease", "min_free"])
+                                                       "upload_deadline", "retention", "workers", "job_lease", "min_free",
+                                                       "export_fps"])
         database = self.r.string(section.get("database"), "storage.database", "sqlite:///var/deskgate.db")
         if not DATABASE_URL.match(database):
             raise self.r.error(section.get("database"), "storage.database",
@@ -329,7 +334,16 @@ class _ConfigReader(AccessReader, MaskReader):
             job_lease=self.duration(section.get("job_lease"), "storage.job_lease", LEASE_SECONDS),
             workers=self.r.boolean(section.get("workers"), "storage.workers", True),
             min_free=self.min_free(section.get("min_free")),
+            export_fps=self.export_fps(section.get("export_fps")),
         )
+
+    def export_fps(self, node: Node | None) -> int:
+        """``storage.export_fps``: frames a second at most in rendered videos, 1 to 60."""
+        fps = self.count(node, "storage.export_fps", DEFAULT_MAX_FPS)
+        if fps > MAX_EXPORT_FPS:
+            raise self.r.error(node, "storage.export_fps", f"{fps} frames a second is more than a screen recording "
+                               f"shows; use 1 to {MAX_EXPORT_FPS} (default {DEFAULT_MAX_FPS})")
+        return fps
 
     def s3(self, recordings: Node | None, node: Node | None) -> S3Location | None:
         """``storage.recordings: s3://…`` with ``storage.s3``; None for a directory."""

@@ -86,6 +86,11 @@ def test_empty_file_means_safe_defaults(tmp_path: Path) -> None:
     assert dict(config.targets) == {} and config.policies == ()
 
 
+def test_exports_are_capped_at_10_frames_a_second_unless_configured(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, "")).storage.export_fps == 10
+    assert load_config(write(tmp_path, "storage:\n  export_fps: 25\n")).storage.export_fps == 25
+
+
 def test_config_objects_are_frozen(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, DESIGN_EXAMPLE))
     with pytest.raises(AttributeError):
@@ -299,6 +304,8 @@ policies:
     pytest.param("auth:\n  ldap: {url: ldaps://x}\n", 2, "auth.ldap.user_base", "is required but missing",
                  id="ldap-missing-key"),
     pytest.param("storage:\n  database: mysql://x/y\n", 2, "storage.database", "is not a database URL", id="database"),
+    pytest.param("storage:\n  export_fps: 0\n", 2, "storage.export_fps", "not a positive number", id="export-fps-0"),
+    pytest.param("storage:\n  export_fps: 120\n", 2, "storage.export_fps", "use 1 to 60", id="export-fps-120"),
     pytest.param("tls:\n  cert: a\n  key: b\n  cert: c\n", 4, "tls.cert", "duplicate key (first at line 2)",
                  id="duplicate-key"),
     pytest.param("listen:\n  http: [1, 2\n", 3, "(yaml)", "invalid YAML", id="yaml-syntax"),

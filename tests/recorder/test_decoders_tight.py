@@ -12,6 +12,7 @@ import pytest
 
 from gateway.rfb.messages import RGBX8888, Encoding, PixelFormat, Rectangle
 from recorder.decoders import DecoderState, decode_rectangle
+from recorder.decoders.jpeg import JpegDecoder
 from recorder.decoders.reader import PayloadReader
 from recorder.decoders.tight import read_compact_length
 from recorder.errors import CodecUnavailable, DecodeError
@@ -221,16 +222,25 @@ class TestStreams:
         assert framebuffer.pixels[0, 1].tolist() == [3, 4, 5]
 
 
-def jpeg_image(rgb: np.ndarray) -> bytes:
+def jpeg_image(rgb: np.ndarray, pix_fmt: str = "yuvj444p") -> bytes:
     """A baseline JPEG of ``rgb`` at high quality, as a VNC server's encoder makes one."""
     height, width = rgb.shape[:2]
     context = av.CodecContext.create("mjpeg", "w")
-    context.width, context.height, context.pix_fmt = width, height, "yuvj444p"
+    context.width, context.height, context.pix_fmt = width, height, pix_fmt
     context.time_base = Fraction(1, 25)
     context.options = {"qmin": "1", "qmax": "2"}
-    frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuvj444p")
+    frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format=pix_fmt)
     packets = [*context.encode(frame), *context.encode(None)]
     return bytes(packets[0])
+
+
+def desktop_like_image(width: int, height: int) -> np.ndarray:
+    """Flat colours, sharp edges and a gradient: what a desktop's JPEG rectangles hold."""
+    image = smooth_image(width, height)
+    image[4:12, 3:30] = (250, 250, 250)
+    image[6:9, 5:28:3] = (20, 30, 200)
+    image[20:, 35:] = (200, 40, 40)
+    return image
 
 
 def smooth_image(width: int, height: int) -> np.ndarray:
@@ -239,6 +249,18 @@ def smooth_image(width: int, height: int) -> np.ndarray:
 
 
 class TestJpeg:
+    @pytest.mark.parametrize("pix_fmt", ["yuvj444p", "yuvj422p", "yuvj420p"])
+    def test_the_colour_conversion_matches_swscale(self, pix_fmt: str) -> None:
+        image = desktop_like_image(47, 31)  # odd sizes: the last chroma column and row cover one pixel
+        data = jpeg_image(image, pix_fmt)
+        decoded = JpegDecoder().decode(data, 47, 31).astype(int)
+        context = av.CodecContext.create("mjpeg", "r")
+        reference = context.decode(av.Packet(data))[0].to_ndarray(format="rgb24").astype(int)
+        if pix_fmt == "yuvj444p":
+            assert np.abs(decoded - reference).max() <= 1  # rounding only
+        else:  # chroma repeated where swscale interpolates it: as close to the picture as swscale is
+            assert abs(np.abs(decoded - image).mean() - np.abs(reference - image).mean()) < 1.5
+
     def test_a_jpeg_rectangle_is_painted_where_it_belongs(self) -> None:
         image = smooth_image(48, 32)
         data = jpeg_image(image)

@@ -48,8 +48,8 @@ def read_jpeg(path: Path) -> RGBImage:
 @pytest.mark.parametrize(("start", "end", "times", "pictures"), [
     # The clip opens on the picture of its start (painted at 1.25), then each update, held to its end.
     (2.0, 7.0, [0.0, 1.0, 4.0, 5.0], [2, 3, 4, 4]),
-    # An update at the clip's very start comes one frame interval (1/30 s) after the picture before it.
-    (0.5, 3.0, [0.0, 0.033, 0.75, 2.5], [0, 1, 2, 3]),
+    # An update at the clip's very start comes one frame interval (1/10 s, the default) after the picture before it.
+    (0.5, 3.0, [0.0, 0.1, 0.75, 2.5], [0, 1, 2, 3]),
     (9.5, 10.0, [0.0, 0.5], [5, 5]),  # after the last update: its picture, held
 ])
 def test_a_clip_is_the_stretch_asked_for_in_its_own_time(tmp_path: Path, start: float, end: float,

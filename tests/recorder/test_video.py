@@ -8,7 +8,7 @@ import av
 import numpy as np
 import pytest
 
-from recorder.video import VideoEncoder
+from recorder.video import BAND_ROWS, StripConverter, VideoEncoder
 from tests.recorder.test_render import desktop_image, psnr, read_video
 
 
@@ -125,3 +125,38 @@ def test_the_stream_is_h264_yuv420p_tagged_bt709(tmp_path: Path) -> None:
         stream = container.streams.video[0]
         assert (stream.codec_context.name, stream.codec_context.pix_fmt) == ("h264", "yuv420p")
         assert (stream.codec_context.colorspace, stream.codec_context.color_range) == (1, 1)
+
+
+def whole_frame_yuv(rgb: np.ndarray) -> np.ndarray:
+    """The yuv420p planes swscale makes of the whole frame at once, as the encoder did before strips."""
+    frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p", dst_colorspace="ITU709",
+                                                                      dst_color_range="MPEG")
+    converted: np.ndarray = frame.to_ndarray()
+    return converted
+
+
+def test_only_the_bands_that_changed_are_converted_again() -> None:
+    desktop = desktop_image(320, 240, seed=3)
+    converter = StripConverter(320, 240)
+    first = converter.convert(desktop).to_ndarray()
+    assert np.array_equal(first, whole_frame_yuv(desktop))  # the first frame is converted whole
+    typed = desktop.copy()
+    typed[BAND_ROWS * 5 + 2 : BAND_ROWS * 5 + 12, 40:60] = (250, 250, 250)  # a few characters within one band
+    converter.bands_converted = 0
+    second = converter.convert(typed).to_ndarray()
+    assert converter.bands_converted == 1
+    expected = whole_frame_yuv(typed)
+    changed = slice(BAND_ROWS * 5, BAND_ROWS * 6)
+    assert np.array_equal(second[:240][: changed.start], expected[:240][: changed.start])  # luma untouched above
+    assert np.abs(second[:240][changed].astype(int) - expected[:240][changed]).max() <= 1
+    assert np.abs(second.astype(int) - expected).max() <= 2  # chroma: the band's edge filtered on its own
+    converter.bands_converted = 0
+    assert np.array_equal(converter.convert(typed.copy()).to_ndarray(), second)  # nothing changed: nothing done
+    assert converter.bands_converted == 0
+
+
+def test_a_frame_changing_all_over_is_converted_whole() -> None:
+    converter = StripConverter(320, 240)
+    converter.convert(desktop_image(320, 240, seed=1))
+    other = desktop_image(320, 240, seed=2)
+    assert np.array_equal(converter.convert(other).to_ndarray(), whole_frame_yuv(other))

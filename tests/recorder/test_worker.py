@@ -66,6 +66,17 @@ async def test_a_failing_progress_report_does_not_stop_the_render(tmp_path: Path
     assert result.error is None and result.frames > 100
 
 
+async def test_the_pools_videos_have_at_most_its_frames_a_second(tmp_path: Path, journal: Path) -> None:
+    pool = RenderPool(1, max_fps=2)  # storage.export_fps: 2; the journal has an update every 0.25 s
+    try:
+        result = await pool.submit(journal, tmp_path / "s.mp4", start=0.0, end=20.0)
+    finally:
+        await pool.close()
+    times = read_video(tmp_path / "s.mp4").times
+    assert result.error is None and min(b - a for a, b in zip(times, times[1:])) >= 0.5 - 0.0005
+    assert len(times) <= 1 + 20 * 2 + 2
+
+
 def test_the_pool_needs_workers_and_slots() -> None:
     for arguments in ({"workers": 0}, {"workers": 1, "progress_slots": 0}, {"workers": 1, "progress_interval": 0}):
         with pytest.raises(ValueError):
