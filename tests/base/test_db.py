@@ -100,7 +100,7 @@ async def test_open_creates_the_directory_the_tables_and_wal_mode(tmp_path: Path
                           "recording_bookmarks", "recording_clips", "audit_events", "web_sessions", "totp_secrets",
                           "totp_used_steps", "totp_enrollments", "auth_failures", "auth_known_sources",
                           "disabled_accounts", "live_sessions", "live_session_events", "notices", "jobs",
-                          "recording_holds", "recording_tombstones"}
+                          "recording_holds", "recording_tombstones", "screen_text", "pii_findings"}
         assert journal_mode == "wal"
         assert busy_timeout >= 5000
     finally:
@@ -286,7 +286,7 @@ async def test_postgresql_nodes_starting_together_create_the_tables_once(postgre
     first = await Store.open(postgres_url)
     async with first.transaction() as connection:
         await connection.execute(text("DROP TABLE recording_sources, recording_text, recording_bookmarks, recording_clips, "
-                                      "recording_events, recordings, audit_events"))
+                                      "recording_events, screen_text, pii_findings, recordings, audit_events"))
     await first.close()
     stores = await asyncio.gather(*(Store.open(postgres_url) for _ in range(4)))
     for store in stores:
