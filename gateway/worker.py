@@ -16,7 +16,7 @@ from base.db import Store
 from base.metrics import Metrics
 from gateway.audit import AuditLog
 from gateway.config import Config
-from gateway.recording_service import RENDER_WORKERS, recorder_storage
+from gateway.recording_service import RENDER_WORKERS, load_keyring, recorder_storage
 from gateway.retention import Retention
 from gateway.web.app import wait_for_stop_signal
 from recorder.index import RecordingIndex
@@ -34,7 +34,7 @@ async def run_worker(config: Config, metrics: Metrics | None = None) -> None:
     storage = config.storage
     store = await Store.open(storage.database)
     index, audit = RecordingIndex(store), AuditLog(store)
-    pool = RenderPool(RENDER_WORKERS, metrics)
+    pool = RenderPool(RENDER_WORKERS, metrics, keyring=load_keyring(config))
     tasks: list[asyncio.Task[None]] = []
     try:
         async with recorder_storage(config, load_or_create_key(storage.recording_key_file)) as remote:

@@ -9,6 +9,10 @@ A render may report its progress (a clip export's progress bar): every worker ge
 pool's shared array of progress slots when it starts; a render given a slot writes the
 fraction done into it, and the event loop reads the slot every ``progress_interval``
 seconds. One float per render, no messages, no locks.
+
+Workers also get the pool's recording keyring: they read encrypted journals with it and,
+when it has a current key, encrypt what they write (video, poster, clip) in place before the
+render counts as done (:mod:`recorder.encrypted_files`).
 """
 
 from __future__ import annotations
@@ -23,7 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from base.metrics import Metrics
+from recorder.encrypted_files import encrypt_in_place
 from recorder.errors import RecordingError
+from recorder.journal import JOURNAL_SUFFIX
+from recorder.keyring import RecordingKeyring, install, installed
 from recorder.render import RenderResult, render_journal
 
 log = logging.getLogger(__name__)
@@ -34,10 +41,11 @@ PROGRESS_SLOTS = 8
 _progress_slots: Any = None  # in a worker process: the pool's shared progress array
 
 
-def _share_progress(slots: Any) -> None:
-    """A worker's initializer: keep the pool's progress array."""
+def _start_worker(slots: Any, keyring: RecordingKeyring) -> None:
+    """A worker's initializer: keep the pool's progress array, install its recording keys."""
     global _progress_slots
     _progress_slots = slots
+    install(keyring)
 
 
 def _render(journal: Path, output: Path, poster: Path | None, start: float, end: float | None,
@@ -47,20 +55,28 @@ def _render(journal: Path, output: Path, poster: Path | None, start: float, end:
     def report(fraction: float) -> None:
         _progress_slots[slot] = fraction
 
-    return render_journal(journal, output, progress=report if slot is not None else None, poster=poster,
-                          start=start, end=end)
+    result = render_journal(journal, output, progress=report if slot is not None else None, poster=poster,
+                            start=start, end=end)
+    keyring = installed()
+    if keyring.current is not None:
+        recording_id = journal.name.removesuffix(JOURNAL_SUFFIX)
+        for written in (output, result.poster):
+            if written is not None and written.is_file():
+                encrypt_in_place(written, keyring, recording_id)
+    return result
 
 
 class RenderPool:
     """A pool of ``workers`` render processes; ``metrics`` (optional) gets the queue length and render times."""
 
     def __init__(self, workers: int, metrics: Metrics | None = None, *, progress_slots: int = PROGRESS_SLOTS,
-                 progress_interval: float = 0.25) -> None:
+                 progress_interval: float = 0.25, keyring: RecordingKeyring | None = None) -> None:
         if workers < 1:
             raise ValueError(f"a render pool needs at least one worker, not {workers}")
         if progress_slots < 1 or progress_interval <= 0:
             raise ValueError("progress_slots and progress_interval must be positive")
         self._workers = workers
+        self._keyring = keyring or RecordingKeyring((), None)  # no current key: outputs stay plain
         self._metrics = metrics
         self._context = multiprocessing.get_context("spawn")
         self._progress = self._context.RawArray("d", progress_slots)
@@ -136,4 +152,4 @@ class RenderPool:
 
     def _new_executor(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(max_workers=self._workers, mp_context=self._context,
-                                   initializer=_share_progress, initargs=(self._progress,))
+                                   initializer=_start_worker, initargs=(self._progress, self._keyring))

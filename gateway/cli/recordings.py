@@ -15,7 +15,7 @@ from gateway.cli import retention
 from gateway.cli.common import CommandGroups
 from gateway.cli.messages import _
 from gateway.config import Config, load_config
-from gateway.recording_service import recorder_storage
+from gateway.recording_service import load_keyring, recorder_storage
 from gateway.schema import open_current_store
 from recorder.errors import IntegrityError, RecordingError
 from recorder.index import MAX_SEARCH_LIMIT, RecordingIndex, RecordingRow
@@ -136,6 +136,7 @@ def render_command(config: Config, recording_id: str, output: Path) -> int:
     journal = _journal(config, recording_id)
     if journal is None:
         return 1
+    load_keyring(config, create=False)
     if output.suffix.lower() != ".mp4":
         print(f"deskgate: -o {output}: the video is H.264 in MP4; name the file *.mp4", file=sys.stderr)
         return 1
@@ -164,6 +165,7 @@ def verify_command(config: Config, recording_id: str) -> int:
     if journal is None:
         return 1
     key = read_key(config.storage.recording_key_file)
+    load_keyring(config, create=False)
     try:
         verify_journal(journal, key)
     except IntegrityError as exc:

@@ -286,7 +286,8 @@ class _ConfigReader(AccessReader):
     def storage(self, node: Node | None) -> StorageConfig:
         section = self.r.mapping(node, "storage", ["recordings", "database", "fsync_interval", "recording_key_file",
                                                        "pid_file", "spool", "s3", "segment_bytes", "segment_interval",
-                                                       "upload_deadline", "retention", "workers", "job_lease", "min_free"])
+                                                       "upload_deadline", "retention", "workers", "job_lease", "min_free",
+                                                       "recording_keys", "encrypt_recordings"])
         database = self.r.string(section.get("database"), "storage.database", "sqlite:///var/deskgate.db")
         if not DATABASE_URL.match(database):
             raise self.r.error(section.get("database"), "storage.database",
@@ -317,6 +318,8 @@ class _ConfigReader(AccessReader):
             job_lease=self.duration(section.get("job_lease"), "storage.job_lease", LEASE_SECONDS),
             workers=self.r.boolean(section.get("workers"), "storage.workers", True),
             min_free=self.min_free(section.get("min_free")),
+            recording_keys=self.path(section.get("recording_keys"), "storage.recording_keys", "var/recording-keys"),
+            encrypt_recordings=self.r.boolean(section.get("encrypt_recordings"), "storage.encrypt_recordings", True),
         )
 
     def s3(self, recordings: Node | None, node: Node | None) -> S3Location | None:
