@@ -3,8 +3,8 @@
 ``storage.recording_keys`` is a directory of key files, ``<key id>.key``, 32 random bytes
 each, mode 0600. The key whose id sorts last is *current*: new recordings wrap their data
 key with it. Older keys stay to open older recordings, whose envelope names the key id and
-its fingerprint. Rotation is adding a file whose name sorts later (``deskgate recordings
-new-key`` names it by the UTC time); removing a key makes the recordings wrapped by it
+its fingerprint. Rotation is adding a file whose name sorts later (:func:`new_key` names it ``k`` and
+the UTC time, after the first key ``k0``); removing a key makes the recordings wrapped by it
 unreadable, which the readers say in so many words. On first start, an empty or missing
 directory gets a new key (with a warning to back it up and give every node the same files).
 
@@ -45,6 +45,8 @@ log = logging.getLogger(__name__)
 KEY_SIZE = 32
 NONCE_SIZE = 12
 KEY_SUFFIX = ".key"
+#: The key made on first start; keys added later are named ``k<UTC time>`` and sort after it.
+FIRST_KEY_ID = "k0"
 KEY_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", re.ASCII)
 _TEXT_VERSION = "dgt1"
 
@@ -89,7 +91,7 @@ class RecordingKeyring:
         """
         keys = _read_directory(directory)
         if not keys and create:
-            _create_key(directory, datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"))
+            _create_key(directory, FIRST_KEY_ID)  # one name: nodes starting together agree on one key
             log.warning("created a new recording encryption key; back it up and give every gateway node the same "
                         "directory: recordings cannot be read without it", extra={"ctx": {"directory": str(directory)}})
             keys = _read_directory(directory)
@@ -187,7 +189,7 @@ def _text_aad(recording_id: str) -> bytes:
 
 def new_key(directory: Path, key_id: str | None = None) -> RecordingKey:
     """Add a key to ``directory`` (named by the UTC time unless ``key_id`` is given): the next current key."""
-    key_id = key_id or datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    key_id = key_id or datetime.now(UTC).strftime("k%Y%m%dT%H%M%SZ")
     if not KEY_ID_RE.fullmatch(key_id):
         raise RecordingKeyError(f"{key_id!r} is not a key id: use letters, digits, '.', '_' and '-'")
     if (directory / f"{key_id}{KEY_SUFFIX}").exists():
