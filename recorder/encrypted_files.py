@@ -133,6 +133,9 @@ class EncryptedExport:
         """Plaintext ``start`` to ``end`` from ``stored`` (what :meth:`stored_range` named)."""
         first = start // self.chunk
         size = self.chunk + TAG_SIZE
+        low, high = self.stored_range(start, end)
+        if len(stored) != high - low:
+            raise RecordingKeyError(f"{what} was cut short: {len(stored)} of {high - low} stored bytes")
         plain = bytearray()
         for at in range(0, len(stored), size):
             index = first + at // size

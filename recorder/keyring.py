@@ -114,7 +114,7 @@ class RecordingKeyring:
         if self.current is None:
             raise RecordingKeyError("recording encryption is off: there is no current recording key")
         nonce = secrets.token_bytes(NONCE_SIZE)
-        sealed = AESGCM(self.current.secret).encrypt(nonce, data_key, _wrap_aad(recording_id))
+        sealed = AESGCM(self.current.secret).encrypt(nonce, data_key, _wrap_aad(recording_id, self.current.key_id))
         return WrappedKey(self.current.key_id, self.current.fingerprint, nonce + sealed)
 
     def unwrap(self, wrapped: WrappedKey, recording_id: str) -> bytes:
@@ -122,7 +122,7 @@ class RecordingKeyring:
         key = self.find(wrapped.key_id, wrapped.key_fingerprint)
         try:
             data_key = AESGCM(key.secret).decrypt(wrapped.wrapped[:NONCE_SIZE], wrapped.wrapped[NONCE_SIZE:],
-                                                  _wrap_aad(recording_id))
+                                                  _wrap_aad(recording_id, wrapped.key_id))
         except (InvalidTag, ValueError):
             raise RecordingKeyError(
                 f"the data key of recording {recording_id} does not open with the recording key {key.key_id!r}: "
@@ -133,8 +133,9 @@ class RecordingKeyring:
         return data_key
 
 
-def _wrap_aad(recording_id: str) -> bytes:
-    return f"deskgate data key:{recording_id}".encode()
+def _wrap_aad(recording_id: str, key_id: str) -> bytes:
+    """What a wrapped data key is bound to: its recording, and the key id its envelope names."""
+    return f"deskgate data key:{recording_id}:{key_id}".encode()
 
 
 _installed: dict[str, RecordingKey] = {}
