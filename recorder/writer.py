@@ -42,6 +42,7 @@ from recorder.errors import (
 from recorder.journal import (
     JOURNAL_SUFFIX,
     MAX_RECORD,
+    RECORD_HEADER,
     Bytes,
     JournalFile,
     RecordKind,
@@ -60,6 +61,9 @@ from recorder.records import (
 from recorder.seal import seal_journal
 
 log = logging.getLogger(__name__)
+
+_SERVER_DATA, _CLIENT_DATA = int(RecordKind.SERVER_DATA), int(RecordKind.CLIENT_DATA)
+_pack_record_header = RECORD_HEADER.pack
 
 #: A buffer this large is written before the fsync interval is up.
 EARLY_WRITE = 4 << 20
@@ -230,13 +234,13 @@ class SessionRecorder:
 
     def server_data(self, data: Bytes) -> None:
         """Target→browser bytes exactly as forwarded."""
-        if self._accepting and data:
-            self._append(RecordKind.SERVER_DATA, data)
+        if data and self._error is None and not self._closing:
+            self._append(_SERVER_DATA, data)
 
     def client_data(self, data: Bytes) -> None:
         """Browser→target bytes exactly as forwarded (after the policy filter)."""
-        if self._accepting and data:
-            self._append(RecordKind.CLIENT_DATA, data)
+        if data and self._error is None and not self._closing:
+            self._append(_CLIENT_DATA, data)
 
     def input_counted(self, kind: InputKind, count: int = 1) -> None:
         """Count input left out of CLIENT_DATA (``record_input: counts``); written before the next flush."""
@@ -257,7 +261,7 @@ class SessionRecorder:
 
     async def backpressure(self) -> None:
         """Wait while more than ``high_water`` bytes are held in memory (returns at once after a failure)."""
-        while self._accepting and self.buffered_bytes > self._high_water:
+        while len(self._buffer) + self._in_flight > self._high_water and self._accepting:
             self._wake.set()
             self._drained.clear()
             await self._drained.wait()
@@ -272,12 +276,18 @@ class SessionRecorder:
             self._last_offset_us = offset
         return self._last_offset_us
 
-    def _append(self, kind: RecordKind, data: Bytes, offset: int | None = None) -> None:
+    def _append(self, kind: int, data: Bytes, offset: int | None = None) -> None:
+        """The hot path, once per forwarded message: one header, one copy, two comparisons."""
         if offset is None:
-            offset = self._offset_us()
+            offset = round((self._clock() - self._started_at) * 1_000_000)
+            if offset > self._last_offset_us:  # never decreasing, whatever the clock does
+                self._last_offset_us = offset
+            else:
+                offset = self._last_offset_us
         buffer = self._buffer
         if len(data) <= self._max_record:
-            append_batched_record(buffer, kind, offset, data)
+            buffer += _pack_record_header(len(data), kind, offset)
+            buffer += data
         else:  # the data kinds are byte streams: cutting them into records loses nothing
             with memoryview(data) as view:
                 for start in range(0, len(view), self._max_record):
