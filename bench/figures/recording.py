@@ -26,13 +26,25 @@ from bench.processes import ProcessFailed
 from bench.replay import Pace
 from bench.report import Figure, Measured, Summary
 from recorder.journal import JournalReader
+from recorder.keyring import RecordingKeyring, install
 from recorder.seal import seal_path
 
 HOUR = 3600.0
+#: Where the bench gateway's recording keys are, in its working directory (``storage.recording_keys``' default).
+KEYS = Path("var") / "recording-keys"
+
+
+def journal_keys(journal: Path) -> Path:
+    """The recording keys of a journal under ``WORKDIR/recordings/YYYY/MM/DD/``."""
+    return journal.parents[4] / KEYS
+
+
 _RENDER = """\
 import json, sys
 from pathlib import Path
+from recorder.keyring import RecordingKeyring, install
 from recorder.render import render_journal
+install(RecordingKeyring.load(Path(sys.argv[3]), create=False))  # the bench gateway's recording keys
 result = render_journal(Path(sys.argv[1]), Path(sys.argv[2]))
 print(json.dumps({"duration": result.duration, "wall_seconds": result.wall_seconds, "error": result.error}))
 """
@@ -78,6 +90,7 @@ async def record_office(workdir: Path, captures: dict[str, Capture], runs: int) 
                 ours.append(play_through(gateway.route(f"bench-{encoding}-{run}"), gateway.http, captures[encoding]))
                 theirs.append(play_through(websockify, plain, captures[encoding]))
         wire = iter((await asyncio.gather(*ours, *theirs))[: len(ours)])
+        install(RecordingKeyring.load(workdir / KEYS, create=False))  # journals are encrypted at rest
         journals = {JournalReader(path).header["target"]: path
                     for path in await gateway.sealed_journals(len(ours))}
     recorded: dict[str, list[Recorded]] = {}
@@ -99,7 +112,7 @@ async def render(journal: Path) -> Render:
     output = journal.with_suffix(".mp4")
     taskset = ["taskset", "-c", ",".join(map(str, PROXY_CPUS))] if PROXY_CPUS else []
     process = await asyncio.create_subprocess_exec(*taskset, sys.executable, "-c", _RENDER, str(journal),
-                                                   str(output), stdout=asyncio.subprocess.PIPE)
+                                                   str(output), str(journal_keys(journal)), stdout=asyncio.subprocess.PIPE)
     stdout, _ = await process.communicate()
     if process.returncode != 0:
         raise ProcessFailed(f"rendering {journal} failed with status {process.returncode}")
