@@ -45,11 +45,11 @@ from gateway.web.keys import AUDIT, METRICS, RECORDING_INDEX, RECORDINGS, SETTIN
 from gateway.web.messages import say
 from gateway.web.pages import signed_in_page
 from gateway.web.security import client_address, current_session, error_json
-from gateway.web.storage_routes import file_response, journal_file, object_response, remote_recordings
+from gateway.web.storage_routes import file_response, journal_file, object_response, remote_recordings, undecryptable
 from recorder.asciicast import ASCIICAST_MEDIA_TYPE, asciicast_lines
 from recorder.bookmarks import BookmarkLimitReached, Bookmarks, check_moment
 from recorder.clips import ClipState, ClipStore, is_clip_id
-from recorder.errors import RecordingError
+from recorder.errors import RecordingError, RecordingKeyError
 from recorder.index import MAX_SEARCH_LIMIT, RecordingRow, VideoState, Visibility
 from recorder.journal import is_session_id
 from recorder.records import TERMINAL_PROTOCOL
@@ -333,6 +333,8 @@ async def recording_typed_text(request: web.Request) -> web.Response:
     await _audit(request, caller, "recording.typed_text", found.id, "allowed")
     try:
         typed = await request.app[RECORDING_INDEX].typed_text(found.id, journal)
+    except RecordingKeyError as exc:
+        return undecryptable(request, f"the journal of {found.id}", exc, "journal")
     except (OSError, RecordingError) as exc:
         log.error("a journal's typed text cannot be read", extra={"ctx": {"recording": found.id, "error": exc}})
         return error_json(500, f"the journal of {found.id} cannot be read ({exc}); an administrator can check it "
@@ -354,6 +356,8 @@ async def recording_cast(request: web.Request) -> web.StreamResponse:
         return error_json(404, f"the journal of {found.id} is missing")
     try:
         cast = await asyncio.to_thread(lambda: "".join(asciicast_lines(journal)).encode())
+    except RecordingKeyError as exc:
+        return undecryptable(request, f"the journal of {found.id}", exc, "journal")
     except (OSError, RecordingError) as exc:
         log.error("a terminal journal cannot be read", extra={"ctx": {"recording": found.id, "error": exc}})
         return error_json(500, f"the journal of {found.id} cannot be read ({exc}); an administrator can check it "

@@ -10,6 +10,7 @@ on legal hold and release it, audited; retention never deletes a held recording.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -18,7 +19,7 @@ from aiohttp import web
 
 from gateway.recording_service import RecordingService
 from gateway.retention import HoldError, hold, release
-from gateway.web.keys import AUDIT, RECORDING_INDEX, RECORDINGS, STORE
+from gateway.web.keys import AUDIT, METRICS, RECORDING_INDEX, RECORDINGS, STORE
 from gateway.web.security import client_address, current_session, error_json
 from recorder.encrypted_files import HEADER_PREFIX, EncryptedExport, is_encrypted, read_export
 from recorder.errors import RecordingKeyError
@@ -28,6 +29,7 @@ from recorder.keyring import installed
 from recorder.remote import RemoteRecordings
 from recorder.storage import ObjectStorage, StorageError
 
+log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)", re.ASCII)
 
@@ -66,7 +68,7 @@ async def object_response(request: web.Request, storage: ObjectStorage, key: str
         try:
             export = await asyncio.to_thread(EncryptedExport.parse, prefix, installed(), filename)
         except RecordingKeyError as exc:
-            return error_json(500, f"{filename} cannot be decrypted: {exc}")
+            return undecryptable(request, filename, exc)
         size, read = export.size, _decrypting(export, storage, key, filename)
     return await _ranged_response(request, size, read, content_type, filename, disposition)
 
@@ -91,11 +93,18 @@ async def file_response(request: web.Request, path: Path, content_type: str, fil
     try:
         export = await asyncio.to_thread(EncryptedExport.parse, prefix, keyring, filename)
     except RecordingKeyError as exc:
-        return error_json(500, f"{filename} cannot be decrypted: {exc}")
+        return undecryptable(request, filename, exc)
 
     async def read(start: int, end: int) -> bytes:
         return await asyncio.to_thread(read_export, path, keyring, start, end)
     return await _ranged_response(request, export.size, read, content_type, filename, disposition)
+
+
+def undecryptable(request: web.Request, name: str, exc: RecordingKeyError, what: str = "export") -> web.Response:
+    """500 saying which recording key is missing (counted and logged): ``name`` cannot be decrypted."""
+    request.app[METRICS].recording_key_errors_total.labels(what=what).inc()
+    log.error("a recording cannot be decrypted", extra={"ctx": {"name": name, "what": what, "error": str(exc)}})
+    return error_json(500, f"{name} cannot be decrypted: {exc}")
 
 
 def _prefix(path: Path) -> bytes:
@@ -124,7 +133,7 @@ async def _ranged_response(request: web.Request, size: int, read: Callable[[int,
     except (StorageError, FileNotFoundError) as exc:
         return error_json(503, f"the recording storage did not answer ({exc}); try again shortly")
     except RecordingKeyError as exc:
-        return error_json(500, f"{filename} cannot be decrypted: {exc}")
+        return undecryptable(request, filename, exc)
     return web.Response(body=body, status=status, headers=headers)
 
 
