@@ -292,11 +292,18 @@ class SessionRecorder:
             with memoryview(data) as view:
                 for start in range(0, len(view), self._max_record):
                     append_batched_record(buffer, kind, offset, view[start : start + self._max_record])
-        if len(buffer) - self._batch_start >= BATCH_BYTES:
+                    self._cut_batch()  # a batch stays within one record of BATCH_BYTES, as readers expect
+        if len(buffer) - self._batch_start >= BATCH_BYTES:  # _cut_batch() inlined: this is the hot path
             self._cuts.append(len(buffer))
             self._batch_start = len(buffer)
         if len(buffer) >= self._early_write:
             self._wake.set()
+
+    def _cut_batch(self) -> None:
+        """End the batch here once it holds :data:`~recorder.batches.BATCH_BYTES`."""
+        if len(self._buffer) - self._batch_start >= BATCH_BYTES:
+            self._cuts.append(len(self._buffer))
+            self._batch_start = len(self._buffer)
 
     @property
     def _accepting(self) -> bool:
