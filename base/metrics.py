@@ -324,6 +324,14 @@ class Metrics:
             f"{PREFIX}_ldap_configured", "1 when auth.ldap is configured (deskgate_ldap_up means something), else 0.",
             registry=r,
         )
+        # issue 15, encryption at rest (recorder/keyring.py): recordings or exports whose recording key is missing
+        self.recording_key_errors_total = Counter(
+            f"{PREFIX}_recording_key_errors_total",
+            "Recordings that could not be opened for lack of their recording key (or altered): what=journal|export.",
+            ["what"], registry=r,
+        )
+        for what in ("journal", "export"):
+            self.recording_key_errors_total.labels(what=what)
         for reason in ("in_use", "too_many", "disk_full", "draining"):  # so that rate() sees the first one, and panels a series
             self.sessions_refused_total.labels(reason=reason)
         for reason in ("idle_timeout", "max_session"):

@@ -22,6 +22,7 @@ import numpy as np
 
 import recorder.render
 from recorder.framebuffer import RGBArray
+from recorder.keyring import RecordingKeyring, install
 from recorder.video import VideoEncoder
 
 SAMPLE_EVERY = 10
@@ -69,7 +70,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.render_check", description=__doc__.splitlines()[0])
     parser.add_argument("journal", type=Path)
     parser.add_argument("output", type=Path)
+    parser.add_argument("--keys", type=Path, help="the recording keys of an encrypted journal (storage.recording_keys)")
     args = parser.parse_args()
+    if args.keys is not None:
+        install(RecordingKeyring.load(args.keys, create=False))
     setattr(recorder.render, "VideoEncoder", SamplingEncoder)  # noqa: B010 — render_journal's encoder, sampled
     cpu, wall = time.process_time(), time.perf_counter()
     result = recorder.render.render_journal(args.journal, args.output)

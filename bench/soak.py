@@ -46,6 +46,7 @@ from gateway.rfb.handshake import ClientHandshake, HandshakeComplete
 from gateway.rfb.messages import Encoding, FramebufferUpdateRequest, KeyEvent, PointerEvent, SetEncodings
 from gateway.rfb_io import drive
 from recorder.journal import JOURNAL_SUFFIX, JournalReader, RecordKind
+from recorder.keyring import RecordingKeyring, install
 
 DESKTOP_SIZE = (1024, 768)
 ENCODINGS = (Encoding.TIGHT, Encoding.ZRLE, Encoding.HEXTILE, Encoding.COPY_RECT, Encoding.RAW,
@@ -202,6 +203,7 @@ async def sign_ins(users: list[BenchUser], url: str, until: float, latencies: li
 def recorded_target_bytes(recordings: Path) -> dict[str, tuple[str, int]]:
     """Per user: SHA-256 and length of the target's bytes in their (one) sealed recording."""
     found: dict[str, tuple[str, int]] = {}
+    install(RecordingKeyring.load(recordings.parent / "var" / "recording-keys", create=False))  # encrypted at rest
     for path in recordings.rglob(f"*{JOURNAL_SUFFIX}"):
         reader = JournalReader(path)
         digest, size = hashlib.sha256(), 0

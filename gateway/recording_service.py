@@ -42,10 +42,11 @@ from gateway.rfb.messages import ServerInit
 from gateway.screen_text import local_journals, screen_text_jobs, screen_text_options
 from gateway.sessions import LiveSession
 from recorder.clips import MAX_CLIP_SECONDS, Clip, ClipStore, check_clip_range, clip_path
-from recorder.errors import RecordingError, RecordingUnavailable
+from recorder.errors import RecordingError, RecordingKeyError, RecordingUnavailable
 from recorder.index import RecordingIndex, RecordingRow
 from recorder.jobs import JobKind, JobQueue
 from recorder.journal import new_session_id, recording_path
+from recorder.keyring import RecordingKeyring, install
 from recorder.records import TERMINAL_PROTOCOL, TerminalSize
 from recorder.recovery import finalize_orphans
 from recorder.remote import JobRunner, RemoteRecordings
@@ -85,13 +86,29 @@ class RecordingSettings:
     segment_bytes: int = SEGMENT_BYTES
     segment_interval: float = SEGMENT_SECONDS
     upload_deadline: float = UPLOAD_DEADLINE
+    keyring: RecordingKeyring = RecordingKeyring((), None)  # encryption at rest; no current key: off
 
     @classmethod
     def from_config(cls, config: Config) -> RecordingSettings:
-        """The settings, creating the recording key (0600) on first start; RecordingUnavailable if unusable."""
+        """The settings, creating the recording keys (0600) on first start; RecordingUnavailable if unusable.
+
+        The recording keyring is installed for this process's readers (see :mod:`recorder.keyring`).
+        """
         storage = config.storage
+        keyring = load_keyring(config)
         return cls(storage.recordings, load_or_create_key(storage.recording_key_file), storage.fsync_interval,
-                   storage.segment_bytes, storage.segment_interval, storage.upload_deadline)
+                   storage.segment_bytes, storage.segment_interval, storage.upload_deadline, keyring)
+
+
+def load_keyring(config: Config, *, create: bool = True) -> RecordingKeyring:
+    """``storage.recording_keys`` loaded (a first key created with ``create``) and installed for this process."""
+    try:
+        keyring = RecordingKeyring.load(config.storage.recording_keys, encrypt=config.storage.encrypt_recordings,
+                                        create=create)
+    except (OSError, RecordingKeyError) as exc:
+        raise RecordingUnavailable(f"the recording keys cannot be used: {exc}") from exc
+    install(keyring)
+    return keyring
 
 
 class RecordingService:
@@ -148,7 +165,7 @@ class RecordingService:
         )
         path = recording_path(self.settings.root, recording_id)
         try:
-            recorder = await SessionRecorder.open(path, header, key=self.settings.key,
+            recorder = await SessionRecorder.open(path, header, key=self.settings.key, keyring=self.settings.keyring,
                                                   fsync_interval=self.settings.fsync_interval, metrics=self._metrics)
         except RecordingUnavailable as exc:
             await self._audit_quietly("recording.start", live, recording_id, "failure", str(exc))
@@ -239,7 +256,8 @@ class RecordingService:
         await self._abandon_clips()
         if self.remote is not None:
             return 0  # the jobs recover from the bucket, on any node
-        finalized = await asyncio.to_thread(finalize_orphans, self.settings.root, self.settings.key)
+        finalized = await asyncio.to_thread(lambda: finalize_orphans(self.settings.root, self.settings.key,
+                                                                     keyring=self.settings.keyring))
         for path in finalized:
             log.warning("recovered a recording after a crash", extra={"ctx": {"path": str(path)}})
             self.sealed(path)
@@ -391,7 +409,7 @@ async def recording_service(context: RecordingContext) -> AsyncIterator[Recordin
         jobs = JobQueue(store, context.config.audit.node, lease=storage.job_lease) if remote is not None else None
         options = await screen_text_options(context.config, settings.key)
         ocr_jobs = JobQueue(store, context.config.audit.node, lease=storage.job_lease)
-        pool = RenderPool(RENDER_WORKERS, metrics, max_fps=storage.export_fps)
+        pool = RenderPool(RENDER_WORKERS, metrics, max_fps=storage.export_fps, keyring=settings.keyring)
         service = RecordingService(settings, metrics, context.index, context.audit, pool,
                                    remote=remote, jobs=jobs, ocr_jobs=ocr_jobs)
         try:
@@ -399,7 +417,7 @@ async def recording_service(context: RecordingContext) -> AsyncIterator[Recordin
                 locate = remote.local_journal if remote is not None else local_journals(context.index)
                 again = masked_again(context.index, pool, locate,
                                      remote.storage if remote is not None else None)
-                await tasks.enter_async_context(screen_text_jobs(context.config, store, metrics, options, locate,
+                await tasks.enter_async_context(screen_text_jobs(context.config, store, metrics, options, locate, settings.keyring,
                                                                  found_on_screen=again))
             await service.recover()
             if remote is not None and jobs is not None:

@@ -21,6 +21,7 @@ from gateway.config import Config
 from recorder.errors import RecordingUnavailable
 from recorder.index import RecordingIndex
 from recorder.jobs import JobQueue
+from recorder.keyring import RecordingKeyring
 from recorder.ocr import tesseract_languages
 from recorder.pii import digest_key
 from recorder.screen_index import ScreenTextOptions
@@ -66,15 +67,17 @@ def local_journals(index: RecordingIndex) -> JournalLocator:
 
 @asynccontextmanager
 async def screen_text_jobs(config: Config, store: Store, metrics: Metrics, options: ScreenTextOptions,
-                           locate: JournalLocator, *, found_on_screen: RecordingCallback | None = None,
-                           ) -> AsyncIterator[JobQueue]:
+                           locate: JournalLocator, keyring: RecordingKeyring, *,
+                           found_on_screen: RecordingCallback | None = None) -> AsyncIterator[JobQueue]:
     """Claim and do ``ocr`` jobs while the block runs, in ``ocr.workers`` processes; yields the queue to add to.
+
+    The processes read encrypted journals with ``keyring``.
 
     ``found_on_screen`` is awaited with a recording's id when its screen showed personal data (its video
     must be rendered again, masked).
     """
     queue = JobQueue(store, config.audit.node, lease=config.storage.job_lease)
-    pool = ScreenTextPool(config.ocr.workers)
+    pool = ScreenTextPool(config.ocr.workers, keyring)
     jobs = ScreenTextJobs(queue, ScreenTexts(store), pool, metrics, options, locate,
                           concurrency=config.ocr.workers, found_on_screen=found_on_screen)
     task = asyncio.get_running_loop().create_task(jobs.run())

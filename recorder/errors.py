@@ -7,7 +7,9 @@
      │                          JSON payload is malformed
      ├── RecordingUnavailable   a session's journal cannot be created: the session must not start
      ├── RecordingWriteFailed   a journal write or fsync failed: the session must end
-     └── IntegrityError         a sealed journal does not match its seal, or is torn
+     ├── IntegrityError         a sealed journal does not match its seal, or is torn
+     └── RecordingKeyError      a recording key is missing or unusable, or an encrypted
+                                file does not open with it (altered, or moved from another recording)
 
 Decoders raise only these for anything a server (or a corrupt recording) can send:
 never IndexError, ValueError, zlib.error or MemoryError.
@@ -51,3 +53,7 @@ class RecordingWriteFailed(RecordingError):
 
 class IntegrityError(RecordingError):
     """A journal does not match its seal (changed, truncated, other key) or is torn."""
+
+
+class RecordingKeyError(RecordingError):
+    """A recording key is missing or unusable, or an encrypted recording does not open with it."""

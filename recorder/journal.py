@@ -1,10 +1,16 @@
-"""The recording journal: one append-only file per session (format version 1).
+"""The recording journal: one append-only file per session.
 
-Layout: the 8-byte :data:`JOURNAL_MAGIC`, then records. A record is a header ``>IBQ``
-(payload length, :class:`RecordKind`, microseconds since the session started), the
-payload, and the CRC-32 of header and payload. The first record is HEADER (JSON); the
-last record of a finished journal is END (JSON). A crash leaves a torn tail: the reader
-stops at the first incomplete or corrupt record and says where (``torn_at``).
+A record is a header ``>IBQ`` (payload length, :class:`RecordKind`, microseconds since the
+session started) and the payload. The first record is HEADER (JSON); the last record of a
+finished journal is END (JSON). A crash leaves a torn tail: the reader stops at the first
+incomplete or corrupt record (or batch) and says where (``torn_at``).
+
+Two container formats, told apart by the magic; :class:`JournalReader` reads both:
+
+- format 2 (``DGJRNL\x00\x02``, what the gateway writes): records in batches, each
+  encrypted with AES-256-GCM or checked by CRC-32 as a whole (:mod:`recorder.batches`);
+- format 1 (:data:`JOURNAL_MAGIC`, journals of older gateways): each record followed by
+  the CRC-32 of its header and payload.
 
 File I/O only, no event loop or network: the asyncio writer (:mod:`recorder.writer`)
 buffers records and drives :class:`JournalFile` from a worker thread. What the JSON
@@ -29,9 +35,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO
 
+from recorder.batches import BATCH_BYTES, BATCH_LENGTH, ENVELOPE_LENGTH, MAGIC_V2, BatchCodec, Envelope
 from recorder.errors import JournalCorrupt
+from recorder.keyring import RecordingKeyring, installed
 
 JOURNAL_MAGIC = b"DGJRNL\x00\x01"
+#: The version of the HEADER record's JSON (``"format"``), not of the container.
 JOURNAL_FORMAT = 1
 JOURNAL_SUFFIX = ".dgj"
 #: Largest payload a record may carry; a longer length field means the record is corrupt.
@@ -94,8 +103,19 @@ def append_record(buffer: bytearray, kind: int, offset_us: int, payload: Bytes) 
     buffer += RECORD_CRC.pack(zlib.crc32(payload, zlib.crc32(header)))
 
 
+def append_batched_record(buffer: bytearray, kind: int, offset_us: int, payload: Bytes) -> None:
+    """Append one format-2 record (no CRC: its batch is sealed whole) — the writer's hot path."""
+    buffer += RECORD_HEADER.pack(len(payload), kind, offset_us)
+    buffer += payload
+
+
+def encode_batched_record(kind: RecordKind, offset_us: int, payload: bytes) -> bytes:
+    """One format-2 record as bytes."""
+    return RECORD_HEADER.pack(len(payload), kind, offset_us) + payload
+
+
 def encode_record(kind: RecordKind, offset_us: int, payload: bytes) -> bytes:
-    """One record as bytes; ValueError if the payload is over :data:`MAX_RECORD`."""
+    """One format-1 record as bytes; ValueError if the payload is over :data:`MAX_RECORD`."""
     if len(payload) > MAX_RECORD:
         raise ValueError(f"a record payload is at most {MAX_RECORD} bytes, not {len(payload)}")
     buffer = bytearray()
@@ -108,12 +128,8 @@ class JournalRecord:
     kind: RecordKind
     offset_us: int
     payload: bytes
-    position: int  # file offset of the record
-
-    @property
-    def end(self) -> int:
-        """File offset just after this record."""
-        return self.position + RECORD_OVERHEAD + len(self.payload)
+    position: int  # file offset of the record (format 2: of its batch)
+    end: int  # file offset just after it (format 2: after its batch)
 
 
 def _read_record(file: BinaryIO, position: int, size: int, max_record: int) -> JournalRecord | None:
@@ -134,7 +150,38 @@ def _read_record(file: BinaryIO, position: int, size: int, max_record: int) -> J
         return None  # the file shrank under us
     if zlib.crc32(payload, zlib.crc32(header)) != RECORD_CRC.unpack(crc)[0] or kind not in _KINDS:
         return None
-    return JournalRecord(RecordKind(kind), offset_us, payload, position)
+    return JournalRecord(RecordKind(kind), offset_us, payload, position, position + RECORD_OVERHEAD + length)
+
+
+def _batch_records(records: bytes, position: int, end: int) -> list[JournalRecord] | None:
+    """The records of one opened format-2 batch; None if they do not parse exactly."""
+    found: list[JournalRecord] = []
+    at = 0
+    while at < len(records):
+        if len(records) - at < RECORD_HEADER.size:
+            return None
+        length, kind, offset_us = RECORD_HEADER.unpack_from(records, at)
+        at += RECORD_HEADER.size
+        if length > len(records) - at or kind not in _KINDS:
+            return None
+        found.append(JournalRecord(RecordKind(kind), offset_us, records[at : at + length], position, end))
+        at += length
+    return found
+
+
+def _read_batch(file: BinaryIO, codec: BatchCodec, seq: int, position: int, size: int,
+                max_batch: int) -> list[JournalRecord] | None:
+    """The records of the batch at ``position`` (where ``file`` stands); None if it is incomplete or does not open."""
+    if size - position < BATCH_LENGTH.size:
+        return None
+    (length,) = BATCH_LENGTH.unpack(file.read(BATCH_LENGTH.size))
+    if length > max_batch or length > size - position - BATCH_LENGTH.size:
+        return None
+    body = file.read(length)
+    records = codec.open(seq, body) if len(body) == length else None
+    if records is None:
+        return None
+    return _batch_records(records, position, position + BATCH_LENGTH.size + length)
 
 
 def decode_json(payload: bytes) -> dict[str, Any] | None:
@@ -147,21 +194,32 @@ def decode_json(payload: bytes) -> dict[str, Any] | None:
 
 
 class JournalReader:
-    """Reads a journal: the HEADER at once, the other records by iterating.
+    """Reads a journal of either format: the HEADER at once, the other records by iterating.
 
-    Iteration stops cleanly at the first incomplete or corrupt record (bad length or
-    CRC, unknown kind, time going backwards, anything after END) and records its
-    offset in ``torn_at``. Only a missing magic or HEADER raises :class:`JournalCorrupt`.
+    Iteration stops cleanly at the first incomplete or corrupt record or batch (bad length,
+    CRC or tag, unknown kind, time going backwards, anything after END) and records its
+    offset in ``torn_at``. Only a missing magic or HEADER raises :class:`JournalCorrupt`; an
+    encrypted journal whose key is not in ``keyring`` (default: the keys :func:`installed`
+    in this process) raises :class:`~recorder.errors.RecordingKeyError`.
     """
 
-    def __init__(self, path: Path, *, max_record: int = MAX_RECORD) -> None:
+    def __init__(self, path: Path, *, max_record: int = MAX_RECORD, keyring: RecordingKeyring | None = None) -> None:
         self.path = path
         self.max_record = max_record
+        self.codec: BatchCodec | None = None  # format 2 only
+        self.batches = 0  # format 2, after iteration: the good batches (the next one's sequence number)
         with open(path, "rb") as file:
             size = os.fstat(file.fileno()).st_size
-            if file.read(len(JOURNAL_MAGIC)) != JOURNAL_MAGIC:
+            magic = file.read(len(JOURNAL_MAGIC))
+            if magic == MAGIC_V2:
+                self.codec = _read_envelope(file, path, keyring or installed())
+                start = file.tell()
+                batch = _read_batch(file, self.codec, 0, start, size, self._max_batch)
+                record = batch[0] if batch is not None and len(batch) == 1 else None
+            elif magic == JOURNAL_MAGIC:
+                record = _read_record(file, len(JOURNAL_MAGIC), size, max_record)
+            else:
                 raise JournalCorrupt(f"{path} is not a deskgate journal: its first bytes are not the journal magic")
-            record = _read_record(file, len(JOURNAL_MAGIC), size, max_record)
         header = decode_json(record.payload) if record is not None and record.kind == RecordKind.HEADER else None
         if record is None or header is None:
             raise JournalCorrupt(f"{path} has no readable HEADER record after the journal magic")
@@ -172,40 +230,70 @@ class JournalReader:
         self.end: dict[str, Any] | None = None
         self.last_offset_us = record.offset_us
 
+    @property
+    def _max_batch(self) -> int:
+        return self.max_record + RECORD_HEADER.size + BATCH_BYTES + 64
+
+    @property
+    def encrypted(self) -> bool:
+        return self.codec is not None and self.codec.encrypted
+
     def __iter__(self) -> Iterator[JournalRecord]:
         self.torn_at, self.end, self.last_offset_us = None, None, self._header_offset_us
+        self.batches = 1
         with open(self.path, "rb") as file:
             size = os.fstat(file.fileno()).st_size
             position = file.seek(self._records_start)
             while position < size:
-                record = None if self.end is not None else _read_record(file, position, size, self.max_record)
-                end = decode_json(record.payload) if record is not None and record.kind == RecordKind.END else None
-                if (
-                    record is None
-                    or record.offset_us < self.last_offset_us
-                    or record.kind == RecordKind.HEADER
-                    or (record.kind == RecordKind.END and end is None)
-                ):
+                if self.end is not None:
+                    records = None
+                elif self.codec is not None:
+                    records = _read_batch(file, self.codec, self.batches, position, size, self._max_batch)
+                else:
+                    record = _read_record(file, position, size, self.max_record)
+                    records = [record] if record is not None else None
+                if records is None or not self._valid(records):
                     self.torn_at = position
                     return
-                self.end = end
-                self.last_offset_us = record.offset_us
-                yield record
-                position = record.end
+                for record in records:
+                    if record.kind == RecordKind.END:
+                        self.end = decode_json(record.payload)
+                    self.last_offset_us = record.offset_us
+                    yield record
+                self.batches += 1
+                position = records[-1].end
+
+    def _valid(self, records: list[JournalRecord]) -> bool:
+        """Whether these records (one batch, or one format-1 record) may follow what was read."""
+        last, ended = self.last_offset_us, False
+        for record in records:
+            if (
+                ended
+                or record.offset_us < last
+                or record.kind == RecordKind.HEADER
+                or len(record.payload) > self.max_record
+                or (record.kind == RecordKind.END and decode_json(record.payload) is None)
+            ):
+                return False
+            last, ended = record.offset_us, record.kind == RecordKind.END
+        return bool(records)
 
     def valid_size(self) -> int:
         """After iteration: where the good records end (``torn_at``, else the file size)."""
         return self.torn_at if self.torn_at is not None else os.stat(self.path).st_size
 
 
-def complete_records_end(path: Path, start: int, *, max_record: int = MAX_RECORD) -> int:
-    """Offset just after the last complete record at or after ``start`` (a known record boundary)."""
-    with open(path, "rb") as file:
-        size = os.fstat(file.fileno()).st_size
-        position = file.seek(start)
-        while (record := _read_record(file, position, size, max_record)) is not None:
-            position = record.end
-    return position
+def _read_envelope(file: BinaryIO, path: Path, keyring: RecordingKeyring) -> BatchCodec:
+    raw = file.read(ENVELOPE_LENGTH.size)
+    length = ENVELOPE_LENGTH.unpack(raw)[0] if len(raw) == ENVELOPE_LENGTH.size else 0
+    body = file.read(length)
+    if not length or len(body) != length:
+        raise JournalCorrupt(f"{path} has no readable envelope after the journal magic")
+    try:
+        envelope = Envelope.decode(body)
+    except JournalCorrupt as exc:
+        raise JournalCorrupt(f"{path}: {exc}") from None
+    return BatchCodec.open_envelope(envelope, keyring)
 
 
 def fsync_directory(directory: Path) -> None:
@@ -242,15 +330,24 @@ class JournalFile:
         self.size = size
 
     @classmethod
-    def create(cls, path: Path, header: dict[str, Any]) -> JournalFile:
-        """Create a new journal (0600, never over an existing file) holding the magic and HEADER, durably."""
-        first = JOURNAL_MAGIC + encode_record(RecordKind.HEADER, 0, encode_json(header))
+    def create(cls, path: Path, header: dict[str, Any], codec: BatchCodec | None = None) -> JournalFile:
+        """Create a new journal (0600, never over an existing file) holding the magic and HEADER, durably.
+
+        With ``codec`` (what the gateway writes) it is format 2: the envelope, then batch 0
+        holding the HEADER. Without, format 1, as older gateways wrote it (the readers' tests).
+        """
+        if codec is None:
+            first: list[Bytes] = [JOURNAL_MAGIC + encode_record(RecordKind.HEADER, 0, encode_json(header))]
+        else:
+            batch = codec.seal(0, encode_batched_record(RecordKind.HEADER, 0, encode_json(header)))
+            first = [codec.envelope.encode(), *batch]
         created = _make_directories(path.parent)
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             journal = cls(fd, path, 0)
-            journal.write(first)
+            for part in first:
+                journal.write(part)
             journal.fsync()
             for directory in {path.parent, *(made.parent for made in created)}:
                 fsync_directory(directory)
@@ -284,6 +381,11 @@ class JournalFile:
                     raise OSError(errno.EIO, "the journal write made no progress")
                 done += written
                 self.size += written
+
+    def write_batch(self, codec: BatchCodec, seq: int, records: Bytes) -> None:
+        """Append ``records`` (format 2, whole records) sealed as batch ``seq``."""
+        for part in codec.seal(seq, records):
+            self.write(part)
 
     def fsync(self) -> None:
         os.fsync(self._fd)

@@ -24,6 +24,7 @@ from pathlib import Path
 from base.metrics import Metrics
 from recorder.errors import RecordingError
 from recorder.jobs import Job, JobKind, JobQueue
+from recorder.keyring import RecordingKeyring, install
 from recorder.screen_index import RecordingText, ScreenTextOptions, read_recording_text
 from recorder.screen_search import ScreenTexts
 
@@ -41,12 +42,16 @@ RecordingCallback = Callable[[str], Awaitable[None]]
 
 
 class ScreenTextPool:
-    """``workers`` spawned processes reading recordings' text, one recording each at a time."""
+    """``workers`` spawned processes reading recordings' text, one recording each at a time.
 
-    def __init__(self, workers: int) -> None:
+    Each worker installs ``keyring`` (the recording keys) to read encrypted journals.
+    """
+
+    def __init__(self, workers: int, keyring: RecordingKeyring | None = None) -> None:
         if workers < 1:
             raise ValueError(f"an OCR pool needs at least one worker, not {workers}")
         self._workers = workers
+        self._keyring = keyring or RecordingKeyring((), None)
         self._context = multiprocessing.get_context("spawn")
         self._executor = self._new_executor()
 
@@ -70,7 +75,8 @@ class ScreenTextPool:
         await asyncio.to_thread(self._executor.shutdown, wait=True, cancel_futures=True)
 
     def _new_executor(self) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(max_workers=self._workers, mp_context=self._context)
+        return ProcessPoolExecutor(max_workers=self._workers, mp_context=self._context,
+                                   initializer=install, initargs=(self._keyring,))
 
 
 class ScreenTextJobs:

@@ -3,6 +3,11 @@
 The seal is a sidecar ``<id>.dgj.seal`` holding ``{"session_id", "size", "sha256", "hmac"}``
 with ``hmac = HMAC-SHA256(key, f"{session_id}:{size}:{sha256}")``. Whoever can change a
 journal but not read the key cannot make a matching seal.
+
+For an encrypted journal the seal covers the file as stored — the ciphertext — so the
+seal itself holds nothing personal, and a copy can be checked against it byte for byte.
+Verifying also reads every record, which checks each batch's GCM tag: that needs the
+journal's recording key (a missing one is an IntegrityError naming the key file).
 """
 
 from __future__ import annotations
@@ -15,13 +20,14 @@ import secrets
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from recorder.errors import IntegrityError, JournalCorrupt, RecordingUnavailable
+from recorder.errors import IntegrityError, JournalCorrupt, RecordingKeyError, RecordingUnavailable
 from recorder.journal import (
     JOURNAL_SUFFIX,
     JournalReader,
     fsync_directory,
     is_session_id,
 )
+from recorder.keyring import RecordingKeyring
 from recorder.records import journal_session_id
 
 KEY_SIZE = 32
@@ -63,9 +69,9 @@ def _session_id(reader: JournalReader) -> str:
         raise JournalCorrupt(f"{reader.path}: {exc}") from None
 
 
-def seal_journal(path: Path, key: bytes) -> Seal:
-    """Write the seal of a finished journal (atomically, durably) and return it."""
-    session_id = _session_id(JournalReader(path))
+def seal_journal(path: Path, key: bytes, keyring: RecordingKeyring | None = None) -> Seal:
+    """Write the seal of a finished journal (atomically, durably) and return it (``keyring``: see JournalReader)."""
+    session_id = _session_id(JournalReader(path, keyring=keyring))
     size, sha256 = _digest(path)
     seal = Seal(session_id, size, sha256, _mac(key, session_id, size, sha256))
     target = seal_path(path)
@@ -105,7 +111,7 @@ def read_seal(path: Path) -> Seal:
     return seal
 
 
-def verify_journal(path: Path, key: bytes) -> None:
+def verify_journal(path: Path, key: bytes, keyring: RecordingKeyring | None = None) -> None:
     """Check a journal against its seal; IntegrityError says why it fails (None: intact)."""
     seal = read_seal(path)
     if not hmac.compare_digest(_mac(key, seal.session_id, seal.size, seal.sha256), seal.hmac):
@@ -123,10 +129,12 @@ def verify_journal(path: Path, key: bytes) -> None:
     if not hmac.compare_digest(sha256, seal.sha256):
         raise IntegrityError(f"the SHA-256 of {path.name} differs from its seal: its content was changed")
     try:
-        reader = JournalReader(path)
+        reader = JournalReader(path, keyring=keyring)
         header_id = _session_id(reader)
     except JournalCorrupt as exc:
         raise IntegrityError(f"{path.name} is sealed but unreadable: {exc}") from exc
+    except RecordingKeyError as exc:
+        raise IntegrityError(f"{path.name} matches its seal, but its records cannot be checked: {exc}") from exc
     name_id = path.name.removesuffix(JOURNAL_SUFFIX)
     if header_id != seal.session_id or (is_session_id(name_id) and name_id != header_id):
         raise IntegrityError(f"{path.name} and its seal belong to different sessions: a file was renamed")

@@ -14,6 +14,10 @@ Every render is masked (:mod:`recorder.masking`): the worker reads the mask sets
 the journal and hides them, plus any ``extra_masks`` (timed, e.g. personal data found on
 screen); only ``unmasked=True`` (an audited request of someone allowed to ``unmask``) renders
 the original pixels.
+
+Workers also get the pool's recording keyring: they read encrypted journals with it and,
+when it has a current key, encrypt what they write (video, poster, clip) in place before the
+render counts as done (:mod:`recorder.encrypted_files`).
 """
 
 from __future__ import annotations
@@ -28,7 +32,10 @@ from pathlib import Path
 from typing import Any
 
 from base.metrics import Metrics
+from recorder.encrypted_files import encrypt_in_place
 from recorder.errors import RecordingError
+from recorder.journal import JOURNAL_SUFFIX
+from recorder.keyring import RecordingKeyring, install, installed
 from recorder.masking import TimedMask, recorded_masks, whole_recording
 from recorder.render import DEFAULT_MAX_FPS, RenderResult, render_journal
 
@@ -40,10 +47,11 @@ PROGRESS_SLOTS = 8
 _progress_slots: Any = None  # in a worker process: the pool's shared progress array
 
 
-def _share_progress(slots: Any) -> None:
-    """A worker's initializer: keep the pool's progress array."""
+def _start_worker(slots: Any, keyring: RecordingKeyring) -> None:
+    """A worker's initializer: keep the pool's progress array, install its recording keys."""
     global _progress_slots
     _progress_slots = slots
+    install(keyring)
 
 
 def _render(journal: Path, output: Path, poster: Path | None, start: float, end: float | None,
@@ -55,8 +63,15 @@ def _render(journal: Path, output: Path, poster: Path | None, start: float, end:
         _progress_slots[slot] = fraction
 
     masks = () if unmasked else (*whole_recording(recorded_masks(journal)), *extra_masks)
-    return render_journal(journal, output, progress=report if slot is not None else None, poster=poster,
-                          start=start, end=end, masks=masks, max_fps=max_fps)
+    result = render_journal(journal, output, progress=report if slot is not None else None, poster=poster,
+                            start=start, end=end, masks=masks, max_fps=max_fps)
+    keyring = installed()
+    if keyring.current is not None:
+        recording_id = journal.name.removesuffix(JOURNAL_SUFFIX)
+        for written in (output, result.poster):
+            if written is not None and written.is_file():
+                encrypt_in_place(written, keyring, recording_id)
+    return result
 
 
 class RenderPool:
@@ -66,13 +81,15 @@ class RenderPool:
     """
 
     def __init__(self, workers: int, metrics: Metrics | None = None, *, progress_slots: int = PROGRESS_SLOTS,
-                 progress_interval: float = 0.25, max_fps: float = DEFAULT_MAX_FPS) -> None:
+                 progress_interval: float = 0.25, max_fps: float = DEFAULT_MAX_FPS,
+                 keyring: RecordingKeyring | None = None) -> None:
         if workers < 1:
             raise ValueError(f"a render pool needs at least one worker, not {workers}")
         if progress_slots < 1 or progress_interval <= 0:
             raise ValueError("progress_slots and progress_interval must be positive")
         self._workers = workers
         self._max_fps = max_fps
+        self._keyring = keyring or RecordingKeyring((), None)  # no current key: outputs stay plain
         self._metrics = metrics
         self._context = multiprocessing.get_context("spawn")
         self._progress = self._context.RawArray("d", progress_slots)
@@ -152,4 +169,4 @@ class RenderPool:
 
     def _new_executor(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(max_workers=self._workers, mp_context=self._context,
-                                   initializer=_share_progress, initargs=(self._progress,))
+                                   initializer=_start_worker, initargs=(self._progress, self._keyring))

@@ -1,8 +1,11 @@
 """Writing one live session's journal, fail-closed, without slowing the proxy.
 
 The pumps append records to an in-memory buffer on the event loop (one ``bytearray``
-extend per message, no objects kept). A flush task hands the buffer to a worker
-thread that writes it and, every ``fsync_interval``, fsyncs it; a buffer over
+extend per message, no objects kept, no checksum: that is the loop's whole cost). A flush
+task hands the buffer to a worker thread that seals it in batches of about
+:data:`~recorder.batches.BATCH_BYTES` (AES-256-GCM under the recording's data key, or CRC-32
+with encryption off — both release the GIL), writes them and, every ``fsync_interval``,
+fsyncs; a buffer over
 ``early_write`` bytes is written sooner, and over ``high_water`` bytes the pumps'
 ``await recorder.backpressure()`` waits for the disk. When a write or fsync fails the
 ``failure`` future completes (the session must end) and later appends are dropped; the
@@ -29,6 +32,7 @@ from base import __version__
 from base.metrics import Metrics
 from gateway.rfb.input_presses import InputKind
 from gateway.rfb.messages import PixelFormat
+from recorder.batches import BATCH_BYTES, BatchCodec
 from recorder.errors import (
     FailureReason,
     RecordingError,
@@ -38,14 +42,15 @@ from recorder.errors import (
 from recorder.journal import (
     JOURNAL_SUFFIX,
     MAX_RECORD,
+    RECORD_HEADER,
     Bytes,
     JournalFile,
     RecordKind,
-    append_record,
-    complete_records_end,
+    append_batched_record,
+    encode_batched_record,
     encode_json,
-    encode_record,
 )
+from recorder.keyring import RecordingKeyring, installed
 from recorder.records import (
     InputCounts,
     RecordInput,
@@ -56,6 +61,9 @@ from recorder.records import (
 from recorder.seal import seal_journal
 
 log = logging.getLogger(__name__)
+
+_SERVER_DATA, _CLIENT_DATA = int(RecordKind.SERVER_DATA), int(RecordKind.CLIENT_DATA)
+_pack_record_header = RECORD_HEADER.pack
 
 #: A buffer this large is written before the fsync interval is up.
 EARLY_WRITE = 4 << 20
@@ -133,7 +141,9 @@ class SessionRecorder:
         self,
         journal: JournalFile,
         header: SessionHeader,
+        codec: BatchCodec,
         *,
+        keyring: RecordingKeyring,
         key: bytes,
         fsync_interval: float,
         metrics: Metrics,
@@ -157,6 +167,11 @@ class SessionRecorder:
         self._max_record = max_record
         self._last_offset_us = 0
         self._buffer = bytearray()
+        self._cuts: list[int] = []  # where batches end in the buffer, before its end
+        self._batch_start = 0
+        self._codec = codec
+        self._keyring = keyring
+        self._next_batch = 1  # batch 0 is the HEADER
         self._in_flight = 0
         self._good_size = journal.size  # end of the last write that fully succeeded
         self.synced_size = journal.size  # end of the last successful fsync
@@ -179,16 +194,23 @@ class SessionRecorder:
         key: bytes,
         fsync_interval: float,
         metrics: Metrics,
+        keyring: RecordingKeyring | None = None,
         clock: Callable[[], float] = time.monotonic,
         early_write: int = EARLY_WRITE,
         high_water: int = HIGH_WATER,
         max_record: int = MAX_RECORD,
     ) -> SessionRecorder:
-        """Create the session's journal and start flushing; RecordingUnavailable if it cannot be created."""
+        """Create the session's journal and start flushing; RecordingUnavailable if it cannot be created.
+
+        ``keyring`` (default: the one :func:`~recorder.keyring.installed`) gives the key that
+        wraps the journal's data key; without a current key the journal is not encrypted.
+        """
         if path.name != f"{header.session_id}{JOURNAL_SUFFIX}":
             raise ValueError(f"the journal {path.name} does not match the header's session_id {header.session_id!r}")
         started_at = clock()
-        creating = asyncio.ensure_future(asyncio.to_thread(JournalFile.create, path, header.to_json()))
+        keyring = keyring or installed()
+        codec = BatchCodec.new(header.session_id, keyring)
+        creating = asyncio.ensure_future(asyncio.to_thread(JournalFile.create, path, header.to_json(), codec))
         try:
             journal = await asyncio.shield(creating)
         except OSError as exc:
@@ -202,7 +224,7 @@ class SessionRecorder:
             raise
         metrics.recording_bytes_total.inc(journal.size)
         recorder = cls(
-            journal, header, key=key, fsync_interval=fsync_interval, metrics=metrics, clock=clock,
+            journal, header, codec, keyring=keyring, key=key, fsync_interval=fsync_interval, metrics=metrics, clock=clock,
             started_at=started_at, early_write=early_write, high_water=high_water, max_record=max_record,
         )
         recorder._append_event(SessionEvent.session_start())
@@ -212,13 +234,13 @@ class SessionRecorder:
 
     def server_data(self, data: Bytes) -> None:
         """Target→browser bytes exactly as forwarded."""
-        if self._accepting and data:
-            self._append(RecordKind.SERVER_DATA, data)
+        if data and self._error is None and not self._closing:
+            self._append(_SERVER_DATA, data)
 
     def client_data(self, data: Bytes) -> None:
         """Browser→target bytes exactly as forwarded (after the policy filter)."""
-        if self._accepting and data:
-            self._append(RecordKind.CLIENT_DATA, data)
+        if data and self._error is None and not self._closing:
+            self._append(_CLIENT_DATA, data)
 
     def input_counted(self, kind: InputKind, count: int = 1) -> None:
         """Count input left out of CLIENT_DATA (``record_input: counts``); written before the next flush."""
@@ -239,7 +261,7 @@ class SessionRecorder:
 
     async def backpressure(self) -> None:
         """Wait while more than ``high_water`` bytes are held in memory (returns at once after a failure)."""
-        while self._accepting and self.buffered_bytes > self._high_water:
+        while len(self._buffer) + self._in_flight > self._high_water and self._accepting:
             self._wake.set()
             self._drained.clear()
             await self._drained.wait()
@@ -254,18 +276,34 @@ class SessionRecorder:
             self._last_offset_us = offset
         return self._last_offset_us
 
-    def _append(self, kind: RecordKind, data: Bytes, offset: int | None = None) -> None:
+    def _append(self, kind: int, data: Bytes, offset: int | None = None) -> None:
+        """The hot path, once per forwarded message: one header, one copy, two comparisons."""
         if offset is None:
-            offset = self._offset_us()
+            offset = round((self._clock() - self._started_at) * 1_000_000)
+            if offset > self._last_offset_us:  # never decreasing, whatever the clock does
+                self._last_offset_us = offset
+            else:
+                offset = self._last_offset_us
         buffer = self._buffer
         if len(data) <= self._max_record:
-            append_record(buffer, kind, offset, data)
+            buffer += _pack_record_header(len(data), kind, offset)
+            buffer += data
         else:  # the data kinds are byte streams: cutting them into records loses nothing
             with memoryview(data) as view:
                 for start in range(0, len(view), self._max_record):
-                    append_record(buffer, kind, offset, view[start : start + self._max_record])
+                    append_batched_record(buffer, kind, offset, view[start : start + self._max_record])
+                    self._cut_batch()  # a batch stays within one record of BATCH_BYTES, as readers expect
+        if len(buffer) - self._batch_start >= BATCH_BYTES:  # _cut_batch() inlined: this is the hot path
+            self._cuts.append(len(buffer))
+            self._batch_start = len(buffer)
         if len(buffer) >= self._early_write:
             self._wake.set()
+
+    def _cut_batch(self) -> None:
+        """End the batch here once it holds :data:`~recorder.batches.BATCH_BYTES`."""
+        if len(self._buffer) - self._batch_start >= BATCH_BYTES:
+            self._cuts.append(len(self._buffer))
+            self._batch_start = len(self._buffer)
 
     @property
     def _accepting(self) -> bool:
@@ -295,15 +333,15 @@ class SessionRecorder:
                 final = self._closing
                 sync = final or loop.time() >= next_sync
                 self._append_input_counts()
-                data, self._buffer = self._buffer, bytearray()
+                data, cuts, self._buffer, self._cuts, self._batch_start = self._buffer, self._cuts, bytearray(), [], 0
                 self._in_flight = len(data)
                 if data or (sync and unsynced):
-                    error = await asyncio.to_thread(self._write, data, sync)
+                    before = self._journal.size
+                    error = await asyncio.to_thread(self._write, data, cuts, sync)
                     if error is not None:
                         self._fail(failure_reason(error), error)
                         return
-                    self._metrics.recording_bytes_total.inc(len(data))
-                    self._good_size = self._journal.size
+                    self._metrics.recording_bytes_total.inc(self._journal.size - before)
                     unsynced = not sync
                     if sync:
                         self.synced_size = self._journal.size
@@ -317,10 +355,17 @@ class SessionRecorder:
             log.exception("the recording flusher failed", extra={"ctx": {"session": self.session_id}})
             self._fail("io_error", exc)
 
-    def _write(self, data: bytearray, sync: bool) -> OSError | None:
+    def _write(self, data: bytearray, cuts: list[int], sync: bool) -> OSError | None:
+        """In the writer thread: seal ``data`` in batches ending at ``cuts`` and its end, write, maybe fsync."""
         try:
-            if data:
-                self._journal.write(data)
+            with memoryview(data) as view:
+                start = 0
+                for end in (*cuts, len(data)):
+                    if end > start:
+                        self._journal.write_batch(self._codec, self._next_batch, view[start:end])
+                        self._next_batch += 1
+                        self._good_size = self._journal.size
+                    start = end
             if sync:
                 self._journal.fsync()
         except OSError as exc:
@@ -339,7 +384,7 @@ class SessionRecorder:
         )
         error.__cause__ = cause
         self._error = error
-        self._buffer = bytearray()  # the session is ending: free the memory now
+        self._buffer, self._cuts, self._batch_start = bytearray(), [], 0  # the session is ending: free the memory now
         self._in_flight = 0
         self._metrics.recording_failures_total.labels(reason=reason).inc()
         log.error("recording write failed", extra={"ctx": {"session": self.session_id, "reason": reason,
@@ -377,7 +422,7 @@ class SessionRecorder:
 
     def _seal(self) -> bool:
         try:
-            seal_journal(self.path, self._key)
+            seal_journal(self.path, self._key, self._keyring)
             return True
         except (OSError, RecordingError) as exc:
             log.error("cannot seal a recording", extra={"ctx": {"session": self.session_id, "error": exc}})
@@ -388,12 +433,13 @@ class SessionRecorder:
     def _finish_failed(self, reason: str, offset: int) -> bool:
         """After a failed write: cut the partial tail, then try END and the seal (the disk may have room again)."""
         try:
-            keep = complete_records_end(self.path, self._good_size, max_record=self._max_record)
+            keep = self._good_size  # the end of the last batch written whole
             self._journal.truncate(keep)
-            end = encode_record(RecordKind.END, offset, encode_json(self._end(reason, offset, torn_at=keep).to_json()))
-            self._journal.write(end)
+            end = encode_batched_record(RecordKind.END, offset,
+                                        encode_json(self._end(reason, offset, torn_at=keep).to_json()))
+            self._journal.write_batch(self._codec, self._next_batch, end)
             self._journal.fsync()
-            self._metrics.recording_bytes_total.inc(len(end))
+            self._metrics.recording_bytes_total.inc(self._journal.size - keep)
         except (OSError, RecordingError) as exc:
             log.error("cannot finish a failed recording; it is kept as it is",
                       extra={"ctx": {"session": self.session_id, "error": exc}})

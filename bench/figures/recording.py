@@ -31,6 +31,7 @@ from bench.processes import BENCH_ROOT, ProcessFailed
 from bench.replay import Pace
 from bench.report import Figure, Measured, Summary
 from recorder.journal import JournalReader
+from recorder.keyring import RecordingKeyring, install
 from recorder.seal import seal_path
 
 HOUR = 3600.0
@@ -38,6 +39,13 @@ RENDERS = 3  # journals rendered per workload and encoding (at most ``runs``)
 MIN_PSNR_DB = 38.0
 MAX_MP4_MB_PER_HOUR = 40.0  # on the call-center workload
 MIN_RENDER_FACTOR = 20.0  # × realtime per core in CPU time, on the Tight office capture
+#: Where the bench gateway's recording keys are, in its working directory (``storage.recording_keys``' default).
+KEYS = Path("var") / "recording-keys"
+
+
+def journal_keys(journal: Path) -> Path:
+    """The recording keys of a journal under ``WORKDIR/recordings/YYYY/MM/DD/``."""
+    return journal.parents[4] / KEYS
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +87,7 @@ async def record(workdir: Path, workloads: dict[str, dict[str, Capture]],
                                  workloads[workload][encoding])
                     for workload, encoding in replays for run in range(runs)]
         wire = iter(await asyncio.gather(*sessions))
+        install(RecordingKeyring.load(workdir / KEYS, create=False))  # journals are encrypted at rest
         journals = {JournalReader(path).header["target"]: path
                     for path in await gateway.sealed_journals(len(sessions))}
     recorded: dict[tuple[str, str], list[Recorded]] = {}
@@ -97,7 +106,8 @@ async def render(journal: Path) -> Render:
     output = journal.with_suffix(".mp4")
     taskset = ["taskset", "-c", ",".join(map(str, PROXY_CPUS))] if PROXY_CPUS else []
     process = await asyncio.create_subprocess_exec(*taskset, sys.executable, "-m", "bench.render_check",
-                                                   str(journal), str(output), stdout=asyncio.subprocess.PIPE,
+                                                   str(journal), str(output), "--keys", str(journal_keys(journal)),
+                                                   stdout=asyncio.subprocess.PIPE,
                                                    cwd=BENCH_ROOT)
     stdout, _ = await process.communicate()
     if process.returncode != 0:

@@ -1,4 +1,7 @@
-"""``deskgate recordings list``, ``render`` and ``verify``: search the index; one recording, found by id."""
+"""``deskgate recordings list``, ``render`` and ``verify``: search the index; one recording, found by id.
+
+``deskgate recordings keys`` and ``new-key``: the recording keys (``storage.recording_keys``) and their rotation.
+"""
 
 from __future__ import annotations
 
@@ -15,11 +18,12 @@ from gateway.cli import retention
 from gateway.cli.common import CommandGroups
 from gateway.cli.messages import _
 from gateway.config import Config, load_config
-from gateway.recording_service import recorder_storage
+from gateway.recording_service import load_keyring, recorder_storage
 from gateway.schema import open_current_store
-from recorder.errors import IntegrityError, RecordingError
+from recorder.errors import IntegrityError, RecordingError, RecordingKeyError
 from recorder.index import MAX_SEARCH_LIMIT, RecordingIndex, RecordingRow
 from recorder.journal import is_session_id, recording_path
+from recorder.keyring import RecordingKeyring, new_key
 from recorder.masking import TimedMask, recorded_masks, whole_recording
 from recorder.render import render_journal
 from recorder.rendering import found_masks
@@ -46,6 +50,12 @@ def add_commands(commands: CommandGroups, common: argparse.ArgumentParser) -> No
     verify = recordings.add_parser("verify", parents=[common], help="check a recording against its seal")
     verify.add_argument("id", metavar="ID")
     verify.set_defaults(handler=lambda args: verify_command(load_config(args.config), args.id))
+    keys = recordings.add_parser("keys", parents=[common],
+                                 help="list the recording keys (storage.recording_keys): id, fingerprint, current")
+    keys.set_defaults(handler=lambda args: keys_command(load_config(args.config)))
+    adding = recordings.add_parser("new-key", parents=[common],
+                                   help="add a recording key (storage.recording_keys) that encrypts new recordings")
+    adding.set_defaults(handler=lambda args: new_key_command(load_config(args.config)))
     retention.add_commands(recordings, common)
 
 
@@ -147,6 +157,7 @@ def render_command(config: Config, recording_id: str, output: Path) -> int:
     journal = _journal(config, recording_id)
     if journal is None:
         return 1
+    load_keyring(config, create=False)
     if output.suffix.lower() != ".mp4":
         print(f"deskgate: -o {output}: the video is H.264 in MP4; name the file *.mp4", file=sys.stderr)
         return 1
@@ -178,10 +189,47 @@ def verify_command(config: Config, recording_id: str) -> int:
     if journal is None:
         return 1
     key = read_key(config.storage.recording_key_file)
+    load_keyring(config, create=False)
     try:
         verify_journal(journal, key)
     except IntegrityError as exc:
         print(f"{recording_id}: FAILED: {exc}")
         return 1
     print(f"{recording_id}: OK (sealed with this gateway's recording key; content and size match)")
+    return 0
+
+
+def keys_command(config: Config) -> int:
+    """List the recording keys, oldest first, marking the current one; compare the fingerprints between nodes."""
+    directory = config.storage.recording_keys
+    try:
+        keyring = RecordingKeyring.load(directory, encrypt=config.storage.encrypt_recordings, create=False)
+    except (RecordingKeyError, OSError) as exc:
+        print(_("deskgate: cannot read the recording keys: {error}", error=exc), file=sys.stderr)
+        return 1
+    if not keyring.keys:
+        print(_("no recording keys in {directory}: the gateway creates the first one when it starts, or run "
+                "deskgate recordings new-key", directory=directory))
+        return 0
+    for key in keyring.keys:
+        mark = _("current: encrypts new recordings") if key is keyring.current else ""
+        print(f"{key.key_id}  {key.fingerprint}  {mark}".rstrip())
+    if keyring.current is None:
+        print(_("storage.encrypt_recordings is off: new recordings are not encrypted"))
+    return 0
+
+
+def new_key_command(config: Config) -> int:
+    """Add a recording key that sorts after the others: recordings started after the next restart use it."""
+    directory = config.storage.recording_keys
+    try:
+        key = new_key(directory)
+    except (RecordingKeyError, OSError) as exc:
+        print(_("deskgate: cannot add a recording key: {error}", error=exc), file=sys.stderr)
+        return 1
+    print(_("added the recording key {key} to {directory}. Copy it to every gateway node and restart them: new "
+            "recordings are encrypted with it. Keep the older keys: the recordings they encrypted need them.",
+            key=key.key_id, directory=directory))
+    if not config.storage.encrypt_recordings:
+        print(_("storage.encrypt_recordings is off: new recordings are not encrypted"))
     return 0

@@ -116,6 +116,9 @@ class StorageConfig:
     workers: bool = True  # ``serve`` also claims recorder jobs (false: leave them to ``deskgate worker``)
     min_free: MinFree = DEFAULT_MIN_FREE  # new sessions are refused while the recordings' or database's disk has less
     export_fps: int = DEFAULT_MAX_FPS  # frames a second at most in rendered videos; the journal keeps every update
+    # Encryption at rest (issue 15): key files <id>.key, the last by name wraps new recordings' data keys
+    recording_keys: Path = Path("var/recording-keys")
+    encrypt_recordings: bool = True  # false: journals get CRC-32 batches only, exports stay plain
 
 
 @dataclass(frozen=True, slots=True)

@@ -303,7 +303,7 @@ class _ConfigReader(AccessReader, MaskReader):
         section = self.r.mapping(node, "storage", ["recordings", "database", "fsync_interval", "recording_key_file",
                                                        "pid_file", "spool", "s3", "segment_bytes", "segment_interval",
                                                        "upload_deadline", "retention", "workers", "job_lease", "min_free",
-                                                       "export_fps"])
+                                                       "export_fps", "recording_keys", "encrypt_recordings"])
         database = self.r.string(section.get("database"), "storage.database", "sqlite:///var/deskgate.db")
         if not DATABASE_URL.match(database):
             raise self.r.error(section.get("database"), "storage.database",
@@ -335,6 +335,8 @@ class _ConfigReader(AccessReader, MaskReader):
             workers=self.r.boolean(section.get("workers"), "storage.workers", True),
             min_free=self.min_free(section.get("min_free")),
             export_fps=self.export_fps(section.get("export_fps")),
+            recording_keys=self.path(section.get("recording_keys"), "storage.recording_keys", "var/recording-keys"),
+            encrypt_recordings=self.r.boolean(section.get("encrypt_recordings"), "storage.encrypt_recordings", True),
         )
 
     def export_fps(self, node: Node | None) -> int:

@@ -48,11 +48,11 @@ from gateway.web.keys import AUDIT, METRICS, RECORDING_INDEX, RECORDINGS, SETTIN
 from gateway.web.messages import say
 from gateway.web.pages import signed_in_page
 from gateway.web.security import client_address, current_session, error_json
-from gateway.web.storage_routes import journal_file, object_response, remote_recordings
+from gateway.web.storage_routes import file_response, journal_file, object_response, remote_recordings, undecryptable
 from recorder.asciicast import ASCIICAST_MEDIA_TYPE, asciicast_lines
 from recorder.bookmarks import BookmarkLimitReached, Bookmarks, check_moment
 from recorder.clips import ClipState, ClipStore, is_clip_id
-from recorder.errors import RecordingError
+from recorder.errors import RecordingError, RecordingKeyError
 from recorder.index import MAX_SEARCH_LIMIT, RecordingRow, VideoState, Visibility
 from recorder.journal import is_session_id
 from recorder.masking import recorded_masks
@@ -308,8 +308,7 @@ async def recording_video(request: web.Request) -> web.StreamResponse:
                   extra={"ctx": {"recording": found.id, "video_path": found.video_path}})
         return error_json(404, f"the video of {found.id} is missing")
     await _audit(request, caller, "recording.download", found.id, "allowed", range=request.headers.get("Range"))
-    return web.FileResponse(path, headers={"Content-Type": "video/mp4",
-                                           "Content-Disposition": f'inline; filename="{found.id}.mp4"'})
+    return await file_response(request, path, "video/mp4", f"{found.id}.mp4")
 
 
 @routes.get("/api/v1/recordings/{id}/events")
@@ -346,6 +345,8 @@ async def recording_cast(request: web.Request) -> web.StreamResponse:
         return error_json(404, f"the journal of {found.id} is missing")
     try:
         cast = await asyncio.to_thread(lambda: "".join(asciicast_lines(journal)).encode())
+    except RecordingKeyError as exc:
+        return undecryptable(request, f"the journal of {found.id}", exc, "journal")
     except (OSError, RecordingError) as exc:
         log.error("a terminal journal cannot be read", extra={"ctx": {"recording": found.id, "error": exc}})
         return error_json(500, f"the journal of {found.id} cannot be read ({exc}); an administrator can check it "
@@ -401,7 +402,7 @@ async def recording_poster(request: web.Request) -> web.StreamResponse:
         return error_json(404, f"{found.id} has no poster (its video is not rendered, or was rendered before "
                                "posters were made)")
     await _audit(request, caller, "recording.poster", found.id, "allowed")
-    return web.FileResponse(poster, headers={"Content-Type": "image/jpeg"})
+    return await file_response(request, poster, "image/jpeg", f"{found.id}.jpg")
 
 
 # ---------------------------------------------------------------- bookmarks
@@ -561,8 +562,7 @@ async def clip_video(request: web.Request) -> web.StreamResponse:
         return error_json(404, f"the file of clip {clip.id} is missing (it was exported on {clip.node})")
     await _audit(request, caller, "recording.clip_download", found.id, "allowed", clip=clip.id,
                  range=request.headers.get("Range"))
-    return web.FileResponse(path, headers={"Content-Type": "video/mp4",
-                                           "Content-Disposition": f'attachment; filename="{name}"'})
+    return await file_response(request, path, "video/mp4", name, "attachment")
 
 
 routes.get("/recordings")(signed_in_page("recordings.html"))

@@ -1,7 +1,8 @@
 """Recordings kept in object storage, over HTTP: bytes served from the bucket with Range, and legal holds.
 
-Helpers for :mod:`gateway.web.recording_routes` (a local copy of a journal, an object with
-Range) and the legal hold routes: ``POST`` and ``DELETE
+Helpers for :mod:`gateway.web.recording_routes` (a local copy of a journal, an object or a
+local export with Range — exports encrypted at rest are decrypted chunk by chunk, see
+:mod:`recorder.encrypted_files`) and the legal hold routes: ``POST`` and ``DELETE
 /api/v1/recordings/{id}/hold`` (administrators; JSON ``{"reason"}`` to hold) put a recording
 on legal hold and release it, audited; retention never deletes a held recording.
 """
@@ -9,20 +10,26 @@ on legal hold and release it, audited; retention never deletes a held recording.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from aiohttp import web
 
 from gateway.recording_service import RecordingService
 from gateway.retention import HoldError, hold, release
-from gateway.web.keys import AUDIT, RECORDING_INDEX, RECORDINGS, STORE
+from gateway.web.keys import AUDIT, METRICS, RECORDING_INDEX, RECORDINGS, STORE
 from gateway.web.security import client_address, current_session, error_json
+from recorder.encrypted_files import HEADER_PREFIX, EncryptedExport, is_encrypted, read_export
+from recorder.errors import RecordingKeyError
 from recorder.index import RecordingRow
 from recorder.journal import is_session_id
+from recorder.keyring import installed
 from recorder.remote import RemoteRecordings
 from recorder.storage import ObjectStorage, StorageError
 
+log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)", re.ASCII)
 
@@ -48,13 +55,65 @@ async def journal_file(request: web.Request, row: RecordingRow, inside: Path) ->
 
 async def object_response(request: web.Request, storage: ObjectStorage, key: str, content_type: str,
                           filename: str, disposition: str = "inline") -> web.StreamResponse:
-    """The object ``key`` from the bucket, honouring a single ``Range: bytes=a-b``."""
+    """The object ``key`` from the bucket, honouring a single ``Range: bytes=a-b``; decrypted if encrypted."""
     try:
         size = await storage.size(key)
-    except StorageError as exc:
+        prefix = await storage.read(key, 0, HEADER_PREFIX) if size else b""
+    except (StorageError, FileNotFoundError) as exc:
         return error_json(503, f"the recording storage did not answer ({exc}); try again shortly")
     if size is None:
         return error_json(404, f"{filename} is missing from the recording storage")
+    read: Callable[[int, int], Awaitable[bytes]] = lambda start, end: storage.read(key, start, end)
+    if is_encrypted(prefix):
+        try:
+            export = await asyncio.to_thread(EncryptedExport.parse, prefix, installed(), filename)
+        except RecordingKeyError as exc:
+            return undecryptable(request, filename, exc)
+        size, read = export.size, _decrypting(export, storage, key, filename)
+    return await _ranged_response(request, size, read, content_type, filename, disposition)
+
+
+def _decrypting(export: EncryptedExport, storage: ObjectStorage, key: str,
+                filename: str) -> Callable[[int, int], Awaitable[bytes]]:
+    async def read(start: int, end: int) -> bytes:
+        first, last = export.stored_range(start, end)
+        stored = await storage.read(key, first, last)
+        return await asyncio.to_thread(export.decrypt_range, stored, start, end, filename)
+    return read
+
+
+async def file_response(request: web.Request, path: Path, content_type: str, filename: str,
+                        disposition: str = "inline") -> web.StreamResponse:
+    """A local export file with HTTP Range: as it is when plain, decrypted when encrypted at rest."""
+    prefix = await asyncio.to_thread(_prefix, path)
+    if not is_encrypted(prefix):
+        return web.FileResponse(path, headers={"Content-Type": content_type,
+                                               "Content-Disposition": f'{disposition}; filename="{filename}"'})
+    keyring = installed()
+    try:
+        export = await asyncio.to_thread(EncryptedExport.parse, prefix, keyring, filename)
+    except RecordingKeyError as exc:
+        return undecryptable(request, filename, exc)
+
+    async def read(start: int, end: int) -> bytes:
+        return await asyncio.to_thread(read_export, path, keyring, start, end)
+    return await _ranged_response(request, export.size, read, content_type, filename, disposition)
+
+
+def undecryptable(request: web.Request, name: str, exc: RecordingKeyError, what: str = "export") -> web.Response:
+    """500 saying which recording key is missing (counted and logged): ``name`` cannot be decrypted."""
+    request.app[METRICS].recording_key_errors_total.labels(what=what).inc()
+    log.error("a recording cannot be decrypted", extra={"ctx": {"name": name, "what": what, "error": str(exc)}})
+    return error_json(500, f"{name} cannot be decrypted: {exc}")
+
+
+def _prefix(path: Path) -> bytes:
+    with open(path, "rb") as file:
+        return file.read(HEADER_PREFIX)
+
+
+async def _ranged_response(request: web.Request, size: int, read: Callable[[int, int], Awaitable[bytes]],
+                           content_type: str, filename: str, disposition: str) -> web.StreamResponse:
     headers = {"Content-Type": content_type, "Accept-Ranges": "bytes",
                "Content-Disposition": f'{disposition}; filename="{filename}"'}
     start, end, status = 0, size, 200
@@ -70,9 +129,11 @@ async def object_response(request: web.Request, storage: ObjectStorage, key: str
         status = 206
         headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
     try:
-        body = await storage.read(key, start, end)
+        body = await read(start, end) if end > start else b""
     except (StorageError, FileNotFoundError) as exc:
         return error_json(503, f"the recording storage did not answer ({exc}); try again shortly")
+    except RecordingKeyError as exc:
+        return undecryptable(request, filename, exc)
     return web.Response(body=body, status=status, headers=headers)
 
 

@@ -28,8 +28,8 @@ from gateway.web.keys import CLOCK, METRICS, RECORDING_INDEX, RECORDINGS, SETTIN
 from gateway.web.messages import say
 from gateway.web.recording_routes import _audit, _authorized_recording, _Caller, _json_object, _recordings_root
 from gateway.web.security import client_address, current_session, error_json
-from gateway.web.storage_routes import journal_file
-from recorder.errors import RecordingError
+from gateway.web.storage_routes import file_response, journal_file, undecryptable
+from recorder.errors import RecordingError, RecordingKeyError
 from recorder.index import RecordingRow
 from recorder.masking import recorded_masks, unmasked_video_path
 from recorder.records import TERMINAL_PROTOCOL, SessionEvent
@@ -121,8 +121,7 @@ async def unmasked_video(request: web.Request) -> web.StreamResponse:
         return error_json(500, f"the unmasked video of {found.id} could not be rendered ({exc})")
     await _audit(request, caller, "recording.download", found.id, "allowed", unmasked=True,
                  range=request.headers.get("Range"))
-    return web.FileResponse(output, headers={"Content-Type": "video/mp4",
-                                             "Content-Disposition": f'inline; filename="{found.id}-unmasked.mp4"'})
+    return await file_response(request, output, "video/mp4", f"{found.id}-unmasked.mp4")
 
 
 async def _rendered(service: RecordingService, journal: Path, output: Path) -> None:
@@ -157,6 +156,8 @@ async def recording_typed_text(request: web.Request) -> web.Response:
         return error_json(404, f"the journal of {found.id} is missing")
     try:
         typed = await request.app[RECORDING_INDEX].typed_text(found.id, journal)
+    except RecordingKeyError as exc:
+        return undecryptable(request, f"the journal of {found.id}", exc, "journal")
     except (OSError, RecordingError) as exc:
         log.error("a journal's typed text cannot be read", extra={"ctx": {"recording": found.id, "error": exc}})
         return error_json(500, f"the journal of {found.id} cannot be read ({exc}); an administrator can check it "

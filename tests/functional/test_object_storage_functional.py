@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,9 @@ from gateway.config import load_config
 from gateway.desktop import CloseCode
 from gateway.rfb.errors import TargetUnavailable
 from gateway.web.app import start_gateway
+from recorder.encrypted_files import EXPORT_MAGIC, read_export
 from recorder.journal import recording_path
+from recorder.keyring import RecordingKeyring
 from recorder.storage import S3Storage, segments
 from tests.base.test_db import postgres_url  # noqa: F401  (a fixture: a throwaway cluster)
 from tests.functional.auth_helpers import (
@@ -96,6 +99,13 @@ async def new_recording(bucket: S3Storage, known: set[str], segment_count: int =
             await asyncio.sleep(0.1)
 
 
+def decrypted(stored: bytes, keyring: RecordingKeyring) -> bytes:
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "export"
+        path.write_bytes(stored)
+        return read_export(path, keyring)
+
+
 async def test_any_node_serves_any_recording_and_recovers_a_dead_nodes(
         tmp_path: Path, clean_database: str, desktop: Any, s3_server: S3Server,  # noqa: F811
         restore_logging: None) -> None:  # noqa: F811
@@ -132,8 +142,14 @@ async def test_any_node_serves_any_recording_and_recovers_a_dead_nodes(
                 written_by_a = recording_path(tmp_path / "spool-a", first).read_bytes()
                 served_by_b = await (await rita.get(f"{b}/api/v1/recordings/{first}/journal")).read()
                 assert served_by_b == written_by_a
+                keyring = RecordingKeyring.load(tmp_path / "var" / "recording-keys", create=False)  # every node's
+                stored = await bucket.read(f"{first}/video.mp4")
                 video = await rita.get(f"{b}/api/v1/recordings/{first}/video")
-                assert video.status == 200 and await video.read() == await bucket.read(f"{first}/video.mp4")
+                assert stored.startswith(EXPORT_MAGIC)  # encrypted at rest, decrypted when served
+                assert video.status == 200 and await video.read() == decrypted(stored, keyring)
+                for key in await bucket.list(f"{first}/"):  # nothing readable in the bucket: no user, no target
+                    raw = await bucket.read(key)
+                    assert b"alice" not in raw and b"desk-01" not in raw, key
                 ranged = await rita.get(f"{b}/api/v1/recordings/{first}/video", headers={"Range": "bytes=4-11"})
                 assert ranged.status == 206 and await ranged.read() == b"ftypisom"
                 # A clip exported through node B is downloaded through node A (web sessions are in the database).
@@ -147,7 +163,7 @@ async def test_any_node_serves_any_recording_and_recovers_a_dead_nodes(
                         await asyncio.sleep(0.2)
                 clip_video = await rita.get(f"{a}/api/v1/recordings/{first}/clips/{clip}/video")
                 assert clip_video.status == 200
-                assert await clip_video.read() == await bucket.read(f"{first}/clip-{clip}.mp4")
+                assert await clip_video.read() == decrypted(await bucket.read(f"{first}/clip-{clip}.mp4"), keyring)
 
                 # Node A dies mid-session: what reached the bucket is recovered by the worker beside node B.
                 await sign_in(bob, a, codes, "bob", steps=1)

@@ -14,6 +14,7 @@ halves the colour resolution, and that alone caps a one-pixel colour pattern at 
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import subprocess
 import sys
@@ -28,8 +29,10 @@ import pytest
 from gateway.demo import XvncDesktop
 from gateway.rfb.messages import Encoding, KeyEvent, PointerEvent
 from gateway.web.keys import AUDIT, RECORDING_INDEX
+from recorder.encrypted_files import read_export
 from recorder.index import RecordingRow, VideoState
 from recorder.journal import JournalReader, RecordKind
+from recorder.keyring import installed
 from recorder.records import SessionHeader
 from recorder.render import SessionReplay
 from tests.conftest import (
@@ -91,7 +94,7 @@ def replayed_framebuffer(journal: Path) -> np.ndarray:
 
 
 def last_video_frame(path: Path) -> np.ndarray:
-    with av.open(str(path)) as container:
+    with av.open(io.BytesIO(read_export(path, installed()))) as container:  # encrypted at rest
         frames = [yuv_to_rgb(frame) for frame in container.decode(container.streams.video[0])]
     return frames[-1]
 

@@ -31,7 +31,9 @@ from auth.local import LocalUserStore
 from gateway.demo import XvncDesktop
 from gateway.rfb.messages import Encoding, KeyEvent
 from gateway.web.keys import AUDIT
+from recorder.batches import BATCH_LENGTH
 from recorder.journal import JournalReader, RecordKind
+from recorder.keyring import RecordingKeyring
 from recorder.seal import seal_path
 from tests.conftest import (
     GatewayUnderTest,
@@ -184,15 +186,21 @@ async def test_a_killed_gateway_leaves_a_journal_the_next_start_finishes(
 
         journals = sorted((tmp_path / "recordings").rglob("*.dgj"))
         assert len(journals) == 1 and not seal_path(journals[0]).exists()
-        reader = JournalReader(journals[0])
+        keyring = RecordingKeyring.load(tmp_path / "var" / "recording-keys", create=False)  # the gateway made it
+        reader = JournalReader(journals[0], keyring=keyring)
         records = list(reader)
-        assert reader.end is None  # no END: the process died mid-session
+        assert reader.encrypted and reader.end is None  # no END: the process died mid-session
         assert any(record.kind == RecordKind.SERVER_DATA for record in records)
+        assert b"alice" not in journals[0].read_bytes()  # the HEADER is encrypted too
+        torn_at = journals[0].stat().st_size
+        with open(journals[0], "ab") as file:  # a batch the kill cut short
+            file.write(BATCH_LENGTH.pack(4096) + os.urandom(1000))
 
         await gateway.start()  # recovery runs before the gateway is ready
-        reader = JournalReader(journals[0])
+        reader = JournalReader(journals[0], keyring=keyring)
         records = list(reader)
         assert reader.end is not None and reader.end["reason"] == "gateway crashed" and reader.end["crashed"]
+        assert reader.end["torn_at"] == torn_at and reader.encrypted
         assert reader.end["ended_epoch"] == pytest.approx(reader.header["started_epoch"]
                                                           + records[-2].offset_us / 1e6, abs=0.001)
         assert seal_path(journals[0]).exists()

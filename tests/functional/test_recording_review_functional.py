@@ -20,7 +20,9 @@ import pytest
 
 from gateway.demo import XvncDesktop
 from gateway.rfb.messages import Encoding, KeyEvent, PointerEvent
+from recorder.encrypted_files import read_export
 from recorder.index import RecordingRow, VideoState
+from recorder.keyring import installed
 from tests.conftest import DESKTOP_HEIGHT, DESKTOP_PASSWORD, DESKTOP_WIDTH, GatewayUnderTest
 from tests.functional.test_desktop_functional import open_desktop
 from tests.functional.test_recording_functional import recording_when_rendered
@@ -140,4 +142,4 @@ async def test_a_supervisor_reviews_a_real_recording(
     finally:
         await sam.close()
     clip_file = Path(gateway.workdir / "recordings" / "clips" / f"{clip['id']}.mp4")
-    assert clip_file.read_bytes() == data
+    assert read_export(clip_file, installed()) == data and clip_file.read_bytes()[:8] == b"DGEXPT\x00\x01"

@@ -42,7 +42,9 @@ from gateway.web.security import (
     network_allow_list,
     web_session,
 )
+from recorder.encrypted_files import encrypt_in_place
 from recorder.index import VideoState
+from recorder.keyring import FIRST_KEY_ID, RecordingKeyring, install
 from tests.recorder.test_index import (
     end_record,
     event,
@@ -368,6 +370,30 @@ async def test_video_ranges_are_206_with_content_range(client: Client, config: C
     (entry,) = await client.app[AUDIT].list()
     assert (entry.action, entry.target, entry.outcome, entry.detail) == ("recording.download", ALICE_ID, "allowed",
                                                                          {"range": range_})
+
+
+async def test_an_encrypted_video_is_decrypted_by_range_and_a_lost_key_is_a_counted_500(
+    client: Client, config: Config, tmp_path: Path
+) -> None:
+    path = next(config.storage.recordings.rglob("*.mp4"))
+    video = path.read_bytes()
+    lost = RecordingKeyring.load(tmp_path / "lost-keys")  # never installed: this process cannot find it
+    encrypt_in_place(path, lost, ALICE_ID)
+    headers = await login(client, "sue", "supervisors")
+    response = await client.get(f"/api/v1/recordings/{ALICE_ID}/video", headers=headers)
+    assert response.status == 500
+    assert f"restore the file {FIRST_KEY_ID}.key from a backup" in (await response.json())["error"]
+    errors = client.app[METRICS].recording_key_errors_total
+    assert errors.labels(what="export")._value.get() == 1
+
+    kept = RecordingKeyring.load(tmp_path / "kept-keys")
+    install(kept)
+    path.write_bytes(video)
+    encrypt_in_place(path, kept, ALICE_ID)
+    assert video[4:12] not in path.read_bytes()
+    response = await client.get(f"/api/v1/recordings/{ALICE_ID}/video", headers={**headers, "Range": "bytes=4-1000"})
+    assert response.status == 206 and await response.read() == video[4:1001]
+    assert response.headers["Content-Range"] == f"bytes 4-1000/{len(video)}"
 
 
 async def test_an_unsatisfiable_range_is_416(client: Client) -> None:

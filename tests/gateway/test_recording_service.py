@@ -30,7 +30,7 @@ from gateway.web.app import create_app
 from gateway.web.keys import AUDIT, METRICS, RECORDING_INDEX, RECORDINGS
 from recorder.errors import RecordingUnavailable
 from recorder.index import RecordingIndex, VideoState
-from recorder.journal import JournalFile, JournalReader, RecordKind, encode_record
+from recorder.journal import JournalFile, JournalReader, RecordKind, encode_batched_record
 from recorder.recovery import CRASHED_REASON
 from recorder.worker import RenderPool
 
@@ -92,10 +92,14 @@ async def test_recovery_finalizes_indexes_and_renders_a_crashed_sessions_journal
     recorder = await first.start(live, ServerInit(WIDTH, HEIGHT, RGBX8888, b"desk"), POLICY)
     path = recorder.path
     await recorder.close("unused")  # then cut back to before its end, as a crash would have left it
+    reader = JournalReader(path)
+    cut = _session_end_offset(path)
+    batches_before = 1 + len({record.position for record in reader if record.position < cut})  # 1: the HEADER's
     journal = JournalFile.reopen(path)
-    assert journal is not None
-    journal.truncate(_session_end_offset(path))
-    journal.write(encode_record(RecordKind.SERVER_DATA, 250_000, raw_screen((0, 128, 255))))
+    assert journal is not None and reader.codec is not None
+    journal.truncate(cut)
+    journal.write_batch(reader.codec, batches_before,
+                        encode_batched_record(RecordKind.SERVER_DATA, 250_000, raw_screen((0, 128, 255))))
     journal.close()
     path.with_name(path.name + ".seal").unlink()
 

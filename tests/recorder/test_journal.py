@@ -28,7 +28,6 @@ from recorder.journal import (
     JournalReader,
     JournalRecord,
     RecordKind,
-    complete_records_end,
     encode_json,
     encode_record,
     is_session_id,
@@ -299,14 +298,6 @@ class TestReader:
         write_journal(path)
         reader = JournalReader(path)
         assert list(reader) == list(reader) and len(list(reader)) == len(BODY)
-
-    def test_complete_records_end_finds_the_last_whole_record(self, tmp_path: Path) -> None:
-        path = tmp_path / "j.dgj"
-        full = write_journal(path)
-        ends = boundaries()
-        path.write_bytes(full[: ends[3] + 5])
-        assert complete_records_end(path, ends[1]) == ends[3]
-        assert complete_records_end(path, ends[3]) == ends[3]
 
     @FUZZ
     @given(st.binary(max_size=400))

@@ -15,6 +15,7 @@ import pytest
 from base import __version__
 from base.metrics import Metrics
 from gateway.rfb.messages import RGBX8888
+from recorder.batches import BATCH_BYTES
 from recorder.errors import RecordingUnavailable
 from recorder.journal import (
     JournalFile,
@@ -143,6 +144,17 @@ async def test_data_longer_than_a_record_is_split(tmp_path: Path) -> None:
     await recorder.close("done")
     chunks = [r.payload for r in records(recorder.path) if r.kind == RecordKind.SERVER_DATA]
     assert [len(chunk) for chunk in chunks] == [1000, 1000, 560] and b"".join(chunks) == data
+
+
+async def test_data_split_into_records_is_still_cut_into_batches_a_reader_opens(tmp_path: Path) -> None:
+    recorder = await open_recorder(tmp_path, Metrics(), max_record=4096)
+    data = bytes(range(256)) * (10 * BATCH_BYTES // 256)  # one message of ten batches' worth
+    recorder.server_data(data)
+    await recorder.close("done")
+    reader = JournalReader(recorder.path, max_record=4096)  # a batch is at most a record over BATCH_BYTES
+    chunks = [r.payload for r in reader if r.kind == RecordKind.SERVER_DATA]
+    assert reader.torn_at is None and reader.end is not None and b"".join(chunks) == data
+    assert reader.batches >= 10
 
 
 async def test_input_counts_precede_each_flush_and_the_end(tmp_path: Path) -> None:
