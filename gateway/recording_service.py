@@ -52,6 +52,7 @@ from recorder.recovery import finalize_orphans
 from recorder.remote import JobRunner, RemoteRecordings
 from recorder.rendering import found_masks, masked_again, render_video
 from recorder.seal import load_or_create_key, read_seal
+from recorder.spool import SpoolPruner
 from recorder.storage import S3Storage, StorageError, clip_key
 from recorder.upload import SEGMENT_BYTES, SEGMENT_SECONDS, UPLOAD_DEADLINE, SegmentUploader
 from recorder.worker import RenderPool
@@ -263,6 +264,10 @@ class RecordingService:
             self.sealed(path)
         return len(finalized)
 
+    def is_recording(self, recording_id: str) -> bool:
+        """Whether this node is writing the recording now."""
+        return recording_id in self._open
+
     async def render(self, recording_id: str, journal: Path) -> None:
         """Render one recording's video next to its journal, masked, and record the outcome in the index."""
         if self.render_pool is not None:
@@ -425,6 +430,9 @@ async def recording_service(context: RecordingContext) -> AsyncIterator[Recordin
                 if storage.workers:
                     runner = JobRunner(jobs, remote, context.index, service.render_pool, metrics, ocr=True)
                     tasks.enter_context(_running(runner.run()))
+            if remote is not None:
+                pruner = SpoolPruner(remote.spool, remote.storage, storage.spool_keep, in_use=service.is_recording)
+                tasks.enter_context(_running(pruner.run_forever()))
             if storage.retention is not None and storage.workers:
                 retention = Retention(context.index, context.audit, metrics, keep=storage.retention,
                                       root=storage.recordings, remote=remote, node=context.config.audit.node)

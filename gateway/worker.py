@@ -26,6 +26,7 @@ from recorder.jobs import JobQueue
 from recorder.remote import JobRunner
 from recorder.rendering import masked_again
 from recorder.seal import load_or_create_key
+from recorder.spool import SpoolPruner
 from recorder.worker import RenderPool
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,8 @@ async def run_worker(config: Config, metrics: Metrics | None = None) -> None:
         key = load_or_create_key(storage.recording_key_file)
         async with recorder_storage(config, key) as remote, contextlib.AsyncExitStack() as stack:
             if remote is not None:
+                pruner = SpoolPruner(remote.spool, remote.storage, storage.spool_keep, in_use=lambda _: False)
+                tasks.append(asyncio.create_task(pruner.run_forever()))
                 runner = JobRunner(JobQueue(store, config.audit.node, lease=storage.job_lease), remote, index, pool,
                                    metrics, ocr=True)
                 tasks.append(asyncio.create_task(runner.run()))

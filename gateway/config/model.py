@@ -113,6 +113,7 @@ class StorageConfig:
     upload_deadline: float = UPLOAD_DEADLINE  # bytes waiting longer end the session, fail-closed
     retention: float | None = None  # seconds recordings are kept; None: forever
     job_lease: float = LEASE_SECONDS  # a recorder job (a live recording's recovery) is another node's after this
+    spool_keep: float = 3600.0  # local copies of recordings sealed in the bucket are deleted after this
     workers: bool = True  # ``serve`` also claims recorder jobs (false: leave them to ``deskgate worker``)
     min_free: MinFree = DEFAULT_MIN_FREE  # new sessions are refused while the recordings' or database's disk has less
     export_fps: int = DEFAULT_MAX_FPS  # frames a second at most in rendered videos; the journal keeps every update

@@ -303,7 +303,7 @@ class _ConfigReader(AccessReader, MaskReader):
         section = self.r.mapping(node, "storage", ["recordings", "database", "fsync_interval", "recording_key_file",
                                                        "pid_file", "spool", "s3", "segment_bytes", "segment_interval",
                                                        "upload_deadline", "retention", "workers", "job_lease", "min_free",
-                                                       "export_fps", "recording_keys", "encrypt_recordings"])
+                                                       "export_fps", "recording_keys", "encrypt_recordings", "spool_keep"])
         database = self.r.string(section.get("database"), "storage.database", "sqlite:///var/deskgate.db")
         if not DATABASE_URL.match(database):
             raise self.r.error(section.get("database"), "storage.database",
@@ -332,6 +332,7 @@ class _ConfigReader(AccessReader, MaskReader):
             upload_deadline=self.duration(section.get("upload_deadline"), "storage.upload_deadline", UPLOAD_DEADLINE),
             retention=self.optional_duration(section.get("retention"), "storage.retention"),
             job_lease=self.duration(section.get("job_lease"), "storage.job_lease", LEASE_SECONDS),
+            spool_keep=self.duration(section.get("spool_keep"), "storage.spool_keep", 3600.0),
             workers=self.r.boolean(section.get("workers"), "storage.workers", True),
             min_free=self.min_free(section.get("min_free")),
             export_fps=self.export_fps(section.get("export_fps")),

@@ -361,6 +361,8 @@ async def test_supervisor_bookmarks_a_moment_and_exports_a_clip_for_training(
     await sign_in(page, gateway, "sam")
     await open_player(page, gateway, RECORDING_ID)
 
+    await page.fill("#unmask-reason", "training material, ticket 4712")  # typed text: only with a reason
+    await page.click("#unmask-show")
     await page.locator("#typed .typed-entry button").first.click()  # the greeting, at 3 s
     await wait_for_time_near(page, 3.0)
     await expect(page.locator("#bookmark-at")).to_have_text("0:03")

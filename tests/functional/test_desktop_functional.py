@@ -7,6 +7,7 @@ each lossless encoding, a framebuffer identical to the server's own screenshot.
 from __future__ import annotations
 
 import asyncio
+import re
 
 import aiohttp
 import numpy as np
@@ -74,7 +75,8 @@ async def test_session_is_counted_in_metrics(gateway: GatewayUnderTest, http: ai
                  if line.startswith('deskgate_proxy_bytes_total{direction="to_client",protocol="vnc"}')]
     assert float(to_client[0].split()[-1]) > 1000  # a whole (well-compressed) screen went through
     assert 'deskgate_auth_attempts_total{method="password+totp",result="ok"} 1.0' in metrics
-    assert 'deskgate_build_info{version="' in metrics
+    assert re.search(r'deskgate_build_info\{[^}]*rfb_framer="(compiled|pure)"', metrics)
+    assert re.search(r'deskgate_build_info\{[^}]*version="', metrics)
 
 
 async def ws_refusal_status(http: aiohttp.ClientSession, url: str, origin: str | None) -> int:
