@@ -8,7 +8,6 @@ workers. It runs inside ``deskgate serve`` and ``deskgate worker``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 from base.metrics import Metrics
 from recorder.errors import RecordingError
 from recorder.index import RecordingIndex
+from recorder.job_runs import Retries, claim_and_do
 from recorder.jobs import Job, JobKind, JobQueue
 from recorder.journal import recording_path
 from recorder.recovery import finalize_journal
@@ -29,9 +29,8 @@ log = logging.getLogger(__name__)
 
 #: Seconds between looks for claimable jobs when none was found.
 POLL_SECONDS = 1.0
-#: A failed job is tried again after this many seconds times its attempts, up to MAX_ATTEMPTS.
-RETRY_SECONDS = 5.0
-MAX_ATTEMPTS = 5
+#: A failed job is tried again after 5 s times its attempts, 5 attempts in all.
+RETRIES = Retries(attempts=5, delay=5.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,27 +104,8 @@ class JobRunner:
 
     async def run_once(self) -> bool:
         """Claim one job and do it; False when there was none."""
-        job = await self.queue.claim(kinds=(JobKind.RECOVER, JobKind.INDEX))
-        if job is None:
-            return False
-        try:
-            await self._do(job)
-        except asyncio.CancelledError:
-            with contextlib.suppress(Exception):
-                await asyncio.shield(self.queue.release(job, 0.0))
-            raise
-        except Exception as exc:
-            self._metrics.jobs_done_total.labels(kind=job.kind.value, outcome="failed").inc()
-            log.error("a recorder job failed", extra={"ctx": {"job": job.kind.value, "recording": job.recording_id,
-                                                              "attempt": job.attempts, "error": exc}})
-            if job.attempts >= MAX_ATTEMPTS:
-                await self.queue.done(job.kind, job.recording_id)
-            else:
-                await self.queue.release(job, RETRY_SECONDS * job.attempts)
-            return True
-        await self.queue.done(job.kind, job.recording_id)
-        self._metrics.jobs_done_total.labels(kind=job.kind.value, outcome="ok").inc()
-        return True
+        return await claim_and_do(self.queue, (JobKind.RECOVER, JobKind.INDEX), self._do, self._metrics, RETRIES,
+                                  "a recorder job failed") is not None
 
     async def _do(self, job: Job) -> None:
         if job.kind is JobKind.RECOVER:

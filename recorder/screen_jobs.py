@@ -23,6 +23,7 @@ from pathlib import Path
 
 from base.metrics import Metrics
 from recorder.errors import RecordingError
+from recorder.job_runs import Retries, claim_and_do
 from recorder.jobs import Job, JobKind, JobQueue
 from recorder.keyring import RecordingKeyring, install
 from recorder.screen_index import RecordingText, ScreenTextOptions, read_recording_text
@@ -32,9 +33,8 @@ log = logging.getLogger(__name__)
 
 #: Seconds between looks for claimable jobs when none was found.
 POLL_SECONDS = 2.0
-#: A failed job is tried again after this many seconds times its attempts, up to MAX_ATTEMPTS.
-RETRY_SECONDS = 30.0
-MAX_ATTEMPTS = 3
+#: A failed job is tried again after 30 s times its attempts, 3 attempts in all.
+RETRIES = Retries(attempts=3, delay=30.0)
 #: Where a recording's journal is, on this node; None: it is not stored (any more).
 JournalLocator = Callable[[str], Awaitable[Path | None]]
 #: Told a recording's id (here: that its screen showed personal data).
@@ -113,26 +113,11 @@ class ScreenTextJobs:
 
     async def run_once(self) -> bool:
         """Claim one ``ocr`` job and do it; False when there was none."""
-        job = await self.queue.claim(kinds=(JobKind.OCR,))
-        if job is None:
+        outcome = await claim_and_do(self.queue, (JobKind.OCR,), self._do, self._metrics, RETRIES,
+                                     "reading a recording's screen text failed")
+        if outcome is None:
             return False
-        try:
-            shown = await self._do(job)
-        except asyncio.CancelledError:
-            with contextlib.suppress(Exception):
-                await asyncio.shield(self.queue.release(job, 0.0))
-            raise
-        except Exception as exc:
-            self._metrics.jobs_done_total.labels(kind=job.kind.value, outcome="failed").inc()
-            log.error("reading a recording's screen text failed",
-                      extra={"ctx": {"recording": job.recording_id, "attempt": job.attempts, "error": exc}})
-            if job.attempts >= MAX_ATTEMPTS:
-                await self.queue.done(job.kind, job.recording_id)
-            else:
-                await self.queue.release(job, RETRY_SECONDS * job.attempts)
-            return True
-        await self.queue.done(job.kind, job.recording_id)
-        self._metrics.jobs_done_total.labels(kind=job.kind.value, outcome="ok").inc()
+        job, shown = outcome
         if shown and self._found_on_screen is not None:
             await self._found_on_screen(job.recording_id)
         return True

@@ -42,7 +42,7 @@ from gateway.ssh.channel import SshChannelTerminal
 from gateway.ssh.server import GatewaySshServer
 from gateway.ssh.shell import serve_shell
 from gateway.web.keys import AUDIT, LIVE_SESSIONS, METRICS, SETTINGS
-from gateway.web.listener import ACCEPT_RESOURCE_ERRORS, ConnectionGate, ListenerPolicy, peer_address
+from gateway.web.listener import ConnectionGate, ListenerPolicy, accepted
 from gateway.web.security import connection_refusals
 
 log = logging.getLogger(__name__)
@@ -156,18 +156,7 @@ class SshListener:
         task.add_done_callback(tasks.discard)
 
     async def _accept(self, listening: socket.socket) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            try:
-                client, peername = await loop.sock_accept(listening)
-            except OSError as error:
-                if listening.fileno() < 0:
-                    return  # closed: the listener is stopping
-                if error.errno in ACCEPT_RESOURCE_ERRORS:
-                    log.error("cannot accept SSH connections (%s); trying again in a second", error.strerror)
-                    await asyncio.sleep(1.0)
-                continue
-            address = peer_address(peername)
+        async for client, address in accepted(listening, "SSH"):
             self._gate.policy = self._policy()  # the network section in force (a reload changes it)
             if address is None or self._gate.admit(address) is not None:
                 client.close()  # before a byte of the SSH banner

@@ -31,7 +31,7 @@ import logging
 import socket
 import ssl
 from collections import Counter
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from enum import StrEnum
 from ipaddress import IPv4Address, IPv6Address, IPv6Network, ip_address
@@ -297,6 +297,26 @@ class GuardedConnection(asyncio.Protocol):
 ACCEPT_RESOURCE_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 
 
+async def accepted(listening: socket.socket, what: str) -> AsyncIterator[tuple[socket.socket, IPAddress | None]]:
+    """Each connection accepted on ``listening`` with its peer's address, until the socket is closed.
+
+    Out of descriptors or memory, it logs and waits a second (as asyncio's own servers do); a peer
+    that gave up before it was accepted is skipped. ``what`` names the listener in the log.
+    """
+    loop = asyncio.get_running_loop()
+    while True:
+        try:
+            client, peername = await loop.sock_accept(listening)
+        except OSError as error:
+            if listening.fileno() < 0:
+                return  # closed: the listener is stopping
+            if error.errno in ACCEPT_RESOURCE_ERRORS:
+                log.error("cannot accept %s connections (%s); trying again in a second", what, error.strerror)
+                await asyncio.sleep(1.0)
+            continue
+        yield client, peer_address(peername)
+
+
 class GuardedSite(web.BaseSite):
     """A TCP listener for an :class:`~aiohttp.web.AppRunner` that admits or refuses each connection as it accepts it."""
 
@@ -375,18 +395,8 @@ class GuardedSite(web.BaseSite):
 
     async def _accept(self, listening: socket.socket) -> None:
         loop = asyncio.get_running_loop()
-        while True:
-            try:
-                client, peername = await loop.sock_accept(listening)
-            except OSError as error:
-                if listening.fileno() < 0:
-                    return  # closed: the site is stopping
-                if error.errno in ACCEPT_RESOURCE_ERRORS:
-                    log.error("cannot accept connections (%s); trying again in a second", error.strerror)
-                    await asyncio.sleep(1.0)
-                continue  # else the peer gave up before it was accepted
+        async for client, address in accepted(listening, "HTTP"):
             client.setblocking(False)
-            address = peer_address(peername)
             refusal = self.gate.admit(address)
             if refusal is not None or address is None:
                 if self._ssl_context is None:  # under TLS nothing can be said before a handshake
