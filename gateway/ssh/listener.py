@@ -42,7 +42,7 @@ from gateway.ssh.channel import SshChannelTerminal
 from gateway.ssh.server import GatewaySshServer
 from gateway.ssh.shell import serve_shell
 from gateway.web.keys import AUDIT, LIVE_SESSIONS, METRICS, SETTINGS
-from gateway.web.listener import ConnectionGate, ListenerPolicy, accepted
+from gateway.web.listener import ConnectionGate, ListenerPolicy, accepted, listening_sockets
 from gateway.web.security import connection_refusals
 
 log = logging.getLogger(__name__)
@@ -111,18 +111,8 @@ class SshListener:
         return ListenerPolicy("ssh", network.allow, (), network.connections)
 
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        addresses = await loop.getaddrinfo(self.address.host or None, self.address.port, type=socket.SOCK_STREAM,
-                                           flags=socket.AI_PASSIVE)
-        for family, kind, proto, _, address in addresses:
-            listening = socket.socket(family, kind, proto)
-            self._sockets.append(listening)
-            listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if family == socket.AF_INET6:
-                listening.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            listening.bind(address)
-            listening.listen(128)
-            listening.setblocking(False)
+        self._sockets.extend(await listening_sockets(self.address.host, self.address.port))
+        for listening in self._sockets:
             self.spawn(self._accept(listening), self._accepting)
         log.info("SSH listener open", extra={"ctx": {"host": self.address.host, "port": self.port,
                                                      "fingerprint": self._host_key.get_fingerprint()}})

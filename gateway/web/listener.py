@@ -297,6 +297,28 @@ class GuardedConnection(asyncio.Protocol):
 ACCEPT_RESOURCE_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 
 
+async def listening_sockets(host: str | None, port: int) -> list[socket.socket]:
+    """Non-blocking sockets listening on ``host:port``, one per address it resolves to (IPv6 ones IPv6 only)."""
+    addresses = await asyncio.get_running_loop().getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+                                                             flags=socket.AI_PASSIVE)
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, address in addresses:
+            listening = socket.socket(family, kind, proto)
+            sockets.append(listening)
+            listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                listening.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            listening.bind(address)
+            listening.listen(128)
+            listening.setblocking(False)
+    except OSError:
+        for listening in sockets:
+            listening.close()
+        raise
+    return sockets
+
+
 async def accepted(listening: socket.socket, what: str) -> AsyncIterator[tuple[socket.socket, IPAddress | None]]:
     """Each connection accepted on ``listening`` with its peer's address, until the socket is closed.
 
@@ -354,18 +376,8 @@ class GuardedSite(web.BaseSite):
 
     async def start(self) -> None:
         await super().start()
-        loop = asyncio.get_running_loop()
-        addresses = await loop.getaddrinfo(self._host or None, self._port, type=socket.SOCK_STREAM,
-                                           flags=socket.AI_PASSIVE)
-        for family, kind, proto, _, address in addresses:
-            listening = socket.socket(family, kind, proto)
-            self._sockets.append(listening)
-            listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if family == socket.AF_INET6:
-                listening.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            listening.bind(address)
-            listening.listen(128)
-            listening.setblocking(False)
+        self._sockets.extend(await listening_sockets(self._host, self._port))
+        for listening in self._sockets:
             self._spawn(self._accept(listening))
 
     async def stop(self) -> None:
