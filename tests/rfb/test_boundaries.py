@@ -1,23 +1,27 @@
 """Differential fuzzing of the target's framer (issue 16): the mypyc-compiled boundary framer, the same source
 interpreted and the event framer built on it agree — same bytes, boundaries, messages and errors — on generated
-streams (valid and hostile, every family and encoding) and on the recorded office captures, split anywhere.
+streams (valid and hostile, every family and encoding) and on what a real Xvnc sends, split anywhere.
 
 ``make test`` runs a few seconds of it; ``make fuzz`` runs the ``boundaries`` target under atheris for longer.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
-from functools import cache
-from pathlib import Path
+import subprocess
 from random import Random
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bench.capture_file import Capture
+from bench.workload import ENCODINGS, CapturingViewer
+from gateway.demo import XvncDesktop
 from gateway.rfb.constants import HextileSubencoding, TightCompression, TightFilter
-from gateway.rfb.messages import Encoding, PixelFormat, ServerMessageType
+from gateway.rfb.messages import RGBX8888, Encoding, PixelFormat, ServerMessageType
+from tests.conftest import DESKTOP_PASSWORD
 from tests.rfb.differential import (
     COMPILED,
     INTERPRETED,
@@ -31,7 +35,6 @@ from tests.rfb.differential import (
 from tests.rfb.wire_generators import SERVER_FAMILIES, TARGET_PIXEL_FORMATS, Desktop, hostile_update, update
 from tests.rfb.wire_values import START_SIZE
 
-CAPTURES = Path(__file__).resolve().parents[2] / "bench" / "captures"
 FUZZ = settings(max_examples=40, deadline=None)
 points = st.lists(st.integers(0, 1 << 24), max_size=16)
 
@@ -86,25 +89,51 @@ def test_any_split_frames_the_same_stream(seed: int, pixel_format: PixelFormat, 
         assert in_stream_order(boundaries_said(INTERPRETED, stream, split(data, points), every_piece)) == whole
 
 
-@cache
-def recorded(encoding: str) -> tuple[Stream, list[bytes]]:
-    from bench.capture_file import read_capture
+async def _record_from_xvnc(desktop: XvncDesktop, seconds: float) -> dict[str, Capture]:
+    """What a real Xvnc sends viewers asking for Tight, ZRLE and Hextile while its screen changes for ``seconds``."""
+    viewers = {name: CapturingViewer(name, desktop.port, DESKTOP_PASSWORD, "test") for name in ENCODINGS}
+    stop = asyncio.Event()
+    started = {name: asyncio.Event() for name in viewers}
+    busy = subprocess.Popen(["xterm", "-geometry", "100x30+0+0", "-e", "sh", "-c",
+                             "while :; do ls -lR /usr/lib/python3*; done"],
+                            env=desktop.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        async with asyncio.TaskGroup() as tasks:
+            for name, viewer in viewers.items():
+                tasks.create_task(viewer.run(started[name], stop))
+            async with asyncio.timeout(15):
+                await asyncio.gather(*(event.wait() for event in started.values()))
+            for colour in ("#204080", "#806020", "#208040", "#ffffff")[: max(1, int(seconds))]:
+                await asyncio.to_thread(subprocess.run, ["xsetroot", "-solid", colour], env=desktop.env,
+                                        check=True, timeout=10)
+                await asyncio.sleep(seconds / 4)
+            stop.set()
+    finally:
+        busy.kill()
+        busy.wait(timeout=10)
+    return {name: viewer.capture() for name, viewer in viewers.items()}
 
-    capture = read_capture(CAPTURES / f"office-{encoding}.rfbcap.xz")
-    init = capture.server_init
-    stream = Stream(init.pixel_format, init.width, init.height, encodings=capture.encodings, small_limits=False)
-    return stream, [message.data for message in capture.messages]
+
+@pytest.fixture(scope="module")
+def xvnc_streams(desktop: XvncDesktop) -> dict[str, tuple[Stream, list[bytes]]]:
+    """Each encoding's stream from a real Xvnc (a terminal scrolling, the background changing), message by message."""
+    captures = asyncio.run(_record_from_xvnc(desktop, 3.0))
+    return {name: (Stream(RGBX8888, capture.server_init.width, capture.server_init.height,
+                          encodings=capture.encodings, small_limits=False),
+                   [message.data for message in capture.messages])
+            for name, capture in captures.items()}
 
 
+@pytest.mark.functional
 @pytest.mark.parametrize("encoding", ["tight", "zrle", "hextile"])
-@settings(max_examples=8, deadline=None)
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(start=st.integers(0, 1 << 20), count=st.integers(1, 40), points=points,
        chunk=st.sampled_from((1, 7, 4096, 64 * 1024)))
-def test_recorded_office_streams_split_anywhere(encoding: str, start: int, count: int, points: list[int],
-                                               chunk: int) -> None:
-    if not (CAPTURES / f"office-{encoding}.rfbcap.xz").exists():
-        pytest.skip("no recorded captures here (`python -m bench.workload` records them)")
-    stream, messages = recorded(encoding)
+def test_streams_from_a_real_xvnc_split_anywhere(xvnc_streams: dict[str, tuple[Stream, list[bytes]]],
+                                                 encoding: str, start: int, count: int, points: list[int],
+                                                 chunk: int) -> None:
+    stream, messages = xvnc_streams[encoding]
+    assert len(messages) > 10
     start %= len(messages)
     data = b"".join(messages[start : start + count])[: 1 << 18]
     assert_all_agree(stream, split(data, points))
