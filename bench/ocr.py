@@ -9,7 +9,10 @@ does, in this process on one core (Tesseract with ``OMP_THREAD_LIMIT=1``):
 - *× realtime per core*: seconds of session read per CPU second (this process and its Tesseract runs);
 - *wall × realtime*: the same per wall-clock second, on this (shared) machine;
 - *index bytes per operator-hour*: the growth of a fresh SQLite index from the rows it stored
-  (``screen_text`` and ``pii_findings``), and the bytes of their text alone, per hour of session.
+  (``screen_text`` sealed under a recording key, its ``text_tokens`` and ``pii_findings``), and the
+  bytes of the lines' text alone, per hour of session;
+- *search CPU per operator-hour*: the CPU time a search by text spends opening and matching one
+  operator-hour of sealed lines (a text that is not there, so every line is opened).
 
 Run ``python -m bench.ocr [--captures DIR] [--encoding zrle] [--runs 3] [--interval 1]``; not part of ``make test``
 or ``make bench``: it prints its table and writes nothing else.
@@ -19,8 +22,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import secrets
 import statistics
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,11 +35,12 @@ from bench.workload import CAPTURE_DIR
 from gateway.rfb.messages import RGBX8888, FramebufferUpdateRequest, SetEncodings, SetPixelFormat
 from recorder.index import RecordingIndex
 from recorder.journal import JOURNAL_MAGIC, RecordKind, encode_json, encode_record
+from recorder.keyring import RecordingKeyring
 from recorder.pii import digest_key
 from recorder.records import SessionEnd
 from recorder.screen_index import RecordingText, ScreenTextOptions, read_recording_text
-from recorder.screen_search import ScreenTexts
 from recorder.summary import summarize_journal
+from recorder.text_index import TextKeys
 from recorder.writer import session_header
 
 WORKLOADS = ("office", "callcenter")
@@ -62,16 +68,23 @@ def capture_journal(capture: Capture, path: Path, workload: str) -> Path:
     return path
 
 
-async def index_bytes(journal: Path, found: RecordingText, directory: Path) -> int:
-    """How much a fresh SQLite index grows when the rows of ``found`` are stored in it."""
+async def index_cost(journal: Path, found: RecordingText, directory: Path) -> tuple[int, float]:
+    """How much a fresh SQLite index grows when the rows of ``found`` are stored in it (sealed), and the CPU
+    seconds a search by text then spends on them."""
     database = directory / "index.db"
     database.unlink(missing_ok=True)
+    keys = TextKeys.derive(secrets.token_bytes(32), RecordingKeyring.load(directory / "keys"))
     store = await Store.open(f"sqlite:///{database}")
     try:
-        await RecordingIndex(store).add(await asyncio.to_thread(summarize_journal, journal), None, "bench")
+        index = RecordingIndex(store, keys)
+        summary = await asyncio.to_thread(summarize_journal, journal)
+        await index.add(summary, None, "bench")
         before = await _database_bytes(store, database)
-        await ScreenTexts(store).replace("20261207T000000Z-0cc0be0c", found)
-        return await _database_bytes(store, database) - before
+        await index.texts.replace(summary.id, found)
+        grown = await _database_bytes(store, database) - before
+        started = time.process_time()
+        assert not (await index.texts.moments([summary.id], "not on any screen"))[summary.id]
+        return grown, time.process_time() - started
     finally:
         await store.close()
 
@@ -93,6 +106,7 @@ class Measured:
     findings: int
     index_bytes_per_hour: float
     text_bytes_per_hour: float
+    search_cpu_per_hour: float
 
 
 async def measure(capture_path: Path, workload: str, runs: int, options: ScreenTextOptions) -> Measured:
@@ -102,11 +116,11 @@ async def measure(capture_path: Path, workload: str, runs: int, options: ScreenT
         results = [await asyncio.to_thread(read_recording_text, journal, options) for _ in range(runs)]
         found = results[-1]
         per_hour = 3600 / found.duration
-        grown = await index_bytes(journal, found, Path(tmp))
+        grown, search_cpu = await index_cost(journal, found, Path(tmp))
     text_bytes = sum(len(line.text.encode()) for line in found.lines)
     return Measured(workload, found.duration, [r.duration / r.cpu_seconds for r in results],
                     [r.duration / r.wall_seconds for r in results], found.regions, len(found.lines),
-                    len(found.findings), grown * per_hour, text_bytes * per_hour)
+                    len(found.findings), grown * per_hour, text_bytes * per_hour, search_cpu * per_hour)
 
 
 def _cell(values: list[float]) -> str:
@@ -132,12 +146,12 @@ def main() -> None:
     if not rows:
         raise SystemExit(f"no capture in {args.captures}: record one with python -m bench.workload")
     print("| workload | session s | × realtime per core | wall × realtime | regions | lines | findings "
-          "| index bytes per operator-hour | text bytes per operator-hour |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+          "| index bytes per operator-hour | text bytes per operator-hour | search CPU per operator-hour |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for row in rows:
         print(f"| {row.workload} | {row.duration:.1f} | {_cell(row.per_core)} | {_cell(row.wall)} | {row.regions} "
               f"| {row.lines} | {row.findings} | {row.index_bytes_per_hour / 1e3:.0f} kB "
-              f"| {row.text_bytes_per_hour / 1e3:.0f} kB |")
+              f"| {row.text_bytes_per_hour / 1e3:.0f} kB | {row.search_cpu_per_hour * 1e3:.0f} ms |")
 
 
 if __name__ == "__main__":

@@ -54,6 +54,7 @@ from recorder.rendering import found_masks, masked_again, render_video
 from recorder.seal import load_or_create_key, read_seal
 from recorder.spool import SpoolPruner
 from recorder.storage import S3Storage, StorageError, clip_key
+from recorder.text_index import TextKeys
 from recorder.upload import SEGMENT_BYTES, SEGMENT_SECONDS, UPLOAD_DEADLINE, SegmentUploader
 from recorder.worker import RenderPool
 from recorder.writer import SessionRecorder, session_header
@@ -110,6 +111,14 @@ def load_keyring(config: Config, *, create: bool = True) -> RecordingKeyring:
         raise RecordingUnavailable(f"the recording keys cannot be used: {exc}") from exc
     install(keyring)
     return keyring
+
+
+def load_text_keys(config: Config) -> TextKeys:
+    """The keys of stored screen text: tokens keyed from ``storage.recording_key_file``, sealed with the keyring.
+
+    Missing keys are created (see :func:`load_keyring`); RecordingUnavailable if unusable.
+    """
+    return TextKeys.derive(load_or_create_key(config.storage.recording_key_file), load_keyring(config))
 
 
 class RecordingService:
@@ -422,8 +431,8 @@ async def recording_service(context: RecordingContext) -> AsyncIterator[Recordin
                 locate = remote.local_journal if remote is not None else local_journals(context.index)
                 again = masked_again(context.index, pool, locate,
                                      remote.storage if remote is not None else None)
-                await tasks.enter_async_context(screen_text_jobs(context.config, store, metrics, options, locate, settings.keyring,
-                                                                 found_on_screen=again))
+                await tasks.enter_async_context(screen_text_jobs(context.config, context.index.texts, metrics, options,
+                                                                 locate, settings.keyring, found_on_screen=again))
             await service.recover()
             if remote is not None and jobs is not None:
                 tasks.enter_context(_running(service.watch_uploads()))

@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from base.db import Store
 from base.metrics import Metrics
 from gateway.config import Config
 from recorder.errors import RecordingUnavailable
@@ -66,7 +65,7 @@ def local_journals(index: RecordingIndex) -> JournalLocator:
 
 
 @asynccontextmanager
-async def screen_text_jobs(config: Config, store: Store, metrics: Metrics, options: ScreenTextOptions,
+async def screen_text_jobs(config: Config, texts: ScreenTexts, metrics: Metrics, options: ScreenTextOptions,
                            locate: JournalLocator, keyring: RecordingKeyring, *,
                            found_on_screen: RecordingCallback | None = None) -> AsyncIterator[JobQueue]:
     """Claim and do ``ocr`` jobs while the block runs, in ``ocr.workers`` processes; yields the queue to add to.
@@ -74,17 +73,29 @@ async def screen_text_jobs(config: Config, store: Store, metrics: Metrics, optio
     The processes read encrypted journals with ``keyring``.
 
     ``found_on_screen`` is awaited with a recording's id when its screen showed personal data (its video
-    must be rendered again, masked).
+    must be rendered again, masked). Screen text an earlier version stored in clear is sealed and
+    indexed meanwhile (:meth:`~recorder.screen_search.ScreenTexts.seal_clear_rows`).
     """
-    queue = JobQueue(store, config.audit.node, lease=config.storage.job_lease)
+    queue = JobQueue(texts.store, config.audit.node, lease=config.storage.job_lease)
     pool = ScreenTextPool(config.ocr.workers, keyring)
-    jobs = ScreenTextJobs(queue, ScreenTexts(store), pool, metrics, options, locate,
+    jobs = ScreenTextJobs(queue, texts, pool, metrics, options, locate,
                           concurrency=config.ocr.workers, found_on_screen=found_on_screen)
-    task = asyncio.get_running_loop().create_task(jobs.run())
+    loop = asyncio.get_running_loop()
+    tasks = [loop.create_task(jobs.run()), loop.create_task(_seal_clear_rows(texts))]
     try:
         yield queue
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await pool.close()
+
+
+async def _seal_clear_rows(texts: ScreenTexts) -> None:
+    """Seal and index screen text stored in clear by an earlier version, once at start-up."""
+    try:
+        await texts.seal_clear_rows()
+    except Exception:  # the job loop goes on; the next start tries again
+        log.exception("cannot seal the screen text stored in clear; it stays out of search until the next start tries again")

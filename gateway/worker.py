@@ -17,7 +17,7 @@ from base.db import Store
 from base.metrics import Metrics
 from gateway.audit import AuditLog
 from gateway.config import Config
-from gateway.recording_service import RENDER_WORKERS, load_keyring, recorder_storage
+from gateway.recording_service import RENDER_WORKERS, load_text_keys, recorder_storage
 from gateway.retention import Retention
 from gateway.screen_text import local_journals, screen_text_jobs, screen_text_options
 from gateway.web.app import wait_for_stop_signal
@@ -37,8 +37,8 @@ async def run_worker(config: Config, metrics: Metrics | None = None) -> None:
     metrics = metrics or Metrics()
     storage = config.storage
     store = await Store.open(storage.database)
-    index, audit = RecordingIndex(store), AuditLog(store)
-    keyring = load_keyring(config)
+    text_keys = load_text_keys(config)
+    index, audit, keyring = RecordingIndex(store, text_keys), AuditLog(store), text_keys.keyring
     pool = RenderPool(RENDER_WORKERS, metrics, max_fps=storage.export_fps, keyring=keyring)
     tasks: list[asyncio.Task[None]] = []
     try:
@@ -53,7 +53,7 @@ async def run_worker(config: Config, metrics: Metrics | None = None) -> None:
             options = await screen_text_options(config, key)
             locate = remote.local_journal if remote is not None else local_journals(index)
             again = masked_again(index, pool, locate, remote.storage if remote is not None else None)
-            await stack.enter_async_context(screen_text_jobs(config, store, metrics, options, locate, keyring,
+            await stack.enter_async_context(screen_text_jobs(config, index.texts, metrics, options, locate, keyring,
                                                              found_on_screen=again))
             if storage.retention is not None:
                 retention = Retention(index, audit, metrics, keep=storage.retention, root=storage.recordings,

@@ -24,7 +24,7 @@ from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_add
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, exists, false, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, delete, exists, false, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import RowMapping
 
@@ -32,7 +32,7 @@ from base.db import Store
 from base.times import isoformat_utc
 from recorder.pii import without_personal_data
 from recorder.records import SessionEvent
-from recorder.screen_search import contains_pattern, screen_text_pattern
+from recorder.screen_search import ScreenTexts, contains_pattern
 from recorder.summary import (
     MIN_QUIET_SECONDS,
     ActivityBucket,
@@ -43,7 +43,8 @@ from recorder.summary import (
     quiet_stretches,
     summarize_journal,
 )
-from recorder.tables import recording_events, recording_sources, recording_text, recordings, screen_text
+from recorder.tables import recording_events, recording_sources, recordings
+from recorder.text_index import TextKeys
 from recorder.typed_text import TypedText, read_typed_text
 
 log = logging.getLogger(__name__)
@@ -158,14 +159,17 @@ class RecordingIndex:
     """Recording summaries in the database: add, mark rendered, search, fetch; typed text from the journals.
 
     ``typed_text_cache`` typed texts stay in memory; at most ``typed_text_readers`` journals are
-    read for them at once (each read is a pass over a whole journal, in a worker thread).
+    read for them at once (each read is a pass over a whole journal, in a worker thread). Screen and
+    terminal text is sealed and searched with ``text_keys`` (:attr:`texts`; None: an index that neither stores
+    recordings nor searches by text, e.g. to list them).
     """
 
-    def __init__(self, store: Store, *, typed_text_cache: int = TYPED_TEXT_CACHE,
+    def __init__(self, store: Store, text_keys: TextKeys | None, *, typed_text_cache: int = TYPED_TEXT_CACHE,
                  typed_text_readers: int = TYPED_TEXT_READERS) -> None:
         if typed_text_cache < 0 or typed_text_readers < 1:
             raise ValueError("typed_text_cache must be 0 or more and typed_text_readers at least 1")
         self.store = store
+        self.texts = ScreenTexts(store, text_keys)
         self._typed_cache: OrderedDict[tuple[str, int], TypedText] = OrderedDict()
         self._typed_cache_size = typed_text_cache
         self._typed_readers = asyncio.Semaphore(typed_text_readers)
@@ -196,9 +200,7 @@ class RecordingIndex:
             await connection.execute(delete(recording_sources).where(recording_sources.c.recording_id == summary.id))
             if source is not None:
                 await connection.execute(insert(recording_sources), [source])
-            await connection.execute(delete(recording_text).where(recording_text.c.recording_id == summary.id))
-            if terminal_text:
-                await connection.execute(insert(recording_text), [{"recording_id": summary.id, "text": terminal_text}])
+            await self.texts.replace_terminal(connection, summary.id, terminal_text)
 
     async def add_journal(self, path: Path, sha256: str | None, node: str) -> RecordingSummary:
         """Summarize the journal at ``path`` in a worker thread, and index it."""
@@ -258,12 +260,7 @@ class RecordingIndex:
             events = recording_events.c
             query = query.where(exists().where(events.recording_id == c.id, events.type == event))
         if text is not None:
-            terminal, read = recording_text.c, screen_text.c
-            query = query.where(or_(
-                exists().where(terminal.recording_id == c.id,
-                               terminal.text.ilike(contains_pattern(text), escape="\\")),
-                exists().where(read.recording_id == c.id,
-                               read.text.ilike(screen_text_pattern(text), escape="\\"))))
+            query = query.where(self.texts.may_contain(c.id, text))
         if target is not None:
             query = query.where(c.target == target)
         if since is not None:
@@ -278,10 +275,29 @@ class RecordingIndex:
             query = query.where(c.end_reason == end_reason)
         if visible is not None:
             query = query.where(self._visible(visible))
-        query = query.order_by(c.started.desc(), c.id.desc()).limit(limit)
+        query = query.order_by(c.started.desc(), c.id.desc())
+        if text is None:
+            return await self._rows(query.limit(limit))
+        return await self._containing(query, text, limit)
+
+    async def _rows(self, query: Select[Any]) -> list[RecordingRow]:
         async with self.store.read() as connection:
             result = await connection.execute(query)
             return [_row(mapping) for mapping in result.mappings()]
+
+    async def _containing(self, query: Select[Any], text: str, limit: int) -> list[RecordingRow]:
+        """The first ``limit`` rows of ``query`` whose text really contains ``text``, page by page."""
+        c = recordings.c
+        found: list[RecordingRow] = []
+        page = query
+        while True:
+            rows = await self._rows(page.limit(limit))
+            containing = await self.texts.containing([row.id for row in rows], text)
+            found.extend(row for row in rows if row.id in containing)
+            if len(found) >= limit or len(rows) < limit:
+                return found[:limit]
+            last = rows[-1]
+            page = query.where(or_(c.started < last.started, and_(c.started == last.started, c.id < last.id)))
 
     def _visible(self, visible: Visibility) -> ColumnElement[bool]:
         """Rows of ``visible.users``, or whose ``user_groups`` array holds one of ``visible.groups``.

@@ -19,7 +19,6 @@ from recorder.errors import RecordingError
 from recorder.index import RecordingIndex, VideoState
 from recorder.masking import MaskRegion, TimedMask
 from recorder.screen_jobs import JournalLocator, RecordingCallback
-from recorder.screen_search import ScreenTexts
 from recorder.storage import POSTER, VIDEO, ObjectStorage, StorageError
 from recorder.worker import RenderPool
 
@@ -28,7 +27,7 @@ log = logging.getLogger(__name__)
 
 async def found_masks(index: RecordingIndex, recording_id: str) -> tuple[TimedMask, ...]:
     """The personal data found on the recording's screen, as masks over the time each was visible."""
-    findings = await ScreenTexts(index.store).findings(recording_id)
+    findings = await index.texts.findings(recording_id)
     return tuple(TimedMask(MaskRegion(*finding.region, label=finding.kind), finding.start, finding.end)
                  for finding in findings if finding.region is not None)
 

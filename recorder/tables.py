@@ -60,7 +60,8 @@ recording_events = Table(
     Index("ix_recording_events_recording", "recording_id", "t"),
 )
 
-#: The text that appeared on a terminal recording's screen (bounded, escape sequences removed), for search.
+#: The text that appeared on a terminal recording's screen (bounded, escape sequences removed), for search;
+#: sealed (recorder.text_index).
 recording_text = Table(
     "recording_text",
     metadata,
@@ -69,7 +70,8 @@ recording_text = Table(
 )
 
 #: Lines of text read off a desktop recording's screen (OCR) where it changed, and when; personal data in them is
-#: replaced by ``[kind]`` (see ``pii_findings``). Terminal recordings' lines have no box.
+#: replaced by ``[kind]`` (see ``pii_findings``), and the text is sealed (recorder.text_index). Terminal
+#: recordings' lines have no box.
 screen_text = Table(
     "screen_text",
     metadata,
@@ -80,8 +82,19 @@ screen_text = Table(
     Column("y", Integer, nullable=True),
     Column("width", Integer, nullable=True),
     Column("height", Integer, nullable=True),
-    Column("text", Text, nullable=False),  # normalised: NFKC, no spaces between CJK characters
+    Column("text", Text, nullable=False),  # sealed; once opened, normalised: NFKC, no spaces between CJK characters
     Index("ix_screen_text_recording", "recording_id", "t"),
+)
+
+#: The blind index of each recording's sealed text: keyed tokens of its characters and character pairs, once
+#: per recording and origin (recorder.text_index).
+text_tokens = Table(
+    "text_tokens",
+    metadata,
+    Column("recording_id", String(32), ForeignKey("recordings.id", ondelete="CASCADE"), primary_key=True),
+    Column("origin", String(8), primary_key=True),  # "screen" (screen_text) or "terminal" (recording_text)
+    Column("token", String(16), primary_key=True),
+    Index("ix_text_tokens_token", "token", "recording_id"),
 )
 
 #: Personal data found in a recording (on screen or typed): its kind, where and when, and a keyed hash of the

@@ -69,7 +69,7 @@ async def _list_recordings(config: Config, user: str | None, target: str | None,
                            since: datetime | None) -> list[RecordingRow]:
     store = await open_current_store(config.storage.database)
     try:
-        return await RecordingIndex(store).search(user=user, target=target, since=since, limit=MAX_SEARCH_LIMIT)
+        return await RecordingIndex(store, None).search(user=user, target=target, since=since, limit=MAX_SEARCH_LIMIT)
     finally:
         await store.close()
 
@@ -120,7 +120,7 @@ async def _found_masks(config: Config, recording_id: str) -> tuple[TimedMask, ..
     """The personal data found on the recording's screen, as masks."""
     store = await open_current_store(config.storage.database)
     try:
-        return await found_masks(RecordingIndex(store), recording_id)
+        return await found_masks(RecordingIndex(store, None), recording_id)
     finally:
         await store.close()
 

@@ -79,7 +79,7 @@ async def run_retention(config: Config, *, dry_run: bool, clock: Callable[[], fl
     store = await Store.open(config.storage.database)
     try:
         async with recorder_storage(config, read_key(config.storage.recording_key_file)) as remote:
-            retention = Retention(RecordingIndex(store), AuditLog(store), Metrics(), keep=keep,
+            retention = Retention(RecordingIndex(store, None), AuditLog(store), Metrics(), keep=keep,
                                   root=config.storage.recordings, remote=remote, node=config.audit.node, clock=clock)
             rows = await retention.expired() if dry_run else await retention.run()
         return [f"{row.id}\t{row.user}\t{row.target}\t{row.started.isoformat()}" for row in rows]

@@ -37,7 +37,7 @@ from gateway.drain import DRAIN, Drain, drain
 from gateway.journals import RecordingContext, RecordingsFactory
 from gateway.notices import NoticeBoard
 from gateway.reach import JumpHosts
-from gateway.recording_service import recording_service
+from gateway.recording_service import load_text_keys, recording_service
 from gateway.reload import remove_pid_file, status_path, write_pid_file
 from gateway.rfb import boundary_impl
 from gateway.schema import open_current_store
@@ -106,7 +106,7 @@ async def database_context(app: web.Application) -> AsyncIterator[None]:
     store = await open_current_store(app[SETTINGS].current.config.storage.database)
     try:
         app[STORE] = store
-        app[RECORDING_INDEX] = RecordingIndex(store)
+        app[RECORDING_INDEX] = RecordingIndex(store, load_text_keys(app[SETTINGS].current.config))
         app[AUDIT] = AuditLog(store)
         async with CheckpointWriter.from_config(app[AUDIT], app[SETTINGS].current.config.audit, app[METRICS]).running():
             yield

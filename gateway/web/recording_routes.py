@@ -58,7 +58,6 @@ from recorder.journal import is_session_id
 from recorder.masking import recorded_masks
 from recorder.pii import without_personal_data
 from recorder.records import TERMINAL_PROTOCOL
-from recorder.screen_search import ScreenTexts
 from recorder.storage import POSTER, VIDEO, clip_key
 
 log = logging.getLogger(__name__)
@@ -284,7 +283,7 @@ async def list_recordings(request: web.Request) -> web.Response:
                  count=len(rows))
     found = [row.to_json() for row in rows]
     if "text" in filters:  # where on screen it was, and when: the player opens there (#t=)
-        moments = await ScreenTexts(request.app[STORE]).moments([row.id for row in rows], filters["text"])
+        moments = await request.app[RECORDING_INDEX].texts.moments([row.id for row in rows], filters["text"])
         for recording in found:
             recording["moments"] = [moment.to_json() for moment in moments[recording["id"]]]
     return web.json_response({"recordings": found})

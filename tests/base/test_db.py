@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import glob
 import os
 import shutil
@@ -28,6 +29,7 @@ from recorder.index import RecordingIndex, VideoState
 from recorder.records import SessionEvent
 from recorder.summary import RecordingSummary, TimelineEvent
 from recorder.tables import recordings
+from tests.text_keys import TEXT_KEYS
 
 STARTED = datetime(2026, 11, 25, 8, 0, 0, 123456, tzinfo=UTC)
 
@@ -100,7 +102,7 @@ async def test_open_creates_the_directory_the_tables_and_wal_mode(tmp_path: Path
                           "recording_bookmarks", "recording_clips", "audit_events", "web_sessions", "totp_secrets",
                           "totp_used_steps", "totp_enrollments", "auth_failures", "auth_known_sources",
                           "disabled_accounts", "live_sessions", "live_session_events", "notices", "jobs",
-                          "recording_holds", "recording_tombstones", "screen_text", "pii_findings"}
+                          "recording_holds", "recording_tombstones", "screen_text", "pii_findings", "text_tokens"}
         assert journal_mode == "wal"
         assert busy_timeout >= 5000
     finally:
@@ -131,7 +133,7 @@ async def test_open_adds_the_nullable_columns_an_older_database_lacks(tmp_path: 
         store = await Store.open(url)
     try:
         assert (await _columns(store, "recordings"))[-1] == "user_groups"
-        found = await RecordingIndex(store).get("20261125T080000Z-0123abcd")
+        found = await RecordingIndex(store, TEXT_KEYS).get("20261125T080000Z-0123abcd")
         assert found is not None and found.user_groups is None  # the old row: groups not known
         assert [record.ctx for record in caplog.records if record.msg == "database upgraded: columns added"] == [
             {"columns": "recordings.user_groups"}]
@@ -286,7 +288,7 @@ async def test_postgresql_nodes_starting_together_create_the_tables_once(postgre
     first = await Store.open(postgres_url)
     async with first.transaction() as connection:
         await connection.execute(text("DROP TABLE recording_sources, recording_text, recording_bookmarks, recording_clips, "
-                                      "recording_events, screen_text, pii_findings, recordings, audit_events"))
+                                      "recording_events, screen_text, pii_findings, text_tokens, recordings, audit_events"))
     await first.close()
     stores = await asyncio.gather(*(Store.open(postgres_url) for _ in range(4)))
     for store in stores:
@@ -329,7 +331,7 @@ async def test_postgresql_audit_chain_and_recording_index(postgres_store: Store,
         verdict = await logs[1].verify()
         assert (verdict.ok, verdict.first_bad_id) == (False, 7)
 
-        index = RecordingIndex(postgres_store)
+        index = RecordingIndex(postgres_store, TEXT_KEYS)
         summary = RecordingSummary(id="20261125T080000Z-0123abcd", user="alice", source="127.0.0.1",
                                    target="desk-01", protocol="vnc", started=STARTED, ended=None, duration=1.5,
                                    end_reason=None, bytes=10, keys=0, clicks=0, path="/r/a.dgj",
@@ -342,5 +344,10 @@ async def test_postgresql_audit_chain_and_recording_index(postgres_store: Store,
         assert [event.to_json() for event in await index.events(summary.id)] == [
             {"t": 0.5, "type": "resize", "width": 800, "height": 600}]
         assert [r.id for r in await index.search(since=STARTED, until=STARTED + timedelta(seconds=1))] == [summary.id]
+        terminal = dataclasses.replace(summary, id="20261125T080001Z-0123abce", protocol="ssh",
+                                       screen_text="$ grep 山田 clients.csv")
+        await index.add(terminal, None, "n1")  # its output sealed, searched through its tokens
+        assert [r.id for r in await index.search(text="山田")] == [terminal.id]
+        assert await index.search(text="山本") == []
     finally:
         await second_node.close()

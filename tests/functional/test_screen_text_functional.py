@@ -12,14 +12,17 @@ process, and:
   echo on screen is a finding; ``deskgate_pii_detected_total{kind="card"}`` counts both;
 - the video is rendered again once they are found, with the card number blacked out while it was shown;
 - neither number is anywhere in the database file's bytes or in a log line, not even after a supervisor
-  searched for one (the audit keeps the search as ``[card]``).
+  searched for one (the audit keeps the search as ``[card]``);
+- the lines read off the screen are sealed: the phrases are in no table but the audit of the searches.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
+import sqlite3
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -33,9 +36,8 @@ from gateway.demo import XvncDesktop
 from gateway.logfmt import KeyValueFormatter
 from gateway.rfb.framing import UpdateEnd
 from gateway.rfb.messages import Encoding, FramebufferUpdateRequest, KeyEvent, PointerEvent
-from gateway.web.keys import STORE
+from gateway.web.keys import RECORDING_INDEX
 from recorder.pii import PiiFinding
-from recorder.screen_search import ScreenTexts
 from tests.conftest import DESKTOP_PASSWORD, GatewayUnderTest, start_test_gateway
 from tests.functional.test_desktop_functional import open_desktop
 from tests.recorder.test_render import read_video
@@ -128,12 +130,26 @@ async def test_text_on_screen_is_found_at_its_moment_and_card_numbers_are_kept_o
         content = database.read_bytes()
         for number in (SHOWN_CARD, SHOWN_CARD.replace(" ", ""), TYPED_CARD):
             assert number.encode() not in content, database
+    # the lines read off the screen are sealed: the phrases are only in the audit of the searches for them
+    assert clear_text_tables(tmp_path / "deskgate.db", ("customer 4711", "山田")) == {"audit_events"}
     formatter = KeyValueFormatter()
     lines = [formatter.format(record) for record in caplog.records]
     assert any("screen text read" in line for line in lines)
     assert not [line for line in lines if CARD_RUN.search(line)]
     for number in (SHOWN_CARD.replace(" ", ""), TYPED_CARD):
         assert not [line for line in lines if number in line.replace(" ", "").replace("-", "")]
+
+
+def clear_text_tables(database: Path, texts: tuple[str, ...]) -> set[str]:
+    """The tables of the SQLite ``database`` holding one of ``texts`` in clear in some column."""
+    found = set()
+    with contextlib.closing(sqlite3.connect(database)) as connection:
+        tables = [name for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        for table in tables:
+            for row in connection.execute(f'SELECT * FROM "{table}"'):
+                if any(isinstance(value, str) and text in value for value in row for text in texts):
+                    found.add(table)
+    return found
 
 
 async def check_search_and_findings(gateway: GatewayUnderTest, http: aiohttp.ClientSession,
@@ -159,7 +175,7 @@ async def check_search_and_findings(gateway: GatewayUnderTest, http: aiohttp.Cli
         assert any(abs(moment["t"] - expected) <= 2.0 for moment in japanese["moments"]), japanese["moments"]
     assert await search(http, gateway, "佐藤") == []
 
-    findings = await ScreenTexts(gateway.gateway.app[STORE]).findings(str(recording["id"]))
+    findings = await gateway.gateway.app[RECORDING_INDEX].texts.findings(str(recording["id"]))
     assert {finding.kind for finding in findings} == {"card"}, findings
     # the typed number never reached the journal (a Luhn-valid run is kept as a count): no typed finding
     assert [finding for finding in findings if finding.region is None] == []

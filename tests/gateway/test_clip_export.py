@@ -19,6 +19,7 @@ from recorder.journal import JOURNAL_MAGIC, RecordKind, encode_record
 from recorder.worker import RenderPool
 from tests.gateway.test_recording_service import KEY
 from tests.recorder.test_render import HEIGHT, WIDTH, RawEncoder, journal_header, read_video, typing_session
+from tests.text_keys import TEXT_KEYS
 
 
 async def indexed(tmp_path: Path, store: Store, updates: int = 200) -> RecordingRow:
@@ -31,7 +32,7 @@ async def indexed(tmp_path: Path, store: Store, updates: int = 200) -> Recording
     end_json = {"ended": "2026-11-25T08:10:00Z", "ended_epoch": started + end, "reason": "closed"}
     journal.write_bytes(JOURNAL_MAGIC + b"".join(session.records)
                         + encode_record(RecordKind.END, round(end * 1e6), json.dumps(end_json).encode()))
-    index = RecordingIndex(store)
+    index = RecordingIndex(store, TEXT_KEYS)
     await index.add_journal(journal, None, "gw-1")
     row = await index.get("20261125T080000Z-0123abcd")
     assert row is not None
@@ -39,7 +40,7 @@ async def indexed(tmp_path: Path, store: Store, updates: int = 200) -> Recording
 
 
 def clip_service(tmp_path: Path, store: Store, pool: RenderPool | None, **limits: int) -> RecordingService:
-    return RecordingService(RecordingSettings(tmp_path / "recordings", KEY, 3600.0), Metrics(), RecordingIndex(store),
+    return RecordingService(RecordingSettings(tmp_path / "recordings", KEY, 3600.0), Metrics(), RecordingIndex(store, TEXT_KEYS),
                             AuditLog(store), pool, **limits)  # type: ignore[arg-type]
 
 
@@ -160,6 +161,6 @@ async def test_a_rendered_recording_has_a_poster_next_to_its_video(tmp_path: Pat
         await service.render(row.id, Path(row.path))
     finally:
         await service.close()
-    rendered = await RecordingIndex(store).get(row.id)
+    rendered = await RecordingIndex(store, TEXT_KEYS).get(row.id)
     assert rendered is not None and rendered.video_state == VideoState.READY
     assert Path(row.path).with_suffix(".jpg").stat().st_size > 1000

@@ -33,6 +33,7 @@ from recorder.index import RecordingIndex, VideoState
 from recorder.journal import JournalFile, JournalReader, RecordKind, encode_batched_record
 from recorder.recovery import CRASHED_REASON
 from recorder.worker import RenderPool
+from tests.text_keys import TEXT_KEYS
 
 KEY = bytes(range(32))
 WIDTH, HEIGHT = 64, 48
@@ -51,7 +52,7 @@ def raw_screen(colour: tuple[int, int, int]) -> bytes:
 
 
 def service(root: Path, store: Store, render_pool: RenderPool | None = None) -> RecordingService:
-    return RecordingService(RecordingSettings(root, KEY, 3600.0), Metrics(), RecordingIndex(store),
+    return RecordingService(RecordingSettings(root, KEY, 3600.0), Metrics(), RecordingIndex(store, TEXT_KEYS),
                             AuditLog(store), render_pool)
 
 
@@ -65,7 +66,7 @@ async def test_a_finished_session_is_indexed_and_its_video_rendered(tmp_path: Pa
 
     sealed = await recorder.close("closed again: returns how it was sealed")
     assert sealed.sealed
-    row = await RecordingIndex(store).get(recorder.recording_id)
+    row = await RecordingIndex(store, TEXT_KEYS).get(recorder.recording_id)
     assert row is not None and row.video_state == VideoState.READY and row.sha256 is not None
     assert row.end_reason == "the browser closed the session"
     assert row.user_groups == ("night-shift", "operators")  # the user's groups, for supervisors' watch
@@ -106,7 +107,7 @@ async def test_recovery_finalizes_indexes_and_renders_a_crashed_sessions_journal
     second = service(tmp_path / "recordings", store, RenderPool(1))
     assert await second.recover() == 1
     await second.close()
-    row = await RecordingIndex(store).get(recorder.recording_id)
+    row = await RecordingIndex(store, TEXT_KEYS).get(recorder.recording_id)
     assert row is not None and row.end_reason == CRASHED_REASON and row.video_state == VideoState.READY
     assert row.duration == pytest.approx(0.25, abs=0.001)  # ended at its last record
 

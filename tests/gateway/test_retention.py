@@ -29,6 +29,7 @@ from tests.gateway.test_recording_routes import (
 )
 from tests.gateway.test_recording_routes import write_config as write_review_config
 from tests.recorder.test_index import end_record, event, journal_header, write_journal
+from tests.text_keys import TEXT_KEYS
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC).timestamp()  # the injected clock
 OLD_ID, HELD_ID, RECENT_ID = "20260105T090000Z-000000a1", "20260106T090000Z-000000b2", "20261125T090000Z-000000c3"
@@ -57,7 +58,7 @@ async def recordings(config: Config) -> dict[str, Path]:
                                     journal_header(recording_id, started))
             seal = seal_journal(journal, key)
             journal.with_suffix(".mp4").write_bytes(b"video")
-            await RecordingIndex(store).add_journal(journal, seal.sha256, "gw-1")
+            await RecordingIndex(store, TEXT_KEYS).add_journal(journal, seal.sha256, "gw-1")
             journals[recording_id] = journal
     finally:
         await store.close()
@@ -87,8 +88,8 @@ async def test_expired_recordings_are_deleted_with_an_audit_event_and_a_tombston
 
     store = await Store.open(config.storage.database)
     try:
-        assert await RecordingIndex(store).get(OLD_ID) is None
-        assert await RecordingIndex(store).get(HELD_ID) is not None
+        assert await RecordingIndex(store, TEXT_KEYS).get(OLD_ID) is None
+        assert await RecordingIndex(store, TEXT_KEYS).get(HELD_ID) is not None
         stone = await tombstone(store, OLD_ID)
         assert stone is not None and stone.user == "alice" and stone.reason == "retention: older than 180 days"
         assert stone.deleted == datetime.fromtimestamp(NOW, UTC) and stone.sha256 is not None

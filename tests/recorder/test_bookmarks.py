@@ -20,13 +20,14 @@ from recorder.bookmarks import (
 from recorder.index import RecordingIndex
 from recorder.tables import recordings
 from tests.recorder.test_index import SAMPLES
+from tests.text_keys import TEXT_KEYS
 
 NOW = datetime(2026, 11, 27, 9, 30, tzinfo=UTC).timestamp()
 
 
 @pytest.fixture
 async def bookmarks(store: Store) -> Bookmarks:
-    index = RecordingIndex(store)
+    index = RecordingIndex(store, TEXT_KEYS)
     for summary in SAMPLES:
         await index.add(summary, sha256=None, node="gw-1")
     clock = iter(NOW + n for n in range(1000))

@@ -12,6 +12,7 @@ from base.db import Store
 from recorder.clips import ClipState, ClipStore, check_clip_range, clip_path, is_clip_id
 from recorder.index import RecordingIndex
 from tests.recorder.test_index import SAMPLES
+from tests.text_keys import TEXT_KEYS
 
 NOW = datetime(2026, 11, 27, 9, 30, tzinfo=UTC).timestamp()
 
@@ -59,7 +60,7 @@ def test_clip_files_are_under_the_recordings_root(tmp_path: Path) -> None:
 
 
 async def test_a_clip_row_follows_its_export(store: Store) -> None:
-    index = RecordingIndex(store)
+    index = RecordingIndex(store, TEXT_KEYS)
     for summary in SAMPLES:
         await index.add(summary, sha256=None, node="gw-1")
     clips = ClipStore(store, clock=lambda: NOW)
@@ -80,7 +81,7 @@ async def test_a_clip_row_follows_its_export(store: Store) -> None:
 
 
 async def test_a_stopped_gateway_abandons_only_its_unfinished_clips(store: Store) -> None:
-    index = RecordingIndex(store)
+    index = RecordingIndex(store, TEXT_KEYS)
     await index.add(SAMPLES[0], sha256=None, node="gw-1")
     clips = ClipStore(store, clock=lambda: NOW)
     queued = await clips.create(SAMPLES[0].id, "sue", 0.0, 10.0, "gw-1")

@@ -42,6 +42,7 @@ from recorder.journal import (
 from recorder.records import SessionEvent
 from recorder.summary import ActivityBucket, RecordingSummary, TimelineEvent, quiet_stretches, summarize_journal
 from recorder.tables import recording_sources, recordings
+from tests.text_keys import TEXT_KEYS
 
 STARTED = datetime(2026, 11, 25, 8, 0, 0, 250000, tzinfo=UTC)
 SESSION_ID = "20261125T080000Z-0123abcd"
@@ -283,14 +284,14 @@ SAMPLES = [
 
 @pytest.fixture
 async def index(store: Store) -> RecordingIndex:
-    index = RecordingIndex(store)
+    index = RecordingIndex(store, TEXT_KEYS)
     for summary in SAMPLES:
         await index.add(summary, sha256=None, node="gw-1")
     return index
 
 
 async def test_add_then_get_events_and_activity(tmp_path: Path, store: Store) -> None:
-    index = RecordingIndex(store)
+    index = RecordingIndex(store, TEXT_KEYS)
     summary = await index.add_journal(write_journal(tmp_path, full_session()), "ab" * 32, "gw-1")
     row = await index.get(SESSION_ID)
     assert row is not None
@@ -355,7 +356,7 @@ AWKWARD_GROUPS = {"1": ("ops",), "2": ("Ops", "sales_team"), "3": ('x","ops', "a
 
 
 async def awkward_index(store: Store) -> RecordingIndex:
-    index = RecordingIndex(store)
+    index = RecordingIndex(store, TEXT_KEYS)
     for n, groups in AWKWARD_GROUPS.items():
         summary = summary_of(f"20261125T08000{n}Z-0000000{n}", f"user{n}", "desk-01",
                              datetime(2026, 11, 25, 8, 0, int(n), tzinfo=UTC), 60)
@@ -423,7 +424,7 @@ def test_quiet_stretches_are_unknown_without_screen_counts() -> None:
 
 
 async def test_quiet_stretches_of_an_indexed_recording(tmp_path: Path, store: Store) -> None:
-    index = RecordingIndex(store)
+    index = RecordingIndex(store, TEXT_KEYS)
     records = [client(1.0, KeyEvent(True, 0x61)), (RecordKind.SERVER_DATA, 31.0, b"\x01" * 8), end_record(60.0)]
     await index.add_journal(write_journal(tmp_path, records), None, "gw-1")
     stretches = await index.quiet_stretches(SESSION_ID)
@@ -433,7 +434,7 @@ async def test_quiet_stretches_of_an_indexed_recording(tmp_path: Path, store: St
 
 async def test_activity_indexed_before_screen_counts_reads_as_unknown(store: Store) -> None:
     """Rows written by the previous version hold [t, keys, clicks] lists: their screen is unknown, not quiet."""
-    index = RecordingIndex(store)
+    index = RecordingIndex(store, TEXT_KEYS)
     await index.add(SAMPLES[0], sha256=None, node="gw-1")
     for legacy in ("[[0.0, 1, 0]]", "[]"):
         async with store.transaction() as connection:
@@ -446,7 +447,7 @@ async def test_activity_indexed_before_screen_counts_reads_as_unknown(store: Sto
 
 
 async def test_search_by_part_of_the_user_name(store: Store) -> None:
-    index = RecordingIndex(store)
+    index = RecordingIndex(store, TEXT_KEYS)
     for n, user in enumerate(["alice", "Alicia", "malice", "bob", "a_b", "a%b", "佐藤花子"], start=1):
         await index.add(dataclasses.replace(SAMPLES[0], id=f"20261125T080000Z-0000000{n}", user=user,
                                             started=SAMPLES[0].started + timedelta(minutes=n)), None, "gw-1")
@@ -460,7 +461,7 @@ async def test_search_by_part_of_the_user_name(store: Store) -> None:
 
 
 async def test_search_by_source_address_or_network(store: Store) -> None:
-    index = RecordingIndex(store)
+    index = RecordingIndex(store, TEXT_KEYS)
     sources = ["10.0.0.5", "10.0.0.200", "10.0.1.5", "192.168.1.9", "2001:db8::7", "2001:db8:1::7", "not an ip"]
     for n, source in enumerate(sources, start=1):
         await index.add(dataclasses.replace(SAMPLES[0], id=f"20261125T080000Z-0000000{n}", source=source,
@@ -478,16 +479,16 @@ async def test_search_by_source_address_or_network(store: Store) -> None:
 
 
 async def test_source_search_fills_in_recordings_indexed_before_the_source_table(store: Store) -> None:
-    index = RecordingIndex(store)
+    index = RecordingIndex(store, TEXT_KEYS)
     await index.add(SAMPLES[0], sha256=None, node="gw-1")
     async with store.transaction() as connection:
         await connection.execute(delete(recording_sources))
-    fresh = RecordingIndex(store)
+    fresh = RecordingIndex(store, TEXT_KEYS)
     assert ids(await fresh.search(source=ip_network("10.0.0.0/24"))) == ["1"]
 
 
 async def test_search_by_event_type(store: Store) -> None:
-    index = RecordingIndex(store)
+    index = RecordingIndex(store, TEXT_KEYS)
     blocked = TimelineEvent(3.0, SessionEvent.clipboard_blocked("to_local", 5))
     warned = TimelineEvent(9.0, SessionEvent.idle_warning(60))
     for summary, events in zip(SAMPLES, ([blocked], [blocked, warned], [warned], [])):
@@ -503,7 +504,7 @@ async def test_search_by_event_type(store: Store) -> None:
 
 async def test_typed_text_is_read_from_the_journal_and_cached(tmp_path: Path, store: Store,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    index = RecordingIndex(store, typed_text_cache=1)
+    index = RecordingIndex(store, TEXT_KEYS, typed_text_cache=1)
     path = write_journal(tmp_path, [client(1.0, KeyEvent(True, 0x61)), end_record(2.0)])
     reads: list[Path] = []
     real_read = index_module.read_typed_text
@@ -524,18 +525,18 @@ async def test_typed_text_is_read_from_the_journal_and_cached(tmp_path: Path, st
 
 async def test_the_source_backfill_goes_in_batches(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(index_module, "SOURCE_BACKFILL_BATCH", 2)
-    index = RecordingIndex(store)
+    index = RecordingIndex(store, TEXT_KEYS)
     sources = ["10.0.0.1", "bogus", "10.0.0.3", "10.0.0.4", "10.1.0.5"]
     for n, source in enumerate(sources, start=1):
         await index.add(dataclasses.replace(SAMPLES[0], id=f"20261125T080000Z-0000000{n}", source=source,
                                             started=SAMPLES[0].started + timedelta(minutes=n)), None, "gw-1")
     async with store.transaction() as connection:
         await connection.execute(delete(recording_sources))
-    assert ids(await RecordingIndex(store).search(source=ip_network("10.0.0.0/16"))) == ["4", "3", "1"]
+    assert ids(await RecordingIndex(store, TEXT_KEYS).search(source=ip_network("10.0.0.0/16"))) == ["4", "3", "1"]
 
 
 async def test_recordings_are_found_by_part_of_a_japanese_display_name(tmp_path: Path, store: Store) -> None:
-    index = RecordingIndex(store)
+    index = RecordingIndex(store, TEXT_KEYS)
     people = [("20261125T080000Z-0000000a", "yamada", "山田 太郎"), ("20261125T080000Z-0000000b", "tanaka", "田中 花子"),
               ("20261125T080000Z-0000000c", "sato", None)]
     for number, (session_id, user, shown) in enumerate(people):
@@ -557,7 +558,7 @@ async def test_an_older_database_gains_the_display_name_column_on_open(tmp_path:
     await store.close()
     store = await Store.open(url)
     try:
-        index = RecordingIndex(store)
+        index = RecordingIndex(store, TEXT_KEYS)
         header = journal_header(user="yamada", display_name="山田 太郎")
         await index.add_journal(write_journal(tmp_path, [end_record(5)], header), None, "gw-1")
         assert [row.display_name for row in await index.search(user_contains="山田")] == ["山田 太郎"]

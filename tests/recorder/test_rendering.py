@@ -19,6 +19,7 @@ from recorder.summary import summarize_journal
 from recorder.worker import RenderPool
 from tests.recorder.test_render import read_video
 from tests.recorder.test_screen_text import WORDS, card_journal, fake_tesseract
+from tests.text_keys import TEXT_KEYS
 
 
 @pytest.fixture
@@ -33,7 +34,7 @@ async def pool() -> AsyncIterator[RenderPool]:
 async def test_personal_data_found_on_screen_is_masked_while_it_was_visible(
         tmp_path: Path, store: Store, pool: RenderPool) -> None:
     journal = card_journal(tmp_path)
-    index = RecordingIndex(store)
+    index = RecordingIndex(store, TEXT_KEYS)
     summary = summarize_journal(journal)
     await index.add(summary, sha256=None, node="gw-1")
 
@@ -45,7 +46,7 @@ async def test_personal_data_found_on_screen_is_masked_while_it_was_visible(
 
     options = ScreenTextOptions(digest_key=digest_key(b"k" * 32), tesseract=fake_tesseract(tmp_path, WORDS),
                                 limits=BoxLimits(context_x=0, context_y=0))
-    await ScreenTexts(store).replace(summary.id, read_recording_text(journal, options))
+    await ScreenTexts(store, TEXT_KEYS).replace(summary.id, read_recording_text(journal, options))
     assert await found_masks(index, summary.id) == (
         TimedMask(MaskRegion(40, 2, 190, 12, "card"), 0.05, 9.0),
         TimedMask(MaskRegion(60, 32, 190, 10, "card"), 2.0, 5.0),

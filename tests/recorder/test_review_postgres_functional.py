@@ -20,6 +20,7 @@ from recorder.summary import TimelineEvent
 from recorder.tables import recording_sources
 from tests.base.test_db import postgres_url  # noqa: F401  (a fixture: a throwaway cluster)
 from tests.recorder.test_index import SAMPLES
+from tests.text_keys import TEXT_KEYS
 
 pytestmark = pytest.mark.functional
 SOURCES = ["10.0.0.9", "10.0.0.200", "2001:db8::7", "192.168.1.9"]
@@ -38,7 +39,7 @@ async def store(postgres_url: str) -> AsyncIterator[Store]:  # noqa: F811
 
 
 async def test_review_queries_on_postgresql(store: Store) -> None:
-    index = RecordingIndex(store)
+    index = RecordingIndex(store, TEXT_KEYS)
     blocked = TimelineEvent(3.0, SessionEvent.clipboard_blocked("to_local", 5))
     for n, (user, source) in enumerate(zip(USERS, SOURCES), start=1):
         await index.add(dataclasses.replace(SAMPLES[0], id=f"20261125T080000Z-0000000{n}", user=user, source=source,
@@ -57,7 +58,7 @@ async def test_review_queries_on_postgresql(store: Store) -> None:
     assert ids(await index.search(event="clipboard_blocked")) == ["3", "1"]
     async with store.transaction() as connection:
         await connection.execute(delete(recording_sources))
-    assert ids(await RecordingIndex(store).search(source=ip_network("0.0.0.0/0"))) == ["4", "2", "1"]
+    assert ids(await RecordingIndex(store, TEXT_KEYS).search(source=ip_network("0.0.0.0/0"))) == ["4", "2", "1"]
 
     bookmarks = Bookmarks(store)
     made = await bookmarks.add("20261125T080000Z-00000001", "sue", 2.5, "training")

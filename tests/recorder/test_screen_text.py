@@ -28,6 +28,7 @@ from recorder.summary import summarize_journal
 from recorder.writer import session_header
 from tests.recorder.test_index import SAMPLES
 from tests.recorder.test_render import ENCODERS, Session
+from tests.text_keys import TEXT_KEYS
 
 WHITE = np.full((240, 320, 3), 255, np.uint8)
 TSV_HEADER = "level\tpage_num\tblock_num\tpar_num\tline_num\tword_num\tleft\ttop\twidth\theight\tconf\ttext"
@@ -174,14 +175,14 @@ def test_lines_are_kept_once_per_appearance_with_card_numbers_replaced_and_timed
 
 
 async def test_search_by_text_on_screen_finds_recordings_and_their_moments(tmp_path: Path, store: Store) -> None:
-    index = RecordingIndex(store)
+    index = RecordingIndex(store, TEXT_KEYS)
     for summary in SAMPLES:
         await index.add(summary, sha256=None, node="gw-1")
     options = ScreenTextOptions(digest_key=digest_key(b"k" * 32), tesseract=fake_tesseract(tmp_path, WORDS),
                                 limits=BoxLimits(context_x=0, context_y=0))
     found = read_recording_text(card_journal(tmp_path), options)
     found.lines.append(ScreenLine(7.5, Box(1, 2, 3, 4), normalize_text("お 客 様 山 田 太 郎 様")))
-    texts = ScreenTexts(store)
+    texts = ScreenTexts(store, TEXT_KEYS)
     recording = SAMPLES[2].id
     await texts.replace(recording, found)
     await texts.replace(recording, found)  # read again: replaced, not doubled
@@ -224,11 +225,11 @@ async def test_a_terminals_lines_have_the_time_they_were_written_and_no_card_num
     assert [(line.t, line.box, line.text) for line in found.lines] == [
         (1.0, None, "login ok"), (3.0, None, "カード [card]"), (3.0, None, "山田様"), (5.0, None, "$ exit")]
     assert [(finding.kind, finding.start, finding.region) for finding in found.findings] == [("card", 3.0, None)]
-    index = RecordingIndex(store)
+    index = RecordingIndex(store, TEXT_KEYS)
     summary = summarize_journal(journal)
     await index.add(summary, sha256=None, node="gw-1")
-    await ScreenTexts(store).replace(summary.id, found)
+    await ScreenTexts(store, TEXT_KEYS).replace(summary.id, found)
     assert await index.search(text="4111") == []  # the terminal's text is indexed without it, too
     [row] = await index.search(text="カード [card]")
-    moments = await ScreenTexts(store).moments([row.id], "山田")
+    moments = await ScreenTexts(store, TEXT_KEYS).moments([row.id], "山田")
     assert [moment.to_json() for moment in moments[row.id]] == [{"t": 3.0, "text": "山田様", "box": None}]

@@ -22,6 +22,7 @@ from recorder.writer import SessionRecorder
 from tests.base.test_db import postgres_url  # noqa: F401  (a fixture: a throwaway cluster)
 from tests.recorder.test_writer import KEY, SESSION_ID, header
 from tests.s3_server import S3Server, own_s3_server, s3_server  # noqa: F401  (fixtures)
+from tests.text_keys import TEXT_KEYS
 
 
 class Clock:
@@ -113,7 +114,7 @@ async def test_another_node_recovers_a_recording_whose_node_died(tmp_path: Path,
     uploader._task.cancel()
     in_bucket = b"".join([await bucket.read(key) for key in uploaded])
 
-    index = RecordingIndex(store)
+    index = RecordingIndex(store, TEXT_KEYS)
     remote = RemoteRecordings(bucket, tmp_path / "b", KEY, upload_deadline=5.0)
     runner = JobRunner(node_b, remote, index, None, metrics)
     assert not await runner.run_once()  # node A's lease still holds

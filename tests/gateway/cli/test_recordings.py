@@ -13,6 +13,7 @@ from gateway.cli.recordings import recordings_list_command
 from gateway.config import Config, load_config
 from recorder.index import RecordingIndex
 from tests.recorder.test_index import SAMPLES
+from tests.text_keys import TEXT_KEYS
 
 
 @pytest.fixture
@@ -25,7 +26,7 @@ def config(tmp_path: Path) -> Config:
         store = await Store.open(loaded.storage.database)
         try:
             for summary in SAMPLES:
-                await RecordingIndex(store).add(summary, None, "gw-1")
+                await RecordingIndex(store, TEXT_KEYS).add(summary, None, "gw-1")
         finally:
             await store.close()
     asyncio.run(fill())
