@@ -115,6 +115,7 @@ class TargetEndpoint:
     password: bytes | None
     via: SshEndpoint | None = None  # the jump host it is reached through
     masks: tuple[MaskSet, ...] = ()  # regions hidden from supervisors (``masks:``), recorded with each session
+    prefer_encoding: int | None = None  # put first in the browser's SetEncodings when listed (None: its order)
 
 
 #: What must be done as a session ends, before the browser hears of it: free its place on the target (a
@@ -227,6 +228,7 @@ class DesktopSession:
             journal_input=policy.record_input == InputRecording.FULL,  # counts and off journal no input
             browser_limits=self._browser_limits,
             desktop_name=self._target.name.encode(),
+            preferred_encoding=self._target.prefer_encoding,
         )
         log.info("desktop session open", extra={"ctx": self._context()})
         ended: list[SessionEnded] = []

@@ -31,7 +31,8 @@ def load_vnc_endpoints(config: Config) -> dict[str, TargetEndpoint]:
                 raise ConfigError(config.path, None, f"targets.{name}.password_file",
                                   f"cannot read {target.password_file}: {exc.strerror}") from exc
         endpoints[name] = TargetEndpoint(name, target.host, target.port, password,
-                                         jump_endpoint(target, config.targets), masks_for(config.masks, name))
+                                         jump_endpoint(target, config.targets), masks_for(config.masks, name),
+                                         target.prefer_encoding)
     return endpoints
 
 

@@ -185,6 +185,8 @@ class Target:
     #: user's ``~/.ssh/known_hosts``; :data:`KNOWN_HOSTS_UNCHECKED` (``known_hosts: none``): no check.
     known_hosts: Path | str | None = None
     via: str | None = None  # the ssh target (a jump host) this target is reached through
+    #: vnc targets: the encoding put first in the browser's SetEncodings when it lists it (None: the browser's order)
+    prefer_encoding: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -238,6 +238,13 @@ def filter_encodings(requested: Iterable[int]) -> tuple[int, ...]:
     return tuple(encoding for encoding in requested if encoding in FRAMEABLE_ENCODINGS)
 
 
+def prefer_encoding(encodings: tuple[int, ...], preferred: int | None) -> tuple[int, ...]:
+    """``encodings`` with ``preferred`` first, when the client listed it (an encoding it cannot decode is never added)."""
+    if preferred is None or preferred not in encodings or encodings[0] == preferred:
+        return encodings
+    return (preferred, *(encoding for encoding in encodings if encoding != preferred))
+
+
 _RECT_HEADER = Rectangle.LAYOUT
 _RECT_HEADER_SIZE = _RECT_HEADER.size
 _UPDATE_END = UpdateEnd()

@@ -11,7 +11,8 @@ Theory of operation: each direction has its framer (:mod:`gateway.rfb.framing`),
 proxy applies the session's rules to every whole message before forwarding its exact bytes:
 
 - the encoding filter: the browser's SetEncodings loses what the target's framer cannot
-  frame (and is re-encoded if that changed it); the SetEncodings and SetPixelFormat it
+  frame, and gets the target's preferred encoding first if it lists it (and is re-encoded
+  if that changed it); the SetEncodings and SetPixelFormat it
   forwards change how the target's stream is framed from then on;
 - the clipboard rule: cut text, classic or Extended Clipboard (:mod:`gateway.rfb.clipboard`),
   crosses only in the directions allowed, else it is dropped with :class:`ClipboardBlocked`.
@@ -64,7 +65,7 @@ from gateway.rfb.clipboard import (
     ExtendedServerCutText,
 )
 from gateway.rfb.errors import InputFlood, LocalProtocolError, ProtocolViolation
-from gateway.rfb.framing import ClientMessageFramer, ProtocolFailed, filter_encodings
+from gateway.rfb.framing import ClientMessageFramer, ProtocolFailed, filter_encodings, prefer_encoding
 from gateway.rfb.input_presses import InputActivityTracker, InputKind, InputPresses
 from gateway.rfb.messages import (
     ClientCutText,
@@ -181,6 +182,7 @@ class ProxyConnection:
         browser_limits: BrowserLimits = BrowserLimits(),
         desktop_name: bytes = b"",
         max_clipboard: int = MAX_CLIPBOARD_INFLATED,
+        preferred_encoding: int | None = None,
     ) -> None:
         """Start from the target's ``server_init`` (its size and pixel format frame its first updates).
 
@@ -188,6 +190,7 @@ class ProxyConnection:
         journals only counts of the operator's input. The browser is held to
         ``browser_limits`` and told ``desktop_name`` when the target renames its desktop. Extended
         Clipboard data inflating past ``max_clipboard`` bytes, from either side, fails the session.
+        The browser's SetEncodings is forwarded with ``preferred_encoding`` first when it lists it.
         """
         self._browser = ClientMessageFramer(max_cut_text=browser_limits.max_cut_text, max_clipboard=max_clipboard)
         self._target = ServerBoundaries(
@@ -196,6 +199,7 @@ class ProxyConnection:
         self._clipboard_to_remote = clipboard_to_remote
         self._clipboard_to_local = clipboard_to_local
         self._journal_input = journal_input
+        self._preferred_encoding = preferred_encoding
         self._limits = browser_limits
         self._message_tokens = TokenBucket(browser_limits.messages_per_second, browser_limits.message_burst)
         self._move_tokens = TokenBucket(browser_limits.pointer_moves_per_second, browser_limits.pointer_move_burst)
@@ -255,7 +259,7 @@ class ProxyConnection:
                     journal = False
                     self._count_input(message)
             elif isinstance(message, SetEncodings):
-                allowed = filter_encodings(message.encodings)
+                allowed = prefer_encoding(filter_encodings(message.encodings), self._preferred_encoding)
                 self._target.set_encodings(allowed)
                 if allowed != message.encodings:
                     raw = SetEncodings(allowed).encode()

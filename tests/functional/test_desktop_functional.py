@@ -54,6 +54,19 @@ async def test_framebuffer_through_gateway_is_the_servers_screen(
     await client.ws.close()
 
 
+async def test_the_desktop_sends_zrle_when_the_browser_asks_tight_first(
+    gateway: GatewayUnderTest, http: aiohttp.ClientSession
+) -> None:
+    """noVNC lists Tight first; the gateway puts the target's preferred encoding (ZRLE by default) first."""
+    assert (await gateway.login(http, "alice")).status == 200
+    client = await open_desktop(http, gateway)
+    await client.handshake()
+    await client.send(PointerEvent(0, DESKTOP_WIDTH - 1, DESKTOP_HEIGHT - 1))
+    await client.capture([Encoding.TIGHT, Encoding.ZRLE, Encoding.RAW])
+    assert client.encodings_seen & {Encoding.TIGHT, Encoding.ZRLE} == {Encoding.ZRLE}
+    await client.ws.close()
+
+
 async def test_session_is_counted_in_metrics(gateway: GatewayUnderTest, http: aiohttp.ClientSession) -> None:
     await gateway.login(http, "alice")
     client = await open_desktop(http, gateway)

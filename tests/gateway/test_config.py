@@ -13,6 +13,7 @@ from base.errors import ConfigError
 from gateway.config import Address, ConnectionLimits, LiveViewConfig, PublicURL, load_config, parse_duration
 from gateway.config.model import KNOWN_HOSTS_UNCHECKED
 from gateway.policy import Clipboard
+from gateway.rfb.messages import Encoding
 
 DESIGN_EXAMPLE = """\
 listen: {http: "127.0.0.1:8080", metrics: "127.0.0.1:9108"}
@@ -509,3 +510,27 @@ def test_a_target_may_be_reached_via_an_ssh_jump_host(tmp_path: Path) -> None:
         """))
     assert config.targets["desk-01"].via == "jump-01" and config.targets["shell-01"].via == "jump-01"
     assert config.targets["jump-01"].via is None
+
+
+def test_a_desktop_prefers_zrle_unless_told_and_only_desktops_take_the_key(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, """\
+        targets:
+          desk-01: {protocol: vnc, host: h}
+          desk-02: {protocol: vnc, host: h, prefer_encoding: tight}
+          desk-03: {protocol: vnc, host: h, prefer_encoding: browser}
+          shell-01: {protocol: ssh, host: h, username: ops}
+        """))
+    assert [target.prefer_encoding for target in config.targets.values()] == [
+        Encoding.ZRLE, Encoding.TIGHT, None, None]
+    with pytest.raises(ConfigError, match=r"deskgate.yaml:3: targets.desk-01.prefer_encoding: 'jpeg' is not one of "
+                                          r"zrle, tight, hextile, browser"):
+        load_config(write(tmp_path, """\
+            targets:
+              desk-01: {protocol: vnc, host: h,
+                        prefer_encoding: jpeg}
+            """))
+    with pytest.raises(ConfigError, match=r"targets.shell-01.prefer_encoding: applies only to vnc targets, not ssh"):
+        load_config(write(tmp_path, """\
+            targets:
+              shell-01: {protocol: ssh, host: h, username: ops, prefer_encoding: zrle}
+            """))

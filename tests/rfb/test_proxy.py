@@ -168,6 +168,20 @@ def test_set_encodings_the_framer_can_frame_are_forwarded_as_they_came() -> None
     assert feed(make_proxy(), Side.BROWSER, [wire]).sent[Side.TARGET] == wire
 
 
+def test_the_targets_preferred_encoding_goes_first_only_when_the_browser_listed_it() -> None:
+    asked = (Encoding.TIGHT, Encoding.HEXTILE, Encoding.ZRLE, Encoding.RAW, -26, Encoding.CURSOR)
+    proxy = ProxyConnection(SERVER_INIT, preferred_encoding=Encoding.ZRLE)
+    preferred = SetEncodings((Encoding.ZRLE, Encoding.TIGHT, Encoding.HEXTILE, Encoding.RAW, -26, Encoding.CURSOR))
+    transcript = feed(proxy, Side.BROWSER, [SetEncodings(asked).encode()])
+    assert transcript.sent[Side.TARGET] == transcript.journal[Side.BROWSER] == preferred.encode()
+    without = SetEncodings((Encoding.TIGHT, Encoding.RAW)).encode()  # never an encoding the browser cannot decode
+    assert feed(ProxyConnection(SERVER_INIT, preferred_encoding=Encoding.ZRLE), Side.BROWSER,
+                [without]).sent[Side.TARGET] == without
+    browser_order = feed(ProxyConnection(SERVER_INIT, preferred_encoding=None), Side.BROWSER,
+                         [SetEncodings(asked).encode()])
+    assert browser_order.sent[Side.TARGET] == SetEncodings(asked).encode()
+
+
 def test_the_target_may_use_only_the_encodings_the_browser_asked_for() -> None:
     tight = update((Rectangle(0, 0, 8, 8, Encoding.TIGHT), TIGHT_FILL))
     refused = feed(make_proxy(), Side.TARGET, [tight])
