@@ -9,8 +9,11 @@ does, in this process on one core (Tesseract with ``OMP_THREAD_LIMIT=1``):
 - *× realtime per core*: seconds of session read per CPU second (this process and its Tesseract runs);
 - *wall × realtime*: the same per wall-clock second, on this (shared) machine;
 - *index bytes per operator-hour*: the growth of a fresh SQLite index from the rows it stored
-  (``screen_text`` sealed under a recording key, its ``text_tokens`` and ``pii_findings``), and the
-  bytes of the lines' text alone, per hour of session;
+  (``screen_text`` sealed under a recording key, and ``pii_findings``), and the bytes of the lines'
+  text alone, per hour of session;
+- *tokens per recording*: the blind index (``text_tokens``): one row per distinct character and pair
+  of characters of the recording's text, so it grows with the text's variety, not with time — given
+  for the captured session as it is, not per hour;
 - *search CPU per operator-hour*: the CPU time a search by text spends opening and matching one
   operator-hour of sealed lines (a text that is not there, so every line is opened).
 
@@ -29,6 +32,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy import select, text
+
 from base.db import Store
 from bench.capture_file import Capture, read_capture
 from bench.workload import CAPTURE_DIR
@@ -40,6 +45,7 @@ from recorder.pii import digest_key
 from recorder.records import SessionEnd
 from recorder.screen_index import RecordingText, ScreenTextOptions, read_recording_text
 from recorder.summary import summarize_journal
+from recorder.tables import text_tokens
 from recorder.text_index import TextKeys
 from recorder.writer import session_header
 
@@ -68,9 +74,17 @@ def capture_journal(capture: Capture, path: Path, workload: str) -> Path:
     return path
 
 
-async def index_cost(journal: Path, found: RecordingText, directory: Path) -> tuple[int, float]:
-    """How much a fresh SQLite index grows when the rows of ``found`` are stored in it (sealed), and the CPU
-    seconds a search by text then spends on them."""
+@dataclass(frozen=True, slots=True)
+class IndexCost:
+    lines_bytes: int  # sealed lines and findings
+    tokens: int  # rows of the blind index
+    tokens_bytes: int
+    search_cpu: float  # seconds to open and match every line once
+
+
+async def index_cost(journal: Path, found: RecordingText, directory: Path) -> IndexCost:
+    """How much a fresh SQLite index grows when the rows of ``found`` are stored in it (sealed, and its
+    tokens), and the CPU seconds a search by text then spends on them."""
     database = directory / "index.db"
     database.unlink(missing_ok=True)
     keys = TextKeys.derive(secrets.token_bytes(32), RecordingKeyring.load(directory / "keys"))
@@ -84,7 +98,13 @@ async def index_cost(journal: Path, found: RecordingText, directory: Path) -> tu
         grown = await _database_bytes(store, database) - before
         started = time.process_time()
         assert not (await index.texts.moments([summary.id], "not on any screen"))[summary.id]
-        return grown, time.process_time() - started
+        search_cpu = time.process_time() - started
+        async with store.read() as connection:
+            tokens = len((await connection.execute(select(text_tokens.c.token))).all())
+            # the table and its indexes (SQLite's dbstat: the pages each one uses)
+            tokens_bytes = int(await connection.scalar(text(
+                "SELECT sum(pgsize) FROM dbstat WHERE name LIKE '%text_tokens%'")) or 0)
+        return IndexCost(grown - tokens_bytes, tokens, tokens_bytes, search_cpu)
     finally:
         await store.close()
 
@@ -106,6 +126,8 @@ class Measured:
     findings: int
     index_bytes_per_hour: float
     text_bytes_per_hour: float
+    tokens: int
+    tokens_bytes: int
     search_cpu_per_hour: float
 
 
@@ -116,11 +138,12 @@ async def measure(capture_path: Path, workload: str, runs: int, options: ScreenT
         results = [await asyncio.to_thread(read_recording_text, journal, options) for _ in range(runs)]
         found = results[-1]
         per_hour = 3600 / found.duration
-        grown, search_cpu = await index_cost(journal, found, Path(tmp))
+        cost = await index_cost(journal, found, Path(tmp))
     text_bytes = sum(len(line.text.encode()) for line in found.lines)
     return Measured(workload, found.duration, [r.duration / r.cpu_seconds for r in results],
                     [r.duration / r.wall_seconds for r in results], found.regions, len(found.lines),
-                    len(found.findings), grown * per_hour, text_bytes * per_hour, search_cpu * per_hour)
+                    len(found.findings), cost.lines_bytes * per_hour, text_bytes * per_hour, cost.tokens,
+                    cost.tokens_bytes, cost.search_cpu * per_hour)
 
 
 def _cell(values: list[float]) -> str:
@@ -146,12 +169,14 @@ def main() -> None:
     if not rows:
         raise SystemExit(f"no capture in {args.captures}: record one with python -m bench.workload")
     print("| workload | session s | × realtime per core | wall × realtime | regions | lines | findings "
-          "| index bytes per operator-hour | text bytes per operator-hour | search CPU per operator-hour |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+          "| index bytes per operator-hour | text bytes per operator-hour | tokens (bytes) per recording "
+          "| search CPU per operator-hour |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for row in rows:
         print(f"| {row.workload} | {row.duration:.1f} | {_cell(row.per_core)} | {_cell(row.wall)} | {row.regions} "
               f"| {row.lines} | {row.findings} | {row.index_bytes_per_hour / 1e3:.0f} kB "
-              f"| {row.text_bytes_per_hour / 1e3:.0f} kB | {row.search_cpu_per_hour * 1e3:.0f} ms |")
+              f"| {row.text_bytes_per_hour / 1e3:.0f} kB | {row.tokens} ({row.tokens_bytes / 1e3:.0f} kB) "
+              f"| {row.search_cpu_per_hour * 1e3:.0f} ms |")
 
 
 if __name__ == "__main__":
