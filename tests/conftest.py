@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import textwrap
 import time
@@ -71,6 +72,18 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     GUARD.uninstall()
+
+
+@pytest.fixture(autouse=True)
+def root_logging_restored() -> Iterator[None]:
+    """The CLI's ``main`` installs its own stderr handler on the root logger: take it away after each test,
+    so that no later test logs to a stream pytest has closed (or to its own captured stderr)."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = [handler for handler in root.handlers
+                        if handler in handlers or type(handler).__module__.startswith("_pytest")]
+    root.setLevel(level)
 
 
 def _run_quiet(args: list[str], env: dict[str, str]) -> None:
