@@ -31,6 +31,7 @@ import os
 import re
 import secrets
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -49,6 +50,7 @@ KEY_SUFFIX = ".key"
 FIRST_KEY_ID = "k0"
 KEY_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", re.ASCII)
 _TEXT_VERSION = "dgt1"
+_FINGERPRINT_RE = re.compile(r"[0-9a-f]{16}")
 
 
 def fingerprint(key: bytes) -> str:
@@ -171,17 +173,30 @@ def decrypt_text(keyring: RecordingKeyring, recording_id: str, stored: str) -> s
 
     RecordingKeyError when its key is missing, or it was altered or moved to another recording.
     """
-    version, _, rest = stored.partition(".")
-    key_fingerprint, _, body = rest.partition(".")
-    if version != _TEXT_VERSION or not re.fullmatch(r"[0-9a-f]{16}", key_fingerprint) or not body:
-        return stored
-    key = keyring.find(key_fingerprint, key_fingerprint)
-    try:
-        raw = base64.urlsafe_b64decode(body)
-        return AESGCM(key.secret).decrypt(raw[:NONCE_SIZE], raw[NONCE_SIZE:], _text_aad(recording_id)).decode()
-    except (ValueError, InvalidTag):
-        raise RecordingKeyError(f"a text of recording {recording_id} was altered, or belongs to another "
-                                "recording") from None
+    return decrypt_texts(keyring, recording_id, [stored])[0]
+
+
+def decrypt_texts(keyring: RecordingKeyring, recording_id: str, stored: Iterable[str]) -> list[str]:
+    """:func:`decrypt_text` of each of ``stored`` (a recording's lines), each key set up once."""
+    ciphers: dict[str, AESGCM] = {}
+    aad = _text_aad(recording_id)
+    opened = []
+    for text in stored:
+        version, _, rest = text.partition(".")
+        key_fingerprint, _, body = rest.partition(".")
+        if version != _TEXT_VERSION or not _FINGERPRINT_RE.fullmatch(key_fingerprint) or not body:
+            opened.append(text)
+            continue
+        cipher = ciphers.get(key_fingerprint)
+        if cipher is None:
+            cipher = ciphers[key_fingerprint] = AESGCM(keyring.find(key_fingerprint, key_fingerprint).secret)
+        try:
+            raw = base64.urlsafe_b64decode(body)
+            opened.append(cipher.decrypt(raw[:NONCE_SIZE], raw[NONCE_SIZE:], aad).decode())
+        except (ValueError, InvalidTag):
+            raise RecordingKeyError(f"a text of recording {recording_id} was altered, or belongs to another "
+                                    "recording") from None
+    return opened
 
 
 def _text_aad(recording_id: str) -> bytes:

@@ -144,8 +144,8 @@ class ScreenTexts:
 
         def matching() -> list[Moment]:
             moments: list[Moment] = []
-            for row in rows:
-                line = self.keys.open(recording_id, row["text"])
+            lines = self.keys.open_all(recording_id, (row["text"] for row in rows))
+            for row, line in zip(rows, lines, strict=True):
                 if wanted in line.lower():
                     moments.append(Moment(row["t"], line, _box(row)))
                     if len(moments) == most:
@@ -221,7 +221,8 @@ class ScreenTexts:
                 select(recording_text.c.text).where(recording_text.c.recording_id == recording_id))
 
             def sealed() -> tuple[list[tuple[int, str]], set[str], str | None, set[str]]:
-                lines = [(row_id, self.keys.open(recording_id, stored)) for row_id, stored in rows]
+                lines = list(zip((row_id for row_id, _ in rows),
+                                 self.keys.open_all(recording_id, (stored for _, stored in rows)), strict=True))
                 terminal_text = None if terminal is None else self.keys.open(recording_id, terminal)
                 return ([(row_id, self.keys.seal(recording_id, line)) for row_id, line in lines],
                         self.keys.text_tokens(line for _, line in lines),

@@ -23,7 +23,7 @@ import hmac
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from recorder.keyring import RecordingKeyring, decrypt_text, encrypt_text
+from recorder.keyring import RecordingKeyring, decrypt_text, decrypt_texts, encrypt_text
 from recorder.ocr import normalize_text
 
 TOKEN_KEY_LABEL = b"deskgate screen text tokens"
@@ -82,3 +82,7 @@ class TextKeys:
     def open(self, recording_id: str, stored: str) -> str:
         """The text :meth:`seal` stored (text stored in clear comes back as it is); RecordingKeyError if unreadable."""
         return decrypt_text(self.keyring, recording_id, stored)
+
+    def open_all(self, recording_id: str, stored: Iterable[str]) -> list[str]:
+        """:meth:`open` of each of ``stored``: a recording's lines, each key set up once."""
+        return decrypt_texts(self.keyring, recording_id, stored)
