@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import re
 import textwrap
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -30,7 +31,10 @@ from gateway.rfb.messages import KeyEvent
 from gateway.web.app import create_app
 from gateway.web.keys import RECORDING_INDEX
 from recorder.index import RecordingIndex, VideoState
+from recorder.ocr import normalize_text
 from recorder.records import SessionEvent
+from recorder.screen_changes import Box
+from recorder.screen_index import RecordingText, ScreenLine
 from recorder.summary import ActivityBucket, RecordingSummary, TimelineEvent
 from recorder.video import write_jpeg
 from tests.conftest import User
@@ -76,6 +80,12 @@ REVIEW_EVENTS = [TimelineEvent(6.0, SessionEvent.idle_warning(60)), TimelineEven
                  TimelineEvent(6.1, SessionEvent.clipboard_blocked("to_local", 3))]
 REVIEW_ACTIVITY = [ActivityBucket(0.0, 5, 0, 100), ActivityBucket(15.0, 5, 0, 100)]
 POSTER_COLOUR = (230, 120, 20)  # orange: nothing like the video's blue frames
+# What OCR read off the recording's screen: a customer's name appears at 9 s, again at 16 s.
+SCREEN_TEXT = RecordingText(
+    lines=[ScreenLine(2.0, Box(10, 10, 300, 20), "受付 customer 4711"),
+           ScreenLine(9.0, Box(10, 40, 300, 20), normalize_text("お客様 山田 太郎 様")),
+           ScreenLine(16.0, Box(10, 70, 300, 20), normalize_text("山田 太郎 様 ご住所"))],
+    findings=[], duration=VIDEO_SECONDS, wall_seconds=1.0, cpu_seconds=1.0, regions=3)
 
 
 @dataclass
@@ -150,6 +160,7 @@ async def index_recordings(index: RecordingIndex, recordings: Path) -> None:
     video = recordings / STARTED.strftime("%Y/%m/%d") / f"{RECORDING_ID}.mp4"
     write_test_video(video)
     assert await index.set_video(RECORDING_ID, VideoState.READY, video)
+    await index.texts.replace(RECORDING_ID, SCREEN_TEXT)  # as the ocr job stores it: sealed, with its tokens
     await index.add(summary(REVIEW_ID, "carol", REVIEW_STARTED, VIDEO_SECONDS, "user disconnected", recordings,
                             REVIEW_EVENTS, REVIEW_ACTIVITY), sha256=None, node="test")
     review_video = recordings / REVIEW_STARTED.strftime("%Y/%m/%d") / f"{REVIEW_ID}.mp4"
@@ -300,6 +311,39 @@ async def test_supervisor_finds_a_session_and_jumps_to_an_event_while_it_plays(
     await expect(page.locator("#f-user")).to_have_value("alice")
     await expect(rows).to_have_count(1)
     assert problems == []
+
+
+async def test_a_search_by_text_on_screen_opens_the_player_where_it_appeared(
+    context: BrowserContext, recordings_gateway: RecordingsGateway
+) -> None:
+    gateway = recordings_gateway
+    page = await context.new_page()
+    await sign_in(page, gateway, "sam")
+    await page.goto(f"{gateway.url}/recordings")
+    await page.fill("#f-text", "山田太郎")  # read as 山 田 太 郎 with spaces: found all the same
+    await page.click("#search-button")
+    rows = page.locator("#results tbody tr")
+    await expect(rows).to_have_count(1)
+    row = page.locator(f'#results tr[data-id="{RECORDING_ID}"]')
+    moments = row.locator("a.moment")
+    await expect(moments).to_have_count(2)
+    await expect(moments.nth(0)).to_have_text("0:09")
+    await expect(moments.nth(1)).to_have_text("0:16")
+    await expect(moments.nth(0)).to_have_attribute("title", "お客様山田太郎様")
+
+    await row.locator("td").nth(1).click()  # the row opens the player at the first moment
+    await expect(page).to_have_url(re.compile(rf"/recordings/{RECORDING_ID}\?text=[^#]+#t=9$"))
+    await page.wait_for_function("() => document.getElementById('video').readyState >= 1", timeout=10000)
+    await wait_for_time_near(page, 9.0)
+    await page.go_back()
+    await expect(moments).to_have_count(2)
+    await moments.nth(1).click()
+    await wait_for_time_near(page, 16.0)
+
+    await page.goto(f"{gateway.url}/recordings")
+    await page.fill("#f-text", "様山田太郎様ご")  # each pair of characters was on screen, the text never was
+    await page.click("#search-button")
+    await expect(page.locator("#message")).to_have_text("No recordings match.")
 
 
 async def test_a_video_still_rendering_says_so(

@@ -25,6 +25,7 @@ import pytest
 from gateway.config import load_config
 from gateway.desktop import CloseCode
 from gateway.rfb.errors import TargetUnavailable
+from gateway.rfb.messages import KeyEvent
 from gateway.web.app import start_gateway
 from recorder.encrypted_files import EXPORT_MAGIC, read_export
 from recorder.journal import recording_path
@@ -50,6 +51,7 @@ from tests.s3_server import S3Server, own_s3_server, s3_server  # noqa: F401  (f
 
 pytestmark = pytest.mark.functional
 
+MARKER = "Zq7BUCKETkx9"
 REVIEWERS = {"name": "reviewers", "groups": ["reviewers"], "from": LOOPBACK, "targets": ["desk-01"],
              "recordings": "all"}
 
@@ -134,6 +136,8 @@ async def test_any_node_serves_any_recording_and_recovers_a_dead_nodes(
 
                 # A session through node A, played through node B.
                 desktop_a = await open_desktop(alice, a)
+                typed = [KeyEvent(down, ord(char)) for char in MARKER for down in (True, False)]
+                await desktop_a.send(*typed)  # journaled (record_input: full), encrypted
                 first = await new_recording(bucket, set())
                 await asyncio.sleep(1.5)  # long enough for a clip of a second
                 await desktop_a.ws.close()
@@ -147,9 +151,11 @@ async def test_any_node_serves_any_recording_and_recovers_a_dead_nodes(
                 video = await rita.get(f"{b}/api/v1/recordings/{first}/video")
                 assert stored.startswith(EXPORT_MAGIC)  # encrypted at rest, decrypted when served
                 assert video.status == 200 and await video.read() == decrypted(stored, keyring)
-                for key in await bucket.list(f"{first}/"):  # nothing readable in the bucket: no user, no target
-                    raw = await bucket.read(key)
-                    assert b"alice" not in raw and b"desk-01" not in raw, key
+                typed_bytes = b"".join(event.encode() for event in typed[:4])
+                for key in await bucket.list(f"{first}/"):  # nothing readable in the bucket: no user, no target,
+                    raw = await bucket.read(key)  # nothing typed or pasted
+                    for secret in (b"alice", b"desk-01", MARKER.encode(), typed_bytes):
+                        assert secret not in raw, (key, secret)
                 ranged = await rita.get(f"{b}/api/v1/recordings/{first}/video", headers={"Range": "bytes=4-11"})
                 assert ranged.status == 206 and await ranged.read() == b"ftypisom"
                 # A clip exported through node B is downloaded through node A (web sessions are in the database).
