@@ -56,9 +56,8 @@ from gateway.web.security import (
     client_address,
     current_session,
     error_json,
-    origin_allowed,
 )
-from gateway.web.session_rules import refuse_in_use, sign_out_after
+from gateway.web.session_rules import refuse_in_use, sign_out_after, websocket_caller
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -139,13 +138,9 @@ async def desktop_socket(request: web.Request) -> web.StreamResponse:
     app = request.app
     metrics = app[METRICS]
     name = request.match_info["target"]
-    session = current_session(request)
-    if session is None:
-        return error_json(401, say(request, "log in first"))
-    if not origin_allowed(request):
-        log.warning("foreign origin refused", extra={"ctx": {"origin": request.headers.get("Origin"),
-                                                             "user": session.identity.username}})
-        return error_json(403, say(request, "this WebSocket may only be opened from the gateway's own pages"))
+    session = websocket_caller(request)
+    if isinstance(session, web.Response):
+        return session
     settings = app[SETTINGS].current
     policy = await _admit(request, session, settings, name)
     if isinstance(policy, web.Response):

@@ -1,4 +1,8 @@
-"""What desktop and terminal sessions share at their edges: a target that is full, and a sign-in that ends with them.
+"""What desktop and terminal sessions share at their edges: who opens them, a target that is full, and a sign-in
+that ends with them.
+
+A session's WebSocket is opened only by a signed-in user from the gateway's own pages
+(:func:`websocket_caller`).
 
 A target's ``max_sessions`` is kept when the session is listed (:meth:`SessionDirectory.publish`);
 a refusal there is counted and audited here. A session that ends for idleness or its maximum
@@ -18,9 +22,22 @@ from gateway.errors import TargetInUse
 from gateway.session_watch import CloseCode, SessionEnded
 from gateway.sessions import LiveSession
 from gateway.web.keys import AUDIT, METRICS, WEB_SESSIONS
-from gateway.web.security import client_address
+from gateway.web.messages import say
+from gateway.web.security import client_address, current_session, error_json, origin_allowed
 
 log = logging.getLogger(__name__)
+
+
+def websocket_caller(request: web.Request) -> WebSession | web.Response:
+    """The web session opening a session's WebSocket; a 401 without one, a 403 from a page not the gateway's."""
+    session = current_session(request)
+    if session is None:
+        return error_json(401, say(request, "log in first"))
+    if not origin_allowed(request):
+        log.warning("foreign origin refused", extra={"ctx": {"origin": request.headers.get("Origin"),
+                                                             "user": session.identity.username}})
+        return error_json(403, say(request, "this WebSocket may only be opened from the gateway's own pages"))
+    return session
 
 
 async def refuse_in_use(request: web.Request, refusal: TargetInUse, protocol: str) -> None:

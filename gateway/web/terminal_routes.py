@@ -11,8 +11,6 @@ session with close code 1009. No compression, as for desktops.
 
 from __future__ import annotations
 
-import logging
-
 from aiohttp import web
 
 from gateway.session_watch import SessionEnded
@@ -20,10 +18,10 @@ from gateway.sessions import LiveSession
 from gateway.terminal import WebSocketTerminal
 from gateway.terminal_launch import TerminalRequest, launch_terminal
 from gateway.web.keys import AUDIT, CLOCK, METRICS, SETTINGS
-from gateway.web.security import client_address, current_session, error_json, origin_allowed
-from gateway.web.session_rules import sign_out_after
+from gateway.web.messages import say
+from gateway.web.security import client_address, error_json
+from gateway.web.session_rules import sign_out_after, websocket_caller
 
-log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 
 #: The longest WebSocket message a browser terminal may send: a paste the page did not cut is refused.
@@ -35,17 +33,13 @@ async def terminal_socket(request: web.Request) -> web.StreamResponse:
     app = request.app
     metrics = app[METRICS]
     name = request.match_info["target"]
-    session = current_session(request)
-    if session is None:
-        return error_json(401, "log in first")
-    if not origin_allowed(request):
-        log.warning("foreign origin refused", extra={"ctx": {"origin": request.headers.get("Origin"),
-                                                             "user": session.identity.username}})
-        return error_json(403, "this WebSocket may only be opened from the gateway's own pages")
+    session = websocket_caller(request)
+    if isinstance(session, web.Response):
+        return session
     settings = app[SETTINGS].current
     target = settings.config.targets.get(name)
     if target is None or target.protocol != "ssh":
-        return error_json(404, f"there is no terminal target called {name!r}")
+        return error_json(404, say(request, "there is no terminal target called {name}", name=repr(name)))
     source = client_address(request)
     user = session.identity.username
     audit = app[AUDIT]
@@ -55,7 +49,8 @@ async def terminal_socket(request: web.Request) -> web.StreamResponse:
         metrics.sessions_total.labels(protocol="ssh", outcome="denied").inc()
         await audit.record("session.open", user=user, source=source, target=name, outcome="denied",
                            reason=decision.reason, protocol="ssh")
-        return error_json(403, f"you may not open {name} from here: {decision.reason}")
+        return error_json(403, say(request, "you may not open {name} from here: {reason}", name=name,
+                                   reason=decision.reason))
 
     # + 1: aiohttp refuses a message of max_msg_size bytes or more.
     ws = web.WebSocketResponse(max_msg_size=MAX_TERMINAL_MESSAGE + 1, heartbeat=30.0, compress=False)
