@@ -3,9 +3,11 @@
 :class:`ScreenTexts` keeps what :func:`~recorder.screen_index.read_recording_text` found for a
 recording (tables ``screen_text`` and ``pii_findings``; a recording read again replaces its rows) and
 a terminal recording's output (``recording_text``). The text is stored sealed, with its blind index
-in ``text_tokens`` (:mod:`recorder.text_index`): a search narrows the recordings by their tokens in
-the database, then opens their text and keeps those that contain the text searched for, with the
-*moments* (in time order) of the lines that contain it. The search text is normalised like the
+in ``text_tokens`` (:mod:`recorder.text_index`), kept per minute of the recording (:data:`BUCKET_SECONDS`;
+a terminal's output as one): a search narrows the recordings, and within them the minutes, to those
+holding every token of the text searched for, in the database, then opens only those minutes' lines
+and keeps the recordings that contain the text, with the *moments* (in time order) of the lines that
+contain it. The search text is normalised like the
 stored text (NFKC, no spaces between CJK characters), so ``山田 太郎`` finds the 山田太郎 that
 Tesseract read as ``山 田 太 郎``; case is ignored.
 """
@@ -14,11 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, insert, select, union
+from sqlalchemy import ColumnElement, and_, delete, func, insert, or_, select, union
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -39,6 +41,16 @@ INSERT_BATCH = 1000
 #: Recordings whose clear text (stored before it was sealed) is sealed and indexed at once.
 SEAL_BATCH = 100
 SCREEN, TERMINAL = "screen", "terminal"
+#: Seconds of a recording whose lines share one set of tokens: a search opens the lines of the minutes that
+#: hold every token of the text it looks for.
+BUCKET_SECONDS = 60.0
+#: Time ranges of minutes asked for in one query at most.
+RANGES_PER_QUERY = 200
+Tokens = dict[int, set[str]]  # bucket → tokens
+
+
+def bucket_of(t: float) -> int:
+    return int(t // BUCKET_SECONDS)
 
 
 def contains_pattern(text: str) -> str:
@@ -88,30 +100,37 @@ class ScreenTexts:
             for rows, table in ((lines, screen_text), (findings, pii_findings)):
                 await _insert(connection, table, rows)
 
-    def _sealed_lines(self, recording_id: str, found: RecordingText) -> tuple[list[dict[str, Any]], set[str]]:
+    def _sealed_lines(self, recording_id: str, found: RecordingText) -> tuple[list[dict[str, Any]], Tokens]:
         lines = [{"recording_id": recording_id, "t": line.t, "text": self.keys.seal(recording_id, line.text),
                   **_box_columns(line.box.as_region() if line.box is not None else None)} for line in found.lines]
-        return lines, self.keys.text_tokens(line.text for line in found.lines)
+        return lines, self._bucket_tokens((line.t, line.text) for line in found.lines)
+
+    def _bucket_tokens(self, lines: Iterable[tuple[float, str]]) -> Tokens:
+        """The tokens of each minute's lines."""
+        texts: dict[int, list[str]] = {}
+        for t, text in lines:
+            texts.setdefault(bucket_of(t), []).append(text)
+        return {bucket: self.keys.text_tokens(bucket_texts) for bucket, bucket_texts in texts.items()}
 
     async def replace_terminal(self, connection: AsyncConnection, recording_id: str, text: str) -> None:
         """In ``connection``'s transaction: keep ``text`` as the terminal recording's output (none if empty)."""
         sealed, tokens = await asyncio.to_thread(
             lambda: (self.keys.seal(recording_id, text), self.keys.text_tokens([text])))
         await connection.execute(delete(recording_text).where(recording_text.c.recording_id == recording_id))
-        await _replace_tokens(connection, recording_id, TERMINAL, tokens if text else set())
+        await _replace_tokens(connection, recording_id, TERMINAL, {0: tokens} if text else {})
         if text:
             await connection.execute(insert(recording_text), [{"recording_id": recording_id, "text": sealed}])
 
     def may_contain(self, recording_id: ColumnElement[str], text: str) -> ColumnElement[bool]:
         """A condition on ``recording_id`` (a column) true for every recording whose text contains ``text``.
 
-        It is true for a few more (its text has each pair of characters of ``text``, not in that
-        order): :meth:`containing` tells them apart.
+        It is true for a few more (a minute of its text has each pair of characters of ``text``, not
+        in that order): :meth:`containing` tells them apart.
         """
         tokens = sorted(self.keys.query_tokens(text))
         t = text_tokens.c
-        having = (select(t.recording_id).where(t.token.in_(tokens)).group_by(t.recording_id)
-                  .having(func.count(func.distinct(t.token)) == len(tokens)))
+        having = (select(t.recording_id).where(t.token.in_(tokens)).group_by(t.recording_id, t.origin, t.bucket)
+                  .having(func.count(t.token) == len(tokens)))
         return recording_id.in_(having)
 
     async def containing(self, recording_ids: Sequence[str], text: str) -> set[str]:
@@ -120,11 +139,14 @@ class ScreenTexts:
         found: set[str] = set()
         if not wanted:
             return found
+        tokens = self.keys.query_tokens(text)
         for recording_id in recording_ids:
-            terminal = await self._terminal_text(recording_id)
-            if terminal is not None and wanted in searchable(terminal):
-                found.add(recording_id)
-            elif await self._moments(recording_id, wanted, 1):
+            if await self._buckets(recording_id, TERMINAL, tokens):
+                terminal = await self._terminal_text(recording_id)
+                if terminal is not None and wanted in searchable(terminal):
+                    found.add(recording_id)
+                    continue
+            if await self._moments(recording_id, wanted, tokens, 1):
                 found.add(recording_id)
         return found
 
@@ -132,13 +154,36 @@ class ScreenTexts:
                       per_recording: int = MOMENTS_PER_RECORDING) -> dict[str, list[Moment]]:
         """Where ``text`` appeared on each recording's screen: its first ``per_recording`` moments, in time order."""
         wanted = searchable(text)
-        return {recording_id: await self._moments(recording_id, wanted, per_recording) if wanted else []
+        tokens = self.keys.query_tokens(text)
+        return {recording_id: await self._moments(recording_id, wanted, tokens, per_recording) if wanted else []
                 for recording_id in recording_ids}
 
-    async def _moments(self, recording_id: str, wanted: str, most: int) -> list[Moment]:
+    async def _buckets(self, recording_id: str, origin: str, tokens: set[str]) -> list[int]:
+        """The recording's minutes (of ``origin``) that hold every one of ``tokens``, in time order."""
+        t = text_tokens.c
+        query = (select(t.bucket).where(t.recording_id == recording_id, t.origin == origin, t.token.in_(sorted(tokens)))
+                 .group_by(t.bucket).having(func.count(t.token) == len(tokens)).order_by(t.bucket))
+        async with self.store.read() as connection:
+            buckets: list[int] = list((await connection.execute(query)).scalars())
+            return buckets
+
+    async def _moments(self, recording_id: str, wanted: str, tokens: set[str], most: int) -> list[Moment]:
+        moments: list[Moment] = []
+        ranges = _ranges(await self._buckets(recording_id, SCREEN, tokens))
+        for start in range(0, len(ranges), RANGES_PER_QUERY):
+            moments += await self._moments_in(recording_id, wanted, ranges[start:start + RANGES_PER_QUERY],
+                                              most - len(moments))
+            if len(moments) >= most:
+                break
+        return moments
+
+    async def _moments_in(self, recording_id: str, wanted: str, ranges: list[tuple[float, float]],
+                          most: int) -> list[Moment]:
+        """The first ``most`` moments of lines containing ``wanted`` within ``ranges`` of the recording."""
         c = screen_text.c
         query = (select(c.t, c.text, c.x, c.y, c.width, c.height)
-                 .where(c.recording_id == recording_id).order_by(c.t, c.id))
+                 .where(c.recording_id == recording_id, or_(*(and_(c.t >= low, c.t < high) for low, high in ranges)))
+                 .order_by(c.t, c.id))
         async with self.store.read() as connection:
             rows = (await connection.execute(query)).mappings().all()
 
@@ -215,19 +260,18 @@ class ScreenTexts:
     async def _seal_recording(self, recording_id: str) -> None:
         c = screen_text.c
         async with self.store.transaction() as connection:
-            result = await connection.execute(select(c.id, c.text).where(c.recording_id == recording_id))
-            rows: list[tuple[int, str]] = [(row[0], row[1]) for row in result]
+            result = await connection.execute(select(c.id, c.t, c.text).where(c.recording_id == recording_id))
+            rows: list[tuple[int, float, str]] = [(row[0], row[1], row[2]) for row in result]
             terminal = await connection.scalar(
                 select(recording_text.c.text).where(recording_text.c.recording_id == recording_id))
 
-            def sealed() -> tuple[list[tuple[int, str]], set[str], str | None, set[str]]:
-                lines = list(zip((row_id for row_id, _ in rows),
-                                 self.keys.open_all(recording_id, (stored for _, stored in rows)), strict=True))
+            def sealed() -> tuple[list[tuple[int, str]], Tokens, str | None, Tokens]:
+                opened = self.keys.open_all(recording_id, (stored for _, _, stored in rows))
                 terminal_text = None if terminal is None else self.keys.open(recording_id, terminal)
-                return ([(row_id, self.keys.seal(recording_id, line)) for row_id, line in lines],
-                        self.keys.text_tokens(line for _, line in lines),
+                return ([(row_id, self.keys.seal(recording_id, line)) for (row_id, _, _), line in zip(rows, opened)],
+                        self._bucket_tokens((t, line) for (_, t, _), line in zip(rows, opened)),
                         None if terminal_text is None else self.keys.seal(recording_id, terminal_text),
-                        self.keys.text_tokens([terminal_text]) if terminal_text else set())
+                        {0: self.keys.text_tokens([terminal_text])} if terminal_text else {})
 
             lines, screen_tokens, terminal_sealed, terminal_tokens = await asyncio.to_thread(sealed)
             for row_id, text in lines:
@@ -246,11 +290,24 @@ def _unreadable(recording_id: str, exc: RecordingKeyError) -> None:
                                                                                  "error": str(exc)}})
 
 
-async def _replace_tokens(connection: AsyncConnection, recording_id: str, origin: str, tokens: set[str]) -> None:
+async def _replace_tokens(connection: AsyncConnection, recording_id: str, origin: str, tokens: Tokens) -> None:
     t = text_tokens.c
     await connection.execute(delete(text_tokens).where(t.recording_id == recording_id, t.origin == origin))
     await _insert(connection, text_tokens,
-                  [{"recording_id": recording_id, "origin": origin, "token": token} for token in sorted(tokens)])
+                  [{"recording_id": recording_id, "origin": origin, "bucket": bucket, "token": token}
+                   for bucket, bucket_tokens in sorted(tokens.items()) for token in sorted(bucket_tokens)])
+
+
+def _ranges(buckets: list[int]) -> list[tuple[float, float]]:
+    """The time ranges (start inclusive, end exclusive) of ``buckets`` (in order), adjacent ones joined."""
+    ranges: list[tuple[float, float]] = []
+    for bucket in buckets:
+        low, high = bucket * BUCKET_SECONDS, (bucket + 1) * BUCKET_SECONDS
+        if ranges and ranges[-1][1] == low:
+            ranges[-1] = (ranges[-1][0], high)
+        else:
+            ranges.append((low, high))
+    return ranges
 
 
 async def _insert(connection: AsyncConnection, table: Any, rows: list[dict[str, Any]]) -> None:

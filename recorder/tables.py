@@ -87,12 +87,13 @@ screen_text = Table(
 )
 
 #: The blind index of each recording's sealed text: keyed tokens of its characters and character pairs, once
-#: per recording and origin (recorder.text_index).
+#: per minute of the recording (a terminal's output: once) and origin (recorder.text_index, recorder.screen_search).
 text_tokens = Table(
     "text_tokens",
     metadata,
     Column("recording_id", String(32), ForeignKey("recordings.id", ondelete="CASCADE"), primary_key=True),
     Column("origin", String(8), primary_key=True),  # "screen" (screen_text) or "terminal" (recording_text)
+    Column("bucket", Integer, primary_key=True),  # the minute of the recording its lines were on screen (0: terminal)
     Column("token", String(16), primary_key=True),
     Index("ix_text_tokens_token", "token", "recording_id"),
 )

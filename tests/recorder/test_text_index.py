@@ -9,8 +9,10 @@ from __future__ import annotations
 import dataclasses
 import secrets
 import shutil
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from hypothesis import given
@@ -23,6 +25,7 @@ from recorder.keyring import RecordingKeyring, new_key
 from recorder.ocr import normalize_text
 from recorder.screen_changes import Box
 from recorder.screen_index import RecordingText, ScreenLine
+from recorder.screen_search import BUCKET_SECONDS
 from recorder.tables import recording_text, screen_text, text_tokens
 from recorder.text_index import TextKeys, grams, query_grams, searchable
 from tests.recorder.test_index import summary_of
@@ -149,3 +152,32 @@ async def test_a_recording_whose_key_is_lost_is_passed_over_and_said(tmp_path: P
     assert [row.id for row in found] == [kept]
     assert [record.__dict__["ctx"]["recording"] for record in caplog.records
             if record.getMessage() == "a recording's screen text cannot be searched"] == [lost]
+
+
+class CountingKeys(TextKeys):
+    """Counts the lines a search opens."""
+
+    opened: ClassVar[list[int]] = []
+
+    def open_all(self, recording_id: str, stored: Iterable[str]) -> list[str]:
+        lines = super().open_all(recording_id, stored)
+        CountingKeys.opened.append(len(lines))
+        return lines
+
+
+async def test_a_search_opens_only_the_minutes_that_hold_every_pair(tmp_path: Path, store: Store) -> None:
+    keys = sealing_keys(tmp_path)
+    counting = CountingKeys(keys.token_key, keys.keyring)
+    index, [recording, *_] = await index_with(store, counting)
+    minutes = {0: ["customer 4711", "受付"], 1: ["nothing here", "still nothing", "山田"],
+               5: ["お客様 山田 太郎 様", "customer 4711 again"], 7: ["customer 47", "711"]}  # 7: the pairs, apart
+    lines = [ScreenLine(minute * BUCKET_SECONDS + i, None, normalize_text(line))
+             for minute, texts in minutes.items() for i, line in enumerate(texts)]
+    await index.texts.replace(recording, RecordingText(lines, [], 600.0, 1.0, 1.0, 0))
+    CountingKeys.opened.clear()
+    moments = (await index.texts.moments([recording], "customer 4711"))[recording]
+    assert [moment.t for moment in moments] == [0.0, 301.0]
+    assert sum(CountingKeys.opened) == 2 + 2 + 2  # minutes 0, 5 and 7: 6 of the 9 lines
+    CountingKeys.opened.clear()
+    assert (await index.texts.moments([recording], "山田太郎"))[recording][0].t == 300.0
+    assert sum(CountingKeys.opened) == 2  # minute 5 only: minute 1 has 山田 but not 田太 or 太郎
