@@ -46,7 +46,7 @@ SCREEN, TERMINAL = "screen", "terminal"
 BUCKET_SECONDS = 60.0
 #: Time ranges of minutes asked for in one query at most.
 RANGES_PER_QUERY = 200
-Tokens = dict[int, set[str]]  # bucket → tokens
+Tokens = dict[int, set[int]]  # bucket → tokens
 
 
 def bucket_of(t: float) -> int:
@@ -158,7 +158,7 @@ class ScreenTexts:
         return {recording_id: await self._moments(recording_id, wanted, tokens, per_recording) if wanted else []
                 for recording_id in recording_ids}
 
-    async def _buckets(self, recording_id: str, origin: str, tokens: set[str]) -> list[int]:
+    async def _buckets(self, recording_id: str, origin: str, tokens: set[int]) -> list[int]:
         """The recording's minutes (of ``origin``) that hold every one of ``tokens``, in time order."""
         t = text_tokens.c
         query = (select(t.bucket).where(t.recording_id == recording_id, t.origin == origin, t.token.in_(sorted(tokens)))
@@ -167,7 +167,7 @@ class ScreenTexts:
             buckets: list[int] = list((await connection.execute(query)).scalars())
             return buckets
 
-    async def _moments(self, recording_id: str, wanted: str, tokens: set[str], most: int) -> list[Moment]:
+    async def _moments(self, recording_id: str, wanted: str, tokens: set[int], most: int) -> list[Moment]:
         moments: list[Moment] = []
         ranges = _ranges(await self._buckets(recording_id, SCREEN, tokens))
         for start in range(0, len(ranges), RANGES_PER_QUERY):

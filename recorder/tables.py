@@ -94,8 +94,9 @@ text_tokens = Table(
     Column("recording_id", String(32), ForeignKey("recordings.id", ondelete="CASCADE"), primary_key=True),
     Column("origin", String(8), primary_key=True),  # "screen" (screen_text) or "terminal" (recording_text)
     Column("bucket", Integer, primary_key=True),  # the minute of the recording its lines were on screen (0: terminal)
-    Column("token", String(16), primary_key=True),
+    Column("token", BigInteger, primary_key=True),  # recorder.text_index.TextKeys.tokens
     Index("ix_text_tokens_token", "token", "recording_id"),
+    sqlite_with_rowid=False,  # the primary key is the table: each row stored once
 )
 
 #: Personal data found in a recording (on screen or typed): its kind, where and when, and a keyed hash of the

@@ -4,8 +4,8 @@ The text read off a recording's screen, and a terminal recording's output, are s
 :func:`~recorder.keyring.encrypt_text` (AES-256-GCM under the current recording key, bound to the
 recording), so a copied database holds no readable screen text. Search cannot look into ciphertext,
 so each recording also stores a *blind index*: the keyed hashes (HMAC-SHA256 under a key derived from
-the gateway's recording key, truncated to 64 bits) of every character and every pair of adjacent
-characters of its normalised, lower-cased text, each once per recording. A search asks the
+the gateway's recording key, truncated to a 64-bit integer) of every character and every pair of adjacent
+characters of its normalised, lower-cased text (:mod:`recorder.screen_search` keeps them per minute). A search asks the
 database for the recordings holding every token of the text searched for (its pairs, or the
 character itself), then opens those recordings' lines and keeps the ones that really contain it.
 
@@ -27,8 +27,8 @@ from recorder.keyring import RecordingKeyring, decrypt_text, decrypt_texts, encr
 from recorder.ocr import normalize_text
 
 TOKEN_KEY_LABEL = b"deskgate screen text tokens"
-#: Hex digits of a token: 64 bits of the HMAC.
-TOKEN_CHARS = 16
+#: Bytes of the HMAC a token keeps: a signed 64-bit integer (a BIGINT in the database).
+TOKEN_BYTES = 8
 
 
 def searchable(text: str) -> str:
@@ -58,19 +58,20 @@ class TextKeys:
         """The token key derived from the gateway's recording key, which every node shares."""
         return cls(hmac.new(recording_key, TOKEN_KEY_LABEL, hashlib.sha256).digest(), keyring)
 
-    def tokens(self, grams: Iterable[str]) -> set[str]:
+    def tokens(self, grams: Iterable[str]) -> set[int]:
         """The keyed tokens of ``grams``."""
         key = self.token_key
-        return {hmac.new(key, gram.encode(), hashlib.sha256).hexdigest()[:TOKEN_CHARS] for gram in grams}
+        return {int.from_bytes(hmac.digest(key, gram.encode(), "sha256")[:TOKEN_BYTES], "big", signed=True)
+                for gram in grams}
 
-    def text_tokens(self, texts: Iterable[str]) -> set[str]:
-        """The tokens a recording whose text is ``texts`` is indexed under."""
+    def text_tokens(self, texts: Iterable[str]) -> set[int]:
+        """The tokens text made of ``texts`` is indexed under."""
         found: set[str] = set()
         for text in texts:
             found |= grams(searchable(text))
         return self.tokens(found)
 
-    def query_tokens(self, text: str) -> set[str]:
+    def query_tokens(self, text: str) -> set[int]:
         """The tokens a recording must be indexed under to contain ``text`` (empty: ``text`` is blank)."""
         wanted = searchable(text)
         return self.tokens(query_grams(wanted)) if wanted else set()

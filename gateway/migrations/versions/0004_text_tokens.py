@@ -25,9 +25,10 @@ def upgrade() -> None:
     sa.Column('recording_id', sa.String(length=32), nullable=False),
     sa.Column('origin', sa.String(length=8), nullable=False),
     sa.Column('bucket', sa.Integer(), nullable=False),
-    sa.Column('token', sa.String(length=16), nullable=False),
+    sa.Column('token', sa.BigInteger(), nullable=False),
     sa.ForeignKeyConstraint(['recording_id'], ['recordings.id'], ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('recording_id', 'origin', 'bucket', 'token')
+    sa.PrimaryKeyConstraint('recording_id', 'origin', 'bucket', 'token'),
+    sqlite_with_rowid=False
     )
     with op.batch_alter_table('text_tokens', schema=None) as batch_op:
         batch_op.create_index('ix_text_tokens_token', ['token', 'recording_id'], unique=False)
