@@ -30,6 +30,10 @@ from recorder.framebuffer import (
     wire_dtype,
 )
 
+# TightBasic's bits as plain ints: an IntFlag's ``&`` goes through the enum machinery, per rectangle.
+_EXPLICIT_FILTER = int(TightBasic.EXPLICIT_FILTER)
+_STREAM = int(TightBasic.STREAM)
+
 
 def decode_tight(state: DecoderState, framebuffer: Framebuffer, rect: Rectangle, payload: bytes) -> None:
     """Paint a Tight rectangle (fill, JPEG, or basic with a filter)."""
@@ -58,8 +62,8 @@ def decode_tight(state: DecoderState, framebuffer: Framebuffer, rect: Rectangle,
         return
     if compression > TightCompression.JPEG:
         raise DecodeError(f"Tight: unknown compression type {compression} in control byte {control:#04x}")
-    filter_id = reader.u8() if compression & TightBasic.EXPLICIT_FILTER else TightFilter.COPY
-    stream = state.tight_streams[compression & TightBasic.STREAM]
+    filter_id = reader.u8() if compression & _EXPLICIT_FILTER else TightFilter.COPY
+    stream = state.tight_streams[compression & _STREAM]
     rgb = _decode_basic(state, reader, stream, filter_id, rect.width, rect.height)
     reader.expect_end()
     framebuffer.blit(rect.x, rect.y, rgb.reshape(rect.height, rect.width, 3))
