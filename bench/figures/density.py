@@ -7,7 +7,8 @@ the replay server over TCP, presses a key every ``DIRECT_PROBE_INTERVAL``: it me
 benchmark process's own delay under the same load, which is subtracted, so that "added"
 latency is the gateway's. The search is coarse, then fine:
 
-- coarse: levels grow by ``COARSE_GROWTH`` from ``START``, one ``WINDOW`` each, until one fails;
+- coarse: levels grow by ``COARSE_GROWTH`` from ``START``, one ``WINDOW`` each (more where fewer would not give
+  ``MIN_SAMPLES`` round trips), until one fails;
 - fine: the last coarse level that held is measured again with ``FINE_WINDOWS`` windows, then
   levels go up in steps of ``FINE_STEP`` of it (at least 2 sessions) until one fails — or, if it
   does not hold this time, down until one holds. Only fine levels count.
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -132,6 +134,9 @@ class Ramp:
         self._pool, self._direct, self._route, self._idle_memory = pool, direct, route, idle_memory
 
     async def level(self, count: int, windows: int) -> Level:
+        # Enough windows for MIN_SAMPLES round trips: 10 sessions give 80 in one window, and a level
+        # without enough samples cannot hold (the first coarse level never held, and every run gave 0).
+        windows = max(windows, math.ceil(MIN_SAMPLES / (count * WINDOW / PROBE_INTERVAL)))
         try:
             await self._pool.resize(count)
         except (RFBError, OSError, TimeoutError, aiohttp.ClientError) as exc:
@@ -222,7 +227,7 @@ async def cpu_per_session(workdir: Path, capture: Capture, route_name: str) -> t
 
 def held_level(levels: list[Level]) -> Level | None:
     """The largest fine level (several windows) that held."""
-    held = [level for level in levels if level.holds and level.windows == FINE_WINDOWS]
+    held = [level for level in levels if level.holds and level.windows >= FINE_WINDOWS]
     return max(held, key=lambda level: level.sessions) if held else None
 
 
