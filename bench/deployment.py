@@ -71,7 +71,10 @@ def write_config(workdir: Path, targets: Mapping[str, int], auth: Mapping[str, o
         "auth": auth or {"local": {"users_file": str(workdir / "users.yaml")}, "totp": {"required": True}},
         "storage": {"recordings": str(workdir / "recordings"), "database": f"sqlite:///{workdir / 'deskgate.db'}",
                     "recording_key_file": str(workdir / "recording.key")},
-        "targets": {name: {"protocol": "vnc", "host": "127.0.0.1", "port": port} for name, port in targets.items()},
+        # A replay server serves every viewer its own stream: one target holds any number of sessions
+        # (a desktop holds one by default, and the density group opens hundreds to the same target).
+        "targets": {name: {"protocol": "vnc", "host": "127.0.0.1", "port": port, "max_sessions": None}
+                    for name, port in targets.items()},
         # Clipboard text from the desktop passes (to-local): the call-center captures hold a few
         # ServerCutText messages (Chromium's text selection), and every route must carry the same bytes.
         "policies": [{"name": "operators", "groups": [GROUP], "from": ["127.0.0.0/8"], "targets": ["bench-*"],

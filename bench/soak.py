@@ -81,8 +81,10 @@ def write_config(workdir: Path, http_port: int, metrics_port: int, desktops: dic
         "network": {"allow": ["127.0.0.0/8"]},
         "auth": {"local": {"users_file": str(workdir / "users.yaml")}, "totp": {"required": True}},
         "storage": {"recordings": str(workdir / "recordings"), "database": f"sqlite:///{workdir / 'deskgate.db'}"},
+        # Several operators share each desktop here (sessions / desktops): a target holds any number.
         "targets": {name: {"protocol": "vnc", "host": "127.0.0.1", "port": desktop.port,
-                           "password_file": str(desktop.password_file)} for name, desktop in desktops.items()},
+                           "password_file": str(desktop.password_file), "max_sessions": None}
+                    for name, desktop in desktops.items()},
         "policies": [{"name": "operators", "groups": [GROUP], "from": ["127.0.0.0/8"], "targets": ["soak-*"],
                       "clipboard": "off", "idle_timeout": "10m"}],
     }

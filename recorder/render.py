@@ -59,9 +59,10 @@ log = logging.getLogger(__name__)
 #: Frames per second at most in a video (``storage.export_fps``; ``deskgate recordings render``): screen work at 10
 #: frames a second reads as it happened, and costs half the encoding of 30 (see bench/README.md).
 DEFAULT_MAX_FPS = 10
-#: Seconds between keyframes at most: what a seek decodes at worst (at most 100 frames at 10 frames a
-#: second). A keyframe of a 1280x800 desktop is about 100 KB: every 2 s, that alone was 180 MB an hour.
-DEFAULT_KEYFRAME_INTERVAL = 10.0
+#: Seconds between keyframes at most: what a seek decodes at worst (at most 300 frames at 10 frames a
+#: second, far fewer on a quiet screen). A keyframe of a 1280x800 desktop is about 100 KB: every 10 s, that
+#: alone was 36 MB an hour; every 30 s it is 12.
+DEFAULT_KEYFRAME_INTERVAL = 30.0
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -46,17 +46,26 @@ _BT709 = 1  # ColorPrimaries / ColorTrc / Colorspace value of ITU-R BT.709
 BAND_ROWS: Final = 16
 #: Above this share of changed bands, the whole frame is converted in one call (fewer, larger calls).
 _WHOLE_FRAME_SHARE = 0.5
+#: A changed band is converted again over whole multiples of this many columns (even; few swscale contexts).
+_SPAN_COLUMNS: Final = 128
 #: The preset and the x264 options that go with it: ultrafast turns CABAC off, which costs 10-20 % in size on
 #: screen content for about 5 % of the time; at the same quantizer the picture is as sharp (see bench/README.md).
 DEFAULT_PRESET: Final = "ultrafast"
+#: The constant quantizer: the worst sampled frame of the bench's sessions stays at 38 dB or more (see bench/README.md).
+DEFAULT_QP: Final = 24
+#: Pixels a block may have moved since the previous frame and still be found there (a scroll step, a dragged window).
+SCROLL_SEARCH_RANGE: Final = 128
 
 
 class StripConverter:
-    """Converts (h, w, 3) RGB frames of one even size to yuv420p, re-converting only the bands that changed.
+    """Converts (h, w, 3) RGB frames of one even size to yuv420p, re-converting only what changed.
 
     The YUV planes of the last frame are kept; a band (:data:`BAND_ROWS` rows) is converted
-    again when any of its rows differs from the previous frame's. Each band size keeps its
-    own swscale context, so no context is rebuilt from frame to frame.
+    again when any of its rows differs from the previous frame's, and only across the columns
+    that changed in it (widened to :data:`_SPAN_COLUMNS`). Each piece size keeps its own swscale
+    context, so no context is rebuilt from frame to frame. A frame that changed in more than
+    half of its bands is converted whole, from a frame buffer kept for it: a new 3 MB buffer per
+    frame costs more in page faults than the conversion.
     """
 
     def __init__(self, width: int, height: int, threads: int = 1) -> None:
@@ -70,7 +79,9 @@ class StripConverter:
                         self._yuv[luma_size : luma_size + chroma_size].reshape(height // 2, width // 2),
                         self._yuv[luma_size + chroma_size :].reshape(height // 2, width // 2))
         self._previous: RGBArray | None = None
-        self._reformatters: dict[int, VideoReformatter] = {}
+        self._reformatters: dict[tuple[int, int], VideoReformatter] = {}
+        self._whole = av.VideoFrame(width, height, "rgb24")
+        self._whole_pixels = _plane_array(self._whole, 0, width * 3, height)
         row_bytes = width * 3
         self._word = next(size for size in (8, 4, 2, 1) if row_bytes % size == 0)
         self.bands_converted = 0  # counters, for measurements
@@ -84,10 +95,20 @@ class StripConverter:
         self.bands_seen += bands
         self.bands_converted += len(changed)
         if len(changed) > bands * _WHOLE_FRAME_SHARE:
-            self._convert_rows(rgb, 0, height)
+            self._whole_pixels[...] = rgb.reshape(height, -1)
+            self._store(self._reformatter(height, self.width).reformat(
+                self._whole, format="yuv420p", dst_colorspace=_COLORSPACE, dst_color_range=_COLOR_RANGE,
+                threads=self._threads), 0, height, 0, self.width)
         else:
+            assert self._previous is not None  # the first frame changed in every band
             for band in changed:
-                self._convert_rows(rgb, band * BAND_ROWS, min(height, (band + 1) * BAND_ROWS))
+                top, bottom = band * BAND_ROWS, min(height, (band + 1) * BAND_ROWS)
+                left, right = self._changed_columns(rgb[top:bottom], self._previous[top:bottom])
+                piece = np.ascontiguousarray(rgb[top:bottom, left:right])
+                self._store(self._reformatter(bottom - top, right - left).reformat(
+                    av.VideoFrame.from_ndarray(piece, format="rgb24"), format="yuv420p",
+                    dst_colorspace=_COLORSPACE, dst_color_range=_COLOR_RANGE, threads=self._threads),
+                    top, bottom, left, right)
         if self._previous is None:
             self._previous = rgb.copy()
         elif len(changed):
@@ -102,19 +123,32 @@ class StripConverter:
         rows = (rgb.reshape(self.height, -1).view(dtype) != previous.reshape(self.height, -1).view(dtype)).any(axis=1)
         return np.flatnonzero(np.logical_or.reduceat(rows, np.arange(0, self.height, BAND_ROWS)))
 
-    def _convert_rows(self, rgb: RGBArray, top: int, bottom: int) -> None:
-        rows = bottom - top
-        reformatter = self._reformatters.get(rows)
+    def _changed_columns(self, band: RGBArray, previous: RGBArray) -> tuple[int, int]:
+        """The columns of a changed band to convert again: from the first to the last that changed, widened."""
+        rows = band.shape[0]
+        changed_bytes = np.flatnonzero((band.reshape(rows, -1) != previous.reshape(rows, -1)).any(axis=0))
+        left = int(changed_bytes[0]) // 3 // _SPAN_COLUMNS * _SPAN_COLUMNS
+        right = min(self.width, -(-(int(changed_bytes[-1]) // 3 + 1) // _SPAN_COLUMNS) * _SPAN_COLUMNS)
+        return left, right
+
+    def _reformatter(self, rows: int, columns: int) -> VideoReformatter:
+        reformatter = self._reformatters.get((rows, columns))
         if reformatter is None:
-            reformatter = self._reformatters[rows] = VideoReformatter()
-        converted = reformatter.reformat(av.VideoFrame.from_ndarray(rgb[top:bottom], format="rgb24"),
-                                         format="yuv420p", dst_colorspace=_COLORSPACE,
-                                         dst_color_range=_COLOR_RANGE, threads=self._threads)
+            reformatter = self._reformatters[rows, columns] = VideoReformatter()
+        return reformatter
+
+    def _store(self, converted: av.VideoFrame, top: int, bottom: int, left: int, right: int) -> None:
+        """Copy a converted piece's planes into the kept frame at rows ``top:bottom``, columns ``left:right``."""
         for index, (plane, scale) in enumerate(zip(self._planes, (1, 2, 2))):
-            source = converted.planes[index]
-            width = self.width // scale
-            data = np.frombuffer(memoryview(source), np.uint8).reshape(-1, source.line_size)[: rows // scale, :width]
-            plane[top // scale : bottom // scale] = data
+            data = _plane_array(converted, index, (right - left) // scale, (bottom - top) // scale)
+            plane[top // scale : bottom // scale, left // scale : right // scale] = data
+
+
+def _plane_array(frame: av.VideoFrame, index: int, row_bytes: int, rows: int) -> npt.NDArray[np.uint8]:
+    """A writable view of the first ``rows`` rows and ``row_bytes`` bytes of each of a frame's plane."""
+    plane = frame.planes[index]
+    data: npt.NDArray[np.uint8] = np.frombuffer(memoryview(plane), np.uint8).reshape(-1, plane.line_size)
+    return data[:rows, :row_bytes]
 
 
 class VideoEncoder:
@@ -132,7 +166,7 @@ class VideoEncoder:
         height: int,
         *,
         keyframe_interval: float = 2.0,
-        qp: int = 25,
+        qp: int = DEFAULT_QP,
         preset: str = DEFAULT_PRESET,
         threads: int = 1,
     ) -> None:
@@ -180,11 +214,15 @@ class VideoEncoder:
             # 12% more bytes than crf 23. The deblocking filter blurs glyph edges: off, a desktop's
             # keyframe goes from 36 to 40-44 dB in fewer bytes, and encoding is about 5% faster.
             # ultrafast alone also turns CABAC off: it is turned back on (10-20 % smaller on screen content).
+            # Scrolling moves text by tens of rows, beyond ultrafast's diamond search (16 pixels): each
+            # scroll step was coded as new text, 30 KB a frame. The uneven multi-hexagon search over
+            # SCROLL_SEARCH_RANGE pixels finds the shift, and a scroll costs a few hundred bytes; on the
+            # call-center workload the MP4 went from 54 to 31 MB an hour for 5 % more encoding time.
             self._stream.options = {
                 "preset": preset,
                 "qp": str(qp),
                 "tune": "zerolatency",
-                "x264-params": "no-deblock=1:cabac=1",
+                "x264-params": f"no-deblock=1:cabac=1:me=umh:merange={SCROLL_SEARCH_RANGE}",
             }
         except BaseException:
             self._container.close()

@@ -7,7 +7,8 @@ the replay server over TCP, presses a key every ``DIRECT_PROBE_INTERVAL``: it me
 benchmark process's own delay under the same load, which is subtracted, so that "added"
 latency is the gateway's. The search is coarse, then fine:
 
-- coarse: levels grow by ``COARSE_GROWTH`` from ``START``, one ``WINDOW`` each, until one fails;
+- coarse: levels grow by ``COARSE_GROWTH`` from ``START``, one ``WINDOW`` each (more where fewer would not give
+  ``MIN_SAMPLES`` round trips), until one fails;
 - fine: the last coarse level that held is measured again with ``FINE_WINDOWS`` windows, then
   levels go up in steps of ``FINE_STEP`` of it (at least 2 sessions) until one fails — or, if it
   does not hold this time, down until one holds. Only fine levels count.
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -40,6 +42,7 @@ from bench.client import FollowResult
 from bench.harness import DirectRoute, Harness, Route, viewer_session
 from bench.replay import Pace
 from bench.report import Figure, Measured, Summary, percentile
+from gateway.rfb.errors import RFBError
 
 MAX_ADDED_P99_MS = 20.0
 PROBE_INTERVAL = 0.5
@@ -72,33 +75,46 @@ class Level:
     lost_key_presses: int
     gateway_cpu_share: float
     memory_per_session: float  # bytes of PSS over the idle gateway's
+    unopened: str = ""  # why a session of this level could not be opened, if one could not
 
     @property
     def holds(self) -> bool:
         return (self.added_p99_ms < MAX_ADDED_P99_MS and self.lost_key_presses == 0
-                and self.samples >= MIN_SAMPLES)
+                and self.samples >= MIN_SAMPLES and not self.unopened)
 
 
 class SessionPool:
-    """Viewers following a recorded-pace replay, each from its own point of the loop, until closed."""
+    """Viewers following a recorded-pace replay, each from its own point of the loop, until closed.
+
+    The pool grows and shrinks to each level's count (a fine level may lie below a coarse one that
+    failed); the last sessions opened are the first closed. ``stack`` closes what is left.
+    """
 
     def __init__(self, route: Route, http: aiohttp.ClientSession, capture: Capture, probe_interval: float,
                  stack: contextlib.AsyncExitStack) -> None:
         self._route, self._http, self._capture = route, http, capture
         self._probe_interval = probe_interval
-        self._stack = stack
-        self.results: list[FollowResult] = []
+        self._sessions: list[tuple[contextlib.AsyncExitStack, FollowResult]] = []
+        stack.push_async_callback(self.resize, 0)
 
-    async def grow(self, count: int) -> None:
-        while len(self.results) < count:
+    @property
+    def results(self) -> list[FollowResult]:
+        return [result for _, result in self._sessions]
+
+    async def resize(self, count: int) -> None:
+        while len(self._sessions) > count:
+            session, _ = self._sessions.pop()
+            await session.aclose()
+        while len(self._sessions) < count:
             loop_length = len(self._capture.messages) - 1
-            start_index = 1 + int(len(self.results) * _GOLDEN * loop_length) % loop_length
-            viewer = await self._stack.enter_async_context(
-                viewer_session(self._route, self._http, self._capture, start_index))
-            result = FollowResult()
-            follower = asyncio.create_task(viewer.follow(result, self._probe_interval))
-            self._stack.callback(follower.cancel)  # before the viewer closes
-            self.results.append(result)
+            start_index = 1 + int(len(self._sessions) * _GOLDEN * loop_length) % loop_length
+            async with contextlib.AsyncExitStack() as session:
+                viewer = await session.enter_async_context(
+                    viewer_session(self._route, self._http, self._capture, start_index))
+                result = FollowResult()
+                follower = asyncio.create_task(viewer.follow(result, self._probe_interval))
+                session.callback(follower.cancel)  # before the viewer closes
+                self._sessions.append((session.pop_all(), result))
 
     def take_round_trips(self) -> list[float]:
         """Round trips (ms) since the last call, of every session."""
@@ -118,7 +134,16 @@ class Ramp:
         self._pool, self._direct, self._route, self._idle_memory = pool, direct, route, idle_memory
 
     async def level(self, count: int, windows: int) -> Level:
-        await self._pool.grow(count)
+        # Enough windows for MIN_SAMPLES round trips: 10 sessions give 80 in one window, and a level
+        # without enough samples cannot hold (the first coarse level never held, and every run gave 0).
+        windows = max(windows, math.ceil(MIN_SAMPLES / (count * WINDOW / PROBE_INTERVAL)))
+        try:
+            await self._pool.resize(count)
+        except (RFBError, OSError, TimeoutError, aiohttp.ClientError) as exc:
+            # A session the loaded gateway (or the benchmark's own replay server, on its saturated core)
+            # could not open in time: this level does not hold; the ramp goes on as for any failed level.
+            inf = float("inf")
+            return Level(count, windows, 0, inf, (inf,), inf, inf, 0, 0.0, 0.0, f"{type(exc).__name__}: {exc}")
         await asyncio.sleep(SETTLE)
         self._pool.take_round_trips()
         self._direct.take_round_trips()
@@ -152,7 +177,7 @@ async def ramp(workdir: Path, capture: Capture, tree: Path | None = None) -> lis
         route = gateway.route(TARGET)
         direct = SessionPool(DirectRoute("direct", replay.port), await harness.http(), capture,
                              DIRECT_PROBE_INTERVAL, stack)
-        await direct.grow(1)
+        await direct.resize(1)
         pool = SessionPool(route, gateway.http, capture, PROBE_INTERVAL, stack)
         measure = Ramp(pool, direct, route, gateway.process.memory_bytes())
         held = 0
@@ -192,7 +217,7 @@ async def cpu_per_session(workdir: Path, capture: Capture, route_name: str) -> t
             route, http = gateway.route(TARGET), gateway.http
         idle_memory = route.memory_bytes()
         pool = SessionPool(route, http, capture, PROBE_INTERVAL, stack)
-        await pool.grow(CPU_SESSIONS)
+        await pool.resize(CPU_SESSIONS)
         await asyncio.sleep(SETTLE)
         before = route.cpu_seconds()
         await asyncio.sleep(CPU_WINDOW)
@@ -202,7 +227,7 @@ async def cpu_per_session(workdir: Path, capture: Capture, route_name: str) -> t
 
 def held_level(levels: list[Level]) -> Level | None:
     """The largest fine level (several windows) that held."""
-    held = [level for level in levels if level.holds and level.windows == FINE_WINDOWS]
+    held = [level for level in levels if level.holds and level.windows >= FINE_WINDOWS]
     return max(held, key=lambda level: level.sessions) if held else None
 
 

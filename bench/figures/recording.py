@@ -87,7 +87,7 @@ async def record(workdir: Path, workloads: dict[str, dict[str, Capture]],
                                  workloads[workload][encoding])
                     for workload, encoding in replays for run in range(runs)]
         wire = iter(await asyncio.gather(*sessions))
-        install(RecordingKeyring.load(workdir / KEYS, create=False))  # journals are encrypted at rest
+        install(RecordingKeyring.load(gateway.workdir / KEYS, create=False))  # journals are encrypted at rest
         journals = {JournalReader(path).header["target"]: path
                     for path in await gateway.sealed_journals(len(sessions))}
     recorded: dict[tuple[str, str], list[Recorded]] = {}

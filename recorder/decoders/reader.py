@@ -8,10 +8,11 @@ from recorder.errors import DecodeError
 class PayloadReader:
     """Reads big-endian fields from a payload; running short or leaving bytes over is a DecodeError."""
 
-    __slots__ = ("_data", "_position", "what")
+    __slots__ = ("_data", "_length", "_position", "what")
 
     def __init__(self, data: bytes | memoryview, what: str) -> None:
         self._data = memoryview(data).cast("B")
+        self._length = len(self._data)
         self._position = 0
         self.what = what
 
@@ -26,7 +27,7 @@ class PayloadReader:
 
     @property
     def remaining(self) -> int:
-        return len(self._data) - self._position
+        return self._length - self._position
 
     def seek(self, position: int) -> None:
         """Continue reading at ``position``, which must not go backwards or past the end."""
@@ -36,16 +37,19 @@ class PayloadReader:
 
     def take(self, size: int) -> memoryview:
         """The next ``size`` bytes."""
-        if size < 0 or size > self.remaining:
-            raise DecodeError(
-                f"{self.what}: needs {size} more bytes at offset {self._position}, only {self.remaining} left"
-            )
         start = self._position
-        self._position += size
-        return self._data[start : self._position]
+        end = start + size
+        if size < 0 or end > self._length:
+            raise DecodeError(f"{self.what}: needs {size} more bytes at offset {start}, only {self.remaining} left")
+        self._position = end
+        return self._data[start:end]
 
     def u8(self) -> int:
-        return self.take(1)[0]
+        position = self._position
+        if position >= self._length:
+            self.take(1)  # raises: nothing left
+        self._position = position + 1
+        return self._data[position]
 
     def u16(self) -> int:
         return int.from_bytes(self.take(2), "big")

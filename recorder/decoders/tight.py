@@ -30,17 +30,26 @@ from recorder.framebuffer import (
     wire_dtype,
 )
 
+# TightBasic's bits as plain ints: an IntFlag's ``&`` goes through the enum machinery, per rectangle.
+_EXPLICIT_FILTER = int(TightBasic.EXPLICIT_FILTER)
+_STREAM = int(TightBasic.STREAM)
+
 
 def decode_tight(state: DecoderState, framebuffer: Framebuffer, rect: Rectangle, payload: bytes) -> None:
     """Paint a Tight rectangle (fill, JPEG, or basic with a filter)."""
     framebuffer.check_rect(rect.x, rect.y, rect.width, rect.height)
+    pixel_format = state.pixel_format
+    if len(payload) == 4 and payload[0] == TightCompression.FILL << 4 and pixel_format.tight_pixel_size == 3:
+        # The most common rectangle, a fill in R, G, B bytes: no reader, no array for one pixel.
+        framebuffer.pixels[rect.y : rect.y + rect.height, rect.x : rect.x + rect.width] = tuple(payload[1:])
+        return
     reader = PayloadReader(payload, "Tight")
     control = reader.u8()
-    for index, stream in enumerate(state.tight_streams):
-        if control & (1 << index):
-            stream.reset()
+    if control & 0x0F:
+        for index, stream in enumerate(state.tight_streams):
+            if control & (1 << index):
+                stream.reset()
     compression = control >> 4
-    pixel_format = state.pixel_format
     if compression == TightCompression.FILL:
         colour = tpixels_to_rgb(reader.take(pixel_format.tight_pixel_size), pixel_format, 1, state.colour_map)
         reader.expect_end()
@@ -53,8 +62,8 @@ def decode_tight(state: DecoderState, framebuffer: Framebuffer, rect: Rectangle,
         return
     if compression > TightCompression.JPEG:
         raise DecodeError(f"Tight: unknown compression type {compression} in control byte {control:#04x}")
-    filter_id = reader.u8() if compression & TightBasic.EXPLICIT_FILTER else TightFilter.COPY
-    stream = state.tight_streams[compression & TightBasic.STREAM]
+    filter_id = reader.u8() if compression & _EXPLICIT_FILTER else TightFilter.COPY
+    stream = state.tight_streams[compression & _STREAM]
     rgb = _decode_basic(state, reader, stream, filter_id, rect.width, rect.height)
     reader.expect_end()
     framebuffer.blit(rect.x, rect.y, rgb.reshape(rect.height, rect.width, 3))

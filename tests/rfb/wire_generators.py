@@ -377,17 +377,24 @@ def _rre_hostile(rng: Random, desktop: Desktop) -> Hostile:
 
 
 def _hextile_hostile(rng: Random, desktop: Desktop) -> Hostile:
-    """A first tile with undefined mask bits, or with a sub-rectangle past its right edge."""
+    """A first tile with undefined mask bits, or with a sub-rectangle past its right or bottom edge
+    after some that fit (plain or coloured)."""
     x, y, width, height = inside(rng, desktop, 36)
     width, height = max(width, 1), max(height, 1)
     header = Rectangle(min(x, desktop.width - width), min(y, desktop.height - height), width, height,
                        Encoding.HEXTILE).encode()
     if rng.random() < 0.5:
         return header + bytes((rng.randint(32, 255),)), ProtocolViolation
-    tile_width = min(16, width)
-    sx = rng.randint(1, 15)
-    w = rng.randint(max(1, tile_width - sx + 1), 16)  # sx + w > tile_width
-    return header + bytes((8, 1, sx << 4, (w - 1) << 4)), ProtocolViolation
+    tile_width, tile_height = min(16, width), min(16, height)
+    start = rng.randint(1, 15)
+    size = rng.randint(max(1, tile_width - start + 1), 16)  # start + size > the tile's width (or height)
+    bad = (start << 4, (size - 1) << 4) if rng.random() < 0.5 else (start, size - 1)
+    if bad[0] == start and start + size <= tile_height:  # the tile is taller than wide: past its bottom anyway
+        bad = (tile_height - 1, 1)
+    fitting = upto(rng, 40, 4, 0.1)
+    colour = rng.randbytes(desktop.pixel) if rng.random() < 0.5 else b""
+    subrects = (colour + bytes((0, 0))) * fitting + colour + bytes(bad)
+    return header + bytes((24 if colour else 8, fitting + 1)) + subrects, ProtocolViolation
 
 
 def _tight_hostile(rng: Random, desktop: Desktop) -> Hostile:
