@@ -40,6 +40,9 @@ from gateway.rfb_io import drive
 _READ_SIZE = 1 << 16
 _HANDSHAKE_TIMEOUT = 15.0
 _ECHO_PREFIX_SIZE = 16
+#: Incremental update requests a flat-out viewer sends a second at most, like a 60 fps viewer: one per
+#: WebSocket message would flood the gateway's browser limits, which then hold its Close behind them.
+FLAT_REQUESTS_PER_SECOND = 60
 
 
 class Desync(Exception):
@@ -170,6 +173,7 @@ class ReplayViewer:
         started = 0.0
         data = self._trailing
         total = 0
+        next_request = 0.0
         while True:
             total += len(data)
             now = loop.time()
@@ -183,7 +187,9 @@ class ReplayViewer:
                 if on_window is not None:
                     on_window()
                 return counted, now - started, total
-            await self._send(self._incremental)
+            if now >= next_request:  # as a viewer asks: at most FLAT_REQUESTS_PER_SECOND, not one per message
+                await self._send(self._incremental)
+                next_request = now + 1 / FLAT_REQUESTS_PER_SECOND
             data = await self.transport.receive()
             if not data:
                 raise ConnectionError("the stream ended during a flat-out run")
