@@ -17,7 +17,7 @@ from base.db import Store
 from base.metrics import Metrics
 from gateway.audit import AuditLog
 from gateway.config import Config
-from gateway.recording_service import RENDER_WORKERS, load_text_keys, recorder_storage
+from gateway.recording_service import RENDER_WORKERS, load_keyring, recorder_storage
 from gateway.retention import Retention
 from gateway.screen_text import local_journals, screen_text_jobs, screen_text_options
 from gateway.web.app import wait_for_stop_signal
@@ -27,6 +27,7 @@ from recorder.remote import JobRunner
 from recorder.rendering import masked_again
 from recorder.seal import load_or_create_key
 from recorder.spool import SpoolPruner
+from recorder.text_index import TextKeys
 from recorder.worker import RenderPool
 
 log = logging.getLogger(__name__)
@@ -36,13 +37,12 @@ async def run_worker(config: Config, metrics: Metrics | None = None) -> None:
     """Do recorder jobs and retention until SIGINT or SIGTERM."""
     metrics = metrics or Metrics()
     storage = config.storage
+    key, keyring = load_or_create_key(storage.recording_key_file), load_keyring(config)
     store = await Store.open(storage.database)
-    text_keys = load_text_keys(config)
-    index, audit, keyring = RecordingIndex(store, text_keys), AuditLog(store), text_keys.keyring
+    index, audit = RecordingIndex(store, TextKeys.derive(key, keyring)), AuditLog(store)
     pool = RenderPool(RENDER_WORKERS, metrics, max_fps=storage.export_fps, keyring=keyring)
     tasks: list[asyncio.Task[None]] = []
     try:
-        key = load_or_create_key(storage.recording_key_file)
         async with recorder_storage(config, key) as remote, contextlib.AsyncExitStack() as stack:
             if remote is not None:
                 pruner = SpoolPruner(remote.spool, remote.storage, storage.spool_keep, in_use=lambda _: False)
