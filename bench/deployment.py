@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,10 +59,12 @@ class BenchUser:
         return pyotp.TOTP(self.totp_secret, interval=STEP_SECONDS).at(step * STEP_SECONDS)
 
 
-def write_config(workdir: Path, targets: Mapping[str, int], auth: Mapping[str, object] | None = None) -> Path:
+def write_config(workdir: Path, targets: Mapping[str, int], auth: Mapping[str, object] | None = None, *,
+                 writer_cpus: Sequence[int] | None = None) -> Path:
     """A deskgate.yaml in ``workdir`` proxying each ``bench-*`` name to a port on 127.0.0.1.
 
     ``auth`` replaces the default: local users in ``workdir/users.yaml``, TOTP required.
+    ``writer_cpus``: ``storage.writer_cpus`` (None: left out, the journal writers are not pinned).
     """
     workdir.mkdir(parents=True, exist_ok=True)
     config = {
@@ -70,7 +72,8 @@ def write_config(workdir: Path, targets: Mapping[str, int], auth: Mapping[str, o
         "network": {"allow": ["127.0.0.0/8"], "trusted_proxies": []},
         "auth": auth or {"local": {"users_file": str(workdir / "users.yaml")}, "totp": {"required": True}},
         "storage": {"recordings": str(workdir / "recordings"), "database": f"sqlite:///{workdir / 'deskgate.db'}",
-                    "recording_key_file": str(workdir / "recording.key")},
+                    "recording_key_file": str(workdir / "recording.key"),
+                    **({"writer_cpus": list(writer_cpus)} if writer_cpus else {})},
         # A replay server serves every viewer its own stream: one target holds any number of sessions
         # (a desktop holds one by default, and the density group opens hundreds to the same target).
         "targets": {name: {"protocol": "vnc", "host": "127.0.0.1", "port": port, "max_sessions": None}

@@ -154,10 +154,16 @@ class Harness:
         return server
 
     async def gateway(self, name: str, targets: dict[str, int], *, recording: bool = True,
-                      user_count: int = 1, tree: Path = BENCH_ROOT) -> GatewayDeployment:
-        """A gateway process (of ``tree``) on :data:`PROXY_CPUS` proxying ``targets`` (``bench-*``), logged in."""
+                      user_count: int = 1, tree: Path = BENCH_ROOT, writers_apart: bool = True) -> GatewayDeployment:
+        """A gateway process (of ``tree``) on :data:`PROXY_CPUS` proxying ``targets`` (``bench-*``), logged in.
+
+        With ``writers_apart`` its journal writer threads run on :data:`LOAD_CPUS` (``storage.writer_cpus``),
+        away from its event loop, as a deployment with cores to spare runs them; a ``tree`` other than this
+        one (a baseline) is not given the key.
+        """
         workdir = self.workdir / name
-        config = write_config(workdir, targets)
+        apart = writers_apart and tree == BENCH_ROOT
+        config = write_config(workdir, targets, writer_cpus=LOAD_CPUS if apart else None)
         users = add_users(workdir, user_count)
         process, url = await self.serve(config, recording=recording, tree=tree)
         http = http_session()

@@ -57,7 +57,7 @@ from recorder.storage import S3Storage, StorageError, clip_key
 from recorder.text_index import TextKeys
 from recorder.upload import SEGMENT_BYTES, SEGMENT_SECONDS, UPLOAD_DEADLINE, SegmentUploader
 from recorder.worker import RenderPool
-from recorder.writer import SessionRecorder, session_header
+from recorder.writer import SessionRecorder, journal_writers, session_header
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +89,7 @@ class RecordingSettings:
     segment_interval: float = SEGMENT_SECONDS
     upload_deadline: float = UPLOAD_DEADLINE
     keyring: RecordingKeyring = RecordingKeyring((), None)  # encryption at rest; no current key: off
+    writer_cpus: tuple[int, ...] = ()  # the journal writer threads' CPUs; empty: asyncio's default threads
 
     @classmethod
     def from_config(cls, config: Config) -> RecordingSettings:
@@ -99,7 +100,8 @@ class RecordingSettings:
         storage = config.storage
         keyring = load_keyring(config)
         return cls(storage.recordings, load_or_create_key(storage.recording_key_file), storage.fsync_interval,
-                   storage.segment_bytes, storage.segment_interval, storage.upload_deadline, keyring)
+                   storage.segment_bytes, storage.segment_interval, storage.upload_deadline, keyring,
+                   storage.writer_cpus)
 
 
 def load_keyring(config: Config, *, create: bool = True) -> RecordingKeyring:
@@ -158,6 +160,7 @@ class RecordingService:
         self._max_clip_jobs_per_user = max_clip_jobs_per_user
         self._max_clip_seconds = max_clip_seconds
         self._clip_jobs: dict[str, tuple[str, asyncio.Task[None]]] = {}  # clip id → (owner, its export)
+        self._writers = journal_writers(settings.writer_cpus) if settings.writer_cpus else None
 
     async def start(self, live: LiveSession, screen: ServerInit | TerminalSize, policy: Policy) -> SessionRecorder:
         """Create the journal of ``live``; RecordingUnavailable (audited) when it cannot be created."""
@@ -176,7 +179,8 @@ class RecordingService:
         path = recording_path(self.settings.root, recording_id)
         try:
             recorder = await SessionRecorder.open(path, header, key=self.settings.key, keyring=self.settings.keyring,
-                                                  fsync_interval=self.settings.fsync_interval, metrics=self._metrics)
+                                                  fsync_interval=self.settings.fsync_interval, metrics=self._metrics,
+                                                  executor=self._writers)
         except RecordingUnavailable as exc:
             await self._audit_quietly("recording.start", live, recording_id, "failure", str(exc))
             raise
@@ -314,6 +318,8 @@ class RecordingService:
             await asyncio.gather(*self._background, return_exceptions=True)
         if self.render_pool is not None:
             await self.render_pool.close()
+        if self._writers is not None and not self._open:  # a session still open keeps them for its close
+            self._writers.shutdown(wait=False)
 
     def _clip_refusal(self, owner: str) -> ClipRefused | None:
         if self.render_pool is None:

@@ -69,10 +69,18 @@ def _session_id(reader: JournalReader) -> str:
         raise JournalCorrupt(f"{reader.path}: {exc}") from None
 
 
-def seal_journal(path: Path, key: bytes, keyring: RecordingKeyring | None = None) -> Seal:
-    """Write the seal of a finished journal (atomically, durably) and return it (``keyring``: see JournalReader)."""
+def seal_journal(path: Path, key: bytes, keyring: RecordingKeyring | None = None, *,
+                 written: tuple[int, str] | None = None) -> Seal:
+    """Write the seal of a finished journal (atomically, durably) and return it (``keyring``: see JournalReader).
+
+    ``written``: the size and SHA-256 its writer computed as it wrote (``JournalFile.content_digest``);
+    used when the file still has that size, else the file is read again.
+    """
     session_id = _session_id(JournalReader(path, keyring=keyring))
-    size, sha256 = _digest(path)
+    if written is not None and os.stat(path).st_size == written[0]:
+        size, sha256 = written
+    else:
+        size, sha256 = _digest(path)
     seal = Seal(session_id, size, sha256, _mac(key, session_id, size, sha256))
     target = seal_path(path)
     temporary = target.with_name(target.name + ".tmp")

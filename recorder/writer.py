@@ -20,13 +20,15 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import os
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any, TypeVar, get_args
 
 from base import __version__
 from base.metrics import Metrics
@@ -62,6 +64,7 @@ from recorder.seal import seal_journal
 
 log = logging.getLogger(__name__)
 
+_T = TypeVar("_T")
 _SERVER_DATA, _CLIENT_DATA = int(RecordKind.SERVER_DATA), int(RecordKind.CLIENT_DATA)
 _pack_record_header = RECORD_HEADER.pack
 
@@ -122,6 +125,26 @@ def session_header(
     )
 
 
+def journal_writers(cpus: Collection[int]) -> ThreadPoolExecutor:
+    """Threads of their own for writing journals, each pinned to ``cpus`` (``storage.writer_cpus``).
+
+    Sealing, writing and fsyncing cost about as much CPU as proxying the bytes: on CPUs away
+    from the event loop's they no longer slow the sessions down. The pool is as large as
+    asyncio's default one. A CPU this process may not use (a container's cpuset) leaves the
+    threads unpinned, with a warning: the setting is about speed, not about what is recorded.
+    """
+    return ThreadPoolExecutor(min(32, (os.cpu_count() or 1) + 4), thread_name_prefix="journal-writer",
+                              initializer=_pin_writer, initargs=(frozenset(cpus),))
+
+
+def _pin_writer(cpus: frozenset[int]) -> None:
+    try:
+        os.sched_setaffinity(0, cpus)  # 0: this thread only
+    except OSError as exc:
+        log.warning("the journal writers cannot run on the CPUs of storage.writer_cpus; they run unpinned",
+                    extra={"ctx": {"cpus": sorted(cpus), "error": exc}})
+
+
 @dataclass(frozen=True, slots=True)
 class SealedRecording:
     """How a recording ended: ``sealed`` is False when END or the seal could not be written."""
@@ -152,8 +175,10 @@ class SessionRecorder:
         early_write: int,
         high_water: int,
         max_record: int,
+        executor: Executor | None,
     ) -> None:
         self._journal = journal
+        self._executor = executor
         self.path = journal.path
         self.session_id = header.session_id
         self._started_epoch = header.started_epoch
@@ -199,18 +224,20 @@ class SessionRecorder:
         early_write: int = EARLY_WRITE,
         high_water: int = HIGH_WATER,
         max_record: int = MAX_RECORD,
+        executor: Executor | None = None,
     ) -> SessionRecorder:
         """Create the session's journal and start flushing; RecordingUnavailable if it cannot be created.
 
         ``keyring`` (default: the one :func:`~recorder.keyring.installed`) gives the key that
         wraps the journal's data key; without a current key the journal is not encrypted.
+        ``executor`` runs the file work (default: asyncio's; see :func:`journal_writers`).
         """
         if path.name != f"{header.session_id}{JOURNAL_SUFFIX}":
             raise ValueError(f"the journal {path.name} does not match the header's session_id {header.session_id!r}")
         started_at = clock()
         keyring = keyring or installed()
         codec = BatchCodec.new(header.session_id, keyring)
-        creating = asyncio.ensure_future(asyncio.to_thread(JournalFile.create, path, header.to_json(), codec))
+        creating = asyncio.get_running_loop().run_in_executor(executor, JournalFile.create, path, header.to_json(), codec)
         try:
             journal = await asyncio.shield(creating)
         except OSError as exc:
@@ -226,6 +253,7 @@ class SessionRecorder:
         recorder = cls(
             journal, header, codec, keyring=keyring, key=key, fsync_interval=fsync_interval, metrics=metrics, clock=clock,
             started_at=started_at, early_write=early_write, high_water=high_water, max_record=max_record,
+            executor=executor,
         )
         recorder._append_event(SessionEvent.session_start())
         return recorder
@@ -337,7 +365,7 @@ class SessionRecorder:
                 self._in_flight = len(data)
                 if data or (sync and unsynced):
                     before = self._journal.size
-                    error = await asyncio.to_thread(self._write, data, cuts, sync)
+                    error = await self._in_writer(self._write, data, cuts, sync)
                     if error is not None:
                         self._fail(failure_reason(error), error)
                         return
@@ -354,6 +382,10 @@ class SessionRecorder:
         except Exception as exc:  # a bug here must still end the session, not leave it unrecorded
             log.exception("the recording flusher failed", extra={"ctx": {"session": self.session_id}})
             self._fail("io_error", exc)
+
+    async def _in_writer(self, work: Callable[..., _T], *args: Any) -> _T:
+        """Run ``work`` in a journal writer thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, work, *args)
 
     def _write(self, data: bytearray, cuts: list[int], sync: bool) -> OSError | None:
         """In the writer thread: seal ``data`` in batches ending at ``cuts`` and its end, write, maybe fsync."""
@@ -412,9 +444,9 @@ class SessionRecorder:
         self._drained.set()
         await self._flusher
         if self._error is None:
-            sealed = await asyncio.to_thread(self._seal)
+            sealed = await self._in_writer(self._seal)
         else:
-            sealed = await asyncio.to_thread(self._finish_failed, reason, offset)
+            sealed = await self._in_writer(self._finish_failed, reason, offset)
         return SealedRecording(self.path, self.session_id, self._journal.size, reason, sealed, self._error)
 
     def _end(self, reason: str, offset_us: int, torn_at: int | None) -> SessionEnd:
@@ -422,7 +454,7 @@ class SessionRecorder:
 
     def _seal(self) -> bool:
         try:
-            seal_journal(self.path, self._key, self._keyring)
+            seal_journal(self.path, self._key, self._keyring, written=self._journal.content_digest())
             return True
         except (OSError, RecordingError) as exc:
             log.error("cannot seal a recording", extra={"ctx": {"session": self.session_id, "error": exc}})

@@ -1,8 +1,10 @@
 """Throughput, server→browser, flat-out replay, one session; and the CPU it costs.
 
-For each encoding's capture, one flat-out replay server is proxied by three processes on
-the same core: deskgate recording (as in production), deskgate with the journal swapped
-for a no-op (:mod:`bench.gateway_process`), and websockify — and, with ``--baseline REV``,
+For each encoding's capture, one flat-out replay server is proxied by four processes on
+the same core: deskgate recording (as in production, its journal writer threads on the
+load's core, ``storage.writer_cpus``), deskgate recording with its writers on the proxy's
+core too ("one core"), deskgate with the journal swapped for a no-op
+(:mod:`bench.gateway_process`), and websockify — and, with ``--baseline REV``,
 deskgate recording at that commit (:mod:`bench.baseline`). Runs alternate between them,
 each starting with a different one. A run is one fresh session: ``WARMUP`` seconds, then
 the bytes the viewer receives in ``WINDOW`` seconds, and the proxy's CPU time over the
@@ -34,7 +36,7 @@ WARMUP = 0.5
 WINDOW = 2.0
 CLOSE_SETTLE = 0.2  # after a session without a journal: the proxy closes its side
 TARGET = "bench-desk"
-ROUTES = ("recording on", "recording off", "websockify")
+ROUTES = ("recording on", "recording off", "websockify", "recording on, one core")
 BASELINE = "baseline"
 
 
@@ -84,14 +86,16 @@ async def measure_encoding(workdir: Path, capture: Capture, runs: int,
     async with Harness(workdir) as harness:
         replay = await harness.replay(capture, Pace.FLAT)
         recording_on = await harness.gateway("recording-on", {TARGET: replay.port})
+        one_core = await harness.gateway("recording-one-core", {TARGET: replay.port}, writers_apart=False)
         recording_off = await harness.gateway("recording-off", {TARGET: replay.port}, recording=False)
         websockify = await harness.websockify(replay.port)
         ways: dict[str, tuple[Route, aiohttp.ClientSession]] = {
             "recording on": (recording_on.route(TARGET), recording_on.http),
             "recording off": (recording_off.route(TARGET), recording_off.http),
             "websockify": (websockify, await harness.http()),
+            "recording on, one core": (one_core.route(TARGET), one_core.http),
         }
-        recording = {"recording on": recording_on}
+        recording = {"recording on": recording_on, "recording on, one core": one_core}
         if baseline is not None:
             before = await harness.gateway("baseline", {TARGET: replay.port}, tree=baseline.tree)
             ways[BASELINE] = (before.route(TARGET), before.http)
@@ -112,7 +116,7 @@ async def measure_throughput(workdir: Path, captures: dict[str, Capture], runs: 
     details: dict[str, object] = {}
     for encoding, capture in captures.items():
         results = await measure_encoding(workdir / f"throughput-{encoding}", capture, runs, baseline)
-        on, off, peer = (results[name] for name in ROUTES)
+        on, off, peer, one_core = (results[name] for name in ROUTES)
         figures += [
             Figure(f"throughput_{encoding}", f"throughput, flat out, one core, {encoding}", "MB/s", _rate(on),
                    _rate(peer), "websockify", target_value=300.0 if encoding == "tight" else None,
@@ -125,6 +129,10 @@ async def measure_throughput(workdir: Path, captures: dict[str, Capture], runs: 
                    target_text="≤ 3×" if encoding == "tight" else ""),
             Figure(f"cpu_per_gb_off_{encoding}", f"CPU per GB, recording off, {encoding}", "CPU s/GB",
                    _session_cpu(off), _session_cpu(peer), "websockify", higher_is_better=False, digits=2),
+            Figure(f"recording_cost_one_core_{encoding}", f"recording on vs off, writers on the proxy's core, {encoding}",
+                   "MB/s", _rate(one_core), _rate(off), "recording off"),
+            Figure(f"cpu_per_gb_one_core_{encoding}", f"CPU per GB, whole session, writers on the proxy's core, {encoding}",
+                   "CPU s/GB", _session_cpu(one_core), _session_cpu(peer), "websockify", higher_is_better=False, digits=2),
         ]
         if baseline is not None:
             before = results[BASELINE]

@@ -120,6 +120,7 @@ class StorageConfig:
     # Encryption at rest (issue 15): key files <id>.key, the last by name wraps new recordings' data keys
     recording_keys: Path = Path("var/recording-keys")
     encrypt_recordings: bool = True  # false: journals get CRC-32 batches only, exports stay plain
+    writer_cpus: tuple[int, ...] = ()  # CPUs the journal writer threads are pinned to; empty: not pinned
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ of the configuration file.
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 from collections.abc import Mapping
@@ -303,7 +304,8 @@ class _ConfigReader(AccessReader, MaskReader):
         section = self.r.mapping(node, "storage", ["recordings", "database", "fsync_interval", "recording_key_file",
                                                        "pid_file", "spool", "s3", "segment_bytes", "segment_interval",
                                                        "upload_deadline", "retention", "workers", "job_lease", "min_free",
-                                                       "export_fps", "recording_keys", "encrypt_recordings", "spool_keep"])
+                                                       "export_fps", "recording_keys", "encrypt_recordings", "spool_keep",
+                                                       "writer_cpus"])
         database = self.r.string(section.get("database"), "storage.database", "sqlite:///var/deskgate.db")
         if not DATABASE_URL.match(database):
             raise self.r.error(section.get("database"), "storage.database",
@@ -338,7 +340,21 @@ class _ConfigReader(AccessReader, MaskReader):
             export_fps=self.export_fps(section.get("export_fps")),
             recording_keys=self.path(section.get("recording_keys"), "storage.recording_keys", "var/recording-keys"),
             encrypt_recordings=self.r.boolean(section.get("encrypt_recordings"), "storage.encrypt_recordings", True),
+            writer_cpus=self.writer_cpus(section.get("writer_cpus")),
         )
+
+    def writer_cpus(self, node: Node | None) -> tuple[int, ...]:
+        """``storage.writer_cpus``: the CPUs the journal writer threads run on; empty: wherever the OS puts them."""
+        if node is None:
+            return ()
+        machine = os.cpu_count() or 1
+        cpus = []
+        for item, key in self.r.sequence(node, "storage.writer_cpus"):
+            cpu = self.r.integer(item, key)
+            if not 0 <= cpu < machine:
+                raise self.r.error(item, key, f"there is no CPU {cpu}: this machine has CPUs 0 to {machine - 1}")
+            cpus.append(cpu)
+        return tuple(sorted(set(cpus)))
 
     def export_fps(self, node: Node | None) -> int:
         """``storage.export_fps``: frames a second at most in rendered videos, 1 to 60."""
@@ -475,5 +491,4 @@ def default_node_name() -> str:
     """This host's name without its domain, in the characters a node name allows."""
     name = re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname().split(".")[0])[:63].lstrip("_-")
     return name or "node"
-
 

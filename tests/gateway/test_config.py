@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import textwrap
 from ipaddress import ip_network
 from pathlib import Path
@@ -90,6 +91,12 @@ def test_empty_file_means_safe_defaults(tmp_path: Path) -> None:
 def test_exports_are_capped_at_10_frames_a_second_unless_configured(tmp_path: Path) -> None:
     assert load_config(write(tmp_path, "")).storage.export_fps == 10
     assert load_config(write(tmp_path, "storage:\n  export_fps: 25\n")).storage.export_fps == 25
+
+
+def test_journal_writers_are_pinned_only_when_configured(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, "")).storage.writer_cpus == ()
+    cpu = (os.cpu_count() or 1) - 1
+    assert load_config(write(tmp_path, f"storage:\n  writer_cpus: [{cpu}, {cpu}]\n")).storage.writer_cpus == (cpu,)
 
 
 def test_config_objects_are_frozen(tmp_path: Path) -> None:
@@ -307,6 +314,9 @@ policies:
     pytest.param("storage:\n  database: mysql://x/y\n", 2, "storage.database", "is not a database URL", id="database"),
     pytest.param("storage:\n  export_fps: 0\n", 2, "storage.export_fps", "not a positive number", id="export-fps-0"),
     pytest.param("storage:\n  export_fps: 120\n", 2, "storage.export_fps", "use 1 to 60", id="export-fps-120"),
+    pytest.param("storage:\n  writer_cpus:\n    - 4096\n", 3, "storage.writer_cpus[0]",
+                 "there is no CPU 4096: this machine has CPUs 0 to", id="writer-cpus-missing"),
+    pytest.param("storage:\n  writer_cpus: 1\n", 2, "storage.writer_cpus", "expected a list", id="writer-cpus-scalar"),
     pytest.param("tls:\n  cert: a\n  key: b\n  cert: c\n", 4, "tls.cert", "duplicate key (first at line 2)",
                  id="duplicate-key"),
     pytest.param("listen:\n  http: [1, 2\n", 3, "(yaml)", "invalid YAML", id="yaml-syntax"),

@@ -183,3 +183,23 @@ class TestKey:
         path.chmod(0o640)
         with pytest.raises(RecordingUnavailable, match="chmod 600"):
             load_or_create_key(path)
+
+
+class TestDigestWhileWriting:
+    def test_a_created_journal_knows_its_digest_until_it_is_cut(self, tmp_path: Path) -> None:
+        path = recording_path(tmp_path, SESSION_ID)
+        with JournalFile.create(path, {"session_id": SESSION_ID, "started_epoch": 0.0}) as journal:
+            journal.write(b"more bytes")
+            assert journal.content_digest() == (path.stat().st_size, hashlib.sha256(path.read_bytes()).hexdigest())
+            journal.truncate(journal.size - 3)
+            assert journal.content_digest() is None
+        reopened = JournalFile.reopen(path)
+        assert reopened is not None and reopened.content_digest() is None
+        reopened.close()
+
+    def test_a_digest_of_another_size_is_not_trusted(self, tmp_path: Path) -> None:
+        path = finished_journal(tmp_path)
+        stale = (path.stat().st_size - 1, "0" * 64)
+        seal = seal_journal(path, KEY, written=stale)
+        assert (seal.size, seal.sha256) == (path.stat().st_size, hashlib.sha256(path.read_bytes()).hexdigest())
+        verify_journal(path, KEY)

@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import errno
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from recorder.journal import (
 )
 from recorder.records import SessionHeader
 from recorder.seal import verify_journal
-from recorder.writer import SessionRecorder, failure_reason, session_header
+from recorder.writer import SessionRecorder, failure_reason, journal_writers, session_header
 
 SESSION_ID = "20261125T080000Z-1a2b3c4d"
 STARTED = 1795593600.0
@@ -301,3 +302,63 @@ def test_session_header_fields() -> None:
 ])
 def test_failure_reasons(code: int, reason: str) -> None:
     assert failure_reason(OSError(code, "x")) == reason
+
+
+async def test_the_seal_uses_the_digest_taken_while_writing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_second_pass(path: Path) -> tuple[int, str]:
+        raise AssertionError(f"{path} was read again to seal it")
+
+    monkeypatch.setattr("recorder.seal._digest", no_second_pass)
+    recorder = await open_recorder(tmp_path, Metrics(), fsync_interval=0.01)
+    for _ in range(3):
+        recorder.server_data(bytes(range(256)) * 4096)
+        await asyncio.sleep(0.02)
+    result = await recorder.close("browser closed")
+    monkeypatch.undo()
+    assert result.sealed
+    verify_journal(result.path, KEY)  # the digest matches the bytes on disk
+
+
+async def test_fsynced_bytes_leave_the_page_cache_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    dropped: list[tuple[int, int]] = []
+    fadvise = os.posix_fadvise
+
+    def recording_fadvise(fd: int, offset: int, length: int, advice: int) -> None:
+        assert advice == os.POSIX_FADV_DONTNEED
+        dropped.append((offset, length))
+        fadvise(fd, offset, length, advice)
+
+    monkeypatch.setattr(os, "posix_fadvise", recording_fadvise)
+    recorder = await open_recorder(tmp_path, Metrics(), fsync_interval=0.01)
+    recorder.server_data(b"\x00" * 100_000)
+    await until(lambda: recorder.synced_size > 100_000)
+    recorder.server_data(b"\x01" * 50_000)
+    result = await recorder.close("browser closed")
+    covered = 0
+    for offset, length in dropped:
+        assert offset == covered and length > 0  # each range once, in order, no gaps
+        covered += length
+    assert len(dropped) >= 3 and covered == result.size  # created, while running, at the end
+
+
+async def test_journal_writers_run_on_their_own_cpus(tmp_path: Path) -> None:
+    cpu = max(os.sched_getaffinity(0))
+    writers = journal_writers([cpu])
+    try:
+        assert await asyncio.get_running_loop().run_in_executor(writers, os.sched_getaffinity, 0) == {cpu}
+        recorder = await open_recorder(tmp_path, Metrics(), executor=writers)
+        recorder.server_data(b"pixels")
+        assert (await recorder.close("browser closed")).sealed
+    finally:
+        writers.shutdown()
+    assert [decoded(r)[2] for r in records(recording_path(tmp_path, SESSION_ID)) if r.kind == RecordKind.SERVER_DATA] == [b"pixels"]
+
+
+async def test_journal_writers_on_cpus_out_of_reach_run_unpinned(caplog: pytest.LogCaptureFixture) -> None:
+    writers = journal_writers([4096])
+    try:
+        cpus = await asyncio.get_running_loop().run_in_executor(writers, os.sched_getaffinity, 0)
+    finally:
+        writers.shutdown()
+    assert cpus == os.sched_getaffinity(0)
+    assert "run unpinned" in caplog.text
