@@ -35,7 +35,7 @@ from gateway.recording_service import RecordingService, RecordingSettings
 from gateway.rfb.input_presses import InputKind
 from gateway.rfb.messages import ServerInit
 from gateway.sessions import LiveSession
-from gateway.web.app import start_gateway, wait_for_stop_signal
+from gateway.web.app import freeze_start_up_heap, start_gateway, wait_for_stop_signal
 from recorder.errors import RecordingWriteFailed
 from recorder.records import TerminalSize
 
@@ -98,6 +98,7 @@ async def unindexed_recordings(context: RecordingContext) -> AsyncIterator[Unind
 async def serve(config_path: Path, recording: bool) -> None:
     recordings: RecordingsFactory = unindexed_recordings if recording else discarding_recordings
     gateway = await start_gateway(load_config(config_path), recordings=recordings)
+    freeze_start_up_heap()  # as `deskgate serve` does
     print(json.dumps({"url": gateway.url}), flush=True)
     try:
         await wait_for_stop_signal()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import ssl
@@ -304,10 +305,23 @@ async def wait_for_stop_signal() -> None:
     await stop.wait()
 
 
+def freeze_start_up_heap() -> None:
+    """Leave what start-up built (modules, the app, the database's metadata) out of every later collection.
+
+    The cyclic garbage collector's full pass walks every object the process holds; after start-up
+    that is hundreds of thousands of objects that live until exit, and the pass stalled every
+    session for 60-90 ms at a time (bench: p99 key-echo latency with 150 call-center sessions).
+    Frozen, they are never walked again; sessions' objects still are.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 async def serve_until_signalled(config: Config) -> None:
     """Run until SIGINT or SIGTERM, then drain (:mod:`gateway.drain`); SIGHUP reloads the config, answering in the
     status file by the pid file."""
     gateway = await start_gateway(config)
+    freeze_start_up_heap()
     reloader = gateway.app[RELOADER]
     reloader.status_file = status_path(config.storage.pid_file)
     asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reloader.request)
