@@ -80,9 +80,10 @@ from gateway.rfb.proxy import (
     Resized,
     Side,
 )
-from gateway.rfb_io import READ_SIZE, drive, over_streams
+from gateway.rfb_io import drive
 from gateway.session_watch import CloseCode, SessionEnded, close_reason, watch_session
 from gateway.sessions import LiveSession, SessionControl
+from gateway.target_stream import TargetStream
 from recorder.errors import RecordingUnavailable
 from recorder.input_privacy import KeysCounted, KeystrokeFilter
 from recorder.masking import MASKS_EVENT, MaskSet, masks_event_fields
@@ -161,7 +162,7 @@ class DesktopSession:
         self._throttled = False  # logged once per session
         self._loop = asyncio.get_running_loop()
         self._terminated = control.terminated
-        self._writer: asyncio.StreamWriter | None = None
+        self._target_stream: TargetStream | None = None
         self._to_target = metrics.proxy_bytes_total.labels(protocol="vnc", direction="to_target")
         self._to_client = metrics.proxy_bytes_total.labels(protocol="vnc", direction="to_client")
         self._keystrokes: KeystrokeFilter | None = None  # record_input full: keys in masked fields, card numbers
@@ -176,8 +177,8 @@ class DesktopSession:
             log.exception("desktop session failed", extra={"ctx": self._context()})
             ended = SessionEnded(CloseCode.INTERNAL_ERROR, "internal gateway error; the session was ended")
         finally:
-            if self._writer is not None:
-                self._writer.close()
+            if self._target_stream is not None:
+                self._target_stream.close()
         try:
             if self._before_close is not None:
                 await self._before_close(ended)
@@ -196,12 +197,12 @@ class DesktopSession:
         await self._browser_handshake(browser, ClientVersionReceived)
 
         try:
-            reader, writer, from_target = await self._connect_target()
+            target_stream, from_target = await self._connect_target()
         except (TargetUnavailable, TargetAuthFailed, ProtocolViolation) as exc:
             browser.reject(str(exc))
             await self._send_to_browser(browser.data_to_send())
             raise SessionEnded(CloseCode.TARGET_UNAVAILABLE, str(exc)) from exc
-        self._writer = writer
+        self._target_stream = target_stream
         server_init = from_target.server_init
 
         try:
@@ -234,8 +235,8 @@ class DesktopSession:
         ended: list[SessionEnded] = []
         try:
             async with asyncio.TaskGroup() as tasks:
-                tasks.create_task(self._pump_browser_to_target(proxy, writer, recorder, from_browser.trailing_data))
-                tasks.create_task(self._pump_target_to_browser(proxy, reader, recorder, from_target.trailing_data))
+                tasks.create_task(self._pump_browser_to_target(proxy, target_stream, recorder, from_browser.trailing_data))
+                tasks.create_task(self._pump_target_to_browser(proxy, target_stream, recorder, from_target.trailing_data))
                 tasks.create_task(self._watchdog(recorder))
         except* SessionEnded as group:
             ended.extend(e for e in group.exceptions if isinstance(e, SessionEnded))
@@ -295,11 +296,11 @@ class DesktopSession:
         except ProtocolViolation as exc:
             raise SessionEnded(CloseCode.PROTOCOL_ERROR, f"browser handshake failed: {exc}") from exc
 
-    async def _connect_target(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, HandshakeComplete]:
+    async def _connect_target(self) -> tuple[TargetStream, HandshakeComplete]:
         target = self._target
         try:
             async with asyncio.timeout(self._timeouts.connect):
-                reader, writer = await open_tcp(target.name, target.host, target.port, target.via, self._jumps)
+                stream = await open_tcp(target.name, target.host, target.port, target.via, self._jumps)
         except TargetRefused as exc:
             raise TargetUnavailable(str(exc)) from exc
         except (OSError, TimeoutError) as exc:
@@ -309,21 +310,21 @@ class DesktopSession:
             ) from exc
         handshake = ClientHandshake(password=target.password)
         try:
-            complete = await drive(handshake, *over_streams(reader, writer), self._timeouts.handshake,
+            complete = await drive(handshake, stream.read, stream.send, self._timeouts.handshake,
                                    until=HandshakeComplete)
         except TimeoutError as exc:
-            writer.close()
+            stream.close()
             raise TargetUnavailable(f"desktop {target.name} did not complete the RFB handshake in time") from exc
         except BaseException:
-            writer.close()
+            stream.close()
             raise
-        return reader, writer, complete
+        return stream, complete
 
     # The pumps share the proxy: each feeds it and takes its events without awaiting in
     # between, so the events one takes are those of the bytes it fed.
 
     async def _pump_browser_to_target(
-        self, proxy: ProxyConnection, writer: asyncio.StreamWriter, recorder: SessionJournal, trailing: bytes
+        self, proxy: ProxyConnection, target: TargetStream, recorder: SessionJournal, trailing: bytes
     ) -> None:
         step = self._browser_slice
         data = trailing
@@ -334,8 +335,8 @@ class DesktopSession:
                 proxy.receive_browser_data(piece, self._loop.time())
                 self._apply(proxy.events_received(), recorder)
                 if payload := proxy.data_to_send_target():
-                    writer.write(payload)
-                    await writer.drain()
+                    target.write(payload)
+                    await target.drain()
                     self._to_target.inc(len(payload))
                     await recorder.backpressure()
                 # Neither await above need yield: after every slice's worth of bytes, let the rest of the
@@ -348,7 +349,7 @@ class DesktopSession:
             data = await self._receive_from_browser()  # its end raises SessionEnded
 
     async def _pump_target_to_browser(
-        self, proxy: ProxyConnection, reader: asyncio.StreamReader, recorder: SessionJournal, trailing: bytes
+        self, proxy: ProxyConnection, target: TargetStream, recorder: SessionJournal, trailing: bytes
     ) -> None:
         proxy.receive_target_data(trailing)
         while True:
@@ -358,7 +359,7 @@ class DesktopSession:
                 self._to_client.inc(len(payload))
                 await recorder.backpressure()
             try:
-                data = await reader.read(READ_SIZE)
+                data = await target.read()
             except OSError as exc:
                 raise SessionEnded(CloseCode.TARGET_CLOSED, f"connection to desktop {self._target.name} failed: {exc}")
             if data:

@@ -41,8 +41,9 @@ from gateway.rfb.viewer import (
     ViewerConnection,
     ViewerEvent,
 )
-from gateway.rfb_io import READ_SIZE, drive, over_streams
+from gateway.rfb_io import drive
 from gateway.session_watch import CloseCode, SessionEnded, close_reason
+from gateway.target_stream import TargetStream
 from recorder.errors import DecodeError
 from recorder.masked_updates import MaskedUpdates
 
@@ -73,7 +74,7 @@ class LiveView:
         self._timeouts = timeouts
         self._context = context or {}
         self._jumps = jumps
-        self._writer: asyncio.StreamWriter | None = None
+        self._target_stream: TargetStream | None = None
         self._loop = asyncio.get_running_loop()
         self._changed = asyncio.Event()  # the pacer looks again
         self._masked: MaskedUpdates | None = None
@@ -91,8 +92,8 @@ class LiveView:
             log.exception("live view failed", extra={"ctx": self._context})
             ended = SessionEnded(CloseCode.INTERNAL_ERROR, "internal gateway error; the live view was ended")
         finally:
-            if self._writer is not None:
-                self._writer.close()
+            if self._target_stream is not None:
+                self._target_stream.close()
         await self._ws.close(code=ended.code, message=close_reason(ended.reason))
         return ended
 
@@ -101,7 +102,7 @@ class LiveView:
         browser.initiate()
         await self._handshake(browser, ClientVersionReceived)
         try:
-            reader, writer, complete = await self._connect_target()
+            target_stream, complete = await self._connect_target()
         except (TargetUnavailable, TargetAuthFailed, ProtocolViolation) as exc:
             reason = str(exc)
             if isinstance(exc, SharingRefused):
@@ -113,7 +114,7 @@ class LiveView:
             browser.reject(reason)
             await self._send(browser.data_to_send())
             raise SessionEnded(CloseCode.TARGET_UNAVAILABLE, reason) from exc
-        self._writer = writer
+        self._target_stream = target_stream
         init = complete.server_init
         browser.accept(ServerInit(init.width, init.height, init.pixel_format, self._target.name.encode()))
         from_browser = await self._handshake(browser, HandshakeComplete)
@@ -125,8 +126,8 @@ class LiveView:
         try:
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(self._pump_viewer(relay, from_browser.trailing_data))
-                tasks.create_task(self._pump_target(relay, reader, complete.trailing_data))
-                tasks.create_task(self._pace(relay, writer))
+                tasks.create_task(self._pump_target(relay, target_stream, complete.trailing_data))
+                tasks.create_task(self._pace(relay, target_stream))
                 tasks.create_task(self._watch())
         except* SessionEnded as group:
             ended.extend(e for e in group.exceptions if isinstance(e, SessionEnded))
@@ -154,25 +155,25 @@ class LiveView:
         except TimeoutError as exc:
             raise SessionEnded(CloseCode.PROTOCOL_ERROR, "the viewer did not complete the RFB handshake") from exc
 
-    async def _connect_target(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, HandshakeComplete]:
+    async def _connect_target(self) -> tuple[TargetStream, HandshakeComplete]:
         target = self._target
         try:
             async with asyncio.timeout(self._timeouts.connect):
-                reader, writer = await open_tcp(target.name, target.host, target.port, target.via, self._jumps)
+                stream = await open_tcp(target.name, target.host, target.port, target.via, self._jumps)
         except TargetRefused as exc:
             raise TargetUnavailable(str(exc)) from exc
         except (OSError, TimeoutError) as exc:
             raise TargetUnavailable(f"desktop {target.name} is unreachable ({exc.__class__.__name__}: {exc})") from exc
         try:
-            complete = await drive(ClientHandshake(password=target.password, shared=True), *over_streams(reader, writer),
+            complete = await drive(ClientHandshake(password=target.password, shared=True), stream.read, stream.send,
                                    self._timeouts.handshake, until=HandshakeComplete)
         except TimeoutError as exc:
-            writer.close()
+            stream.close()
             raise TargetUnavailable(f"desktop {target.name} did not complete the RFB handshake in time") from exc
         except BaseException:
-            writer.close()
+            stream.close()
             raise
-        return reader, writer, complete
+        return stream, complete
 
     async def _pump_viewer(self, relay: ViewerConnection, trailing: bytes) -> None:
         data = trailing
@@ -182,7 +183,7 @@ class LiveView:
             self._changed.set()
             data = await self._receive()  # its end raises SessionEnded
 
-    async def _pump_target(self, relay: ViewerConnection, reader: asyncio.StreamReader, trailing: bytes) -> None:
+    async def _pump_target(self, relay: ViewerConnection, target: TargetStream, trailing: bytes) -> None:
         relay.receive_target_data(trailing)
         while True:
             updates = self._apply(relay.events_received())
@@ -194,7 +195,7 @@ class LiveView:
                 self.on_update(self._loop.time())
             self._changed.set()
             try:
-                data = await reader.read(READ_SIZE)
+                data = await target.read()
             except OSError as exc:
                 raise SessionEnded(CloseCode.TARGET_CLOSED, f"connection to desktop {self._target.name} failed: {exc}")
             if data:
@@ -202,14 +203,14 @@ class LiveView:
             else:
                 relay.receive_eof(Side.TARGET)
 
-    async def _pace(self, relay: ViewerConnection, writer: asyncio.StreamWriter) -> None:
+    async def _pace(self, relay: ViewerConnection, target: TargetStream) -> None:
         """Write the relay's messages to the target when it says; sleep until it is due or something changed."""
         while True:
             self._changed.clear()
             wait = relay.pace(self._loop.time())
             if payload := relay.data_to_send_target():
-                writer.write(payload)
-                await writer.drain()
+                target.write(payload)
+                await target.drain()
             if wait is None:
                 await self._changed.wait()
             else:

@@ -24,6 +24,7 @@ from base.metrics import Metrics
 from gateway.config import Target
 from gateway.config.model import KNOWN_HOSTS_UNCHECKED
 from gateway.errors import TargetRefused
+from gateway.target_stream import TargetStream
 
 log = logging.getLogger(__name__)
 
@@ -236,7 +237,7 @@ class JumpHosts:
 class _ChannelStream(asyncssh.SSHTCPSession[bytes]):
     """Feeds a direct-tcpip channel into an asyncio stream protocol, so it reads and writes as a TCP stream."""
 
-    def __init__(self, protocol: asyncio.StreamReaderProtocol) -> None:
+    def __init__(self, protocol: TargetStream) -> None:
         self._protocol = protocol
 
     def connection_made(self, chan: asyncssh.SSHTCPChannel[bytes]) -> None:
@@ -259,23 +260,22 @@ class _ChannelStream(asyncssh.SSHTCPSession[bytes]):
 
 
 async def open_tcp(name: str, host: str, port: int, via: SshEndpoint | None,
-                   jumps: JumpHosts | None) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+                   jumps: JumpHosts | None) -> TargetStream:
     """A TCP stream to ``host:port`` (target ``name``): direct, or a channel through jump host ``via``.
 
     Raises OSError when a direct connection fails, TargetRefused when the jump host fails or
     cannot reach the target.
     """
+    loop = asyncio.get_running_loop()
     if via is None:
-        return await asyncio.open_connection(host, port)
+        _, stream = await loop.create_connection(TargetStream, host, port)
+        return stream
     if jumps is None:
         raise TargetRefused(f"{name} is reached via {via.name}, but this gateway component has no jump hosts")
     connection = await jumps.connection(via, name)
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=2 ** 16, loop=loop)
-    protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
+    stream = TargetStream()
     try:
-        channel, _ = await connection.create_connection(lambda: _ChannelStream(protocol), host, port,
-                                                        encoding=None)
+        await connection.create_connection(lambda: _ChannelStream(stream), host, port, encoding=None)
     except BaseException as exc:
         jumps.release(via)
         if not isinstance(exc, (OSError, asyncssh.Error)):
@@ -283,6 +283,5 @@ async def open_tcp(name: str, host: str, port: int, via: SshEndpoint | None,
         detail = exc.reason if isinstance(exc, asyncssh.Error) else str(exc)
         raise TargetRefused(f"jump host {via.name} cannot reach {name} at {host}:{port} ({detail}); "
                             "try again later or tell your administrator") from exc
-    writer = asyncio.StreamWriter(channel, protocol, reader, loop)  # type: ignore[arg-type]
-    jumps.release_when(via, writer.wait_closed())
-    return reader, writer
+    jumps.release_when(via, stream.wait_closed())
+    return stream

@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 from datetime import UTC, datetime
 from ipaddress import ip_address
@@ -82,16 +81,15 @@ async def probe(target: Target, timeout: float, via: SshEndpoint | None = None,
     None when it answers."""
     try:
         async with asyncio.timeout(timeout):
-            _, writer = await open_tcp(target.name, target.host, target.port, via, jumps)
+            stream = await open_tcp(target.name, target.host, target.port, via, jumps)
     except TimeoutError:
         return f"no answer within {timeout:g} s"
     except TargetRefused as refusal:
         return str(refusal)
     except OSError as error:
         return os.strerror(error.errno) if error.errno else str(error)  # "Connection refused", not the call
-    writer.close()
-    with contextlib.suppress(OSError):
-        await writer.wait_closed()
+    stream.close()
+    await stream.wait_closed()
     return None
 
 

@@ -146,14 +146,17 @@ async def test_a_dropped_jump_connection_is_replaced_and_an_idle_one_closed(
         await first.wait_closed()
         jumps.release(via)
         jumps.release(via)
-        reader, writer = await open_tcp("desk-01", "127.0.0.1", desktop.port, via, jumps)
-        assert (await reader.readexactly(12)).startswith(b"RFB 003.")  # the target's greeting, through the tunnel
+        stream = await open_tcp("desk-01", "127.0.0.1", desktop.port, via, jumps)
+        greeting = b""
+        while len(greeting) < 12:
+            greeting += await stream.read()
+        assert greeting.startswith(b"RFB 003.")  # the target's greeting, through the tunnel
         assert metrics.registry.get_sample_value("deskgate_jump_host_connections_total") == 2.0  # replaced
         second = await jumps.connection(via, "desk-01")
         jumps.release(via)
         assert second is not first and not second.is_closed()  # the channel still holds it
-        writer.close()
-        await writer.wait_closed()
+        stream.close()
+        await stream.wait_closed()
         await asyncio.wait_for(second.wait_closed(), 10)  # idle: nothing uses it any more
         with pytest.raises(TargetRefused, match="jump host jump-01 cannot reach desk-01"):
             await open_tcp("desk-01", "127.0.0.1", free_port(), via, jumps)
