@@ -12,7 +12,7 @@ import pytest
 
 from gateway.rfb.messages import RGBX8888, Encoding, PixelFormat, Rectangle
 from recorder.decoders import DecoderState, decode_rectangle
-from recorder.decoders.jpeg import JpegDecoder
+from recorder.decoders.jpeg import KEPT_CONTEXTS, JpegDecoder
 from recorder.decoders.reader import PayloadReader
 from recorder.decoders.tight import read_compact_length
 from recorder.errors import CodecUnavailable, DecodeError
@@ -260,6 +260,15 @@ class TestJpeg:
             assert np.abs(decoded - reference).max() <= 1  # rounding only
         else:  # chroma repeated where swscale interpolates it: as close to the picture as swscale is
             assert abs(np.abs(decoded - image).mean() - np.abs(reference - image).mean()) < 1.5
+
+    def test_images_of_more_sizes_than_the_kept_converters_all_decode(self) -> None:
+        decoder = JpegDecoder()
+        sizes = [(8 + index, 8 + index % 5) for index in range(KEPT_CONTEXTS + 4)] + [(8, 8), (9, 9)]
+        for width, height in sizes:
+            image = desktop_like_image(width, height)
+            decoded = decoder.decode(jpeg_image(image), width, height)
+            reference = av.CodecContext.create("mjpeg", "r").decode(av.Packet(jpeg_image(image)))[0]
+            assert np.array_equal(decoded, reference.to_ndarray(format="rgb24"))
 
     def test_a_jpeg_rectangle_is_painted_where_it_belongs(self) -> None:
         image = smooth_image(48, 32)
