@@ -25,6 +25,7 @@ from recorder.errors import DecodeError
 from recorder.framebuffer import (
     Framebuffer,
     RGBArray,
+    paint,
     scale_channels,
     tpixels_to_rgb,
     wire_dtype,
@@ -41,7 +42,8 @@ def decode_tight(state: DecoderState, framebuffer: Framebuffer, rect: Rectangle,
     pixel_format = state.pixel_format
     if len(payload) == 4 and payload[0] == TightCompression.FILL << 4 and pixel_format.tight_pixel_size == 3:
         # The most common rectangle, a fill in R, G, B bytes: no reader, no array for one pixel.
-        framebuffer.pixels[rect.y : rect.y + rect.height, rect.x : rect.x + rect.width] = tuple(payload[1:])
+        paint(framebuffer.pixels[rect.y : rect.y + rect.height, rect.x : rect.x + rect.width],
+              (payload[1], payload[2], payload[3]))
         return
     reader = PayloadReader(payload, "Tight")
     control = reader.u8()
