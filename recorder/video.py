@@ -51,7 +51,7 @@ _SPAN_COLUMNS: Final = 64
 #: What one more swscale call costs, in pixels converted: pieces cost more than the whole frame once their
 #: pixels and calls add up to it. Two bands merge when their union costs less than converting both.
 _PIECE_COST_PIXELS: Final = 4096
-#: swscale contexts kept, one per piece size (a new one costs about as much as converting 10,000 pixels).
+#: swscale contexts kept, one per piece size (about 180 KB each; a new one costs as much as converting 8,000 pixels).
 _KEPT_CONTEXTS: Final = 64
 #: Bytes after the kept frame that swscale's vector loads may read past a piece's last row (beyond one row).
 _OVERREAD: Final = 64
