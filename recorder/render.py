@@ -27,6 +27,8 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from gateway.rfb.errors import RFBError
 from gateway.rfb.framing import (
     MAX_FRAMEBUFFER,
@@ -94,6 +96,7 @@ class SessionReplay:
         self.framebuffer = Framebuffer(width, height)
         self.decoder_state = DecoderState(pixel_format)
         self.pointer: tuple[int, int] | None = None
+        self._picture: RGBArray | None = None  # the last picture with the cursor drawn, kept for the next one
         self.updating = False  # between an UpdateBegin and its UpdateEnd: the picture is half painted
         self._server = ServerMessageFramer(pixel_format, width, height, max_framebuffer=MAX_FRAMEBUFFER)
         self._client = ClientMessageFramer()
@@ -107,10 +110,16 @@ class SessionReplay:
         return False
 
     def frame(self) -> RGBArray:
-        """The picture now: the framebuffer with the cursor drawn at the pointer, if both are known."""
+        """The picture now: the framebuffer with the cursor drawn at the pointer, if both are known.
+
+        Either array is valid until the next record is applied or the next picture is taken.
+        """
+        pixels = self.framebuffer.pixels
         if self.pointer is None or self.decoder_state.cursor is None:
-            return self.framebuffer.pixels
-        return composite_cursor(self.framebuffer.pixels, self.decoder_state, *self.pointer)
+            return pixels
+        if self._picture is None or self._picture.shape != pixels.shape:
+            self._picture = np.empty_like(pixels)
+        return composite_cursor(pixels, self.decoder_state, *self.pointer, out=self._picture)
 
     def _apply_server_data(self, data: bytes) -> bool:
         self._server.receive_data(data)

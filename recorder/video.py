@@ -8,10 +8,11 @@ Every frame is coded at one constant quantizer with the deblocking filter off:
 screen content is sharp text, and the picture a reviewer pauses on must be as
 legible as the first one, whatever came before it.
 
-RGB → YUV (swscale, BT.709 limited range) is done band by band: only the bands of
-:data:`BAND_ROWS` rows that differ from the previous frame are converted again
-(:class:`StripConverter`); a screen where the caret blinks and a clock ticks costs
-a few bands a frame, not the whole picture.
+RGB → YUV (swscale, BT.709 limited range) converts only what changed: the frame is compared with
+the previous one word by word, each band of :data:`BAND_ROWS` rows that differs is narrowed to the
+columns that differ, and neighbouring bands are converted together as one rectangle
+(:class:`StripConverter`); a screen where the caret blinks and a clock ticks costs a few small
+pieces a frame, not the whole picture.
 
 :func:`write_jpeg` writes one picture as a JPEG: the player's poster, shown before playing.
 """
@@ -19,6 +20,7 @@ a few bands a frame, not the whole picture.
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
@@ -44,10 +46,15 @@ _COLOR_RANGE = ColorRange.MPEG
 _BT709 = 1  # ColorPrimaries / ColorTrc / Colorspace value of ITU-R BT.709
 #: Rows per band of the strip-wise colour conversion (even, for 4:2:0 chroma).
 BAND_ROWS: Final = 16
-#: Above this share of changed bands, the whole frame is converted in one call (fewer, larger calls).
-_WHOLE_FRAME_SHARE = 0.5
 #: A changed band is converted again over whole multiples of this many columns (even; few swscale contexts).
-_SPAN_COLUMNS: Final = 128
+_SPAN_COLUMNS: Final = 64
+#: What one more swscale call costs, in pixels converted: pieces cost more than the whole frame once their
+#: pixels and calls add up to it. Two bands merge when their union costs less than converting both.
+_PIECE_COST_PIXELS: Final = 4096
+#: swscale contexts kept, one per piece size (about 180 KB each; a new one costs as much as converting 8,000 pixels).
+_KEPT_CONTEXTS: Final = 64
+#: Bytes after the kept frame that swscale's vector loads may read past a piece's last row (beyond one row).
+_OVERREAD: Final = 64
 #: The preset and the x264 options that go with it: ultrafast turns CABAC off, which costs 10-20 % in size on
 #: screen content for about 5 % of the time; at the same quantizer the picture is as sharp (see bench/README.md).
 DEFAULT_PRESET: Final = "ultrafast"
@@ -56,16 +63,17 @@ DEFAULT_QP: Final = 24
 #: Pixels a block may have moved since the previous frame and still be found there (a scroll step, a dragged window).
 SCROLL_SEARCH_RANGE: Final = 128
 
+Piece = tuple[int, int, int, int]  # top, bottom, left, right: rows top:bottom, columns left:right
+
 
 class StripConverter:
     """Converts (h, w, 3) RGB frames of one even size to yuv420p, re-converting only what changed.
 
-    The YUV planes of the last frame are kept; a band (:data:`BAND_ROWS` rows) is converted
-    again when any of its rows differs from the previous frame's, and only across the columns
-    that changed in it (widened to :data:`_SPAN_COLUMNS`). Each piece size keeps its own swscale
-    context, so no context is rebuilt from frame to frame. A frame that changed in more than
-    half of its bands is converted whole, from a frame buffer kept for it: a new 3 MB buffer per
-    frame costs more in page faults than the conversion.
+    The RGB and YUV planes of the last frame are kept. Each band (:data:`BAND_ROWS` rows) that
+    differs from the previous frame is converted again across the columns that differ (widened
+    to :data:`_SPAN_COLUMNS`); adjacent changed bands go to swscale as one piece when that is
+    cheaper, and a frame whose pieces would cost more than the whole is converted whole. swscale
+    reads the kept frame in place (no copy per piece), and each piece size keeps its own context.
     """
 
     def __init__(self, width: int, height: int, threads: int = 1) -> None:
@@ -73,15 +81,15 @@ class StripConverter:
             raise ValueError(f"yuv420p needs an even size, not {width}x{height}")
         self.width, self.height = width, height
         self._threads = threads
-        self._yuv = np.zeros(width * height * 3 // 2, np.uint8)
-        luma_size, chroma_size = width * height, width * height // 4
-        self._planes = (self._yuv[:luma_size].reshape(height, width),
-                        self._yuv[luma_size : luma_size + chroma_size].reshape(height // 2, width // 2),
-                        self._yuv[luma_size + chroma_size :].reshape(height // 2, width // 2))
-        self._previous: RGBArray | None = None
-        self._reformatters: dict[tuple[int, int], VideoReformatter] = {}
-        self._whole = av.VideoFrame(width, height, "rgb24")
-        self._whole_pixels = _plane_array(self._whole, 0, width * 3, height)
+        # The frame handed to the encoder every time: the encoder copies it before the next one is written.
+        self._frame = av.VideoFrame(width, height, "yuv420p")
+        self._planes = tuple(_plane_array(self._frame, index, width // scale, height // scale)
+                             for index, scale in enumerate((1, 2, 2)))
+        # The last frame in RGB, and a row after it: a piece's buffer runs to the end of its last row's stride.
+        self._kept = np.zeros((height + 1) * width * 3 + _OVERREAD, np.uint8)
+        self._previous: RGBArray = self._kept[: height * width * 3].reshape(height, width, 3)
+        self._primed = False
+        self._reformatters: OrderedDict[tuple[int, int], VideoReformatter] = OrderedDict()
         row_bytes = width * 3
         self._word = next(size for size in (8, 4, 2, 1) if row_bytes % size == 0)
         self.bands_converted = 0  # counters, for measurements
@@ -89,52 +97,62 @@ class StripConverter:
 
     def convert(self, rgb: RGBArray) -> av.VideoFrame:
         """The yuv420p frame of ``rgb`` (C-contiguous, the converter's size)."""
-        height = self.height
-        changed = self._changed_bands(rgb)
-        bands = -(-height // BAND_ROWS)
-        self.bands_seen += bands
-        self.bands_converted += len(changed)
-        if len(changed) > bands * _WHOLE_FRAME_SHARE:
-            self._whole_pixels[...] = rgb.reshape(height, -1)
-            self._store(self._reformatter(height, self.width).reformat(
-                self._whole, format="yuv420p", dst_colorspace=_COLORSPACE, dst_color_range=_COLOR_RANGE,
-                threads=self._threads), 0, height, 0, self.width)
-        else:
-            assert self._previous is not None  # the first frame changed in every band
-            for band in changed:
-                top, bottom = band * BAND_ROWS, min(height, (band + 1) * BAND_ROWS)
-                left, right = self._changed_columns(rgb[top:bottom], self._previous[top:bottom])
-                piece = np.ascontiguousarray(rgb[top:bottom, left:right])
-                self._store(self._reformatter(bottom - top, right - left).reformat(
-                    av.VideoFrame.from_ndarray(piece, format="rgb24"), format="yuv420p",
-                    dst_colorspace=_COLORSPACE, dst_color_range=_COLOR_RANGE, threads=self._threads),
-                    top, bottom, left, right)
-        if self._previous is None:
-            self._previous = rgb.copy()
-        elif len(changed):
-            self._previous[...] = rgb
-        return av.VideoFrame.from_ndarray(self._yuv.reshape(height * 3 // 2, self.width), format="yuv420p")
+        width, height = self.width, self.height
+        self.bands_seen += -(-height // BAND_ROWS)
+        pieces = self._changed_pieces(rgb) if self._primed else [(0, height, 0, width)]
+        self.bands_converted += sum(-(-(bottom - top) // BAND_ROWS) for top, bottom, _, _ in pieces)
+        cost = sum((bottom - top) * (right - left) + _PIECE_COST_PIXELS for top, bottom, left, right in pieces)
+        if cost >= width * height:
+            pieces = [(0, height, 0, width)]
+        for top, bottom, left, right in pieces:
+            kept = self._previous[top:bottom, left:right]
+            kept[...] = rgb[top:bottom, left:right]
+            self._store(self._reformatter(bottom - top, right - left).reformat(
+                av.VideoFrame.from_numpy_buffer(kept, format="rgb24"), format="yuv420p",
+                dst_colorspace=_COLORSPACE, dst_color_range=_COLOR_RANGE, threads=self._threads),
+                top, bottom, left, right)
+        self._primed = True
+        return self._frame
 
-    def _changed_bands(self, rgb: RGBArray) -> npt.NDArray[np.intp]:
-        previous = self._previous
-        if previous is None:
-            return np.arange(-(-self.height // BAND_ROWS))
+    def _changed_pieces(self, rgb: RGBArray) -> list[Piece]:
+        """The rectangles to convert again: changed bands, narrowed to their changed columns, merged when cheaper."""
         dtype = np.dtype(f"u{self._word}")
-        rows = (rgb.reshape(self.height, -1).view(dtype) != previous.reshape(self.height, -1).view(dtype)).any(axis=1)
-        return np.flatnonzero(np.logical_or.reduceat(rows, np.arange(0, self.height, BAND_ROWS)))
-
-    def _changed_columns(self, band: RGBArray, previous: RGBArray) -> tuple[int, int]:
-        """The columns of a changed band to convert again: from the first to the last that changed, widened."""
-        rows = band.shape[0]
-        changed_bytes = np.flatnonzero((band.reshape(rows, -1) != previous.reshape(rows, -1)).any(axis=0))
-        left = int(changed_bytes[0]) // 3 // _SPAN_COLUMNS * _SPAN_COLUMNS
-        right = min(self.width, -(-(int(changed_bytes[-1]) // 3 + 1) // _SPAN_COLUMNS) * _SPAN_COLUMNS)
-        return left, right
+        height = self.height
+        differs = rgb.reshape(height, -1).view(dtype) != self._previous.reshape(height, -1).view(dtype)
+        whole_bands = height // BAND_ROWS * BAND_ROWS  # a reshape is far cheaper than reduceat
+        by_band = differs[:whole_bands].reshape(height // BAND_ROWS, BAND_ROWS, -1).any(axis=1)
+        if whole_bands < height:
+            by_band = np.concatenate([by_band, differs[whole_bands:].any(axis=0, keepdims=True)])
+        changed = np.flatnonzero(by_band.any(axis=1))
+        if not changed.size:
+            return []
+        words = by_band[changed]
+        last_word = words.shape[1] - 1
+        first = words.argmax(axis=1) * self._word // 3 // _SPAN_COLUMNS * _SPAN_COLUMNS
+        last = ((last_word - words[:, ::-1].argmax(axis=1) + 1) * self._word - 1) // 3 // _SPAN_COLUMNS
+        pieces: list[Piece] = []
+        for band, left, right in zip(changed.tolist(), first.tolist(),
+                                     np.minimum((last + 1) * _SPAN_COLUMNS, self.width).tolist()):
+            top, bottom = band * BAND_ROWS, min(height, (band + 1) * BAND_ROWS)
+            if pieces and pieces[-1][1] == top:
+                above_top, _, above_left, above_right = pieces[-1]
+                union_left, union_right = min(left, above_left), max(right, above_right)
+                apart = (top - above_top) * (above_right - above_left) + (bottom - top) * (right - left)
+                if (bottom - above_top) * (union_right - union_left) <= apart + _PIECE_COST_PIXELS:
+                    pieces[-1] = (above_top, bottom, union_left, union_right)
+                    continue
+            pieces.append((top, bottom, left, right))
+        return pieces
 
     def _reformatter(self, rows: int, columns: int) -> VideoReformatter:
-        reformatter = self._reformatters.get((rows, columns))
+        reformatters = self._reformatters
+        reformatter = reformatters.get((rows, columns))
         if reformatter is None:
-            reformatter = self._reformatters[rows, columns] = VideoReformatter()
+            reformatter = reformatters[rows, columns] = VideoReformatter()
+            if len(reformatters) > _KEPT_CONTEXTS:
+                reformatters.popitem(last=False)
+        else:
+            reformatters.move_to_end((rows, columns))
         return reformatter
 
     def _store(self, converted: av.VideoFrame, top: int, bottom: int, left: int, right: int) -> None:
@@ -254,6 +272,8 @@ class VideoEncoder:
         if self._last_keyframe_ms is None or pts - self._last_keyframe_ms >= round(self.keyframe_interval * 1000):
             frame.pict_type = av.video.frame.PictureType.I
             self._last_keyframe_ms = pts
+        else:
+            frame.pict_type = av.video.frame.PictureType.NONE  # the converter hands out the same frame each time
         self._container.mux(self._stream.encode(frame))
         self._last_pts = pts
         self.last_time = pts / 1000

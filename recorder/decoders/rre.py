@@ -8,7 +8,7 @@ from gateway.rfb.messages import Rectangle
 from recorder.decoders.reader import PayloadReader
 from recorder.decoders.state import DecoderState
 from recorder.errors import DecodeError
-from recorder.framebuffer import Framebuffer
+from recorder.framebuffer import Framebuffer, paint
 
 
 def decode_rre(state: DecoderState, framebuffer: Framebuffer, rect: Rectangle, payload: bytes) -> None:
@@ -39,6 +39,6 @@ def decode_rre(state: DecoderState, framebuffer: Framebuffer, rect: Rectangle, p
         )
     colours = state.to_rgb(records["pixel"].tobytes(), count)
     target = framebuffer.pixels[rect.y : rect.y + rect.height, rect.x : rect.x + rect.width]
-    target[...] = background
+    paint(target, background)
     for colour, x, y, width, height in zip(colours, xs.tolist(), ys.tolist(), widths.tolist(), heights.tolist()):
         target[y : y + height, x : x + width] = colour

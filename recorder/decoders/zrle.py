@@ -16,7 +16,7 @@ from gateway.rfb.messages import PixelFormat, Rectangle
 from recorder.decoders.reader import PayloadReader
 from recorder.decoders.state import DecoderState
 from recorder.errors import DecodeError
-from recorder.framebuffer import Framebuffer, RGBArray
+from recorder.framebuffer import Framebuffer, RGBArray, paint
 
 TILE_SIZE = 64
 MAX_PALETTE_SIZE = 127
@@ -91,7 +91,7 @@ def _decode_tile(
     if subencoding == 0:
         tile[...] = read_cpixels(reader.take(count * cpixel_size), count).reshape(height, width, 3)
     elif subencoding == _SOLID:
-        tile[...] = read_cpixels(reader.take(cpixel_size), 1)[0]
+        paint(tile, read_cpixels(reader.take(cpixel_size), 1)[0])
     elif subencoding <= _MAX_PACKED_PALETTE:
         palette = read_cpixels(reader.take(subencoding * cpixel_size), subencoding)
         tile[...] = palette[_packed_indices(reader, subencoding, width, height, where)]

@@ -93,6 +93,14 @@ class TestComposite:
         else:
             assert drawn[3, :, 0].tolist() == [100, 100, 100, 255, 255]
 
+    def test_drawn_into_a_kept_frame(self) -> None:
+        frame, kept = self.frame(), np.zeros((4, 5, 3), np.uint8)
+        for x in (2, 3):  # the second picture replaces the first whole: no cursor left behind
+            drawn = composite_cursor(frame, arrow_state(), x, 1, out=kept)
+            assert drawn is kept
+            assert np.array_equal(drawn, composite_cursor(frame, arrow_state(), x, 1))
+        assert (frame == 100).all(), "the frame itself is untouched"
+
     def test_no_cursor_gives_an_unchanged_copy(self) -> None:
         frame = self.frame()
         drawn = composite_cursor(frame, new_state(RGBX8888), 1, 1)

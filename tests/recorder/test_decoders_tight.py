@@ -12,7 +12,7 @@ import pytest
 
 from gateway.rfb.messages import RGBX8888, Encoding, PixelFormat, Rectangle
 from recorder.decoders import DecoderState, decode_rectangle
-from recorder.decoders.jpeg import JpegDecoder
+from recorder.decoders.jpeg import KEPT_CONTEXTS, JpegDecoder
 from recorder.decoders.reader import PayloadReader
 from recorder.decoders.tight import read_compact_length
 from recorder.errors import CodecUnavailable, DecodeError
@@ -234,6 +234,26 @@ def jpeg_image(rgb: np.ndarray, pix_fmt: str = "yuvj444p") -> bytes:
     return bytes(packets[0])
 
 
+def libjpeg_style(rgb: np.ndarray, huffman: str) -> bytes:
+    """A JPEG of ``rgb`` with FFmpeg's ``huffman`` tables (``default``: the standard ones), one DHT segment
+    per table as libjpeg (and so TigerVNC) writes them; FFmpeg writes all tables in one segment."""
+    height, width = rgb.shape[:2]
+    context = av.CodecContext.create("mjpeg", "w")
+    context.width, context.height, context.pix_fmt = width, height, "yuvj444p"
+    context.time_base = Fraction(1, 25)
+    context.options = {"qmin": "2", "qmax": "2", "huffman": huffman}
+    frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuvj444p")
+    data = bytes([*context.encode(frame), *context.encode(None)][0])
+    start = data.index(b"\xff\xc4")
+    end = start + 2 + int.from_bytes(data[start + 2 : start + 4], "big")
+    tables, position = [], start + 4
+    while position < end:
+        size = 17 + sum(data[position + 1 : position + 17])
+        tables.append(b"\xff\xc4" + (size + 2).to_bytes(2, "big") + data[position : position + size])
+        position += size
+    return data[:start] + b"".join(tables) + data[end:]
+
+
 def desktop_like_image(width: int, height: int) -> np.ndarray:
     """Flat colours, sharp edges and a gradient: what a desktop's JPEG rectangles hold."""
     image = smooth_image(width, height)
@@ -260,6 +280,27 @@ class TestJpeg:
             assert np.abs(decoded - reference).max() <= 1  # rounding only
         else:  # chroma repeated where swscale interpolates it: as close to the picture as swscale is
             assert abs(np.abs(decoded - image).mean() - np.abs(reference - image).mean()) < 1.5
+
+    def test_images_of_more_sizes_than_the_kept_converters_all_decode(self) -> None:
+        decoder = JpegDecoder()
+        sizes = [(8 + index, 8 + index % 5) for index in range(KEPT_CONTEXTS + 4)] + [(8, 8), (9, 9)]
+        for width, height in sizes:
+            image = desktop_like_image(width, height)
+            decoded = decoder.decode(jpeg_image(image), width, height)
+            reference = av.CodecContext.create("mjpeg", "r").decode(av.Packet(jpeg_image(image)))[0]
+            assert np.array_equal(decoded, reference.to_ndarray(format="rgb24"))
+
+    def test_standard_huffman_tables_are_left_out_only_while_the_decoder_holds_them(self) -> None:
+        decoder = JpegDecoder()
+        images = [desktop_like_image(40, 24) // divisor for divisor in (1, 2, 3, 4, 5)]
+        sequence = [libjpeg_style(images[0], "default"), libjpeg_style(images[1], "default"),
+                    libjpeg_style(images[2], "optimal"), libjpeg_style(images[3], "default"),
+                    libjpeg_style(images[4], "default")]
+        for data in sequence:
+            reference = av.CodecContext.create("mjpeg", "r").decode(av.Packet(data))[0]
+            assert np.array_equal(decoder.decode(data, 40, 24), reference.to_ndarray(format="rgb24"))
+        # The standard tables were left out of the last image (the one before put them back in force).
+        assert len(decoder._without_repeated_tables(sequence[-1])) == len(sequence[-1]) - 2 * (33 + 183)
 
     def test_a_jpeg_rectangle_is_painted_where_it_belongs(self) -> None:
         image = smooth_image(48, 32)

@@ -7,7 +7,7 @@ import pytest
 
 from gateway.rfb.messages import RGBX8888, PixelFormat
 from recorder.errors import DecodeError
-from recorder.framebuffer import Framebuffer, pixels_to_rgb, tpixels_to_rgb
+from recorder.framebuffer import Framebuffer, paint, pixels_to_rgb, tpixels_to_rgb
 from tests.recorder.pixel_encoding import (
     COLOUR_MAP_8,
     FORMATS,
@@ -51,6 +51,14 @@ class TestFramebuffer:
         assert framebuffer.pixels[3, 3].tolist() == [0, 0, 0]
         assert framebuffer.pixels[2:4, 4:6].tolist() == image.tolist()
         assert framebuffer.pixels[0].sum() == 0
+
+    @pytest.mark.parametrize(("x", "y", "width", "height"), [(0, 0, 6, 4), (2, 1, 3, 1), (1, 3, 1, 1), (4, 2, 0, 2)])
+    def test_paint_fills_exactly_its_region(self, x: int, y: int, width: int, height: int) -> None:
+        framebuffer = numbered(6, 4)
+        expected = framebuffer.pixels.copy()
+        expected[y : y + height, x : x + width] = (9, 8, 7)
+        paint(framebuffer.pixels[y : y + height, x : x + width], (9, 8, 7))
+        assert np.array_equal(framebuffer.pixels, expected)
 
     @pytest.mark.parametrize(
         ("x", "y", "width", "height"),

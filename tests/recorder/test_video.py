@@ -184,6 +184,23 @@ def test_a_band_is_converted_again_across_the_columns_that_changed(left: int, ri
     assert np.abs(converted - expected).max() <= 2  # chroma: the piece's edges filtered on their own
 
 
+def test_changes_in_several_places_convert_only_their_bands() -> None:
+    desktop = desktop_image(320, 240, seed=3)
+    converter = StripConverter(320, 240)
+    converter.convert(desktop)
+    changed = desktop.copy()
+    changed[BAND_ROWS + 4 : BAND_ROWS * 4 - 3, 100:180] = (20, 160, 60)  # a tall change across adjacent bands
+    changed[BAND_ROWS * 9 + 1, 300:302] = (255, 0, 0)  # and a dot far away
+    converter.bands_converted = 0
+    converted = converter.convert(changed).to_ndarray().astype(int)
+    assert converter.bands_converted == 4
+    expected = whole_frame_yuv(changed)
+    assert np.abs(converted[:240] - expected[:240]).max() <= 1
+    assert np.abs(converted - expected).max() <= 2
+    untouched = [*range(0, BAND_ROWS), *range(BAND_ROWS * 4, BAND_ROWS * 9), *range(BAND_ROWS * 10, 240)]
+    assert np.array_equal(converted[untouched], expected[untouched])
+
+
 def test_a_frame_changing_all_over_is_converted_whole() -> None:
     converter = StripConverter(320, 240)
     converter.convert(desktop_image(320, 240, seed=1))
