@@ -20,7 +20,6 @@ pieces a frame, not the whole picture.
 from __future__ import annotations
 
 import os
-from collections import OrderedDict
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
@@ -29,10 +28,11 @@ from typing import Final
 import av
 import numpy as np
 import numpy.typing as npt
-from av.video.reformatter import ColorRange, Colorspace, VideoReformatter
+from av.video.reformatter import ColorRange, Colorspace
 
 from recorder.errors import CodecUnavailable
 from recorder.framebuffer import RGBArray
+from recorder.reformatters import KeptReformatters
 
 #: Video time is counted in milliseconds.
 TIME_BASE: Final = Fraction(1, 1000)
@@ -89,7 +89,7 @@ class StripConverter:
         self._kept = np.zeros((height + 1) * width * 3 + _OVERREAD, np.uint8)
         self._previous: RGBArray = self._kept[: height * width * 3].reshape(height, width, 3)
         self._primed = False
-        self._reformatters: OrderedDict[tuple[int, int], VideoReformatter] = OrderedDict()
+        self._reformatters = KeptReformatters(_KEPT_CONTEXTS)
         row_bytes = width * 3
         self._word = next(size for size in (8, 4, 2, 1) if row_bytes % size == 0)
         self.bands_converted = 0  # counters, for measurements
@@ -107,7 +107,7 @@ class StripConverter:
         for top, bottom, left, right in pieces:
             kept = self._previous[top:bottom, left:right]
             kept[...] = rgb[top:bottom, left:right]
-            self._store(self._reformatter(bottom - top, right - left).reformat(
+            self._store(self._reformatters.for_size(right - left, bottom - top).reformat(
                 av.VideoFrame.from_numpy_buffer(kept, format="rgb24"), format="yuv420p",
                 dst_colorspace=_COLORSPACE, dst_color_range=_COLOR_RANGE, threads=self._threads),
                 top, bottom, left, right)
@@ -143,17 +143,6 @@ class StripConverter:
                     continue
             pieces.append((top, bottom, left, right))
         return pieces
-
-    def _reformatter(self, rows: int, columns: int) -> VideoReformatter:
-        reformatters = self._reformatters
-        reformatter = reformatters.get((rows, columns))
-        if reformatter is None:
-            reformatter = reformatters[rows, columns] = VideoReformatter()
-            if len(reformatters) > _KEPT_CONTEXTS:
-                reformatters.popitem(last=False)
-        else:
-            reformatters.move_to_end((rows, columns))
-        return reformatter
 
     def _store(self, converted: av.VideoFrame, top: int, bottom: int, left: int, right: int) -> None:
         """Copy a converted piece's planes into the kept frame at rows ``top:bottom``, columns ``left:right``."""

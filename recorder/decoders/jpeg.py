@@ -13,14 +13,12 @@ tables cost about 1.5 times as much CPU as a kept context (office Tight render: 
 
 from __future__ import annotations
 
-from collections import OrderedDict
-
 import av
 import numpy as np
-from av.video.reformatter import VideoReformatter
 
 from recorder.errors import CodecUnavailable, DecodeError
 from recorder.framebuffer import RGBArray
+from recorder.reformatters import KeptReformatters
 
 _SOI = b"\xff\xd8"
 # Start-of-frame markers: C0-CF except DHT (C4), JPG (C8) and DAC (CC).
@@ -95,7 +93,7 @@ class JpegDecoder:
 
     def __init__(self) -> None:
         self._context: av.VideoCodecContext | None = None
-        self._converters: OrderedDict[tuple[int, int], VideoReformatter] = OrderedDict()
+        self._converters = KeptReformatters(KEPT_CONTEXTS)
         self._replaced: set[int] = set()  # the decoder's Huffman slots that may hold another than the standard table
 
     def decode(self, data: bytes | memoryview, width: int, height: int) -> RGBArray:
@@ -118,7 +116,7 @@ class JpegDecoder:
         if len(frames) != 1 or (frames[0].width, frames[0].height) != (width, height):
             self._context = None
             raise DecodeError(f"Tight JPEG: the decoder did not return one {width}x{height} image")
-        plane = self._converter(width, height).reformat(frames[0], format="rgb24", threads=1).planes[0]
+        plane = self._converters.for_size(width, height).reformat(frames[0], format="rgb24", threads=1).planes[0]
         rows: RGBArray = np.frombuffer(memoryview(plane), np.uint8).reshape(-1, plane.line_size)
         return rows[:height, : width * 3].reshape(height, width, 3)
 
@@ -154,18 +152,6 @@ class JpegDecoder:
             return data
         pieces.append(view[start:])
         return b"".join(pieces)
-
-    def _converter(self, width: int, height: int) -> VideoReformatter:
-        """The swscale context for images of this size, the least recently used one dropped beyond the bound."""
-        converters = self._converters
-        converter = converters.get((width, height))
-        if converter is None:
-            converter = converters[width, height] = VideoReformatter()
-            if len(converters) > KEPT_CONTEXTS:
-                converters.popitem(last=False)
-        else:
-            converters.move_to_end((width, height))
-        return converter
 
     def _open(self) -> av.VideoCodecContext:
         if self._context is None:
