@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import gc
 import os
 import sys
 import tempfile
@@ -34,6 +33,7 @@ from bench.figures.throughput import measure_throughput
 from bench.harness import LOAD_CPUS
 from bench.report import Measured, Report, format_table
 from bench.workload import CAPTURE_DIR, ENCODINGS, capture_path, capture_workload
+from gateway.web.app import freeze_start_up_heap
 
 #: noVNC asks for Tight first: it is the headline encoding where one is measured.
 HEADLINE = "tight"
@@ -109,8 +109,7 @@ def main() -> None:
     calls = load_captures(args.captures, "callcenter")
     # The captures' message lists live until exit: the load's own full collections would walk them and
     # stall every viewer and replay at once, which the latency figures would charge to the proxies.
-    gc.collect()
-    gc.freeze()
+    freeze_start_up_heap()
     with contextlib.ExitStack() as stack:
         baseline = stack.enter_context(baseline_tree(args.baseline)) if args.baseline else None
         asyncio.run(run_groups(args.only or list(GROUPS), captures, calls, args.runs, report, baseline))

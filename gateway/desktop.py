@@ -119,6 +119,35 @@ class TargetEndpoint:
     prefer_encoding: int | None = None  # put first in the browser's SetEncodings when listed (None: its order)
 
 
+async def connect_desktop(target: TargetEndpoint, jumps: JumpHosts | None, timeouts: Timeouts, *,
+                          advice: str | None = None) -> tuple[TargetStream, HandshakeComplete]:
+    """Reach ``target`` (directly or through its jump host) and run the RFB client handshake on it, shared
+    (an operator's session and its live views may hold the desktop together).
+
+    TargetUnavailable when it cannot be reached (``advice`` ends that message) or does not finish the
+    handshake in time; the handshake's own errors (a refused password, a refused share) as they come.
+    The stream is closed on any failure.
+    """
+    try:
+        async with asyncio.timeout(timeouts.connect):
+            stream = await open_tcp(target.name, target.host, target.port, target.via, jumps)
+    except TargetRefused as exc:
+        raise TargetUnavailable(str(exc)) from exc
+    except (OSError, TimeoutError) as exc:
+        unreachable = f"desktop {target.name} is unreachable ({exc.__class__.__name__}: {exc})"
+        raise TargetUnavailable(f"{unreachable}; {advice}" if advice else unreachable) from exc
+    try:
+        complete = await drive(ClientHandshake(password=target.password), stream.read, stream.send,
+                               timeouts.handshake, until=HandshakeComplete)
+    except TimeoutError as exc:
+        stream.close()
+        raise TargetUnavailable(f"desktop {target.name} did not complete the RFB handshake in time") from exc
+    except BaseException:
+        stream.close()
+        raise
+    return stream, complete
+
+
 #: What must be done as a session ends, before the browser hears of it: free its place on the target (a
 #: "Reconnect" must not find it taken) and, when it ended for idleness or its length, end its web sign-in
 #: (so that "Reconnect" meets the login page).
@@ -197,7 +226,8 @@ class DesktopSession:
         await self._browser_handshake(browser, ClientVersionReceived)
 
         try:
-            target_stream, from_target = await self._connect_target()
+            target_stream, from_target = await connect_desktop(
+                self._target, self._jumps, self._timeouts, advice="try again later or tell your administrator")
         except (TargetUnavailable, TargetAuthFailed, ProtocolViolation) as exc:
             browser.reject(str(exc))
             await self._send_to_browser(browser.data_to_send())
@@ -295,30 +325,6 @@ class DesktopSession:
                                self._timeouts.handshake, until=until)
         except ProtocolViolation as exc:
             raise SessionEnded(CloseCode.PROTOCOL_ERROR, f"browser handshake failed: {exc}") from exc
-
-    async def _connect_target(self) -> tuple[TargetStream, HandshakeComplete]:
-        target = self._target
-        try:
-            async with asyncio.timeout(self._timeouts.connect):
-                stream = await open_tcp(target.name, target.host, target.port, target.via, self._jumps)
-        except TargetRefused as exc:
-            raise TargetUnavailable(str(exc)) from exc
-        except (OSError, TimeoutError) as exc:
-            raise TargetUnavailable(
-                f"desktop {target.name} is unreachable ({exc.__class__.__name__}: {exc}); "
-                "try again later or tell your administrator"
-            ) from exc
-        handshake = ClientHandshake(password=target.password)
-        try:
-            complete = await drive(handshake, stream.read, stream.send, self._timeouts.handshake,
-                                   until=HandshakeComplete)
-        except TimeoutError as exc:
-            stream.close()
-            raise TargetUnavailable(f"desktop {target.name} did not complete the RFB handshake in time") from exc
-        except BaseException:
-            stream.close()
-            raise
-        return stream, complete
 
     # The pumps share the proxy: each feeds it and takes its events without awaiting in
     # between, so the events one takes are those of the bytes it fed.

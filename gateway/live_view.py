@@ -26,11 +26,10 @@ from typing import TypeVar
 from aiohttp import WSMsgType, web
 
 from base.metrics import Metrics
-from gateway.desktop import TargetEndpoint, Timeouts
-from gateway.errors import TargetRefused
-from gateway.reach import JumpHosts, open_tcp
+from gateway.desktop import TargetEndpoint, Timeouts, connect_desktop
+from gateway.reach import JumpHosts
 from gateway.rfb.errors import ProtocolViolation, SharingRefused, TargetAuthFailed, TargetUnavailable
-from gateway.rfb.handshake import ClientHandshake, ClientVersionReceived, HandshakeComplete, ServerHandshake
+from gateway.rfb.handshake import ClientVersionReceived, HandshakeComplete, ServerHandshake
 from gateway.rfb.messages import ServerInit
 from gateway.rfb.proxy import ProxyFailed, Resized, Side
 from gateway.rfb.viewer import (
@@ -102,7 +101,7 @@ class LiveView:
         browser.initiate()
         await self._handshake(browser, ClientVersionReceived)
         try:
-            target_stream, complete = await self._connect_target()
+            target_stream, complete = await connect_desktop(self._target, self._jumps, self._timeouts)
         except (TargetUnavailable, TargetAuthFailed, ProtocolViolation) as exc:
             reason = str(exc)
             if isinstance(exc, SharingRefused):
@@ -154,26 +153,6 @@ class LiveView:
             raise SessionEnded(CloseCode.PROTOCOL_ERROR, f"viewer handshake failed: {exc}") from exc
         except TimeoutError as exc:
             raise SessionEnded(CloseCode.PROTOCOL_ERROR, "the viewer did not complete the RFB handshake") from exc
-
-    async def _connect_target(self) -> tuple[TargetStream, HandshakeComplete]:
-        target = self._target
-        try:
-            async with asyncio.timeout(self._timeouts.connect):
-                stream = await open_tcp(target.name, target.host, target.port, target.via, self._jumps)
-        except TargetRefused as exc:
-            raise TargetUnavailable(str(exc)) from exc
-        except (OSError, TimeoutError) as exc:
-            raise TargetUnavailable(f"desktop {target.name} is unreachable ({exc.__class__.__name__}: {exc})") from exc
-        try:
-            complete = await drive(ClientHandshake(password=target.password, shared=True), stream.read, stream.send,
-                                   self._timeouts.handshake, until=HandshakeComplete)
-        except TimeoutError as exc:
-            stream.close()
-            raise TargetUnavailable(f"desktop {target.name} did not complete the RFB handshake in time") from exc
-        except BaseException:
-            stream.close()
-            raise
-        return stream, complete
 
     async def _pump_viewer(self, relay: ViewerConnection, trailing: bytes) -> None:
         data = trailing

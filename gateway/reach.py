@@ -266,9 +266,8 @@ async def open_tcp(name: str, host: str, port: int, via: SshEndpoint | None,
     Raises OSError when a direct connection fails, TargetRefused when the jump host fails or
     cannot reach the target.
     """
-    loop = asyncio.get_running_loop()
     if via is None:
-        _, stream = await loop.create_connection(TargetStream, host, port)
+        _, stream = await asyncio.get_running_loop().create_connection(TargetStream, host, port)
         return stream
     if jumps is None:
         raise TargetRefused(f"{name} is reached via {via.name}, but this gateway component has no jump hosts")
