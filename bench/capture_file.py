@@ -13,6 +13,7 @@ the previous update, as noVNC does. Replays loop over messages ``1..n-1``.
 
 from __future__ import annotations
 
+import bisect
 import json
 import lzma
 import struct
@@ -71,6 +72,18 @@ class Capture:
     def loop_duration(self) -> float:
         """Seconds one pass of the looped part (messages 1..n-1) lasts."""
         return self.messages[-1].at - self.messages[1].at
+
+    def index_at(self, fraction: float) -> int:
+        """The looped message playing ``fraction`` (0 to 1) of the way through the loop's *time*.
+
+        Sessions started from points spread evenly over the message indices would bunch where
+        messages are dense (a typing burst holds many small ones) and then play their busy parts
+        in step, which independent operators do not.
+        """
+        start = self.messages[1].at
+        due = start + (fraction % 1.0) * self.loop_duration
+        index = bisect.bisect_left(self.messages, due, lo=1, key=lambda message: message.at)
+        return min(index, len(self.messages) - 1)
 
     @property
     def width(self) -> int:

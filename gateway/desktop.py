@@ -380,7 +380,7 @@ class DesktopSession:
                 if event.sender is Side.TARGET:
                     recorder.server_data(event.data)
                 elif self._keystrokes is not None:
-                    self._journal_client(self._keystrokes.feed(event.data), recorder)
+                    self._journal_client(self._keystrokes.feed_messages(event.messages), recorder)
                 else:
                     recorder.client_data(event.data)
             elif isinstance(event, InputActivity):

@@ -17,13 +17,14 @@ only (an INPUT_COUNTS record), never as keys:
 The delay: a run reaches the journal when it ends, not as it is typed (a crash loses an
 unfinished run, which is at most :data:`MAX_HELD_BYTES`).
 
-Sans-I/O: :class:`KeystrokeFilter` takes the client bytes the proxy journals (whole messages)
-and returns what to journal: bytes, or :class:`KeysCounted`.
+Sans-I/O: :class:`KeystrokeFilter` takes the client messages the proxy journals, as the proxy
+framed them (or as bytes of whole messages), and returns what to journal: bytes, or
+:class:`KeysCounted`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from gateway.rfb.framing import ClientMessageFramer, ClientMessageReceived, ProtocolFailed
@@ -90,16 +91,19 @@ class KeystrokeFilter:
         if self._failed:
             return [data]
         self._framer.receive_data(data)
-        out: list[JournalOutput] = []
-        passed: list[bytes] = []
+        framed: list[ClientMessageReceived] = []
         for event in self._framer.events_received():
             if isinstance(event, ProtocolFailed):  # the proxy framed it first; cannot happen, keep the bytes
                 self._failed = True
-                out.extend(self._release(passed))
-                out.append(data)
-                return out
-            assert isinstance(event, ClientMessageReceived)
-            message, raw = event.message, event.raw
+                return [*self.feed_messages(framed), *self._release([]), data]
+            framed.append(event)
+        return self.feed_messages(framed)
+
+    def feed_messages(self, messages: Iterable[ClientMessageReceived]) -> list[JournalOutput]:
+        """What to journal for ``messages`` (whole client messages the proxy journals, as it framed them), in order."""
+        out: list[JournalOutput] = []
+        passed: list[bytes] = []
+        for message, raw in messages:
             if isinstance(message, KeyEvent | QEMUExtendedKeyEvent):
                 self._key(message, raw, out, passed)
             elif isinstance(message, PointerEvent) and self._presses.presses(message)[1]:

@@ -2,10 +2,10 @@
 
 **Sessions that hold p99 < 20 ms.** A run starts a fresh gateway (recording) and adds sessions
 level by level. Each session replays the workload's Tight capture at recorded pace from its own
-point of the loop and presses a key every ``PROBE_INTERVAL``. One more session, straight to
-the replay server over TCP, presses a key every ``DIRECT_PROBE_INTERVAL``: it measures the
-benchmark process's own delay under the same load, which is subtracted, so that "added"
-latency is the gateway's. The search is coarse, then fine:
+point in the loop's time (:meth:`~bench.capture_file.Capture.index_at`, golden-ratio steps) and
+presses a key every ``PROBE_INTERVAL``. One more session, straight to the replay server over
+TCP, presses a key every ``DIRECT_PROBE_INTERVAL``: it measures the benchmark process's own
+delay under the same load, which is subtracted, so that "added" latency is the gateway's. The search is coarse, then fine:
 
 - coarse: levels grow by ``COARSE_GROWTH`` from ``START``, one ``WINDOW`` each (more where fewer would not give
   ``MIN_SAMPLES`` round trips), until one fails;
@@ -106,8 +106,7 @@ class SessionPool:
             session, _ = self._sessions.pop()
             await session.aclose()
         while len(self._sessions) < count:
-            loop_length = len(self._capture.messages) - 1
-            start_index = 1 + int(len(self._sessions) * _GOLDEN * loop_length) % loop_length
+            start_index = self._capture.index_at(len(self._sessions) * _GOLDEN)
             async with contextlib.AsyncExitStack() as session:
                 viewer = await session.enter_async_context(
                     viewer_session(self._route, self._http, self._capture, start_index))

@@ -61,9 +61,8 @@ async def measure_latency(workdir: Path, capture: Capture, runs: int) -> Measure
             "websockify": (websockify, plain),
         }
         samples: dict[str, list[list[float]]] = {name: [] for name in ROUTES}
-        loop_length = len(capture.messages) - 1
         for run in range(runs):
-            start_index = 1 + run * loop_length // runs  # each run plays another part of the office work
+            start_index = capture.index_at(run / runs)  # each run plays another part of the office work
             for name in rotated(ROUTES, run):
                 route, http = ways[name]
                 samples[name].append(await round_trips(route, http, capture, start_index))

@@ -51,7 +51,7 @@ stream is the caller's bug and raises :class:`~gateway.rfb.errors.LocalProtocolE
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Literal, TypeAlias
 
@@ -65,7 +65,13 @@ from gateway.rfb.clipboard import (
     ExtendedServerCutText,
 )
 from gateway.rfb.errors import InputFlood, LocalProtocolError, ProtocolViolation
-from gateway.rfb.framing import ClientMessageFramer, ProtocolFailed, filter_encodings, prefer_encoding
+from gateway.rfb.framing import (
+    ClientMessageFramer,
+    ClientMessageReceived,
+    ProtocolFailed,
+    filter_encodings,
+    prefer_encoding,
+)
 from gateway.rfb.input_presses import InputActivityTracker, InputKind, InputPresses
 from gateway.rfb.messages import (
     ClientCutText,
@@ -97,6 +103,8 @@ class JournalData:
 
     sender: Side
     data: bytes
+    #: From the browser: the journaled messages as framed, so that no later step frames ``data`` again.
+    messages: tuple[ClientMessageReceived, ...] = field(default=(), compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,7 +238,7 @@ class ProxyConnection:
         self._message_tokens.spend(len(framed))
         events = self._events
         forwarded: list[bytes] = []  # to the target, in order
-        journaled: list[bytes] = []  # to the journal: all of it, or all but the operator's input
+        journaled: list[ClientMessageReceived] = []  # to the journal: all of it, or all but the operator's input
         active = False
         dropped = 0
         failure: ProtocolViolation | None = None  # the messages before it are still forwarded and journaled
@@ -279,16 +287,16 @@ class ProxyConnection:
                     events.append(InputCounted("cut_text", 1))
             forwarded.append(raw)
             if journal:
-                journaled.append(raw)
+                journaled.append(event if raw is event.raw else ClientMessageReceived(message, raw))
         if dropped:
             events.append(PointerMovesDropped(dropped))
         if forwarded:
             payload = b"".join(forwarded)
             self._to_target.append(payload)
             if len(journaled) == len(forwarded):
-                events.append(JournalData(Side.BROWSER, payload))
+                events.append(JournalData(Side.BROWSER, payload, tuple(journaled)))
             elif journaled:
-                events.append(JournalData(Side.BROWSER, b"".join(journaled)))
+                events.append(JournalData(Side.BROWSER, b"".join(each.raw for each in journaled), tuple(journaled)))
         if failure is not None:
             self._fail(Side.BROWSER, failure)
 

@@ -103,3 +103,18 @@ def test_nothing_is_lost_reordered_or_duplicated(messages: list[ClientMessage]) 
     dropped.extend(remaining)
     assert all(isinstance(message, KeyEvent) for message in dropped)  # ...that lacks only key events,
     assert counted == sum(message.down for message in dropped)  # whose presses are counted
+
+
+@given(st.lists(st.sampled_from([*keys("0123456789 -ax"), PointerEvent(1, 150, 110), PointerEvent(0, 1, 1),
+                                 PointerEvent(1, 1, 1)]), max_size=60),
+       st.lists(st.integers(0, 60), max_size=4))
+def test_messages_as_the_proxy_framed_them_journal_as_their_bytes_do(messages: list[ClientMessage],
+                                                                      cuts: list[int]) -> None:
+    """The gateway hands the filter the proxy's framed messages; the result is that of their bytes, in any chunks."""
+    from_bytes, from_messages = KeystrokeFilter([FIELD]), KeystrokeFilter([FIELD])
+    bounds = [0, *sorted(min(cut, len(messages)) for cut in cuts), len(messages)]
+    for start, end in zip(bounds, bounds[1:]):
+        chunk = messages[start:end]
+        framed = [ClientMessageReceived(message, message.encode()) for message in chunk]
+        assert from_messages.feed_messages(framed) == from_bytes.feed(encode(*chunk))
+    assert from_messages.finish() == from_bytes.finish()

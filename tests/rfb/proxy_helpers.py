@@ -33,6 +33,9 @@ class Transcript:
         for event in proxy.events_received():
             if isinstance(event, JournalData):
                 self.journal[event.sender] += event.data
+                # From the browser, the journaled messages as framed are exactly the journaled bytes.
+                framed = b"".join(message.raw for message in event.messages)
+                assert framed == (event.data if event.sender is Side.BROWSER else b"")
             else:
                 self.events.append(event)
         self.sent[Side.BROWSER] += proxy.data_to_send_browser()  # what the target sent, to the browser
