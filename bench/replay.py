@@ -6,7 +6,9 @@ and pixel format), then waits for the viewer's first update request and replays:
 - ``Pace.FLAT``: message 0, then messages 1..n-1 in a loop, written as fast as the
   connection drains — the throughput figure.
 - ``Pace.RECORDED``: message 0 at once, then the loop from the viewer's start index, each
-  message at its captured time — the offered load of a real session.
+  message at its captured time — the offered load of a real session. How late each message
+  went out (written and drained) is kept: a proxy that does not keep up, or a load process
+  that cannot, shows there.
 
 Updates are not held back until the viewer asks again (its incremental requests are read,
 not waited for): captured updates cannot be merged the way a live server merges changes,
@@ -76,6 +78,8 @@ class ReplayServer:
         self.passes = passes  # None: loop until the viewer leaves
         self.port = 0
         self.connections: list[Connection] = []
+        #: Recorded pace: seconds each message went out after its captured time (drained), every connection.
+        self.lateness: list[float] = []
         self._server: asyncio.Server | None = None
         self._handlers: set[asyncio.Task[None]] = set()
         self._loop_messages = [message.data for message in capture.messages[1:]]
@@ -183,7 +187,13 @@ class ReplayServer:
                     await asyncio.sleep(delay)
                 writer.write(message.data)
                 await writer.drain()
+                self.lateness.append(loop.time() - due)
             passes += 1
+
+    def take_lateness(self) -> list[float]:
+        """:attr:`lateness` since the last call."""
+        taken, self.lateness = self.lateness, []
+        return taken
 
 
 def _group(messages: list[bytes], size: int) -> list[bytes]:
