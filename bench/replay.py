@@ -78,8 +78,7 @@ class ReplayServer:
         self.passes = passes  # None: loop until the viewer leaves
         self.port = 0
         self.connections: list[Connection] = []
-        #: Recorded pace: seconds each message went out after its captured time (drained), every connection.
-        self.lateness: list[float] = []
+        self._lateness: list[float] = []  # recorded pace: seconds each message went out (drained) after its time
         self._server: asyncio.Server | None = None
         self._handlers: set[asyncio.Task[None]] = set()
         self._loop_messages = [message.data for message in capture.messages[1:]]
@@ -187,12 +186,13 @@ class ReplayServer:
                     await asyncio.sleep(delay)
                 writer.write(message.data)
                 await writer.drain()
-                self.lateness.append(loop.time() - due)
+                self._lateness.append(loop.time() - due)
             passes += 1
 
     def take_lateness(self) -> list[float]:
-        """:attr:`lateness` since the last call."""
-        taken, self.lateness = self.lateness, []
+        """Recorded pace, every connection: seconds each message went out (written and drained) after its
+        captured time, since the last call."""
+        taken, self._lateness = self._lateness, []
         return taken
 
 

@@ -285,7 +285,7 @@ class DesktopSession:
                                                "desktop": "%dx%d" % size}})
         if self._policy.record_input == InputRecording.FULL:
             regions = [region for mask_set in masks for region in mask_set.regions_for(*size)]
-            self._keystrokes = KeystrokeFilter(regions, max_cut_text=self._browser_limits.max_cut_text)
+            self._keystrokes = KeystrokeFilter(regions)
 
     def _journal_client(self, outputs: list[bytes | KeysCounted], recorder: SessionJournal) -> None:
         for output in outputs:
@@ -380,7 +380,7 @@ class DesktopSession:
                 if event.sender is Side.TARGET:
                     recorder.server_data(event.data)
                 elif self._keystrokes is not None:
-                    self._journal_client(self._keystrokes.feed_messages(event.messages), recorder)
+                    self._journal_client(self._keystrokes.feed(event.messages), recorder)
                 else:
                     recorder.client_data(event.data)
             elif isinstance(event, InputActivity):

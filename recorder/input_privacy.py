@@ -18,8 +18,7 @@ The delay: a run reaches the journal when it ends, not as it is typed (a crash l
 unfinished run, which is at most :data:`MAX_HELD_BYTES`).
 
 Sans-I/O: :class:`KeystrokeFilter` takes the client messages the proxy journals, as the proxy
-framed them (or as bytes of whole messages), and returns what to journal: bytes, or
-:class:`KeysCounted`.
+framed them, and returns what to journal: bytes, or :class:`KeysCounted`.
 """
 
 from __future__ import annotations
@@ -27,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from gateway.rfb.framing import ClientMessageFramer, ClientMessageReceived, ProtocolFailed
+from gateway.rfb.framing import ClientMessageReceived
 from gateway.rfb.input_presses import InputPresses
 from gateway.rfb.messages import KeyEvent, PointerEvent, QEMUExtendedKeyEvent
 from recorder.masking import MaskRegion
@@ -74,9 +73,8 @@ JournalOutput = bytes | KeysCounted
 class KeystrokeFilter:
     """Follows the journaled client data of one session; see the module docstring."""
 
-    def __init__(self, masked: Sequence[MaskRegion] = (), *, max_cut_text: int = 1 << 20) -> None:
+    def __init__(self, masked: Sequence[MaskRegion] = ()) -> None:
         """``masked``: the masked regions in the session's framebuffer coordinates."""
-        self._framer = ClientMessageFramer(max_cut_text=max_cut_text)
         self._masked = tuple(masked)
         self._focus_masked = False
         self._presses = InputPresses()
@@ -84,22 +82,8 @@ class KeystrokeFilter:
         self._held_bytes = 0
         self._held_presses = 0
         self._digits: list[int] = []
-        self._failed = False
 
-    def feed(self, data: bytes) -> list[JournalOutput]:
-        """What to journal for ``data`` (client bytes the proxy journals), in order."""
-        if self._failed:
-            return [data]
-        self._framer.receive_data(data)
-        framed: list[ClientMessageReceived] = []
-        for event in self._framer.events_received():
-            if isinstance(event, ProtocolFailed):  # the proxy framed it first; cannot happen, keep the bytes
-                self._failed = True
-                return [*self.feed_messages(framed), *self._release([]), data]
-            framed.append(event)
-        return self.feed_messages(framed)
-
-    def feed_messages(self, messages: Iterable[ClientMessageReceived]) -> list[JournalOutput]:
+    def feed(self, messages: Iterable[ClientMessageReceived]) -> list[JournalOutput]:
         """What to journal for ``messages`` (whole client messages the proxy journals, as it framed them), in order."""
         out: list[JournalOutput] = []
         passed: list[bytes] = []

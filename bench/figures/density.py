@@ -5,7 +5,8 @@ level by level. Each session replays the workload's Tight capture at recorded pa
 point in the loop's time (:meth:`~bench.capture_file.Capture.index_at`, golden-ratio steps) and
 presses a key every ``PROBE_INTERVAL``. One more session, straight to the replay server over
 TCP, presses a key every ``DIRECT_PROBE_INTERVAL``: it measures the benchmark process's own
-delay under the same load, which is subtracted, so that "added" latency is the gateway's. The search is coarse, then fine:
+delay under the same load, which is subtracted, so that "added" latency is the gateway's. The
+search is coarse, then fine:
 
 - coarse: levels grow by ``COARSE_GROWTH`` from ``START``, one ``WINDOW`` each (more where fewer would not give
   ``MIN_SAMPLES`` round trips), until one fails;
