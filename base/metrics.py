@@ -96,6 +96,17 @@ class Metrics:
             buckets=(1, 5, 15, 60, 300, 900, 3600),
             registry=r,
         )
+        # issue 16, render workers sized from the measured speed: CPU seconds per session second rendered
+        self.render_workers = Gauge(
+            f"{PREFIX}_render_workers", "Processes rendering recordings to video on this node.", registry=r
+        )
+        self.render_cpu_seconds_total = Counter(
+            f"{PREFIX}_render_cpu_seconds_total", "CPU time the render workers spent rendering recordings to video.",
+            registry=r,
+        )
+        self.render_video_seconds_total = Counter(
+            f"{PREFIX}_render_video_seconds_total", "Seconds of session rendered to video.", registry=r
+        )
         self.build_info = Info(f"{PREFIX}_build", "Version of the running gateway.", registry=r)
         self.build_info.info({"version": __version__})
         for protocol in ("vnc",):

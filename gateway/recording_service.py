@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import platform
 import time
 from collections.abc import AsyncIterator, Coroutine, Iterator
@@ -32,9 +31,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from base.cpus import usable_cpus
 from base.metrics import Metrics
 from gateway.audit import AuditLog
-from gateway.config import Config
+from gateway.config import Config, StorageConfig
 from gateway.journals import RecordingContext, SessionJournal
 from gateway.policy import Policy
 from gateway.retention import Retention
@@ -61,8 +61,6 @@ from recorder.writer import SessionRecorder, journal_writers, session_header
 
 log = logging.getLogger(__name__)
 
-#: Render workers per gateway: half the cores, so proxying keeps the rest.
-RENDER_WORKERS = max(1, (os.cpu_count() or 2) // 2)
 #: Clip exports queued or rendering on one gateway at most: they share the workers with the sessions' videos.
 MAX_CLIP_JOBS = 4
 #: Clip exports one person may have under way on one gateway at most.
@@ -113,6 +111,13 @@ def load_keyring(config: Config, *, create: bool = True) -> RecordingKeyring:
         raise RecordingUnavailable(f"the recording keys cannot be used: {exc}") from exc
     install(keyring)
     return keyring
+
+
+def render_pool(storage: StorageConfig, metrics: Metrics, keyring: RecordingKeyring) -> RenderPool:
+    """This node's render workers: ``storage.render_workers``, else half the CPUs it may use (the rest proxy
+    sessions, read screen text and index)."""
+    workers = storage.render_workers or max(1, usable_cpus() // 2)
+    return RenderPool(workers, metrics, max_fps=storage.export_fps, keyring=keyring)
 
 
 def load_text_keys(config: Config) -> TextKeys:
@@ -429,7 +434,7 @@ async def recording_service(context: RecordingContext) -> AsyncIterator[Recordin
         jobs = JobQueue(store, context.config.audit.node, lease=storage.job_lease) if remote is not None else None
         options = await screen_text_options(context.config, settings.key)
         ocr_jobs = JobQueue(store, context.config.audit.node, lease=storage.job_lease)
-        pool = RenderPool(RENDER_WORKERS, metrics, max_fps=storage.export_fps, keyring=settings.keyring)
+        pool = render_pool(storage, metrics, settings.keyring)
         service = RecordingService(settings, metrics, context.index, context.audit, pool,
                                    remote=remote, jobs=jobs, ocr_jobs=ocr_jobs)
         try:

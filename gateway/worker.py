@@ -17,7 +17,7 @@ from base.db import Store
 from base.metrics import Metrics
 from gateway.audit import AuditLog
 from gateway.config import Config
-from gateway.recording_service import RENDER_WORKERS, load_keyring, recorder_storage
+from gateway.recording_service import load_keyring, recorder_storage, render_pool
 from gateway.retention import Retention
 from gateway.screen_text import local_journals, screen_text_jobs, screen_text_options
 from gateway.web.app import wait_for_stop_signal
@@ -28,7 +28,6 @@ from recorder.rendering import masked_again
 from recorder.seal import load_or_create_key
 from recorder.spool import SpoolPruner
 from recorder.text_index import TextKeys
-from recorder.worker import RenderPool
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +39,7 @@ async def run_worker(config: Config, metrics: Metrics | None = None) -> None:
     key, keyring = load_or_create_key(storage.recording_key_file), load_keyring(config)
     store = await Store.open(storage.database)
     index, audit = RecordingIndex(store, TextKeys.derive(key, keyring)), AuditLog(store)
-    pool = RenderPool(RENDER_WORKERS, metrics, max_fps=storage.export_fps, keyring=keyring)
+    pool = render_pool(storage, metrics, keyring)
     tasks: list[asyncio.Task[None]] = []
     try:
         async with recorder_storage(config, key) as remote, contextlib.AsyncExitStack() as stack:

@@ -75,6 +75,7 @@ class RenderResult:
     duration: float  # seconds of session the video covers
     wall_seconds: float
     realtime_factor: float  # duration / wall_seconds
+    cpu_seconds: float  # this process's CPU time while it rendered (a render worker renders one at a time)
     output: Path
     last_frame: RGBArray  # the last frame encoded, at the desktop's size, cursor drawn
     error: str | None = None
@@ -265,7 +266,7 @@ def render_journal(
         raise ValueError(f"max_fps must be in (0, 1000], not {max_fps}")
     if start < 0 or (end is not None and end <= start):
         raise ValueError(f"a clip must start at 0 s or later and end after it starts, not {start} to {end}")
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     reader = JournalReader(journal)
     journal_size = max(journal.stat().st_size, 1)
     replay = SessionReplay(SessionHeader.from_json(reader.header))
@@ -312,6 +313,7 @@ def render_journal(
         duration=duration,
         wall_seconds=wall_seconds,
         realtime_factor=duration / wall_seconds if wall_seconds > 0 else float("inf"),
+        cpu_seconds=time.process_time() - cpu_started,
         output=output,
         last_frame=clock.last_frame,
         error=error,

@@ -75,7 +75,8 @@ def _render(journal: Path, output: Path, poster: Path | None, start: float, end:
 
 
 class RenderPool:
-    """A pool of ``workers`` render processes; ``metrics`` (optional) gets the queue length and render times.
+    """A pool of ``workers`` render processes; ``metrics`` (optional) gets their count, the queue length, render
+    times, and the CPU time spent against the seconds of session rendered (what sizes the pool).
 
     Every video has ``max_fps`` frames a second at most (``storage.export_fps``).
     """
@@ -91,6 +92,8 @@ class RenderPool:
         self._max_fps = max_fps
         self._keyring = keyring or RecordingKeyring((), None)  # no current key: outputs stay plain
         self._metrics = metrics
+        if metrics is not None:
+            metrics.render_workers.set(workers)
         self._context = multiprocessing.get_context("spawn")
         self._progress = self._context.RawArray("d", progress_slots)
         self._free_slots = list(range(progress_slots))
@@ -140,6 +143,8 @@ class RenderPool:
                 metrics.render_queue_length.dec()
         if metrics is not None:
             metrics.render_seconds.observe(result.wall_seconds)
+            metrics.render_cpu_seconds_total.inc(result.cpu_seconds)
+            metrics.render_video_seconds_total.inc(result.duration)
         return result
 
     async def close(self) -> None:

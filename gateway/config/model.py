@@ -121,6 +121,7 @@ class StorageConfig:
     recording_keys: Path = Path("var/recording-keys")
     encrypt_recordings: bool = True  # false: journals get CRC-32 batches only, exports stay plain
     writer_cpus: tuple[int, ...] = ()  # CPUs the journal writer threads are pinned to; empty: not pinned
+    render_workers: int | None = None  # processes rendering videos; None: half the CPUs this process may use
 
 
 @dataclass(frozen=True, slots=True)

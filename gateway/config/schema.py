@@ -305,7 +305,7 @@ class _ConfigReader(AccessReader, MaskReader):
                                                        "pid_file", "spool", "s3", "segment_bytes", "segment_interval",
                                                        "upload_deadline", "retention", "workers", "job_lease", "min_free",
                                                        "export_fps", "recording_keys", "encrypt_recordings", "spool_keep",
-                                                       "writer_cpus"])
+                                                       "writer_cpus", "render_workers"])
         database = self.r.string(section.get("database"), "storage.database", "sqlite:///var/deskgate.db")
         if not DATABASE_URL.match(database):
             raise self.r.error(section.get("database"), "storage.database",
@@ -341,6 +341,7 @@ class _ConfigReader(AccessReader, MaskReader):
             recording_keys=self.path(section.get("recording_keys"), "storage.recording_keys", "var/recording-keys"),
             encrypt_recordings=self.r.boolean(section.get("encrypt_recordings"), "storage.encrypt_recordings", True),
             writer_cpus=self.writer_cpus(section.get("writer_cpus")),
+            render_workers=self.render_workers(section.get("render_workers")),
         )
 
     def writer_cpus(self, node: Node | None) -> tuple[int, ...]:
@@ -355,6 +356,16 @@ class _ConfigReader(AccessReader, MaskReader):
                 raise self.r.error(item, key, f"there is no CPU {cpu}: this machine has CPUs 0 to {machine - 1}")
             cpus.append(cpu)
         return tuple(sorted(set(cpus)))
+
+    def render_workers(self, node: Node | None) -> int | None:
+        """``storage.render_workers``: processes rendering videos on this node, 1 to 64; None (unset): half its CPUs."""
+        if node is None:
+            return None
+        workers = self.r.integer(node, "storage.render_workers")
+        if not 1 <= workers <= 64:
+            raise self.r.error(node, "storage.render_workers", "must be from 1 to 64 processes (unset: half the CPUs "
+                               "this node may use); size it from the render speed, see Sizing in the README")
+        return workers
 
     def export_fps(self, node: Node | None) -> int:
         """``storage.export_fps``: frames a second at most in rendered videos, 1 to 60."""

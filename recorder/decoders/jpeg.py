@@ -108,8 +108,9 @@ class JpegDecoder:
             )
         context = self._open()
         try:
-            # No copy: PyAV takes any buffer, and the decoder is done with it on return.
-            frames = context.decode(av.Packet(self._without_repeated_tables(data)))  # type: ignore[arg-type]
+            # No copy: PyAV takes any buffer, and the decoder is done with it on return (PyAV 17's stubs said bytes).
+            packet = av.Packet(self._without_repeated_tables(data))  # type: ignore[arg-type, unused-ignore]
+            frames = context.decode(packet)
         except (av.FFmpegError, ValueError) as exc:
             self._context = None  # start the next image on a fresh decoder
             raise DecodeError(f"Tight JPEG: the image cannot be decoded ({exc})") from exc

@@ -99,6 +99,11 @@ def test_journal_writers_are_pinned_only_when_configured(tmp_path: Path) -> None
     assert load_config(write(tmp_path, f"storage:\n  writer_cpus: [{cpu}, {cpu}]\n")).storage.writer_cpus == (cpu,)
 
 
+def test_render_workers_are_half_the_usable_cpus_unless_configured(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, "")).storage.render_workers is None
+    assert load_config(write(tmp_path, "storage:\n  render_workers: 6\n")).storage.render_workers == 6
+
+
 def test_config_objects_are_frozen(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, DESIGN_EXAMPLE))
     with pytest.raises(AttributeError):
@@ -317,6 +322,10 @@ policies:
     pytest.param("storage:\n  writer_cpus:\n    - 4096\n", 3, "storage.writer_cpus[0]",
                  "there is no CPU 4096: this machine has CPUs 0 to", id="writer-cpus-missing"),
     pytest.param("storage:\n  writer_cpus: 1\n", 2, "storage.writer_cpus", "expected a list", id="writer-cpus-scalar"),
+    pytest.param("storage:\n  render_workers: 0\n", 2, "storage.render_workers", "must be from 1 to 64 processes",
+                 id="render-workers-0"),
+    pytest.param("storage:\n  render_workers: auto\n", 2, "storage.render_workers", "expected a whole number",
+                 id="render-workers-text"),
     pytest.param("tls:\n  cert: a\n  key: b\n  cert: c\n", 4, "tls.cert", "duplicate key (first at line 2)",
                  id="duplicate-key"),
     pytest.param("listen:\n  http: [1, 2\n", 3, "(yaml)", "invalid YAML", id="yaml-syntax"),

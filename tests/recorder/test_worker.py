@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from base.metrics import Metrics
 from recorder.worker import RenderPool
 from tests.recorder.test_render import RawEncoder, read_video, typing_session
 
@@ -32,6 +33,28 @@ async def test_a_clip_renders_in_a_worker_with_its_progress_and_poster(tmp_path:
     assert read_video(tmp_path / "clip.mp4").times[0] == 0.0
     assert (tmp_path / "c.jpg").stat().st_size > 0
     assert reported and reported == sorted(reported) and all(0 < fraction <= 1 for fraction in reported)
+
+
+async def test_the_pool_counts_its_workers_and_the_cpu_time_each_second_of_video_cost(tmp_path: Path,
+                                                                                       journal: Path) -> None:
+    metrics = Metrics()
+    pool = RenderPool(2, metrics)
+
+    def sample(name: str) -> float:
+        value = metrics.registry.get_sample_value(name)
+        assert value is not None
+        return value
+
+    try:
+        assert sample("deskgate_render_workers") == 2
+        first = await pool.submit(journal, tmp_path / "a.mp4")
+        second = await pool.submit(journal, tmp_path / "b.mp4", start=10.0, end=40.0)
+    finally:
+        await pool.close()
+    assert first.cpu_seconds > 0 and second.cpu_seconds > 0
+    assert sample("deskgate_render_cpu_seconds_total") == pytest.approx(first.cpu_seconds + second.cpu_seconds)
+    assert sample("deskgate_render_video_seconds_total") == pytest.approx(first.duration + 30.0)
+    assert sample("deskgate_render_queue_length") == 0
 
 
 async def test_renders_beyond_the_progress_slots_finish_without_progress(tmp_path: Path, journal: Path) -> None:
