@@ -69,7 +69,10 @@ def write_config(workdir: Path, targets: Mapping[str, int], auth: Mapping[str, o
     workdir.mkdir(parents=True, exist_ok=True)
     config = {
         "listen": {"http": "127.0.0.1:0", "metrics": "127.0.0.1:0"},
-        "network": {"allow": ["127.0.0.0/8"], "trusted_proxies": []},
+        # Every bench session comes from 127.0.0.1: the per-source bound (256 by default) would refuse the
+        # density ramp's levels above it with 503 (a run on a fast machine reached 295) before latency did.
+        "network": {"allow": ["127.0.0.0/8"], "trusted_proxies": [], "max_connections": 4096,
+                    "max_connections_per_source": 2048},
         "auth": auth or {"local": {"users_file": str(workdir / "users.yaml")}, "totp": {"required": True}},
         "storage": {"recordings": str(workdir / "recordings"), "database": f"sqlite:///{workdir / 'deskgate.db'}",
                     "recording_key_file": str(workdir / "recording.key"),
