@@ -51,6 +51,12 @@ def blocked(gateway: GatewayUnderTest, direction: str) -> float:
     return value or 0.0
 
 
+def sessions_ended(gateway: GatewayUnderTest) -> float:
+    """Sessions the gateway has ended: counted after the desktop's place was given back."""
+    value = gateway.gateway.app[METRICS].registry.get_sample_value("deskgate_session_duration_seconds_count")
+    return value or 0.0
+
+
 async def wait_for(condition: object, limit: float = 10.0) -> None:
     async with asyncio.timeout(limit):
         while not condition():  # type: ignore[operator]
@@ -91,12 +97,15 @@ async def test_each_direction_is_carried_or_blocked_as_the_policy_says(
     gateway = await start_test_gateway(tmp_path, desktop.port, clipboard=mode)
     try:
         assert (await gateway.login(http_session, "alice")).status == 200
-        for extended in (True, False):  # one session each, one after the other (max_sessions: 1)
+        for number, extended in enumerate((True, False), start=1):  # one after the other (max_sessions: 1)
             client = await open_session(gateway, http_session, extended)
             try:
                 await both_directions(gateway, client, desktop, mode, extended)
             finally:
                 await client.ws.close()
+                # aiohttp answers the browser's close at once; the desktop's place is free once the gateway has
+                # ended the session (opening the next one before that is refused: already open, 4013).
+                await wait_for(lambda ended=number: sessions_ended(gateway) >= ended)
     finally:
         await gateway.gateway.stop()
 
