@@ -341,7 +341,9 @@ class _ConfigReader(AccessReader, MaskReader):
             recording_keys=self.path(section.get("recording_keys"), "storage.recording_keys", "var/recording-keys"),
             encrypt_recordings=self.r.boolean(section.get("encrypt_recordings"), "storage.encrypt_recordings", True),
             writer_cpus=self.writer_cpus(section.get("writer_cpus")),
-            render_workers=self.render_workers(section.get("render_workers")),
+            render_workers=self.processes(section.get("render_workers"), "storage.render_workers",
+                                          " (unset: half the CPUs this node may use); size it from the render "
+                                          "speed, see Sizing in the README"),
         )
 
     def writer_cpus(self, node: Node | None) -> tuple[int, ...]:
@@ -357,14 +359,13 @@ class _ConfigReader(AccessReader, MaskReader):
             cpus.append(cpu)
         return tuple(sorted(set(cpus)))
 
-    def render_workers(self, node: Node | None) -> int | None:
-        """``storage.render_workers``: processes rendering videos on this node, 1 to 64; None (unset): half its CPUs."""
+    def processes(self, node: Node | None, key: str, advice: str = "") -> int | None:
+        """A count of worker processes at ``key``, 1 to 64; None when unset. ``advice`` follows the refusal."""
         if node is None:
             return None
-        workers = self.r.integer(node, "storage.render_workers")
+        workers = self.r.integer(node, key)
         if not 1 <= workers <= 64:
-            raise self.r.error(node, "storage.render_workers", "must be from 1 to 64 processes (unset: half the CPUs "
-                               "this node may use); size it from the render speed, see Sizing in the README")
+            raise self.r.error(node, key, f"must be from 1 to 64 processes{advice}")
         return workers
 
     def export_fps(self, node: Node | None) -> int:
@@ -468,11 +469,7 @@ class _ConfigReader(AccessReader, MaskReader):
         if not LANGUAGE.fullmatch(languages):
             raise self.r.error(section.get("languages"), "ocr.languages",
                                f"{languages!r} is not a list of Tesseract languages; use e.g. jpn+eng")
-        workers = default.workers
-        if (workers_node := section.get("workers")) is not None:
-            workers = self.r.integer(workers_node, "ocr.workers")
-            if not 1 <= workers <= 64:
-                raise self.r.error(workers_node, "ocr.workers", "must be from 1 to 64 processes")
+        workers = self.processes(section.get("workers"), "ocr.workers") or default.workers
         interval = self.duration(section.get("interval"), "ocr.interval", default.interval)
         if not 0.2 <= interval <= 60:
             raise self.r.error(section.get("interval"), "ocr.interval", "must be from 200ms to 60s (e.g. 1s)")
